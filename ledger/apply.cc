@@ -1,0 +1,1164 @@
+// Transaction semantics: SPEC §2-§4 as refined by docs/semantics.md.
+//
+// Every kind follows one shape: read and check (no writes), then post into
+// the per-transaction account cache (overflow is the last check), then write.
+// A rejected transaction therefore never leaves a partial write behind, and
+// only linked chains and whole batches need nested LMDB transactions.
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "ledger/limits.h"
+#include "ledger/store.h"
+
+namespace pointledger::ledger {
+
+namespace {
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+bool ValidName(std::string_view s) {
+  if (s.empty() || s.size() > kNameBytesMax) return false;
+  return std::all_of(s.begin(), s.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+  });
+}
+
+bool ValidKey(std::string_view s) { return !s.empty() && s.size() <= kMemberKeyBytesMax; }
+
+bool ValidCurrency(std::string_view s) {
+  return s.size() == kCurrencyBytes &&
+         std::all_of(s.begin(), s.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; });
+}
+
+bool UsesMember(Kind k) {
+  switch (k) {
+    case Kind::kEarn: case Kind::kRedeem: case Kind::kReferral: case Kind::kTransfer:
+    case Kind::kAdjust: case Kind::kHold: case Kind::kExpire: case Kind::kAccountClose:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Code CheckFields(const Transaction& t) {
+  if (t.member.size() > kMemberKeyBytesMax || t.member2.size() > kMemberKeyBytesMax ||
+      t.partner.size() > kNameBytesMax || t.order_ref.size() > kOrderRefBytesMax ||
+      t.reason.size() > kReasonBytesMax || t.metadata.size() > kMetadataBytesMax ||
+      t.currency.size() > kCurrencyBytes || !ValidName(t.program)) {
+    return Code::kFieldTooLong;
+  }
+  if (UsesMember(t.kind) && !ValidKey(t.member)) return Code::kFieldTooLong;
+  if ((t.kind == Kind::kReferral || t.kind == Kind::kTransfer) && !ValidKey(t.member2)) {
+    return Code::kFieldTooLong;
+  }
+  const bool needs_partner = t.kind == Kind::kPartnerCreate || t.kind == Kind::kPartnerPrice ||
+                             t.kind == Kind::kSettle;
+  if ((needs_partner || !t.partner.empty()) && !ValidName(t.partner)) return Code::kFieldTooLong;
+  if (t.kind == Kind::kProgramCreate && !ValidCurrency(t.currency)) return Code::kFieldTooLong;
+  return Code::kOk;
+}
+
+uint8_t ScopeOf(Kind k) {
+  switch (k) {
+    case Kind::kEarn: case Kind::kRedeem: case Kind::kReferral: case Kind::kTransfer:
+    case Kind::kHold: case Kind::kCapture: case Kind::kRelease: case Kind::kReverse:
+      return kScopePost;
+    default:
+      return kScopeAdmin;
+  }
+}
+
+Code CheckAmounts(const Transaction& t) {
+  if (t.points > kPointsMax || t.points2 > kPointsMax) return Code::kInvalidAmount;
+  if (t.delta > static_cast<int64_t>(kPointsMax) || t.delta < -static_cast<int64_t>(kPointsMax)) {
+    return Code::kInvalidAmount;
+  }
+  switch (t.kind) {
+    case Kind::kProgramCreate:
+      if (t.lock_days < -1 || t.lock_days > kLockDaysMax || t.expiry_days > kExpiryDaysMax ||
+          t.point_value_micros > kPriceMicrosMax) {
+        return Code::kInvalidAmount;
+      }
+      break;
+    case Kind::kPartnerCreate:
+    case Kind::kPartnerPrice:
+      if (t.earn_price_micros > kPriceMicrosMax || t.redeem_price_micros > kPriceMicrosMax) {
+        return Code::kInvalidAmount;
+      }
+      break;
+    case Kind::kEarn:
+      if (t.points == 0 || t.lock_days < -1 || t.lock_days > kLockDaysMax) {
+        return Code::kInvalidAmount;
+      }
+      break;
+    case Kind::kRedeem:
+    case Kind::kTransfer:
+      if (t.points == 0) return Code::kInvalidAmount;
+      break;
+    case Kind::kReferral:
+      if (t.points == 0 || t.points2 == 0) return Code::kInvalidAmount;
+      break;
+    case Kind::kAdjust:
+      if (t.delta == 0) return Code::kInvalidAmount;
+      break;
+    case Kind::kHold:
+      if (t.points == 0 || t.timeout_s == 0 || t.timeout_s > kHoldTimeoutSecondsMax) {
+        return Code::kInvalidAmount;
+      }
+      break;
+    default:
+      break;
+  }
+  return Code::kOk;
+}
+
+// Request checks that depend on the clock (semantics.md step 6).
+Code CheckTimes(const Transaction& t, int64_t ts) {
+  if (t.kind == Kind::kEarn && t.time_ns != 0 && t.time_ns <= ts) return Code::kExpiryInPast;
+  if (t.kind == Kind::kPartnerPrice && t.time_ns != 0 && t.time_ns < ts) {
+    return Code::kExpiryInPast;
+  }
+  if (t.kind == Kind::kSettle && t.time_ns > ts) return Code::kInvalidAmount;
+  return Code::kOk;
+}
+
+bool CheckedAdd(uint64_t* total, uint64_t n) {
+  if (*total > std::numeric_limits<uint64_t>::max() - n) return false;
+  *total += n;
+  return true;
+}
+
+bool Locked(const LotInfo& lot, int64_t ts) { return ts < lot.locked_until_ns; }
+bool Expired(const LotInfo& lot, int64_t ts) { return lot.expires_at_ns <= ts; }
+bool Usable(const LotInfo& lot, int64_t ts) { return !Locked(lot, ts) && !Expired(lot, ts); }
+
+uint64_t AvailableIn(const std::vector<LotEntry>& lots, int64_t ts, std::string_view skip_key) {
+  uint64_t sum = 0;
+  for (const LotEntry& lot : lots) {
+    if (lot.key != skip_key && Usable(lot.info, ts)) sum += lot.info.remaining;
+  }
+  return sum;
+}
+
+std::string ExpiryKey(std::string_view lot_key, int64_t expires_at_ns) {
+  std::string key;
+  key.reserve(8 + lot_key.size());
+  ByteWriter(&key).BeI64(expires_at_ns);
+  key.append(lot_key);
+  return key;
+}
+
+std::string TwoIdKey(const Id& a, const Id& b) {
+  std::string key(IdView(a));
+  key.append(IdView(b));
+  return key;
+}
+
+std::string DeadlineKey(int64_t deadline_ns, const Id& hold) {
+  std::string key;
+  ByteWriter w(&key);
+  w.BeI64(deadline_ns);
+  w.IdBytes(hold);
+  return key;
+}
+
+}  // namespace
+
+Applier::Applier(const lmdb::Env& env, const Dbs& dbs, Clock* clock, const ChainHead& head)
+    : env_(env), dbs_(dbs), clock_(clock), head_(head) {
+  ctx_.postings.reserve(4);
+}
+
+int64_t Applier::NextTimestamp() const {
+  return std::max(clock_->NowNs(), head_.timestamp_ns + 1);
+}
+
+// ---------------------------------------------------------------------------
+// Batches and chains.
+
+absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> batch,
+                                 const Auth& auth, std::vector<Result>* results) {
+  PL_CHECK(!batch.empty() && batch.size() <= kBatchTransactionsMax);
+  results->assign(batch.size(), Result{});
+  // A batch that ends inside a chain: that chain is refused as a whole.
+  size_t open_from = batch.size();
+  if (batch.back().linked) {
+    open_from = batch.size() - 1;
+    while (open_from > 0 && batch[open_from - 1].linked) --open_from;
+  }
+  const ChainHead saved_head = head_;
+  const uint64_t saved_recorded = recorded_;
+  PL_ASSIGN_OR_RETURN(lmdb::Txn batch_txn, lmdb::Txn::BeginWrite(env_, &root));
+  txn_ = &batch_txn;
+  absl::Status status;
+  for (size_t i = 0; i < open_from && status.ok();) {
+    size_t end = i;
+    while (batch[end].linked) ++end;  // end < open_from: the chain is closed
+    if (end == i) {
+      absl::StatusOr<Result> r = ApplyOne(batch[i], auth);
+      if (r.ok()) (*results)[i] = *std::move(r);
+      status = r.status();
+    } else {
+      status = ApplyChain(batch_txn, batch.subspan(i, end - i + 1), auth,
+                          std::span<Result>(*results).subspan(i, end - i + 1));
+    }
+    i = end + 1;
+  }
+  for (size_t i = open_from; i < batch.size(); ++i) (*results)[i].code = Code::kLinkedChainOpen;
+  if (status.ok()) status = batch_txn.Commit();
+  txn_ = nullptr;
+  if (!status.ok()) {
+    batch_txn.Abort();
+    head_ = saved_head;
+    recorded_ = saved_recorded;
+    results->clear();
+  }
+  return status;
+}
+
+absl::Status Applier::ApplyChain(lmdb::Txn& parent, std::span<const Transaction> chain,
+                                 const Auth& auth, std::span<Result> results) {
+  const ChainHead saved_head = head_;
+  const uint64_t saved_recorded = recorded_;
+  PL_ASSIGN_OR_RETURN(lmdb::Txn chain_txn, lmdb::Txn::BeginWrite(env_, &parent));
+  txn_ = &chain_txn;
+  size_t failed = chain.size();
+  for (size_t k = 0; k < chain.size(); ++k) {
+    absl::StatusOr<Result> r = ApplyOne(chain[k], auth);
+    if (!r.ok()) {
+      txn_ = &parent;
+      return r.status();
+    }
+    results[k] = *std::move(r);
+    if (results[k].code != Code::kOk) {
+      failed = k;
+      break;
+    }
+  }
+  if (failed == chain.size()) {
+    absl::Status s = chain_txn.Commit();
+    txn_ = &parent;
+    return s;
+  }
+  // Roll the chain back; the failing member keeps its code, the others
+  // report linked_event_failed. A freshly recorded rejection is recorded
+  // again outside the chain, so the id keeps its outcome (SPEC §3).
+  chain_txn.Abort();
+  txn_ = &parent;
+  head_ = saved_head;
+  recorded_ = saved_recorded;
+  const Result failing = results[failed];
+  for (size_t k = 0; k < chain.size(); ++k) {
+    results[k] = Result{};
+    results[k].code = Code::kLinkedEventFailed;
+  }
+  if (failing.seq != 0 && !failing.duplicate) {
+    PL_ASSIGN_OR_RETURN(results[failed], Record(chain[failed], failing.code, NextTimestamp()));
+  } else {
+    results[failed] = failing;
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// One transaction.
+
+absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth) {
+  Result result;
+  auto refuse = [&](Code code) {
+    result.code = code;
+    return result;
+  };
+  if (IsZero(tx.id)) return refuse(Code::kIdZero);
+  if (const Code c = CheckFields(tx); c != Code::kOk) return refuse(c);
+  if ((auth.scopes & ScopeOf(tx.kind)) == 0 || !auth.AllowsProgram(tx.program)) {
+    return refuse(Code::kPermissionDenied);
+  }
+  if (const Code c = CheckAmounts(tx); c != Code::kOk) return refuse(c);
+
+  // Exactly once: a decided id answers with its outcome, forever.
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> seen, txn_->Get(dbs_.ids, IdView(tx.id)));
+  if (seen) {
+    ByteReader r(*seen);
+    const uint64_t seq = r.U64();
+    if (!r.done()) return absl::DataLossError("ids: malformed entry");
+    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original, ReadRecord(*txn_, dbs_, seq, nullptr));
+    if (!original) return absl::DataLossError(StrCat("ids: seq ", seq, " missing"));
+    const std::string_view diff = FirstDifference(original->tx, tx);
+    if (!diff.empty()) {
+      result.code = Code::kIdConflict;
+      result.conflict_field = std::string(diff);
+      return result;
+    }
+    result = original->result;
+    result.duplicate = true;
+    return result;
+  }
+
+  const int64_t ts = NextTimestamp();
+  if (const Code c = CheckTimes(tx, ts); c != Code::kOk) return refuse(c);
+
+  Ctx& c = ctx_;
+  c.tx = &tx;
+  c.ts = ts;
+  c.seq = head_.seq + 1;
+  c.slot_count = 0;
+  c.postings.clear();
+  c.result_points = 0;
+  c.has_statement = false;
+  PL_ASSIGN_OR_RETURN(const Code code, ApplyKind(c));
+  return Record(tx, code, ts);
+}
+
+// Appends the transaction to the log and the hash chain and decides its id.
+// For kOk, the postings, points and statement come from ctx_.
+absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t ts) {
+  Ctx& c = ctx_;
+  const bool ok = code == Code::kOk;
+  TxRecord rec;
+  rec.seq = head_.seq + 1;
+  rec.timestamp_ns = ts;
+  rec.tx = tx;
+  rec.result.code = code;
+  rec.result.points = ok ? c.result_points : 0;
+  if (ok) rec.postings = c.postings;
+  scratch_.clear();
+  scratch_.append(32, '\0');  // room for the hash
+  EncodeRecord(rec, ok && c.has_statement ? &c.statement : nullptr, &scratch_);
+  PL_CHECK(scratch_.size() <= kRecordBytesMax + 32);
+  std::string chained(reinterpret_cast<const char*>(head_.hash.data()), head_.hash.size());
+  chained.append(scratch_, 32);
+  SHA256(reinterpret_cast<const unsigned char*>(chained.data()), chained.size(),
+         reinterpret_cast<unsigned char*>(scratch_.data()));
+
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.log, BeU64Key(rec.seq), scratch_, MDB_APPEND));
+  std::string seq_value;
+  ByteWriter(&seq_value).U64(rec.seq);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.ids, IdView(tx.id), seq_value));
+
+  // History: one entry per member whose balance moved.
+  if (ok) {
+    for (size_t i = 0; i < c.slot_count; ++i) {
+      const Slot& s = c.slots[i];
+      if (s.rec.kind != AccountKind::kMember) continue;
+      int64_t posted = 0, pending = 0;
+      bool touched = false;
+      for (const Posting& p : rec.postings) {
+        const int64_t n = static_cast<int64_t>(p.points);
+        const int sign = p.credit == s.id ? 1 : p.debit == s.id ? -1 : 0;
+        if (sign == 0) continue;
+        touched = true;
+        if (p.type == PostingType::kPosted) posted += sign * n;
+        if (p.type == PostingType::kPending) pending -= n;  // reserved: out
+        if (p.type == PostingType::kVoid) pending += n;
+      }
+      if (!touched) continue;
+      std::string key(IdView(s.id));
+      ByteWriter(&key).BeU64(rec.seq);
+      std::string value;
+      ByteWriter(&value).I64(posted != 0 ? posted : pending);
+      PL_RETURN_IF_ERROR(txn_->Put(dbs_.history, key, value));
+    }
+  }
+
+  std::memcpy(head_.hash.data(), scratch_.data(), 32);
+  head_.seq = rec.seq;
+  head_.timestamp_ns = rec.timestamp_ns;
+  ++recorded_;
+  Result result;
+  result.code = code;
+  result.seq = rec.seq;
+  result.timestamp_ns = rec.timestamp_ns;
+  result.points = rec.result.points;
+  return result;
+}
+
+absl::StatusOr<Code> Applier::ApplyKind(Ctx& c) {
+  const Transaction& t = *c.tx;
+  if (t.kind == Kind::kProgramCreate) return ProgramCreate(c);
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> prog, txn_->Get(dbs_.programs, t.program));
+  if (!prog) return Code::kProgramNotFound;
+  if (!DecodeProgram(*prog, &c.program)) return absl::DataLossError("programs: malformed");
+  switch (t.kind) {
+    case Kind::kPartnerCreate: return PartnerCreate(c);
+    case Kind::kPartnerPrice: return PartnerPrice(c);
+    case Kind::kEarn: return Earn(c);
+    case Kind::kRedeem: return Redeem(c);
+    case Kind::kReferral: return Referral(c);
+    case Kind::kTransfer: return Transfer(c);
+    case Kind::kAdjust: return Adjust(c);
+    case Kind::kHold: return Hold(c);
+    case Kind::kCapture:
+    case Kind::kRelease:
+    case Kind::kHoldTimeout: return EndHold(c);
+    case Kind::kExpire: return Expire(c);
+    case Kind::kSettle: return Settle(c);
+    case Kind::kAccountClose: return AccountClose(c);
+    case Kind::kReverse: return Reverse(c);
+    case Kind::kProgramCreate: break;
+  }
+  return Code::kInvalidAmount;  // unknown kind: refused, recorded
+}
+
+// ---------------------------------------------------------------------------
+// Accounts and postings.
+
+absl::StatusOr<Applier::Slot*> Applier::Account(Ctx& c, const Id& id) {
+  for (size_t i = 0; i < c.slot_count; ++i) {
+    if (c.slots[i].id == id) return &c.slots[i];
+  }
+  PL_CHECK(c.slot_count < c.slots.size());
+  Slot* s = &c.slots[c.slot_count++];
+  s->id = id;
+  s->dirty = false;
+  s->rec = AccountRec{};
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.accounts, IdView(id)));
+  s->exists = v.has_value();
+  if (v && !DecodeAccount(*v, &s->rec)) {
+    return absl::DataLossError(StrCat("accounts: malformed ", IdToHex(id)));
+  }
+  return s;
+}
+
+absl::StatusOr<Code> Applier::Member(Ctx& c, std::string_view key, bool open_if_needed,
+                                     Slot** out) {
+  PL_ASSIGN_OR_RETURN(Slot * s, Account(c, MemberAccountId(c.tx->program, key)));
+  if (!s->exists) {
+    if (!open_if_needed || !c.program.auto_open) return Code::kAccountNotFound;
+    s->rec.kind = AccountKind::kMember;
+    s->rec.program = c.tx->program;
+    s->rec.name = std::string(key);
+    s->dirty = true;  // created only if the transaction succeeds
+  } else if (s->rec.kind != AccountKind::kMember) {
+    return Code::kAccountNotFound;
+  } else if (s->rec.closed) {
+    return Code::kAccountClosed;
+  }
+  *out = s;
+  return Code::kOk;
+}
+
+Code Applier::Post(Ctx& c, Slot* debit, Slot* credit, uint64_t points, PostingType type) {
+  if (points == 0) return Code::kOk;
+  AccountRec& d = debit->rec;
+  AccountRec& k = credit->rec;
+  switch (type) {
+    case PostingType::kPosted:
+      if (!CheckedAdd(&d.debits_posted, points) || !CheckedAdd(&k.credits_posted, points)) {
+        return Code::kOverflow;
+      }
+      break;
+    case PostingType::kPending:
+      if (!CheckedAdd(&d.debits_pending, points) || !CheckedAdd(&k.credits_pending, points)) {
+        return Code::kOverflow;
+      }
+      break;
+    case PostingType::kVoid:
+      PL_CHECK(d.debits_pending >= points && k.credits_pending >= points);
+      d.debits_pending -= points;
+      k.credits_pending -= points;
+      break;
+  }
+  debit->dirty = credit->dirty = true;
+  c.postings.push_back(Posting{debit->id, credit->id, points, type});
+  return Code::kOk;
+}
+
+absl::Status Applier::Flush(Ctx& c) {
+  for (size_t i = 0; i < c.slot_count; ++i) {
+    Slot& s = c.slots[i];
+    if (!s.dirty) continue;
+    scratch_.clear();
+    EncodeAccount(s.rec, &scratch_);
+    PL_RETURN_IF_ERROR(txn_->Put(dbs_.accounts, IdView(s.id), scratch_));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Lots.
+
+absl::Status LoadLots(const lmdb::Txn& txn, const Dbs& dbs, const Id& account,
+                      std::vector<LotEntry>* lots) {
+  lots->clear();
+  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.lots));
+  PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(account)));
+  while (found && cursor.key().substr(0, 16) == IdView(account)) {
+    LotEntry e;
+    e.key = std::string(cursor.key());
+    Id owner;
+    ByteReader r(cursor.value());
+    e.info.remaining = r.U64();
+    e.info.locked_until_ns = r.I64();
+    if (!DecodeLotKey(e.key, &owner, &e.info) || !r.done()) {
+      return absl::DataLossError("lots: malformed entry");
+    }
+    lots->push_back(std::move(e));
+    PL_ASSIGN_OR_RETURN(found, cursor.Next());
+  }
+  return absl::OkStatus();
+}
+
+int64_t Applier::DefaultExpiry(const Ctx& c) const {
+  if (c.program.expiry_days == 0) return kNever;
+  return c.ts + int64_t{c.program.expiry_days} * kNanosPerDay;
+}
+
+absl::Status Applier::AddLot(const Id& account, int64_t expires_at_ns, uint64_t seq,
+                             uint32_t index, uint64_t points, int64_t locked_until_ns) {
+  if (points == 0) return absl::OkStatus();
+  const std::string key = LotKey(account, expires_at_ns, seq, index);
+  std::string value;
+  ByteWriter w(&value);
+  w.U64(points);
+  w.I64(locked_until_ns);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.lots, key, value, MDB_NOOVERWRITE));
+  if (expires_at_ns != kNever) {
+    PL_RETURN_IF_ERROR(txn_->Put(dbs_.expiry, ExpiryKey(key, expires_at_ns), ""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
+  PL_CHECK(points <= lot.info.remaining);
+  if (points == lot.info.remaining) {
+    PL_ASSIGN_OR_RETURN(bool existed, txn_->Del(dbs_.lots, lot.key));
+    PL_CHECK(existed);
+    if (lot.info.expires_at_ns != kNever) {
+      PL_ASSIGN_OR_RETURN(existed, txn_->Del(dbs_.expiry, ExpiryKey(lot.key, lot.info.expires_at_ns)));
+    }
+    return absl::OkStatus();
+  }
+  std::string value;
+  ByteWriter w(&value);
+  w.U64(lot.info.remaining - points);
+  w.I64(lot.info.locked_until_ns);
+  return txn_->Put(dbs_.lots, lot.key, value);
+}
+
+absl::Status Applier::Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
+                              std::string_view skip_key, std::vector<Piece>* pieces) {
+  for (LotEntry& lot : lots) {
+    if (points == 0) break;
+    if (lot.key == skip_key || !Usable(lot.info, ts) || lot.info.remaining == 0) continue;
+    const uint64_t take = std::min(points, lot.info.remaining);
+    PL_RETURN_IF_ERROR(TakeFromLot(lot, take));
+    lot.info.remaining -= take;
+    points -= take;
+    pieces->push_back(Piece{lot.info.expires_at_ns, take});
+  }
+  PL_CHECK(points == 0);
+  return absl::OkStatus();
+}
+
+absl::Status Applier::PutEffects(uint64_t seq, const std::vector<Piece>& pieces) {
+  scratch_.clear();
+  EncodePieces(pieces, &scratch_);
+  return txn_->Put(dbs_.effects, BeU64Key(seq), scratch_);
+}
+
+absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points) {
+  // The price in effect at this flow's time: the last entry starting at or
+  // before it. A partner always has one (partner_create writes it).
+  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn_, dbs_.prices));
+  std::string seek(IdView(partner));
+  ByteWriter(&seek).BeI64(c.ts);
+  seek.push_back('\xff');  // just past (partner, ts)
+  PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(seek));
+  PL_ASSIGN_OR_RETURN(found, found ? cursor.Prev() : cursor.Last());
+  if (!found || cursor.key().substr(0, 16) != IdView(partner)) {
+    return absl::DataLossError("prices: partner without a price");
+  }
+  ByteReader pr(cursor.value());
+  const uint64_t earn_price = pr.U64();
+  const uint64_t redeem_price = pr.U64();
+  if (!pr.done()) return absl::DataLossError("prices: malformed entry");
+
+  std::string key(IdView(partner));
+  ByteWriter kw(&key);
+  kw.BeI64(c.ts);
+  kw.BeU64(c.seq);
+  std::string value;
+  ByteWriter vw(&value);
+  vw.U8(static_cast<uint8_t>(kind));
+  vw.I64(points);
+  vw.U64(kind == FlowKind::kEarn ? earn_price : redeem_price);
+  return txn_->Put(dbs_.flows, key, value);
+}
+
+absl::Status Applier::PutHold(const Id& hold_id, const HoldRec& hold) {
+  scratch_.clear();
+  EncodeHold(hold, &scratch_);
+  return txn_->Put(dbs_.holds, IdView(hold_id), scratch_);
+}
+
+// ---------------------------------------------------------------------------
+// Configuration.
+
+absl::StatusOr<Code> Applier::ProgramCreate(Ctx& c) {
+  const Transaction& t = *c.tx;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, txn_->Get(dbs_.programs, t.program));
+  if (existing) return Code::kProgramExists;
+  ProgramRec p;
+  p.currency = t.currency;
+  p.point_value_micros = t.point_value_micros;
+  p.expiry_days = t.expiry_days;
+  p.lock_days = t.lock_days < 0 ? 0 : static_cast<uint32_t>(t.lock_days);
+  p.auto_open = t.auto_open;
+  scratch_.clear();
+  EncodeProgram(p, &scratch_);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.programs, t.program, scratch_));
+  for (AccountKind kind : {AccountKind::kIssuance, AccountKind::kRedemption, AccountKind::kReferral,
+                           AccountKind::kAdjustment, AccountKind::kBreakage, AccountKind::kHolds}) {
+    AccountRec a;
+    a.kind = kind;
+    a.program = t.program;
+    scratch_.clear();
+    EncodeAccount(a, &scratch_);
+    PL_RETURN_IF_ERROR(txn_->Put(dbs_.accounts,
+                                 IdView(SystemAccountId(t.program, AccountKindName(kind))), scratch_));
+  }
+  return Code::kOk;
+}
+
+absl::Status PutPrice(lmdb::Txn& txn, const Dbs& dbs, const Id& partner, int64_t from_ns,
+                      uint64_t earn, uint64_t redeem) {
+  std::string key(IdView(partner));
+  ByteWriter(&key).BeI64(from_ns);
+  std::string value;
+  ByteWriter w(&value);
+  w.U64(earn);
+  w.U64(redeem);
+  return txn.Put(dbs.prices, key, value);
+}
+
+absl::StatusOr<Code> Applier::PartnerCreate(Ctx& c) {
+  const Transaction& t = *c.tx;
+  const Id id = PartnerAccountId(t.program, t.partner);
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, txn_->Get(dbs_.partners, IdView(id)));
+  if (existing) return Code::kProgramExists;
+  AccountRec a;
+  a.kind = AccountKind::kPartner;
+  a.program = t.program;
+  a.name = t.partner;
+  scratch_.clear();
+  EncodeAccount(a, &scratch_);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.accounts, IdView(id), scratch_));
+  std::string last_end;
+  ByteWriter(&last_end).I64(0);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.partners, IdView(id), last_end));
+  PL_RETURN_IF_ERROR(PutPrice(*txn_, dbs_, id, c.ts, t.earn_price_micros, t.redeem_price_micros));
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::PartnerPrice(Ctx& c) {
+  const Transaction& t = *c.tx;
+  const Id id = PartnerAccountId(t.program, t.partner);
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, txn_->Get(dbs_.partners, IdView(id)));
+  if (!existing) return Code::kPartnerNotFound;
+  const int64_t from = t.time_ns != 0 ? t.time_ns : c.ts;
+  PL_RETURN_IF_ERROR(PutPrice(*txn_, dbs_, id, from, t.earn_price_micros, t.redeem_price_micros));
+  return Code::kOk;
+}
+
+// ---------------------------------------------------------------------------
+// Earning and spending.
+
+absl::StatusOr<Code> Applier::Earn(Ctx& c) {
+  const Transaction& t = *c.tx;
+  Slot* source = nullptr;
+  if (!t.partner.empty()) {
+    PL_ASSIGN_OR_RETURN(source, Account(c, PartnerAccountId(t.program, t.partner)));
+    if (!source->exists || source->rec.kind != AccountKind::kPartner) return Code::kPartnerNotFound;
+  } else {
+    PL_ASSIGN_OR_RETURN(source, Account(c, SystemAccountId(t.program, "issuance")));
+  }
+  Slot* member = nullptr;
+  PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, /*open_if_needed=*/true, &member));
+  if (code != Code::kOk) return code;
+  if (Code o = Post(c, source, member, t.points, PostingType::kPosted); o != Code::kOk) return o;
+
+  const int64_t expires = t.time_ns != 0 ? t.time_ns : DefaultExpiry(c);
+  const int64_t lock_days = t.lock_days >= 0 ? t.lock_days : int64_t{c.program.lock_days};
+  const int64_t locked_until = lock_days > 0 ? c.ts + lock_days * kNanosPerDay : 0;
+  PL_RETURN_IF_ERROR(Flush(c));
+  PL_RETURN_IF_ERROR(AddLot(member->id, expires, c.seq, 0, t.points, locked_until));
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, t.points}}));
+  if (!t.partner.empty()) {
+    PL_RETURN_IF_ERROR(AddFlow(c, source->id, FlowKind::kEarn, static_cast<int64_t>(t.points)));
+  }
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::Redeem(Ctx& c) {
+  const Transaction& t = *c.tx;
+  Slot* sink = nullptr;
+  if (!t.partner.empty()) {
+    PL_ASSIGN_OR_RETURN(sink, Account(c, PartnerAccountId(t.program, t.partner)));
+    if (!sink->exists || sink->rec.kind != AccountKind::kPartner) return Code::kPartnerNotFound;
+  } else {
+    PL_ASSIGN_OR_RETURN(sink, Account(c, SystemAccountId(t.program, "redemption")));
+  }
+  Slot* member = nullptr;
+  PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, /*open_if_needed=*/false, &member));
+  if (code != Code::kOk) return code;
+  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
+  if (Code o = Post(c, member, sink, t.points, PostingType::kPosted); o != Code::kOk) return o;
+
+  PL_RETURN_IF_ERROR(Flush(c));
+  pieces_.clear();
+  PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, t.points, {}, &pieces_));
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
+  if (!t.partner.empty()) {
+    PL_RETURN_IF_ERROR(AddFlow(c, sink->id, FlowKind::kRedeem, static_cast<int64_t>(t.points)));
+  }
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::Referral(Ctx& c) {
+  const Transaction& t = *c.tx;
+  if (t.member == t.member2) return Code::kSameAccount;
+  PL_ASSIGN_OR_RETURN(Slot * source, Account(c, SystemAccountId(t.program, "referral")));
+  Slot* referrer = nullptr;
+  Slot* referee = nullptr;
+  PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, true, &referrer));
+  if (code != Code::kOk) return code;
+  PL_ASSIGN_OR_RETURN(code, Member(c, t.member2, true, &referee));
+  if (code != Code::kOk) return code;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> rewarded,
+                      txn_->Get(dbs_.referees, IdView(referee->id)));
+  if (rewarded) return Code::kReferralAlreadyRewarded;
+  if (Code o = Post(c, source, referrer, t.points, PostingType::kPosted); o != Code::kOk) return o;
+  if (Code o = Post(c, source, referee, t.points2, PostingType::kPosted); o != Code::kOk) return o;
+
+  const int64_t expires = DefaultExpiry(c);
+  PL_RETURN_IF_ERROR(Flush(c));
+  PL_RETURN_IF_ERROR(AddLot(referrer->id, expires, c.seq, 0, t.points, 0));
+  PL_RETURN_IF_ERROR(AddLot(referee->id, expires, c.seq, 1, t.points2, 0));
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, t.points}, Piece{expires, t.points2}}));
+  std::string seq_value;
+  ByteWriter(&seq_value).U64(c.seq);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.referees, IdView(referee->id), seq_value));
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::Transfer(Ctx& c) {
+  const Transaction& t = *c.tx;
+  if (t.member == t.member2) return Code::kSameAccount;
+  Slot* from = nullptr;
+  Slot* to = nullptr;
+  PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, false, &from));
+  if (code != Code::kOk) return code;
+  PL_ASSIGN_OR_RETURN(code, Member(c, t.member2, true, &to));
+  if (code != Code::kOk) return code;
+  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, from->id, &lots_a_));
+  if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
+  if (Code o = Post(c, from, to, t.points, PostingType::kPosted); o != Code::kOk) return o;
+
+  PL_RETURN_IF_ERROR(Flush(c));
+  pieces_.clear();
+  PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, t.points, {}, &pieces_));
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    PL_RETURN_IF_ERROR(AddLot(to->id, pieces_[i].expires_at_ns, c.seq, static_cast<uint32_t>(i),
+                              pieces_[i].points, 0));
+  }
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::Adjust(Ctx& c) {
+  const Transaction& t = *c.tx;
+  PL_ASSIGN_OR_RETURN(Slot * adjustment, Account(c, SystemAccountId(t.program, "adjustment")));
+  Slot* member = nullptr;
+  const bool up = t.delta > 0;
+  const uint64_t n = up ? static_cast<uint64_t>(t.delta) : static_cast<uint64_t>(-t.delta);
+  PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, /*open_if_needed=*/up, &member));
+  if (code != Code::kOk) return code;
+  if (up) {
+    if (Code o = Post(c, adjustment, member, n, PostingType::kPosted); o != Code::kOk) return o;
+    const int64_t expires = DefaultExpiry(c);
+    PL_RETURN_IF_ERROR(Flush(c));
+    PL_RETURN_IF_ERROR(AddLot(member->id, expires, c.seq, 0, n, 0));
+    PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, n}}));
+    return Code::kOk;
+  }
+  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  if (AvailableIn(lots_a_, c.ts, {}) < n) return Code::kInsufficientPoints;
+  if (Code o = Post(c, member, adjustment, n, PostingType::kPosted); o != Code::kOk) return o;
+  PL_RETURN_IF_ERROR(Flush(c));
+  pieces_.clear();
+  PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, n, {}, &pieces_));
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
+  return Code::kOk;
+}
+
+// ---------------------------------------------------------------------------
+// Holds.
+
+absl::StatusOr<Code> Applier::Hold(Ctx& c) {
+  const Transaction& t = *c.tx;
+  PL_ASSIGN_OR_RETURN(Slot * holds, Account(c, SystemAccountId(t.program, "holds")));
+  Slot* member = nullptr;
+  PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, false, &member));
+  if (code != Code::kOk) return code;
+  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
+  if (Code o = Post(c, member, holds, t.points, PostingType::kPending); o != Code::kOk) return o;
+
+  PL_RETURN_IF_ERROR(Flush(c));
+  HoldRec hold;
+  hold.program = t.program;
+  hold.member = member->id;
+  hold.amount = t.points;
+  hold.deadline_ns = c.ts + int64_t{t.timeout_s} * kNanosPerSecond;
+  hold.hold_seq = c.seq;
+  PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, t.points, {}, &hold.pieces));
+  PL_RETURN_IF_ERROR(PutHold(t.id, hold));
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.id), ""));
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.member_holds, TwoIdKey(member->id, t.id), ""));
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
+  const Transaction& t = *c.tx;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.holds, IdView(t.ref)));
+  HoldRec hold;
+  if (v && !DecodeHold(*v, &hold)) return absl::DataLossError("holds: malformed entry");
+  if (!v || hold.program != t.program) return Code::kHoldNotFound;
+  const bool due = c.ts >= hold.deadline_ns;
+  if (hold.state != HoldState::kPending) return Code::kHoldNotPending;
+  if (t.kind == Kind::kHoldTimeout ? !due : due) return Code::kHoldNotPending;
+  const uint64_t captured = t.kind != Kind::kCapture ? 0 : t.points != 0 ? t.points : hold.amount;
+  if (captured > hold.amount) return Code::kCaptureExceedsHold;
+
+  PL_ASSIGN_OR_RETURN(Slot * member, Account(c, hold.member));
+  PL_ASSIGN_OR_RETURN(Slot * holds, Account(c, SystemAccountId(t.program, "holds")));
+  PL_ASSIGN_OR_RETURN(Slot * redemption, Account(c, SystemAccountId(t.program, "redemption")));
+  if (!member->exists) return absl::DataLossError("holds: member account missing");
+  Post(c, member, holds, hold.amount, PostingType::kVoid);
+  if (Code o = Post(c, member, redemption, captured, PostingType::kPosted); o != Code::kOk) return o;
+
+  PL_RETURN_IF_ERROR(Flush(c));
+  // The hold's pieces pay for the capture first (oldest expiry first); what
+  // is left goes back to the member as lots with the pieces' expiry.
+  pieces_.clear();
+  uint64_t to_capture = captured;
+  uint32_t index = 0;
+  for (const Piece& piece : hold.pieces) {
+    const uint64_t take = std::min(to_capture, piece.points);
+    if (take > 0) pieces_.push_back(Piece{piece.expires_at_ns, take});
+    to_capture -= take;
+    PL_RETURN_IF_ERROR(
+        AddLot(member->id, piece.expires_at_ns, c.seq, index++, piece.points - take, 0));
+  }
+  if (t.kind == Kind::kCapture) PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
+  hold.state = t.kind == Kind::kCapture   ? HoldState::kCaptured
+               : t.kind == Kind::kRelease ? HoldState::kReleased
+                                          : HoldState::kTimedOut;
+  PL_RETURN_IF_ERROR(PutHold(t.ref, hold));
+  PL_RETURN_IF_ERROR(txn_->Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.ref)).status());
+  PL_RETURN_IF_ERROR(txn_->Del(dbs_.member_holds, TwoIdKey(hold.member, t.ref)).status());
+  c.result_points = captured;
+  return Code::kOk;
+}
+
+// ---------------------------------------------------------------------------
+// Expiry, settlement, closing.
+
+absl::StatusOr<Code> Applier::Expire(Ctx& c) {
+  const Transaction& t = *c.tx;
+  PL_ASSIGN_OR_RETURN(Slot * member, Account(c, MemberAccountId(t.program, t.member)));
+  if (!member->exists || member->rec.kind != AccountKind::kMember) return Code::kAccountNotFound;
+  PL_ASSIGN_OR_RETURN(Slot * breakage, Account(c, SystemAccountId(t.program, "breakage")));
+  LotEntry lot;
+  lot.key = LotKey(member->id, t.time_ns, t.lot_seq, t.lot_index);
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.lots, lot.key));
+  if (!v) return Code::kOk;  // consumed meanwhile: nothing to book
+  ByteReader r(*v);
+  lot.info.remaining = r.U64();
+  lot.info.locked_until_ns = r.I64();
+  lot.info.expires_at_ns = t.time_ns;
+  if (!r.done()) return absl::DataLossError("lots: malformed entry");
+  if (Code o = Post(c, member, breakage, lot.info.remaining, PostingType::kPosted); o != Code::kOk) {
+    return o;
+  }
+  PL_RETURN_IF_ERROR(Flush(c));
+  PL_RETURN_IF_ERROR(TakeFromLot(lot, lot.info.remaining));
+  c.result_points = lot.info.remaining;
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::Settle(Ctx& c) {
+  const Transaction& t = *c.tx;
+  const Id partner_id = PartnerAccountId(t.program, t.partner);
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.partners, IdView(partner_id)));
+  if (!v) return Code::kPartnerNotFound;
+  ByteReader r(*v);
+  const int64_t from = r.I64();
+  if (!r.done()) return absl::DataLossError("partners: malformed entry");
+  const int64_t to = std::max(from, t.time_ns != 0 ? t.time_ns : c.ts);
+  PL_ASSIGN_OR_RETURN(c.statement, ComputeStatement(*txn_, dbs_, partner_id, from, to));
+  c.statement.program = t.program;
+  c.statement.partner = t.partner;
+  c.has_statement = true;
+
+  PL_ASSIGN_OR_RETURN(Slot * partner, Account(c, partner_id));
+  PL_ASSIGN_OR_RETURN(Slot * issuance, Account(c, SystemAccountId(t.program, "issuance")));
+  PL_ASSIGN_OR_RETURN(Slot * redemption, Account(c, SystemAccountId(t.program, "redemption")));
+  const int64_t e = c.statement.earned_points;
+  const int64_t rd = c.statement.redeemed_points;
+  Code o = e >= 0 ? Post(c, issuance, partner, static_cast<uint64_t>(e), PostingType::kPosted)
+                  : Post(c, partner, issuance, static_cast<uint64_t>(-e), PostingType::kPosted);
+  if (o != Code::kOk) return o;
+  o = rd >= 0 ? Post(c, partner, redemption, static_cast<uint64_t>(rd), PostingType::kPosted)
+              : Post(c, redemption, partner, static_cast<uint64_t>(-rd), PostingType::kPosted);
+  if (o != Code::kOk) return o;
+  PL_RETURN_IF_ERROR(Flush(c));
+  std::string end;
+  ByteWriter(&end).I64(to);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.partners, IdView(partner_id), end));
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
+  const Transaction& t = *c.tx;
+  Slot* member = nullptr;
+  PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, false, &member));
+  if (code != Code::kOk) return code;
+  PL_ASSIGN_OR_RETURN(Slot * holds, Account(c, SystemAccountId(t.program, "holds")));
+  PL_ASSIGN_OR_RETURN(Slot * breakage, Account(c, SystemAccountId(t.program, "breakage")));
+
+  // Void every pending hold; its points are forfeited with the rest.
+  std::vector<std::pair<Id, HoldRec>> pending;
+  {
+    PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn_, dbs_.member_holds));
+    PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(member->id)));
+    while (found && cursor.key().substr(0, 16) == IdView(member->id)) {
+      ByteReader kr(cursor.key().substr(16));
+      pending.emplace_back(kr.IdBytes(), HoldRec{});
+      PL_ASSIGN_OR_RETURN(found, cursor.Next());
+    }
+  }
+  for (auto& [hold_id, hold] : pending) {
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.holds, IdView(hold_id)));
+    if (!v || !DecodeHold(*v, &hold)) return absl::DataLossError("holds: missing or malformed");
+    Post(c, member, holds, hold.amount, PostingType::kVoid);
+  }
+  const uint64_t posted = member->rec.credits_posted - member->rec.debits_posted;
+  if (Code o = Post(c, member, breakage, posted, PostingType::kPosted); o != Code::kOk) return o;
+
+  member->rec.closed = true;
+  member->dirty = true;
+  PL_RETURN_IF_ERROR(Flush(c));
+  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  for (const LotEntry& lot : lots_a_) PL_RETURN_IF_ERROR(TakeFromLot(lot, lot.info.remaining));
+  for (auto& [hold_id, hold] : pending) {
+    hold.state = HoldState::kReleased;
+    PL_RETURN_IF_ERROR(PutHold(hold_id, hold));
+    PL_RETURN_IF_ERROR(txn_->Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, hold_id)).status());
+    PL_RETURN_IF_ERROR(txn_->Del(dbs_.member_holds, TwoIdKey(member->id, hold_id)).status());
+  }
+  c.result_points = posted;
+  return Code::kOk;
+}
+
+// ---------------------------------------------------------------------------
+// Reversals (docs/semantics.md "Reversals").
+
+absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
+  const Transaction& t = *c.tx;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> seen, txn_->Get(dbs_.ids, IdView(t.ref)));
+  if (!seen) return Code::kOriginalNotFound;
+  ByteReader sr(*seen);
+  const uint64_t original_seq = sr.U64();
+  PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original,
+                      ReadRecord(*txn_, dbs_, original_seq, nullptr));
+  if (!original || !sr.done()) return absl::DataLossError("ids: dangling entry");
+  const Transaction& o = original->tx;
+  if (o.program != t.program) return Code::kOriginalNotFound;
+  if (original->result.code != Code::kOk) return Code::kOriginalNotReversible;
+
+  uint64_t total = 0;
+  switch (o.kind) {
+    case Kind::kEarn: case Kind::kRedeem: case Kind::kTransfer: total = o.points; break;
+    case Kind::kAdjust: total = o.delta > 0 ? uint64_t(o.delta) : uint64_t(-o.delta); break;
+    case Kind::kCapture: total = original->result.points; break;
+    case Kind::kReferral: total = o.points + o.points2; break;
+    default: return Code::kOriginalNotReversible;
+  }
+  if (o.kind == Kind::kReferral && t.points != 0 && t.points != total) {
+    return Code::kOriginalNotReversible;
+  }
+  const std::string done_key = BeU64Key(original_seq);
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> dv, txn_->Get(dbs_.reversed, done_key));
+  uint64_t done = 0;
+  if (dv) {
+    ByteReader dr(*dv);
+    done = dr.U64();
+    if (!dr.done()) return absl::DataLossError("reversed: malformed entry");
+  }
+  if (o.kind == Kind::kReferral && done > 0) return Code::kReversalExceedsOriginal;
+  const uint64_t amount = t.points != 0 ? t.points : total - done;
+  if (amount == 0 || amount > total - done) return Code::kReversalExceedsOriginal;
+
+  uint64_t counted = amount;  // what `done` grows by
+  absl::StatusOr<Code> code;
+  if (o.kind == Kind::kEarn || o.kind == Kind::kReferral || (o.kind == Kind::kAdjust && o.delta > 0)) {
+    uint64_t taken = 0;
+    code = ReverseIntoSource(c, *original, amount, &taken);
+    if (o.kind != Kind::kReferral) counted = taken;  // a referral is reversed once, whole
+  } else if (o.kind == Kind::kTransfer) {
+    code = ReverseTransfer(c, *original, amount, &counted);
+  } else {  // redeem, capture, adjust down
+    code = ReverseIntoMember(c, *original, done, amount);
+  }
+  if (!code.ok()) return code.status();
+  if (*code != Code::kOk) return *code;
+  std::string value;
+  ByteWriter(&value).U64(done + counted);
+  PL_RETURN_IF_ERROR(txn_->Put(dbs_.reversed, done_key, value));
+  return Code::kOk;
+}
+
+// Earn, adjust up and referral: each leg gives its points back from the
+// original's own lot first, then from the member's other available lots.
+absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original,
+                                                uint64_t amount, uint64_t* taken) {
+  const Transaction& t = *c.tx;
+  struct Leg {
+    Slot* member = nullptr;
+    Slot* source = nullptr;
+    uint64_t want = 0;
+    uint64_t take = 0;
+    std::string own_key;
+    std::vector<LotEntry>* lots = nullptr;
+  };
+  std::vector<Piece> created;
+  {
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> ev,
+                        txn_->Get(dbs_.effects, BeU64Key(original.seq)));
+    if (!ev || !DecodePieces(*ev, &created)) return absl::DataLossError("effects: missing");
+  }
+  const size_t legs_count = original.postings.size();
+  PL_CHECK(legs_count >= 1 && legs_count <= 2 && created.size() == legs_count);
+  std::array<Leg, 2> legs;
+  for (size_t i = 0; i < legs_count; ++i) {
+    const Posting& p = original.postings[i];
+    Leg& leg = legs[i];
+    PL_ASSIGN_OR_RETURN(leg.source, Account(c, p.debit));
+    PL_ASSIGN_OR_RETURN(leg.member, Account(c, p.credit));
+    if (!leg.member->exists) return absl::DataLossError("reverse: member missing");
+    if (leg.member->rec.closed) return Code::kAccountClosed;
+    // Referral: whole only; the amount is each leg's own points.
+    leg.want = legs_count == 1 ? amount : p.points;
+    leg.own_key = LotKey(leg.member->id, created[i].expires_at_ns, original.seq,
+                         static_cast<uint32_t>(i));
+    leg.lots = i == 0 ? &lots_a_ : &lots_b_;
+    PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, leg.member->id, leg.lots));
+    uint64_t own = 0;
+    for (const LotEntry& lot : *leg.lots) {
+      if (lot.key == leg.own_key) own = lot.info.remaining;
+    }
+    const uint64_t have = own + AvailableIn(*leg.lots, c.ts, leg.own_key);
+    if (have < leg.want && !t.clawback_partial) return Code::kInsufficientPoints;
+    leg.take = std::min(have, leg.want);
+  }
+  for (size_t i = 0; i < legs_count; ++i) {
+    if (Code o = Post(c, legs[i].member, legs[i].source, legs[i].take, PostingType::kPosted);
+        o != Code::kOk) {
+      return o;
+    }
+  }
+  PL_RETURN_IF_ERROR(Flush(c));
+  *taken = 0;
+  for (size_t i = 0; i < legs_count; ++i) {
+    Leg& leg = legs[i];
+    uint64_t rest = leg.take;
+    for (const LotEntry& lot : *leg.lots) {
+      if (lot.key != leg.own_key) continue;
+      const uint64_t from_own = std::min(rest, lot.info.remaining);
+      PL_RETURN_IF_ERROR(TakeFromLot(lot, from_own));
+      rest -= from_own;
+    }
+    pieces_.clear();
+    PL_RETURN_IF_ERROR(Consume(*leg.lots, c.ts, rest, leg.own_key, &pieces_));
+    *taken += leg.take;
+    if (leg.source->rec.kind == AccountKind::kPartner && leg.take > 0) {
+      PL_RETURN_IF_ERROR(AddFlow(c, leg.source->id, FlowKind::kEarn, -static_cast<int64_t>(leg.take)));
+    }
+  }
+  c.result_points = *taken;
+  return Code::kOk;
+}
+
+// Redeem, adjust down and capture: points go back to the member as lots with
+// the consumed pieces' expiry, last consumed first.
+absl::StatusOr<Code> Applier::ReverseIntoMember(Ctx& c, const TxRecord& original,
+                                                uint64_t done, uint64_t amount) {
+  const Posting* main = nullptr;
+  for (const Posting& p : original.postings) {
+    if (p.type == PostingType::kPosted) main = &p;
+  }
+  PL_CHECK(main != nullptr);
+  PL_ASSIGN_OR_RETURN(Slot * member, Account(c, main->debit));
+  PL_ASSIGN_OR_RETURN(Slot * sink, Account(c, main->credit));
+  if (!member->exists) return absl::DataLossError("reverse: member missing");
+  if (member->rec.closed) return Code::kAccountClosed;
+  std::vector<Piece> consumed;
+  {
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> ev,
+                        txn_->Get(dbs_.effects, BeU64Key(original.seq)));
+    if (!ev || !DecodePieces(*ev, &consumed)) return absl::DataLossError("effects: missing");
+  }
+  if (Code o = Post(c, sink, member, amount, PostingType::kPosted); o != Code::kOk) return o;
+  PL_RETURN_IF_ERROR(Flush(c));
+  uint64_t skip = done;
+  uint64_t rest = amount;
+  uint32_t index = 0;
+  for (auto it = consumed.rbegin(); it != consumed.rend() && rest > 0; ++it) {
+    uint64_t part = it->points;
+    const uint64_t skipped = std::min(skip, part);
+    skip -= skipped;
+    part -= skipped;
+    const uint64_t give = std::min(part, rest);
+    if (give == 0) continue;
+    PL_RETURN_IF_ERROR(AddLot(member->id, it->expires_at_ns, c.seq, index++, give, 0));
+    rest -= give;
+  }
+  PL_CHECK(rest == 0);
+  if (sink->rec.kind == AccountKind::kPartner) {
+    PL_RETURN_IF_ERROR(AddFlow(c, sink->id, FlowKind::kRedeem, -static_cast<int64_t>(amount)));
+  }
+  c.result_points = amount;
+  return Code::kOk;
+}
+
+absl::StatusOr<Code> Applier::ReverseTransfer(Ctx& c, const TxRecord& original, uint64_t amount,
+                                              uint64_t* taken) {
+  PL_CHECK(original.postings.size() == 1);
+  PL_ASSIGN_OR_RETURN(Slot * from, Account(c, original.postings[0].debit));
+  PL_ASSIGN_OR_RETURN(Slot * to, Account(c, original.postings[0].credit));
+  if (!from->exists || !to->exists) return absl::DataLossError("reverse: member missing");
+  if (from->rec.closed || to->rec.closed) return Code::kAccountClosed;
+  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, to->id, &lots_a_));
+  const uint64_t have = AvailableIn(lots_a_, c.ts, {});
+  if (have < amount && !c.tx->clawback_partial) return Code::kInsufficientPoints;
+  *taken = std::min(have, amount);
+  if (Code o = Post(c, to, from, *taken, PostingType::kPosted); o != Code::kOk) return o;
+  PL_RETURN_IF_ERROR(Flush(c));
+  pieces_.clear();
+  PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, *taken, {}, &pieces_));
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    PL_RETURN_IF_ERROR(AddLot(from->id, pieces_[i].expires_at_ns, c.seq, static_cast<uint32_t>(i),
+                              pieces_[i].points, 0));
+  }
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
+  c.result_points = *taken;
+  return Code::kOk;
+}
+
+}  // namespace pointledger::ledger

@@ -1,0 +1,415 @@
+// PointLedger's engine: an exactly-once, double-entry loyalty-points ledger
+// stored in LMDB. This is the one header other modules include.
+//
+// The semantics are ../shared/SPEC.md §1-§5 and §7; the decisions the spec
+// leaves open are written down in docs/semantics.md, the on-disk layout in
+// docs/storage.md.
+//
+// Threading: one writer at a time (Ledger::Writer, owned by the committer
+// thread); any number of concurrent readers on other threads. Every read
+// runs in its own LMDB read transaction and never waits for the writer.
+#ifndef POINTLEDGER_LEDGER_LEDGER_H_
+#define POINTLEDGER_LEDGER_LEDGER_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ledger/status.h"
+
+namespace pointledger::ledger {
+
+// ---------------------------------------------------------------------------
+// Identifiers.
+
+// A 128-bit identifier: an account id or a transaction id. All zero is "none".
+using Id = std::array<uint8_t, 16>;
+
+inline bool IsZero(const Id& id) {
+  for (uint8_t b : id) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+// The first 16 bytes of SHA-256(text).
+Id DeriveId(std::string_view text);
+// SHA-256(program + "/member/" + key).
+Id MemberAccountId(std::string_view program, std::string_view member_key);
+// SHA-256(program + "/" + kind), e.g. "acme/issuance".
+Id SystemAccountId(std::string_view program, std::string_view kind);
+// SHA-256(program + "/partner/" + partner): the partner's clearing account.
+Id PartnerAccountId(std::string_view program, std::string_view partner);
+// SHA-256(program + "/tx/" + key): a transaction id from a natural key.
+Id TxIdFromKey(std::string_view program, std::string_view key);
+// Lower-case hex, 32 characters.
+std::string IdToHex(const Id& id);
+// Parses 32 hex digits; nullopt on anything else.
+std::optional<Id> IdFromHex(std::string_view hex);
+
+// ---------------------------------------------------------------------------
+// Transaction kinds and result codes (SPEC §2, §5). The numeric values are
+// stored on disk and sent on the wire: never renumber, only append.
+
+enum class Kind : uint8_t {
+  kProgramCreate = 1,
+  kPartnerCreate = 2,
+  kPartnerPrice = 3,
+  kEarn = 4,
+  kRedeem = 5,
+  kReferral = 6,
+  kTransfer = 7,
+  kAdjust = 8,
+  kReverse = 9,
+  kHold = 10,
+  kCapture = 11,
+  kRelease = 12,
+  kExpire = 13,
+  kSettle = 14,
+  kAccountClose = 15,
+  // Server-generated release of a hold past its timeout (docs/semantics.md).
+  kHoldTimeout = 16,
+};
+inline constexpr int kKindMax = 16;
+
+enum class Code : uint8_t {
+  kOk = 0,
+  kIdZero,
+  kIdConflict,
+  kProgramNotFound,
+  kProgramExists,
+  kAccountNotFound,
+  kAccountClosed,
+  kPartnerNotFound,
+  kInvalidAmount,
+  kOverflow,
+  kSameAccount,
+  kInsufficientPoints,
+  kExpiryInPast,
+  kReferralAlreadyRewarded,
+  kOriginalNotFound,
+  kOriginalNotReversible,
+  kReversalExceedsOriginal,
+  kHoldNotFound,
+  kHoldNotPending,
+  kCaptureExceedsHold,
+  kLinkedEventFailed,
+  kLinkedChainOpen,
+  kFieldTooLong,
+  kPermissionDenied,
+};
+inline constexpr int kCodeMax = static_cast<int>(Code::kPermissionDenied);
+
+// SPEC spellings: "earn", "insufficient_points" ...
+std::string_view KindName(Kind kind);
+std::string_view CodeName(Code code);
+std::optional<Kind> KindFromName(std::string_view name);
+std::optional<Code> CodeFromName(std::string_view name);
+
+// True for the codes that depend only on the request (SPEC §3): they do not
+// take the id and are not recorded.
+bool IsRequestOnlyRejection(Code code);
+
+// ---------------------------------------------------------------------------
+// A transaction as a client posts it. One flat struct for every kind; each
+// kind reads the fields named in its comment and expects the others at their
+// defaults (a non-default unused field is part of the content compared by
+// id_conflict, nothing more).
+struct Transaction {
+  Id id{};  // idempotency key; never zero
+  Kind kind = Kind::kEarn;
+  bool linked = false;        // succeeds or fails with the next one (§4)
+  std::string program;        // every kind
+  std::string member;         // earn redeem adjust hold account_close; transfer from; referral referrer
+  std::string member2;        // transfer to; referral referee
+  std::string partner;        // earn/redeem at a partner; partner_*; settle
+  uint64_t points = 0;        // earn redeem transfer hold; capture (0 = all); reverse (0 = all); referral referrer
+  uint64_t points2 = 0;       // referral referee
+  int64_t delta = 0;          // adjust
+  Id ref{};                   // reverse: original id; capture/release/hold_timeout: the hold's id
+  int64_t time_ns = 0;        // earn: expires_at (0 = default); partner_price: effective from (0 = now);
+                              // settle: period end; expire: the lot's expiry
+  int32_t lock_days = -1;     // earn: override (-1 = program's); program_create: the program's
+  uint32_t timeout_s = 0;     // hold
+  bool clawback_partial = false;  // reverse
+  std::string currency;           // program_create
+  uint64_t point_value_micros = 0;  // program_create
+  uint32_t expiry_days = 0;         // program_create
+  bool auto_open = true;            // program_create
+  uint64_t earn_price_micros = 0;   // partner_create, partner_price
+  uint64_t redeem_price_micros = 0;  // partner_create, partner_price
+  uint64_t lot_seq = 0;             // expire: the lot (seq of the transaction that made it)
+  uint32_t lot_index = 0;           // expire: the lot's index within that transaction
+  std::string order_ref;
+  std::string reason;
+  std::string metadata;
+
+  bool operator==(const Transaction&) const = default;
+};
+
+// Returns the name of the first field (in declaration order, SPEC spelling:
+// "points", "member" ...) in which a and b differ, or "" if equal. `linked`
+// is not content: it describes the batch, not the attempt.
+std::string_view FirstDifference(const Transaction& a, const Transaction& b);
+
+// One transaction's outcome.
+struct Result {
+  Code code = Code::kOk;
+  bool duplicate = false;
+  uint64_t seq = 0;           // 0 when not recorded (request-only rejections)
+  int64_t timestamp_ns = 0;   // 0 when not recorded
+  uint64_t points = 0;        // reverse: points actually reversed; capture: points captured;
+                              // expire: points expired; account_close: points forfeited
+  std::string conflict_field;  // id_conflict: the first field that differs
+
+  bool operator==(const Result&) const = default;
+};
+
+// How a posting moves the four balance totals (SPEC §1 "balance").
+enum class PostingType : uint8_t {
+  kPosted = 0,   // debits_posted / credits_posted += points
+  kPending = 1,  // debits_pending / credits_pending += points (a hold)
+  kVoid = 2,     // debits_pending / credits_pending -= points (hold ended)
+};
+
+// One posting: debit `debit`, credit `credit`, by `points`.
+struct Posting {
+  Id debit{};
+  Id credit{};
+  uint64_t points = 0;
+  PostingType type = PostingType::kPosted;
+  bool operator==(const Posting&) const = default;
+};
+
+// A settlement statement (SPEC §2 settle). Money in micros of the program's
+// currency; each flow is priced at the agreement in effect at its time.
+struct Statement {
+  std::string program;
+  std::string partner;
+  int64_t from_ns = 0;  // inclusive
+  int64_t to_ns = 0;    // exclusive
+  int64_t earned_points = 0;    // earned at the partner, net of reversals
+  int64_t redeemed_points = 0;  // redeemed at the partner, net of reversals
+  int64_t partner_owes_micros = 0;
+  int64_t program_owes_micros = 0;
+  int64_t net_micros = 0;  // partner_owes - program_owes
+  std::string payer;       // "partner", "program" or "none"
+  bool operator==(const Statement&) const = default;
+};
+
+// A stored transaction (SPEC §7): what the hash chain covers.
+struct TxRecord {
+  uint64_t seq = 0;
+  int64_t timestamp_ns = 0;
+  Transaction tx;
+  Result result;  // duplicate is always false here
+  std::vector<Posting> postings;
+  std::array<uint8_t, 32> hash{};  // SHA-256(previous hash || canonical bytes)
+};
+
+struct ChainHead {
+  uint64_t seq = 0;  // 0 for an empty ledger
+  int64_t timestamp_ns = 0;
+  std::array<uint8_t, 32> hash{};  // all zero for an empty ledger
+};
+
+struct ExpiringLot {
+  int64_t expires_at_ns = 0;  // INT64_MAX: never
+  uint64_t points = 0;
+};
+
+// A member's balance at `as_of_ns` (SPEC §1 "balance").
+struct Balance {
+  uint64_t debits_posted = 0;
+  uint64_t credits_posted = 0;
+  uint64_t debits_pending = 0;
+  uint64_t credits_pending = 0;
+  uint64_t posted = 0;     // credits_posted - debits_posted
+  uint64_t pending = 0;    // debits_pending
+  uint64_t locked = 0;     // in lots still locked
+  uint64_t expired = 0;    // in lots past expiry, not yet swept
+  uint64_t available = 0;  // posted - pending - locked - expired
+  bool closed = false;
+  std::vector<ExpiringLot> expiring;  // unexpired lots, soonest first, merged by expiry
+};
+
+struct HistoryEntry {
+  uint64_t seq = 0;
+  int64_t timestamp_ns = 0;
+  Id id{};
+  Kind kind = Kind::kEarn;
+  int64_t points = 0;  // the member's posted change (negative = out); holds: pending change
+};
+
+// Scopes (SPEC §6). A key used outside its programs or scopes gets
+// permission_denied for that transaction.
+enum Scope : uint8_t { kScopePost = 1, kScopeRead = 2, kScopeAdmin = 4 };
+struct Auth {
+  uint8_t scopes = kScopePost | kScopeRead | kScopeAdmin;
+  std::vector<std::string> programs;  // empty: every program
+  bool AllowsProgram(std::string_view program) const;
+  static Auth Admin() { return Auth{}; }
+};
+
+// Time source. Tests inject a fake; the server uses the system clock.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t NowNs() = 0;
+};
+Clock* SystemClock();
+
+struct Options {
+  std::string dir;  // created if missing (unless read_only)
+  uint64_t map_size_bytes = uint64_t{64} << 30;
+  bool read_only = false;  // for tools reading a live server's directory
+  Clock* clock = nullptr;  // nullptr: SystemClock()
+};
+
+// One account as stored, for reports, audits and tests.
+struct AccountInfo {
+  Id id{};
+  std::string program;
+  std::string kind;  // "member", "issuance", "partner" ...
+  std::string name;  // the member key, or the partner name
+  bool closed = false;
+  uint64_t debits_posted = 0;
+  uint64_t credits_posted = 0;
+  uint64_t debits_pending = 0;
+  uint64_t credits_pending = 0;
+};
+
+struct LotInfo {
+  int64_t expires_at_ns = 0;
+  uint64_t source_seq = 0;
+  uint32_t index = 0;
+  uint64_t remaining = 0;
+  int64_t locked_until_ns = 0;
+};
+
+struct ProgramInfo {
+  std::string name;
+  std::string currency;
+  uint64_t point_value_micros = 0;
+  uint32_t expiry_days = 0;
+  uint32_t lock_days = 0;
+  bool auto_open = true;
+};
+
+// A finding of TrialBalance or VerifyChain.
+struct Discrepancy {
+  std::string what;      // "chain", "balance", "lot", "program_sum", "hold"
+  std::string where;     // account id hex, seq ...
+  std::string expected;
+  std::string found;
+};
+
+class Ledger {
+ public:
+  // Opens (creating if needed) the environment in options.dir.
+  // Errors: InvalidArgument for a bad directory, DataLoss for a corrupt or
+  // foreign environment, and what LMDB reports.
+  static absl::StatusOr<std::unique_ptr<Ledger>> Open(const Options& options);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // A group commit: one LMDB write transaction in which any number of
+  // batches are applied. Results handed out by Apply are final only once
+  // Commit() has returned OK; if the Writer is destroyed or Commit fails,
+  // nothing it applied exists. Only one Writer may exist at a time (LMDB
+  // serialises writers). Not thread-safe; use from one thread.
+  class Writer {
+   public:
+    Writer(Writer&&) noexcept;
+    Writer& operator=(Writer&&) = delete;
+    ~Writer();
+
+    // Applies one batch (SPEC §4) in order, one result per transaction into
+    // *results (cleared first). A non-OK Status means storage failed for
+    // this batch (ResourceExhausted: the map is full): the batch is rolled
+    // back entirely, earlier batches of this Writer are kept, and the
+    // caller answers the batch's client with server_busy.
+    // REQUIRES: 1 <= batch.size() <= kBatchTransactionsMax.
+    absl::Status Apply(std::span<const Transaction> batch, const Auth& auth,
+                       std::vector<Result>* results);
+
+    // Makes everything applied durable (fsync) and visible to readers.
+    absl::Status Commit() &&;
+
+    // How many transactions this Writer has recorded so far.
+    uint64_t recorded_count() const;
+
+   private:
+    friend class Ledger;
+    struct Rep;
+    explicit Writer(std::unique_ptr<Rep> rep);
+    std::unique_ptr<Rep> rep_;
+  };
+
+  // Starts a group commit. REQUIRES: not read_only.
+  absl::StatusOr<Writer> BeginWrite();
+
+  // BeginWrite + Apply + Commit, for callers that need no grouping.
+  absl::Status ApplyBatch(std::span<const Transaction> batch, const Auth& auth,
+                          std::vector<Result>* results);
+
+  // ---- Reads. Thread-safe; each runs in its own read transaction. ----
+
+  // nullopt if the program or the member does not exist.
+  absl::StatusOr<std::optional<Balance>> GetBalance(std::string_view program,
+                                                    std::string_view member);
+  // Newest first; entries with seq < before_seq (0: from the newest).
+  absl::StatusOr<std::vector<HistoryEntry>> GetHistory(std::string_view program,
+                                                       std::string_view member,
+                                                       uint32_t limit,
+                                                       uint64_t before_seq);
+  absl::StatusOr<std::optional<TxRecord>> GetTransaction(const Id& id);
+  absl::StatusOr<std::optional<TxRecord>> GetTransactionBySeq(uint64_t seq);
+  absl::StatusOr<ChainHead> GetHead();
+  absl::StatusOr<std::optional<ProgramInfo>> GetProgram(std::string_view name);
+
+  // Transactions that are due at as_of_ns: an expire for every lot with
+  // unconsumed points whose expiry <= as_of_ns, and a hold_timeout for every
+  // pending hold whose deadline <= as_of_ns. Their ids derive from the lot or
+  // the hold, so applying them twice books nothing twice. At most `limit`.
+  absl::StatusOr<std::vector<Transaction>> CollectDue(int64_t as_of_ns, size_t limit);
+
+  // The statement of the partner's flows with from_ns <= timestamp < to_ns,
+  // priced at the time of each flow. partner_not_found / program_not_found
+  // are reported as NotFound.
+  absl::StatusOr<Statement> SettlementStatement(std::string_view program,
+                                                std::string_view partner,
+                                                int64_t from_ns, int64_t to_ns);
+
+  // Every account (in key order), and a member's lots (in consumption order).
+  absl::Status ForEachAccount(const std::function<void(const AccountInfo&)>& fn);
+  absl::StatusOr<std::vector<LotInfo>> GetLots(const Id& account);
+
+  // Audit (SPEC §7). VerifyChain recomputes every hash from seq 1; the
+  // first bad seq is reported. TrialBalance checks that each program's
+  // postings sum to zero, that stored balances equal the replay of all
+  // postings, and that each member's lots plus its pending holds equal its
+  // posted balance. Both return an empty list when all is well.
+  absl::StatusOr<std::vector<Discrepancy>> VerifyChain();
+  absl::StatusOr<std::vector<Discrepancy>> TrialBalance();
+
+  int64_t NowNs() const;
+
+ private:
+  struct Rep;
+  explicit Ledger(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace pointledger::ledger
+
+#endif  // POINTLEDGER_LEDGER_LEDGER_H_

@@ -1,0 +1,164 @@
+// Internal to ledger/: the sub-databases (docs/storage.md) and the Applier,
+// which turns transactions into stored state inside a write transaction.
+#ifndef POINTLEDGER_LEDGER_STORE_H_
+#define POINTLEDGER_LEDGER_STORE_H_
+
+#include <array>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ledger/codec.h"
+#include "ledger/ledger.h"
+#include "ledger/lmdb.h"
+
+namespace pointledger::ledger {
+
+// Handles of every sub-database. Keys and values: docs/storage.md.
+struct Dbs {
+  MDB_dbi log = 0;             // BeU64 seq -> hash(32) | canonical record
+  MDB_dbi ids = 0;             // tx id(16) -> U64 seq
+  MDB_dbi programs = 0;        // name -> ProgramRec
+  MDB_dbi accounts = 0;        // account id(16) -> AccountRec
+  MDB_dbi lots = 0;            // LotKey -> U64 remaining | I64 locked_until
+  MDB_dbi expiry = 0;          // BeI64 expires_at | LotKey -> ""   (finite expiries only)
+  MDB_dbi holds = 0;           // hold tx id(16) -> HoldRec
+  MDB_dbi hold_deadlines = 0;  // BeI64 deadline | hold id(16) -> ""  (pending holds)
+  MDB_dbi member_holds = 0;    // member id(16) | hold id(16) -> ""    (pending holds)
+  MDB_dbi history = 0;         // member id(16) | BeU64 seq -> I64 points
+  MDB_dbi reversed = 0;        // BeU64 original seq -> U64 points reversed so far
+  MDB_dbi referees = 0;        // referee member id(16) -> U64 seq
+  MDB_dbi effects = 0;         // BeU64 seq -> pieces created or consumed
+  MDB_dbi partners = 0;        // partner account id(16) -> I64 end of last settled period
+  MDB_dbi prices = 0;          // partner id(16) | BeI64 effective_from -> U64 earn | U64 redeem
+  MDB_dbi flows = 0;           // partner id(16) | BeI64 ts | BeU64 seq -> U8 kind | I64 points | U64 price
+};
+
+// Opens every sub-database (creating them when `create`).
+absl::StatusOr<Dbs> OpenDbs(const lmdb::Txn& txn, bool create);
+
+// The chain head as stored: the last log entry (all zero when empty).
+absl::StatusOr<ChainHead> ReadHead(const lmdb::Txn& txn, const Dbs& dbs);
+
+// Reads a stored transaction by seq; nullopt if absent. DataLoss if it
+// does not parse.
+absl::StatusOr<std::optional<TxRecord>> ReadRecord(const lmdb::Txn& txn, const Dbs& dbs,
+                                                   uint64_t seq, Statement* statement);
+
+// The statement of a partner's flows with from <= ts < to.
+absl::StatusOr<Statement> ComputeStatement(const lmdb::Txn& txn, const Dbs& dbs,
+                                           const Id& partner_account, int64_t from_ns,
+                                           int64_t to_ns);
+
+// Audit over one read snapshot (Ledger::VerifyChain, Ledger::TrialBalance).
+absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const lmdb::Txn& txn, const Dbs& dbs);
+absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const lmdb::Txn& txn, const Dbs& dbs);
+
+// A lot as loaded for a transaction: its key and contents.
+struct LotEntry {
+  std::string key;
+  LotInfo info;
+};
+// A member's lots in consumption order.
+absl::Status LoadLots(const lmdb::Txn& txn, const Dbs& dbs, const Id& account,
+                      std::vector<LotEntry>* lots);
+
+// Applies batches inside a group commit. Owned by a Ledger::Writer.
+class Applier {
+ public:
+  Applier(const lmdb::Env& env, const Dbs& dbs, Clock* clock, const ChainHead& head);
+
+  // See Ledger::Writer::Apply. `root` is the group's write transaction.
+  absl::Status ApplyBatch(lmdb::Txn& root, std::span<const Transaction> batch,
+                          const Auth& auth, std::vector<Result>* results);
+
+  const ChainHead& head() const { return head_; }
+  uint64_t recorded_count() const { return recorded_; }
+
+ private:
+  struct Slot {
+    Id id{};
+    AccountRec rec;
+    bool exists = false;
+    bool dirty = false;
+  };
+  // Scratch for one transaction; reused to avoid allocation.
+  struct Ctx {
+    const Transaction* tx = nullptr;
+    int64_t ts = 0;
+    uint64_t seq = 0;
+    ProgramRec program;
+    std::array<Slot, 8> slots;
+    size_t slot_count = 0;
+    std::vector<Posting> postings;
+    uint64_t result_points = 0;
+    bool has_statement = false;
+    Statement statement;
+  };
+
+  absl::StatusOr<Result> ApplyOne(const Transaction& tx, const Auth& auth);
+  absl::Status ApplyChain(lmdb::Txn& parent, std::span<const Transaction> chain,
+                          const Auth& auth, std::span<Result> results);
+  absl::StatusOr<Result> Record(const Transaction& tx, Code code, int64_t ts);
+  int64_t NextTimestamp() const;
+
+  absl::StatusOr<Code> ApplyKind(Ctx& c);
+  absl::StatusOr<Code> ProgramCreate(Ctx& c);
+  absl::StatusOr<Code> PartnerCreate(Ctx& c);
+  absl::StatusOr<Code> PartnerPrice(Ctx& c);
+  absl::StatusOr<Code> Earn(Ctx& c);
+  absl::StatusOr<Code> Redeem(Ctx& c);
+  absl::StatusOr<Code> Referral(Ctx& c);
+  absl::StatusOr<Code> Transfer(Ctx& c);
+  absl::StatusOr<Code> Adjust(Ctx& c);
+  absl::StatusOr<Code> Hold(Ctx& c);
+  absl::StatusOr<Code> EndHold(Ctx& c);  // capture, release, hold_timeout
+  absl::StatusOr<Code> Expire(Ctx& c);
+  absl::StatusOr<Code> Settle(Ctx& c);
+  absl::StatusOr<Code> AccountClose(Ctx& c);
+  absl::StatusOr<Code> Reverse(Ctx& c);
+  absl::StatusOr<Code> ReverseIntoSource(Ctx& c, const TxRecord& original, uint64_t amount,
+                                         uint64_t* taken);
+  absl::StatusOr<Code> ReverseIntoMember(Ctx& c, const TxRecord& original, uint64_t done,
+                                         uint64_t amount);
+  absl::StatusOr<Code> ReverseTransfer(Ctx& c, const TxRecord& original, uint64_t amount,
+                                       uint64_t* taken);
+
+  // Account cache of the current transaction.
+  absl::StatusOr<Slot*> Account(Ctx& c, const Id& id);
+  // Resolves a member: opened if absent and open_if_needed and the program
+  // auto-opens; account_not_found / account_closed otherwise.
+  absl::StatusOr<Code> Member(Ctx& c, std::string_view key, bool open_if_needed, Slot** out);
+  // Adds a posting to the cache; overflow (nothing is written yet).
+  Code Post(Ctx& c, Slot* debit, Slot* credit, uint64_t points, PostingType type);
+  absl::Status Flush(Ctx& c);
+
+  // Lots.
+  int64_t DefaultExpiry(const Ctx& c) const;
+  absl::Status AddLot(const Id& account, int64_t expires_at_ns, uint64_t seq, uint32_t index,
+                      uint64_t points, int64_t locked_until_ns);
+  absl::Status TakeFromLot(const LotEntry& lot, uint64_t points);
+  // Consumes `points` from the available lots (FIFO), skipping `skip_key`.
+  // Appends the consumed pieces. REQUIRES: enough available.
+  absl::Status Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
+                       std::string_view skip_key, std::vector<Piece>* pieces);
+  absl::Status PutEffects(uint64_t seq, const std::vector<Piece>& pieces);
+  absl::Status AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points);
+  absl::Status PutHold(const Id& hold_id, const HoldRec& hold);
+
+  const lmdb::Env& env_;
+  const Dbs& dbs_;
+  Clock* clock_;
+  ChainHead head_;
+  uint64_t recorded_ = 0;
+  lmdb::Txn* txn_ = nullptr;  // the innermost open transaction
+  Ctx ctx_;
+  std::string scratch_;        // reused encode buffer
+  std::vector<LotEntry> lots_a_, lots_b_;
+  std::vector<Piece> pieces_;
+};
+
+}  // namespace pointledger::ledger
+
+#endif  // POINTLEDGER_LEDGER_STORE_H_
