@@ -1,0 +1,88 @@
+# PointLedger: `make run`, `make test`, `make bench`, `make asan`.
+# On Debian 12 as root, missing packages are installed first (`make deps`).
+
+SHELL := /bin/bash
+
+# Everything the build and the tests need (Debian 12 package names).
+PKGS := build-essential cmake ninja-build pkg-config \
+	liblmdb-dev lmdb-utils libflatbuffers-dev flatbuffers-compiler \
+	libabsl-dev libssl-dev libboost-dev libbenchmark-dev \
+	libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+# Only for the fuzz targets (clang + libFuzzer): `make fuzz-deps`.
+FUZZ_PKGS := clang libclang-rt-14-dev
+
+BUILD_DIR := build
+ASAN_DIR := build-asan
+JOBS := $(shell nproc)
+# BM_LedgerFill (10M transactions) is skipped unless asked for: BENCH_ARGS=...
+BENCH_ARGS ?= --benchmark_filter=-BM_LedgerFill
+
+CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release -DPL_WERROR=ON
+# No -Werror here: GCC's warnings change under -fsanitize (false positives);
+# the Release build enforces them.
+ASAN_CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_SANITIZE=ON
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	PL_SIM_SCALE=small
+
+.PHONY: all deps fuzz-deps build test asan bench run clean
+
+all: build
+
+# Installs the packages in $(1) that dpkg does not report as installed.
+define install_missing
+	@missing=(); \
+	for p in $(1); do \
+	  if [[ "$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null)" != "install ok installed" ]]; then \
+	    missing+=("$$p"); \
+	  fi; \
+	done; \
+	if (( $${#missing[@]} == 0 )); then exit 0; fi; \
+	if (( EUID != 0 )); then \
+	  echo "Missing Debian packages: $${missing[*]}" >&2; \
+	  echo "Install them as root with:" >&2; \
+	  echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $${missing[*]}" >&2; \
+	  exit 1; \
+	fi; \
+	echo "Installing: $${missing[*]}"; \
+	apt-get update && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$${missing[@]}"
+endef
+
+deps:
+	$(call install_missing,$(PKGS))
+
+fuzz-deps:
+	$(call install_missing,$(FUZZ_PKGS))
+
+build: deps
+	@if [[ ! -f $(BUILD_DIR)/build.ninja ]]; then \
+	  cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS); \
+	fi
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 900
+
+asan: deps
+	@if [[ ! -f $(ASAN_DIR)/build.ninja ]]; then \
+	  cmake -S . -B $(ASAN_DIR) $(ASAN_CMAKE_FLAGS); \
+	fi
+	cmake --build $(ASAN_DIR) -j$(JOBS)
+	cd $(ASAN_DIR) && $(ASAN_ENV) ctest --output-on-failure -j2 --timeout 900
+
+bench: build
+	$(BUILD_DIR)/bin/pointledger-bench --benchmark_counters_tabular=true $(BENCH_ARGS)
+
+run: build
+	@if [[ -x $(BUILD_DIR)/bin/pointledgerd ]]; then \
+	  mkdir -p var && exec $(BUILD_DIR)/bin/pointledgerd --data ./var --listen 127.0.0.1:7600; \
+	elif [[ -x $(BUILD_DIR)/bin/pointledger-demo ]]; then \
+	  exec $(BUILD_DIR)/bin/pointledger-demo; \
+	else \
+	  echo "Nothing to run yet: the server (pointledgerd) is not built in this version."; \
+	  echo "Try 'make test' or 'make bench'."; \
+	fi
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,0 +1,206 @@
+// Engine micro-benchmarks (issue 2). items_per_second counts transactions.
+//
+//   BM_LedgerApply/<batch>  earn 60% / redeem 30% / referral 10% over
+//                           1,000,000 members; one durable commit per batch.
+//   BM_Fsync                4 KiB overwrite + fdatasync: the machine's
+//                           ceiling for one commit per transaction.
+//   BM_LedgerFill/<n>       n transactions in batches of 8190, then RSS and
+//                           bytes on disk per transaction (opt-in: run with
+//                           --benchmark_filter=BM_LedgerFill).
+//
+// Data lives under $PL_BENCH_DIR (default /var/tmp): a real disk, so fsync
+// costs what it costs in production. Run: make bench.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ledger/ledger.h"
+
+namespace pointledger::bench {
+namespace {
+
+using ledger::Auth;
+using ledger::Kind;
+using ledger::Ledger;
+using ledger::Result;
+using ledger::Transaction;
+
+constexpr uint64_t kMembers = 1'000'000;
+
+std::string BenchDir(const std::string& name) {
+  const char* base = std::getenv("PL_BENCH_DIR");
+  std::string dir = std::string(base != nullptr ? base : "/var/tmp") + "/pointledger-bench-" +
+                    name + "-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    // LMDB's data file is sparse up to the map size: count allocated blocks.
+    struct stat st;
+    if (::stat(e.path().c_str(), &st) == 0) total += uint64_t(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+uint64_t RssBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// Generates the workload: ids from a counter (unique per run), members
+// uniform over kMembers, redeems aimed at members known to hold points.
+class Workload {
+ public:
+  explicit Workload(uint64_t seed) : rng_(seed), earned_(4096) {}
+
+  void Fill(std::vector<Transaction>& batch) {
+    for (Transaction& t : batch) Next(t);
+  }
+
+ private:
+  uint64_t Below(uint64_t n) { return rng_() % n; }
+
+  static std::string Member(uint64_t i) { return "m" + std::to_string(i); }
+
+  void Next(Transaction& t) {
+    t = Transaction{};
+    ++counter_;
+    for (int i = 0; i < 8; ++i) t.id[i] = uint8_t(counter_ >> (8 * i));
+    t.id[15] = 0xbe;  // never zero
+    t.program = "bench";
+    const uint64_t roll = Below(100);
+    if (roll < 60) {
+      const uint64_t m = Below(kMembers);
+      t.kind = Kind::kEarn;
+      t.member = Member(m);
+      t.points = 100 + Below(400);
+      earned_[earned_next_++ % earned_.size()] = m;
+    } else if (roll < 90 && earned_next_ > 0) {
+      t.kind = Kind::kRedeem;
+      t.member = Member(earned_[Below(std::min<uint64_t>(earned_next_, earned_.size()))]);
+      t.points = 1 + Below(50);
+    } else {
+      t.kind = Kind::kReferral;
+      t.member = Member(Below(kMembers));
+      t.member2 = Member(referee_++ % kMembers);
+      if (t.member2 == t.member) t.member2 = Member(referee_++ % kMembers);
+      t.points = 500;
+      t.points2 = 250;
+    }
+  }
+
+  std::mt19937_64 rng_;
+  std::vector<uint64_t> earned_;
+  uint64_t earned_next_ = 0;
+  uint64_t counter_ = 0;
+  uint64_t referee_ = 0;
+};
+
+std::unique_ptr<Ledger> OpenBenchLedger(const std::string& dir) {
+  auto opened = Ledger::Open({.dir = dir, .map_size_bytes = uint64_t{64} << 30});
+  if (!opened.ok()) {
+    std::fprintf(stderr, "open %s: %s\n", dir.c_str(), opened.status().ToString().c_str());
+    std::abort();
+  }
+  std::unique_ptr<Ledger> ledger = *std::move(opened);
+  Transaction create;
+  create.id = ledger::TxIdFromKey("bench", "create");
+  create.kind = Kind::kProgramCreate;
+  create.program = "bench";
+  create.currency = "USD";
+  create.point_value_micros = 5000;
+  create.expiry_days = 365;
+  std::vector<Result> results;
+  PL_CHECK(ledger->ApplyBatch({&create, 1}, Auth::Admin(), &results).ok());
+  PL_CHECK(results[0].code == ledger::Code::kOk);
+  return ledger;
+}
+
+void ApplyDurably(Ledger& ledger, const std::vector<Transaction>& batch,
+                  std::vector<Result>& results) {
+  auto writer = ledger.BeginWrite();
+  PL_CHECK(writer.ok());
+  PL_CHECK(writer->Apply(batch, Auth::Admin(), &results).ok());
+  PL_CHECK(std::move(*writer).Commit().ok());
+}
+
+void BM_LedgerApply(benchmark::State& state) {
+  const std::string dir = BenchDir("apply");
+  std::unique_ptr<Ledger> ledger = OpenBenchLedger(dir);
+  Workload workload(42);
+  std::vector<Transaction> batch(static_cast<size_t>(state.range(0)));
+  std::vector<Result> results;
+  uint64_t rejected = 0;
+  for (auto _ : state) {
+    workload.Fill(batch);
+    ApplyDurably(*ledger, batch, results);
+    for (const Result& r : results) rejected += r.code != ledger::Code::kOk;
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * state.range(0));
+  state.counters["rejected"] = double(rejected);
+  state.counters["disk_bytes_per_tx"] =
+      double(DirBytes(dir)) / double(state.iterations() * uint64_t(state.range(0)));
+  ledger.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_LedgerApply)->Arg(1)->Arg(100)->Arg(8190)->UseRealTime()->MinTime(5.0);
+
+void BM_Fsync(benchmark::State& state) {
+  const std::string dir = BenchDir("fsync");
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/f";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+  PL_CHECK(fd >= 0);
+  std::vector<char> block(4096, 'x');
+  PL_CHECK(::pwrite(fd, block.data(), block.size(), 0) == ssize_t(block.size()));
+  PL_CHECK(::fsync(fd) == 0);
+  for (auto _ : state) {
+    PL_CHECK(::pwrite(fd, block.data(), block.size(), 0) == ssize_t(block.size()));
+    PL_CHECK(::fdatasync(fd) == 0);
+  }
+  ::close(fd);
+  state.SetItemsProcessed(int64_t(state.iterations()));
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_Fsync)->UseRealTime()->MinTime(3.0);
+
+void BM_LedgerFill(benchmark::State& state) {
+  const uint64_t total = uint64_t(state.range(0));
+  for (auto _ : state) {
+    const std::string dir = BenchDir("fill");
+    std::unique_ptr<Ledger> ledger = OpenBenchLedger(dir);
+    Workload workload(7);
+    std::vector<Transaction> batch(8190);
+    std::vector<Result> results;
+    for (uint64_t done = 0; done < total; done += batch.size()) {
+      workload.Fill(batch);
+      ApplyDurably(*ledger, batch, results);
+    }
+    state.counters["rss_bytes"] = double(RssBytes());
+    state.counters["disk_bytes_per_tx"] = double(DirBytes(dir)) / double(total);
+    ledger.reset();
+    std::filesystem::remove_all(dir);
+  }
+  state.SetItemsProcessed(int64_t(state.iterations() * total));
+}
+BENCHMARK(BM_LedgerFill)->Arg(10'000'000)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+
+}  // namespace
+}  // namespace pointledger::bench
+
+BENCHMARK_MAIN();
