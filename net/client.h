@@ -1,0 +1,110 @@
+// The PointLedger client library: what the CLI, the load generator and
+// integrators use to talk to pointledgerd (SPEC §6).
+//
+// A Client owns one TCP (optionally TLS) connection. It is not thread-safe:
+// use one Client per thread. Requests may be pipelined: Send() several, then
+// Receive() their answers, which come back in request order.
+#ifndef POINTLEDGER_NET_CLIENT_H_
+#define POINTLEDGER_NET_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ledger/ledger.h"
+
+namespace pointledger::net {
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7600;
+  std::string api_key;
+  std::string client_name = "pointledger";
+  bool tls = false;
+  std::string tls_ca_file;   // empty: system default roots
+  int timeout_ms = 30'000;   // connect and per-response
+  // Connection errors are retried this many times on a fresh connection,
+  // re-sending the unanswered batches with the same ids (safe: exactly once).
+  int reconnect_attempts = 3;
+};
+
+// Connection-level errors (SPEC §5) map to Status codes:
+//   unauthorized        -> Unauthenticated
+//   malformed_request   -> InvalidArgument
+//   request_too_large   -> OutOfRange
+//   batch_too_large     -> OutOfRange
+//   unsupported_version -> FailedPrecondition
+//   server_busy         -> Unavailable
+//   socket errors, timeouts, refused connections -> Unavailable / DeadlineExceeded
+// The message names the SPEC word (e.g. "server_busy: map full").
+class Client {
+ public:
+  // Connects and says Hello. Unauthenticated if the key is refused.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  virtual ~Client() = default;
+
+  // One batch, waiting for its results (one per transaction, in order).
+  virtual absl::StatusOr<std::vector<ledger::Result>> Post(
+      std::span<const ledger::Transaction> batch) = 0;
+
+  // Pipelining: Send returns the request id; Receive returns the next
+  // answer in request order.
+  virtual absl::StatusOr<uint64_t> Send(std::span<const ledger::Transaction> batch) = 0;
+  struct BatchAnswer {
+    uint64_t request_id = 0;
+    std::vector<ledger::Result> results;
+  };
+  virtual absl::StatusOr<BatchAnswer> Receive() = 0;
+
+  // Reads (scope `read`). nullopt when the program/member/id does not exist.
+  virtual absl::StatusOr<std::optional<ledger::Balance>> GetBalance(const std::string& program,
+                                                                    const std::string& member) = 0;
+  virtual absl::StatusOr<std::vector<ledger::HistoryEntry>> GetHistory(
+      const std::string& program, const std::string& member, uint32_t limit,
+      uint64_t before_seq) = 0;
+  virtual absl::StatusOr<std::optional<ledger::TxRecord>> GetTransaction(
+      const std::string& program, const ledger::Id& id) = 0;
+  virtual absl::StatusOr<ledger::ChainHead> GetHead() = 0;
+  // Due expiries and hold timeouts (as Ledger::CollectDue), for `pointledger expire`.
+  virtual absl::StatusOr<std::vector<ledger::Transaction>> CollectDue(int64_t as_of_ns,
+                                                                      uint32_t limit) = 0;
+  virtual absl::StatusOr<ledger::Statement> SettlementStatement(const std::string& program,
+                                                                const std::string& partner,
+                                                                int64_t from_ns,
+                                                                int64_t to_ns) = 0;
+
+  // ---- Extensions (added by the networking layer; the above is stable). ----
+
+  // The server's counters since it started (scope `read`). commits < batches
+  // shows that group commit shares fsyncs between batches.
+  struct ServerStats {
+    uint64_t commits = 0;
+    uint64_t batches = 0;
+    uint64_t transactions = 0;
+    uint64_t busy_batches = 0;
+    uint64_t connections_open = 0;
+    uint64_t connections_accepted = 0;
+  };
+  virtual absl::StatusOr<ServerStats> GetStats() = 0;
+
+  // From the server's answer to Hello.
+  virtual const std::string& principal() const = 0;
+  // The largest batch the server takes (split bigger inputs to this size).
+  virtual uint32_t batch_transactions_max() const = 0;
+  // Requests sent and not yet returned by Receive().
+  virtual size_t in_flight() const = 0;
+};
+
+// Parses "HOST:PORT" ("[::1]:7600" for IPv6) into options->host and ->port.
+// InvalidArgument naming the text otherwise.
+absl::Status ParseServerAddress(std::string_view text, ClientOptions* options);
+
+}  // namespace pointledger::net
+
+#endif  // POINTLEDGER_NET_CLIENT_H_

@@ -1,0 +1,139 @@
+#include "net/committer.h"
+
+#include <utility>
+
+#include "ledger/limits.h"
+#include "ledger/status.h"
+#include "net/limits.h"
+#include "net/log.h"
+
+namespace pointledger::net {
+
+Committer::Committer(ledger::Ledger* ledger) : ledger_(ledger) {
+  PL_CHECK(ledger_ != nullptr);
+  queue_.reserve(256);
+  group_.reserve(256);
+}
+
+Committer::~Committer() { PL_CHECK(!thread_.joinable()); }
+
+void Committer::Start() {
+  PL_CHECK(!thread_.joinable());
+  thread_ = std::thread([this] { Run(); });
+}
+
+bool Committer::Submit(std::unique_ptr<CommitJob>* job) {
+  CommitJob& j = **job;
+  PL_CHECK(!j.transactions.empty() && j.transactions.size() <= ledger::kBatchTransactionsMax);
+  PL_CHECK(j.auth != nullptr && j.sink != nullptr);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || queue_.size() >= kCommitQueueBatchesMax ||
+        queued_transactions_ + j.transactions.size() > kCommitQueueTransactionsMax) {
+      busy_batches_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    queued_transactions_ += j.transactions.size();
+    queue_.push_back(std::move(*job));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void Committer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+CommitterStats Committer::stats() const {
+  return CommitterStats{commits_.load(std::memory_order_relaxed),
+                        batches_.load(std::memory_order_relaxed),
+                        transactions_.load(std::memory_order_relaxed),
+                        busy_batches_.load(std::memory_order_relaxed)};
+}
+
+void Committer::Run() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything is answered
+      // Take everything that is waiting: those batches share the next fsync.
+      group_.swap(queue_);
+      queued_transactions_ = 0;
+    }
+    // Split what was taken into groups of at most kGroupTransactionsMax
+    // (whole batches; a group always takes at least one).
+    size_t begin = 0;
+    while (begin < group_.size()) {
+      size_t end = begin;
+      size_t count = 0;
+      while (end < group_.size() &&
+             (end == begin || count + group_[end]->transactions.size() <= kGroupTransactionsMax)) {
+        count += group_[end]->transactions.size();
+        ++end;
+      }
+      CommitGroup(group_, begin, end);
+      for (size_t i = begin; i < end; ++i) {
+        std::shared_ptr<JobSink> sink = group_[i]->sink;
+        sink->OnCommitted(std::move(group_[i]));
+      }
+      begin = end;
+    }
+    group_.clear();
+  }
+}
+
+void Committer::CommitGroup(Group& jobs, size_t begin, size_t end) {
+  while (begin < end) begin = CommitOnce(jobs, begin, end);
+}
+
+size_t Committer::CommitOnce(Group& jobs, size_t begin, size_t end) {
+  absl::StatusOr<ledger::Ledger::Writer> writer = ledger_->BeginWrite();
+  if (!writer.ok()) {
+    LogLine(StrCat("error: cannot begin a write transaction: ", writer.status().ToString()));
+    for (size_t i = begin; i < end; ++i) jobs[i]->status = writer.status();
+    busy_batches_.fetch_add(end - begin, std::memory_order_relaxed);
+    return end;
+  }
+  size_t applied = 0, applied_transactions = 0;
+  size_t next = begin;
+  for (; next < end; ++next) {
+    CommitJob& job = *jobs[next];
+    job.status = writer->Apply(job.transactions, *job.auth, &job.results);
+    if (job.status.ok()) {
+      ++applied;
+      applied_transactions += job.transactions.size();
+      continue;
+    }
+    // A write transaction that grew too large (MDB_TXN_FULL) or a map that
+    // filled up mid-group: commit what we have, retry this batch in a fresh
+    // transaction. A batch that fails on its own is answered server_busy.
+    if (job.status.code() == absl::StatusCode::kResourceExhausted && applied > 0) break;
+    LogLine(StrCat("error: batch of ", job.transactions.size(),
+                   " transactions not applied (answered server_busy): ", job.status.ToString()));
+    busy_batches_.fetch_add(1, std::memory_order_relaxed);
+  }
+  const absl::Status commit = std::move(*writer).Commit();
+  if (!commit.ok()) {
+    LogLine(StrCat("error: group commit of ", applied,
+                   " batches failed (answered server_busy): ", commit.ToString()));
+    for (size_t i = begin; i < next; ++i) {
+      if (jobs[i]->status.ok()) jobs[i]->status = commit;
+    }
+    busy_batches_.fetch_add(applied, std::memory_order_relaxed);
+    return next;
+  }
+  if (applied > 0) {
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    batches_.fetch_add(applied, std::memory_order_relaxed);
+    transactions_.fetch_add(applied_transactions, std::memory_order_relaxed);
+  }
+  return next;
+}
+
+}  // namespace pointledger::net

@@ -1,0 +1,601 @@
+#include "net/connection.h"
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "boost/asio/post.hpp"
+#include "boost/asio/read.hpp"
+#include "boost/asio/ssl/stream.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/write.hpp"
+#include "ledger/status.h"
+#include "net/limits.h"
+#include "net/log.h"
+#include "net/wire.h"
+
+namespace pointledger::net {
+
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+using ErrorCode = boost::system::error_code;
+using TlsStream = asio::ssl::stream<tcp::socket>;
+
+template <typename Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+
+// All state is touched only by the connection's own I/O thread (one thread
+// per io_context), except OnCommitted/Shutdown/Abort, which post to it.
+template <typename Stream>
+class ConnectionImpl final : public Connection,
+                             public std::enable_shared_from_this<ConnectionImpl<Stream>> {
+ public:
+  template <typename... StreamArgs>
+  ConnectionImpl(uint64_t id, const ConnectionEnv* env, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
+        id_(id),
+        env_(*env),
+        limits_(env->config->limits),
+        timer_(stream_.get_executor()),
+        in_(kReadBufferBytesInitial),
+        slots_(limits_.inflight_requests_max) {
+    ErrorCode ec;
+    const tcp::endpoint peer = stream_.lowest_layer().remote_endpoint(ec);
+    peer_ = ec ? std::string("unknown peer") : StrCat(peer.address().to_string(), ":", peer.port());
+  }
+
+  void Start() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->DoStart(); });
+  }
+
+  void StartRefused(std::string message) override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), m = std::move(message)] {
+      if constexpr (kIsTls<Stream>) {
+        self->Close(m);  // no handshake for a connection we cannot serve
+        return;
+      }
+      self->state_ = State::kOpen;
+      self->ArmTimer(SteadyClock::now() + std::chrono::seconds(self->limits_.idle_timeout_s));
+      self->Refuse(0, wire::ConnError::server_busy, m);
+    });
+  }
+
+  void Shutdown() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->state_ == State::kHandshake || self->state_ == State::kOpen) {
+        self->Drain("server shutting down");
+      }
+    });
+  }
+
+  void Abort() override {
+    asio::post(stream_.get_executor(),
+               [self = this->shared_from_this()] { self->Close("aborted at shutdown"); });
+  }
+
+  void OnCommitted(std::unique_ptr<CommitJob> job) override {
+    asio::post(stream_.get_executor(),
+               [self = this->shared_from_this(), job = std::move(job)]() mutable {
+                 self->OnJobDone(std::move(job));
+               });
+  }
+
+ private:
+  enum class State { kHandshake, kOpen, kDraining, kLingering, kClosed };
+
+  // One answer slot per request, in request order.
+  struct Slot {
+    uint64_t request_id = 0;
+    bool ready = false;
+    bool close_after = false;  // a refusal: the connection closes after it
+    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> deferred_request;  // a read waiting for earlier batches
+  };
+
+  // ---- Start, timers, close.
+
+  void DoStart() {
+    last_progress_ = SteadyClock::now();
+    ArmTimer(last_progress_ + std::chrono::seconds(limits_.idle_timeout_s));
+    if constexpr (kIsTls<Stream>) {
+      state_ = State::kHandshake;
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](const ErrorCode& ec) {
+                                self->OnHandshake(ec);
+                              });
+    } else {
+      state_ = State::kOpen;
+      ReadMore();
+    }
+  }
+
+  void OnHandshake(const ErrorCode& ec) {
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      Close(StrCat("TLS handshake failed: ", ec.message()));
+      return;
+    }
+    if (state_ == State::kHandshake) state_ = State::kOpen;
+    last_progress_ = SteadyClock::now();
+    Pump();
+    MaybeFinishDrain();
+  }
+
+  void ArmTimer(SteadyClock::time_point at) {
+    timer_.expires_at(at);
+    timer_.async_wait(
+        [self = this->shared_from_this()](const ErrorCode& ec) { self->OnTimer(ec); });
+  }
+
+  void OnTimer(const ErrorCode& ec) {
+    if (ec == asio::error::operation_aborted || state_ == State::kClosed) return;
+    const SteadyClock::time_point now = SteadyClock::now();
+    if (state_ == State::kLingering) {
+      Close(close_reason_);
+      return;
+    }
+    const auto idle = std::chrono::seconds(limits_.idle_timeout_s);
+    if (now < last_progress_ + idle) {
+      ArmTimer(last_progress_ + idle);
+    } else if (jobs_pending_ > 0) {
+      ArmTimer(now + idle);  // waiting for the disk, not for the client
+    } else {
+      Close(writing_ ? "answers not read within idle_timeout_s" : "idle timeout");
+    }
+  }
+
+  // No more requests; close once everything in flight is answered.
+  void Drain(std::string reason) {
+    state_ = State::kDraining;
+    close_reason_ = std::move(reason);
+    MaybeFinishDrain();
+  }
+
+  void MaybeFinishDrain() {
+    if (state_ == State::kDraining && slot_count_ == 0 && jobs_pending_ == 0 && !writing_) {
+      Close(close_reason_);
+    }
+  }
+
+  // After the last answer of a refused connection: half-close and discard
+  // input for a moment so that the client reads our answer, not a reset.
+  void Linger() {
+    state_ = State::kLingering;
+    ErrorCode ec;
+    stream_.lowest_layer().shutdown(tcp::socket::shutdown_send, ec);
+    ArmTimer(SteadyClock::now() + std::chrono::milliseconds(kLingerMs));
+    in_begin_ = in_end_ = 0;
+    ReadMore();
+  }
+
+  void Close(const std::string& reason) {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    timer_.cancel();
+    ErrorCode ec;
+    stream_.lowest_layer().close(ec);
+    LogLine(StrCat("connection ", id_, " closed: ", reason, " (", requests_, " requests)"));
+    env_.counters->open.fetch_sub(1, std::memory_order_relaxed);
+    env_.registry->Remove(id_);
+  }
+
+  // ---- Reading and framing.
+
+  bool CanTakeRequest() const {
+    return slot_count_ < slots_.size() && queued_bytes_ < limits_.output_bytes_max;
+  }
+
+  void Compact() {
+    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+
+  void ReadMore() {
+    if (reading_) return;
+    if (state_ == State::kLingering) {
+      in_begin_ = in_end_ = 0;  // discarding
+    } else if (state_ != State::kOpen || !CanTakeRequest()) {
+      return;  // backpressure: the socket is read again when answers go out
+    }
+    if (in_end_ == in_.size()) Compact();
+    PL_CHECK(in_end_ < in_.size());
+    reading_ = true;
+    stream_.async_read_some(
+        asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+        [self = this->shared_from_this()](const ErrorCode& ec, size_t n) { self->OnRead(ec, n); });
+  }
+
+  void OnRead(const ErrorCode& ec, size_t n) {
+    reading_ = false;
+    if (state_ == State::kClosed) return;
+    if (state_ == State::kLingering) {
+      if (ec) {
+        Close(close_reason_);
+      } else {
+        ReadMore();
+      }
+      return;
+    }
+    if (ec) {
+      if (ec != asio::error::eof && ec != asio::ssl::error::stream_truncated) {
+        Close(StrCat("read error: ", ec.message()));
+        return;
+      }
+      // The client finished sending; answer what it sent, then close.
+      ProcessInput();
+      if (state_ == State::kOpen) Drain("closed by client");
+      Flush();
+      MaybeFinishDrain();
+      return;
+    }
+    in_end_ += n;
+    last_progress_ = SteadyClock::now();
+    if (state_ == State::kOpen) Pump();
+  }
+
+  void Pump() {
+    ProcessInput();
+    Flush();
+    ReadMore();
+  }
+
+  // Takes every complete frame in the buffer, as far as the limits allow.
+  // A read may be pending into in_[in_end_, size): while it is, the
+  // buffer's layout (in_end_, its size, its place) must not change.
+  void ProcessInput() {
+    while (state_ == State::kOpen && CanTakeRequest()) {
+      const size_t available = in_end_ - in_begin_;
+      if (available < kFrameHeaderBytes) break;
+      const uint32_t length = DecodeFrameLength(in_.data() + in_begin_);
+      if (length > limits_.frame_bytes_max) {
+        Refuse(0, wire::ConnError::request_too_large,
+               StrCat("a frame of ", length, " bytes; frame_bytes_max is ",
+                      limits_.frame_bytes_max));
+        break;
+      }
+      const size_t frame_bytes = kFrameHeaderBytes + length;
+      if (available < frame_bytes) {
+        if (!reading_ && in_.size() - in_begin_ < frame_bytes) {
+          Compact();
+          if (in_.size() < frame_bytes) in_.resize(frame_bytes);
+        }
+        break;
+      }
+      ++requests_;
+      const uint8_t* start = in_.data() + in_begin_;
+      if (reinterpret_cast<uintptr_t>(start) % 8 != 0) {
+        // FlatBuffers reads scalars in place: give it an 8-aligned copy.
+        // Well-behaved clients send 8-byte multiples, so this is rare.
+        aligned_.resize((frame_bytes + 7) / 8);
+        std::memcpy(aligned_.data(), start, frame_bytes);
+        start = reinterpret_cast<const uint8_t*>(aligned_.data());
+      }
+      HandleFrame(std::span<const uint8_t>(start, frame_bytes));
+      in_begin_ += frame_bytes;
+    }
+    if (in_begin_ == in_end_ && !reading_) {
+      in_begin_ = in_end_ = 0;
+      // Give back a buffer grown for one big frame.
+      if (in_.size() > 4 * kReadBufferBytesInitial) {
+        std::vector<uint8_t>(kReadBufferBytesInitial).swap(in_);
+      }
+    }
+  }
+
+  void HandleFrame(std::span<const uint8_t> frame) {
+    absl::StatusOr<const wire::Request*> verified = VerifyRequestFrame(frame);
+    if (!verified.ok()) {
+      Refuse(0, wire::ConnError::malformed_request, std::string(verified.status().message()));
+      return;
+    }
+    const wire::Request& request = **verified;
+    if (request.version() != 1) {
+      Refuse(request.request_id(), wire::ConnError::unsupported_version,
+             StrCat("request version ", request.version(), "; this server speaks 1"));
+      return;
+    }
+    if (key_ == nullptr) {
+      HandleHello(request);
+      return;
+    }
+    switch (request.body_type()) {
+      case wire::RequestBody::Hello:
+        Refuse(request.request_id(), wire::ConnError::malformed_request, "a second Hello");
+        return;
+      case wire::RequestBody::Batch:
+        HandleBatch(request);
+        return;
+      default: {
+        const size_t slot = AddSlot(request.request_id());
+        if (jobs_pending_ > 0) {
+          // Read your writes: a read after a batch on this connection is
+          // answered once that batch is committed (RunDeferredReads).
+          slots_[slot].deferred_request.assign(frame.begin(), frame.end());
+          ++deferred_reads_;
+          return;
+        }
+        AnswerRead(slot, request);
+      }
+    }
+  }
+
+  void AnswerRead(size_t slot, const wire::Request& request) {
+    fbb_.Clear();
+    env_.service->Read(request, *key_, &fbb_);
+    SetReady(slot);
+  }
+
+  // Answers the deferred reads that no longer have a batch of this
+  // connection at the committer before them.
+  void RunDeferredReads() {
+    for (size_t k = 0; k < slot_count_ && deferred_reads_ > 0; ++k) {
+      Slot& slot = slots_[(slot_head_ + k) % slots_.size()];
+      if (!slot.deferred_request.empty()) {
+        // Verified when it arrived; the copy is 8-aligned (operator new).
+        const wire::Request& request = *wire::GetSizePrefixedRequest(slot.deferred_request.data());
+        AnswerRead((slot_head_ + k) % slots_.size(), request);
+        slot.deferred_request.clear();
+        --deferred_reads_;
+        continue;
+      }
+      if (!slot.ready) break;  // a batch still at the committer
+    }
+  }
+
+  void HandleHello(const wire::Request& request) {
+    if (request.body_type() != wire::RequestBody::Hello) {
+      Refuse(request.request_id(), wire::ConnError::unauthorized,
+             "the first request must be Hello");
+      return;
+    }
+    const wire::Hello& hello = *request.body_as_Hello();
+    fbb_.Clear();
+    std::string why;
+    key_ = env_.service->Hello(hello, request.request_id(), &fbb_, &why);
+    const size_t slot = AddSlot(request.request_id());
+    SetReady(slot);
+    const std::string client =
+        hello.client_name() == nullptr ? std::string() : hello.client_name()->str();
+    if (key_ == nullptr) {
+      slots_[slot].close_after = true;
+      LogLine(StrCat("connection ", id_, ": hello from \"", client.substr(0, kClientNameBytesMax),
+                     "\" refused: ", why));
+      state_ = State::kDraining;
+      close_reason_ = why;
+      return;
+    }
+    LogLine(StrCat("connection ", id_, ": hello from \"", client.substr(0, kClientNameBytesMax),
+                   "\" as ", key_->principal));
+  }
+
+  void HandleBatch(const wire::Request& request) {
+    const auto* transactions = request.body_as_Batch()->transactions();
+    const size_t n = transactions == nullptr ? 0 : transactions->size();
+    if (n == 0) {
+      Refuse(request.request_id(), wire::ConnError::malformed_request, "an empty batch");
+      return;
+    }
+    if (n > limits_.batch_transactions_max) {
+      Refuse(request.request_id(), wire::ConnError::batch_too_large,
+             StrCat("a batch of ", n, " transactions; the limit is ",
+                    limits_.batch_transactions_max));
+      return;
+    }
+    std::unique_ptr<CommitJob> job = TakeJob();
+    job->transactions.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const absl::Status s = TransactionFromWire(
+          *transactions->Get(static_cast<flatbuffers::uoffset_t>(i)), &job->transactions[i]);
+      if (!s.ok()) {
+        job_pool_.push_back(std::move(job));
+        Refuse(request.request_id(), wire::ConnError::malformed_request,
+               StrCat("transaction ", i, ": ", std::string(s.message())));
+        return;
+      }
+    }
+    const size_t slot = AddSlot(request.request_id());
+    job->auth = &key_->auth;
+    job->sink = this->shared_from_this();
+    job->tag = slot;
+    if (!env_.committer->Submit(&job)) {
+      job->sink.reset();
+      job_pool_.push_back(std::move(job));
+      fbb_.Clear();
+      FinishResponse(fbb_, request.request_id(), wire::ConnError::server_busy,
+                     "the commit queue is full; retry with the same ids",
+                     wire::ResponseBody::NONE, 0);
+      SetReady(slot);
+      return;
+    }
+    ++jobs_pending_;
+  }
+
+  std::unique_ptr<CommitJob> TakeJob() {
+    if (job_pool_.empty()) return std::make_unique<CommitJob>();
+    std::unique_ptr<CommitJob> job = std::move(job_pool_.back());
+    job_pool_.pop_back();
+    return job;
+  }
+
+  void OnJobDone(std::unique_ptr<CommitJob> job) {
+    PL_CHECK(jobs_pending_ > 0);
+    --jobs_pending_;
+    Slot& slot = slots_[job->tag];
+    fbb_.Clear();
+    if (job->status.ok()) {
+      PL_CHECK(job->results.size() == job->transactions.size());
+      result_offsets_.clear();
+      for (const ledger::Result& r : job->results) result_offsets_.push_back(ResultToWire(fbb_, r));
+      const auto results = fbb_.CreateVector(result_offsets_);
+      const auto body = wire::CreateBatchResult(fbb_, results);
+      FinishResponse(fbb_, slot.request_id, wire::ConnError::none, "",
+                     wire::ResponseBody::BatchResult, body.Union());
+    } else {
+      FinishResponse(fbb_, slot.request_id, wire::ConnError::server_busy,
+                     StrCat("not committed (", std::string(job->status.message()),
+                            "); retry with the same ids"),
+                     wire::ResponseBody::NONE, 0);
+    }
+    SetReady(job->tag);
+    job->sink.reset();
+    job_pool_.push_back(std::move(job));
+    if (state_ == State::kClosed) return;
+    if (deferred_reads_ > 0) RunDeferredReads();
+    if (state_ == State::kOpen) {
+      Pump();
+    } else {
+      Flush();
+    }
+    MaybeFinishDrain();
+  }
+
+  // ---- Answers, in request order.
+
+  size_t AddSlot(uint64_t request_id) {
+    PL_CHECK(slot_count_ < slots_.size());
+    const size_t index = (slot_head_ + slot_count_) % slots_.size();
+    ++slot_count_;
+    Slot& slot = slots_[index];
+    slot.request_id = request_id;
+    slot.ready = false;
+    slot.close_after = false;
+    return index;
+  }
+
+  // The answer in fbb_ goes into slot `index`.
+  void SetReady(size_t index) {
+    Slot& slot = slots_[index];
+    slot.bytes.assign(fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize());
+    slot.ready = true;
+    queued_bytes_ += slot.bytes.size();
+  }
+
+  // Refuses the connection: answers `error` after everything before it,
+  // then closes. One log line.
+  void Refuse(uint64_t request_id, wire::ConnError error, const std::string& message) {
+    LogLine(StrCat("connection ", id_, ": ", ConnErrorName(error), ": ", message, " (closing)"));
+    fbb_.Clear();
+    FinishResponse(fbb_, request_id, error, message, wire::ResponseBody::NONE, 0);
+    if (slot_count_ == slots_.size()) {
+      // Only the over-limit path can get here with every slot taken;
+      // the refusal then replaces nothing and the connection just closes.
+      Close(StrCat(ConnErrorName(error), ": ", message));
+      return;
+    }
+    const size_t slot = AddSlot(request_id);
+    SetReady(slot);
+    slots_[slot].close_after = true;
+    state_ = State::kDraining;
+    close_reason_ = std::string(ConnErrorName(error));
+    Flush();
+  }
+
+  void Flush() {
+    if (writing_ || state_ == State::kClosed || state_ == State::kLingering) return;
+    out_.clear();
+    while (slot_count_ > 0 && slots_[slot_head_].ready && out_.size() < kWriteCoalesceBytesMax) {
+      Slot& slot = slots_[slot_head_];
+      if (out_.empty()) {
+        out_.swap(slot.bytes);  // the common case: no copy
+      } else {
+        out_.insert(out_.end(), slot.bytes.begin(), slot.bytes.end());
+      }
+      slot.bytes.clear();
+      slot.ready = false;
+      slot_head_ = (slot_head_ + 1) % slots_.size();
+      --slot_count_;
+      if (slot.close_after) {
+        close_after_write_ = true;
+        break;
+      }
+    }
+    if (out_.empty()) return;
+    writing_ = true;
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = this->shared_from_this()](const ErrorCode& ec, size_t) {
+                        self->OnWrite(ec);
+                      });
+  }
+
+  void OnWrite(const ErrorCode& ec) {
+    writing_ = false;
+    queued_bytes_ -= out_.size();
+    if (out_.capacity() > kWriteCoalesceBytesMax * 2) std::vector<uint8_t>().swap(out_);
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      Close(StrCat("write error: ", ec.message()));
+      return;
+    }
+    last_progress_ = SteadyClock::now();
+    if (close_after_write_) {
+      Linger();
+      return;
+    }
+    if (state_ == State::kOpen) {
+      Pump();
+    } else {
+      Flush();
+    }
+    MaybeFinishDrain();
+  }
+
+  Stream stream_;
+  const uint64_t id_;
+  const ConnectionEnv& env_;
+  const Limits& limits_;
+  asio::steady_timer timer_;
+  std::string peer_;
+  State state_ = State::kHandshake;
+  std::string close_reason_;
+  SteadyClock::time_point last_progress_;
+  uint64_t requests_ = 0;
+
+  const ApiKey* key_ = nullptr;  // set by a good Hello
+
+  std::vector<uint8_t> in_;
+  std::vector<uint64_t> aligned_;  // a misaligned frame's copy
+  size_t in_begin_ = 0;
+  size_t in_end_ = 0;
+  bool reading_ = false;
+
+  std::vector<Slot> slots_;  // a ring of inflight_requests_max
+  size_t slot_head_ = 0;
+  size_t slot_count_ = 0;
+  uint64_t queued_bytes_ = 0;  // answers ready or being written
+  std::vector<uint8_t> out_;
+  bool writing_ = false;
+  bool close_after_write_ = false;
+
+  size_t jobs_pending_ = 0;  // batches at the committer
+  size_t deferred_reads_ = 0;  // reads waiting behind them
+  std::vector<std::unique_ptr<CommitJob>> job_pool_;
+  flatbuffers::FlatBufferBuilder fbb_;
+  std::vector<flatbuffers::Offset<wire::Result>> result_offsets_;
+
+ public:
+  const std::string& peer() const { return peer_; }
+};
+
+}  // namespace
+
+std::shared_ptr<Connection> NewConnection(tcp::socket socket, uint64_t id,
+                                          const ConnectionEnv* env) {
+  auto c = std::make_shared<ConnectionImpl<tcp::socket>>(id, env, std::move(socket));
+  LogLine(StrCat("connection ", id, " from ", c->peer()));
+  return c;
+}
+
+std::shared_ptr<Connection> NewTlsConnection(tcp::socket socket, asio::ssl::context* tls,
+                                             uint64_t id, const ConnectionEnv* env) {
+  auto c = std::make_shared<ConnectionImpl<TlsStream>>(id, env, std::move(socket), *tls);
+  LogLine(StrCat("connection ", id, " from ", c->peer(), " (TLS)"));
+  return c;
+}
+
+}  // namespace pointledger::net

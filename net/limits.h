@@ -1,0 +1,152 @@
+// Every bound of the network layer, each with the reason for it. The
+// engine's bounds (batch size, field lengths) are in ledger/limits.h; the
+// ones an operator may change are defaults here and keys in the config file
+// (docs/operations.md), checked against the hard caps below at load time.
+#ifndef POINTLEDGER_NET_LIMITS_H_
+#define POINTLEDGER_NET_LIMITS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ledger/limits.h"
+
+namespace pointledger::net {
+
+// ---------------------------------------------------------------------------
+// Frames (SPEC §6): a 4-byte little-endian length, then a FlatBuffers buffer.
+
+inline constexpr size_t kFrameHeaderBytes = 4;
+
+// SPEC §6 default. A full batch of 8,190 transactions with every string at
+// its limit is ~4.5 MiB on the wire, but a realistic one (short keys, no
+// metadata) is ~1 MiB; an operator who posts fat batches raises this.
+inline constexpr uint32_t kFrameBytesMaxDefault = uint32_t{4} << 20;
+// The largest value the config may set: one frame is buffered whole in
+// memory per connection, and FlatBuffers offsets are 32-bit signed.
+inline constexpr uint32_t kFrameBytesMaxCap = uint32_t{64} << 20;
+// The smallest: a Hello with a 64-byte key and name must always fit.
+inline constexpr uint32_t kFrameBytesMinCap = 1024;
+static_assert(kFrameBytesMaxCap < (uint32_t{1} << 31));
+
+// Responses are built by the server, never sent by clients, so their only
+// bound is what a client is willing to buffer: the largest response is a
+// full batch's results (8,190 × ~40 bytes) or a page of history/due
+// transactions, far below this.
+inline constexpr uint32_t kResponseBytesMax = uint32_t{64} << 20;
+
+// The FlatBuffers Verifier's limits. Our deepest path is
+// Request -> body -> transactions vector -> Transaction -> string: 5 levels;
+// 8 leaves room for fields added at the end of tables. Tables: one per
+// transaction plus the envelope and the body.
+inline constexpr uint32_t kVerifierDepthMax = 8;
+inline constexpr uint32_t kVerifierTablesMax =
+    static_cast<uint32_t>(ledger::kBatchTransactionsMax) * 2 + 16;
+
+// ---------------------------------------------------------------------------
+// Connections. Each default is a config key; the caps keep a typo in the
+// config from turning into an out-of-memory.
+
+// SPEC §6 default; each connection costs a socket, a read buffer and at most
+// inflight_requests_max batches in memory.
+inline constexpr uint32_t kConnectionsMaxDefault = 1024;
+inline constexpr uint32_t kConnectionsMaxCap = 65536;
+
+// Requests one connection may have unanswered; at the limit the server stops
+// reading that socket (backpressure) until answers go out. 64 pipelined
+// requests keep a client's link busy across a group commit (~1 ms).
+inline constexpr uint32_t kInflightRequestsMaxDefault = 64;
+inline constexpr uint32_t kInflightRequestsMaxCap = 4096;
+
+// A connection that sends nothing (and has nothing in flight) for this long
+// is closed; so is one whose answers make no progress for this long.
+inline constexpr uint32_t kIdleTimeoutSecondsDefault = 300;
+inline constexpr uint32_t kIdleTimeoutSecondsCap = 7 * 24 * 3600;
+
+// Answers waiting to be written to one connection. Above it the server stops
+// reading that socket: a client that does not read its answers cannot make
+// the server buffer without bound. One answer may exceed it (it is written
+// whole); the cap only stops new requests.
+inline constexpr uint64_t kOutputBytesMaxDefault = uint64_t{16} << 20;
+inline constexpr uint64_t kOutputBytesMaxCap = uint64_t{1} << 30;
+
+// Default I/O threads: this machine has 2 cores; the committer thread and
+// the fsync wait take the rest.
+inline constexpr uint32_t kIoThreadsDefault = 2;
+inline constexpr uint32_t kIoThreadsCap = 64;
+
+// LMDB map size default (ledger::Options) and cap, in MiB.
+inline constexpr uint64_t kMapSizeMbDefault = uint64_t{64} << 10;  // 64 GiB
+inline constexpr uint64_t kMapSizeMbCap = uint64_t{1} << 24;       // 16 TiB
+
+// The read buffer starts at this size and grows, at most to the frame limit,
+// only for a frame that does not fit.
+inline constexpr size_t kReadBufferBytesInitial = 64 * 1024;
+
+// Answers are coalesced into one write of at most about this many bytes
+// (fewer syscalls for pipelined small answers, bounded copies for big ones).
+inline constexpr size_t kWriteCoalesceBytesMax = 1 << 20;
+
+// After the answer to a refused request (malformed, too large ...) the
+// server half-closes and reads and discards what the client still sends for
+// at most this long before closing, so that the client reads the answer
+// instead of a connection reset.
+inline constexpr int kLingerMs = 2000;
+
+// At SIGINT/SIGTERM, connections get this long to have their in-flight
+// requests answered (a group commit takes milliseconds; a client that does
+// not read its answers must not hold the shutdown forever). Then they are
+// closed; their batches are still committed before the ledger closes.
+inline constexpr int kShutdownGraceMs = 10'000;
+
+// After an accept error (out of file descriptors ...), wait this long
+// before accepting again instead of spinning.
+inline constexpr int kAcceptRetryMs = 100;
+
+// ---------------------------------------------------------------------------
+// The committer.
+
+// Batches waiting for the committer, from all connections. A full queue
+// answers server_busy: the bound is connections_max × inflight, far above
+// what the committer can drain in one group, so reaching it means the disk
+// cannot keep up. Transactions are bounded separately because a batch may
+// hold 1 or 8,190 (~350 bytes each in memory).
+inline constexpr size_t kCommitQueueBatchesMax = 16384;
+inline constexpr size_t kCommitQueueTransactionsMax = 32 * ledger::kBatchTransactionsMax;
+
+// One group commit takes at most this many transactions (whole batches; the
+// first batch is always taken). A larger group amortises the fsync further
+// but delays every answer in it, and a write transaction that dirties too
+// many pages fails with MDB_TXN_FULL (the committer then commits what it has
+// and retries the batch in a fresh group).
+inline constexpr size_t kGroupTransactionsMax = 4 * ledger::kBatchTransactionsMax;
+
+// ---------------------------------------------------------------------------
+// The sweep (expiries and hold timeouts).
+
+inline constexpr uint32_t kSweepIntervalMs = 1000;
+// Due transactions applied per sweep: one full batch; the rest wait a second.
+inline constexpr size_t kSweepTransactionsMax = ledger::kBatchTransactionsMax;
+
+// A CollectDue request may ask for at most this many (one batch's worth, so
+// that `pointledger expire` can post what it gets in one request).
+inline constexpr uint32_t kCollectDueLimitMax =
+    static_cast<uint32_t>(ledger::kBatchTransactionsMax);
+
+// ---------------------------------------------------------------------------
+// Hello and keys.
+
+inline constexpr size_t kApiKeyBytesMax = 256;
+inline constexpr size_t kClientNameBytesMax = 64;
+// The protocol version this build speaks (docs/protocol.md).
+inline constexpr uint32_t kProtocolVersion = 1;
+// A generated admin key: 32 random bytes, written as 64 hex digits.
+inline constexpr size_t kGeneratedKeyBytes = 32;
+
+// ---------------------------------------------------------------------------
+// The client library.
+
+inline constexpr int kClientTimeoutMsDefault = 30'000;
+
+}  // namespace pointledger::net
+
+#endif  // POINTLEDGER_NET_LIMITS_H_

@@ -1,0 +1,365 @@
+#include "net/server.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/signal_set.hpp"
+#include "boost/asio/ssl/context.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "ledger/status.h"
+#include "net/committer.h"
+#include "net/connection.h"
+#include "net/limits.h"
+#include "net/log.h"
+#include "net/service.h"
+
+namespace pointledger::net {
+
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using ErrorCode = boost::system::error_code;
+using WorkGuard = asio::executor_work_guard<asio::io_context::executor_type>;
+
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerConfig& config) {
+  auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  ErrorCode ec;
+  tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                   ec);
+  if (!ec) tls->use_certificate_chain_file(config.tls_cert, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(StrCat("tls_cert ", config.tls_cert, ": ", ec.message()));
+  }
+  tls->use_private_key_file(config.tls_key, asio::ssl::context::pem, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(StrCat("tls_key ", config.tls_key, ": ", ec.message()));
+  }
+  return tls;
+}
+
+// Receives the sweep's batch back from the committer.
+class SweepSink : public JobSink {
+ public:
+  explicit SweepSink(asio::io_context* io) : io_(io) {}
+  void OnCommitted(std::unique_ptr<CommitJob> job) override {
+    asio::post(*io_, [this, job = std::move(job)]() mutable { Done(std::move(job)); });
+  }
+  bool in_flight = false;  // touched on io_ only
+  std::unique_ptr<CommitJob> spare;
+
+ private:
+  void Done(std::unique_ptr<CommitJob> job) {
+    in_flight = false;
+    if (!job->status.ok()) {
+      LogLine(StrCat("sweep: not committed, retrying next time: ", job->status.ToString()));
+    } else {
+      size_t expired = 0, released = 0;
+      for (size_t i = 0; i < job->results.size(); ++i) {
+        const ledger::Result& r = job->results[i];
+        if (r.code != ledger::Code::kOk || r.duplicate) continue;
+        if (job->transactions[i].kind == ledger::Kind::kExpire) {
+          ++expired;
+        } else {
+          ++released;
+        }
+      }
+      if (expired + released > 0) {
+        LogLine(StrCat("sweep: ", expired, " lots expired, ", released, " holds timed out"));
+      }
+    }
+    job->sink.reset();
+    spare = std::move(job);
+  }
+  asio::io_context* io_;
+};
+
+class ServerImpl final : public Server, private ConnectionRegistry {
+ public:
+  ServerImpl(ledger::Ledger* ledger, const ServerConfig* config)
+      : ledger_(ledger),
+        config_(config),
+        committer_(ledger),
+        service_(ledger, config, &committer_, &counters_) {
+    for (uint32_t i = 0; i < config->io_threads; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(contexts_.back()->get_executor());
+    }
+    env_ = ConnectionEnv{&service_, &committer_, config_, &counters_, this};
+  }
+
+  // A Server whose Init succeeded stops as Run() would; one whose Init
+  // failed has no threads to stop.
+  ~ServerImpl() override {
+    if (started_) {
+      RequestStop();
+      Run();
+    }
+  }
+
+  absl::Status Init(bool handle_signals) {
+    PL_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListen(config_->listen));
+    if (!config_->tls_cert.empty()) {
+      PL_ASSIGN_OR_RETURN(tls_, MakeTlsContext(*config_));
+    }
+    asio::io_context& io = *contexts_[0];
+    acceptor_.emplace(io);
+    sweep_timer_.emplace(io);
+    sweep_sink_ = std::make_shared<SweepSink>(&io);
+    PL_RETURN_IF_ERROR(Bind(listen));
+    if (handle_signals) {
+      signals_.emplace(io, SIGINT, SIGTERM);
+      signals_->async_wait([this](const ErrorCode& ec, int signal) {
+        if (ec) return;
+        LogLine(StrCat("signal ", signal, ": stopping (answering what is in flight)"));
+        RequestStop();
+      });
+    }
+    committer_.Start();
+    for (auto& context : contexts_) {
+      threads_.emplace_back([c = context.get()] { c->run(); });
+    }
+    asio::post(io, [this] {
+      Accept();
+      ArmSweep();
+    });
+    started_ = true;
+    return absl::OkStatus();
+  }
+
+  std::string bound_address() const override {
+    const tcp::endpoint& e = endpoint_;
+    return e.address().is_v6() ? StrCat("[", e.address().to_string(), "]:", e.port())
+                               : StrCat(e.address().to_string(), ":", e.port());
+  }
+  uint16_t port() const override { return endpoint_.port(); }
+
+  void RequestStop() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_requested_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  void Run() override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [this] { return stop_requested_; });
+      if (stopped_) return;
+    }
+    Stop();
+  }
+
+ private:
+  absl::Status Bind(const ListenAddress& listen) {
+    ErrorCode ec;
+    const tcp::endpoint endpoint(asio::ip::make_address(listen.host, ec), listen.port);
+    if (!ec) acceptor_->open(endpoint.protocol(), ec);
+    if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(endpoint, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) endpoint_ = acceptor_->local_endpoint(ec);
+    if (ec) {
+      return absl::UnavailableError(StrCat("cannot listen on ", config_->listen, ": ",
+                                           ec.message()));
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Accepting (on contexts_[0]).
+
+  void Accept() {
+    if (accepting_stopped_) return;
+    asio::io_context& target = *contexts_[next_context_++ % contexts_.size()];
+    acceptor_->async_accept(target, [this](const ErrorCode& ec, tcp::socket socket) {
+      OnAccept(ec, std::move(socket));
+    });
+  }
+
+  void OnAccept(const ErrorCode& ec, tcp::socket socket) {
+    if (accepting_stopped_) return;
+    if (ec) {
+      LogLine(StrCat("accept error: ", ec.message()));
+      // Out of descriptors and the like: pause instead of spinning.
+      auto timer = std::make_shared<asio::steady_timer>(*contexts_[0]);
+      timer->expires_after(std::chrono::milliseconds(kAcceptRetryMs));
+      timer->async_wait([this, timer](const ErrorCode&) { Accept(); });
+      return;
+    }
+    ErrorCode ignored;
+    socket.set_option(tcp::no_delay(true), ignored);  // answers are small and latency-bound
+    const uint64_t id = ++next_connection_id_;
+    const uint64_t open = counters_.open.fetch_add(1, std::memory_order_relaxed) + 1;
+    counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+    std::shared_ptr<Connection> connection =
+        tls_ ? NewTlsConnection(std::move(socket), tls_.get(), id, &env_)
+             : NewConnection(std::move(socket), id, &env_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      connections_.emplace(id, connection);
+    }
+    if (open > config_->limits.connections_max) {
+      counters_.refused.fetch_add(1, std::memory_order_relaxed);
+      connection->StartRefused(
+          StrCat("connections_max (", config_->limits.connections_max, ") reached"));
+    } else {
+      connection->Start();
+    }
+    Accept();
+  }
+
+  void Remove(uint64_t connection_id) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      connections_.erase(connection_id);
+    }
+    changed_.notify_all();
+  }
+
+  // ---- The sweep (on contexts_[0]).
+
+  void ArmSweep() {
+    if (accepting_stopped_) return;
+    sweep_timer_->expires_after(std::chrono::milliseconds(kSweepIntervalMs));
+    sweep_timer_->async_wait([this](const ErrorCode& ec) {
+      if (ec) return;
+      Sweep();
+      ArmSweep();
+    });
+  }
+
+  void Sweep() {
+    if (sweep_sink_->in_flight) return;  // the last one is not committed yet
+    absl::StatusOr<std::vector<ledger::Transaction>> due =
+        ledger_->CollectDue(ledger_->NowNs(), kSweepTransactionsMax);
+    if (!due.ok()) {
+      LogLine(StrCat("sweep: cannot collect due transactions: ", due.status().ToString()));
+      return;
+    }
+    if (due->empty()) return;
+    std::unique_ptr<CommitJob> job =
+        sweep_sink_->spare ? std::move(sweep_sink_->spare) : std::make_unique<CommitJob>();
+    job->transactions = *std::move(due);
+    job->auth = &admin_auth_;
+    job->sink = sweep_sink_;
+    if (committer_.Submit(&job)) {
+      sweep_sink_->in_flight = true;
+    } else {
+      job->sink.reset();
+      sweep_sink_->spare = std::move(job);
+    }
+  }
+
+  // ---- Stopping (on the thread that called Run).
+
+  void Stop() {
+    RunOn0([this] {
+      accepting_stopped_ = true;
+      ErrorCode ignored;
+      acceptor_->close(ignored);
+      sweep_timer_->cancel();
+      if (signals_) signals_->cancel(ignored);
+    });
+    LogLine("stopped accepting; answering requests in flight");
+    std::vector<std::shared_ptr<Connection>> open = Snapshot();
+    for (const auto& c : open) c->Shutdown();
+    if (!WaitForConnections(std::chrono::milliseconds(kShutdownGraceMs))) {
+      LogLine("shutdown: closing connections that did not finish in time");
+      for (const auto& c : Snapshot()) c->Abort();
+      WaitForConnections(std::chrono::milliseconds(kShutdownGraceMs));
+    }
+    committer_.Stop();  // commits whatever is still queued
+    for (WorkGuard& g : guards_) g.reset();
+    for (auto& c : contexts_) c->stop();
+    for (std::thread& t : threads_) t.join();
+    const CommitterStats s = committer_.stats();
+    LogLine(StrCat("stopped: ", s.commits, " commits, ", s.batches, " batches, ",
+                   s.transactions, " transactions"));
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+  }
+
+  // Runs fn on contexts_[0] and waits for it.
+  template <typename Fn>
+  void RunOn0(Fn fn) {
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    asio::post(*contexts_[0], [&] {
+      fn();
+      std::lock_guard<std::mutex> lock(done_mu);
+      done = true;
+      done_cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return done; });
+  }
+
+  std::vector<std::shared_ptr<Connection>> Snapshot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::shared_ptr<Connection>> out;
+    out.reserve(connections_.size());
+    for (const auto& [id, c] : connections_) out.push_back(c);
+    return out;
+  }
+
+  bool WaitForConnections(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, timeout, [this] { return connections_.empty(); });
+  }
+
+  ledger::Ledger* const ledger_;
+  const ServerConfig* const config_;
+  const ledger::Auth admin_auth_ = ledger::Auth::Admin();
+  ConnectionCounters counters_;
+  Committer committer_;
+  Service service_;
+  ConnectionEnv env_;
+
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<WorkGuard> guards_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<asio::ssl::context> tls_;
+
+  // Touched only on contexts_[0].
+  std::optional<tcp::acceptor> acceptor_;
+  std::optional<asio::steady_timer> sweep_timer_;
+  std::optional<asio::signal_set> signals_;
+  std::shared_ptr<SweepSink> sweep_sink_;
+  bool accepting_stopped_ = false;
+  size_t next_context_ = 0;
+  uint64_t next_connection_id_ = 0;
+  tcp::endpoint endpoint_;
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;  // guarded by mu_
+  bool started_ = false;         // set once by Init, on the creating thread
+  bool stop_requested_ = false;  // guarded by mu_
+  bool stopped_ = false;         // guarded by mu_
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ledger::Ledger* ledger,
+                                                      const ServerConfig* config,
+                                                      bool handle_signals) {
+  auto server = std::make_unique<ServerImpl>(ledger, config);
+  PL_RETURN_IF_ERROR(server->Init(handle_signals));
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace pointledger::net

@@ -1,0 +1,46 @@
+// pointledgerd's server (SPEC §6): an accept loop, N I/O threads (one
+// io_context each; a connection lives on one thread), the committer thread,
+// the sweep (expiries and hold timeouts, every second) and a graceful stop
+// on SIGINT/SIGTERM.
+#ifndef POINTLEDGER_NET_SERVER_H_
+#define POINTLEDGER_NET_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "ledger/ledger.h"
+#include "net/config.h"
+
+namespace pointledger::net {
+
+class Server {
+ public:
+  // Binds config.listen (port 0 picks a free port) and starts the I/O
+  // threads, the committer and the sweep; connections are accepted from
+  // the moment this returns. `ledger` and `config` must outlive the
+  // Server. With handle_signals, SIGINT and SIGTERM call RequestStop().
+  // Errors: InvalidArgument (listen address, TLS files), Unavailable (the
+  // address cannot be bound).
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ledger::Ledger* ledger,
+                                                       const ServerConfig* config,
+                                                       bool handle_signals);
+  virtual ~Server() = default;
+
+  // The address actually bound, e.g. "127.0.0.1:41234".
+  virtual std::string bound_address() const = 0;
+  virtual uint16_t port() const = 0;
+
+  // Blocks until RequestStop() (or a signal), then stops: no new
+  // connections, every request already read is answered (batches are
+  // committed first), connections are closed, the threads end. After Run
+  // returns the ledger has no writer and may be closed.
+  virtual void Run() = 0;
+  // Thread-safe; returns at once.
+  virtual void RequestStop() = 0;
+};
+
+}  // namespace pointledger::net
+
+#endif  // POINTLEDGER_NET_SERVER_H_

@@ -1,0 +1,244 @@
+#include "net/service.h"
+
+#include <algorithm>
+
+#include "ledger/limits.h"
+#include "ledger/status.h"
+#include "net/limits.h"
+#include "net/log.h"
+
+namespace pointledger::net {
+
+namespace {
+
+// `pointledger history` shows 50 entries unless asked otherwise.
+constexpr uint32_t kHistoryLimitDefault = 50;
+
+std::string_view View(const flatbuffers::String* s) {
+  return s == nullptr ? std::string_view() : std::string_view(s->data(), s->size());
+}
+
+bool HasScope(const ApiKey& key, uint8_t scope) { return (key.auth.scopes & scope) != 0; }
+
+}  // namespace
+
+Service::Service(ledger::Ledger* ledger, const ServerConfig* config, const Committer* committer,
+                 const ConnectionCounters* counters)
+    : ledger_(ledger), config_(config), committer_(committer), counters_(counters) {
+  PL_CHECK(ledger_ != nullptr && config_ != nullptr && committer_ != nullptr &&
+           counters_ != nullptr);
+}
+
+const ApiKey* Service::Hello(const wire::Hello& hello, uint64_t request_id,
+                             flatbuffers::FlatBufferBuilder* fbb, std::string* why) const {
+  if (hello.protocol_version() != kProtocolVersion) {
+    *why = StrCat("protocol version ", hello.protocol_version(), " (this server speaks ",
+                  kProtocolVersion, ")");
+    FinishResponse(*fbb, request_id, wire::ConnError::unsupported_version, *why,
+                   wire::ResponseBody::NONE, 0);
+    return nullptr;
+  }
+  const ApiKey* key = View(hello.api_key()).size() > kApiKeyBytesMax
+                          ? nullptr
+                          : FindKey(config_->keys, View(hello.api_key()));
+  if (key == nullptr) {
+    *why = "unknown API key";
+    FinishResponse(*fbb, request_id, wire::ConnError::unauthorized, *why,
+                   wire::ResponseBody::NONE, 0);
+    return nullptr;
+  }
+  const auto principal = fbb->CreateString(key->principal);
+  const auto server_name = fbb->CreateString("pointledgerd");
+  const auto ok = wire::CreateHelloOk(*fbb, kProtocolVersion, principal, server_name,
+                                      config_->limits.batch_transactions_max,
+                                      config_->limits.frame_bytes_max);
+  FinishResponse(*fbb, request_id, wire::ConnError::none, "", wire::ResponseBody::HelloOk,
+                 ok.Union());
+  return key;
+}
+
+void Service::Read(const wire::Request& request, const ApiKey& key,
+                   flatbuffers::FlatBufferBuilder* fbb) const {
+  absl::StatusOr<Offset> body;
+  const wire::RequestBody type = request.body_type();
+  wire::ResponseBody out_type = wire::ResponseBody::NONE;
+  switch (type) {
+    case wire::RequestBody::BalanceQuery:
+      body = Balance(*request.body_as_BalanceQuery(), key, fbb);
+      out_type = wire::ResponseBody::Balance;
+      break;
+    case wire::RequestBody::HistoryQuery:
+      body = History(*request.body_as_HistoryQuery(), key, fbb);
+      out_type = wire::ResponseBody::History;
+      break;
+    case wire::RequestBody::TxQuery:
+      body = Tx(*request.body_as_TxQuery(), key, fbb);
+      out_type = wire::ResponseBody::TxRecord;
+      break;
+    case wire::RequestBody::HeadQuery:
+      body = Head(key, fbb);
+      out_type = wire::ResponseBody::Head;
+      break;
+    case wire::RequestBody::StatementQuery:
+      body = Statement(*request.body_as_StatementQuery(), key, fbb);
+      out_type = wire::ResponseBody::Statement;
+      break;
+    case wire::RequestBody::CollectDueQuery:
+      body = CollectDue(*request.body_as_CollectDueQuery(), key, fbb);
+      out_type = wire::ResponseBody::DueTransactions;
+      break;
+    case wire::RequestBody::StatsQuery:
+      body = Stats(key, fbb);
+      out_type = wire::ResponseBody::Stats;
+      break;
+    default:
+      // Hello and Batch are the connection's; VerifyRequestFrame refused
+      // unknown tags.
+      PL_CHECK(false);
+  }
+  if (!body.ok()) {
+    LogLine(StrCat("error: read failed (answered server_busy): ", body.status().ToString()));
+    fbb->Clear();
+    FinishResponse(*fbb, request.request_id(), wire::ConnError::server_busy,
+                   StrCat("storage error: ", std::string(body.status().message())), wire::ResponseBody::NONE,
+                   0);
+    return;
+  }
+  FinishResponse(*fbb, request.request_id(), wire::ConnError::none, "", out_type, *body);
+}
+
+absl::StatusOr<wire::Code> Service::CheckProgramRead(const ApiKey& key,
+                                                     const flatbuffers::String* program) const {
+  if (!HasScope(key, ledger::kScopeRead) || !key.auth.AllowsProgram(View(program))) {
+    return wire::Code::permission_denied;
+  }
+  PL_ASSIGN_OR_RETURN(const std::optional<ledger::ProgramInfo> info,
+                      ledger_->GetProgram(View(program)));
+  return info ? wire::Code::ok : wire::Code::program_not_found;
+}
+
+absl::StatusOr<Service::Offset> Service::Balance(const wire::BalanceQuery& q, const ApiKey& key,
+                                                 flatbuffers::FlatBufferBuilder* fbb) const {
+  PL_ASSIGN_OR_RETURN(wire::Code code, CheckProgramRead(key, q.program()));
+  if (code == wire::Code::ok) {
+    PL_ASSIGN_OR_RETURN(const std::optional<ledger::Balance> balance,
+                        ledger_->GetBalance(View(q.program()), View(q.member())));
+    if (balance) return BalanceToWire(*fbb, View(q.program()), View(q.member()), *balance).Union();
+    code = wire::Code::account_not_found;
+  }
+  wire::BalanceBuilder b(*fbb);
+  b.add_code(code);
+  return b.Finish().Union();
+}
+
+absl::StatusOr<Service::Offset> Service::History(const wire::HistoryQuery& q, const ApiKey& key,
+                                                 flatbuffers::FlatBufferBuilder* fbb) const {
+  PL_ASSIGN_OR_RETURN(const wire::Code code, CheckProgramRead(key, q.program()));
+  if (code != wire::Code::ok) {
+    wire::HistoryBuilder b(*fbb);
+    b.add_code(code);
+    return b.Finish().Union();
+  }
+  const uint32_t limit =
+      q.limit() == 0 ? kHistoryLimitDefault : std::min(q.limit(), ledger::kHistoryLimitMax);
+  PL_ASSIGN_OR_RETURN(const std::vector<ledger::HistoryEntry> entries,
+                      ledger_->GetHistory(View(q.program()), View(q.member()), limit,
+                                          q.before_seq()));
+  bool more = false;
+  if (entries.size() == limit) {
+    // One more entry older than the page's last tells the client to ask again.
+    PL_ASSIGN_OR_RETURN(const std::vector<ledger::HistoryEntry> next,
+                        ledger_->GetHistory(View(q.program()), View(q.member()), 1,
+                                            entries.back().seq));
+    more = !next.empty();
+  }
+  std::vector<flatbuffers::Offset<wire::HistoryEntry>> out;
+  out.reserve(entries.size());
+  for (const ledger::HistoryEntry& e : entries) out.push_back(HistoryEntryToWire(*fbb, e));
+  const auto vector = fbb->CreateVector(out);
+  return wire::CreateHistory(*fbb, wire::Code::ok, vector, more).Union();
+}
+
+absl::StatusOr<Service::Offset> Service::Tx(const wire::TxQuery& q, const ApiKey& key,
+                                            flatbuffers::FlatBufferBuilder* fbb) const {
+  PL_ASSIGN_OR_RETURN(wire::Code code, CheckProgramRead(key, q.program()));
+  if (code == wire::Code::ok) {
+    PL_ASSIGN_OR_RETURN(const std::optional<ledger::TxRecord> rec,
+                        ledger_->GetTransaction(IdFromWire(q.id())));
+    // A record of another program is not there for this caller: its key
+    // may not be allowed to see it.
+    if (rec && rec->tx.program == View(q.program())) return TxRecordToWire(*fbb, *rec).Union();
+    code = wire::Code::original_not_found;
+  }
+  wire::TxRecordBuilder b(*fbb);
+  b.add_code(code);
+  return b.Finish().Union();
+}
+
+absl::StatusOr<Service::Offset> Service::Head(const ApiKey& key,
+                                              flatbuffers::FlatBufferBuilder* fbb) const {
+  if (!HasScope(key, ledger::kScopeRead)) {
+    wire::HeadBuilder b(*fbb);
+    b.add_code(wire::Code::permission_denied);
+    return b.Finish().Union();
+  }
+  PL_ASSIGN_OR_RETURN(const ledger::ChainHead head, ledger_->GetHead());
+  return HeadToWire(*fbb, head).Union();
+}
+
+absl::StatusOr<Service::Offset> Service::Statement(const wire::StatementQuery& q,
+                                                   const ApiKey& key,
+                                                   flatbuffers::FlatBufferBuilder* fbb) const {
+  PL_ASSIGN_OR_RETURN(wire::Code code, CheckProgramRead(key, q.program()));
+  if (code == wire::Code::ok) {
+    absl::StatusOr<ledger::Statement> s = ledger_->SettlementStatement(
+        View(q.program()), View(q.partner()), q.from_ns(), q.to_ns());
+    if (s.ok()) return StatementToWire(*fbb, *s).Union();
+    if (s.status().code() != absl::StatusCode::kNotFound) return s.status();
+    code = wire::Code::partner_not_found;  // the program exists: checked above
+  }
+  wire::StatementBuilder b(*fbb);
+  b.add_code(code);
+  return b.Finish().Union();
+}
+
+absl::StatusOr<Service::Offset> Service::CollectDue(const wire::CollectDueQuery& q,
+                                                    const ApiKey& key,
+                                                    flatbuffers::FlatBufferBuilder* fbb) const {
+  // Due transactions span every program, and posting them needs admin.
+  if (!HasScope(key, ledger::kScopeAdmin) || !key.auth.programs.empty()) {
+    wire::DueTransactionsBuilder b(*fbb);
+    b.add_code(wire::Code::permission_denied);
+    return b.Finish().Union();
+  }
+  const uint32_t limit = q.limit() == 0 ? kCollectDueLimitMax
+                                        : std::min(q.limit(), kCollectDueLimitMax);
+  const int64_t as_of = q.as_of_ns() == 0 ? ledger_->NowNs() : q.as_of_ns();
+  PL_ASSIGN_OR_RETURN(const std::vector<ledger::Transaction> due,
+                      ledger_->CollectDue(as_of, limit));
+  std::vector<flatbuffers::Offset<wire::Transaction>> out;
+  out.reserve(due.size());
+  for (const ledger::Transaction& t : due) out.push_back(TransactionToWire(*fbb, t));
+  const auto vector = fbb->CreateVector(out);
+  return wire::CreateDueTransactions(*fbb, wire::Code::ok, vector).Union();
+}
+
+absl::StatusOr<Service::Offset> Service::Stats(const ApiKey& key,
+                                               flatbuffers::FlatBufferBuilder* fbb) const {
+  wire::StatsBuilder b(*fbb);
+  if (!HasScope(key, ledger::kScopeRead)) {
+    b.add_code(wire::Code::permission_denied);
+    return b.Finish().Union();
+  }
+  const CommitterStats s = committer_->stats();
+  b.add_code(wire::Code::ok);
+  b.add_commits(s.commits);
+  b.add_batches(s.batches);
+  b.add_transactions(s.transactions);
+  b.add_busy_batches(s.busy_batches);
+  b.add_connections_open(counters_->open.load(std::memory_order_relaxed));
+  b.add_connections_accepted(counters_->accepted.load(std::memory_order_relaxed));
+  return b.Finish().Union();
+}
+
+}  // namespace pointledger::net

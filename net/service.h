@@ -1,0 +1,75 @@
+// The request handler: what the server answers to each request that needs
+// no committer (Hello, reads, reports, stats). Runs on the I/O threads;
+// every read is its own LMDB read transaction and never waits for the
+// committer (SPEC §6).
+#ifndef POINTLEDGER_NET_SERVICE_H_
+#define POINTLEDGER_NET_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "flatbuffers/flatbuffers.h"
+#include "ledger/ledger.h"
+#include "net/committer.h"
+#include "net/config.h"
+#include "net/wire.h"
+
+namespace pointledger::net {
+
+// Connection counters, shared by the server and every connection.
+struct ConnectionCounters {
+  std::atomic<uint64_t> open{0};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> refused{0};  // over connections_max
+};
+
+class Service {
+ public:
+  // All pointers must outlive the Service. Thread-safe after construction.
+  Service(ledger::Ledger* ledger, const ServerConfig* config, const Committer* committer,
+          const ConnectionCounters* counters);
+
+  const ServerConfig& config() const { return *config_; }
+
+  // Checks a Hello. On success returns the key and builds HelloOk into fbb;
+  // otherwise returns nullptr and builds the refusal (unauthorized or
+  // unsupported_version); *why says why for the log.
+  const ApiKey* Hello(const wire::Hello& hello, uint64_t request_id,
+                      flatbuffers::FlatBufferBuilder* fbb, std::string* why) const;
+
+  // Answers a read request (anything but Hello and Batch) into fbb.
+  // Permission problems are a `permission_denied` code in the answer; a
+  // storage failure is answered server_busy and logged.
+  void Read(const wire::Request& request, const ApiKey& key,
+            flatbuffers::FlatBufferBuilder* fbb) const;
+
+ private:
+  using Offset = flatbuffers::Offset<void>;
+  // Each returns the body; *type is set to its union tag.
+  absl::StatusOr<Offset> Balance(const wire::BalanceQuery& q, const ApiKey& key,
+                                 flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> History(const wire::HistoryQuery& q, const ApiKey& key,
+                                 flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> Tx(const wire::TxQuery& q, const ApiKey& key,
+                            flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> Head(const ApiKey& key, flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> Statement(const wire::StatementQuery& q, const ApiKey& key,
+                                   flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> CollectDue(const wire::CollectDueQuery& q, const ApiKey& key,
+                                    flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> Stats(const ApiKey& key, flatbuffers::FlatBufferBuilder* fbb) const;
+
+  // ok, permission_denied or program_not_found for a read of `program`.
+  absl::StatusOr<wire::Code> CheckProgramRead(const ApiKey& key,
+                                              const flatbuffers::String* program) const;
+
+  ledger::Ledger* const ledger_;
+  const ServerConfig* const config_;
+  const Committer* const committer_;
+  const ConnectionCounters* const counters_;
+};
+
+}  // namespace pointledger::net
+
+#endif  // POINTLEDGER_NET_SERVICE_H_

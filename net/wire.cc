@@ -1,0 +1,335 @@
+#include "net/wire.h"
+
+#include <cstring>
+#include <limits>
+
+#include "ledger/status.h"
+#include "net/limits.h"
+
+namespace pointledger::net {
+
+namespace {
+
+absl::Status Malformed(std::string_view what) {
+  return absl::InvalidArgumentError(StrCat("malformed_request: ", what));
+}
+
+// Every Verifier option is set here, explicitly (STYLE.md). FlatBuffers
+// 2.0.8's Options has no max_size: the size bound is the frame length,
+// which the caller has already checked against frame_bytes_max.
+flatbuffers::Verifier::Options VerifierOptions() {
+  flatbuffers::Verifier::Options options;
+  options.max_depth = kVerifierDepthMax;
+  options.max_tables = kVerifierTablesMax;
+  options.check_alignment = true;
+  options.check_nested_flatbuffers = false;  // we have no nested buffers
+  return options;
+}
+
+bool Aligned(const uint8_t* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
+
+std::string_view View(const flatbuffers::String* s) {
+  return s == nullptr ? std::string_view() : std::string_view(s->data(), s->size());
+}
+
+void Assign(const flatbuffers::String* s, std::string* out) {
+  if (s == nullptr) {
+    out->clear();
+  } else {
+    out->assign(s->data(), s->size());
+  }
+}
+
+flatbuffers::Offset<flatbuffers::String> StringOrNull(flatbuffers::FlatBufferBuilder& fbb,
+                                                      std::string_view s) {
+  if (s.empty()) return 0;
+  return fbb.CreateString(s.data(), s.size());
+}
+
+bool CodeInRange(wire::Code code) {
+  return static_cast<int>(code) <= ledger::kCodeMax;
+}
+
+}  // namespace
+
+absl::StatusOr<const wire::Request*> VerifyRequestFrame(std::span<const uint8_t> frame) {
+  PL_CHECK(Aligned(frame.data()));
+  flatbuffers::Verifier verifier(frame.data(), frame.size(), VerifierOptions());
+  if (!wire::VerifySizePrefixedRequestBuffer(verifier)) {
+    return Malformed("not a Request that passes the FlatBuffers verifier");
+  }
+  const wire::Request* request = wire::GetSizePrefixedRequest(frame.data());
+  // The verifier accepts union tags it does not know (a newer peer's).
+  if (request->body_type() == wire::RequestBody::NONE ||
+      request->body_type() > wire::RequestBody::MAX || request->body() == nullptr) {
+    return Malformed("unknown or missing request body");
+  }
+  return request;
+}
+
+absl::StatusOr<const wire::Response*> VerifyResponseFrame(std::span<const uint8_t> frame) {
+  PL_CHECK(Aligned(frame.data()));
+  flatbuffers::Verifier verifier(frame.data(), frame.size(), VerifierOptions());
+  if (!wire::VerifySizePrefixedResponseBuffer(verifier)) {
+    return Malformed("not a Response that passes the FlatBuffers verifier");
+  }
+  const wire::Response* response = wire::GetSizePrefixedResponse(frame.data());
+  if (response->body_type() > wire::ResponseBody::MAX ||
+      response->error() > wire::ConnError::MAX) {
+    return Malformed("unknown response body or error");
+  }
+  return response;
+}
+
+// ---------------------------------------------------------------------------
+
+absl::Status TransactionFromWire(const wire::Transaction& in, ledger::Transaction* out) {
+  const flatbuffers::Optional<wire::Kind> kind = in.kind();
+  if (!kind.has_value()) return Malformed("a transaction without a kind");
+  const int k = static_cast<int>(*kind);
+  if (k < 1 || k > ledger::kKindMax) return Malformed(StrCat("unknown transaction kind ", k));
+  out->id = IdFromWire(in.id());
+  out->kind = static_cast<ledger::Kind>(k);
+  out->linked = in.linked();
+  Assign(in.program(), &out->program);
+  Assign(in.member(), &out->member);
+  Assign(in.member2(), &out->member2);
+  Assign(in.partner(), &out->partner);
+  out->points = in.points();
+  out->points2 = in.points2();
+  out->delta = in.delta();
+  out->ref = IdFromWire(in.ref());
+  out->time_ns = in.time_ns();
+  out->lock_days = in.lock_days();
+  out->timeout_s = in.timeout_s();
+  out->clawback_partial = in.clawback_partial();
+  Assign(in.currency(), &out->currency);
+  out->point_value_micros = in.point_value_micros();
+  out->expiry_days = in.expiry_days();
+  out->auto_open = in.auto_open();
+  out->earn_price_micros = in.earn_price_micros();
+  out->redeem_price_micros = in.redeem_price_micros();
+  out->lot_seq = in.lot_seq();
+  out->lot_index = in.lot_index();
+  Assign(in.order_ref(), &out->order_ref);
+  Assign(in.reason(), &out->reason);
+  Assign(in.metadata(), &out->metadata);
+  return absl::OkStatus();
+}
+
+flatbuffers::Offset<wire::Transaction> TransactionToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                         const ledger::Transaction& tx) {
+  // Strings first: a table is built in one go after its children.
+  const auto program = StringOrNull(fbb, tx.program);
+  const auto member = StringOrNull(fbb, tx.member);
+  const auto member2 = StringOrNull(fbb, tx.member2);
+  const auto partner = StringOrNull(fbb, tx.partner);
+  const auto currency = StringOrNull(fbb, tx.currency);
+  const auto order_ref = StringOrNull(fbb, tx.order_ref);
+  const auto reason = StringOrNull(fbb, tx.reason);
+  const auto metadata = StringOrNull(fbb, tx.metadata);
+  const wire::Id128 id = IdToWire(tx.id);
+  const wire::Id128 ref = IdToWire(tx.ref);
+  return wire::CreateTransaction(
+      fbb, &id, static_cast<wire::Kind>(tx.kind), tx.linked, program, member, member2, partner,
+      tx.points, tx.points2, tx.delta, ledger::IsZero(tx.ref) ? nullptr : &ref, tx.time_ns,
+      tx.lock_days, tx.timeout_s, tx.clawback_partial, currency, tx.point_value_micros,
+      tx.expiry_days, tx.auto_open, tx.earn_price_micros, tx.redeem_price_micros, tx.lot_seq,
+      tx.lot_index, order_ref, reason, metadata);
+}
+
+// ---------------------------------------------------------------------------
+
+flatbuffers::Offset<wire::Result> ResultToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                               const ledger::Result& r) {
+  const auto conflict = StringOrNull(fbb, r.conflict_field);
+  return wire::CreateResult(fbb, static_cast<wire::Code>(r.code), r.duplicate, r.seq,
+                            r.timestamp_ns, r.points, conflict);
+}
+
+absl::Status ResultFromWire(const wire::Result& in, ledger::Result* out) {
+  if (!CodeInRange(in.code())) {
+    return Malformed(StrCat("unknown result code ", static_cast<int>(in.code())));
+  }
+  out->code = static_cast<ledger::Code>(in.code());
+  out->duplicate = in.duplicate();
+  out->seq = in.seq();
+  out->timestamp_ns = in.timestamp_ns();
+  out->points = in.points();
+  Assign(in.conflict_field(), &out->conflict_field);
+  return absl::OkStatus();
+}
+
+flatbuffers::Offset<wire::Balance> BalanceToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                 std::string_view program,
+                                                 std::string_view member,
+                                                 const ledger::Balance& b) {
+  const auto p = StringOrNull(fbb, program);
+  const auto m = StringOrNull(fbb, member);
+  std::vector<flatbuffers::Offset<wire::ExpiringLot>> lots;
+  lots.reserve(b.expiring.size());
+  for (const ledger::ExpiringLot& lot : b.expiring) {
+    lots.push_back(wire::CreateExpiringLot(fbb, lot.expires_at_ns, lot.points));
+  }
+  const auto expiring = fbb.CreateVector(lots);
+  return wire::CreateBalance(fbb, wire::Code::ok, p, m, b.posted, b.pending, b.locked,
+                             b.expired, b.available, b.closed, expiring, b.debits_posted,
+                             b.credits_posted, b.debits_pending, b.credits_pending);
+}
+
+ledger::Balance BalanceFromWire(const wire::Balance& in) {
+  ledger::Balance b;
+  b.debits_posted = in.debits_posted();
+  b.credits_posted = in.credits_posted();
+  b.debits_pending = in.debits_pending();
+  b.credits_pending = in.credits_pending();
+  b.posted = in.posted();
+  b.pending = in.pending();
+  b.locked = in.locked();
+  b.expired = in.expired();
+  b.available = in.available();
+  b.closed = in.closed();
+  if (in.expiring() != nullptr) {
+    b.expiring.reserve(in.expiring()->size());
+    for (const wire::ExpiringLot* lot : *in.expiring()) {
+      b.expiring.push_back(ledger::ExpiringLot{lot->at_ns(), lot->points()});
+    }
+  }
+  return b;
+}
+
+flatbuffers::Offset<wire::HistoryEntry> HistoryEntryToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                           const ledger::HistoryEntry& e) {
+  const wire::Id128 id = IdToWire(e.id);
+  return wire::CreateHistoryEntry(fbb, e.seq, e.timestamp_ns, static_cast<wire::Kind>(e.kind),
+                                  e.points, &id);
+}
+
+absl::StatusOr<ledger::HistoryEntry> HistoryEntryFromWire(const wire::HistoryEntry& in) {
+  const flatbuffers::Optional<wire::Kind> kind = in.kind();
+  if (!kind.has_value() || static_cast<int>(*kind) < 1 ||
+      static_cast<int>(*kind) > ledger::kKindMax) {
+    return Malformed("history entry with an unknown kind");
+  }
+  ledger::HistoryEntry e;
+  e.seq = in.seq();
+  e.timestamp_ns = in.timestamp_ns();
+  e.id = IdFromWire(in.id());
+  e.kind = static_cast<ledger::Kind>(*kind);
+  e.points = in.points();
+  return e;
+}
+
+flatbuffers::Offset<wire::TxRecord> TxRecordToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                   const ledger::TxRecord& rec) {
+  const auto tx = TransactionToWire(fbb, rec.tx);
+  const auto result = ResultToWire(fbb, rec.result);
+  std::vector<wire::Posting> postings;
+  postings.reserve(rec.postings.size());
+  for (const ledger::Posting& p : rec.postings) {
+    postings.emplace_back(IdToWire(p.debit), IdToWire(p.credit), p.points,
+                          static_cast<wire::PostingType>(p.type));
+  }
+  const auto posting_vector = fbb.CreateVectorOfStructs(postings);
+  const auto hash = fbb.CreateVector(rec.hash.data(), rec.hash.size());
+  return wire::CreateTxRecord(fbb, wire::Code::ok, rec.seq, rec.timestamp_ns, tx, result,
+                              posting_vector, hash);
+}
+
+absl::StatusOr<ledger::TxRecord> TxRecordFromWire(const wire::TxRecord& in) {
+  ledger::TxRecord rec;
+  rec.seq = in.seq();
+  rec.timestamp_ns = in.timestamp_ns();
+  if (in.transaction() == nullptr || in.result() == nullptr) {
+    return Malformed("transaction record without its transaction or result");
+  }
+  PL_RETURN_IF_ERROR(TransactionFromWire(*in.transaction(), &rec.tx));
+  PL_RETURN_IF_ERROR(ResultFromWire(*in.result(), &rec.result));
+  if (in.postings() != nullptr) {
+    for (const wire::Posting* p : *in.postings()) {
+      if (static_cast<int>(p->type()) > static_cast<int>(ledger::PostingType::kVoid)) {
+        return Malformed("posting with an unknown type");
+      }
+      rec.postings.push_back(ledger::Posting{IdFromWire(&p->debit()), IdFromWire(&p->credit()),
+                                             p->points(),
+                                             static_cast<ledger::PostingType>(p->type())});
+    }
+  }
+  if (in.hash() == nullptr || in.hash()->size() != rec.hash.size()) {
+    return Malformed("transaction record without a 32-byte hash");
+  }
+  std::memcpy(rec.hash.data(), in.hash()->data(), rec.hash.size());
+  return rec;
+}
+
+flatbuffers::Offset<wire::Statement> StatementToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                     const ledger::Statement& s) {
+  const auto program = StringOrNull(fbb, s.program);
+  const auto partner = StringOrNull(fbb, s.partner);
+  const auto payer = StringOrNull(fbb, s.payer);
+  return wire::CreateStatement(fbb, wire::Code::ok, program, partner, s.from_ns, s.to_ns,
+                               s.earned_points, s.redeemed_points, s.partner_owes_micros,
+                               s.program_owes_micros, s.net_micros, payer);
+}
+
+ledger::Statement StatementFromWire(const wire::Statement& in) {
+  ledger::Statement s;
+  s.program = std::string(View(in.program()));
+  s.partner = std::string(View(in.partner()));
+  s.from_ns = in.from_ns();
+  s.to_ns = in.to_ns();
+  s.earned_points = in.earned_points();
+  s.redeemed_points = in.redeemed_points();
+  s.partner_owes_micros = in.partner_owes_micros();
+  s.program_owes_micros = in.program_owes_micros();
+  s.net_micros = in.net_micros();
+  s.payer = std::string(View(in.payer()));
+  return s;
+}
+
+flatbuffers::Offset<wire::Head> HeadToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                           const ledger::ChainHead& head) {
+  const auto hash = fbb.CreateVector(head.hash.data(), head.hash.size());
+  return wire::CreateHead(fbb, head.seq, hash, head.timestamp_ns, wire::Code::ok);
+}
+
+absl::StatusOr<ledger::ChainHead> HeadFromWire(const wire::Head& in) {
+  ledger::ChainHead head;
+  head.seq = in.seq();
+  head.timestamp_ns = in.timestamp_ns();
+  if (in.hash() == nullptr || in.hash()->size() != head.hash.size()) {
+    return Malformed("head without a 32-byte hash");
+  }
+  std::memcpy(head.hash.data(), in.hash()->data(), head.hash.size());
+  return head;
+}
+
+std::string_view ConnErrorName(wire::ConnError error) {
+  switch (error) {
+    case wire::ConnError::none: return "none";
+    case wire::ConnError::unauthorized: return "unauthorized";
+    case wire::ConnError::malformed_request: return "malformed_request";
+    case wire::ConnError::request_too_large: return "request_too_large";
+    case wire::ConnError::batch_too_large: return "batch_too_large";
+    case wire::ConnError::unsupported_version: return "unsupported_version";
+    case wire::ConnError::server_busy: return "server_busy";
+  }
+  return "unknown_error";
+}
+
+void FinishResponse(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+                    wire::ConnError error, std::string_view message,
+                    wire::ResponseBody body_type, flatbuffers::Offset<void> body) {
+  const auto m = StringOrNull(fbb, message);
+  const auto response =
+      wire::CreateResponse(fbb, /*version=*/1, request_id, error, m, body_type, body);
+  wire::FinishSizePrefixedResponseBuffer(fbb, response);
+}
+
+void FinishRequest(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+                   wire::RequestBody body_type, flatbuffers::Offset<void> body) {
+  const auto request = wire::CreateRequest(fbb, /*version=*/1, request_id, body_type, body);
+  wire::FinishSizePrefixedRequestBuffer(fbb, request);
+}
+
+}  // namespace pointledger::net
