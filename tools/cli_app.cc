@@ -1,0 +1,589 @@
+#include "tools/cli_app.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "CLI/CLI.hpp"
+#include "bench/loadgen.h"
+#include "ledger/limits.h"
+#include "ledger/status.h"
+#include "net/client.h"
+#include "tools/cli_fields.h"
+#include "tools/cli_format.h"
+#include "tools/cli_post.h"
+#include "tools/cli_read.h"
+#include "tools/cli_time.h"
+
+namespace pointledger::tools {
+
+namespace {
+
+// `source` names where the path came from, for the message.
+absl::StatusOr<std::string> ReadKeyFile(const std::string& path, std::string_view source) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(StrCat(source, " ", path, ": cannot read it (", std::strerror(errno), ")"));
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string key = buf.str();
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+  return key;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveKey(const Globals& g) {
+  if (!g.key.empty() && !g.key_file.empty()) {
+    return absl::InvalidArgumentError("give --key or --key-file, not both");
+  }
+  if (!g.key.empty()) return g.key;
+  if (!g.key_file.empty()) return ReadKeyFile(g.key_file, "--key-file");
+  if (const char* env = std::getenv("POINTLEDGER_KEY"); env != nullptr && *env != '\0') return std::string(env);
+  if (const char* env = std::getenv("POINTLEDGER_KEY_FILE"); env != nullptr && *env != '\0') {
+    return ReadKeyFile(env, "$POINTLEDGER_KEY_FILE");
+  }
+  std::error_code ec;
+  if (std::filesystem::exists("var/admin.key", ec)) return ReadKeyFile("var/admin.key", "the default key file");
+  return std::string();
+}
+
+namespace {
+
+// net::Client as a Reader.
+class ClientReader final : public Reader {
+ public:
+  explicit ClientReader(std::unique_ptr<net::Client> client) : client_(std::move(client)) {}
+  absl::StatusOr<std::optional<ledger::Balance>> GetBalance(const std::string& program,
+                                                            const std::string& member) override {
+    return client_->GetBalance(program, member);
+  }
+  absl::StatusOr<std::vector<ledger::HistoryEntry>> GetHistory(const std::string& program,
+                                                               const std::string& member, uint32_t limit,
+                                                               uint64_t before_seq) override {
+    return client_->GetHistory(program, member, limit, before_seq);
+  }
+  absl::StatusOr<std::optional<ledger::TxRecord>> GetTransaction(const std::string& program,
+                                                                 const ledger::Id& id) override {
+    return client_->GetTransaction(program, id);
+  }
+  absl::StatusOr<ledger::ChainHead> GetHead() override { return client_->GetHead(); }
+  absl::StatusOr<ledger::Statement> SettlementStatement(const std::string& program, const std::string& partner,
+                                                        int64_t from_ns, int64_t to_ns) override {
+    return client_->SettlementStatement(program, partner, from_ns, to_ns);
+  }
+  std::optional<bool> ProgramExists(const std::string&) override { return std::nullopt; }
+
+ private:
+  std::unique_ptr<net::Client> client_;
+};
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A transaction command built from a KindSpec: its flags' storage.
+struct KindCommand {
+  const KindSpec* spec = nullptr;
+  std::map<std::string, std::string> text;
+  std::map<std::string, bool> flags;
+  std::vector<std::pair<const FieldSpec*, CLI::Option*>> options;
+};
+
+struct ReadOptions {
+  std::string program, member, partner, id, hex, from, to;
+  uint32_t limit = 50;
+  uint64_t before = 0;
+};
+
+struct LoadFlags {
+  int connections = 8;
+  int batch = 100;
+  int in_flight = 4;
+  std::string duration;
+  uint64_t count = 0;
+  std::string mix = "earn=60,redeem=30,referral=10";
+  uint64_t members = 1'000'000;
+  double rate = 0;
+  std::string program = "load";
+  std::string ack_log;
+};
+
+constexpr char kGlobalsFooter[] =
+    "Global options, before or after the command: --server HOST:PORT, --key KEY,\n"
+    "--key-file FILE, --json, --data DIR (read-only commands), --tls, --tls-ca FILE.";
+
+constexpr char kReadOnlyCommands[] = "balance, history, tx get, audit head, settle statement";
+
+class Cli {
+ public:
+  Cli();
+  int Run(int argc, char** argv);
+
+ private:
+  CLI::App* Group(const std::string& name, const std::string& description);
+  CLI::App* AddCommand(const std::string& path, const std::string& summary, const std::string& example,
+                       std::function<int()> run);
+  void AddGlobals();
+  void AddKindCommand(const KindSpec& spec);
+  void AddReadCommands();
+  void AddPostCommands();
+  void AddLoad();
+
+  Output Out() const { return Output{stdout, stderr, g_.json}; }
+  absl::StatusOr<net::ClientOptions> ClientOptions();
+  // Connects; on failure prints why and sets *exit_code.
+  std::unique_ptr<net::Client> Connect(int* exit_code);
+  int ConnectFailed(const absl::Status& s);
+  int RefuseData(const char* command);
+  int WithReader(const std::function<int(Reader&)>& fn);
+  int RunKind(KindCommand& cmd);
+  int RunPostFile();
+  int RunExpireCommand();
+  int RunLoadCommand();
+  int RunTxGetCommand();
+  int RunStatementCommand();
+
+  CLI::App app_;
+  Globals g_;
+  bool tls_ = false;
+  std::string tls_ca_;
+  std::map<std::string, CLI::App*> groups_;
+  std::vector<std::pair<CLI::App*, std::function<int()>>> commands_;
+  std::deque<KindCommand> kind_commands_;
+  ReadOptions read_;
+  std::string post_file_;
+  std::string as_of_;
+  LoadFlags load_;
+};
+
+Cli::Cli()
+    : app_("pointledger: post to and query a PointLedger loyalty-points ledger (pointledgerd).", "pointledger") {
+  app_.fallthrough();  // inherited by every subcommand: global options may follow the command
+  app_.require_subcommand(1);
+  AddGlobals();
+  for (const KindSpec& spec : PostableKinds()) AddKindCommand(spec);
+  AddPostCommands();
+  AddReadCommands();
+  AddLoad();
+  app_.footer(
+      "Run `pointledger COMMAND --help` for a command's options and an example.\n"
+      "Exit codes: 0 all committed (or duplicates); 1 a transaction was rejected or\n"
+      "something was not found; 2 usage, connection or authentication error.\n"
+      "The API key: --key, --key-file, $POINTLEDGER_KEY, $POINTLEDGER_KEY_FILE, or\n"
+      "./var/admin.key (what `make run` creates), in that order.");
+}
+
+void Cli::AddGlobals() {
+  app_.add_option("--server", g_.server, "pointledgerd address HOST:PORT")
+      ->capture_default_str()
+      ->type_name("HOST:PORT");
+  app_.add_option("--key", g_.key, "API key (or $POINTLEDGER_KEY)")->type_name("KEY");
+  app_.add_option("--key-file", g_.key_file, "read the API key from FILE (e.g. DATA/admin.key)")->type_name("FILE");
+  app_.add_flag("--json", g_.json, "print one JSON object per line");
+  app_.add_option("--data", g_.data,
+                  StrCat("read a data directory directly, read-only (", kReadOnlyCommands,
+                         "); safe while the server runs"))
+      ->type_name("DIR");
+  app_.add_flag("--tls", tls_, "connect with TLS");
+  app_.add_option("--tls-ca", tls_ca_, "CA certificate file for --tls (default: system roots)")->type_name("FILE");
+}
+
+CLI::App* Cli::Group(const std::string& name, const std::string& description) {
+  auto it = groups_.find(name);
+  if (it != groups_.end()) return it->second;
+  CLI::App* group = app_.add_subcommand(name, description);
+  group->require_subcommand(1);
+  group->footer("");
+  groups_[name] = group;
+  return group;
+}
+
+CLI::App* Cli::AddCommand(const std::string& path, const std::string& summary, const std::string& example,
+                          std::function<int()> run) {
+  CLI::App* parent = &app_;
+  std::string name = path;
+  if (const size_t space = path.find(' '); space != std::string::npos) {
+    const std::string group = path.substr(0, space);
+    parent = Group(group, StrCat(group, " commands"));
+    name = path.substr(space + 1);
+  }
+  CLI::App* cmd = parent->add_subcommand(name, summary);
+  cmd->footer(StrCat("Example:\n  ", example, "\n", kGlobalsFooter));
+  commands_.emplace_back(cmd, std::move(run));
+  return cmd;
+}
+
+std::string TypeName(FieldType type) {
+  switch (type) {
+    case FieldType::kKey: return "KEY";
+    case FieldType::kString: return "TEXT";
+    case FieldType::kUint:
+    case FieldType::kUint32: return "N";
+    case FieldType::kInt:
+    case FieldType::kInt32: return "INT";
+    case FieldType::kTime: return "RFC3339";
+    case FieldType::kBool: return "";
+  }
+  return "";
+}
+
+void Cli::AddKindCommand(const KindSpec& spec) {
+  KindCommand& cmd = kind_commands_.emplace_back();
+  cmd.spec = &spec;
+  CLI::App* app = AddCommand(std::string(spec.command), std::string(spec.summary), std::string(spec.example),
+                             [this, &cmd] { return RunKind(cmd); });
+  auto add = [&](const FieldSpec& f) {
+    if (IsJsonOnly(f)) return;
+    const std::string name(f.name);
+    CLI::Option* opt = nullptr;
+    if (f.type == FieldType::kBool) {
+      opt = app->add_flag(FlagName(f.name), cmd.flags[name], std::string(f.help));
+    } else {
+      opt = app->add_option(f.positional ? name : FlagName(f.name), cmd.text[name], std::string(f.help))
+                ->type_name(TypeName(f.type));
+      if (f.required) opt->required();
+    }
+    cmd.options.emplace_back(&f, opt);
+  };
+  // Help order: NAME, --program, the kind's own flags, --id, the optional texts.
+  std::span<const FieldSpec> common = CommonFields();
+  for (const FieldSpec& f : spec.fields) {
+    if (f.positional) add(f);
+  }
+  // program create's NAME is the program: no --program there.
+  if (spec.kind != ledger::Kind::kProgramCreate) add(common[1]);
+  for (const FieldSpec& f : spec.fields) {
+    if (!f.positional) add(f);
+  }
+  add(common[0]);
+  for (const FieldSpec& f : common.subspan(2)) add(f);
+}
+
+void Cli::AddPostCommands() {
+  CLI::App* post = AddCommand(
+      "post", "Post many transactions from a JSON-lines file, in batches; one result per line, in input order.",
+      "pointledger post --file batch.jsonl --json\n"
+      "Each line is one transaction: {\"kind\":\"earn\",\"id\":\"order-1\",\"program\":\"acme\","
+      "\"member\":\"alice\",\"points\":120}\n"
+      "Fields are the kind's command-line flags with '-' as '_' (NAME is \"name\"), plus\n"
+      "\"linked\":true to make a transaction succeed or fail together with the next one.\n"
+      "Kinds: program_create partner_create partner_price earn redeem referral transfer\n"
+      "adjust reverse hold capture release settle account_close. The whole file is checked\n"
+      "before anything is sent; a line that does not parse is reported with its number.",
+      [this] { return RunPostFile(); });
+  post->add_option("--file", post_file_, "JSON-lines input; - for stdin")->required()->type_name("FILE");
+
+  CLI::App* expire = AddCommand(
+      "expire", "Expire the points due at a time (and release timed-out holds); prints how many points expired.",
+      "pointledger expire --as-of 2027-01-01T00:00:00Z", [this] { return RunExpireCommand(); });
+  expire->add_option("--as-of", as_of_, "RFC 3339 time (default: now)")->type_name("RFC3339");
+}
+
+void Cli::AddReadCommands() {
+  CLI::App* balance = AddCommand("balance", "A member's balance and when their points expire.",
+                                 "pointledger balance --program acme --member alice --json",
+                                 [this] { return WithReader([this](Reader& r) {
+                                   return RunBalance(r, Out(), read_.program, read_.member);
+                                 }); });
+  balance->add_option("--program", read_.program, "program name")->required();
+  balance->add_option("--member", read_.member, "the member's key")->required();
+
+  CLI::App* history = AddCommand(
+      "history", "A member's transactions, newest first.",
+      "pointledger history --program acme --member alice --limit 50 [--before SEQ]",
+      [this] { return WithReader([this](Reader& r) {
+        return RunHistory(r, Out(), read_.program, read_.member, read_.limit, read_.before);
+      }); });
+  history->add_option("--program", read_.program, "program name")->required();
+  history->add_option("--member", read_.member, "the member's key")->required();
+  history->add_option("--limit", read_.limit, "at most this many entries (1 to 1000)")->capture_default_str();
+  history->add_option("--before", read_.before, "only entries with seq below SEQ (the next page)")->type_name("SEQ");
+
+  CLI::App* tx = AddCommand("tx get", "One stored transaction: its fields, result, postings and hash.",
+                            "pointledger tx get --program acme --id order-1001",
+                            [this] { return RunTxGetCommand(); });
+  tx->add_option("--program", read_.program, "program name")->required();
+  CLI::Option* id = tx->add_option("--id", read_.id, "the transaction's --id KEY")->type_name("KEY");
+  CLI::Option* hex = tx->add_option("--hex", read_.hex, "the transaction id as 32 hex digits (as history prints)")
+                         ->type_name("HEX");
+  id->excludes(hex);
+  hex->excludes(id);
+
+  AddCommand("audit head", "The hash chain's head (seq and hash), to record outside the ledger.",
+             "pointledger audit head --json",
+             [this] { return WithReader([this](Reader& r) { return RunAuditHead(r, Out()); }); });
+
+  CLI::App* statement = AddCommand(
+      "settle statement", "A partner's settlement statement for a period (points and money each way).",
+      "pointledger settle statement --program acme --partner hotelco --from 2026-11-01T00:00:00Z "
+      "--to 2026-12-01T00:00:00Z",
+      [this] { return RunStatementCommand(); });
+  statement->add_option("--program", read_.program, "program name")->required();
+  statement->add_option("--partner", read_.partner, "partner name")->required();
+  statement->add_option("--from", read_.from, "RFC 3339 start, inclusive (default: the beginning)")
+      ->type_name("RFC3339");
+  statement->add_option("--to", read_.to, "RFC 3339 end, exclusive (default: now)")->type_name("RFC3339");
+}
+
+void Cli::AddLoad() {
+  CLI::App* load = AddCommand(
+      "load", "Load generator: throughput and batch latency percentiles against pointledgerd.",
+      "pointledger load --connections 64 --batch 100 --duration 30s --mix earn=60,redeem=30,referral=10\n"
+      "Creates its program (--program, default load) if missing; redeems target members it has\n"
+      "earned to. Exits 0 when the run completes (rejections are counted in the report), 2 on a\n"
+      "connection error.",
+      [this] { return RunLoadCommand(); });
+  load->add_option("--connections", load_.connections, "connections, one thread each")->capture_default_str();
+  load->add_option("--batch", load_.batch, "transactions per request (1 to 8190)")->capture_default_str();
+  load->add_option("--in-flight", load_.in_flight, "requests pipelined per connection")->capture_default_str();
+  CLI::Option* duration = load->add_option("--duration", load_.duration, "run this long: 30s, 2m (default 10s)");
+  CLI::Option* count = load->add_option("--count", load_.count, "post exactly N transactions")->type_name("N");
+  duration->excludes(count);
+  count->excludes(duration);
+  load->add_option("--mix", load_.mix, "kind weights: earn, redeem, referral, transfer")->capture_default_str();
+  load->add_option("--members", load_.members, "member population")->capture_default_str();
+  load->add_option("--rate", load_.rate, "target transactions per second, all connections (default: unlimited)")
+      ->type_name("TX_PER_S");
+  load->add_option("--program", load_.program, "program to load")->capture_default_str();
+  load->add_option("--ack-log", load_.ack_log, "append '<id hex> <seq>' for every acknowledged transaction")
+      ->type_name("FILE");
+}
+
+// ---------------------------------------------------------------------------
+// Running.
+
+int Cli::Run(int argc, char** argv) {
+  try {
+    app_.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app_.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  for (auto& [app, run] : commands_) {
+    if (app->parsed()) return run();
+  }
+  std::fprintf(stderr, "error: no command given\n%s", app_.help().c_str());
+  return kExitUsage;
+}
+
+absl::StatusOr<net::ClientOptions> Cli::ClientOptions() {
+  net::ClientOptions options;
+  PL_RETURN_IF_ERROR(net::ParseServerAddress(g_.server, &options));
+  PL_ASSIGN_OR_RETURN(options.api_key, ResolveKey(g_));
+  if (options.api_key.empty()) {
+    return absl::InvalidArgumentError(
+        "no API key: pass --key KEY or --key-file FILE (pointledgerd writes DATA/admin.key at its first "
+        "start), or set POINTLEDGER_KEY");
+  }
+  options.client_name = "pointledger";
+  options.tls = tls_;
+  options.tls_ca_file = tls_ca_;
+  return options;
+}
+
+std::unique_ptr<net::Client> Cli::Connect(int* exit_code) {
+  absl::StatusOr<net::ClientOptions> options = ClientOptions();
+  if (!options.ok()) {
+    *exit_code = ReportError(Out(), options.status());  // --server, --key-file: usage
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<net::Client>> client = net::Client::Connect(*options);
+  if (!client.ok()) {
+    *exit_code = ConnectFailed(client.status());
+    return nullptr;
+  }
+  return std::move(*client);
+}
+
+int Cli::ConnectFailed(const absl::Status& s) {
+  if (absl::IsUnauthenticated(s)) {
+    return ReportError(Out(), s,
+                       "The server refused the API key. Pass it with --key KEY, --key-file FILE (the server "
+                       "creates DATA/admin.key at its first start) or $POINTLEDGER_KEY.");
+  }
+  if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+    return ReportError(Out(), s,
+                       StrCat("Cannot reach pointledgerd at ", g_.server,
+                              ". Is it running (`pointledgerd --data DIR`, or `make run`)? Pass --server "
+                              "HOST:PORT for another address, or --data DIR to read a data directory."));
+  }
+  return ReportError(Out(), s);
+}
+
+int Cli::RefuseData(const char* command) {
+  return ReportError(Out(), absl::InvalidArgumentError(StrCat(
+                                "--data works only for the read-only commands (", kReadOnlyCommands, "); `",
+                                command, "` posts through the server: drop --data and use --server HOST:PORT")));
+}
+
+int Cli::WithReader(const std::function<int(Reader&)>& fn) {
+  if (!g_.data.empty()) {
+    absl::StatusOr<std::unique_ptr<Reader>> reader = OpenDataDir(g_.data);
+    if (!reader.ok()) return ReportError(Out(), reader.status());
+    return fn(**reader);
+  }
+  int exit_code = kExitUsage;
+  std::unique_ptr<net::Client> client = Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  ClientReader reader(std::move(client));
+  return fn(reader);
+}
+
+int Cli::RunKind(KindCommand& cmd) {
+  if (!g_.data.empty()) return RefuseData(std::string(cmd.spec->command).c_str());
+  TxDraft draft;
+  std::vector<std::string> given;
+  for (const auto& [field, option] : cmd.options) {
+    const std::string name(field->name);
+    FieldValue value;
+    if (field->type == FieldType::kBool) {
+      if (!cmd.flags[name]) continue;
+      value.b = true;
+    } else {
+      if (option->count() == 0) continue;
+      absl::StatusOr<FieldValue> parsed = ParseFieldText(*field, cmd.text[name]);
+      if (!parsed.ok()) return ReportError(Out(), parsed.status());
+      value = std::move(*parsed);
+    }
+    field->set(value, &draft);
+    given.push_back(name);
+  }
+  if (absl::Status s = FinishDraft(*cmd.spec, given, &draft); !s.ok()) return ReportError(Out(), s);
+  int exit_code = kExitUsage;
+  std::unique_ptr<net::Client> client = Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  return RunPostOne(*client, Out(), draft.id_key, draft.tx);
+}
+
+int Cli::RunPostFile() {
+  if (!g_.data.empty()) return RefuseData("post");
+  std::string stdin_text;
+  if (post_file_ == "-") {
+    char buf[1 << 16];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof(buf), stdin)) > 0) stdin_text.append(buf, n);
+  }
+  // The whole input is checked before anything is sent.
+  absl::StatusOr<uint64_t> count = ValidatePostFile(post_file_, &stdin_text);
+  if (!count.ok()) return ReportError(Out(), count.status());
+  int exit_code = kExitUsage;
+  std::unique_ptr<net::Client> client = Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  return tools::RunPostFile(*client, Out(), post_file_, &stdin_text);
+}
+
+int Cli::RunExpireCommand() {
+  if (!g_.data.empty()) return RefuseData("expire");
+  const int64_t now_ns = NowNs();
+  int64_t as_of_ns = now_ns;
+  if (!as_of_.empty()) {
+    absl::StatusOr<int64_t> t = ParseTime(as_of_);
+    if (!t.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat("--as-of: ", std::string(t.status().message()))));
+    as_of_ns = *t;
+  }
+  int exit_code = kExitUsage;
+  std::unique_ptr<net::Client> client = Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  return RunExpire(*client, Out(), as_of_ns, now_ns);
+}
+
+int Cli::RunTxGetCommand() {
+  if (read_.id.empty() == read_.hex.empty()) {
+    return ReportError(Out(), absl::InvalidArgumentError("give --id KEY or --hex HEX"));
+  }
+  ledger::Id id{};
+  std::string key = read_.id;
+  if (!read_.hex.empty()) {
+    std::optional<ledger::Id> parsed = ledger::IdFromHex(read_.hex);
+    if (!parsed) return ReportError(Out(), absl::InvalidArgumentError("--hex: expected 32 hex digits"));
+    id = *parsed;
+    key = read_.hex;
+  } else {
+    id = ledger::TxIdFromKey(read_.program, read_.id);
+  }
+  return WithReader([&](Reader& r) { return RunTxGet(r, Out(), read_.program, key, id); });
+}
+
+int Cli::RunStatementCommand() {
+  int64_t from_ns = 0;
+  int64_t to_ns = NowNs();
+  for (auto [text, out, flag] : {std::tuple{&read_.from, &from_ns, "--from"}, std::tuple{&read_.to, &to_ns, "--to"}}) {
+    if (text->empty()) continue;
+    absl::StatusOr<int64_t> t = ParseTime(*text);
+    if (!t.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat(flag, ": ", std::string(t.status().message()))));
+    *out = *t;
+  }
+  return WithReader([&](Reader& r) {
+    return RunSettleStatement(r, Out(), read_.program, read_.partner, from_ns, to_ns);
+  });
+}
+
+int Cli::RunLoadCommand() {
+  if (!g_.data.empty()) return RefuseData("load");
+  bench::LoadOptions o;
+  absl::StatusOr<net::ClientOptions> client = ClientOptions();
+  if (!client.ok()) return ReportError(Out(), client.status());
+  o.client = *client;
+  o.connect = [options = o.client]() { return net::Client::Connect(options); };
+  o.connections = load_.connections;
+  o.batch = load_.batch;
+  o.in_flight = load_.in_flight;
+  o.count = load_.count;
+  if (load_.count == 0) {
+    absl::StatusOr<int64_t> d = ParseDuration(load_.duration.empty() ? "10s" : load_.duration);
+    if (!d.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat("--duration: ", std::string(d.status().message()))));
+    o.duration_ns = *d;
+  }
+  absl::StatusOr<bench::Mix> mix = bench::ParseMix(load_.mix);
+  if (!mix.ok()) return ReportError(Out(), mix.status());
+  o.mix = *mix;
+  o.members = load_.members;
+  o.rate_tx_per_s = load_.rate;
+  o.program = load_.program;
+  o.ack_log = load_.ack_log;
+  const bool tty = isatty(STDERR_FILENO) == 1;
+  if (tty) {
+    o.on_progress = [](const bench::Progress& p) {
+      std::fprintf(stderr, "\r[%5.0fs] %llu committed, %llu rejected, %.0f tx/s, %llu connections   ", p.elapsed_s,
+                   static_cast<unsigned long long>(p.committed), static_cast<unsigned long long>(p.rejected),
+                   p.last_second_tx_per_s, static_cast<unsigned long long>(p.connections_alive));
+    };
+  }
+  absl::StatusOr<bench::LoadReport> report = bench::RunLoad(o);
+  if (tty) std::fprintf(stderr, "\r%80s\r", "");
+  if (!report.ok()) return ConnectFailed(report.status());
+  const std::string text = g_.json ? bench::ReportJson(*report) + "\n" : bench::ReportText(*report);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (!report->error.empty()) {
+    return ReportError(Out(), absl::UnavailableError(report->error),
+                       "The figures above cover what was answered before the error.");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  Cli cli;
+  const int rc = cli.Run(argc, argv);
+  std::fflush(stdout);
+  return rc;
+}
+
+}  // namespace pointledger::tools

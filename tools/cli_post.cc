@@ -1,0 +1,340 @@
+#include "tools/cli_post.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+
+#include "ledger/status.h"
+#include "tools/cli_format.h"
+#include "tools/cli_time.h"
+
+namespace pointledger::tools {
+
+using ledger::Code;
+using ledger::Kind;
+
+// ---------------------------------------------------------------------------
+// Batching.
+
+absl::Status ChainBatcher::Add(PostLine line, std::vector<std::vector<PostLine>>* ready) {
+  const bool ends_chain = !line.tx.linked;
+  const uint64_t line_number = line.line_number;
+  chain_.push_back(std::move(line));
+  if (chain_.size() > batch_max_) {
+    return absl::InvalidArgumentError(
+        StrCat("line ", line_number, ": a linked chain starting at line ", chain_.front().line_number,
+               " is longer than a batch (", batch_max_,
+               " transactions); a chain must fit in one request"));
+  }
+  if (!ends_chain) return absl::OkStatus();
+  if (batch_.size() + chain_.size() > batch_max_) Flush(ready);
+  for (PostLine& p : chain_) batch_.push_back(std::move(p));
+  chain_.clear();
+  if (batch_.size() == batch_max_) Flush(ready);
+  return absl::OkStatus();
+}
+
+void ChainBatcher::Finish(std::vector<std::vector<PostLine>>* ready) {
+  if (!chain_.empty()) {
+    // An open chain at the end: sent as it is, the server says linked_chain_open.
+    if (batch_.size() + chain_.size() > batch_max_) Flush(ready);
+    for (PostLine& p : chain_) batch_.push_back(std::move(p));
+    chain_.clear();
+  }
+  Flush(ready);
+}
+
+void ChainBatcher::Flush(std::vector<std::vector<PostLine>>* ready) {
+  if (batch_.empty()) return;
+  ready->push_back(std::move(batch_));
+  batch_.clear();
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Reading lines from a file or from stdin's text.
+
+class LineSource {
+ public:
+  ~LineSource() {
+    if (file_ != nullptr) std::fclose(file_);
+    std::free(buf_);
+  }
+
+  static absl::StatusOr<std::unique_ptr<LineSource>> Open(const std::string& path,
+                                                          const std::string* stdin_text) {
+    auto source = std::make_unique<LineSource>();
+    if (path == "-") {
+      PL_CHECK(stdin_text != nullptr);
+      source->text_ = *stdin_text;
+      return source;
+    }
+    source->file_ = std::fopen(path.c_str(), "r");
+    if (source->file_ == nullptr) {
+      return absl::NotFoundError(StrCat("--file ", path, ": ", std::strerror(errno)));
+    }
+    return source;
+  }
+
+  // The next line without its '\n'; false at the end.
+  bool Next(std::string_view* line) {
+    ++line_number_;
+    if (file_ == nullptr) {
+      if (pos_ >= text_.size()) return false;
+      size_t end = text_.find('\n', pos_);
+      if (end == std::string_view::npos) end = text_.size();
+      *line = text_.substr(pos_, end - pos_);
+      pos_ = end + 1;
+      return true;
+    }
+    const ssize_t n = getline(&buf_, &cap_, file_);
+    if (n < 0) return false;
+    *line = std::string_view(buf_, static_cast<size_t>(n));
+    if (!line->empty() && line->back() == '\n') line->remove_suffix(1);
+    return true;
+  }
+
+  uint64_t line_number() const { return line_number_; }
+
+ private:
+  std::FILE* file_ = nullptr;
+  char* buf_ = nullptr;
+  size_t cap_ = 0;
+  std::string_view text_;
+  size_t pos_ = 0;
+  uint64_t line_number_ = 0;
+};
+
+// A batch on the wire, with what is needed to print its results.
+struct SentBatch {
+  std::vector<ledger::Transaction> txs;
+  std::vector<std::string> keys;
+};
+
+class ResultPrinter {
+ public:
+  explicit ResultPrinter(const Output& o) : o_(o) {}
+
+  void Print(std::string_view key, Kind kind, const ledger::Result& r) {
+    line_ = o_.json ? ResultJson(key, kind, r) : ResultText(key, kind, r);
+    line_.push_back('\n');
+    std::fwrite(line_.data(), 1, line_.size(), o_.out);
+    ++answered_;
+    if (r.code != Code::kOk) ++rejected_;
+    if (r.code == Code::kOk && r.duplicate) ++duplicates_;
+  }
+
+  uint64_t answered() const { return answered_; }
+  uint64_t rejected() const { return rejected_; }
+  uint64_t duplicates() const { return duplicates_; }
+
+ private:
+  const Output& o_;
+  std::string line_;
+  uint64_t answered_ = 0;
+  uint64_t rejected_ = 0;
+  uint64_t duplicates_ = 0;
+};
+
+absl::Status ReceiveOne(net::Client& client, std::deque<SentBatch>* window, ResultPrinter* printer) {
+  PL_ASSIGN_OR_RETURN(net::Client::BatchAnswer answer, client.Receive());
+  const SentBatch& sent = window->front();
+  if (answer.results.size() != sent.txs.size()) {
+    return absl::DataLossError(StrCat("the server answered ", answer.results.size(),
+                                      " results for a batch of ", sent.txs.size()));
+  }
+  for (size_t i = 0; i < sent.txs.size(); ++i) {
+    printer->Print(sent.keys[i], sent.txs[i].kind, answer.results[i]);
+  }
+  window->pop_front();
+  return absl::OkStatus();
+}
+
+absl::Status SendAll(net::Client& client, LineSource& source, const PostFileOptions& options,
+                     ResultPrinter* printer) {
+  ChainBatcher batcher(options.batch_max);
+  std::deque<SentBatch> window;
+  std::vector<std::vector<PostLine>> ready;
+  auto send_ready = [&]() -> absl::Status {
+    for (std::vector<PostLine>& batch : ready) {
+      while (window.size() >= static_cast<size_t>(options.in_flight)) {
+        PL_RETURN_IF_ERROR(ReceiveOne(client, &window, printer));
+      }
+      SentBatch sent;
+      sent.txs.reserve(batch.size());
+      sent.keys.reserve(batch.size());
+      for (PostLine& p : batch) {
+        sent.txs.push_back(std::move(p.tx));
+        sent.keys.push_back(std::move(p.key));
+      }
+      PL_RETURN_IF_ERROR(client.Send(sent.txs).status());
+      window.push_back(std::move(sent));
+    }
+    ready.clear();
+    return absl::OkStatus();
+  };
+  std::string_view line;
+  while (source.Next(&line)) {
+    if (IsBlankLine(line)) continue;
+    PL_ASSIGN_OR_RETURN(PostLine parsed, ParsePostLine(line, source.line_number()));
+    PL_RETURN_IF_ERROR(batcher.Add(std::move(parsed), &ready));
+    PL_RETURN_IF_ERROR(send_ready());
+  }
+  batcher.Finish(&ready);
+  PL_RETURN_IF_ERROR(send_ready());
+  while (!window.empty()) PL_RETURN_IF_ERROR(ReceiveOne(client, &window, printer));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ValidatePostFile(const std::string& path, const std::string* stdin_text,
+                                          size_t batch_max) {
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<LineSource> source, LineSource::Open(path, stdin_text));
+  uint64_t count = 0;
+  uint64_t chain_length = 0;
+  uint64_t chain_start = 0;
+  std::string_view line;
+  while (source->Next(&line)) {
+    if (IsBlankLine(line)) continue;
+    PL_ASSIGN_OR_RETURN(const PostLine parsed, ParsePostLine(line, source->line_number()));
+    ++count;
+    if (chain_length == 0) chain_start = parsed.line_number;
+    ++chain_length;
+    if (chain_length > batch_max) {
+      return absl::InvalidArgumentError(
+          StrCat("line ", parsed.line_number, ": a linked chain starting at line ", chain_start,
+                 " is longer than a batch (", batch_max, " transactions); a chain must fit in one request"));
+    }
+    if (!parsed.tx.linked) chain_length = 0;
+  }
+  if (count == 0) {
+    return absl::InvalidArgumentError(StrCat("--file ", path, ": no transactions (one JSON object a line)"));
+  }
+  return count;
+}
+
+int RunPostFile(net::Client& client, const Output& o, const std::string& path,
+                const std::string* stdin_text, const PostFileOptions& options) {
+  absl::StatusOr<std::unique_ptr<LineSource>> source = LineSource::Open(path, stdin_text);
+  if (!source.ok()) return ReportError(o, source.status());
+  ResultPrinter printer(o);
+  PostFileOptions effective = options;
+  // A server configured for smaller batches says so in its Hello answer.
+  effective.batch_max = std::min<size_t>(options.batch_max, client.batch_transactions_max());
+  const absl::Status sent = SendAll(client, **source, effective, &printer);
+  std::fflush(o.out);
+  if (!sent.ok()) {
+    return ReportError(o, sent,
+                       StrCat(printer.answered(), " transactions were answered before this error; the "
+                              "others may or may not be committed. Re-running the same file is safe: "
+                              "the ids make every transaction exactly-once, and a committed one answers "
+                              "as a duplicate."));
+  }
+  if (!o.json) {
+    std::fprintf(o.err, "%llu transactions: %llu ok (%llu duplicates), %llu rejected\n",
+                 static_cast<unsigned long long>(printer.answered()),
+                 static_cast<unsigned long long>(printer.answered() - printer.rejected()),
+                 static_cast<unsigned long long>(printer.duplicates()),
+                 static_cast<unsigned long long>(printer.rejected()));
+  }
+  return printer.rejected() == 0 ? kExitOk : kExitRejected;
+}
+
+int RunPostOne(net::Client& client, const Output& o, std::string_view key, const ledger::Transaction& tx) {
+  absl::StatusOr<std::vector<ledger::Result>> results = client.Post({&tx, 1});
+  if (!results.ok()) return ReportError(o, results.status());
+  if (results->size() != 1) {
+    return ReportError(o, absl::DataLossError(StrCat("the server answered ", results->size(),
+                                                     " results for one transaction")));
+  }
+  const ledger::Result& r = results->front();
+  const std::string line = o.json ? ResultJson(key, tx.kind, r) : ResultText(key, tx.kind, r);
+  std::fprintf(o.out, "%s\n", line.c_str());
+  return r.code == Code::kOk ? kExitOk : kExitRejected;
+}
+
+namespace {
+
+struct ExpireTotals {
+  uint64_t expired_points = 0;
+  uint64_t expired_lots = 0;
+  uint64_t holds_released = 0;
+  uint64_t rejected = 0;
+  uint64_t duplicates = 0;
+};
+
+// Collects what is due at as_of_ns and posts the kinds wanted, round after
+// round, until nothing is due or a round changed nothing (everything in it
+// was a duplicate or a rejection: what stays due would only come back).
+absl::Status ExpireRounds(net::Client& client, int64_t as_of_ns, bool with_holds, ExpireTotals* totals) {
+  for (;;) {
+    PL_ASSIGN_OR_RETURN(std::vector<ledger::Transaction> due,
+                        client.CollectDue(as_of_ns, static_cast<uint32_t>(ledger::kBatchTransactionsMax)));
+    std::erase_if(due, [&](const ledger::Transaction& t) {
+      return t.kind == Kind::kHoldTimeout && !with_holds;
+    });
+    if (due.empty()) return absl::OkStatus();
+    PL_ASSIGN_OR_RETURN(std::vector<ledger::Result> results, client.Post(due));
+    if (results.size() != due.size()) {
+      return absl::DataLossError("the server answered a different number of results");
+    }
+    uint64_t applied = 0;
+    for (size_t i = 0; i < due.size(); ++i) {
+      const ledger::Result& r = results[i];
+      if (r.code != Code::kOk) {
+        ++totals->rejected;
+        continue;
+      }
+      if (r.duplicate) {
+        ++totals->duplicates;
+        continue;
+      }
+      ++applied;
+      if (due[i].kind == Kind::kExpire) {
+        totals->expired_points += r.points;
+        if (r.points > 0) ++totals->expired_lots;
+      } else {
+        ++totals->holds_released;
+      }
+    }
+    if (applied == 0) return absl::OkStatus();
+  }
+}
+
+}  // namespace
+
+int RunExpire(net::Client& client, const Output& o, int64_t as_of_ns, int64_t now_ns) {
+  constexpr int64_t kClockMarginNs = 5'000'000'000;
+  ExpireTotals totals;
+  absl::Status s = ExpireRounds(client, as_of_ns, /*with_holds=*/false, &totals);
+  const int64_t holds_as_of_ns = std::min(as_of_ns, now_ns - kClockMarginNs);
+  if (s.ok()) s = ExpireRounds(client, holds_as_of_ns, /*with_holds=*/true, &totals);
+  if (!s.ok()) return ReportError(o, s);
+  if (o.json) {
+    std::fprintf(o.out,
+                 "{\"as_of\":\"%s\",\"expired_points\":%llu,\"expired_lots\":%llu,\"holds_released\":%llu,"
+                 "\"rejected\":%llu}\n",
+                 FormatTime(as_of_ns).c_str(), static_cast<unsigned long long>(totals.expired_points),
+                 static_cast<unsigned long long>(totals.expired_lots),
+                 static_cast<unsigned long long>(totals.holds_released),
+                 static_cast<unsigned long long>(totals.rejected));
+  } else {
+    std::fprintf(o.out, "expired %llu points in %llu lots, released %llu timed-out holds (as of %s)\n",
+                 static_cast<unsigned long long>(totals.expired_points),
+                 static_cast<unsigned long long>(totals.expired_lots),
+                 static_cast<unsigned long long>(totals.holds_released), FormatTime(as_of_ns).c_str());
+    if (totals.rejected > 0) {
+      std::fprintf(o.err, "%llu due transactions were rejected (see `pointledger tx get --hex`)\n",
+                   static_cast<unsigned long long>(totals.rejected));
+    }
+  }
+  return totals.rejected == 0 ? kExitOk : kExitRejected;
+}
+
+}  // namespace pointledger::tools

@@ -1,0 +1,179 @@
+#include "tools/cli_read.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "ledger/limits.h"
+#include "ledger/status.h"
+#include "tools/cli_format.h"
+
+namespace pointledger::tools {
+namespace {
+
+class LedgerReader final : public Reader {
+ public:
+  LedgerReader(std::unique_ptr<ledger::Ledger> owned, ledger::Ledger* ledger)
+      : owned_(std::move(owned)), ledger_(ledger) {}
+
+  absl::StatusOr<std::optional<ledger::Balance>> GetBalance(const std::string& program,
+                                                            const std::string& member) override {
+    return ledger_->GetBalance(program, member);
+  }
+  absl::StatusOr<std::vector<ledger::HistoryEntry>> GetHistory(const std::string& program,
+                                                               const std::string& member,
+                                                               uint32_t limit,
+                                                               uint64_t before_seq) override {
+    return ledger_->GetHistory(program, member, limit, before_seq);
+  }
+  absl::StatusOr<std::optional<ledger::TxRecord>> GetTransaction(const std::string& program,
+                                                                 const ledger::Id& id) override {
+    absl::StatusOr<std::optional<ledger::TxRecord>> rec = ledger_->GetTransaction(id);
+    // Ids are per program (derived from it); the server answers the same way.
+    if (rec.ok() && rec->has_value() && (*rec)->tx.program != program) {
+      return std::optional<ledger::TxRecord>();
+    }
+    return rec;
+  }
+  absl::StatusOr<ledger::ChainHead> GetHead() override { return ledger_->GetHead(); }
+  absl::StatusOr<ledger::Statement> SettlementStatement(const std::string& program,
+                                                        const std::string& partner, int64_t from_ns,
+                                                        int64_t to_ns) override {
+    return ledger_->SettlementStatement(program, partner, from_ns, to_ns);
+  }
+  std::optional<bool> ProgramExists(const std::string& program) override {
+    absl::StatusOr<std::optional<ledger::ProgramInfo>> p = ledger_->GetProgram(program);
+    if (!p.ok()) return std::nullopt;
+    return p->has_value();
+  }
+
+ private:
+  std::unique_ptr<ledger::Ledger> owned_;
+  ledger::Ledger* ledger_;
+};
+
+void Print(const Output& o, const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), o.out);
+}
+
+void PrintLine(const Output& o, const std::string& text) {
+  Print(o, text);
+  std::fputc('\n', o.out);
+}
+
+// A "not found" message on stderr and exit 1 (SPEC §8: a check found nothing).
+int NotFound(const Output& o, const std::string& message) {
+  std::fprintf(o.err, "%s\n", message.c_str());
+  return kExitRejected;
+}
+
+}  // namespace
+
+int ReportError(const Output& o, const absl::Status& status, std::string_view hint) {
+  std::fprintf(o.err, "error: %s\n", std::string(status.message()).c_str());
+  if (!hint.empty()) std::fprintf(o.err, "%s\n", std::string(hint).c_str());
+  return kExitUsage;
+}
+
+absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return absl::FailedPreconditionError(StrCat("--data ", dir, ": no such directory"));
+  }
+  ledger::Options options;
+  options.dir = dir;
+  options.read_only = true;
+  absl::StatusOr<std::unique_ptr<ledger::Ledger>> opened = ledger::Ledger::Open(options);
+  if (!opened.ok()) {
+    return absl::FailedPreconditionError(StrCat("--data ", dir, ": cannot open the ledger there: ",
+                                                std::string(opened.status().message())));
+  }
+  ledger::Ledger* raw = opened->get();
+  return std::unique_ptr<Reader>(new LedgerReader(std::move(*opened), raw));
+}
+
+std::unique_ptr<Reader> ReaderOverLedger(ledger::Ledger* ledger) {
+  return std::make_unique<LedgerReader>(nullptr, ledger);
+}
+
+int RunBalance(Reader& reader, const Output& o, const std::string& program, const std::string& member) {
+  absl::StatusOr<std::optional<ledger::Balance>> b = reader.GetBalance(program, member);
+  if (!b.ok()) return ReportError(o, b.status());
+  if (!b->has_value()) {
+    if (reader.ProgramExists(program) == std::optional<bool>(false)) {
+      return NotFound(o, StrCat("no program '", program, "'"));
+    }
+    return NotFound(o, StrCat("no member '", member, "' in program '", program,
+                              "' (it has never earned, or the program does not exist)"));
+  }
+  if (o.json) {
+    PrintLine(o, BalanceJson(program, member, **b));
+  } else {
+    Print(o, BalanceText(program, member, **b));
+  }
+  return kExitOk;
+}
+
+int RunHistory(Reader& reader, const Output& o, const std::string& program, const std::string& member,
+               uint32_t limit, uint64_t before_seq) {
+  if (limit == 0 || limit > ledger::kHistoryLimitMax) {
+    return ReportError(o, absl::InvalidArgumentError(
+                              StrCat("--limit must be from 1 to ", ledger::kHistoryLimitMax)));
+  }
+  absl::StatusOr<std::optional<ledger::Balance>> b = reader.GetBalance(program, member);
+  if (!b.ok()) return ReportError(o, b.status());
+  if (!b->has_value()) {
+    return NotFound(o, StrCat("no member '", member, "' in program '", program, "'"));
+  }
+  absl::StatusOr<std::vector<ledger::HistoryEntry>> h = reader.GetHistory(program, member, limit, before_seq);
+  if (!h.ok()) return ReportError(o, h.status());
+  if (o.json) {
+    for (const ledger::HistoryEntry& e : *h) PrintLine(o, HistoryEntryJson(e));
+  } else {
+    Print(o, HistoryText(*h));
+  }
+  return kExitOk;
+}
+
+int RunTxGet(Reader& reader, const Output& o, const std::string& program, const std::string& key,
+             const ledger::Id& id) {
+  absl::StatusOr<std::optional<ledger::TxRecord>> rec = reader.GetTransaction(program, id);
+  if (!rec.ok()) return ReportError(o, rec.status());
+  if (!rec->has_value()) {
+    return NotFound(o, StrCat("no transaction '", key, "' in program '", program, "' (id ",
+                              ledger::IdToHex(id), ")"));
+  }
+  if (o.json) {
+    PrintLine(o, TxRecordJson(key, **rec));
+  } else {
+    Print(o, TxRecordText(key, **rec));
+  }
+  return kExitOk;
+}
+
+int RunAuditHead(Reader& reader, const Output& o) {
+  absl::StatusOr<ledger::ChainHead> head = reader.GetHead();
+  if (!head.ok()) return ReportError(o, head.status());
+  if (o.json) {
+    PrintLine(o, HeadJson(*head));
+  } else {
+    Print(o, HeadText(*head));
+  }
+  return kExitOk;
+}
+
+int RunSettleStatement(Reader& reader, const Output& o, const std::string& program,
+                       const std::string& partner, int64_t from_ns, int64_t to_ns) {
+  absl::StatusOr<ledger::Statement> s = reader.SettlementStatement(program, partner, from_ns, to_ns);
+  if (!s.ok()) {
+    if (absl::IsNotFound(s.status())) return NotFound(o, std::string(s.status().message()));
+    return ReportError(o, s.status());
+  }
+  if (o.json) {
+    PrintLine(o, StatementJson(*s));
+  } else {
+    Print(o, StatementText(*s));
+  }
+  return kExitOk;
+}
+
+}  // namespace pointledger::tools

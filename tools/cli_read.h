@@ -1,0 +1,70 @@
+// The read-only commands (balance, history, tx get, audit head, settle
+// statement), over either the server (net::Client) or a data directory
+// opened read-only (--data DIR, safe beside a running server).
+#ifndef POINTLEDGER_TOOLS_CLI_READ_H_
+#define POINTLEDGER_TOOLS_CLI_READ_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ledger/ledger.h"
+
+namespace pointledger::tools {
+
+// The reads the commands need; the same calls as net::Client's.
+class Reader {
+ public:
+  virtual ~Reader() = default;
+  virtual absl::StatusOr<std::optional<ledger::Balance>> GetBalance(const std::string& program,
+                                                                    const std::string& member) = 0;
+  virtual absl::StatusOr<std::vector<ledger::HistoryEntry>> GetHistory(const std::string& program,
+                                                                       const std::string& member,
+                                                                       uint32_t limit,
+                                                                       uint64_t before_seq) = 0;
+  // nullopt if no transaction has this id in this program.
+  virtual absl::StatusOr<std::optional<ledger::TxRecord>> GetTransaction(const std::string& program,
+                                                                         const ledger::Id& id) = 0;
+  virtual absl::StatusOr<ledger::ChainHead> GetHead() = 0;
+  virtual absl::StatusOr<ledger::Statement> SettlementStatement(const std::string& program,
+                                                                const std::string& partner,
+                                                                int64_t from_ns, int64_t to_ns) = 0;
+  // Whether the program exists, if the backend can tell (the server cannot).
+  virtual std::optional<bool> ProgramExists(const std::string& program) = 0;
+};
+
+// Opens DIR read-only. FailedPrecondition with a clear message if DIR holds
+// no ledger.
+absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir);
+// Reads through an already open ledger (tests).
+std::unique_ptr<Reader> ReaderOverLedger(ledger::Ledger* ledger);
+
+// Where a command writes: stdout for results, stderr for messages.
+struct Output {
+  std::FILE* out = stdout;
+  std::FILE* err = stderr;
+  bool json = false;
+};
+
+// Each returns the exit code (cli_format.h). A read failure (connection,
+// storage) is exit 2 with the message on err; "not found" is exit 1.
+int RunBalance(Reader& reader, const Output& o, const std::string& program, const std::string& member);
+int RunHistory(Reader& reader, const Output& o, const std::string& program, const std::string& member,
+               uint32_t limit, uint64_t before_seq);
+// `key` is printed back; `id` is TxIdFromKey(program, key) or a --hex id.
+int RunTxGet(Reader& reader, const Output& o, const std::string& program, const std::string& key,
+             const ledger::Id& id);
+int RunAuditHead(Reader& reader, const Output& o);
+int RunSettleStatement(Reader& reader, const Output& o, const std::string& program,
+                       const std::string& partner, int64_t from_ns, int64_t to_ns);
+
+// Prints "error: <message>" (and a hint line if not empty) on o.err; returns kExitUsage.
+int ReportError(const Output& o, const absl::Status& status, std::string_view hint = "");
+
+}  // namespace pointledger::tools
+
+#endif  // POINTLEDGER_TOOLS_CLI_READ_H_
