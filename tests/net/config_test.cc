@@ -1,0 +1,127 @@
+// The config file, keys and listen policy (no server needed).
+#include "gtest/gtest.h"
+#include "net/config.h"
+
+namespace pointledger::net {
+namespace {
+
+TEST(Config, DefaultsWithoutAFile) {
+  absl::StatusOr<ServerConfig> c = ParseConfig("", "empty.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "127.0.0.1:7600");
+  EXPECT_EQ(c->limits.frame_bytes_max, 4u << 20);
+  EXPECT_EQ(c->limits.batch_transactions_max, 8190u);
+  EXPECT_EQ(c->limits.connections_max, 1024u);
+  EXPECT_EQ(c->io_threads, 2u);
+  EXPECT_TRUE(c->keys.empty());
+}
+
+TEST(Config, EveryKey) {
+  const std::string text = StrCat(R"(
+listen = "0.0.0.0:7700"
+data = "/srv/pointledger"
+map_size_mb = 1024
+metrics_listen = "127.0.0.1:9100"
+io_threads = 3
+tls_cert = "/etc/pl/cert.pem"
+tls_key = "/etc/pl/key.pem"
+
+[limits]
+frame_bytes_max = 1048576
+batch_transactions_max = 1000
+connections_max = 10
+inflight_requests_max = 8
+idle_timeout_s = 60
+output_bytes_max = 65536
+
+[[key]]
+principal = "pos"
+sha256 = ")", DigestToHex(Sha256("secret")), R"("
+programs = ["acme", "beta"]
+scopes = ["post", "read"]
+)");
+  absl::StatusOr<ServerConfig> c = ParseConfig(text, "full.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "0.0.0.0:7700");
+  EXPECT_EQ(c->data_dir, "/srv/pointledger");
+  EXPECT_EQ(c->map_size_mb, 1024u);
+  EXPECT_EQ(c->io_threads, 3u);
+  EXPECT_EQ(c->limits.frame_bytes_max, 1048576u);
+  EXPECT_EQ(c->limits.batch_transactions_max, 1000u);
+  EXPECT_EQ(c->limits.inflight_requests_max, 8u);
+  EXPECT_EQ(c->limits.idle_timeout_s, 60u);
+  EXPECT_EQ(c->limits.output_bytes_max, 65536u);
+  ASSERT_EQ(c->keys.size(), 1u);
+  EXPECT_EQ(c->keys[0].principal, "pos");
+  EXPECT_EQ(c->keys[0].auth.scopes, ledger::kScopePost | ledger::kScopeRead);
+  EXPECT_EQ(c->keys[0].auth.programs, (std::vector<std::string>{"acme", "beta"}));
+  EXPECT_EQ(FindKey(c->keys, "secret"), &c->keys[0]);
+  EXPECT_EQ(FindKey(c->keys, "Secret"), nullptr);
+  EXPECT_TRUE(CheckStartPolicy(*c).ok());
+}
+
+TEST(Config, ErrorsNameTheKey) {
+  const struct {
+    const char* text;
+    const char* expect;
+  } cases[] = {
+      {"lisen = \"127.0.0.1:1\"", "lisen: unknown key"},
+      {"[limits]\nframe_bytes = 5", "limits.frame_bytes: unknown key"},
+      {"[limits]\nbatch_transactions_max = 8191", "limits.batch_transactions_max: must be between"},
+      {"[limits]\ninflight_requests_max = \"many\"", "limits.inflight_requests_max: must be an integer"},
+      {"listen = \"somewhere:7600\"", "IP address or localhost"},
+      {"listen = \"127.0.0.1\"", "expected HOST:PORT"},
+      {"[[key]]\nprincipal = \"a\"\nsha256 = \"abc\"\nprograms = \"*\"\nscopes = [\"post\"]",
+       "key[0].sha256: must be 64 hex digits"},
+      {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
+       "programs = \"*\"\nscopes = [\"write\"]",
+       "unknown scope \"write\""},
+      {"[[key]]\nprincipal = \"a\"\nprograms = \"*\"\nscopes = [\"post\"]", "key[0]: needs sha256"},
+      {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
+       "scopes = [\"post\"]\ncolour = 1",
+       "key[0].colour: unknown key"},
+      {"listen = ", "bad.toml:1"},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<ServerConfig> config = ParseConfig(c.text, "bad.toml");
+    ASSERT_FALSE(config.ok()) << c.text;
+    EXPECT_NE(config.status().message().find(c.expect), std::string::npos)
+        << config.status() << " should mention " << c.expect;
+  }
+}
+
+TEST(Config, ListenPolicy) {
+  absl::StatusOr<ListenAddress> a = ParseListen("[::1]:7600");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->loopback);
+  a = ParseListen("localhost:0");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->loopback);
+  EXPECT_EQ(a->port, 0);
+  a = ParseListen("10.0.0.1:7600");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->loopback);
+
+  ServerConfig open;
+  open.data_dir = "/tmp/x";
+  open.listen = "0.0.0.0:7600";
+  absl::Status s = CheckStartPolicy(open);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("beyond loopback"), std::string::npos);
+  open.listen = "127.0.0.1:7600";
+  EXPECT_TRUE(CheckStartPolicy(open).ok());
+  open.tls_cert = "cert.pem";
+  EXPECT_EQ(CheckStartPolicy(open).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Config, HashesMatchSha256sum) {
+  // printf %s secret | sha256sum
+  EXPECT_EQ(DigestToHex(Sha256("secret")),
+            "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b");
+  Sha256Digest d;
+  EXPECT_TRUE(DigestFromHex("2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B", &d));
+  EXPECT_EQ(d, Sha256("secret"));
+}
+
+}  // namespace
+}  // namespace pointledger::net

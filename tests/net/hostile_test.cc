@@ -1,0 +1,212 @@
+// Hostile input on raw sockets: each gets its error (where the server can
+// tell) and its connection closes, while another client keeps working and
+// nothing changes in the ledger.
+#include <random>
+
+#include "gtest/gtest.h"
+#include "ledger/ledger.h"
+#include "net/client.h"
+#include "net/limits.h"
+#include "net/wire.h"
+#include "tests/net/server_process.h"
+#include "tests/net/test_tx.h"
+
+namespace pointledger::net {
+namespace {
+
+using testing::RawSocket;
+using testing::ServerProcess;
+using testing::TempDir;
+
+class Hostile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = ServerProcess::Start(dir_.Sub("data"));
+    ASSERT_NE(server_, nullptr);
+    good_ = server_->AdminClient();
+    const ledger::Transaction t = testing::ProgramCreate("acme");
+    auto r = good_->Post(std::span<const ledger::Transaction>(&t, 1));
+    ASSERT_TRUE(r.ok()) << r.status();
+    head_seq_ = Head();
+    ASSERT_EQ(head_seq_, 1u);
+  }
+
+  uint64_t Head() {
+    auto head = good_->GetHead();
+    EXPECT_TRUE(head.ok()) << head.status();
+    return head.ok() ? head->seq : 0;
+  }
+
+  // The other client still works, and the hostile one changed nothing.
+  void ExpectServerUnharmed() {
+    EXPECT_EQ(Head(), head_seq_);
+    const ledger::Transaction t = testing::Earn("acme", "alice", 1, StrCat("ok-", ++posts_));
+    auto r = good_->Post(std::span<const ledger::Transaction>(&t, 1));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*r)[0].code, ledger::Code::kOk);
+    head_seq_ = Head();
+  }
+
+  // A socket that has said a good Hello.
+  std::unique_ptr<RawSocket> Authenticated() {
+    auto s = std::make_unique<RawSocket>(server_->port());
+    flatbuffers::FlatBufferBuilder fbb;
+    const std::string key = server_->admin_key();
+    const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), "hostile");
+    FinishRequest(fbb, 0, wire::RequestBody::Hello, hello.Union());
+    EXPECT_TRUE(s->Send(fbb));
+    auto answer = s->ReadResponse();
+    EXPECT_TRUE(answer.has_value());
+    if (answer) {
+      EXPECT_EQ(answer->response->error(), wire::ConnError::none);
+    }
+    return s;
+  }
+
+  // Expects `error` as the answer, then the connection to close.
+  void ExpectRefusal(RawSocket& s, wire::ConnError error) {
+    auto answer = s.ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << "no answer; server log:\n" << server_->log();
+    EXPECT_EQ(answer->response->error(), error)
+        << ConnErrorName(answer->response->error()) << ": "
+        << (answer->response->message() ? answer->response->message()->str() : "");
+    EXPECT_TRUE(s.WaitForClose());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<Client> good_;
+  uint64_t head_seq_ = 0;
+  int posts_ = 0;
+};
+
+TEST_F(Hostile, RandomBytes) {
+  std::mt19937_64 rng(42);
+  std::vector<uint8_t> bytes(1000);
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+  // A plausible length, then noise: the verifier refuses it.
+  bytes[0] = 200;
+  bytes[1] = bytes[2] = bytes[3] = 0;
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.Send(bytes));
+  ExpectRefusal(s, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+
+  // Pure noise: whatever its first four bytes claim, the connection ends.
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+  RawSocket noise(server_->port());
+  noise.Send(bytes);
+  noise.ShutdownWrite();  // a length the noise does not fill ends at EOF
+  EXPECT_TRUE(noise.WaitForClose());
+  ExpectServerUnharmed();
+}
+
+TEST_F(Hostile, TruncatedFrameThenClose) {
+  auto s = Authenticated();
+  const uint8_t header[4] = {100, 0, 0, 0};
+  const std::vector<uint8_t> half(50, 7);
+  ASSERT_TRUE(s->Send(header, 4));
+  ASSERT_TRUE(s->Send(half));
+  s->ShutdownWrite();
+  EXPECT_TRUE(s->WaitForClose());
+  ExpectServerUnharmed();
+}
+
+TEST_F(Hostile, LengthPrefixOfFourGiB) {
+  RawSocket s(server_->port());
+  const uint8_t header[4] = {0xff, 0xff, 0xff, 0xff};
+  ASSERT_TRUE(s.Send(header, 4));
+  ExpectRefusal(s, wire::ConnError::request_too_large);
+  ExpectServerUnharmed();
+
+  // Also after Hello, with the frame's body on its way.
+  auto t = Authenticated();
+  const uint8_t big[4] = {0x01, 0x00, 0x50, 0x00};  // 5 MiB + 1 > 4 MiB
+  ASSERT_TRUE(t->Send(big, 4));
+  t->Send(std::vector<uint8_t>(64 * 1024, 0));
+  ExpectRefusal(*t, wire::ConnError::request_too_large);
+  ExpectServerUnharmed();
+}
+
+TEST_F(Hostile, ValidFlatBufferOfTheWrongType) {
+  // A Response (identifier PLRS) sent as a request.
+  flatbuffers::FlatBufferBuilder fbb;
+  FinishResponse(fbb, 1, wire::ConnError::none, "", wire::ResponseBody::NONE, 0);
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.Send(fbb));
+  ExpectRefusal(s, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+
+  auto t = Authenticated();
+  ASSERT_TRUE(t->Send(fbb));
+  ExpectRefusal(*t, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+
+  // A well-formed Request whose first message is not Hello.
+  flatbuffers::FlatBufferBuilder head;
+  const auto q = wire::CreateHeadQuery(head);
+  FinishRequest(head, 5, wire::RequestBody::HeadQuery, q.Union());
+  RawSocket u(server_->port());
+  ASSERT_TRUE(u.Send(head));
+  ExpectRefusal(u, wire::ConnError::unauthorized);
+  ExpectServerUnharmed();
+}
+
+TEST_F(Hostile, OutOfRangeEnumValues) {
+  flatbuffers::FlatBufferBuilder fbb;
+  ledger::Transaction earn = testing::Earn("acme", "mallory", 10, "evil-1");
+  std::vector<flatbuffers::Offset<wire::Transaction>> txs = {TransactionToWire(fbb, earn)};
+  const wire::Id128 id = IdToWire(ledger::TxIdFromKey("acme", "evil-2"));
+  const auto program = fbb.CreateString("acme");
+  txs.push_back(wire::CreateTransaction(fbb, &id, static_cast<wire::Kind>(200), false, program));
+  const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+  FinishRequest(fbb, 9, wire::RequestBody::Batch, batch.Union());
+  auto s = Authenticated();
+  ASSERT_TRUE(s->Send(fbb));
+  ExpectRefusal(*s, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();  // the good earn in that batch was not applied either
+
+  // An unknown union tag.
+  flatbuffers::FlatBufferBuilder tag;
+  const auto q = wire::CreateHeadQuery(tag);
+  FinishRequest(tag, 10, static_cast<wire::RequestBody>(77), q.Union());
+  auto t = Authenticated();
+  ASSERT_TRUE(t->Send(tag));
+  ExpectRefusal(*t, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+}
+
+TEST_F(Hostile, BatchOf8191) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Transaction>> txs;
+  for (int i = 0; i < 8191; ++i) {
+    txs.push_back(TransactionToWire(fbb, testing::Earn("acme", "m", 1, StrCat("x-", i))));
+  }
+  const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+  FinishRequest(fbb, 3, wire::RequestBody::Batch, batch.Union());
+  ASSERT_LT(fbb.GetSize(), kFrameBytesMaxDefault);
+  auto s = Authenticated();
+  ASSERT_TRUE(s->Send(fbb));
+  ExpectRefusal(*s, wire::ConnError::batch_too_large);
+  ExpectServerUnharmed();
+}
+
+TEST_F(Hostile, EarlierAnswersStillComeBeforeTheRefusal) {
+  auto s = Authenticated();
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto q = wire::CreateHeadQuery(fbb);
+  FinishRequest(fbb, 21, wire::RequestBody::HeadQuery, q.Union());
+  std::vector<uint8_t> bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  const uint8_t junk[12] = {8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+  bytes.insert(bytes.end(), junk, junk + sizeof(junk));
+  ASSERT_TRUE(s->Send(bytes));
+  auto head = s->ReadResponse();
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->response->request_id(), 21u);
+  EXPECT_EQ(head->response->body_type(), wire::ResponseBody::Head);
+  ExpectRefusal(*s, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+}
+
+}  // namespace
+}  // namespace pointledger::net

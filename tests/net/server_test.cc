@@ -1,0 +1,568 @@
+// The real pointledgerd, driven through the client library: round trips,
+// keys and permissions, pipelining, exactly-once under concurrent replays,
+// group commit, limits, the sweep and a graceful stop.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "ledger/ledger.h"
+#include "net/client.h"
+#include "net/config.h"
+#include "tests/net/server_process.h"
+#include "tests/net/test_tx.h"
+
+namespace pointledger::net {
+namespace {
+
+using testing::Earn;
+using testing::ProgramCreate;
+using testing::Redeem;
+using testing::ServerProcess;
+using testing::TempDir;
+
+std::vector<ledger::Result> MustPost(Client& client, std::vector<ledger::Transaction> batch) {
+  absl::StatusOr<std::vector<ledger::Result>> r = client.Post(batch);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : std::vector<ledger::Result>();
+}
+
+uint64_t HeadSeq(Client& client) {
+  absl::StatusOr<ledger::ChainHead> head = client.GetHead();
+  EXPECT_TRUE(head.ok()) << head.status();
+  return head.ok() ? head->seq : 0;
+}
+
+TEST(Server, EarnRedeemRoundTrip) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = server->AdminClient();
+  EXPECT_EQ(client->principal(), "admin");
+  EXPECT_EQ(client->batch_transactions_max(), 8190u);
+
+  std::vector<ledger::Result> r = MustPost(*client, {ProgramCreate("acme")});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].code, ledger::Code::kOk);
+  EXPECT_EQ(r[0].seq, 1u);
+
+  r = MustPost(*client, {Earn("acme", "alice", 120, "order-1001"),
+                         Redeem("acme", "alice", 50, "reward-77"),
+                         Redeem("acme", "alice", 500, "reward-78")});
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].code, ledger::Code::kOk);
+  EXPECT_EQ(r[1].code, ledger::Code::kOk);
+  EXPECT_EQ(r[2].code, ledger::Code::kInsufficientPoints);
+  EXPECT_GT(r[1].timestamp_ns, r[0].timestamp_ns);
+
+  // A retry gets the original outcome, marked duplicate.
+  std::vector<ledger::Result> again = MustPost(*client, {Earn("acme", "alice", 120, "order-1001")});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_TRUE(again[0].duplicate);
+  EXPECT_EQ(again[0].seq, r[0].seq);
+
+  absl::StatusOr<std::optional<ledger::Balance>> balance = client->GetBalance("acme", "alice");
+  ASSERT_TRUE(balance.ok()) << balance.status();
+  ASSERT_TRUE(balance->has_value());
+  EXPECT_EQ((*balance)->posted, 70u);
+  EXPECT_EQ((*balance)->available, 70u);
+  ASSERT_EQ((*balance)->expiring.size(), 1u);
+  EXPECT_EQ((*balance)->expiring[0].points, 70u);
+
+  balance = client->GetBalance("acme", "nobody");
+  ASSERT_TRUE(balance.ok());
+  EXPECT_FALSE(balance->has_value());
+  balance = client->GetBalance("nosuch", "alice");
+  ASSERT_TRUE(balance.ok());
+  EXPECT_FALSE(balance->has_value());
+
+  absl::StatusOr<std::vector<ledger::HistoryEntry>> history =
+      client->GetHistory("acme", "alice", 10, 0);
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].kind, ledger::Kind::kRedeem);
+  EXPECT_EQ((*history)[0].points, -50);
+  EXPECT_EQ((*history)[1].points, 120);
+  EXPECT_EQ((*history)[1].id, ledger::TxIdFromKey("acme", "order-1001"));
+
+  absl::StatusOr<std::optional<ledger::TxRecord>> rec =
+      client->GetTransaction("acme", ledger::TxIdFromKey("acme", "order-1001"));
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  ASSERT_TRUE(rec->has_value());
+  EXPECT_EQ((*rec)->seq, r[0].seq);
+  EXPECT_EQ((*rec)->tx, Earn("acme", "alice", 120, "order-1001"));
+  ASSERT_EQ((*rec)->postings.size(), 1u);
+  EXPECT_EQ((*rec)->postings[0].credit, ledger::MemberAccountId("acme", "alice"));
+  EXPECT_EQ((*rec)->postings[0].points, 120u);
+  // Another program's name does not reveal it.
+  rec = client->GetTransaction("other", ledger::TxIdFromKey("acme", "order-1001"));
+  ASSERT_TRUE(rec.ok());
+  EXPECT_FALSE(rec->has_value());
+
+  absl::StatusOr<ledger::ChainHead> head = client->GetHead();
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->seq, 4u);  // program, earn, redeem, the recorded rejection
+
+  absl::StatusOr<ledger::Statement> statement =
+      client->SettlementStatement("acme", "hotelco", 0, INT64_MAX);
+  EXPECT_EQ(statement.status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<ledger::Transaction>> due = client->CollectDue(0, 100);
+  ASSERT_TRUE(due.ok()) << due.status();
+  EXPECT_TRUE(due->empty());
+}
+
+TEST(Server, PipelinedAnswersComeInOrder) {
+  TempDir dir;
+  // A small in-flight limit makes the server stop reading (backpressure)
+  // while the client still has requests to send.
+  testing::WriteFile(dir.Sub("config.toml"), "[limits]\ninflight_requests_max = 4\n");
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = server->AdminClient();
+  MustPost(*client, {ProgramCreate("acme")});
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 200; ++i) {
+    const ledger::Transaction t = Earn("acme", "m" + std::to_string(i % 7), 10, StrCat("p-", i));
+    absl::StatusOr<uint64_t> id = client->Send(std::span<const ledger::Transaction>(&t, 1));
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(*id);
+    if (i == 100) {
+      // A read in the middle: answered in its turn, earlier answers kept.
+      absl::StatusOr<ledger::ChainHead> head = client->GetHead();
+      ASSERT_TRUE(head.ok()) << head.status();
+      EXPECT_EQ(head->seq, 102u);
+    }
+  }
+  EXPECT_EQ(client->in_flight(), 200u);
+  for (uint64_t id : ids) {
+    absl::StatusOr<Client::BatchAnswer> answer = client->Receive();
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    EXPECT_EQ(answer->request_id, id);
+    ASSERT_EQ(answer->results.size(), 1u);
+    EXPECT_EQ(answer->results[0].code, ledger::Code::kOk);
+  }
+  EXPECT_EQ(client->Receive().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(HeadSeq(*client), 201u);
+}
+
+TEST(Server, WrongKeyIsUnauthenticated) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  absl::StatusOr<std::unique_ptr<Client>> client = server->Connect("not-the-key");
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kUnauthenticated) << client.status();
+  EXPECT_TRUE(server->WaitForLog("refused: unknown API key", std::chrono::seconds(5)));
+}
+
+TEST(Server, AdminKeyFileIsPrivateAndReused) {
+  TempDir dir;
+  std::string key;
+  {
+    auto server = ServerProcess::Start(dir.Sub("data"));
+    ASSERT_NE(server, nullptr);
+    EXPECT_NE(server->log().find(StrCat("admin key in ", dir.Sub("data"), "/admin.key")),
+              std::string::npos);
+    key = server->admin_key();
+    EXPECT_EQ(key.size(), 64u);
+    struct stat st;
+    ASSERT_EQ(::stat(dir.Sub("data/admin.key").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ(server->Stop(), 0);
+  }
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(server->admin_key(), key);
+  EXPECT_TRUE(server->Connect(key).ok());
+}
+
+TEST(Server, RefusesToListenBeyondLoopbackWithoutKeys) {
+  TempDir dir;
+  std::string log;
+  EXPECT_NE(ServerProcess::RunToExit({"--data", dir.Sub("data"), "--listen", "0.0.0.0:0"}, &log),
+            0);
+  EXPECT_NE(log.find("beyond loopback"), std::string::npos) << log;
+
+  testing::WriteFile(dir.Sub("bad.toml"), "listen = \"127.0.0.1:0\"\nlisten_backlog = 5\n");
+  EXPECT_NE(ServerProcess::RunToExit({"--data", dir.Sub("data"), "--config", dir.Sub("bad.toml")},
+                                     &log),
+            0);
+  EXPECT_NE(log.find("listen_backlog: unknown key"), std::string::npos) << log;
+}
+
+// Three keys: an admin, a poster limited to program acme, a reader.
+std::string ThreeKeyConfig() {
+  return StrCat("[[key]]\nprincipal = \"ops\"\nsha256 = \"", DigestToHex(Sha256("admin-key")),
+                "\"\nprograms = \"*\"\nscopes = [\"post\", \"read\", \"admin\"]\n\n",
+                "[[key]]\nprincipal = \"pos-acme\"\nsha256 = \"", DigestToHex(Sha256("pos-key")),
+                "\"\nprograms = [\"acme\"]\nscopes = [\"post\", \"read\"]\n\n",
+                "[[key]]\nprincipal = \"finance\"\nsha256 = \"",
+                DigestToHex(Sha256("finance-key")),
+                "\"\nprograms = [\"*\"]\nscopes = [\"read\"]\n");
+}
+
+TEST(Server, PermissionDeniedByProgramAndByScope) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"), ThreeKeyConfig());
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  ASSERT_NE(server, nullptr);
+  auto admin = server->Connect("admin-key");
+  auto pos = server->Connect("pos-key");
+  auto finance = server->Connect("finance-key");
+  ASSERT_TRUE(admin.ok() && pos.ok() && finance.ok());
+  EXPECT_EQ((*pos)->principal(), "pos-acme");
+  EXPECT_EQ(server->Connect("wrong").status().code(), absl::StatusCode::kUnauthenticated);
+
+  MustPost(**admin, {ProgramCreate("acme"), ProgramCreate("beta")});
+  // By program: the POS key may post to acme only; the batch goes on.
+  std::vector<ledger::Result> r = MustPost(
+      **pos, {Earn("beta", "bob", 5, "b-1"), Earn("acme", "bob", 5, "a-1")});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].code, ledger::Code::kPermissionDenied);
+  EXPECT_EQ(r[1].code, ledger::Code::kOk);
+  // By scope: adjust needs admin; finance may not post at all.
+  ledger::Transaction adjust = Earn("acme", "bob", 0, "adj-1");
+  adjust.kind = ledger::Kind::kAdjust;
+  adjust.delta = 10;
+  r = MustPost(**pos, {adjust});
+  EXPECT_EQ(r[0].code, ledger::Code::kPermissionDenied);
+  r = MustPost(**finance, {Earn("acme", "bob", 5, "f-1")});
+  EXPECT_EQ(r[0].code, ledger::Code::kPermissionDenied);
+  r = MustPost(**admin, {adjust});
+  EXPECT_EQ(r[0].code, ledger::Code::kOk);
+
+  // Reads: finance reads everything; the POS key not beta; CollectDue is admin's.
+  absl::StatusOr<std::optional<ledger::Balance>> b = (*finance)->GetBalance("acme", "bob");
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->posted, 15u);
+  EXPECT_EQ((*pos)->GetBalance("beta", "bob").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ((*finance)->CollectDue(0, 10).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE((*admin)->CollectDue(0, 10).ok());
+  // permission_denied does not take the id: the admin may still use it.
+  r = MustPost(**admin, {Earn("beta", "bob", 5, "b-1")});
+  EXPECT_EQ(r[0].code, ledger::Code::kOk);
+  EXPECT_FALSE(r[0].duplicate);
+}
+
+// 8 clients replay the same 3,000 earns at once, in different orders and
+// batch sizes: each id is applied exactly once.
+TEST(Server, ConcurrentReplaysApplyEachIdOnce) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> admin = server->AdminClient();
+  MustPost(*admin, {ProgramCreate("acme")});
+  constexpr int kIds = 3000, kClients = 8, kMembers = 50;
+  std::vector<ledger::Transaction> earns;
+  for (int i = 0; i < kIds; ++i) {
+    earns.push_back(Earn("acme", StrCat("m", i % kMembers), 1 + i % 3, StrCat("order-", i)));
+  }
+  std::mutex mu;
+  std::map<ledger::Id, std::set<uint64_t>> seqs;  // id -> seqs seen
+  std::atomic<int> fresh{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      auto client = server->Connect(server->admin_key());
+      if (!client.ok()) {
+        ++failures;
+        return;
+      }
+      std::vector<ledger::Transaction> mine = earns;
+      if (c % 2 == 1) std::reverse(mine.begin(), mine.end());
+      std::rotate(mine.begin(), mine.begin() + c * 311, mine.end());
+      const size_t batch = 1 + static_cast<size_t>(c) * 37;  // 1, 38, 75 ...
+      std::vector<std::pair<size_t, size_t>> sent;  // [begin, end) per request, in order
+      for (size_t begin = 0; begin < mine.size(); begin += batch) {
+        const size_t end = std::min(mine.size(), begin + batch);
+        auto id = (*client)->Send(std::span<const ledger::Transaction>(mine).subspan(begin, end - begin));
+        if (!id.ok()) {
+          ++failures;
+          return;
+        }
+        sent.emplace_back(begin, end);
+        // Keep at most 16 requests in flight.
+        while ((*client)->in_flight() >= 16 || (end == mine.size() && (*client)->in_flight() > 0)) {
+          auto answer = (*client)->Receive();
+          if (!answer.ok()) {
+            ++failures;
+            return;
+          }
+          const auto [b, e] = sent.front();
+          sent.erase(sent.begin());
+          std::lock_guard<std::mutex> lock(mu);
+          for (size_t i = b; i < e; ++i) {
+            const ledger::Result& r = answer->results[i - b];
+            if (r.code != ledger::Code::kOk) ++failures;
+            if (!r.duplicate) ++fresh;
+            seqs[mine[i].id].insert(r.seq);
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(fresh.load(), kIds);
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(kIds));
+  for (const auto& [id, s] : seqs) EXPECT_EQ(s.size(), 1u) << ledger::IdToHex(id);
+  EXPECT_EQ(HeadSeq(*admin), static_cast<uint64_t>(kIds) + 1);
+  uint64_t total = 0, expected = 0;
+  for (const ledger::Transaction& t : earns) expected += t.points;
+  for (int m = 0; m < kMembers; ++m) {
+    auto b = admin->GetBalance("acme", StrCat("m", m));
+    ASSERT_TRUE(b.ok() && b->has_value());
+    total += (*b)->posted;
+  }
+  EXPECT_EQ(total, expected);
+}
+
+// Many clients posting one transaction at a time share fsyncs: the server's
+// counters show fewer commits than batches.
+TEST(Server, GroupCommitSharesCommitsBetweenConnections) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> admin = server->AdminClient();
+  MustPost(*admin, {ProgramCreate("acme")});
+  constexpr int kClients = 16, kEach = 25;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      auto client = server->Connect(server->admin_key());
+      if (!client.ok()) {
+        ++failures;
+        return;
+      }
+      for (int i = 0; i < kEach; ++i) {
+        const ledger::Transaction t = Earn("acme", StrCat("m", c), 1, StrCat("g-", c, "-", i));
+        auto r = (*client)->Post(std::span<const ledger::Transaction>(&t, 1));
+        if (!r.ok() || (*r)[0].code != ledger::Code::kOk) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  absl::StatusOr<Client::ServerStats> stats = admin->GetStats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->batches, static_cast<uint64_t>(kClients * kEach + 1));
+  EXPECT_EQ(stats->transactions, static_cast<uint64_t>(kClients * kEach + 1));
+  EXPECT_LT(stats->commits, stats->batches);
+  EXPECT_GE(stats->connections_accepted, static_cast<uint64_t>(kClients + 1));
+}
+
+// SIGTERM while clients have batches in flight: the server answers what it
+// read, commits, closes the environment and exits 0; every transaction a
+// client saw acknowledged is in the ledger afterwards.
+TEST(Server, SigtermKeepsEveryAcknowledgedTransaction) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  const std::string key = server->admin_key();
+  {
+    std::unique_ptr<Client> admin = server->AdminClient();
+    MustPost(*admin, {ProgramCreate("acme")});
+  }
+  constexpr int kClients = 4;
+  std::mutex mu;
+  std::vector<ledger::Id> acknowledged;
+  std::atomic<int> answered_batches{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      ClientOptions o = server->Options(key);
+      o.reconnect_attempts = 0;  // the server is going away: no retries
+      auto client = Client::Connect(o);
+      if (!client.ok()) return;
+      std::deque<std::vector<ledger::Id>> sent;
+      for (int n = 0; n < 100000; ++n) {
+        std::vector<ledger::Transaction> batch;
+        for (int i = 0; i < 20; ++i) {
+          batch.push_back(Earn("acme", StrCat("m", i), 1, StrCat("t-", c, "-", n, "-", i)));
+        }
+        if (!(*client)->Send(batch).ok()) return;
+        std::vector<ledger::Id> ids;
+        for (const auto& t : batch) ids.push_back(t.id);
+        sent.push_back(std::move(ids));
+        if (sent.size() < 8) continue;
+        auto answer = (*client)->Receive();
+        if (!answer.ok()) return;
+        ++answered_batches;
+        std::lock_guard<std::mutex> lock(mu);
+        for (size_t i = 0; i < answer->results.size(); ++i) {
+          if (answer->results[i].code == ledger::Code::kOk) acknowledged.push_back(sent.front()[i]);
+        }
+        sent.pop_front();
+      }
+    });
+  }
+  // Stop once the clients are well under way (bounded wait).
+  for (int i = 0; i < 2000 && answered_batches.load() < 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
+  for (std::thread& t : threads) t.join();
+  const std::string log = server->log();
+  EXPECT_NE(log.find("closed the ledger cleanly"), std::string::npos) << log;
+  ASSERT_GT(acknowledged.size(), 0u);
+
+  auto ledger = ledger::Ledger::Open({.dir = dir.Sub("data"), .read_only = true});
+  ASSERT_TRUE(ledger.ok()) << ledger.status();
+  for (const ledger::Id& id : acknowledged) {
+    auto rec = (*ledger)->GetTransaction(id);
+    ASSERT_TRUE(rec.ok());
+    ASSERT_TRUE(rec->has_value()) << "acknowledged but missing: " << ledger::IdToHex(id);
+  }
+  auto discrepancies = (*ledger)->TrialBalance();
+  ASSERT_TRUE(discrepancies.ok());
+  EXPECT_TRUE(discrepancies->empty());
+}
+
+TEST(Server, ConnectionsOverTheLimitGetServerBusy) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"), "[limits]\nconnections_max = 2\n");
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> a = server->AdminClient();
+  std::unique_ptr<Client> b = server->AdminClient();
+  ClientOptions o = server->Options(server->admin_key());
+  o.reconnect_attempts = 0;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable) << c.status();
+  EXPECT_NE(c.status().message().find("server_busy"), std::string::npos) << c.status();
+  EXPECT_EQ(HeadSeq(*a), 0u);
+  b.reset();
+  // A slot is free again once the server has seen b go.
+  bool connected = false;
+  for (int i = 0; i < 100 && !connected; ++i) {
+    connected = Client::Connect(o).ok();
+    if (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(connected);
+}
+
+TEST(Server, IdleConnectionsAreClosed) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"), "[limits]\nidle_timeout_s = 1\n");
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  ASSERT_NE(server, nullptr);
+  testing::RawSocket idle(server->port());
+  EXPECT_TRUE(idle.WaitForClose());
+  EXPECT_TRUE(server->WaitForLog("idle timeout", std::chrono::seconds(5)));
+}
+
+// The sweep books expiries and hold timeouts by itself, once.
+TEST(Server, SweepExpiresLotsAndTimesOutHolds) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = server->AdminClient();
+  MustPost(*client, {ProgramCreate("acme"), Earn("acme", "alice", 100, "e-1")});
+  ledger::Transaction short_lived = Earn("acme", "bob", 30, "e-2");
+  short_lived.time_ns = static_cast<int64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count()) + 300'000'000;  // expires in 0.3 s
+  ledger::Transaction hold = Earn("acme", "alice", 40, "h-1");
+  hold.kind = ledger::Kind::kHold;
+  hold.timeout_s = 1;
+  std::vector<ledger::Result> r = MustPost(*client, {short_lived, hold});
+  ASSERT_EQ(r[0].code, ledger::Code::kOk);
+  ASSERT_EQ(r[1].code, ledger::Code::kOk);
+  // Bounded wait for the sweep (it runs every second).
+  bool swept = false;
+  for (int i = 0; i < 100 && !swept; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto bob = client->GetBalance("acme", "bob");
+    auto alice = client->GetBalance("acme", "alice");
+    swept = bob.ok() && bob->has_value() && (*bob)->posted == 0 && alice.ok() &&
+            alice->has_value() && (*alice)->pending == 0 && (*alice)->available == 100;
+  }
+  EXPECT_TRUE(swept) << server->log();
+  EXPECT_EQ(HeadSeq(*client), 6u);  // program, earn, earn, hold, expire, hold_timeout
+  EXPECT_TRUE(server->WaitForLog("lots expired", std::chrono::seconds(1)));
+}
+
+TEST(Server, Tls) {
+  TempDir dir;
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl";
+  const std::string cert = dir.Sub("cert.pem"), key = dir.Sub("key.pem");
+  ASSERT_EQ(std::system(StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+                               " -nodes -keyout ", key, " -out ", cert,
+                               " -days 1 -subj /CN=localhost"
+                               " -addext subjectAltName=DNS:localhost >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  testing::WriteFile(dir.Sub("config.toml"),
+                     StrCat("tls_cert = \"", cert, "\"\ntls_key = \"", key, "\"\n"));
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  ASSERT_NE(server, nullptr);
+  EXPECT_NE(server->log().find(", TLS"), std::string::npos) << server->log();
+
+  ClientOptions o = server->Options(server->admin_key());
+  o.host = "localhost";
+  o.tls = true;
+  o.tls_ca_file = cert;
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status() << server->log();
+  std::vector<ledger::Result> r =
+      MustPost(**client, {ProgramCreate("acme"), Earn("acme", "alice", 7, "tls-1")});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[1].code, ledger::Code::kOk);
+  EXPECT_EQ(HeadSeq(**client), 2u);
+
+  // Without TLS, or trusting other roots, there is no connection.
+  ClientOptions plain = server->Options(server->admin_key());
+  plain.reconnect_attempts = 0;
+  plain.timeout_ms = 5000;
+  EXPECT_FALSE(Client::Connect(plain).ok());
+  ClientOptions untrusted = o;
+  untrusted.tls_ca_file.clear();
+  untrusted.reconnect_attempts = 0;
+  EXPECT_FALSE(Client::Connect(untrusted).ok());
+  EXPECT_EQ(HeadSeq(**client), 2u);
+}
+
+// A full LMDB map refuses the batch with server_busy and a log line; what
+// was committed before stays, and the server keeps answering.
+TEST(Server, FullMapAnswersServerBusy) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"), "map_size_mb = 1\n");
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = server->AdminClient();
+  MustPost(*client, {ProgramCreate("acme")});
+  uint64_t committed = 1;
+  absl::Status busy;
+  for (int round = 0; round < 200 && busy.ok(); ++round) {
+    std::vector<ledger::Transaction> batch;
+    for (int i = 0; i < 200; ++i) {
+      batch.push_back(Earn("acme", StrCat("member-", round, "-", i), 5, StrCat("f-", round, "-", i)));
+    }
+    absl::StatusOr<std::vector<ledger::Result>> r = client->Post(batch);
+    if (r.ok()) {
+      committed += batch.size();
+    } else {
+      busy = r.status();
+    }
+  }
+  ASSERT_EQ(busy.code(), absl::StatusCode::kUnavailable) << busy;
+  EXPECT_NE(busy.message().find("server_busy"), std::string::npos) << busy;
+  EXPECT_TRUE(server->WaitForLog("answered server_busy", std::chrono::seconds(5)));
+  EXPECT_EQ(HeadSeq(*client), committed);
+  absl::StatusOr<Client::ServerStats> stats = client->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_GE(stats->busy_batches, 1u);
+  EXPECT_EQ(server->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace pointledger::net

@@ -1,0 +1,133 @@
+// Wire <-> ledger conversion and frame verification (no server needed).
+#include <cstring>
+
+#include "gtest/gtest.h"
+#include "net/wire.h"
+
+namespace pointledger::net {
+namespace {
+
+// Copies a finished builder into 8-aligned storage, as the server reads it.
+std::vector<uint64_t> Aligned(const flatbuffers::FlatBufferBuilder& fbb) {
+  std::vector<uint64_t> storage((fbb.GetSize() + 7) / 8);
+  std::memcpy(storage.data(), fbb.GetBufferPointer(), fbb.GetSize());
+  return storage;
+}
+
+std::span<const uint8_t> Bytes(const std::vector<uint64_t>& storage, size_t size) {
+  return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(storage.data()), size);
+}
+
+ledger::Transaction Full() {
+  ledger::Transaction t;
+  t.id = ledger::TxIdFromKey("acme", "k");
+  t.kind = ledger::Kind::kReverse;
+  t.linked = true;
+  t.program = "acme";
+  t.member = "alice";
+  t.member2 = "bob";
+  t.partner = "hotelco";
+  t.points = 1;
+  t.points2 = 2;
+  t.delta = -3;
+  t.ref = ledger::TxIdFromKey("acme", "orig");
+  t.time_ns = 123456789;
+  t.lock_days = 7;
+  t.timeout_s = 300;
+  t.clawback_partial = true;
+  t.currency = "USD";
+  t.point_value_micros = 5000;
+  t.expiry_days = 365;
+  t.auto_open = false;
+  t.earn_price_micros = 9000;
+  t.redeem_price_micros = 7000;
+  t.lot_seq = 11;
+  t.lot_index = 2;
+  t.order_ref = "o";
+  t.reason = "r";
+  t.metadata = std::string("\0\1\2", 3);
+  return t;
+}
+
+TEST(Wire, TransactionRoundTripsEveryField) {
+  for (const ledger::Transaction& in : {Full(), ledger::Transaction{}}) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::Transaction>> txs = {TransactionToWire(fbb, in)};
+    const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+    FinishRequest(fbb, 7, wire::RequestBody::Batch, batch.Union());
+    const auto storage = Aligned(fbb);
+    absl::StatusOr<const wire::Request*> r = VerifyRequestFrame(Bytes(storage, fbb.GetSize()));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*r)->request_id(), 7u);
+    ledger::Transaction out = Full();  // reused objects are reset field by field
+    out.kind = ledger::Kind::kEarn;
+    ASSERT_TRUE(TransactionFromWire(*(*r)->body_as_Batch()->transactions()->Get(0), &out).ok());
+    EXPECT_EQ(out, in);
+  }
+}
+
+TEST(Wire, RejectsUnknownKindsAndMissingKinds) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto t0 = wire::CreateTransaction(fbb, nullptr, static_cast<wire::Kind>(17));
+  const auto t1 = wire::CreateTransaction(fbb, nullptr, flatbuffers::nullopt);
+  const auto t2 = wire::CreateTransaction(fbb, nullptr, static_cast<wire::Kind>(0));
+  fbb.Finish(wire::CreateBatch(fbb, fbb.CreateVector(std::vector{t0, t1, t2})));
+  const wire::Batch* batch = flatbuffers::GetRoot<wire::Batch>(fbb.GetBufferPointer());
+  ledger::Transaction out;
+  for (flatbuffers::uoffset_t i = 0; i < 3; ++i) {
+    const absl::Status s = TransactionFromWire(*batch->transactions()->Get(i), &out);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << i;
+  }
+}
+
+TEST(Wire, ResultsAndRecordsRoundTrip) {
+  flatbuffers::FlatBufferBuilder fbb;
+  ledger::TxRecord rec;
+  rec.seq = 5;
+  rec.timestamp_ns = 99;
+  rec.tx = Full();
+  rec.result.code = ledger::Code::kIdConflict;
+  rec.result.conflict_field = "points";
+  rec.postings.push_back({ledger::TxIdFromKey("a", "1"), ledger::TxIdFromKey("a", "2"), 10,
+                          ledger::PostingType::kPending});
+  rec.hash[0] = 0xab;
+  const auto body = TxRecordToWire(fbb, rec);
+  FinishResponse(fbb, 3, wire::ConnError::none, "", wire::ResponseBody::TxRecord, body.Union());
+  const auto storage = Aligned(fbb);
+  absl::StatusOr<const wire::Response*> r = VerifyResponseFrame(Bytes(storage, fbb.GetSize()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::StatusOr<ledger::TxRecord> out = TxRecordFromWire(*(*r)->body_as_TxRecord());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->seq, rec.seq);
+  EXPECT_EQ(out->tx, rec.tx);
+  EXPECT_EQ(out->result, rec.result);
+  EXPECT_EQ(out->postings, rec.postings);
+  EXPECT_EQ(out->hash, rec.hash);
+
+  flatbuffers::FlatBufferBuilder bad;
+  bad.Finish(wire::CreateResult(bad, static_cast<wire::Code>(99)));
+  ledger::Result result;
+  EXPECT_FALSE(
+      ResultFromWire(*flatbuffers::GetRoot<wire::Result>(bad.GetBufferPointer()), &result).ok());
+}
+
+TEST(Wire, VerifierRefusesTruncatedAndForeignFrames) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto hello = wire::CreateHelloDirect(fbb, 1, "key", "name");
+  FinishRequest(fbb, 1, wire::RequestBody::Hello, hello.Union());
+  const auto storage = Aligned(fbb);
+  EXPECT_TRUE(VerifyRequestFrame(Bytes(storage, fbb.GetSize())).ok());
+  // Every truncation fails (the length prefix no longer matches).
+  for (size_t n = 0; n < fbb.GetSize(); ++n) {
+    EXPECT_FALSE(VerifyRequestFrame(Bytes(storage, n)).ok()) << n;
+  }
+  // A request is not a response.
+  EXPECT_FALSE(VerifyResponseFrame(Bytes(storage, fbb.GetSize())).ok());
+  // A corrupted root offset.
+  auto corrupt = storage;
+  reinterpret_cast<uint8_t*>(corrupt.data())[4] = 0xff;
+  EXPECT_FALSE(VerifyRequestFrame(Bytes(corrupt, fbb.GetSize())).ok());
+}
+
+}  // namespace
+}  // namespace pointledger::net

@@ -1,0 +1,225 @@
+// post --file (batching that never splits a linked chain, pipelining,
+// results in input order), single posts and expire, against an in-process
+// ledger behind the net::Client interface.
+#include "tools/cli_post.h"
+
+#include <fstream>
+#include <mutex>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/tools/ledger_client.h"
+#include "tests/tools/test_util.h"
+#include "tools/cli_format.h"
+
+namespace pointledger::tools {
+namespace {
+
+using ledger::Code;
+using ledger::Kind;
+
+PostLine Line(uint64_t n, bool linked) {
+  PostLine p;
+  p.line_number = n;
+  p.tx.linked = linked;
+  return p;
+}
+
+// The line numbers of each batch.
+std::vector<std::vector<uint64_t>> Batches(const std::vector<bool>& linked, size_t batch_max) {
+  ChainBatcher batcher(batch_max);
+  std::vector<std::vector<PostLine>> ready;
+  for (size_t i = 0; i < linked.size(); ++i) {
+    EXPECT_TRUE(batcher.Add(Line(i + 1, linked[i]), &ready).ok());
+  }
+  batcher.Finish(&ready);
+  std::vector<std::vector<uint64_t>> out;
+  for (const auto& batch : ready) {
+    out.emplace_back();
+    for (const PostLine& p : batch) out.back().push_back(p.line_number);
+  }
+  return out;
+}
+
+TEST(ChainBatcher, FillsBatchesAndNeverSplitsAChain) {
+  using V = std::vector<std::vector<uint64_t>>;
+  EXPECT_EQ(Batches({false, false, false, false, false}, 2), (V{{1, 2}, {3, 4}, {5}}));
+  // 2-3-4 is a chain: it does not fit after 1 in a batch of 3 with room 2.
+  EXPECT_EQ(Batches({false, true, true, false, false}, 3), (V{{1}, {2, 3, 4}, {5}}));
+  EXPECT_EQ(Batches({true, false, true, false, false}, 2), (V{{1, 2}, {3, 4}, {5}}));
+  // An open chain at the end is sent as it is.
+  EXPECT_EQ(Batches({false, false, true, true}, 3), (V{{1, 2}, {3, 4}}));
+  EXPECT_EQ(Batches({false, true, true, true}, 3), (V{{1}, {2, 3, 4}}));
+  EXPECT_EQ(Batches({false, false, true}, 8190), (V{{1, 2, 3}}));
+}
+
+TEST(ChainBatcher, ChainLongerThanABatchIsAnError) {
+  ChainBatcher batcher(3);
+  std::vector<std::vector<PostLine>> ready;
+  ASSERT_TRUE(batcher.Add(Line(1, false), &ready).ok());
+  ASSERT_TRUE(batcher.Add(Line(2, true), &ready).ok());
+  ASSERT_TRUE(batcher.Add(Line(3, true), &ready).ok());
+  ASSERT_TRUE(batcher.Add(Line(4, true), &ready).ok());
+  absl::Status s = batcher.Add(Line(5, false), &ready);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "line 5: a linked chain starting at line 2 is longer than a batch (3 transactions); "
+                         "a chain must fit in one request");
+}
+
+class CliPost : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ledger_ = OpenTestLedger(tmp_.path(), &clock_);
+    client_ = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
+  }
+  std::string WriteFile(const std::string& text) {
+    const std::string path = tmp_.path() + "/input.jsonl";
+    std::ofstream(path) << text;
+    return path;
+  }
+  uint64_t Available(const std::string& member) {
+    absl::StatusOr<std::optional<ledger::Balance>> b = ledger_->GetBalance("acme", member);
+    EXPECT_TRUE(b.ok() && b->has_value());
+    return b.ok() && b->has_value() ? (*b)->available : 0;
+  }
+
+  FixedClock clock_;
+  TempDir tmp_;
+  std::mutex mu_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<LedgerClient> client_;
+};
+
+constexpr char kProgram[] =
+    R"({"kind":"program_create","id":"acme-v1","name":"acme","currency":"USD","point_value_micros":5000,"expiry_days":365})";
+
+TEST_F(CliPost, PostsAFileInBatchesAndPrintsResultsInOrder) {
+  std::string text = std::string(kProgram) + "\n\n";  // a blank line is skipped
+  for (int i = 0; i < 20; ++i) {
+    text += R"({"kind":"earn","id":"e)" + std::to_string(i) + R"(","program":"acme","member":"alice","points":10})" "\n";
+  }
+  // A linked chain whose second member fails: both are rolled back.
+  text += R"({"kind":"redeem","id":"r1","program":"acme","member":"alice","points":50,"linked":true})" "\n";
+  text += R"({"kind":"redeem","id":"r2","program":"acme","member":"alice","points":500})" "\n";
+  text += R"({"kind":"redeem","id":"r3","program":"acme","member":"alice","points":150})" "\n";
+  const std::string path = WriteFile(text);
+  absl::StatusOr<uint64_t> count = ValidatePostFile(path, nullptr, 4);
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 24u);
+
+  Captured c;
+  PostFileOptions options;
+  options.batch_max = 4;
+  options.in_flight = 2;
+  EXPECT_EQ(RunPostFile(*client_, c.output(true), path, nullptr, options), kExitRejected) << c.err();
+  EXPECT_LE(client_->max_batch, 4u);
+  EXPECT_EQ(client_->max_in_flight, 2u);
+  const std::vector<std::string> lines = SplitLines(c.out());
+  ASSERT_EQ(lines.size(), 24u);
+  EXPECT_EQ(nlohmann::json::parse(lines[0])["id"], "acme-v1");
+  for (int i = 0; i < 20; ++i) {
+    nlohmann::json j = nlohmann::json::parse(lines[static_cast<size_t>(i) + 1]);
+    EXPECT_EQ(j["id"], "e" + std::to_string(i));
+    EXPECT_EQ(j["status"], "ok");
+    EXPECT_EQ(j["seq"], i + 2);
+  }
+  EXPECT_EQ(nlohmann::json::parse(lines[21])["status"], "linked_event_failed");
+  EXPECT_EQ(nlohmann::json::parse(lines[22])["status"], "insufficient_points");
+  EXPECT_EQ(nlohmann::json::parse(lines[23])["status"], "ok");
+  EXPECT_EQ(Available("alice"), 50u);
+
+  // Again: every transaction is a duplicate with its first outcome.
+  Captured again;
+  EXPECT_EQ(RunPostFile(*client_, again.output(false), path, nullptr, options), kExitRejected);
+  EXPECT_NE(again.out().find("e3  ok (duplicate)  seq 5"), std::string::npos) << again.out();
+  EXPECT_NE(again.err().find("24 transactions: 22 ok (22 duplicates), 2 rejected"), std::string::npos)
+      << again.err();
+  EXPECT_EQ(Available("alice"), 50u);
+}
+
+TEST_F(CliPost, ReadsStdinText) {
+  const std::string text = std::string(kProgram) + "\n" +
+                           R"({"kind":"earn","id":"e","program":"acme","member":"bob","points":7})";
+  ASSERT_TRUE(ValidatePostFile("-", &text).ok());
+  Captured c;
+  EXPECT_EQ(RunPostFile(*client_, c.output(true), "-", &text), kExitOk) << c.err();
+  EXPECT_EQ(SplitLines(c.out()).size(), 2u);
+  EXPECT_EQ(Available("bob"), 7u);
+}
+
+TEST_F(CliPost, ValidationNamesTheLine) {
+  const std::string path = WriteFile(std::string(kProgram) + "\n" + R"({"kind":"earn","id":"e"})" "\n");
+  absl::StatusOr<uint64_t> v = ValidatePostFile(path, nullptr);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().message(), "line 2: missing field \"program\" for kind earn");
+  EXPECT_FALSE(ValidatePostFile(WriteFile("\n \n"), nullptr).ok());
+  absl::StatusOr<uint64_t> missing = ValidatePostFile(tmp_.path() + "/nope.jsonl", nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(absl::IsNotFound(missing.status()));
+  EXPECT_NE(missing.status().message().find("No such file"), std::string::npos);
+  std::string chain;
+  for (int i = 0; i < 4; ++i) chain += R"({"kind":"release","id":"x","program":"acme","hold":"h","linked":true})" "\n";
+  absl::StatusOr<uint64_t> long_chain = ValidatePostFile(WriteFile(chain), nullptr, 3);
+  ASSERT_FALSE(long_chain.ok());
+  EXPECT_EQ(long_chain.status().message().rfind("line 4: a linked chain starting at line 1", 0), 0u);
+}
+
+TEST_F(CliPost, PostOnePrintsTheResult) {
+  const std::string text = kProgram;
+  Captured setup;
+  ASSERT_EQ(RunPostFile(*client_, setup.output(true), "-", &text), kExitOk);
+  ledger::Transaction t;
+  t.kind = Kind::kEarn;
+  t.program = "acme";
+  t.member = "carol";
+  t.points = 5;
+  t.id = ledger::TxIdFromKey("acme", "order-1");
+  Captured c;
+  EXPECT_EQ(RunPostOne(*client_, c.output(true), "order-1", t), kExitOk);
+  nlohmann::json j = nlohmann::json::parse(c.out());
+  EXPECT_EQ(j["id"], "order-1");
+  EXPECT_EQ(j["status"], "ok");
+  EXPECT_EQ(j["duplicate"], false);
+  t.points = 6;  // same id, different content
+  Captured conflict;
+  EXPECT_EQ(RunPostOne(*client_, conflict.output(true), "order-1", t), kExitRejected);
+  EXPECT_EQ(conflict.out(), "{\"id\":\"order-1\",\"status\":\"id_conflict\",\"conflict_field\":\"points\"}\n");
+}
+
+TEST_F(CliPost, ExpireBooksDueLotsAndOnlyPastHolds) {
+  std::string text = std::string(kProgram) + "\n";
+  for (int i = 0; i < 30; ++i) {
+    text += R"({"kind":"earn","id":"x)" + std::to_string(i) + R"(","program":"acme","member":"m)" +
+            std::to_string(i % 3) + R"(","points":10,"expires_at":"2026-12-01T00:00:00Z"})" "\n";
+  }
+  text += R"({"kind":"earn","id":"late","program":"acme","member":"m9","points":5})" "\n";
+  text += R"({"kind":"hold","id":"h","program":"acme","member":"m9","points":5,"timeout":60})" "\n";
+  Captured setup;
+  ASSERT_EQ(RunPostFile(*client_, setup.output(true), "-", &text), kExitOk) << setup.err();
+
+  // As of the future: the lots are due; the hold's deadline is not reached on
+  // the (test) server clock, so it is left alone even though as_of is past it.
+  const int64_t as_of = *ParseTime("2026-12-02T00:00:00Z");
+  Captured c;
+  ASSERT_EQ(RunExpire(*client_, c.output(true), as_of, clock_.now_ns), kExitOk) << c.err();
+  nlohmann::json j = nlohmann::json::parse(c.out());
+  EXPECT_EQ(j["expired_points"], 300);
+  EXPECT_EQ(j["expired_lots"], 30);
+  EXPECT_EQ(j["holds_released"], 0);
+  EXPECT_EQ(Available("m1"), 0u);
+  absl::StatusOr<std::optional<ledger::Balance>> m9 = ledger_->GetBalance("acme", "m9");
+  EXPECT_EQ((*m9)->pending, 5u);
+
+  // Time passes: the hold's deadline is past on both clocks.
+  clock_.now_ns += int64_t{600} * 1'000'000'000;
+  Captured later;
+  ASSERT_EQ(RunExpire(*client_, later.output(false), clock_.now_ns, clock_.now_ns), kExitOk);
+  EXPECT_NE(later.out().find("expired 0 points in 0 lots, released 1 timed-out holds"), std::string::npos)
+      << later.out();
+  m9 = ledger_->GetBalance("acme", "m9");
+  EXPECT_EQ((*m9)->pending, 0u);
+  EXPECT_EQ((*m9)->available, 5u);
+}
+
+}  // namespace
+}  // namespace pointledger::tools

@@ -1,0 +1,272 @@
+// The read commands and the output formats, over a ledger created in-process
+// and then opened read-only the way `--data DIR` opens it.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "ledger/ledger.h"
+#include "nlohmann/json.hpp"
+#include "tools/cli_format.h"
+#include "tools/cli_read.h"
+#include "tools/cli_time.h"
+#include "tests/tools/test_util.h"
+
+namespace pointledger::tools {
+namespace {
+
+using ledger::Code;
+using ledger::Kind;
+using ledger::Transaction;
+using ledger::TxIdFromKey;
+
+class CliRead : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = tmp_.path();
+    writer_ = OpenTestLedger(dir_, &clock_);
+  }
+  void TearDown() override { writer_.reset(); }
+
+  ledger::Result Apply(Transaction t, std::string_view key) {
+    t.id = TxIdFromKey(t.program, key);
+    std::vector<ledger::Result> results;
+    absl::Status s = writer_->ApplyBatch({&t, 1}, ledger::Auth::Admin(), &results);
+    EXPECT_TRUE(s.ok()) << s;
+    clock_.now_ns += 1'000'000'000;
+    return results.at(0);
+  }
+
+  void Populate() {
+    Transaction p;
+    p.kind = Kind::kProgramCreate;
+    p.program = "acme";
+    p.currency = "USD";
+    p.point_value_micros = 5000;
+    p.expiry_days = 365;
+    ASSERT_EQ(Apply(p, "acme-v1").code, Code::kOk);
+    Transaction partner;
+    partner.kind = Kind::kPartnerCreate;
+    partner.program = "acme";
+    partner.partner = "hotelco";
+    partner.earn_price_micros = 9000;
+    partner.redeem_price_micros = 7000;
+    ASSERT_EQ(Apply(partner, "hotelco-v1").code, Code::kOk);
+    Transaction earn;
+    earn.kind = Kind::kEarn;
+    earn.program = "acme";
+    earn.member = "alice";
+    earn.points = 120;
+    ASSERT_EQ(Apply(earn, "order-1001").code, Code::kOk);
+    earn.points = 30;
+    earn.partner = "hotelco";
+    earn.time_ns = *ParseTime("2027-01-01T00:00:00Z");
+    ASSERT_EQ(Apply(earn, "order-1002").code, Code::kOk);
+    Transaction redeem;
+    redeem.kind = Kind::kRedeem;
+    redeem.program = "acme";
+    redeem.member = "alice";
+    redeem.points = 50;
+    ASSERT_EQ(Apply(redeem, "reward-77").code, Code::kOk);
+    redeem.points = 5000;
+    ASSERT_EQ(Apply(redeem, "reward-78").code, Code::kInsufficientPoints);
+  }
+
+  // The read-only view `--data DIR` uses, opened beside the writer.
+  std::unique_ptr<Reader> DataDir() {
+    absl::StatusOr<std::unique_ptr<Reader>> r = OpenDataDir(dir_);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::move(*r) : nullptr;
+  }
+
+  FixedClock clock_;
+  TempDir tmp_;
+  std::string dir_;
+  std::unique_ptr<ledger::Ledger> writer_;
+};
+
+TEST_F(CliRead, BalanceJsonAndTable) {
+  Populate();
+  std::unique_ptr<Reader> reader = DataDir();
+  ASSERT_NE(reader, nullptr);
+  Captured c;
+  ASSERT_EQ(RunBalance(*reader, c.output(true), "acme", "alice"), kExitOk) << c.err();
+  nlohmann::json j = nlohmann::json::parse(c.out());
+  EXPECT_EQ(j["program"], "acme");
+  EXPECT_EQ(j["member"], "alice");
+  EXPECT_EQ(j["posted"], 100);
+  EXPECT_EQ(j["pending"], 0);
+  EXPECT_EQ(j["available"], 100);
+  // The redeem of 50 took the soonest-expiring lot (30, 2027-01-01) first,
+  // then 20 of the 120 that expire 365 days after their earn.
+  ASSERT_EQ(j["expiring"].size(), 1u);
+  EXPECT_EQ(j["expiring"][0]["at"], "2027-11-22T10:00:02.000000000Z");
+  EXPECT_EQ(j["expiring"][0]["points"], 100);
+  EXPECT_EQ(c.out().back(), '\n');
+  EXPECT_EQ(c.out().find('\n'), c.out().size() - 1) << "one object, one line";
+
+  Captured t;
+  ASSERT_EQ(RunBalance(*reader, t.output(false), "acme", "alice"), kExitOk);
+  EXPECT_NE(t.out().find("available  100"), std::string::npos) << t.out();
+  EXPECT_NE(t.out().find("2027-11-22T10:00:02.000000000Z  100"), std::string::npos) << t.out();
+}
+
+TEST_F(CliRead, UnknownMemberOrProgramIsExitOne) {
+  Populate();
+  std::unique_ptr<Reader> reader = DataDir();
+  Captured c;
+  EXPECT_EQ(RunBalance(*reader, c.output(true), "acme", "nobody"), kExitRejected);
+  EXPECT_EQ(c.out(), "");
+  EXPECT_NE(c.err().find("no member 'nobody' in program 'acme'"), std::string::npos) << c.err();
+  Captured p;
+  EXPECT_EQ(RunBalance(*reader, p.output(true), "nope", "alice"), kExitRejected);
+  EXPECT_NE(p.err().find("no program 'nope'"), std::string::npos) << p.err();
+}
+
+TEST_F(CliRead, HistoryNewestFirst) {
+  Populate();
+  std::unique_ptr<Reader> reader = DataDir();
+  Captured c;
+  ASSERT_EQ(RunHistory(*reader, c.output(true), "acme", "alice", 50, 0), kExitOk) << c.err();
+  std::vector<nlohmann::json> lines;
+  std::string out = c.out();
+  for (size_t pos = 0; pos < out.size();) {
+    const size_t nl = out.find('\n', pos);
+    lines.push_back(nlohmann::json::parse(out.substr(pos, nl - pos)));
+    pos = nl + 1;
+  }
+  ASSERT_EQ(lines.size(), 3u) << out;  // the rejected redeem moved nothing
+  EXPECT_EQ(lines[0]["kind"], "redeem");
+  EXPECT_EQ(lines[0]["points"], -50);
+  EXPECT_EQ(lines[0]["id"], ledger::IdToHex(TxIdFromKey("acme", "reward-77")));
+  EXPECT_EQ(lines[2]["kind"], "earn");
+  EXPECT_EQ(lines[2]["points"], 120);
+  EXPECT_GT(lines[0]["seq"].get<uint64_t>(), lines[1]["seq"].get<uint64_t>());
+
+  Captured page;
+  ASSERT_EQ(RunHistory(*reader, page.output(true), "acme", "alice", 1, lines[0]["seq"].get<uint64_t>()),
+            kExitOk);
+  EXPECT_EQ(nlohmann::json::parse(page.out())["seq"], lines[1]["seq"]);
+
+  Captured table;
+  ASSERT_EQ(RunHistory(*reader, table.output(false), "acme", "alice", 50, 0), kExitOk);
+  EXPECT_NE(table.out().find("redeem"), std::string::npos);
+  EXPECT_NE(table.out().find("+120"), std::string::npos) << table.out();
+
+  Captured bad;
+  EXPECT_EQ(RunHistory(*reader, bad.output(false), "acme", "alice", 0, 0), kExitUsage);
+}
+
+TEST_F(CliRead, TxGetShowsFieldsResultAndPostings) {
+  Populate();
+  std::unique_ptr<Reader> reader = DataDir();
+  Captured c;
+  ASSERT_EQ(RunTxGet(*reader, c.output(true), "acme", "order-1002", TxIdFromKey("acme", "order-1002")),
+            kExitOk)
+      << c.err();
+  nlohmann::json j = nlohmann::json::parse(c.out());
+  EXPECT_EQ(j["id"], "order-1002");
+  EXPECT_EQ(j["id_hex"], ledger::IdToHex(TxIdFromKey("acme", "order-1002")));
+  EXPECT_EQ(j["kind"], "earn");
+  EXPECT_EQ(j["status"], "ok");
+  EXPECT_EQ(j["member"], "alice");
+  EXPECT_EQ(j["points"], 30);
+  EXPECT_EQ(j["partner"], "hotelco");
+  EXPECT_EQ(j["expires_at"], "2027-01-01T00:00:00.000000000Z");
+  ASSERT_EQ(j["postings"].size(), 1u);
+  EXPECT_EQ(j["postings"][0]["debit"], "acme/partner/hotelco");
+  EXPECT_EQ(j["postings"][0]["credit"], "acme/member/alice");
+  EXPECT_EQ(j["postings"][0]["points"], 30);
+  EXPECT_EQ(j["hash"].get<std::string>().size(), 64u);
+
+  // A recorded rejection is a transaction too.
+  Captured r;
+  ASSERT_EQ(RunTxGet(*reader, r.output(true), "acme", "reward-78", TxIdFromKey("acme", "reward-78")), kExitOk);
+  EXPECT_EQ(nlohmann::json::parse(r.out())["status"], "insufficient_points");
+
+  Captured text;
+  ASSERT_EQ(RunTxGet(*reader, text.output(false), "acme", "reward-77", TxIdFromKey("acme", "reward-77")),
+            kExitOk);
+  EXPECT_NE(text.out().find("acme/member/alice -> acme/redemption  50"), std::string::npos) << text.out();
+
+  Captured missing;
+  EXPECT_EQ(RunTxGet(*reader, missing.output(true), "acme", "nope", TxIdFromKey("acme", "nope")), kExitRejected);
+  EXPECT_NE(missing.err().find("no transaction 'nope'"), std::string::npos);
+  // The id of another program is not found in this one.
+  Captured other;
+  EXPECT_EQ(RunTxGet(*reader, other.output(true), "other", "order-1001", TxIdFromKey("acme", "order-1001")),
+            kExitRejected);
+}
+
+TEST_F(CliRead, AuditHeadAndStatement) {
+  std::unique_ptr<Reader> empty = DataDir();
+  Captured e;
+  ASSERT_EQ(RunAuditHead(*empty, e.output(true)), kExitOk);
+  EXPECT_EQ(nlohmann::json::parse(e.out())["seq"], 0);
+  empty.reset();
+
+  Populate();
+  std::unique_ptr<Reader> reader = DataDir();
+  Captured c;
+  ASSERT_EQ(RunAuditHead(*reader, c.output(true)), kExitOk);
+  nlohmann::json head = nlohmann::json::parse(c.out());
+  EXPECT_EQ(head["seq"], 6);
+  EXPECT_EQ(head["hash"].get<std::string>().size(), 64u);
+  Captured t;
+  ASSERT_EQ(RunAuditHead(*reader, t.output(false)), kExitOk);
+  EXPECT_NE(t.out().find(StrCat("head       6:", head["hash"].get<std::string>())), std::string::npos);
+
+  Captured s;
+  ASSERT_EQ(RunSettleStatement(*reader, s.output(true), "acme", "hotelco", 0, *ParseTime("2030-01-01T00:00:00Z")),
+            kExitOk)
+      << s.err();
+  nlohmann::json st = nlohmann::json::parse(s.out());
+  EXPECT_EQ(st["earned_points"], 30);
+  EXPECT_EQ(st["partner_owes_micros"], 30 * 9000);
+  EXPECT_EQ(st["payer"], "partner");
+  Captured st_text;
+  ASSERT_EQ(RunSettleStatement(*reader, st_text.output(false), "acme", "hotelco", 0,
+                               *ParseTime("2030-01-01T00:00:00Z")),
+            kExitOk);
+  EXPECT_NE(st_text.out().find("0.270000  paid by the partner"), std::string::npos) << st_text.out();
+  Captured nf;
+  EXPECT_EQ(RunSettleStatement(*reader, nf.output(true), "acme", "nobody", 0, 1), kExitRejected);
+}
+
+TEST(CliDataDir, MissingDirectoryIsAUsageError) {
+  absl::StatusOr<std::unique_ptr<Reader>> r = OpenDataDir("/nonexistent/pl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no such directory"), std::string::npos);
+}
+
+TEST(CliFormat, ResultJsonIsExactlyTheSpecShape) {
+  ledger::Result ok;
+  ok.seq = 42;
+  ok.timestamp_ns = *ParseTime("2026-11-22T10:00:00.123456789Z");
+  EXPECT_EQ(ResultJson("order-1001", Kind::kEarn, ok),
+            R"({"id":"order-1001","status":"ok","duplicate":false,"seq":42,"timestamp":"2026-11-22T10:00:00.123456789Z"})");
+  ok.duplicate = true;
+  ok.points = 60;
+  EXPECT_EQ(ResultJson("refund-1", Kind::kReverse, ok),
+            R"({"id":"refund-1","status":"ok","duplicate":true,"seq":42,"timestamp":"2026-11-22T10:00:00.123456789Z","points":60})");
+  ledger::Result rejected;
+  rejected.code = Code::kInsufficientPoints;
+  rejected.seq = 43;
+  EXPECT_EQ(ResultJson("reward-77", Kind::kRedeem, rejected), R"({"id":"reward-77","status":"insufficient_points"})");
+  ledger::Result conflict;
+  conflict.code = Code::kIdConflict;
+  conflict.conflict_field = "points";
+  EXPECT_EQ(ResultJson("x", Kind::kEarn, conflict), R"({"id":"x","status":"id_conflict","conflict_field":"points"})");
+  // Invalid UTF-8 in a key is replaced, never thrown.
+  EXPECT_EQ(ResultJson("a\xff", Kind::kEarn, rejected), "{\"id\":\"a\xEF\xBF\xBD\",\"status\":\"insufficient_points\"}");
+  EXPECT_EQ(ResultText("reward-77", Kind::kRedeem, rejected),
+            "reward-77  rejected: insufficient_points - the member has fewer available points than asked");
+  EXPECT_EQ(MicrosToDecimal(-1234567), "-1.234567");
+  EXPECT_EQ(MicrosToDecimal(5), "0.000005");
+}
+
+}  // namespace
+}  // namespace pointledger::tools

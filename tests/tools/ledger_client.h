@@ -1,0 +1,83 @@
+// A net::Client that applies batches to an in-process Ledger: lets the
+// posting commands and the load generator be tested without a server.
+#ifndef POINTLEDGER_TESTS_TOOLS_LEDGER_CLIENT_H_
+#define POINTLEDGER_TESTS_TOOLS_LEDGER_CLIENT_H_
+
+#include <deque>
+#include <mutex>
+
+#include "ledger/ledger.h"
+#include "net/client.h"
+
+namespace pointledger::tools {
+
+class LedgerClient final : public net::Client {
+ public:
+  // `mu` serialises writers when several clients share one ledger.
+  LedgerClient(ledger::Ledger* ledger, std::mutex* mu) : ledger_(ledger), mu_(mu) {}
+
+  absl::StatusOr<std::vector<ledger::Result>> Post(std::span<const ledger::Transaction> batch) override {
+    ++posts;
+    std::vector<ledger::Result> results;
+    std::lock_guard<std::mutex> lock(*mu_);
+    absl::Status s = ledger_->ApplyBatch(batch, ledger::Auth::Admin(), &results);
+    if (!s.ok()) return s;
+    return results;
+  }
+  absl::StatusOr<uint64_t> Send(std::span<const ledger::Transaction> batch) override {
+    max_batch = std::max(max_batch, batch.size());
+    absl::StatusOr<std::vector<ledger::Result>> r = Post(batch);
+    if (!r.ok()) return r.status();
+    answers_.push_back(BatchAnswer{++request_id_, std::move(*r)});
+    max_in_flight = std::max(max_in_flight, answers_.size());
+    return request_id_;
+  }
+  absl::StatusOr<BatchAnswer> Receive() override {
+    if (answers_.empty()) return absl::FailedPreconditionError("nothing in flight");
+    BatchAnswer a = std::move(answers_.front());
+    answers_.pop_front();
+    return a;
+  }
+  absl::StatusOr<std::optional<ledger::Balance>> GetBalance(const std::string& program,
+                                                            const std::string& member) override {
+    return ledger_->GetBalance(program, member);
+  }
+  absl::StatusOr<std::vector<ledger::HistoryEntry>> GetHistory(const std::string& program,
+                                                               const std::string& member, uint32_t limit,
+                                                               uint64_t before_seq) override {
+    return ledger_->GetHistory(program, member, limit, before_seq);
+  }
+  absl::StatusOr<std::optional<ledger::TxRecord>> GetTransaction(const std::string&,
+                                                                 const ledger::Id& id) override {
+    return ledger_->GetTransaction(id);
+  }
+  absl::StatusOr<ledger::ChainHead> GetHead() override { return ledger_->GetHead(); }
+  absl::StatusOr<std::vector<ledger::Transaction>> CollectDue(int64_t as_of_ns, uint32_t limit) override {
+    return ledger_->CollectDue(as_of_ns, limit);
+  }
+  absl::StatusOr<ledger::Statement> SettlementStatement(const std::string& program, const std::string& partner,
+                                                        int64_t from_ns, int64_t to_ns) override {
+    return ledger_->SettlementStatement(program, partner, from_ns, to_ns);
+  }
+
+  absl::StatusOr<ServerStats> GetStats() override { return ServerStats{}; }
+  const std::string& principal() const override { return principal_; }
+  uint32_t batch_transactions_max() const override { return batch_max; }
+  size_t in_flight() const override { return answers_.size(); }
+
+  uint32_t batch_max = 8190;
+  size_t max_batch = 0;
+  size_t max_in_flight = 0;
+  uint64_t posts = 0;
+
+ private:
+  ledger::Ledger* ledger_;
+  std::mutex* mu_;
+  std::deque<BatchAnswer> answers_;
+  uint64_t request_id_ = 0;
+  std::string principal_ = "test";
+};
+
+}  // namespace pointledger::tools
+
+#endif  // POINTLEDGER_TESTS_TOOLS_LEDGER_CLIENT_H_

@@ -1,0 +1,147 @@
+// The load generator's core against an in-process ledger (the end-to-end
+// test in tools_e2e_test.cc runs it against the real server).
+#include "bench/loadgen.h"
+
+#include <fstream>
+#include <mutex>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/tools/ledger_client.h"
+#include "tests/tools/test_util.h"
+
+namespace pointledger::bench {
+namespace {
+
+using tools::LedgerClient;
+
+TEST(LoadMix, Parses) {
+  absl::StatusOr<Mix> m = ParseMix("earn=60,redeem=30,referral=10");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->earn, 60u);
+  EXPECT_EQ(m->redeem, 30u);
+  EXPECT_EQ(m->referral, 10u);
+  EXPECT_EQ(m->transfer, 0u);
+  EXPECT_EQ(ParseMix("transfer=1")->transfer, 1u);
+  EXPECT_FALSE(ParseMix("earn=60,burn=1").ok());
+  EXPECT_FALSE(ParseMix("earn").ok());
+  EXPECT_FALSE(ParseMix("earn=x").ok());
+  EXPECT_FALSE(ParseMix("earn=0").ok());
+  EXPECT_FALSE(ParseMix("earn=-1").ok());
+}
+
+class LoadGen : public ::testing::Test {
+ protected:
+  void SetUp() override { ledger_ = tools::OpenTestLedger(tmp_.path(), ledger::SystemClock()); }
+  LoadOptions Options() {
+    LoadOptions o;
+    o.connect = [this]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
+      return std::unique_ptr<net::Client>(new LedgerClient(ledger_.get(), &mu_));
+    };
+    o.connections = 4;
+    o.batch = 50;
+    o.count = 2000;
+    o.members = 1000;
+    return o;
+  }
+
+  tools::TempDir tmp_;
+  std::mutex mu_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+};
+
+TEST_F(LoadGen, CountRunPostsExactlyThatManyAndLogsEveryAck) {
+  LoadOptions o = Options();
+  o.ack_log = tmp_.path() + "/acks.log";
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->error, "");
+  EXPECT_EQ(r->sent, 2000u);
+  EXPECT_EQ(r->committed + r->rejected, 2000u);
+  EXPECT_EQ(r->batches, 40u);
+  EXPECT_GT(r->committed_by_kind["earn"], 1000u);
+  EXPECT_GT(r->committed_by_kind["redeem"], 300u);  // early ones turn into earns
+  EXPECT_GT(r->committed_by_kind["referral"], 100u);
+  EXPECT_LT(r->rejected, 100u) << "redeems target members with acknowledged earns";
+  EXPECT_GT(r->transactions_per_second, 0);
+  EXPECT_GT(r->max_ms, 0);
+  EXPECT_LE(r->p50_ms, r->p99_ms);
+  EXPECT_LE(r->p99_ms, r->p999_ms);
+  EXPECT_LE(r->p999_ms, r->max_ms);
+
+  // Every result was recorded (no request-only rejections), so every id is
+  // in the ack log, once, with the seq the ledger holds.
+  std::ifstream log(o.ack_log);
+  std::string hex;
+  uint64_t seq = 0;
+  std::set<std::string> ids;
+  while (log >> hex >> seq) {
+    ASSERT_TRUE(ids.insert(hex).second) << hex;
+    std::optional<ledger::Id> id = ledger::IdFromHex(hex);
+    ASSERT_TRUE(id.has_value());
+    absl::StatusOr<std::optional<ledger::TxRecord>> rec = ledger_->GetTransaction(*id);
+    ASSERT_TRUE(rec.ok() && rec->has_value()) << hex;
+    ASSERT_EQ((*rec)->seq, seq);
+  }
+  EXPECT_EQ(ids.size(), 2000u);
+
+  nlohmann::json j = nlohmann::json::parse(ReportJson(*r));
+  for (const char* field : {"transactions_per_second", "committed", "rejected", "p50_ms", "p99_ms", "p999_ms",
+                            "max_ms"}) {
+    EXPECT_TRUE(j.contains(field)) << field;
+  }
+  EXPECT_EQ(j["committed"], r->committed);
+  EXPECT_NE(ReportText(*r).find("batch latency  p50"), std::string::npos);
+
+  // A second run reuses the program (a duplicate create) with new ids.
+  o.ack_log.clear();
+  absl::StatusOr<LoadReport> again = RunLoad(o);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->committed + again->rejected, 2000u);
+  absl::StatusOr<ledger::ChainHead> head = ledger_->GetHead();
+  EXPECT_EQ(head->seq, 4001u);  // one program_create + 2 x 2000
+}
+
+TEST_F(LoadGen, DurationWithRateLimit) {
+  LoadOptions o = Options();
+  o.count = 0;
+  o.duration_ns = 500'000'000;
+  o.rate_tx_per_s = 200;
+  o.batch = 5;
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // Each of the 4 connections sends a batch of 5 every 100 ms: at 0, 100 ...
+  // 400 ms, so 100 transactions, give or take a batch each.
+  EXPECT_GE(r->sent, 80u);
+  EXPECT_LE(r->sent, 120u);
+  EXPECT_EQ(r->committed + r->rejected, r->sent);
+}
+
+TEST_F(LoadGen, RefusesBadOptions) {
+  LoadOptions o = Options();
+  o.duration_ns = 1;  // and count: both
+  EXPECT_FALSE(RunLoad(o).ok());
+  o = Options();
+  o.batch = 8191;
+  EXPECT_FALSE(RunLoad(o).ok());
+  o = Options();
+  o.connect = [this]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
+    auto client = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
+    client->batch_max = 10;  // a server configured for small batches
+    return std::unique_ptr<net::Client>(std::move(client));
+  };
+  absl::StatusOr<LoadReport> small = RunLoad(o);
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.status().message(), "--batch 50 is more than the server takes (10)");
+  o = Options();
+  o.connect = [] () -> absl::StatusOr<std::unique_ptr<net::Client>> {
+    return absl::UnavailableError("connection refused");
+  };
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("connection refused"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pointledger::bench

@@ -1,0 +1,98 @@
+// Helpers shared by the tools tests: a fixed clock, a ledger in a temporary
+// directory, and capture of what a command prints.
+#ifndef POINTLEDGER_TESTS_TOOLS_TEST_UTIL_H_
+#define POINTLEDGER_TESTS_TOOLS_TEST_UTIL_H_
+
+#include <stdlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "ledger/ledger.h"
+#include "tools/cli_read.h"
+#include "tools/cli_time.h"
+
+namespace pointledger::tools {
+
+class FixedClock final : public ledger::Clock {
+ public:
+  int64_t NowNs() override { return now_ns; }
+  int64_t now_ns = *ParseTime("2026-11-22T10:00:00Z");
+};
+
+// A fresh directory under /tmp, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/pl_tools_test_XXXXXX";
+    PL_CHECK(mkdtemp(tmpl) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline std::unique_ptr<ledger::Ledger> OpenTestLedger(const std::string& dir, ledger::Clock* clock) {
+  ledger::Options options;
+  options.dir = dir;
+  options.map_size_bytes = uint64_t{256} << 20;
+  options.clock = clock;
+  absl::StatusOr<std::unique_ptr<ledger::Ledger>> l = ledger::Ledger::Open(options);
+  PL_CHECK(l.ok());
+  return std::move(*l);
+}
+
+// Captures what a command prints on its out and err streams.
+class Captured {
+ public:
+  Captured() : out_(open_memstream(&out_buf_, &out_size_)), err_(open_memstream(&err_buf_, &err_size_)) {}
+  ~Captured() {
+    std::fclose(out_);
+    std::fclose(err_);
+    std::free(out_buf_);
+    std::free(err_buf_);
+  }
+  Captured(const Captured&) = delete;
+  Captured& operator=(const Captured&) = delete;
+
+  Output output(bool json) { return Output{out_, err_, json}; }
+  std::string out() {
+    std::fflush(out_);
+    return std::string(out_buf_, out_size_);
+  }
+  std::string err() {
+    std::fflush(err_);
+    return std::string(err_buf_, err_size_);
+  }
+
+ private:
+  char* out_buf_ = nullptr;
+  size_t out_size_ = 0;
+  char* err_buf_ = nullptr;
+  size_t err_size_ = 0;
+  std::FILE* out_;
+  std::FILE* err_;
+};
+
+inline std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    lines.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return lines;
+}
+
+}  // namespace pointledger::tools
+
+#endif  // POINTLEDGER_TESTS_TOOLS_TEST_UTIL_H_

@@ -1,0 +1,488 @@
+// End to end: the real pointledgerd on a free loopback port, driven by the
+// real pointledger binary as a subprocess; stdout JSON and exit codes are
+// checked as SPEC §8 states them.
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "ledger/ledger.h"
+#include "nlohmann/json.hpp"
+#include "tests/tools/subprocess.h"
+#include "tests/tools/test_util.h"
+
+namespace pointledger::tools {
+namespace {
+
+using nlohmann::json;
+
+json ParseJson(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << "not one JSON value: " << text;
+  return j;
+}
+
+// 2026-11-22T10:00:00.123456789Z: digits where the pattern has '9'.
+bool IsTimestamp(const std::string& s) {
+  constexpr std::string_view kPattern = "9999-99-99T99:99:99.999999999Z";
+  if (s.size() != kPattern.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool digit = s[i] >= '0' && s[i] <= '9';
+    if (kPattern[i] == '9' ? !digit : s[i] != kPattern[i]) return false;
+  }
+  return true;
+}
+
+class CliE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!BinExists("pointledgerd") || !BinExists("pointledger")) return;
+    dir_ = new TempDir();
+    server_ = new ServerProcess(dir_->path() + "/data");
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (dir_ == nullptr) GTEST_SKIP() << "build/bin/pointledger and pointledgerd are not built";
+    ASSERT_TRUE(server_->ready()) << "pointledgerd did not start:\n" << server_->log();
+  }
+
+  // pointledger ARGS --server ADDR --key-file KEY (global options last).
+  RunResult Cli(std::vector<std::string> args, const std::string& stdin_path = "") {
+    args.insert(args.begin(), BinPath("pointledger"));
+    args.insert(args.end(), {"--server", server_->address(), "--key-file", server_->key_file()});
+    return RunProcess(args, dir_->path(), {}, stdin_path);
+  }
+  // Without the connection options: the caller says everything.
+  RunResult Bare(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+    args.insert(args.begin(), BinPath("pointledger"));
+    return RunProcess(args, dir_->path(), env);
+  }
+  // A transaction command with --json: exit code and the one result object.
+  json Post(std::vector<std::string> args, int want_exit = 0) {
+    args.push_back("--json");
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, want_exit) << args[0] << "\nstdout: " << r.out << "\nstderr: " << r.err;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    return ParseJson(r.out);
+  }
+  void ExpectOk(const json& j, const std::string& id) {
+    EXPECT_EQ(j["id"], id);
+    EXPECT_EQ(j["status"], "ok") << j.dump();
+    EXPECT_EQ(j["duplicate"], false);
+    EXPECT_GT(j["seq"].get<uint64_t>(), 0u);
+    EXPECT_TRUE(IsTimestamp(j["timestamp"].get<std::string>())) << j["timestamp"];
+  }
+  json Balance(const std::string& program, const std::string& member) {
+    RunResult r = Cli({"balance", "--program", program, "--member", member, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ParseJson(r.out);
+  }
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    const std::string path = dir_->path() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  static TempDir* dir_;
+  static ServerProcess* server_;
+};
+
+TempDir* CliE2E::dir_ = nullptr;
+ServerProcess* CliE2E::server_ = nullptr;
+
+TEST_F(CliE2E, EveryCommandWithJson) {
+  ExpectOk(Post({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "5000",
+                 "--expiry-days", "365", "--id", "acme-v1"}),
+           "acme-v1");
+  ExpectOk(Post({"partner", "create", "hotelco", "--program", "acme", "--earn-price-micros", "9000",
+                 "--redeem-price-micros", "7000", "--id", "hotelco-v1"}),
+           "hotelco-v1");
+  ExpectOk(Post({"partner", "price", "hotelco", "--program", "acme", "--earn-price-micros", "9500",
+                 "--redeem-price-micros", "7000", "--effective-from", "2030-01-01T00:00:00Z", "--id",
+                 "hotelco-2030"}),
+           "hotelco-2030");
+  const json earn = Post({"earn", "--program", "acme", "--member", "alice", "--points", "120", "--id", "order-1001"});
+  ExpectOk(earn, "order-1001");
+  // The same id again: the first outcome, marked duplicate.
+  const json again = Post({"earn", "--program", "acme", "--member", "alice", "--points", "120", "--id", "order-1001"});
+  EXPECT_EQ(again["duplicate"], true);
+  EXPECT_EQ(again["seq"], earn["seq"]);
+  EXPECT_EQ(again["timestamp"], earn["timestamp"]);
+  // Same id, other content: id_conflict names the field; exit 1.
+  const json conflict =
+      Post({"earn", "--program", "acme", "--member", "alice", "--points", "121", "--id", "order-1001"}, 1);
+  EXPECT_EQ(conflict, json::parse(R"({"id":"order-1001","status":"id_conflict","conflict_field":"points"})"));
+
+  ExpectOk(Post({"earn", "--program", "acme", "--member", "alice", "--points", "30", "--partner", "hotelco",
+                 "--expires-at", "2030-01-01T00:00:00Z", "--id", "order-1002"}),
+           "order-1002");
+  ExpectOk(Post({"redeem", "--program", "acme", "--member", "alice", "--points", "50", "--id", "reward-77"}),
+           "reward-77");
+  // A rejection: exactly the SPEC shape, exit 1.
+  RunResult rejected = Cli({"redeem", "--program", "acme", "--member", "alice", "--points", "5000", "--id",
+                            "reward-78", "--json"});
+  EXPECT_EQ(rejected.exit_code, 1);
+  EXPECT_EQ(rejected.out, "{\"id\":\"reward-78\",\"status\":\"insufficient_points\"}\n");
+
+  ExpectOk(Post({"referral", "--program", "acme", "--referrer", "alice", "--referee", "bob", "--referrer-points",
+                 "500", "--referee-points", "250", "--id", "ref-bob"}),
+           "ref-bob");
+  ExpectOk(Post({"transfer", "--program", "acme", "--from", "alice", "--to", "carol", "--points", "10", "--id",
+                 "gift-1"}),
+           "gift-1");
+  ExpectOk(Post({"adjust", "--program", "acme", "--member", "alice", "--delta", "-20", "--reason",
+                 "service recovery", "--id", "adj-9"}),
+           "adj-9");
+  ExpectOk(Post({"adjust", "--program", "acme", "--member", "alice", "--delta", "5", "--id", "adj-10"}), "adj-10");
+  const json reverse =
+      Post({"reverse", "--program", "acme", "--original", "order-1001", "--points", "60", "--id", "refund-1001"});
+  ExpectOk(reverse, "refund-1001");
+  EXPECT_EQ(reverse["points"], 60);
+  ExpectOk(Post({"hold", "--program", "acme", "--member", "alice", "--points", "40", "--timeout", "300", "--id",
+                 "hold-5"}),
+           "hold-5");
+  const json capture = Post({"capture", "--program", "acme", "--hold", "hold-5", "--points", "30", "--id", "cap-5"});
+  ExpectOk(capture, "cap-5");
+  EXPECT_EQ(capture["points"], 30);
+  EXPECT_EQ(Post({"release", "--program", "acme", "--hold", "hold-5", "--id", "rel-5"}, 1)["status"],
+            "hold_not_pending");
+  ExpectOk(Post({"hold", "--program", "acme", "--member", "alice", "--points", "7", "--timeout", "300", "--id",
+                 "hold-6"}),
+           "hold-6");
+  EXPECT_EQ(Balance("acme", "alice")["pending"], 7);
+  ExpectOk(Post({"release", "--program", "acme", "--hold", "hold-6", "--id", "rel-6"}), "rel-6");
+
+  // 120 + 30 - 50 + 500 - 10 - 20 + 5 - 60 - 30 = 485
+  json b = Balance("acme", "alice");
+  EXPECT_EQ(b["program"], "acme");
+  EXPECT_EQ(b["member"], "alice");
+  EXPECT_EQ(b["posted"], 485);
+  EXPECT_EQ(b["pending"], 0);
+  EXPECT_EQ(b["available"], 485);
+  uint64_t expiring = 0;
+  for (const json& lot : b["expiring"]) {
+    EXPECT_TRUE(IsTimestamp(lot["at"].get<std::string>()));
+    expiring += lot["points"].get<uint64_t>();
+  }
+  EXPECT_EQ(expiring, 485u);
+
+  RunResult history = Cli({"history", "--program", "acme", "--member", "alice", "--json"});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  const std::vector<std::string> lines = SplitLines(history.out);
+  ASSERT_GE(lines.size(), 10u);
+  EXPECT_EQ(ParseJson(lines[0])["id"], ledger::IdToHex(ledger::TxIdFromKey("acme", "rel-6")));
+  EXPECT_EQ(ParseJson(lines[0])["kind"], "release");
+  RunResult page = Cli({"history", "--program", "acme", "--member", "alice", "--limit", "2", "--json"});
+  EXPECT_EQ(SplitLines(page.out).size(), 2u);
+
+  RunResult tx = Cli({"tx", "get", "--program", "acme", "--id", "order-1001", "--json"});
+  ASSERT_EQ(tx.exit_code, 0) << tx.err;
+  json t = ParseJson(tx.out);
+  EXPECT_EQ(t["id"], "order-1001");
+  EXPECT_EQ(t["kind"], "earn");
+  EXPECT_EQ(t["points"], 120);
+  EXPECT_EQ(t["seq"], earn["seq"]);
+  EXPECT_EQ(t["postings"][0]["debit"], "acme/issuance");
+  RunResult by_hex = Cli({"tx", "get", "--program", "acme", "--hex", t["id_hex"], "--json"});
+  EXPECT_EQ(ParseJson(by_hex.out)["seq"], earn["seq"]);
+
+  RunResult statement = Cli({"settle", "statement", "--program", "acme", "--partner", "hotelco", "--from",
+                             "2026-01-01T00:00:00Z", "--to", "2200-01-01T00:00:00Z", "--json"});
+  ASSERT_EQ(statement.exit_code, 0) << statement.err;
+  json s = ParseJson(statement.out);
+  EXPECT_EQ(s["earned_points"], 30);
+  EXPECT_EQ(s["partner_owes_micros"], 30 * 9000);
+  EXPECT_EQ(s["payer"], "partner");
+  ExpectOk(Post({"settle", "close", "--program", "acme", "--partner", "hotelco", "--id", "settle-1"}), "settle-1");
+
+  const json closed = Post({"account", "close", "--program", "acme", "--member", "carol", "--id", "close-carol"});
+  ExpectOk(closed, "close-carol");
+  EXPECT_EQ(closed["points"], 10);
+
+  RunResult head = Cli({"audit", "head", "--json"});
+  ASSERT_EQ(head.exit_code, 0) << head.err;
+  json h = ParseJson(head.out);
+  EXPECT_EQ(h["seq"], closed["seq"]);
+  EXPECT_EQ(h["hash"].get<std::string>().size(), 64u);
+
+  // Everything left in acme expires by 2031 (other tests' programs never expire).
+  RunResult expire = Cli({"expire", "--as-of", "2031-01-01T00:00:00Z", "--json"});
+  ASSERT_EQ(expire.exit_code, 0) << expire.err;
+  json e = ParseJson(expire.out);
+  EXPECT_EQ(e["expired_points"], 485 + 250);
+  EXPECT_EQ(e["rejected"], 0);
+  EXPECT_EQ(Balance("acme", "alice")["posted"], 0);
+  // Run twice: nothing is booked twice.
+  RunResult expire_again = Cli({"expire", "--as-of", "2031-01-01T00:00:00Z"});
+  EXPECT_EQ(expire_again.exit_code, 0);
+  EXPECT_NE(expire_again.out.find("expired 0 points"), std::string::npos) << expire_again.out;
+}
+
+TEST_F(CliE2E, TextOutputIsReadable) {
+  ASSERT_EQ(Cli({"program", "create", "texty", "--currency", "EUR", "--point-value-micros", "1", "--expiry-days",
+                 "0", "--id", "t1"})
+                .exit_code,
+            0);
+  RunResult earn = Cli({"earn", "--program", "texty", "--member", "ann", "--points", "9", "--id", "o1"});
+  EXPECT_EQ(earn.exit_code, 0);
+  EXPECT_EQ(earn.out.rfind("o1  ok  seq ", 0), 0u) << earn.out;
+  RunResult bal = Cli({"balance", "--program", "texty", "--member", "ann"});
+  EXPECT_NE(bal.out.find("available  9"), std::string::npos) << bal.out;
+  // Points that never expire are not listed under expiring.
+  EXPECT_NE(bal.out.find("expiring   -"), std::string::npos) << bal.out;
+  RunResult no = Cli({"redeem", "--program", "texty", "--member", "ann", "--points", "10", "--id", "o2"});
+  EXPECT_EQ(no.exit_code, 1);
+  EXPECT_EQ(no.out, "o2  rejected: insufficient_points - the member has fewer available points than asked\n");
+}
+
+TEST_F(CliE2E, GlobalOptionsBeforeOrAfterTheCommand) {
+  ASSERT_EQ(Cli({"program", "create", "globals", "--currency", "USD", "--point-value-micros", "1",
+                 "--expiry-days", "0", "--id", "g"})
+                .exit_code,
+            0);
+  const std::vector<std::string> earn = {"earn", "--program", "globals", "--member", "m", "--points", "1"};
+  auto with = [&](std::vector<std::string> before, std::vector<std::string> after, const std::string& id) {
+    std::vector<std::string> args = before;
+    args.insert(args.end(), earn.begin(), earn.end());
+    args.insert(args.end(), {"--id", id});
+    args.insert(args.end(), after.begin(), after.end());
+    return Bare(args);
+  };
+  const std::string addr = server_->address();
+  const std::string key = server_->key_file();
+  RunResult before = with({"--json", "--server", addr, "--key-file", key}, {}, "before");
+  EXPECT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_EQ(ParseJson(before.out)["status"], "ok");
+  RunResult after = with({}, {"--json", "--server", addr, "--key-file", key}, "after");
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(ParseJson(after.out)["status"], "ok");
+  RunResult mixed = with({"--server", addr}, {"--key-file", key, "--json"}, "mixed");
+  EXPECT_EQ(mixed.exit_code, 0) << mixed.err;
+  EXPECT_EQ(ParseJson(mixed.out)["status"], "ok");
+  // Nested commands too.
+  RunResult nested = Bare({"--json", "audit", "head", "--server", addr, "--key-file", key});
+  EXPECT_EQ(nested.exit_code, 0) << nested.err;
+  EXPECT_TRUE(ParseJson(nested.out).contains("hash"));
+  // The key from the environment.
+  RunResult env = Bare({"balance", "--program", "globals", "--member", "m", "--server", addr, "--json"},
+                       {"POINTLEDGER_KEY=" + ReadWholeFile(key).substr(0, 64)});
+  EXPECT_EQ(env.exit_code, 0) << env.err;
+  EXPECT_EQ(ParseJson(env.out)["posted"], 3);
+}
+
+TEST_F(CliE2E, WrongOrMissingKeyIsExitTwo) {
+  RunResult wrong = Bare({"audit", "head", "--server", server_->address(), "--key", "not-the-key"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_EQ(wrong.out, "");
+  EXPECT_NE(wrong.err.find("API key"), std::string::npos) << wrong.err;
+  RunResult none = Bare({"earn", "--program", "acme", "--member", "x", "--points", "1", "--id", "k",
+                         "--server", server_->address()});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("--key"), std::string::npos) << none.err;
+  RunResult missing_file = Bare({"audit", "head", "--server", server_->address(), "--key-file", "/nonexistent"});
+  EXPECT_EQ(missing_file.exit_code, 2);
+  EXPECT_NE(missing_file.err.find("--key-file /nonexistent"), std::string::npos) << missing_file.err;
+}
+
+TEST_F(CliE2E, NoServerIsExitTwo) {
+  RunResult r = Bare({"audit", "head", "--server", "127.0.0.1:1", "--key", "x"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("Cannot reach pointledgerd at 127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+TEST_F(CliE2E, UsageErrorsAreExitTwo) {
+  EXPECT_EQ(Cli({"earn", "--program", "acme", "--member", "x", "--id", "k"}).exit_code, 2);  // no --points
+  EXPECT_EQ(Cli({"earn", "--program", "acme", "--member", "x", "--points", "-1", "--id", "k"}).exit_code, 2);
+  RunResult time = Cli({"earn", "--program", "acme", "--member", "x", "--points", "1", "--id", "k", "--expires-at",
+                        "2027-13-01T00:00:00Z"});
+  EXPECT_EQ(time.exit_code, 2);
+  EXPECT_NE(time.err.find("--expires-at: invalid time"), std::string::npos) << time.err;
+  EXPECT_EQ(Cli({"nosuchcommand"}).exit_code, 2);
+  EXPECT_EQ(Bare({}).exit_code, 2);
+  RunResult data = Cli({"earn", "--program", "acme", "--member", "x", "--points", "1", "--id", "k", "--data", "/tmp"});
+  EXPECT_EQ(data.exit_code, 2);
+  EXPECT_NE(data.err.find("--data works only for the read-only commands"), std::string::npos);
+}
+
+TEST_F(CliE2E, HelpOnEveryCommandHasAnExample) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"program", "create"}, {"partner", "create"}, {"partner", "price"}, {"earn"}, {"redeem"}, {"referral"},
+      {"transfer"}, {"adjust"}, {"reverse"}, {"hold"}, {"capture"}, {"release"}, {"post"}, {"balance"},
+      {"history"}, {"tx", "get"}, {"expire"}, {"settle", "statement"}, {"settle", "close"}, {"account", "close"},
+      {"audit", "head"}, {"load"}};
+  for (std::vector<std::string> c : commands) {
+    c.push_back("--help");
+    RunResult r = Bare(c);
+    EXPECT_EQ(r.exit_code, 0) << c[0];
+    EXPECT_NE(r.out.find("Example:\n  pointledger "), std::string::npos) << c[0] << "\n" << r.out;
+  }
+  RunResult top = Bare({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.out.find("Exit codes"), std::string::npos);
+}
+
+TEST_F(CliE2E, UnknownMemberOrTransactionIsExitOne) {
+  RunResult r = Cli({"balance", "--program", "acme", "--member", "nobody-at-all", "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("no member 'nobody-at-all'"), std::string::npos) << r.err;
+  RunResult tx = Cli({"tx", "get", "--program", "acme", "--id", "never-posted"});
+  EXPECT_EQ(tx.exit_code, 1);
+  EXPECT_NE(tx.err.find("no transaction 'never-posted'"), std::string::npos) << tx.err;
+}
+
+TEST_F(CliE2E, PostFileOfHundredThousandLines) {
+  constexpr int kLines = 100'000;
+  constexpr int kMembers = 100;
+  std::string text =
+      R"({"kind":"program_create","id":"bulk-v1","name":"bulk","currency":"USD","point_value_micros":1,"expiry_days":0})"
+      "\n";
+  std::vector<uint64_t> expected(kMembers, 0);
+  for (int i = 1; i < kLines; ++i) {
+    const int member = i % kMembers;
+    const int points = i % 7 + 1;
+    expected[static_cast<size_t>(member)] += static_cast<uint64_t>(points);
+    text += StrCat(R"({"kind":"earn","id":"b)", i, R"(","program":"bulk","member":"m)", member, R"(","points":)",
+                   points, "}\n");
+  }
+  const std::string path = WriteFile("bulk.jsonl", text);
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult r = Cli({"post", "--file", path, "--json"});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.exit_code, 0) << r.err.substr(0, 2000);
+  const std::vector<std::string> lines = SplitLines(r.out);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kLines));
+  uint64_t previous_seq = 0;
+  for (int i = 0; i < kLines; ++i) {
+    const json j = ParseJson(lines[static_cast<size_t>(i)]);
+    ASSERT_EQ(j["id"], i == 0 ? std::string("bulk-v1") : StrCat("b", i)) << i;
+    ASSERT_EQ(j["status"], "ok") << lines[static_cast<size_t>(i)];
+    ASSERT_GT(j["seq"].get<uint64_t>(), previous_seq);  // input order is commit order
+    previous_seq = j["seq"].get<uint64_t>();
+  }
+  for (int m : {0, 1, 42, 99}) {
+    EXPECT_EQ(Balance("bulk", StrCat("m", m))["posted"], expected[static_cast<size_t>(m)]) << m;
+  }
+  std::printf("post --file: %d lines in %.2f s\n", kLines, seconds);
+
+  // Again: all duplicates, exit 0, the same seqs.
+  RunResult again = Cli({"post", "--file", path, "--json"});
+  ASSERT_EQ(again.exit_code, 0);
+  const std::vector<std::string> again_lines = SplitLines(again.out);
+  ASSERT_EQ(again_lines.size(), static_cast<size_t>(kLines));
+  EXPECT_EQ(ParseJson(again_lines.back())["seq"], previous_seq);
+  EXPECT_EQ(ParseJson(again_lines.back())["duplicate"], true);
+}
+
+TEST_F(CliE2E, PostFileRejectsABadFileBeforeSendingAnything) {
+  const std::string path = WriteFile(
+      "bad.jsonl",
+      R"({"kind":"program_create","id":"badfile","name":"badfile","currency":"USD","point_value_micros":1,"expiry_days":0})"
+      "\n"
+      R"({"kind":"earn","id":"x1","program":"badfile","member":"m","points":1})"
+      "\n"
+      R"({"kind":"earn","id":"x2","program":"badfile","member":"m","points":"lots"})"
+      "\n");
+  RunResult r = Cli({"post", "--file", path, "--json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("line 3: field \"points\" must be a non-negative integer, not a string"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(Cli({"tx", "get", "--program", "badfile", "--id", "badfile"}).exit_code, 1);  // nothing was posted
+}
+
+TEST_F(CliE2E, PostFromStdinWithALinkedChain) {
+  const std::string path = WriteFile(
+      "chain.jsonl",
+      R"({"kind":"program_create","id":"chain","name":"chain","currency":"USD","point_value_micros":1,"expiry_days":0})"
+      "\n"
+      R"({"kind":"earn","id":"c1","program":"chain","member":"a","points":10})"
+      "\n"
+      R"({"kind":"redeem","id":"c2","program":"chain","member":"a","points":5,"linked":true})"
+      "\n"
+      R"({"kind":"earn","id":"c3","program":"chain","member":"b","points":0})"
+      "\n");
+  RunResult r = Cli({"post", "--file", "-", "--json"}, path);
+  EXPECT_EQ(r.exit_code, 1);
+  const std::vector<std::string> lines = SplitLines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out << r.err;
+  EXPECT_EQ(ParseJson(lines[1])["status"], "ok");
+  EXPECT_EQ(ParseJson(lines[2]), json::parse(R"({"id":"c2","status":"linked_event_failed"})"));
+  EXPECT_EQ(ParseJson(lines[3]), json::parse(R"({"id":"c3","status":"invalid_amount"})"));
+  EXPECT_EQ(Balance("chain", "a")["posted"], 10);
+}
+
+TEST_F(CliE2E, DataDirReadsMatchTheServer) {
+  ASSERT_EQ(Cli({"program", "create", "mirror", "--currency", "USD", "--point-value-micros", "1", "--expiry-days",
+                 "30", "--id", "mirror"})
+                .exit_code,
+            0);
+  ASSERT_EQ(Cli({"partner", "create", "p", "--program", "mirror", "--earn-price-micros", "3",
+                 "--redeem-price-micros", "2", "--id", "p"})
+                .exit_code,
+            0);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Cli({"earn", "--program", "mirror", "--member", "zed", "--points", std::to_string(10 + i), "--partner",
+                   "p", "--id", StrCat("mirror-", i)})
+                  .exit_code,
+              0);
+  }
+  const std::string data = dir_->path() + "/data";
+  const std::vector<std::vector<std::string>> reads = {
+      {"balance", "--program", "mirror", "--member", "zed"},
+      {"history", "--program", "mirror", "--member", "zed"},
+      {"tx", "get", "--program", "mirror", "--id", "mirror-3"},
+      {"audit", "head"},
+      {"settle", "statement", "--program", "mirror", "--partner", "p", "--to", "2100-01-01T00:00:00Z"}};
+  for (const std::vector<std::string>& read : reads) {
+    for (bool json_mode : {true, false}) {
+      std::vector<std::string> args = read;
+      if (json_mode) args.push_back("--json");
+      RunResult via_server = Cli(args);
+      args.insert(args.end(), {"--data", data});
+      RunResult via_data = Bare(args);
+      EXPECT_EQ(via_server.exit_code, 0) << read[0] << via_server.err;
+      EXPECT_EQ(via_data.exit_code, 0) << read[0] << via_data.err;
+      EXPECT_EQ(via_server.out, via_data.out) << read[0];
+    }
+  }
+  EXPECT_EQ(ParseJson(Bare({"balance", "--program", "mirror", "--member", "zed", "--json", "--data", data}).out)["posted"],
+            60);
+  RunResult unknown = Bare({"balance", "--program", "mirror", "--member", "nobody", "--data", data});
+  EXPECT_EQ(unknown.exit_code, 1);
+}
+
+TEST(CliLoadE2E, LoadCountJsonAgainstAFreshServer) {
+  if (!BinExists("pointledgerd") || !BinExists("pointledger")) GTEST_SKIP() << "binaries not built";
+  TempDir dir;
+  ServerProcess server(dir.path() + "/data");
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string ack_log = dir.path() + "/acks.log";
+  RunResult r = RunProcess({BinPath("pointledger"), "load", "--count", "2000", "--connections", "4", "--batch", "50",
+                            "--members", "1000", "--json", "--ack-log", ack_log, "--server", server.address(),
+                            "--key-file", server.key_file()},
+                           dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = ParseJson(r.out);
+  for (const char* field : {"transactions_per_second", "committed", "rejected", "p50_ms", "p99_ms", "p999_ms",
+                            "max_ms"}) {
+    ASSERT_TRUE(j.contains(field)) << field << " in " << r.out;
+    EXPECT_TRUE(j[field].is_number()) << field;
+  }
+  EXPECT_EQ(j["committed"].get<uint64_t>() + j["rejected"].get<uint64_t>(), 2000u);
+  EXPECT_GT(j["committed"].get<uint64_t>(), 1900u);
+  EXPECT_GT(j["transactions_per_second"].get<double>(), 0);
+  EXPECT_LE(j["p50_ms"].get<double>(), j["max_ms"].get<double>());
+  // Every acknowledged transaction is in the ack log (all 2000 are recorded).
+  EXPECT_EQ(SplitLines(ReadWholeFile(ack_log)).size(), 2000u);
+  RunResult head = RunProcess({BinPath("pointledger"), "audit", "head", "--json", "--data", dir.path() + "/data"},
+                              dir.path());
+  EXPECT_EQ(ParseJson(head.out)["seq"], 2001);  // the program, then 2000
+}
+
+}  // namespace
+}  // namespace pointledger::tools
