@@ -4,13 +4,13 @@
 // the per-transaction account cache (overflow is the last check), then write.
 // A rejected transaction therefore never leaves a partial write behind, and
 // only linked chains and whole batches need nested LMDB transactions.
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
 #include "ledger/limits.h"
+#include "ledger/sha256.h"
 #include "ledger/store.h"
 
 namespace pointledger::ledger {
@@ -167,8 +167,8 @@ std::string DeadlineKey(int64_t deadline_ns, const Id& hold) {
 
 }  // namespace
 
-Applier::Applier(const lmdb::Env& env, const Dbs& dbs, Clock* clock, const ChainHead& head)
-    : env_(env), dbs_(dbs), clock_(clock), head_(head) {
+Applier::Applier(const lmdb::Env& log_env, View& view, Clock* clock, const ChainHead& head)
+    : log_env_(log_env), view_(view), clock_(clock), head_(head) {
   ctx_.postings.reserve(4);
 }
 
@@ -177,7 +177,9 @@ int64_t Applier::NextTimestamp() const {
 }
 
 // ---------------------------------------------------------------------------
-// Batches and chains.
+// Batches and chains. Each level is a nested LMDB transaction of the log
+// environment paired with a savepoint of the MemTable: both roll back
+// together.
 
 absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> batch,
                                  const Auth& auth, std::vector<Result>* results) {
@@ -191,8 +193,9 @@ absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> b
   }
   const ChainHead saved_head = head_;
   const uint64_t saved_recorded = recorded_;
-  PL_ASSIGN_OR_RETURN(lmdb::Txn batch_txn, lmdb::Txn::BeginWrite(env_, &root));
-  txn_ = &batch_txn;
+  const size_t mark = view_.active()->Savepoint();
+  PL_ASSIGN_OR_RETURN(lmdb::Txn batch_txn, lmdb::Txn::BeginWrite(log_env_, &root));
+  view_.set_log_txn(&batch_txn);
   absl::Status status;
   for (size_t i = 0; i < open_from && status.ok();) {
     size_t end = i;
@@ -209,9 +212,10 @@ absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> b
   }
   for (size_t i = open_from; i < batch.size(); ++i) (*results)[i].code = Code::kLinkedChainOpen;
   if (status.ok()) status = batch_txn.Commit();
-  txn_ = nullptr;
+  view_.set_log_txn(&root);
   if (!status.ok()) {
     batch_txn.Abort();
+    view_.active()->RollbackTo(mark);
     head_ = saved_head;
     recorded_ = saved_recorded;
     results->clear();
@@ -223,14 +227,15 @@ absl::Status Applier::ApplyChain(lmdb::Txn& parent, std::span<const Transaction>
                                  const Auth& auth, std::span<Result> results) {
   const ChainHead saved_head = head_;
   const uint64_t saved_recorded = recorded_;
-  PL_ASSIGN_OR_RETURN(lmdb::Txn chain_txn, lmdb::Txn::BeginWrite(env_, &parent));
-  txn_ = &chain_txn;
+  const size_t mark = view_.active()->Savepoint();
+  PL_ASSIGN_OR_RETURN(lmdb::Txn chain_txn, lmdb::Txn::BeginWrite(log_env_, &parent));
+  view_.set_log_txn(&chain_txn);
   size_t failed = chain.size();
   for (size_t k = 0; k < chain.size(); ++k) {
     absl::StatusOr<Result> r = ApplyOne(chain[k], auth);
     if (!r.ok()) {
-      txn_ = &parent;
-      return r.status();
+      view_.set_log_txn(&parent);
+      return r.status();  // the caller rolls the whole batch back
     }
     results[k] = *std::move(r);
     if (results[k].code != Code::kOk) {
@@ -240,14 +245,15 @@ absl::Status Applier::ApplyChain(lmdb::Txn& parent, std::span<const Transaction>
   }
   if (failed == chain.size()) {
     absl::Status s = chain_txn.Commit();
-    txn_ = &parent;
+    view_.set_log_txn(&parent);
     return s;
   }
   // Roll the chain back; the failing member keeps its code, the others
   // report linked_event_failed. A freshly recorded rejection is recorded
   // again outside the chain, so the id keeps its outcome (SPEC §3).
   chain_txn.Abort();
-  txn_ = &parent;
+  view_.set_log_txn(&parent);
+  view_.active()->RollbackTo(mark);
   head_ = saved_head;
   recorded_ = saved_recorded;
   const Result failing = results[failed];
@@ -259,6 +265,37 @@ absl::Status Applier::ApplyChain(lmdb::Txn& parent, std::span<const Transaction>
     PL_ASSIGN_OR_RETURN(results[failed], Record(chain[failed], failing.code, NextTimestamp()));
   } else {
     results[failed] = failing;
+  }
+  return absl::OkStatus();
+}
+
+// Re-applies a stored transaction at its own seq and timestamp. Everything
+// the engine decides is a function of the state and the record, so the
+// outcome and the hash must come out as stored; if not, the log and the
+// checkpoint disagree and that is reported, never papered over.
+absl::Status Applier::Replay(const TxRecord& rec) {
+  if (rec.seq != head_.seq + 1) {
+    return absl::DataLossError(StrCat("replay: expected seq ", head_.seq + 1, ", found ", rec.seq));
+  }
+  Code code = rec.result.code;
+  if (code == Code::kOk) {
+    Ctx& c = ctx_;
+    c.tx = &rec.tx;
+    c.ts = rec.timestamp_ns;
+    c.seq = rec.seq;
+    c.slot_count = 0;
+    c.postings.clear();
+    c.result_points = 0;
+    c.has_statement = false;
+    PL_ASSIGN_OR_RETURN(code, ApplyKind(c));
+    if (code != Code::kOk) {
+      return absl::DataLossError(StrCat("replay: seq ", rec.seq, " was ok, now ", CodeName(code)));
+    }
+  }
+  PL_ASSIGN_OR_RETURN(const Result r, Record(rec.tx, code, rec.timestamp_ns));
+  (void)r;
+  if (head_.hash != rec.hash) {
+    return absl::DataLossError(StrCat("replay: seq ", rec.seq, " hashes differently"));
   }
   return absl::OkStatus();
 }
@@ -280,12 +317,12 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
   if (const Code c = CheckAmounts(tx); c != Code::kOk) return refuse(c);
 
   // Exactly once: a decided id answers with its outcome, forever.
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> seen, txn_->Get(dbs_.ids, IdView(tx.id)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> seen, view_.Get(dbs_.ids, IdView(tx.id)));
   if (seen) {
     ByteReader r(*seen);
     const uint64_t seq = r.U64();
     if (!r.done()) return absl::DataLossError("ids: malformed entry");
-    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original, ReadRecord(*txn_, dbs_, seq, nullptr));
+    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original, ReadRecord(view_, dbs_, seq, nullptr));
     if (!original) return absl::DataLossError(StrCat("ids: seq ", seq, " missing"));
     const std::string_view diff = FirstDifference(original->tx, tx);
     if (!diff.empty()) {
@@ -329,15 +366,15 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
   scratch_.append(32, '\0');  // room for the hash
   EncodeRecord(rec, ok && c.has_statement ? &c.statement : nullptr, &scratch_);
   PL_CHECK(scratch_.size() <= kRecordBytesMax + 32);
-  std::string chained(reinterpret_cast<const char*>(head_.hash.data()), head_.hash.size());
-  chained.append(scratch_, 32);
-  SHA256(reinterpret_cast<const unsigned char*>(chained.data()), chained.size(),
-         reinterpret_cast<unsigned char*>(scratch_.data()));
+  const Digest hash =
+      Sha256({std::string_view(reinterpret_cast<const char*>(head_.hash.data()), head_.hash.size()),
+              std::string_view(scratch_).substr(32)});
+  std::memcpy(scratch_.data(), hash.data(), hash.size());
 
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.log, BeU64Key(rec.seq), scratch_, MDB_APPEND));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.log, BeU64Key(rec.seq), scratch_, MDB_APPEND));
   std::string seq_value;
   ByteWriter(&seq_value).U64(rec.seq);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.ids, IdView(tx.id), seq_value));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.ids, IdView(tx.id), seq_value));
 
   // History: one entry per member whose balance moved.
   if (ok) {
@@ -360,7 +397,7 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
       ByteWriter(&key).BeU64(rec.seq);
       std::string value;
       ByteWriter(&value).I64(posted != 0 ? posted : pending);
-      PL_RETURN_IF_ERROR(txn_->Put(dbs_.history, key, value));
+      PL_RETURN_IF_ERROR(view_.Put(dbs_.history, key, value));
     }
   }
 
@@ -379,7 +416,7 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
 absl::StatusOr<Code> Applier::ApplyKind(Ctx& c) {
   const Transaction& t = *c.tx;
   if (t.kind == Kind::kProgramCreate) return ProgramCreate(c);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> prog, txn_->Get(dbs_.programs, t.program));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> prog, view_.Get(dbs_.programs, t.program));
   if (!prog) return Code::kProgramNotFound;
   if (!DecodeProgram(*prog, &c.program)) return absl::DataLossError("programs: malformed");
   switch (t.kind) {
@@ -415,7 +452,7 @@ absl::StatusOr<Applier::Slot*> Applier::Account(Ctx& c, const Id& id) {
   s->id = id;
   s->dirty = false;
   s->rec = AccountRec{};
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.accounts, IdView(id)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.accounts, IdView(id)));
   s->exists = v.has_value();
   if (v && !DecodeAccount(*v, &s->rec)) {
     return absl::DataLossError(StrCat("accounts: malformed ", IdToHex(id)));
@@ -473,7 +510,7 @@ absl::Status Applier::Flush(Ctx& c) {
     if (!s.dirty) continue;
     scratch_.clear();
     EncodeAccount(s.rec, &scratch_);
-    PL_RETURN_IF_ERROR(txn_->Put(dbs_.accounts, IdView(s.id), scratch_));
+    PL_RETURN_IF_ERROR(view_.Put(dbs_.accounts, IdView(s.id), scratch_));
   }
   return absl::OkStatus();
 }
@@ -481,10 +518,10 @@ absl::Status Applier::Flush(Ctx& c) {
 // ---------------------------------------------------------------------------
 // Lots.
 
-absl::Status LoadLots(const lmdb::Txn& txn, const Dbs& dbs, const Id& account,
+absl::Status LoadLots(const View& txn, const Dbs& dbs, const Id& account,
                       std::vector<LotEntry>* lots) {
   lots->clear();
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.lots));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.lots));
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(account)));
   while (found && cursor.key().substr(0, 16) == IdView(account)) {
     LotEntry e;
@@ -515,9 +552,9 @@ absl::Status Applier::AddLot(const Id& account, int64_t expires_at_ns, uint64_t 
   ByteWriter w(&value);
   w.U64(points);
   w.I64(locked_until_ns);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.lots, key, value, MDB_NOOVERWRITE));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.lots, key, value, MDB_NOOVERWRITE));
   if (expires_at_ns != kNever) {
-    PL_RETURN_IF_ERROR(txn_->Put(dbs_.expiry, ExpiryKey(key, expires_at_ns), ""));
+    PL_RETURN_IF_ERROR(view_.Put(dbs_.expiry, ExpiryKey(key, expires_at_ns), ""));
   }
   return absl::OkStatus();
 }
@@ -525,10 +562,10 @@ absl::Status Applier::AddLot(const Id& account, int64_t expires_at_ns, uint64_t 
 absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
   PL_CHECK(points <= lot.info.remaining);
   if (points == lot.info.remaining) {
-    PL_ASSIGN_OR_RETURN(bool existed, txn_->Del(dbs_.lots, lot.key));
+    PL_ASSIGN_OR_RETURN(bool existed, view_.Del(dbs_.lots, lot.key));
     PL_CHECK(existed);
     if (lot.info.expires_at_ns != kNever) {
-      PL_ASSIGN_OR_RETURN(existed, txn_->Del(dbs_.expiry, ExpiryKey(lot.key, lot.info.expires_at_ns)));
+      PL_ASSIGN_OR_RETURN(existed, view_.Del(dbs_.expiry, ExpiryKey(lot.key, lot.info.expires_at_ns)));
     }
     return absl::OkStatus();
   }
@@ -536,7 +573,7 @@ absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
   ByteWriter w(&value);
   w.U64(lot.info.remaining - points);
   w.I64(lot.info.locked_until_ns);
-  return txn_->Put(dbs_.lots, lot.key, value);
+  return view_.Put(dbs_.lots, lot.key, value);
 }
 
 absl::Status Applier::Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
@@ -557,13 +594,13 @@ absl::Status Applier::Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t 
 absl::Status Applier::PutEffects(uint64_t seq, const std::vector<Piece>& pieces) {
   scratch_.clear();
   EncodePieces(pieces, &scratch_);
-  return txn_->Put(dbs_.effects, BeU64Key(seq), scratch_);
+  return view_.Put(dbs_.effects, BeU64Key(seq), scratch_);
 }
 
 absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points) {
   // The price in effect at this flow's time: the last entry starting at or
   // before it. A partner always has one (partner_create writes it).
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn_, dbs_.prices));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, dbs_.prices));
   std::string seek(IdView(partner));
   ByteWriter(&seek).BeI64(c.ts);
   seek.push_back('\xff');  // just past (partner, ts)
@@ -586,13 +623,13 @@ absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, in
   vw.U8(static_cast<uint8_t>(kind));
   vw.I64(points);
   vw.U64(kind == FlowKind::kEarn ? earn_price : redeem_price);
-  return txn_->Put(dbs_.flows, key, value);
+  return view_.Put(dbs_.flows, key, value);
 }
 
 absl::Status Applier::PutHold(const Id& hold_id, const HoldRec& hold) {
   scratch_.clear();
   EncodeHold(hold, &scratch_);
-  return txn_->Put(dbs_.holds, IdView(hold_id), scratch_);
+  return view_.Put(dbs_.holds, IdView(hold_id), scratch_);
 }
 
 // ---------------------------------------------------------------------------
@@ -600,7 +637,7 @@ absl::Status Applier::PutHold(const Id& hold_id, const HoldRec& hold) {
 
 absl::StatusOr<Code> Applier::ProgramCreate(Ctx& c) {
   const Transaction& t = *c.tx;
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, txn_->Get(dbs_.programs, t.program));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, view_.Get(dbs_.programs, t.program));
   if (existing) return Code::kProgramExists;
   ProgramRec p;
   p.currency = t.currency;
@@ -610,7 +647,7 @@ absl::StatusOr<Code> Applier::ProgramCreate(Ctx& c) {
   p.auto_open = t.auto_open;
   scratch_.clear();
   EncodeProgram(p, &scratch_);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.programs, t.program, scratch_));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.programs, t.program, scratch_));
   for (AccountKind kind : {AccountKind::kIssuance, AccountKind::kRedemption, AccountKind::kReferral,
                            AccountKind::kAdjustment, AccountKind::kBreakage, AccountKind::kHolds}) {
     AccountRec a;
@@ -618,13 +655,13 @@ absl::StatusOr<Code> Applier::ProgramCreate(Ctx& c) {
     a.program = t.program;
     scratch_.clear();
     EncodeAccount(a, &scratch_);
-    PL_RETURN_IF_ERROR(txn_->Put(dbs_.accounts,
+    PL_RETURN_IF_ERROR(view_.Put(dbs_.accounts,
                                  IdView(SystemAccountId(t.program, AccountKindName(kind))), scratch_));
   }
   return Code::kOk;
 }
 
-absl::Status PutPrice(lmdb::Txn& txn, const Dbs& dbs, const Id& partner, int64_t from_ns,
+absl::Status PutPrice(View& txn, const Dbs& dbs, const Id& partner, int64_t from_ns,
                       uint64_t earn, uint64_t redeem) {
   std::string key(IdView(partner));
   ByteWriter(&key).BeI64(from_ns);
@@ -638,7 +675,7 @@ absl::Status PutPrice(lmdb::Txn& txn, const Dbs& dbs, const Id& partner, int64_t
 absl::StatusOr<Code> Applier::PartnerCreate(Ctx& c) {
   const Transaction& t = *c.tx;
   const Id id = PartnerAccountId(t.program, t.partner);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, txn_->Get(dbs_.partners, IdView(id)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, view_.Get(dbs_.partners, IdView(id)));
   if (existing) return Code::kProgramExists;
   AccountRec a;
   a.kind = AccountKind::kPartner;
@@ -646,21 +683,21 @@ absl::StatusOr<Code> Applier::PartnerCreate(Ctx& c) {
   a.name = t.partner;
   scratch_.clear();
   EncodeAccount(a, &scratch_);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.accounts, IdView(id), scratch_));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.accounts, IdView(id), scratch_));
   std::string last_end;
   ByteWriter(&last_end).I64(0);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.partners, IdView(id), last_end));
-  PL_RETURN_IF_ERROR(PutPrice(*txn_, dbs_, id, c.ts, t.earn_price_micros, t.redeem_price_micros));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.partners, IdView(id), last_end));
+  PL_RETURN_IF_ERROR(PutPrice(view_, dbs_, id, c.ts, t.earn_price_micros, t.redeem_price_micros));
   return Code::kOk;
 }
 
 absl::StatusOr<Code> Applier::PartnerPrice(Ctx& c) {
   const Transaction& t = *c.tx;
   const Id id = PartnerAccountId(t.program, t.partner);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, txn_->Get(dbs_.partners, IdView(id)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, view_.Get(dbs_.partners, IdView(id)));
   if (!existing) return Code::kPartnerNotFound;
   const int64_t from = t.time_ns != 0 ? t.time_ns : c.ts;
-  PL_RETURN_IF_ERROR(PutPrice(*txn_, dbs_, id, from, t.earn_price_micros, t.redeem_price_micros));
+  PL_RETURN_IF_ERROR(PutPrice(view_, dbs_, id, from, t.earn_price_micros, t.redeem_price_micros));
   return Code::kOk;
 }
 
@@ -705,7 +742,7 @@ absl::StatusOr<Code> Applier::Redeem(Ctx& c) {
   Slot* member = nullptr;
   PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, /*open_if_needed=*/false, &member));
   if (code != Code::kOk) return code;
-  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
   if (Code o = Post(c, member, sink, t.points, PostingType::kPosted); o != Code::kOk) return o;
 
@@ -730,7 +767,7 @@ absl::StatusOr<Code> Applier::Referral(Ctx& c) {
   PL_ASSIGN_OR_RETURN(code, Member(c, t.member2, true, &referee));
   if (code != Code::kOk) return code;
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> rewarded,
-                      txn_->Get(dbs_.referees, IdView(referee->id)));
+                      view_.Get(dbs_.referees, IdView(referee->id)));
   if (rewarded) return Code::kReferralAlreadyRewarded;
   if (Code o = Post(c, source, referrer, t.points, PostingType::kPosted); o != Code::kOk) return o;
   if (Code o = Post(c, source, referee, t.points2, PostingType::kPosted); o != Code::kOk) return o;
@@ -742,7 +779,7 @@ absl::StatusOr<Code> Applier::Referral(Ctx& c) {
   PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, t.points}, Piece{expires, t.points2}}));
   std::string seq_value;
   ByteWriter(&seq_value).U64(c.seq);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.referees, IdView(referee->id), seq_value));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.referees, IdView(referee->id), seq_value));
   return Code::kOk;
 }
 
@@ -755,7 +792,7 @@ absl::StatusOr<Code> Applier::Transfer(Ctx& c) {
   if (code != Code::kOk) return code;
   PL_ASSIGN_OR_RETURN(code, Member(c, t.member2, true, &to));
   if (code != Code::kOk) return code;
-  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, from->id, &lots_a_));
+  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, from->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
   if (Code o = Post(c, from, to, t.points, PostingType::kPosted); o != Code::kOk) return o;
 
@@ -786,7 +823,7 @@ absl::StatusOr<Code> Applier::Adjust(Ctx& c) {
     PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, n}}));
     return Code::kOk;
   }
-  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < n) return Code::kInsufficientPoints;
   if (Code o = Post(c, member, adjustment, n, PostingType::kPosted); o != Code::kOk) return o;
   PL_RETURN_IF_ERROR(Flush(c));
@@ -805,7 +842,7 @@ absl::StatusOr<Code> Applier::Hold(Ctx& c) {
   Slot* member = nullptr;
   PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, false, &member));
   if (code != Code::kOk) return code;
-  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
   if (Code o = Post(c, member, holds, t.points, PostingType::kPending); o != Code::kOk) return o;
 
@@ -818,14 +855,14 @@ absl::StatusOr<Code> Applier::Hold(Ctx& c) {
   hold.hold_seq = c.seq;
   PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, t.points, {}, &hold.pieces));
   PL_RETURN_IF_ERROR(PutHold(t.id, hold));
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.id), ""));
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.member_holds, TwoIdKey(member->id, t.id), ""));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.id), ""));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.member_holds, TwoIdKey(member->id, t.id), ""));
   return Code::kOk;
 }
 
 absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
   const Transaction& t = *c.tx;
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.holds, IdView(t.ref)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.holds, IdView(t.ref)));
   HoldRec hold;
   if (v && !DecodeHold(*v, &hold)) return absl::DataLossError("holds: malformed entry");
   if (!v || hold.program != t.program) return Code::kHoldNotFound;
@@ -860,8 +897,8 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
                : t.kind == Kind::kRelease ? HoldState::kReleased
                                           : HoldState::kTimedOut;
   PL_RETURN_IF_ERROR(PutHold(t.ref, hold));
-  PL_RETURN_IF_ERROR(txn_->Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.ref)).status());
-  PL_RETURN_IF_ERROR(txn_->Del(dbs_.member_holds, TwoIdKey(hold.member, t.ref)).status());
+  PL_RETURN_IF_ERROR(view_.Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.ref)).status());
+  PL_RETURN_IF_ERROR(view_.Del(dbs_.member_holds, TwoIdKey(hold.member, t.ref)).status());
   c.result_points = captured;
   return Code::kOk;
 }
@@ -876,7 +913,7 @@ absl::StatusOr<Code> Applier::Expire(Ctx& c) {
   PL_ASSIGN_OR_RETURN(Slot * breakage, Account(c, SystemAccountId(t.program, "breakage")));
   LotEntry lot;
   lot.key = LotKey(member->id, t.time_ns, t.lot_seq, t.lot_index);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.lots, lot.key));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.lots, lot.key));
   if (!v) return Code::kOk;  // consumed meanwhile: nothing to book
   ByteReader r(*v);
   lot.info.remaining = r.U64();
@@ -895,13 +932,13 @@ absl::StatusOr<Code> Applier::Expire(Ctx& c) {
 absl::StatusOr<Code> Applier::Settle(Ctx& c) {
   const Transaction& t = *c.tx;
   const Id partner_id = PartnerAccountId(t.program, t.partner);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.partners, IdView(partner_id)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.partners, IdView(partner_id)));
   if (!v) return Code::kPartnerNotFound;
   ByteReader r(*v);
   const int64_t from = r.I64();
   if (!r.done()) return absl::DataLossError("partners: malformed entry");
   const int64_t to = std::max(from, t.time_ns != 0 ? t.time_ns : c.ts);
-  PL_ASSIGN_OR_RETURN(c.statement, ComputeStatement(*txn_, dbs_, partner_id, from, to));
+  PL_ASSIGN_OR_RETURN(c.statement, ComputeStatement(view_, dbs_, partner_id, from, to));
   c.statement.program = t.program;
   c.statement.partner = t.partner;
   c.has_statement = true;
@@ -920,7 +957,7 @@ absl::StatusOr<Code> Applier::Settle(Ctx& c) {
   PL_RETURN_IF_ERROR(Flush(c));
   std::string end;
   ByteWriter(&end).I64(to);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.partners, IdView(partner_id), end));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.partners, IdView(partner_id), end));
   return Code::kOk;
 }
 
@@ -935,7 +972,7 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
   // Void every pending hold; its points are forfeited with the rest.
   std::vector<std::pair<Id, HoldRec>> pending;
   {
-    PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn_, dbs_.member_holds));
+    PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, dbs_.member_holds));
     PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(member->id)));
     while (found && cursor.key().substr(0, 16) == IdView(member->id)) {
       ByteReader kr(cursor.key().substr(16));
@@ -944,7 +981,7 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
     }
   }
   for (auto& [hold_id, hold] : pending) {
-    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn_->Get(dbs_.holds, IdView(hold_id)));
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.holds, IdView(hold_id)));
     if (!v || !DecodeHold(*v, &hold)) return absl::DataLossError("holds: missing or malformed");
     Post(c, member, holds, hold.amount, PostingType::kVoid);
   }
@@ -954,13 +991,13 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
   member->rec.closed = true;
   member->dirty = true;
   PL_RETURN_IF_ERROR(Flush(c));
-  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
   for (const LotEntry& lot : lots_a_) PL_RETURN_IF_ERROR(TakeFromLot(lot, lot.info.remaining));
   for (auto& [hold_id, hold] : pending) {
     hold.state = HoldState::kReleased;
     PL_RETURN_IF_ERROR(PutHold(hold_id, hold));
-    PL_RETURN_IF_ERROR(txn_->Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, hold_id)).status());
-    PL_RETURN_IF_ERROR(txn_->Del(dbs_.member_holds, TwoIdKey(member->id, hold_id)).status());
+    PL_RETURN_IF_ERROR(view_.Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, hold_id)).status());
+    PL_RETURN_IF_ERROR(view_.Del(dbs_.member_holds, TwoIdKey(member->id, hold_id)).status());
   }
   c.result_points = posted;
   return Code::kOk;
@@ -971,12 +1008,12 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
 
 absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
   const Transaction& t = *c.tx;
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> seen, txn_->Get(dbs_.ids, IdView(t.ref)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> seen, view_.Get(dbs_.ids, IdView(t.ref)));
   if (!seen) return Code::kOriginalNotFound;
   ByteReader sr(*seen);
   const uint64_t original_seq = sr.U64();
   PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original,
-                      ReadRecord(*txn_, dbs_, original_seq, nullptr));
+                      ReadRecord(view_, dbs_, original_seq, nullptr));
   if (!original || !sr.done()) return absl::DataLossError("ids: dangling entry");
   const Transaction& o = original->tx;
   if (o.program != t.program) return Code::kOriginalNotFound;
@@ -994,7 +1031,7 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
     return Code::kOriginalNotReversible;
   }
   const std::string done_key = BeU64Key(original_seq);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> dv, txn_->Get(dbs_.reversed, done_key));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> dv, view_.Get(dbs_.reversed, done_key));
   uint64_t done = 0;
   if (dv) {
     ByteReader dr(*dv);
@@ -1020,7 +1057,7 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
   if (*code != Code::kOk) return *code;
   std::string value;
   ByteWriter(&value).U64(done + counted);
-  PL_RETURN_IF_ERROR(txn_->Put(dbs_.reversed, done_key, value));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.reversed, done_key, value));
   return Code::kOk;
 }
 
@@ -1040,7 +1077,7 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
   std::vector<Piece> created;
   {
     PL_ASSIGN_OR_RETURN(std::optional<std::string_view> ev,
-                        txn_->Get(dbs_.effects, BeU64Key(original.seq)));
+                        view_.Get(dbs_.effects, BeU64Key(original.seq)));
     if (!ev || !DecodePieces(*ev, &created)) return absl::DataLossError("effects: missing");
   }
   const size_t legs_count = original.postings.size();
@@ -1058,7 +1095,7 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     leg.own_key = LotKey(leg.member->id, created[i].expires_at_ns, original.seq,
                          static_cast<uint32_t>(i));
     leg.lots = i == 0 ? &lots_a_ : &lots_b_;
-    PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, leg.member->id, leg.lots));
+    PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, leg.member->id, leg.lots));
     uint64_t own = 0;
     for (const LotEntry& lot : *leg.lots) {
       if (lot.key == leg.own_key) own = lot.info.remaining;
@@ -1111,7 +1148,7 @@ absl::StatusOr<Code> Applier::ReverseIntoMember(Ctx& c, const TxRecord& original
   std::vector<Piece> consumed;
   {
     PL_ASSIGN_OR_RETURN(std::optional<std::string_view> ev,
-                        txn_->Get(dbs_.effects, BeU64Key(original.seq)));
+                        view_.Get(dbs_.effects, BeU64Key(original.seq)));
     if (!ev || !DecodePieces(*ev, &consumed)) return absl::DataLossError("effects: missing");
   }
   if (Code o = Post(c, sink, member, amount, PostingType::kPosted); o != Code::kOk) return o;
@@ -1144,7 +1181,7 @@ absl::StatusOr<Code> Applier::ReverseTransfer(Ctx& c, const TxRecord& original, 
   PL_ASSIGN_OR_RETURN(Slot * to, Account(c, original.postings[0].credit));
   if (!from->exists || !to->exists) return absl::DataLossError("reverse: member missing");
   if (from->rec.closed || to->rec.closed) return Code::kAccountClosed;
-  PL_RETURN_IF_ERROR(LoadLots(*txn_, dbs_, to->id, &lots_a_));
+  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, to->id, &lots_a_));
   const uint64_t have = AvailableIn(lots_a_, c.ts, {});
   if (have < amount && !c.tx->clawback_partial) return Code::kInsufficientPoints;
   *taken = std::min(have, amount);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "ledger/sha256.h"
 #include "ledger/store.h"
 
 namespace pointledger::ledger {
@@ -35,9 +36,9 @@ std::string TotalsText(const Totals& t) {
 
 // Replays every posting of every committed transaction. Wrapping sums are
 // fine here: a stored total that overflowed would differ anyway.
-absl::Status ReplayPostings(const lmdb::Txn& txn, const Dbs& dbs,
+absl::Status ReplayPostings(const View& txn, const Dbs& dbs,
                             absl::flat_hash_map<Id, Totals>* replay) {
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.log));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.log));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   TxRecord rec;
   while (found) {
@@ -67,9 +68,9 @@ absl::Status ReplayPostings(const lmdb::Txn& txn, const Dbs& dbs,
 }
 
 // Σ pending holds per member, from the holds table.
-absl::Status PendingHolds(const lmdb::Txn& txn, const Dbs& dbs,
+absl::Status PendingHolds(const View& txn, const Dbs& dbs,
                           absl::flat_hash_map<Id, uint64_t>* held) {
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.holds));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.holds));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   HoldRec hold;
   while (found) {
@@ -86,13 +87,12 @@ absl::Status PendingHolds(const lmdb::Txn& txn, const Dbs& dbs,
 
 }  // namespace
 
-absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const lmdb::Txn& txn, const Dbs& dbs) {
+absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& txn, const Dbs& dbs) {
   std::vector<Discrepancy> out;
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.log));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.log));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   uint8_t prev[SHA256_DIGEST_LENGTH] = {};
   uint8_t digest[SHA256_DIGEST_LENGTH];
-  std::string chained;
   TxRecord rec;
   uint64_t expect_seq = 1;
   int64_t prev_ts = 0;
@@ -110,9 +110,9 @@ absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const lmdb::Txn& txn, con
       return bad("sequence", StrCat(expect_seq), StrCat(seq));
     }
     if (value.size() < 32) return bad("record", "hash and bytes", "too short");
-    chained.assign(reinterpret_cast<const char*>(prev), sizeof(prev));
-    chained.append(value.substr(32));
-    SHA256(reinterpret_cast<const unsigned char*>(chained.data()), chained.size(), digest);
+    const Digest d =
+        Sha256({std::string_view(reinterpret_cast<const char*>(prev), sizeof(prev)), value.substr(32)});
+    std::memcpy(digest, d.data(), sizeof(digest));
     if (std::memcmp(digest, value.data(), 32) != 0) {
       return bad("hash", HashHex(digest), HashHex(reinterpret_cast<const uint8_t*>(value.data())));
     }
@@ -130,7 +130,7 @@ absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const lmdb::Txn& txn, con
   return out;
 }
 
-absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const lmdb::Txn& txn, const Dbs& dbs) {
+absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const View& txn, const Dbs& dbs) {
   std::vector<Discrepancy> out;
   absl::flat_hash_map<Id, Totals> replay;
   PL_RETURN_IF_ERROR(ReplayPostings(txn, dbs, &replay));
@@ -140,7 +140,7 @@ absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const lmdb::Txn& txn, co
   // Per program: Σ credits - Σ debits, posted and pending (ordered by name).
   std::map<std::string, std::pair<__int128, __int128>> sums;
   size_t seen = 0;
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.accounts));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.accounts));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   std::vector<LotEntry> lots;
   while (found) {

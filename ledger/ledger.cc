@@ -7,7 +7,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <limits>
+#include <thread>
 
 #include "ledger/limits.h"
 #include "ledger/store.h"
@@ -18,31 +22,9 @@ namespace {
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 }  // namespace
 
-absl::StatusOr<Dbs> OpenDbs(const lmdb::Txn& txn, bool create) {
-  Dbs d;
-  struct Named {
-    MDB_dbi* dbi;
-    const char* name;
-  };
-  const Named all[] = {
-      {&d.log, "log"},           {&d.ids, "ids"},
-      {&d.programs, "programs"}, {&d.accounts, "accounts"},
-      {&d.lots, "lots"},         {&d.expiry, "expiry"},
-      {&d.holds, "holds"},       {&d.hold_deadlines, "hold_deadlines"},
-      {&d.member_holds, "member_holds"}, {&d.history, "history"},
-      {&d.reversed, "reversed"}, {&d.referees, "referees"},
-      {&d.effects, "effects"},   {&d.partners, "partners"},
-      {&d.prices, "prices"},     {&d.flows, "flows"},
-  };
-  for (const Named& n : all) {
-    PL_ASSIGN_OR_RETURN(*n.dbi, lmdb::OpenDbi(txn, n.name, create));
-  }
-  return d;
-}
-
-absl::StatusOr<ChainHead> ReadHead(const lmdb::Txn& txn, const Dbs& dbs) {
+absl::StatusOr<ChainHead> ReadHead(const View& txn, const Dbs& dbs) {
   ChainHead head;
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.log));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.log));
   PL_ASSIGN_OR_RETURN(bool found, cursor.Last());
   if (!found) return head;
   TxRecord rec;
@@ -56,7 +38,7 @@ absl::StatusOr<ChainHead> ReadHead(const lmdb::Txn& txn, const Dbs& dbs) {
   return head;
 }
 
-absl::StatusOr<std::optional<TxRecord>> ReadRecord(const lmdb::Txn& txn, const Dbs& dbs,
+absl::StatusOr<std::optional<TxRecord>> ReadRecord(const View& txn, const Dbs& dbs,
                                                    uint64_t seq, Statement* statement) {
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(dbs.log, BeU64Key(seq)));
   if (!v) return std::optional<TxRecord>();
@@ -68,13 +50,13 @@ absl::StatusOr<std::optional<TxRecord>> ReadRecord(const lmdb::Txn& txn, const D
   return std::optional<TxRecord>(std::move(rec));
 }
 
-absl::StatusOr<Statement> ComputeStatement(const lmdb::Txn& txn, const Dbs& dbs,
+absl::StatusOr<Statement> ComputeStatement(const View& txn, const Dbs& dbs,
                                            const Id& partner, int64_t from_ns, int64_t to_ns) {
   Statement s;
   s.from_ns = from_ns;
   s.to_ns = to_ns;
   __int128 partner_owes = 0, program_owes = 0;
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.flows));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.flows));
   std::string start(IdView(partner));
   ByteWriter(&start).BeI64(from_ns);
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(start));
@@ -105,55 +87,334 @@ absl::StatusOr<Statement> ComputeStatement(const lmdb::Txn& txn, const Dbs& dbs,
 
 // ---------------------------------------------------------------------------
 
+// A reader's consistent view of the ledger. Three kinds:
+// - point reads on a read-write ledger hold the active MemTable's lock in
+//   shared mode for their (short) duration and see its committed values,
+//   the frozen map and the state environment's snapshot;
+// - scans, and every read of a read-only ledger (another process's data
+//   directory), replay the log past the checkpoint into a MemTable of their
+//   own, so they hold no lock however long they run;
+// - log-only reads (head, chain) need neither.
+class Snapshot {
+ public:
+  enum class Mode { kPoint, kScan, kLogOnly };
+  Snapshot() = default;
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  ~Snapshot() {
+    view.reset();
+    if (locked != nullptr) locked->ReaderUnlock();
+  }
+
+  std::optional<lmdb::Txn> state_txn;
+  std::optional<lmdb::Txn> log_txn;
+  std::unique_ptr<MemTable> own;
+  absl::Mutex* locked = nullptr;
+  std::optional<View> view;
+};
+
+namespace {
+
+// Replays the log records after `from_seq` (whose state `view` already
+// holds) into the view's MemTable, publishing as it goes so the undo log
+// stays small. Returns the head after the last record.
+absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock* clock,
+                                    uint64_t from_seq) {
+  const Dbs dbs;
+  ChainHead head;
+  if (from_seq > 0) {
+    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(view, dbs, from_seq, nullptr));
+    if (!rec) return absl::DataLossError(StrCat("log: checkpoint seq ", from_seq, " missing"));
+    head = ChainHead{rec->seq, rec->timestamp_ns, rec->hash};
+  }
+  Applier applier(log_env, view, clock, head);
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view, dbs.log));
+  PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(BeU64Key(from_seq + 1)));
+  TxRecord rec;
+  uint64_t count = 0;
+  while (found) {
+    const std::string_view value = cursor.value();
+    if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec, nullptr)) {
+      return absl::DataLossError("log: a record does not parse (run audit verify)");
+    }
+    std::memcpy(rec.hash.data(), value.data(), 32);
+    PL_RETURN_IF_ERROR(applier.Replay(rec));
+    if (++count % 4096 == 0) view.active()->Publish();
+    PL_ASSIGN_OR_RETURN(found, cursor.Next());
+  }
+  view.active()->Publish();
+  return applier.head();
+}
+
+}  // namespace
+
 struct Ledger::Rep {
   Options options;
-  lmdb::Env env;
-  Dbs dbs;
+  lmdb::Env log_env;
+  lmdb::Env state_env;
+  Handles handles;
   Clock* clock = nullptr;
   ChainHead head;  // committed head; touched only by the (single) writer
   std::atomic<bool> writer_active{false};
+
+  MemTable active;
+  // The map being checkpointed, and the seq it is complete up to.
+  std::shared_ptr<const MemTable::Map> frozen ABSL_GUARDED_BY(active.mutex());
+  uint64_t frozen_seq ABSL_GUARDED_BY(active.mutex()) = 0;
+
+  absl::Mutex cp_mu;
+  bool cp_pending ABSL_GUARDED_BY(cp_mu) = false;  // frozen awaits its checkpoint
+  bool cp_stop ABSL_GUARDED_BY(cp_mu) = false;
+  // Frozen maps whose last holder may be the writer are parked here and
+  // freed by the checkpointer: freeing millions of slots is not the
+  // writer's job.
+  std::vector<std::shared_ptr<const MemTable::Map>> graveyard ABSL_GUARDED_BY(cp_mu);
+  std::thread checkpointer;
+  std::chrono::steady_clock::time_point last_freeze = std::chrono::steady_clock::now();
+
+  absl::StatusOr<std::unique_ptr<Snapshot>> Read(Snapshot::Mode mode);
+  absl::Status WriteCheckpoint(const MemTable::Map& map, uint64_t seq);
+  void CheckpointLoop();
+  // After a group commit: hands the active MemTable to the checkpointer
+  // when it is big or old enough and no checkpoint is running.
+  void MaybeFreeze(bool force);
+  void WaitForCheckpoint();
 };
+
+absl::StatusOr<std::unique_ptr<Snapshot>> Ledger::Rep::Read(Snapshot::Mode mode) {
+  auto snap = std::make_unique<Snapshot>();
+  if (mode == Snapshot::Mode::kLogOnly) {
+    PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
+    View::Layers layers;
+    layers.handles = &handles;
+    layers.log_txn = &*snap->log_txn;
+    snap->view.emplace(std::move(layers));
+    return snap;
+  }
+  if (mode == Snapshot::Mode::kPoint && !options.read_only) {
+    active.mutex().ReaderLock();
+    snap->locked = &active.mutex();
+    // The state snapshot is taken under the lock: a checkpoint drops the
+    // frozen map only after its commit, so the two always fit together.
+    PL_ASSIGN_OR_RETURN(snap->state_txn, lmdb::Txn::BeginRead(state_env));
+    PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
+    snap->view.emplace(View::Layers{.handles = &handles,
+                                    .log_txn = &*snap->log_txn,
+                                    .state_txn = &*snap->state_txn,
+                                    .active = &active,
+                                    .frozen = frozen});
+    return snap;
+  }
+  // State before log: the log always reaches at least the checkpoint.
+  PL_ASSIGN_OR_RETURN(snap->state_txn, lmdb::Txn::BeginRead(state_env));
+  PL_ASSIGN_OR_RETURN(const uint64_t checkpoint_seq, ReadCheckpointSeq(*snap->state_txn, handles));
+  PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
+  snap->own = std::make_unique<MemTable>(/*order_all=*/true);
+  snap->view.emplace(View::Layers{.handles = &handles,
+                                  .log_txn = &*snap->log_txn,
+                                  .state_txn = &*snap->state_txn,
+                                  .active = snap->own.get(),
+                                  .frozen = nullptr,
+                                  .writer = true,
+                                  .replaying = true});
+  PL_RETURN_IF_ERROR(ReplayLog(log_env, *snap->view, clock, checkpoint_seq).status());
+  return snap;
+}
+
+absl::Status Ledger::Rep::WriteCheckpoint(const MemTable::Map& map, uint64_t seq) {
+  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(state_env, nullptr));
+  // In key order: each B+tree page is written once per checkpoint. Not
+  // every table keeps `order`, so sort here, off the writer's thread.
+  std::vector<std::string_view> keys;
+  keys.reserve(map.size());
+  for (const auto& [full_key, slot] : map.slots) keys.push_back(full_key);
+  std::sort(keys.begin(), keys.end());
+  for (const std::string_view full_key : keys) {
+    const MemTable::Slot& slot = *map.Find(full_key);
+    if (slot.committed == MemTable::kAbsent) continue;
+    const Table t = static_cast<Table>(full_key[0]);
+    PL_CHECK(!IsLogTable(t) && t < kTableCount);
+    const std::string_view key = std::string_view(full_key).substr(1);
+    if (slot.committed == MemTable::kValue) {
+      PL_RETURN_IF_ERROR(txn.Put(handles.dbi[t], key, slot.committed_value));
+    } else {
+      PL_RETURN_IF_ERROR(txn.Del(handles.dbi[t], key).status());
+    }
+  }
+  std::string value;
+  ByteWriter(&value).U64(seq);
+  PL_RETURN_IF_ERROR(txn.Put(handles.meta, "checkpoint_seq", value));
+  return txn.Commit();
+}
+
+void Ledger::Rep::CheckpointLoop() {
+  for (;;) {
+    std::vector<std::shared_ptr<const MemTable::Map>> dead;
+    {
+      absl::MutexLock lock(&cp_mu);
+      cp_mu.Await(absl::Condition(
+          +[](Rep* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->cp_mu) {
+            return r->cp_pending || r->cp_stop || !r->graveyard.empty();
+          },
+          this));
+      dead.swap(graveyard);
+      if (!cp_pending && cp_stop) return;  // stopping, nothing left to write
+    }
+    dead.clear();  // frees them here, outside the lock
+    {
+      absl::MutexLock lock(&cp_mu);
+      if (!cp_pending) continue;
+    }
+    std::shared_ptr<const MemTable::Map> map;
+    uint64_t seq = 0;
+    {
+      absl::ReaderMutexLock lock(&active.mutex());
+      map = frozen;
+      seq = frozen_seq;
+    }
+    PL_CHECK(map != nullptr);
+    if (absl::Status s = WriteCheckpoint(*map, seq); !s.ok()) {
+      // The log still holds everything; the map stays in memory and the
+      // next attempt retries. Nothing acknowledged is at risk.
+      std::fprintf(stderr, "pointledger: checkpoint at seq %llu failed: %s; retrying\n",
+                   static_cast<unsigned long long>(seq), std::string(s.message()).c_str());
+      absl::MutexLock lock(&cp_mu);
+      if (cp_stop) return;
+      cp_mu.AwaitWithTimeout(absl::Condition(&cp_stop), absl::Seconds(1));
+      continue;
+    }
+    {
+      absl::MutexLock lock(&active.mutex());
+      frozen = nullptr;
+    }
+    absl::MutexLock lock(&cp_mu);
+    cp_pending = false;
+  }
+}
+
+void Ledger::Rep::MaybeFreeze(bool force) {
+  if (active.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  const bool due = force || active.size() >= options.checkpoint_entries ||
+                   now - last_freeze >= std::chrono::milliseconds(options.checkpoint_interval_ms);
+  if (!due) return;
+  absl::MutexLock cp_lock(&cp_mu);
+  if (cp_pending) return;  // one checkpoint at a time; this one waits
+  {
+    absl::MutexLock lock(&active.mutex());
+    frozen = active.Freeze();
+    frozen_seq = head.seq;
+  }
+  cp_pending = true;
+  last_freeze = now;
+}
+
+void Ledger::Rep::WaitForCheckpoint() {
+  absl::MutexLock lock(&cp_mu);
+  cp_mu.Await(absl::Condition(
+      +[](Rep* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->cp_mu) { return !r->cp_pending; }, this));
+}
 
 struct Ledger::Writer::Rep {
   Ledger::Rep* ledger = nullptr;
-  lmdb::Txn root;
+  lmdb::Txn root;       // the log environment's write transaction
+  lmdb::Txn state_txn;  // the checkpointed state, read-only
+  std::shared_ptr<const MemTable::Map> frozen;
+  View view;
   Applier applier;
-  Rep(Ledger::Rep* l, lmdb::Txn txn)
-      : ledger(l), root(std::move(txn)), applier(l->env, l->dbs, l->clock, l->head) {}
+  Rep(Ledger::Rep* l, lmdb::Txn log, lmdb::Txn state, std::shared_ptr<const MemTable::Map> f)
+      : ledger(l),
+        root(std::move(log)),
+        state_txn(std::move(state)),
+        frozen(std::move(f)),
+        view(View::Layers{.handles = &l->handles,
+                          .log_txn = &root,
+                          .state_txn = &state_txn,
+                          .active = &l->active,
+                          .frozen = frozen,
+                          .writer = true}),
+        applier(l->log_env, view, l->clock, l->head) {}
 };
 
 Ledger::Ledger(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
-Ledger::~Ledger() { PL_CHECK(!rep_->writer_active.load()); }
+
+Ledger::~Ledger() {
+  PL_CHECK(!rep_->writer_active.load());
+  if (rep_->checkpointer.joinable()) {
+    if (rep_->options.checkpoint_on_close) {
+      rep_->WaitForCheckpoint();
+      rep_->MaybeFreeze(/*force=*/true);
+      rep_->WaitForCheckpoint();
+    }
+    {
+      absl::MutexLock lock(&rep_->cp_mu);
+      rep_->cp_stop = true;
+    }
+    rep_->checkpointer.join();
+  }
+}
+
+namespace {
+
+absl::Status CreateDirectory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InvalidArgumentError(StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
   if (options.dir.empty()) return absl::InvalidArgumentError("no data directory given");
+  const std::filesystem::path dir(options.dir);
   if (!options.read_only) {
-    std::error_code ec;
-    std::filesystem::create_directories(options.dir, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          StrCat("cannot create ", options.dir, ": ", ec.message()));
-    }
-  } else if (!std::filesystem::exists(std::filesystem::path(options.dir) / "data.mdb")) {
+    PL_RETURN_IF_ERROR(CreateDirectory(dir / "log"));
+    PL_RETURN_IF_ERROR(CreateDirectory(dir / "state"));
+  } else if (!std::filesystem::exists(dir / "log" / "data.mdb") ||
+             !std::filesystem::exists(dir / "state" / "data.mdb")) {
     return absl::NotFoundError(StrCat("no ledger in ", options.dir));
   }
   auto rep = std::make_unique<Rep>();
   rep->options = options;
   rep->clock = options.clock != nullptr ? options.clock : SystemClock();
-  PL_ASSIGN_OR_RETURN(rep->env, lmdb::Env::Open({.dir = options.dir,
-                                                 .map_size_bytes = options.map_size_bytes,
-                                                 .read_only = options.read_only}));
-  if (options.read_only) {
-    PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep->env));
-    PL_ASSIGN_OR_RETURN(rep->dbs, OpenDbs(txn, /*create=*/false));
-    PL_ASSIGN_OR_RETURN(rep->head, ReadHead(txn, rep->dbs));
-    PL_RETURN_IF_ERROR(txn.Commit());  // keeps the dbi handles open
-  } else {
-    PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(rep->env, nullptr));
-    PL_ASSIGN_OR_RETURN(rep->dbs, OpenDbs(txn, /*create=*/true));
-    PL_ASSIGN_OR_RETURN(rep->head, ReadHead(txn, rep->dbs));
-    PL_RETURN_IF_ERROR(txn.Commit());
+  PL_ASSIGN_OR_RETURN(rep->log_env, lmdb::Env::Open({.dir = (dir / "log").string(),
+                                                     .map_size_bytes = options.map_size_bytes,
+                                                     .read_only = options.read_only}));
+  PL_ASSIGN_OR_RETURN(rep->state_env, lmdb::Env::Open({.dir = (dir / "state").string(),
+                                                       .map_size_bytes = options.map_size_bytes,
+                                                       .read_only = options.read_only}));
+  {
+    auto begin = [&](const lmdb::Env& env) {
+      return options.read_only ? lmdb::Txn::BeginRead(env) : lmdb::Txn::BeginWrite(env, nullptr);
+    };
+    PL_ASSIGN_OR_RETURN(lmdb::Txn log_txn, begin(rep->log_env));
+    PL_ASSIGN_OR_RETURN(lmdb::Txn state_txn, begin(rep->state_env));
+    PL_ASSIGN_OR_RETURN(rep->handles, OpenHandles(log_txn, state_txn, !options.read_only));
+    PL_RETURN_IF_ERROR(log_txn.Commit());  // keeps the dbi handles open
+    PL_RETURN_IF_ERROR(state_txn.Commit());
   }
+  if (options.read_only) {
+    PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep->Read(Snapshot::Mode::kLogOnly));
+    PL_ASSIGN_OR_RETURN(rep->head, ReadHead(*snap->view, Dbs()));
+    return std::unique_ptr<Ledger>(new Ledger(std::move(rep)));
+  }
+  // Recovery: the state is the last checkpoint plus the log past it.
+  {
+    PL_ASSIGN_OR_RETURN(lmdb::Txn state_txn, lmdb::Txn::BeginRead(rep->state_env));
+    PL_ASSIGN_OR_RETURN(const uint64_t checkpoint_seq, ReadCheckpointSeq(state_txn, rep->handles));
+    PL_ASSIGN_OR_RETURN(lmdb::Txn log_txn, lmdb::Txn::BeginRead(rep->log_env));
+    View view(View::Layers{.handles = &rep->handles,
+                           .log_txn = &log_txn,
+                           .state_txn = &state_txn,
+                           .active = &rep->active,
+                           .frozen = nullptr,
+                           .writer = true,
+                           .replaying = true});
+    PL_ASSIGN_OR_RETURN(rep->head, ReplayLog(rep->log_env, view, rep->clock, checkpoint_seq));
+  }
+  Rep* r = rep.get();
+  r->checkpointer = std::thread([r] { r->CheckpointLoop(); });
   return std::unique_ptr<Ledger>(new Ledger(std::move(rep)));
 }
 
@@ -167,6 +428,7 @@ Ledger::Writer::Writer(Writer&&) noexcept = default;
 Ledger::Writer::~Writer() {
   if (rep_ != nullptr) {
     rep_->root.Abort();
+    rep_->ledger->active.RollbackTo(0);
     rep_->ledger->writer_active.store(false);
   }
 }
@@ -174,12 +436,23 @@ Ledger::Writer::~Writer() {
 absl::StatusOr<Ledger::Writer> Ledger::BeginWrite() {
   PL_CHECK(!rep_->options.read_only);
   PL_CHECK(!rep_->writer_active.exchange(true));
-  absl::StatusOr<lmdb::Txn> txn = lmdb::Txn::BeginWrite(rep_->env, nullptr);
-  if (!txn.ok()) {
+  PL_CHECK(rep_->active.Savepoint() == 0);
+  auto fail = [&](absl::Status s) {
     rep_->writer_active.store(false);
-    return txn.status();
+    return s;
+  };
+  absl::StatusOr<lmdb::Txn> log = lmdb::Txn::BeginWrite(rep_->log_env, nullptr);
+  if (!log.ok()) return fail(log.status());
+  std::shared_ptr<const MemTable::Map> frozen;
+  absl::StatusOr<lmdb::Txn> state;
+  {
+    absl::ReaderMutexLock lock(&rep_->active.mutex());
+    state = lmdb::Txn::BeginRead(rep_->state_env);
+    frozen = rep_->frozen;
   }
-  return Writer(std::make_unique<Writer::Rep>(rep_.get(), *std::move(txn)));
+  if (!state.ok()) return fail(state.status());
+  return Writer(std::make_unique<Writer::Rep>(rep_.get(), *std::move(log), *std::move(state),
+                                              std::move(frozen)));
 }
 
 absl::Status Ledger::Writer::Apply(std::span<const Transaction> batch, const Auth& auth,
@@ -194,9 +467,21 @@ absl::Status Ledger::Writer::Apply(std::span<const Transaction> batch, const Aut
 absl::Status Ledger::Writer::Commit() && {
   PL_CHECK(rep_ != nullptr);
   std::unique_ptr<Rep> rep = std::move(rep_);
+  Ledger::Rep* ledger = rep->ledger;
   absl::Status status = rep->root.Commit();
-  if (status.ok()) rep->ledger->head = rep->applier.head();
-  rep->ledger->writer_active.store(false);
+  if (status.ok()) {
+    ledger->active.Publish();
+    ledger->head = rep->applier.head();
+    if (rep->frozen != nullptr) {
+      absl::MutexLock lock(&ledger->cp_mu);
+      ledger->graveyard.push_back(std::move(rep->frozen));
+    }
+    rep.reset();
+    ledger->MaybeFreeze(/*force=*/false);
+  } else {
+    ledger->active.RollbackTo(0);
+  }
+  ledger->writer_active.store(false);
   return status;
 }
 
@@ -214,7 +499,7 @@ absl::Status Ledger::ApplyBatch(std::span<const Transaction> batch, const Auth& 
 
 namespace {
 
-absl::StatusOr<std::optional<AccountRec>> ReadAccount(const lmdb::Txn& txn, const Dbs& dbs,
+absl::StatusOr<std::optional<AccountRec>> ReadAccount(const View& txn, const Dbs& dbs,
                                                       const Id& id) {
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(dbs.accounts, IdView(id)));
   if (!v) return std::optional<AccountRec>();
@@ -227,14 +512,15 @@ absl::StatusOr<std::optional<AccountRec>> ReadAccount(const lmdb::Txn& txn, cons
 
 absl::StatusOr<std::optional<Balance>> Ledger::GetBalance(std::string_view program,
                                                           std::string_view member) {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kPoint));
+  const View& txn = *snap->view;
   const Id id = MemberAccountId(program, member);
-  PL_ASSIGN_OR_RETURN(std::optional<AccountRec> account, ReadAccount(txn, rep_->dbs, id));
+  PL_ASSIGN_OR_RETURN(std::optional<AccountRec> account, ReadAccount(txn, Dbs(), id));
   if (!account || account->kind != AccountKind::kMember || account->program != program) {
     return std::optional<Balance>();
   }
   std::vector<LotEntry> lots;
-  PL_RETURN_IF_ERROR(LoadLots(txn, rep_->dbs, id, &lots));
+  PL_RETURN_IF_ERROR(LoadLots(txn, Dbs(), id, &lots));
   const int64_t now = NowNs();
   Balance b;
   b.debits_posted = account->debits_posted;
@@ -272,12 +558,13 @@ absl::StatusOr<std::vector<HistoryEntry>> Ledger::GetHistory(std::string_view pr
   std::vector<HistoryEntry> out;
   limit = std::min(limit, kHistoryLimitMax);
   if (limit == 0) return out;
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kPoint));
+  const View& txn = *snap->view;
   const Id id = MemberAccountId(program, member);
   const std::string prefix(IdView(id));
   std::string start = prefix;
   ByteWriter(&start).BeU64(before_seq == 0 ? std::numeric_limits<uint64_t>::max() : before_seq);
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, rep_->dbs.history));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, Dbs().history));
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(start));
   // Step to the entry just before `start` (keys are unique, so any match is >= start).
   PL_ASSIGN_OR_RETURN(found, found ? cursor.Prev() : cursor.Last());
@@ -288,7 +575,7 @@ absl::StatusOr<std::vector<HistoryEntry>> Ledger::GetHistory(std::string_view pr
     e.seq = kr.BeU64();
     e.points = vr.I64();
     if (!kr.done() || !vr.done()) return absl::DataLossError("history: malformed entry");
-    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(txn, rep_->dbs, e.seq, nullptr));
+    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(txn, Dbs(), e.seq, nullptr));
     if (!rec) return absl::DataLossError("history: names a missing transaction");
     e.timestamp_ns = rec->timestamp_ns;
     e.id = rec->tx.id;
@@ -300,28 +587,32 @@ absl::StatusOr<std::vector<HistoryEntry>> Ledger::GetHistory(std::string_view pr
 }
 
 absl::StatusOr<std::optional<TxRecord>> Ledger::GetTransaction(const Id& id) {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(rep_->dbs.ids, IdView(id)));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kPoint));
+  const View& txn = *snap->view;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(Dbs().ids, IdView(id)));
   if (!v) return std::optional<TxRecord>();
   ByteReader r(*v);
   const uint64_t seq = r.U64();
   if (!r.done()) return absl::DataLossError("ids: malformed entry");
-  return ReadRecord(txn, rep_->dbs, seq, nullptr);
+  return ReadRecord(txn, Dbs(), seq, nullptr);
 }
 
 absl::StatusOr<std::optional<TxRecord>> Ledger::GetTransactionBySeq(uint64_t seq) {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  return ReadRecord(txn, rep_->dbs, seq, nullptr);
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogOnly));
+  const View& txn = *snap->view;
+  return ReadRecord(txn, Dbs(), seq, nullptr);
 }
 
 absl::StatusOr<ChainHead> Ledger::GetHead() {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  return ReadHead(txn, rep_->dbs);
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogOnly));
+  const View& txn = *snap->view;
+  return ReadHead(txn, Dbs());
 }
 
 absl::StatusOr<std::optional<ProgramInfo>> Ledger::GetProgram(std::string_view name) {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(rep_->dbs.programs, name));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kPoint));
+  const View& txn = *snap->view;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(Dbs().programs, name));
   if (!v) return std::optional<ProgramInfo>();
   ProgramRec p;
   if (!DecodeProgram(*v, &p)) return absl::DataLossError("programs: malformed entry");
@@ -332,10 +623,11 @@ absl::StatusOr<std::optional<ProgramInfo>> Ledger::GetProgram(std::string_view n
 
 absl::StatusOr<std::vector<Transaction>> Ledger::CollectDue(int64_t as_of_ns, size_t limit) {
   std::vector<Transaction> due;
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  const Dbs& dbs = rep_->dbs;
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kPoint));
+  const View& txn = *snap->view;
+  const Dbs dbs;
   {
-    PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.expiry));
+    PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.expiry));
     PL_ASSIGN_OR_RETURN(bool found, cursor.First());
     while (found && due.size() < limit) {
       ByteReader kr(cursor.key());
@@ -361,7 +653,7 @@ absl::StatusOr<std::vector<Transaction>> Ledger::CollectDue(int64_t as_of_ns, si
       PL_ASSIGN_OR_RETURN(found, cursor.Next());
     }
   }
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, dbs.hold_deadlines));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.hold_deadlines));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   while (found && due.size() < limit) {
     ByteReader kr(cursor.key());
@@ -386,21 +678,23 @@ absl::StatusOr<std::vector<Transaction>> Ledger::CollectDue(int64_t as_of_ns, si
 absl::StatusOr<Statement> Ledger::SettlementStatement(std::string_view program,
                                                       std::string_view partner, int64_t from_ns,
                                                       int64_t to_ns) {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> p, txn.Get(rep_->dbs.programs, program));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kPoint));
+  const View& txn = *snap->view;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> p, txn.Get(Dbs().programs, program));
   if (!p) return absl::NotFoundError(StrCat("program_not_found: ", program));
   const Id id = PartnerAccountId(program, partner);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(rep_->dbs.partners, IdView(id)));
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(Dbs().partners, IdView(id)));
   if (!v) return absl::NotFoundError(StrCat("partner_not_found: ", partner));
-  PL_ASSIGN_OR_RETURN(Statement s, ComputeStatement(txn, rep_->dbs, id, from_ns, to_ns));
+  PL_ASSIGN_OR_RETURN(Statement s, ComputeStatement(txn, Dbs(), id, from_ns, to_ns));
   s.program = std::string(program);
   s.partner = std::string(partner);
   return s;
 }
 
 absl::Status Ledger::ForEachAccount(const std::function<void(const AccountInfo&)>& fn) {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, rep_->dbs.accounts));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kScan));
+  const View& txn = *snap->view;
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, Dbs().accounts));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   while (found) {
     AccountRec a;
@@ -425,9 +719,10 @@ absl::Status Ledger::ForEachAccount(const std::function<void(const AccountInfo&)
 }
 
 absl::StatusOr<std::vector<LotInfo>> Ledger::GetLots(const Id& account) {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kPoint));
+  const View& txn = *snap->view;
   std::vector<LotEntry> lots;
-  PL_RETURN_IF_ERROR(LoadLots(txn, rep_->dbs, account, &lots));
+  PL_RETURN_IF_ERROR(LoadLots(txn, Dbs(), account, &lots));
   std::vector<LotInfo> out;
   out.reserve(lots.size());
   for (const LotEntry& l : lots) out.push_back(l.info);
@@ -435,13 +730,15 @@ absl::StatusOr<std::vector<LotInfo>> Ledger::GetLots(const Id& account) {
 }
 
 absl::StatusOr<std::vector<Discrepancy>> Ledger::VerifyChain() {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  return VerifyChainIn(txn, rep_->dbs);
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogOnly));
+  const View& txn = *snap->view;
+  return VerifyChainIn(txn, Dbs());
 }
 
 absl::StatusOr<std::vector<Discrepancy>> Ledger::TrialBalance() {
-  PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->env));
-  return TrialBalanceIn(txn, rep_->dbs);
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kScan));
+  const View& txn = *snap->view;
+  return TrialBalanceIn(txn, Dbs());
 }
 
 }  // namespace pointledger::ledger

@@ -272,6 +272,15 @@ struct Options {
   uint64_t map_size_bytes = uint64_t{64} << 30;
   bool read_only = false;  // for tools reading a live server's directory
   Clock* clock = nullptr;  // nullptr: SystemClock()
+  // Checkpoints (docs/storage.md): the state changed since the last one is
+  // kept in memory and written to the state environment in the background
+  // once it holds this many entries, or is this old. Bigger means fewer
+  // page writes per transaction, more memory, longer replays on open.
+  uint64_t checkpoint_entries = uint64_t{1} << 21;
+  int64_t checkpoint_interval_ms = 1000;
+  // A clean close writes a final checkpoint, so the next open replays
+  // nothing. Tests turn it off to exercise the replay a crash would need.
+  bool checkpoint_on_close = true;
 };
 
 // One account as stored, for reports, audits and tests.

@@ -1,18 +1,16 @@
 // Identifiers, names of kinds and codes, content comparison, auth, clock.
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstring>
 
 #include "ledger/ledger.h"
+#include "ledger/sha256.h"
 
 namespace pointledger::ledger {
 
 Id DeriveId(std::string_view text) {
-  std::array<uint8_t, SHA256_DIGEST_LENGTH> digest;
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
+  const Digest digest = Sha256({text});
   Id id;
   std::memcpy(id.data(), digest.data(), id.size());
   return id;

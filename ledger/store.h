@@ -12,48 +12,26 @@
 #include "ledger/codec.h"
 #include "ledger/ledger.h"
 #include "ledger/lmdb.h"
+#include "ledger/view.h"
 
 namespace pointledger::ledger {
 
-// Handles of every sub-database. Keys and values: docs/storage.md.
-struct Dbs {
-  MDB_dbi log = 0;             // BeU64 seq -> hash(32) | canonical record
-  MDB_dbi ids = 0;             // tx id(16) -> U64 seq
-  MDB_dbi programs = 0;        // name -> ProgramRec
-  MDB_dbi accounts = 0;        // account id(16) -> AccountRec
-  MDB_dbi lots = 0;            // LotKey -> U64 remaining | I64 locked_until
-  MDB_dbi expiry = 0;          // BeI64 expires_at | LotKey -> ""   (finite expiries only)
-  MDB_dbi holds = 0;           // hold tx id(16) -> HoldRec
-  MDB_dbi hold_deadlines = 0;  // BeI64 deadline | hold id(16) -> ""  (pending holds)
-  MDB_dbi member_holds = 0;    // member id(16) | hold id(16) -> ""    (pending holds)
-  MDB_dbi history = 0;         // member id(16) | BeU64 seq -> I64 points
-  MDB_dbi reversed = 0;        // BeU64 original seq -> U64 points reversed so far
-  MDB_dbi referees = 0;        // referee member id(16) -> U64 seq
-  MDB_dbi effects = 0;         // BeU64 seq -> pieces created or consumed
-  MDB_dbi partners = 0;        // partner account id(16) -> I64 end of last settled period
-  MDB_dbi prices = 0;          // partner id(16) | BeI64 effective_from -> U64 earn | U64 redeem
-  MDB_dbi flows = 0;           // partner id(16) | BeI64 ts | BeU64 seq -> U8 kind | I64 points | U64 price
-};
-
-// Opens every sub-database (creating them when `create`).
-absl::StatusOr<Dbs> OpenDbs(const lmdb::Txn& txn, bool create);
-
 // The chain head as stored: the last log entry (all zero when empty).
-absl::StatusOr<ChainHead> ReadHead(const lmdb::Txn& txn, const Dbs& dbs);
+absl::StatusOr<ChainHead> ReadHead(const View& view, const Dbs& dbs);
 
 // Reads a stored transaction by seq; nullopt if absent. DataLoss if it
 // does not parse.
-absl::StatusOr<std::optional<TxRecord>> ReadRecord(const lmdb::Txn& txn, const Dbs& dbs,
+absl::StatusOr<std::optional<TxRecord>> ReadRecord(const View& view, const Dbs& dbs,
                                                    uint64_t seq, Statement* statement);
 
 // The statement of a partner's flows with from <= ts < to.
-absl::StatusOr<Statement> ComputeStatement(const lmdb::Txn& txn, const Dbs& dbs,
+absl::StatusOr<Statement> ComputeStatement(const View& view, const Dbs& dbs,
                                            const Id& partner_account, int64_t from_ns,
                                            int64_t to_ns);
 
 // Audit over one read snapshot (Ledger::VerifyChain, Ledger::TrialBalance).
-absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const lmdb::Txn& txn, const Dbs& dbs);
-absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const lmdb::Txn& txn, const Dbs& dbs);
+absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& view, const Dbs& dbs);
+absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const View& view, const Dbs& dbs);
 
 // A lot as loaded for a transaction: its key and contents.
 struct LotEntry {
@@ -61,17 +39,23 @@ struct LotEntry {
   LotInfo info;
 };
 // A member's lots in consumption order.
-absl::Status LoadLots(const lmdb::Txn& txn, const Dbs& dbs, const Id& account,
+absl::Status LoadLots(const View& view, const Dbs& dbs, const Id& account,
                       std::vector<LotEntry>* lots);
 
 // Applies batches inside a group commit. Owned by a Ledger::Writer.
 class Applier {
  public:
-  Applier(const lmdb::Env& env, const Dbs& dbs, Clock* clock, const ChainHead& head);
+  // `view` is a writer View whose log transaction is the group's root.
+  Applier(const lmdb::Env& log_env, View& view, Clock* clock, const ChainHead& head);
 
-  // See Ledger::Writer::Apply. `root` is the group's write transaction.
+  // See Ledger::Writer::Apply. `root` is the group's log write transaction.
   absl::Status ApplyBatch(lmdb::Txn& root, std::span<const Transaction> batch,
                           const Auth& auth, std::vector<Result>* results);
+
+  // Re-applies the next stored transaction (recovery and private
+  // snapshots). DataLoss if its outcome or hash differ from the record.
+  // REQUIRES: the view is replaying.
+  absl::Status Replay(const TxRecord& rec);
 
   const ChainHead& head() const { return head_; }
   uint64_t recorded_count() const { return recorded_; }
@@ -147,12 +131,12 @@ class Applier {
   absl::Status AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points);
   absl::Status PutHold(const Id& hold_id, const HoldRec& hold);
 
-  const lmdb::Env& env_;
-  const Dbs& dbs_;
+  const lmdb::Env& log_env_;
+  View& view_;
+  const Dbs dbs_;
   Clock* clock_;
   ChainHead head_;
   uint64_t recorded_ = 0;
-  lmdb::Txn* txn_ = nullptr;  // the innermost open transaction
   Ctx ctx_;
   std::string scratch_;        // reused encode buffer
   std::vector<LotEntry> lots_a_, lots_b_;

@@ -1,0 +1,347 @@
+#include "ledger/view.h"
+
+#include <utility>
+
+#include "ledger/codec.h"
+
+namespace pointledger::ledger {
+
+namespace {
+
+constexpr const char* kTableNames[kTableCount] = {
+    "log",          "effects",  "ids",      "programs",       "accounts", "lots",
+    "expiry",       "holds",    "hold_deadlines", "member_holds", "history", "reversed",
+    "referees",     "partners", "prices",   "flows"};
+
+constexpr std::string_view kCheckpointKey = "checkpoint_seq";
+
+// What a slot says at this layer: nullopt when it says nothing (look below).
+struct Found {
+  MemTable::State state;
+  std::string_view value;
+};
+std::optional<Found> Effective(const MemTable::Slot& s, bool writer) {
+  if (writer && s.pending != MemTable::kAbsent) return Found{s.pending, s.pending_value};
+  if (s.committed != MemTable::kAbsent) return Found{s.committed, s.committed_value};
+  return std::nullopt;
+}
+
+}  // namespace
+
+const char* TableName(Table t) {
+  PL_CHECK(t < kTableCount);
+  return kTableNames[t];
+}
+
+absl::StatusOr<Handles> OpenHandles(const lmdb::Txn& log_txn, const lmdb::Txn& state_txn,
+                                    bool create) {
+  Handles h;
+  for (Table t = 0; t < kTableCount; ++t) {
+    const lmdb::Txn& txn = IsLogTable(t) ? log_txn : state_txn;
+    PL_ASSIGN_OR_RETURN(h.dbi[t], lmdb::OpenDbi(txn, kTableNames[t], create));
+  }
+  PL_ASSIGN_OR_RETURN(h.meta, lmdb::OpenDbi(state_txn, "meta", create));
+  return h;
+}
+
+absl::StatusOr<uint64_t> ReadCheckpointSeq(const lmdb::Txn& state_txn, const Handles& handles) {
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v,
+                      state_txn.Get(handles.meta, kCheckpointKey));
+  if (!v) return uint64_t{0};
+  ByteReader r(*v);
+  const uint64_t seq = r.U64();
+  if (!r.done()) return absl::DataLossError("meta: malformed checkpoint_seq");
+  return seq;
+}
+
+// ---------------------------------------------------------------------------
+// MemTable.
+
+const MemTable::Slot* MemTable::Map::Find(std::string_view full_key) const {
+  auto it = slots.find(absl::string_view(full_key.data(), full_key.size()));
+  return it == slots.end() ? nullptr : &it->second;
+}
+
+MemTable::Slot* MemTable::Map::Find(std::string_view full_key) {
+  auto it = slots.find(absl::string_view(full_key.data(), full_key.size()));
+  return it == slots.end() ? nullptr : &it->second;
+}
+
+bool MemTable::Ordered(Table t) {
+  const Dbs d;
+  return t == d.lots || t == d.expiry || t == d.hold_deadlines || t == d.member_holds ||
+         t == d.history || t == d.prices || t == d.flows;
+}
+
+MemTable::Slot& MemTable::SlotFor(std::string_view full_key) {
+  if (Slot* s = map_.Find(full_key)) return *s;
+  // Inserting may rehash and rebalance: readers must not be inside the map.
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = map_.slots.try_emplace(std::string(full_key));
+  PL_CHECK(inserted);
+  if (ordered(static_cast<Table>(full_key[0]))) map_.order.insert(std::string_view(it->first));
+  return it->second;
+}
+
+void MemTable::Put(std::string_view full_key, std::string_view value) {
+  Slot& s = SlotFor(full_key);
+  undo_.push_back(Undo{&s, s.pending, std::move(s.pending_value)});
+  s.pending = kValue;
+  s.pending_value.assign(value.data(), value.size());
+}
+
+void MemTable::Del(std::string_view full_key) {
+  Slot& s = SlotFor(full_key);
+  undo_.push_back(Undo{&s, s.pending, std::move(s.pending_value)});
+  s.pending = kDeleted;
+  s.pending_value.clear();
+}
+
+void MemTable::RollbackTo(size_t mark) {
+  PL_CHECK(mark <= undo_.size());
+  while (undo_.size() > mark) {
+    Undo& u = undo_.back();
+    u.slot->pending = u.pending;
+    u.slot->pending_value = std::move(u.value);
+    undo_.pop_back();
+  }
+}
+
+void MemTable::Publish() {
+  absl::MutexLock lock(&mu_);
+  for (const Undo& u : undo_) {
+    Slot& s = *u.slot;
+    if (s.pending == kAbsent) continue;  // a key written twice: already done
+    s.committed = s.pending;
+    s.committed_value.swap(s.pending_value);
+    s.pending = kAbsent;
+  }
+  undo_.clear();
+}
+
+std::shared_ptr<const MemTable::Map> MemTable::Freeze() {
+  PL_CHECK(undo_.empty());
+  auto frozen = std::make_shared<const Map>(std::move(map_));
+  map_ = Map();
+  return frozen;
+}
+
+// ---------------------------------------------------------------------------
+// View.
+
+std::string View::FullKey(Table t, std::string_view key) const {
+  std::string full;
+  full.reserve(1 + key.size());
+  full.push_back(static_cast<char>(t));
+  full.append(key);
+  return full;
+}
+
+absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_view key) const {
+  using Result = std::optional<std::string_view>;
+  if (IsLogTable(t)) return l_.log_txn->Get(l_.handles->dbi[t], key);
+  const std::string full = FullKey(t, key);
+  if (l_.active != nullptr) {
+    if (const MemTable::Slot* slot = l_.active->map().Find(full)) {
+      if (std::optional<Found> f = Effective(*slot, l_.writer)) {
+        return f->state == MemTable::kValue ? Result(f->value) : Result();
+      }
+    }
+  }
+  if (l_.frozen != nullptr) {
+    if (const MemTable::Slot* slot = l_.frozen->Find(full)) {
+      if (std::optional<Found> f = Effective(*slot, false)) {
+        return f->state == MemTable::kValue ? Result(f->value) : Result();
+      }
+    }
+  }
+  return l_.state_txn->Get(l_.handles->dbi[t], key);
+}
+
+absl::Status View::Put(Table t, std::string_view key, std::string_view value, unsigned flags) {
+  PL_CHECK(l_.writer);
+  if (IsLogTable(t)) {
+    if (l_.replaying) return absl::OkStatus();
+    return l_.log_txn->Put(l_.handles->dbi[t], key, value, flags & MDB_APPEND);
+  }
+  if ((flags & MDB_NOOVERWRITE) != 0) {
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, Get(t, key));
+    if (existing) return absl::InternalError(StrCat(TableName(t), ": key exists"));
+  }
+  l_.active->Put(FullKey(t, key), value);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> View::Del(Table t, std::string_view key) {
+  PL_CHECK(l_.writer);
+  if (IsLogTable(t)) {
+    if (l_.replaying) return true;
+    return l_.log_txn->Del(l_.handles->dbi[t], key);
+  }
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, Get(t, key));
+  if (!existing) return false;
+  l_.active->Del(FullKey(t, key));
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// ViewCursor.
+
+absl::StatusOr<ViewCursor> ViewCursor::Open(const View& view, Table t) {
+  const View::Layers& l = view.layers();
+  const lmdb::Txn& txn = IsLogTable(t) ? *l.log_txn : *l.state_txn;
+  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, l.handles->dbi[t]));
+  return ViewCursor(&view, t, std::move(cursor));
+}
+
+absl::StatusOr<bool> ViewCursor::SeekAtLeast(std::string_view key) {
+  return Forward(std::string(key), /*strict=*/false);
+}
+
+absl::StatusOr<bool> ViewCursor::Next() { return Forward(key_, /*strict=*/true); }
+
+absl::StatusOr<bool> ViewCursor::Prev() { return Backward(key_, /*to_end=*/false); }
+
+absl::StatusOr<bool> ViewCursor::Last() { return Backward("", /*to_end=*/true); }
+
+// The layers of a state table, newest first: (map, writer view?).
+namespace {
+struct MapLayer {
+  const MemTable::Map* map;
+  bool writer;
+};
+}  // namespace
+
+absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
+  const View::Layers& l = view_->layers();
+  const char prefix = static_cast<char>(table_);
+  MapLayer maps[2];
+  size_t map_count = 0;
+  if (!IsLogTable(table_)) {
+    // A scan of a table the shared MemTable does not order is our bug:
+    // such scans run on private snapshots (Snapshot::Mode::kScan).
+    if (l.active != nullptr) {
+      PL_CHECK(l.active->ordered(table_));
+      maps[map_count++] = {&l.active->map(), l.writer};
+    }
+    if (l.frozen != nullptr) {
+      PL_CHECK(MemTable::Ordered(table_));
+      maps[map_count++] = {l.frozen.get(), false};
+    }
+  }
+  for (;;) {
+    // Each layer's first visible candidate.
+    std::optional<std::string_view> best;
+    size_t best_layer = map_count;  // map_count: LMDB
+    Found best_found{MemTable::kAbsent, {}};
+    // LMDB refuses an empty key: "at least nothing" is the first one.
+    bool found = false;
+    if (target.empty() && !strict) {
+      PL_ASSIGN_OR_RETURN(found, lmdb_.First());
+    } else {
+      PL_ASSIGN_OR_RETURN(found, lmdb_.SeekAtLeast(target));
+    }
+    if (found && strict && lmdb_.key() == target) {
+      PL_ASSIGN_OR_RETURN(found, lmdb_.Next());
+    }
+    if (found) {
+      best = lmdb_.key();
+      best_found = {MemTable::kValue, lmdb_.value()};
+    }
+    const std::string full = prefix + target;
+    // Newest layer last, so that on equal keys it wins.
+    for (size_t i = map_count; i-- > 0;) {
+      const auto& order = maps[i].map->order;
+      auto it = order.lower_bound(full);
+      if (strict && it != order.end() && *it == full) ++it;
+      for (; it != order.end() && (*it)[0] == prefix; ++it) {
+        std::optional<Found> f = Effective(*maps[i].map->Find(*it), maps[i].writer);
+        if (!f) continue;
+        const std::string_view k = it->substr(1);
+        if (!best || k <= *best) {
+          best = k;
+          best_layer = i;
+          best_found = *f;
+        }
+        break;
+      }
+    }
+    if (!best) return false;
+    if (best_found.state == MemTable::kDeleted) {
+      target = std::string(*best);
+      strict = true;
+      continue;
+    }
+    key_ = std::string(*best);
+    value_ = best_found.value;
+    (void)best_layer;
+    return true;
+  }
+}
+
+absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
+  const View::Layers& l = view_->layers();
+  const char prefix = static_cast<char>(table_);
+  MapLayer maps[2];
+  size_t map_count = 0;
+  if (!IsLogTable(table_)) {
+    // A scan of a table the shared MemTable does not order is our bug:
+    // such scans run on private snapshots (Snapshot::Mode::kScan).
+    if (l.active != nullptr) {
+      PL_CHECK(l.active->ordered(table_));
+      maps[map_count++] = {&l.active->map(), l.writer};
+    }
+    if (l.frozen != nullptr) {
+      PL_CHECK(MemTable::Ordered(table_));
+      maps[map_count++] = {l.frozen.get(), false};
+    }
+  }
+  for (;;) {
+    std::optional<std::string_view> best;
+    Found best_found{MemTable::kAbsent, {}};
+    bool found = false;
+    if (to_end) {
+      PL_ASSIGN_OR_RETURN(found, lmdb_.Last());
+    } else {
+      PL_ASSIGN_OR_RETURN(found, lmdb_.SeekAtLeast(target));
+      PL_ASSIGN_OR_RETURN(found, found ? lmdb_.Prev() : lmdb_.Last());
+    }
+    if (found) {
+      best = lmdb_.key();
+      best_found = {MemTable::kValue, lmdb_.value()};
+    }
+    std::string full;
+    if (to_end) {
+      full.push_back(static_cast<char>(prefix + 1));
+    } else {
+      full = prefix + target;
+    }
+    for (size_t i = map_count; i-- > 0;) {
+      const auto& order = maps[i].map->order;
+      auto it = order.lower_bound(full);
+      while (it != order.begin()) {
+        --it;
+        if ((*it)[0] != prefix) break;
+        std::optional<Found> f = Effective(*maps[i].map->Find(*it), maps[i].writer);
+        if (!f) continue;
+        const std::string_view k = it->substr(1);
+        if (!best || k >= *best) {
+          best = k;
+          best_found = *f;
+        }
+        break;
+      }
+    }
+    if (!best) return false;
+    if (best_found.state == MemTable::kDeleted) {
+      target = std::string(*best);
+      to_end = false;
+      continue;
+    }
+    key_ = std::string(*best);
+    value_ = best_found.value;
+    return true;
+  }
+}
+
+}  // namespace pointledger::ledger

@@ -1,0 +1,216 @@
+// Internal to ledger/: the two LMDB environments, the in-memory layer of
+// state written since the last checkpoint, and the View through which the
+// engine reads and writes both (docs/storage.md, "Log, state, checkpoints").
+//
+// Why: a transaction touches several random keys (its id, the member's
+// account, lot and history). Written to LMDB at every commit, each costs a
+// copy-on-write page, and that capped a durable group commit near 35k
+// transactions/s. Instead, a commit writes only the log (keys in seq order,
+// so appends touch few pages) and keeps the state it changed in a MemTable;
+// a background checkpoint writes the accumulated state to the state
+// environment in key order, touching each page once. After a crash, the
+// state is the last checkpoint plus a replay of the log past it.
+#ifndef POINTLEDGER_LEDGER_VIEW_H_
+#define POINTLEDGER_LEDGER_VIEW_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "ledger/lmdb.h"
+
+namespace pointledger::ledger {
+
+// A table (LMDB sub-database). `log` and `effects` are keyed by seq and live
+// in the log environment; every other table lives in the state environment.
+using Table = uint8_t;
+inline constexpr Table kTableCount = 16;
+
+// The tables, by number (keys and values: docs/storage.md). An instance is
+// handy as `dbs_.accounts`; the numbers are fixed.
+struct Dbs {
+  Table log = 0;             // BeU64 seq -> hash(32) | canonical record
+  Table effects = 1;         // BeU64 seq -> pieces created or consumed
+  Table ids = 2;             // tx id(16) -> U64 seq
+  Table programs = 3;        // name -> ProgramRec
+  Table accounts = 4;        // account id(16) -> AccountRec
+  Table lots = 5;            // LotKey -> U64 remaining | I64 locked_until
+  Table expiry = 6;          // BeI64 expires_at | LotKey -> ""   (finite expiries only)
+  Table holds = 7;           // hold tx id(16) -> HoldRec
+  Table hold_deadlines = 8;  // BeI64 deadline | hold id(16) -> ""  (pending holds)
+  Table member_holds = 9;    // member id(16) | hold id(16) -> ""    (pending holds)
+  Table history = 10;        // member id(16) | BeU64 seq -> I64 points
+  Table reversed = 11;       // BeU64 original seq -> U64 points reversed so far
+  Table referees = 12;       // referee member id(16) -> U64 seq
+  Table partners = 13;       // partner account id(16) -> I64 end of last settled period
+  Table prices = 14;         // partner id(16) | BeI64 effective_from -> U64 earn | U64 redeem
+  Table flows = 15;          // partner id(16) | BeI64 ts | BeU64 seq -> U8 kind | I64 points | U64 price
+};
+
+inline bool IsLogTable(Table t) { return t <= 1; }
+const char* TableName(Table t);
+
+// The LMDB handle of every table (in its environment) and of the state
+// environment's `meta` table (checkpoint seq).
+struct Handles {
+  MDB_dbi dbi[kTableCount] = {};
+  MDB_dbi meta = 0;
+};
+
+// Opens every log table in `log_txn` and every state table and `meta` in
+// `state_txn`, creating them when `create`.
+absl::StatusOr<Handles> OpenHandles(const lmdb::Txn& log_txn, const lmdb::Txn& state_txn,
+                                    bool create);
+
+// The seq up to which the state environment holds the state (0: none).
+absl::StatusOr<uint64_t> ReadCheckpointSeq(const lmdb::Txn& state_txn, const Handles& handles);
+
+// State written since the last checkpoint, as a sorted map from
+// (table byte ‖ key) to a slot. Each slot has a committed value, which
+// readers see, and a pending value, which only the writer sees until
+// Publish() after its group commit is durable.
+//
+// Threading: one writer thread calls the mutating methods and reads without
+// locking (it is the only mutator). Readers hold mutex() in shared mode for
+// as long as they read; the writer takes it exclusively only to insert a new
+// slot (which may move others) and to publish.
+class MemTable {
+ public:
+  enum State : uint8_t { kAbsent = 0, kValue = 1, kDeleted = 2 };
+  struct Slot {
+    State committed = kAbsent;  // kAbsent: look in the layers below
+    State pending = kAbsent;    // kAbsent: no pending write
+    std::string committed_value;
+    std::string pending_value;
+  };
+  // Point lookups go to a hash map (one probe, where a B-tree of string
+  // keys costs a dozen cache misses); range scans walk a sorted set of views
+  // of the same keys. Nodes are stable, so the views and undo entries may
+  // point into them.
+  struct Map {
+    absl::node_hash_map<std::string, Slot> slots;
+    absl::btree_set<std::string_view> order;
+    const Slot* Find(std::string_view full_key) const;
+    Slot* Find(std::string_view full_key);
+    size_t size() const { return slots.size(); }
+    bool empty() const { return slots.empty(); }
+  };
+
+  // Only tables that are scanned while the MemTable is shared (lots,
+  // expiry, holds' indexes, history, prices, flows) keep `order`: keeping
+  // it costs a B-tree insert per key. A private MemTable, built to scan
+  // anything, passes order_all.
+  explicit MemTable(bool order_all = false) : order_all_(order_all) {}
+  static bool Ordered(Table t);
+  bool ordered(Table t) const { return order_all_ || Ordered(t); }
+  MemTable(const MemTable&) = delete;
+  MemTable& operator=(const MemTable&) = delete;
+
+  // Writer side.
+  void Put(std::string_view full_key, std::string_view value);
+  void Del(std::string_view full_key);
+  // Undo marks for linked chains, batches and whole group commits.
+  size_t Savepoint() const { return undo_.size(); }
+  void RollbackTo(size_t mark);
+  // Makes every pending write committed (visible to readers), atomically.
+  void Publish();
+  // Hands the committed map over (for a checkpoint) and starts empty.
+  // REQUIRES: nothing pending. The caller holds mutex() exclusively.
+  std::shared_ptr<const Map> Freeze() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t size() const { return map_.size(); }
+  bool empty() const { return map_.empty(); }
+
+  const Map& map() const { return map_; }
+  absl::Mutex& mutex() const ABSL_LOCK_RETURNED(mu_) { return mu_; }
+
+ private:
+  struct Undo {
+    Slot* slot;
+    State pending;
+    std::string value;
+  };
+  Slot& SlotFor(std::string_view full_key);
+
+  const bool order_all_;
+  Map map_;
+  std::vector<Undo> undo_;
+  mutable absl::Mutex mu_;
+};
+
+// What the engine reads and writes through: the log environment's
+// transaction, then for state tables the active MemTable (its pending
+// values too when `writer`), the frozen map being checkpointed, and the
+// state environment's snapshot.
+//
+// Values returned by Get() and cursors are valid until the next write
+// through this View. Not thread-safe.
+class View {
+ public:
+  struct Layers {
+    const Handles* handles = nullptr;
+    lmdb::Txn* log_txn = nullptr;
+    const lmdb::Txn* state_txn = nullptr;
+    MemTable* active = nullptr;  // may be null
+    std::shared_ptr<const MemTable::Map> frozen;  // may be null
+    bool writer = false;    // sees (and makes) pending writes
+    bool replaying = false;  // log tables already hold what is written
+  };
+  explicit View(Layers layers) : l_(std::move(layers)) {}
+
+  absl::StatusOr<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
+  // MDB_APPEND is honoured for log tables; MDB_NOOVERWRITE everywhere.
+  absl::Status Put(Table t, std::string_view key, std::string_view value, unsigned flags = 0);
+  // Returns whether the key existed.
+  absl::StatusOr<bool> Del(Table t, std::string_view key);
+
+  // The innermost open log transaction (nested ones for chains).
+  lmdb::Txn* log_txn() const { return l_.log_txn; }
+  void set_log_txn(lmdb::Txn* txn) { l_.log_txn = txn; }
+  MemTable* active() const { return l_.active; }
+  const Layers& layers() const { return l_; }
+
+ private:
+  std::string FullKey(Table t, std::string_view key) const;
+  Layers l_;
+};
+
+// A cursor over one table of a View, merging its layers (newest first,
+// deletions hide older values). Positioning calls return false at the end.
+class ViewCursor {
+ public:
+  static absl::StatusOr<ViewCursor> Open(const View& view, Table t);
+
+  absl::StatusOr<bool> SeekAtLeast(std::string_view key);
+  absl::StatusOr<bool> First() { return SeekAtLeast(""); }
+  absl::StatusOr<bool> Last();
+  absl::StatusOr<bool> Next();
+  absl::StatusOr<bool> Prev();
+
+  std::string_view key() const { return key_; }
+  std::string_view value() const { return value_; }
+
+ private:
+  ViewCursor(const View* view, Table t, lmdb::Cursor cursor)
+      : view_(view), table_(t), lmdb_(std::move(cursor)) {}
+  // The first visible key >= target (> when strict); or, backwards, the
+  // last visible key < target (target empty + to_end: the very last).
+  absl::StatusOr<bool> Forward(std::string target, bool strict);
+  absl::StatusOr<bool> Backward(std::string target, bool to_end);
+
+  const View* view_;
+  Table table_;
+  lmdb::Cursor lmdb_;
+  std::string key_;
+  std::string_view value_;
+};
+
+}  // namespace pointledger::ledger
+
+#endif  // POINTLEDGER_LEDGER_VIEW_H_

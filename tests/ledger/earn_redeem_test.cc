@@ -1,0 +1,295 @@
+// earn and redeem (SPEC §2), lots and their consumption order (SPEC §1
+// "lot", "balance"): locked and expired-but-unswept points are never
+// available, and spending takes the soonest-expiring, then oldest, points.
+#include <string>
+
+#include "tests/ledger/ledger_fixture.h"
+
+namespace pointledger::ledger::testing {
+namespace {
+
+using EarnTest = AcmeTest;
+using RedeemTest = AcmeTest;
+using LotOrderTest = AcmeTest;
+
+TEST_F(EarnTest, EarnCreditsMemberFromIssuanceAndMakesOneLot) {
+  clock_.Advance(5);
+  const Result r = Apply1(Earn("acme", "alice", 120, "order-1001"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_FALSE(r.duplicate);
+  EXPECT_EQ(r.seq, 2u);
+  EXPECT_EQ(r.timestamp_ns, kStartNs + 5);
+
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.credits_posted, 120u);
+  EXPECT_EQ(b.posted, 120u);
+  EXPECT_EQ(b.available, 120u);
+  EXPECT_EQ(b.locked, 0u);
+  EXPECT_EQ(MustSystemAccount("acme", "issuance").debits_posted, 120u);
+
+  const std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].remaining, 120u);
+  EXPECT_EQ(lots[0].source_seq, 2u);
+  EXPECT_EQ(lots[0].expires_at_ns, r.timestamp_ns + 365 * kDayNs);
+  EXPECT_EQ(lots[0].locked_until_ns, 0);
+
+  // Stored once with its outcome (SPEC §7).
+  std::optional<TxRecord> rec = FindTx("acme", "order-1001");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->seq, r.seq);
+  EXPECT_EQ(rec->timestamp_ns, r.timestamp_ns);
+  EXPECT_EQ(rec->tx, Earn("acme", "alice", 120, "order-1001"));
+  EXPECT_EQ(rec->result.code, Code::kOk);
+  ASSERT_EQ(rec->postings.size(), 1u);
+  EXPECT_EQ(rec->postings[0].debit, SystemAccountId("acme", "issuance"));
+  EXPECT_EQ(rec->postings[0].credit, MemberAccountId("acme", "alice"));
+  EXPECT_EQ(rec->postings[0].points, 120u);
+}
+
+TEST_F(EarnTest, ZeroOrHugePointsAreInvalidAmount) {
+  for (uint64_t points : {uint64_t{0}, kPointsMax + 1}) {
+    const Result r = Apply1(Earn("acme", "alice", points, "e1"));
+    EXPECT_EQ(r.code, Code::kInvalidAmount) << points;
+    EXPECT_EQ(r.seq, 0u);
+  }
+  Transaction bad_lock = Earn("acme", "alice", 10, "e1");
+  bad_lock.lock_days = kLockDaysMax + 1;
+  EXPECT_EQ(Apply1(bad_lock).code, Code::kInvalidAmount);
+  EXPECT_FALSE(FindBalance("acme", "alice").has_value());
+  EXPECT_EQ(MustHead().seq, 1u);
+}
+
+TEST_F(EarnTest, ExpiresAtSetsTheLotsExpiry) {
+  const int64_t expires = kStartNs + 10 * kDayNs;
+  ASSERT_EQ(Apply1(EarnExpiring("acme", "alice", 50, expires, "e1")).code, Code::kOk);
+  const Balance b = MustBalance("acme", "alice");
+  ASSERT_EQ(b.expiring.size(), 1u);
+  EXPECT_EQ(b.expiring[0].expires_at_ns, expires);
+  EXPECT_EQ(b.expiring[0].points, 50u);
+}
+
+TEST_F(EarnTest, ExpiresAtNotInTheFutureIsExpiryInPastAndKeepsTheIdFree) {
+  clock_.Advance(kDayNs);
+  for (int64_t expires : {clock_.NowNs(), clock_.NowNs() - 1}) {
+    const Result r = Apply1(EarnExpiring("acme", "alice", 50, expires, "e1"));
+    EXPECT_EQ(r.code, Code::kExpiryInPast);
+    EXPECT_EQ(r.seq, 0u);
+  }
+  EXPECT_FALSE(FindBalance("acme", "alice").has_value());
+  const Result r = Apply1(EarnExpiring("acme", "alice", 50, clock_.NowNs() + kDayNs, "e1"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_FALSE(r.duplicate);
+}
+
+// A stalled clock: the earn's timestamp is last + 1 ns, ahead of the clock,
+// and expiry_in_past is judged at that timestamp.
+TEST_F(EarnTest, ExpiryIsJudgedAtTheWouldBeTimestampNotTheClock) {
+  MustApply({Earn("acme", "alice", 1, "e1"), Earn("acme", "alice", 1, "e2")});  // kStartNs + 2
+  Result r = Apply1(EarnExpiring("acme", "alice", 5, kStartNs + 3, "e3"));
+  EXPECT_EQ(r.code, Code::kExpiryInPast);
+  r = Apply1(EarnExpiring("acme", "alice", 5, kStartNs + 4, "e3"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.timestamp_ns, kStartNs + 3);
+}
+
+TEST_F(EarnTest, ProgramWithoutExpiryMakesLotsThatNeverExpire) {
+  ASSERT_EQ(Apply1(ProgramCreate("forever", /*expiry_days=*/0)).code, Code::kOk);
+  ASSERT_EQ(Apply1(Earn("forever", "alice", 10, "e1")).code, Code::kOk);
+  const std::vector<LotInfo> lots = MustLots("forever", "alice");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].expires_at_ns, kNeverNs);
+  clock_.Advance(36500 * kDayNs);
+  EXPECT_EQ(Available("forever", "alice"), 10u);
+  EXPECT_TRUE(MustCollectDue(clock_.NowNs()).empty());
+}
+
+TEST_F(EarnTest, ProgramLockDaysLockPointsUntilTheReturnWindowEnds) {
+  ASSERT_EQ(Apply1(ProgramCreate("locky", 365, /*lock_days=*/30)).code, Code::kOk);
+  const Result earn = Apply1(Earn("locky", "alice", 100, "e1"));
+  ASSERT_EQ(earn.code, Code::kOk);
+  Balance b = MustBalance("locky", "alice");
+  EXPECT_EQ(b.posted, 100u);
+  EXPECT_EQ(b.locked, 100u);
+  EXPECT_EQ(b.available, 0u);
+  EXPECT_EQ(MustLots("locky", "alice")[0].locked_until_ns, earn.timestamp_ns + 30 * kDayNs);
+  EXPECT_EQ(Apply1(Redeem("locky", "alice", 1, "r1")).code, Code::kInsufficientPoints);
+
+  clock_.Set(earn.timestamp_ns + 30 * kDayNs);  // unlocked at exactly locked_until
+  b = MustBalance("locky", "alice");
+  EXPECT_EQ(b.locked, 0u);
+  EXPECT_EQ(b.available, 100u);
+  EXPECT_EQ(Apply1(Redeem("locky", "alice", 100, "r2")).code, Code::kOk);
+}
+
+TEST_F(EarnTest, LockDaysOnTheEarnOverrideTheProgram) {
+  ASSERT_EQ(Apply1(ProgramCreate("locky", 365, /*lock_days=*/30)).code, Code::kOk);
+  Transaction unlocked = Earn("locky", "alice", 10, "e1");
+  unlocked.lock_days = 0;
+  Transaction locked = Earn("acme", "bob", 10, "e2");
+  locked.lock_days = 5;
+  const std::vector<Result> r = Apply({unlocked, locked});
+  ASSERT_EQ(r[0].code, Code::kOk);
+  ASSERT_EQ(r[1].code, Code::kOk);
+  EXPECT_EQ(Available("locky", "alice"), 10u);
+  EXPECT_EQ(MustBalance("acme", "bob").locked, 10u);
+  EXPECT_EQ(MustLots("acme", "bob")[0].locked_until_ns, r[1].timestamp_ns + 5 * kDayNs);
+  clock_.Set(r[1].timestamp_ns + 5 * kDayNs);
+  EXPECT_EQ(Available("acme", "bob"), 10u);
+}
+
+TEST_F(EarnTest, WithoutAutoOpenAnUnknownMemberIsAccountNotFound) {
+  ASSERT_EQ(Apply1(ProgramCreate("closedshop", 365, 0, /*auto_open=*/false)).code, Code::kOk);
+  const Result r = Apply1(Earn("closedshop", "alice", 10, "e1"));
+  EXPECT_EQ(r.code, Code::kAccountNotFound);
+  EXPECT_EQ(r.seq, 3u);  // state rejection: recorded
+  EXPECT_FALSE(FindBalance("closedshop", "alice").has_value());
+  EXPECT_EQ(MustSystemAccount("closedshop", "issuance").debits_posted, 0u);
+}
+
+TEST_F(EarnTest, UnknownProgramIsProgramNotFound) {
+  const Result r = Apply1(Earn("nope", "alice", 10, "e1"));
+  EXPECT_EQ(r.code, Code::kProgramNotFound);
+  EXPECT_EQ(r.seq, 2u);
+  EXPECT_FALSE(FindBalance("nope", "alice").has_value());
+}
+
+TEST_F(EarnTest, EarnAtAPartnerDebitsItsClearingAccount) {
+  ASSERT_EQ(Apply1(PartnerCreate("acme", "hotelco", 9000, 7000)).code, Code::kOk);
+  Transaction t = Earn("acme", "alice", 80, "e1");
+  t.partner = "hotelco";
+  ASSERT_EQ(Apply1(t).code, Code::kOk);
+  EXPECT_EQ(Available("acme", "alice"), 80u);
+  EXPECT_EQ(MustPartnerAccount("acme", "hotelco").debits_posted, 80u);
+  EXPECT_EQ(MustSystemAccount("acme", "issuance").debits_posted, 0u);
+}
+
+TEST_F(EarnTest, EarnAtAnUnknownPartnerIsPartnerNotFound) {
+  Transaction t = Earn("acme", "alice", 80, "e1");
+  t.partner = "hotelco";
+  const Result r = Apply1(t);
+  EXPECT_EQ(r.code, Code::kPartnerNotFound);
+  EXPECT_EQ(r.seq, 2u);
+  EXPECT_FALSE(FindBalance("acme", "alice").has_value());
+}
+
+// Totals are unsigned 64-bit: four earns of 2^62 would reach 2^64.
+TEST_F(EarnTest, ABalanceTotalPast64BitsIsOverflowAndMovesNothing) {
+  MustApply({Earn("acme", "alice", kPointsMax, "e1"), Earn("acme", "alice", kPointsMax, "e2"),
+             Earn("acme", "alice", kPointsMax, "e3")});
+  // The issuance account's debits overflow first: the new member stays unopened.
+  const Result bob = Apply1(Earn("acme", "bob", kPointsMax, "e4"));
+  EXPECT_EQ(bob.code, Code::kOverflow);
+  EXPECT_EQ(bob.seq, 5u);  // recorded (SPEC §3 lists overflow)
+  EXPECT_FALSE(FindBalance("acme", "bob").has_value());
+  const Result r = Apply1(Earn("acme", "alice", kPointsMax, "e5"));
+  EXPECT_EQ(r.code, Code::kOverflow);
+  EXPECT_EQ(Posted("acme", "alice"), 3 * kPointsMax);
+  EXPECT_EQ(MustLots("acme", "alice").size(), 3u);
+  EXPECT_EQ(MustSystemAccount("acme", "issuance").debits_posted, 3 * kPointsMax);
+}
+
+TEST_F(RedeemTest, RedeemDebitsMemberToRedemption) {
+  ASSERT_EQ(Apply1(Earn("acme", "alice", 120, "e1")).code, Code::kOk);
+  const Result r = Apply1(Redeem("acme", "alice", 50, "r1"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.seq, 3u);
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 70u);
+  EXPECT_EQ(b.available, 70u);
+  EXPECT_EQ(b.debits_posted, 50u);
+  EXPECT_EQ(MustSystemAccount("acme", "redemption").credits_posted, 50u);
+  EXPECT_EQ(MustLots("acme", "alice")[0].remaining, 70u);
+}
+
+TEST_F(RedeemTest, MoreThanAvailableIsInsufficientPointsAndMovesNothing) {
+  ASSERT_EQ(Apply1(Earn("acme", "alice", 120, "e1")).code, Code::kOk);
+  const Result r = Apply1(Redeem("acme", "alice", 121, "r1"));
+  EXPECT_EQ(r.code, Code::kInsufficientPoints);
+  EXPECT_EQ(r.seq, 3u);
+  EXPECT_EQ(Available("acme", "alice"), 120u);
+  EXPECT_EQ(MustSystemAccount("acme", "redemption").credits_posted, 0u);
+  EXPECT_EQ(Apply1(Redeem("acme", "alice", 120, "r2")).code, Code::kOk);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+}
+
+TEST_F(RedeemTest, UnknownMemberIsAccountNotFoundAndIsNotOpened) {
+  const Result r = Apply1(Redeem("acme", "ghost", 1, "r1"));
+  EXPECT_EQ(r.code, Code::kAccountNotFound);
+  EXPECT_EQ(r.seq, 2u);
+  EXPECT_FALSE(FindBalance("acme", "ghost").has_value());
+}
+
+TEST_F(RedeemTest, ZeroPointsIsInvalidAmount) {
+  ASSERT_EQ(Apply1(Earn("acme", "alice", 10, "e1")).code, Code::kOk);
+  const Result r = Apply1(Redeem("acme", "alice", 0, "r1"));
+  EXPECT_EQ(r.code, Code::kInvalidAmount);
+  EXPECT_EQ(r.seq, 0u);
+}
+
+TEST_F(RedeemTest, RedeemAtAPartnerCreditsItsClearingAccount) {
+  MustApply({PartnerCreate("acme", "hotelco", 9000, 7000), Earn("acme", "alice", 100, "e1")});
+  Transaction t = Redeem("acme", "alice", 40, "r1");
+  t.partner = "hotelco";
+  ASSERT_EQ(Apply1(t).code, Code::kOk);
+  EXPECT_EQ(Posted("acme", "alice"), 60u);
+  EXPECT_EQ(MustPartnerAccount("acme", "hotelco").credits_posted, 40u);
+  EXPECT_EQ(MustSystemAccount("acme", "redemption").credits_posted, 0u);
+
+  t.id = TxIdFromKey("acme", "r2");
+  t.partner = "spaco";
+  const Result r = Apply1(t);
+  EXPECT_EQ(r.code, Code::kPartnerNotFound);
+  EXPECT_EQ(Posted("acme", "alice"), 60u);
+}
+
+TEST_F(LotOrderTest, SpendingTakesSoonestExpiryFirstThenOldest) {
+  const int64_t late = kStartNs + 100 * kDayNs;
+  const int64_t soon = kStartNs + 50 * kDayNs;
+  const std::vector<Result> earned = Apply({
+      EarnExpiring("acme", "alice", 10, late, "a"),  // seq 2
+      EarnExpiring("acme", "alice", 10, soon, "b"),  // seq 3
+      Earn("acme", "alice", 10, "c"),                // seq 4, +365 days
+      EarnExpiring("acme", "alice", 10, soon, "d"),  // seq 5, same expiry as b
+  });
+  ASSERT_EQ(earned[3].code, Code::kOk);
+  ASSERT_EQ(Apply1(Redeem("acme", "alice", 15, "r1")).code, Code::kOk);
+
+  const std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 3u);
+  EXPECT_EQ(lots[0].source_seq, 5u);  // b (older, same expiry) went first
+  EXPECT_EQ(lots[0].remaining, 5u);
+  EXPECT_EQ(lots[1].source_seq, 2u);
+  EXPECT_EQ(lots[1].remaining, 10u);
+  EXPECT_EQ(lots[2].source_seq, 4u);
+  EXPECT_EQ(lots[2].remaining, 10u);
+}
+
+TEST_F(LotOrderTest, ExpiredButUnsweptPointsAreNotAvailable) {
+  MustApply({EarnExpiring("acme", "alice", 100, kStartNs + kDayNs, "e1"),
+             Earn("acme", "alice", 50, "e2")});
+  clock_.Set(kStartNs + kDayNs);  // expired at exactly expires_at
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 150u);
+  EXPECT_EQ(b.expired, 100u);
+  EXPECT_EQ(b.available, 50u);
+  EXPECT_EQ(Apply1(Redeem("acme", "alice", 51, "r1")).code, Code::kInsufficientPoints);
+  EXPECT_EQ(Apply1(Redeem("acme", "alice", 50, "r2")).code, Code::kOk);
+  EXPECT_EQ(MustLots("acme", "alice")[0].remaining, 100u);  // the expired lot was not touched
+}
+
+TEST_F(LotOrderTest, LockedLotsAreSkippedBySpending) {
+  Transaction locked = EarnExpiring("acme", "alice", 10, kStartNs + kDayNs, "locked");
+  locked.lock_days = 30;  // expires before it unlocks: never spendable
+  MustApply({locked, Earn("acme", "alice", 10, "free")});
+  EXPECT_EQ(Available("acme", "alice"), 10u);
+  EXPECT_EQ(Apply1(Redeem("acme", "alice", 11, "r1")).code, Code::kInsufficientPoints);
+  ASSERT_EQ(Apply1(Redeem("acme", "alice", 10, "r2")).code, Code::kOk);
+  const std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].source_seq, 2u);
+  EXPECT_EQ(lots[0].remaining, 10u);
+}
+
+}  // namespace
+}  // namespace pointledger::ledger::testing

@@ -1,0 +1,197 @@
+// hold, capture, release and the server's timeout of holds (SPEC §2).
+#include <string>
+
+#include "tests/ledger/ledger_fixture.h"
+
+namespace pointledger::ledger::testing {
+namespace {
+
+class HoldTest : public AcmeTest {
+ protected:
+  void SetUp() override {
+    AcmeTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(Apply1(Earn("acme", "alice", 100, "e1")).code, Code::kOk);
+  }
+};
+
+TEST_F(HoldTest, HoldReservesPointsAsPending) {
+  const Result r = Apply1(Hold("acme", "alice", 40, 300, "hold-5"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.seq, 3u);
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 100u);
+  EXPECT_EQ(b.pending, 40u);
+  EXPECT_EQ(b.debits_pending, 40u);
+  EXPECT_EQ(b.available, 60u);
+  EXPECT_EQ(MustSystemAccount("acme", "holds").credits_pending, 40u);
+  EXPECT_EQ(Apply1(Redeem("acme", "alice", 61, "r1")).code, Code::kInsufficientPoints);
+  EXPECT_EQ(Apply1(Redeem("acme", "alice", 60, "r2")).code, Code::kOk);
+}
+
+TEST_F(HoldTest, HoldBeyondAvailableIsInsufficientPoints) {
+  const Result r = Apply1(Hold("acme", "alice", 101, 300, "hold-5"));
+  EXPECT_EQ(r.code, Code::kInsufficientPoints);
+  EXPECT_EQ(r.seq, 3u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+}
+
+TEST_F(HoldTest, HoldOfAnUnknownMemberIsAccountNotFound) {
+  const Result r = Apply1(Hold("acme", "ghost", 1, 300, "hold-5"));
+  EXPECT_EQ(r.code, Code::kAccountNotFound);
+  EXPECT_FALSE(FindBalance("acme", "ghost").has_value());
+}
+
+TEST_F(HoldTest, ZeroPointsOrATimeoutOutOfRangeIsInvalidAmount) {
+  for (const Transaction& t :
+       {Hold("acme", "alice", 0, 300, "hold-5"), Hold("acme", "alice", 10, 0, "hold-5"),
+        Hold("acme", "alice", 10, kHoldTimeoutSecondsMax + 1, "hold-5")}) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kInvalidAmount);
+    EXPECT_EQ(r.seq, 0u);
+  }
+  EXPECT_EQ(Apply1(Hold("acme", "alice", 10, kHoldTimeoutSecondsMax, "hold-5")).code, Code::kOk);
+}
+
+TEST_F(HoldTest, CaptureRedeemsPartOfTheHoldAndReleasesTheRest) {
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 40, 300, "hold-5")).code, Code::kOk);
+  const Result r = Apply1(Capture("acme", "hold-5", 30, "cap-5"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 30u);
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 70u);
+  EXPECT_EQ(b.pending, 0u);
+  EXPECT_EQ(b.available, 70u);
+  EXPECT_EQ(MustSystemAccount("acme", "redemption").credits_posted, 30u);
+  EXPECT_EQ(MustSystemAccount("acme", "holds").credits_pending, 0u);
+}
+
+TEST_F(HoldTest, CaptureOfZeroTakesTheWholeHold) {
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 40, 300, "hold-5")).code, Code::kOk);
+  const Result r = Apply1(Capture("acme", "hold-5", 0, "cap-5"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 40u);
+  EXPECT_EQ(Posted("acme", "alice"), 60u);
+}
+
+TEST_F(HoldTest, CaptureBeyondTheHoldIsCaptureExceedsHoldAndLeavesItPending) {
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 40, 300, "hold-5")).code, Code::kOk);
+  Result r = Apply1(Capture("acme", "hold-5", 41, "cap-5"));
+  EXPECT_EQ(r.code, Code::kCaptureExceedsHold);
+  EXPECT_EQ(r.seq, 4u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 40u);
+  r = Apply1(Capture("acme", "hold-5", 40, "cap-6"));
+  EXPECT_EQ(r.code, Code::kOk);
+}
+
+TEST_F(HoldTest, CaptureTakesTheHoldsSoonestExpiringPiecesFirst) {
+  const int64_t soon = kStartNs + 10 * kDayNs;
+  MustApply({EarnExpiring("acme", "alice", 30, soon, "e2"),
+             Hold("acme", "alice", 50, 300, "hold-5"),  // 30 from e2, 20 from e1
+             Capture("acme", "hold-5", 40, "cap-5")});  // e2's 30, then 10 of e1's
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 90u);
+  ASSERT_EQ(b.expiring.size(), 1u);
+  EXPECT_NE(b.expiring[0].expires_at_ns, soon);
+  EXPECT_EQ(b.expiring[0].points, 90u);
+}
+
+TEST_F(HoldTest, HeldPointsThatExpireMeanwhileComeBackExpiredAndAreSwept) {
+  const int64_t soon = kStartNs + 3600 * kNanosPerSecond;
+  MustApply(
+      {EarnExpiring("acme", "alice", 30, soon, "e2"), Hold("acme", "alice", 30, 7200, "hold-5")});
+  clock_.Set(soon + 1);
+  EXPECT_TRUE(MustCollectDue(clock_.NowNs()).empty());  // the hold has them, not a lot
+  ASSERT_EQ(Apply1(Release("acme", "hold-5", "rel-5")).code, Code::kOk);
+  Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.expired, 30u);
+  EXPECT_EQ(b.available, 100u);
+
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  const Result swept = Apply1(due[0]);
+  EXPECT_EQ(swept.code, Code::kOk);
+  EXPECT_EQ(swept.points, 30u);
+  b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 100u);
+  EXPECT_EQ(b.expired, 0u);
+}
+
+TEST_F(HoldTest, AnEndedHoldIsHoldNotPending) {
+  MustApply({Hold("acme", "alice", 40, 300, "hold-5"), Capture("acme", "hold-5", 10, "cap-5"),
+             Hold("acme", "alice", 20, 300, "hold-6"), Release("acme", "hold-6", "rel-6")});
+  for (const Transaction& t :
+       {Capture("acme", "hold-5", 10, "cap-again"), Release("acme", "hold-5", "rel-5"),
+        Capture("acme", "hold-6", 10, "cap-6"), Release("acme", "hold-6", "rel-again")}) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kHoldNotPending);
+    EXPECT_NE(r.seq, 0u);
+  }
+  EXPECT_EQ(Posted("acme", "alice"), 90u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+}
+
+TEST_F(HoldTest, AnUnknownHoldIsHoldNotFound) {
+  ASSERT_EQ(Apply1(ProgramCreate("hotel")).code, Code::kOk);
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 40, 300, "hold-5")).code, Code::kOk);
+  Transaction other_program = Capture("hotel", "hold-5", 0, "cap-1");
+  other_program.ref = TxIdFromKey("acme", "hold-5");
+  for (const Transaction& t :
+       {Capture("acme", "no-such-hold", 0, "cap-2"), Release("acme", "no-such-hold", "rel-2"),
+        Capture("acme", "e1", 0, "cap-3"),  // an earn, not a hold
+        other_program}) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kHoldNotFound);
+    EXPECT_NE(r.seq, 0u);
+  }
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 40u);
+}
+
+TEST_F(HoldTest, ReleaseGivesEveryHeldPointBackWithItsExpiry) {
+  const int64_t soon = kStartNs + 10 * kDayNs;
+  MustApply({EarnExpiring("acme", "alice", 30, soon, "e2"),
+             Hold("acme", "alice", 50, 300, "hold-5")});  // 30 from e2, 20 from e1
+  ASSERT_EQ(Available("acme", "alice"), 80u);
+  const Result r = Apply1(Release("acme", "hold-5", "rel-5"));
+  EXPECT_EQ(r.code, Code::kOk);
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 130u);
+  EXPECT_EQ(b.pending, 0u);
+  EXPECT_EQ(b.available, 130u);
+  ASSERT_EQ(b.expiring.size(), 2u);
+  EXPECT_EQ(b.expiring[0].expires_at_ns, soon);
+  EXPECT_EQ(b.expiring[0].points, 30u);
+  EXPECT_EQ(b.expiring[1].points, 100u);
+}
+
+TEST_F(HoldTest, AHoldPastItsTimeoutCannotBeCapturedAndTheSweepReleasesIt) {
+  const Result hold = Apply1(Hold("acme", "alice", 40, 60, "hold-5"));
+  ASSERT_EQ(hold.code, Code::kOk);
+  EXPECT_TRUE(MustCollectDue(hold.timestamp_ns + 60 * kNanosPerSecond - 1).empty());
+
+  clock_.Set(hold.timestamp_ns + 60 * kNanosPerSecond);  // the deadline itself
+  EXPECT_EQ(Apply1(Capture("acme", "hold-5", 0, "cap-5")).code, Code::kHoldNotPending);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 40u);  // until the sweep runs
+
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].kind, Kind::kHoldTimeout);
+  EXPECT_EQ(due[0].ref, TxIdFromKey("acme", "hold-5"));
+  EXPECT_EQ(due[0].id, DeriveId("acme/hold-timeout/" + IdToHex(TxIdFromKey("acme", "hold-5"))));
+  EXPECT_EQ(Apply1(due[0], PostOnly()).code, Code::kPermissionDenied);  // the server's own kind
+  const Result swept = Apply1(due[0]);
+  EXPECT_EQ(swept.code, Code::kOk);
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.pending, 0u);
+  EXPECT_EQ(b.available, 100u);
+  EXPECT_TRUE(MustCollectDue(clock_.NowNs()).empty());
+
+  const Result again = Apply1(due[0]);  // a second sweep books nothing
+  EXPECT_EQ(again.code, Code::kOk);
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.seq, swept.seq);
+  EXPECT_EQ(Apply1(Release("acme", "hold-5", "rel-5")).code, Code::kHoldNotPending);
+}
+
+}  // namespace
+}  // namespace pointledger::ledger::testing

@@ -1,0 +1,280 @@
+// reverse (SPEC §2, docs/semantics.md "Reversals"): whole and partial,
+// clawback_partial, and the mirror of each reversible kind.
+#include <string>
+
+#include "tests/ledger/ledger_fixture.h"
+
+namespace pointledger::ledger::testing {
+namespace {
+
+using ReverseTest = AcmeTest;
+
+Transaction Clawback(Transaction t) {
+  t.clawback_partial = true;
+  return t;
+}
+
+TEST_F(ReverseTest, WholeEarnReversalReturnsThePointsToIssuance) {
+  ASSERT_EQ(Apply1(Earn("acme", "alice", 100, "order-1")).code, Code::kOk);
+  const Result r = Apply1(Reverse("acme", "order-1", 0, "refund-1"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 100u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+  EXPECT_TRUE(MustLots("acme", "alice").empty());
+  const AccountInfo issuance = MustSystemAccount("acme", "issuance");
+  EXPECT_EQ(issuance.debits_posted, 100u);
+  EXPECT_EQ(issuance.credits_posted, 100u);
+
+  const Result again = Apply1(Reverse("acme", "order-1", 0, "refund-2"));
+  EXPECT_EQ(again.code, Code::kReversalExceedsOriginal);
+  EXPECT_EQ(again.seq, 4u);  // recorded
+}
+
+TEST_F(ReverseTest, PartialReversalsNeverSumPastTheOriginal) {
+  ASSERT_EQ(Apply1(Earn("acme", "alice", 100, "order-1")).code, Code::kOk);
+  Result r = Apply1(Reverse("acme", "order-1", 40, "refund-1"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 40u);
+  EXPECT_EQ(Posted("acme", "alice"), 60u);
+
+  r = Apply1(Reverse("acme", "order-1", 61, "refund-2"));
+  EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);
+  EXPECT_EQ(Posted("acme", "alice"), 60u);
+
+  r = Apply1(Reverse("acme", "order-1", 0, "refund-3"));  // 0: the rest
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 60u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+
+  r = Apply1(Reverse("acme", "order-1", 1, "refund-4"));
+  EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);
+}
+
+TEST_F(ReverseTest, EarnReversalTakesTheEarnsOwnLotFirstThenOtherLots) {
+  MustApply({EarnExpiring("acme", "alice", 50, kStartNs + 10 * kDayNs, "a"),  // seq 2
+             Earn("acme", "alice", 100, "b"),                                 // seq 3
+             Redeem("acme", "alice", 80, "r1"),  // a: 50 (soonest), b: 30
+             Earn("acme", "alice", 40, "c")});   // seq 5
+  ASSERT_EQ(Apply1(Reverse("acme", "b", 0, "refund-b")).code, Code::kOk);
+  // b's own 70 first, then 30 of c (FIFO would also have taken c, but not b first).
+  const std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].source_seq, 5u);
+  EXPECT_EQ(lots[0].remaining, 10u);
+}
+
+TEST_F(ReverseTest, EarnReversalPrefersItsOwnLotOverSoonerExpiringOnes) {
+  MustApply({EarnExpiring("acme", "alice", 50, kStartNs + 10 * kDayNs, "a"),
+             Earn("acme", "alice", 100, "b")});
+  ASSERT_EQ(Apply1(Reverse("acme", "b", 30, "refund-b")).code, Code::kOk);
+  const std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 2u);
+  EXPECT_EQ(lots[0].remaining, 50u);  // a untouched
+  EXPECT_EQ(lots[1].remaining, 70u);
+}
+
+TEST_F(ReverseTest, EarnReversalCountsItsOwnLockedLot) {
+  ASSERT_EQ(Apply1(ProgramCreate("locky", 365, /*lock_days=*/30)).code, Code::kOk);
+  ASSERT_EQ(Apply1(Earn("locky", "alice", 100, "order-1")).code, Code::kOk);
+  ASSERT_EQ(Available("locky", "alice"), 0u);
+  const Result r = Apply1(Reverse("locky", "order-1", 0, "refund-1"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 100u);
+  EXPECT_EQ(Posted("locky", "alice"), 0u);
+}
+
+TEST_F(ReverseTest, EarnReversalCountsItsOwnExpiredButUnsweptLot) {
+  ASSERT_EQ(Apply1(EarnExpiring("acme", "alice", 100, kStartNs + kDayNs, "order-1")).code,
+            Code::kOk);
+  clock_.Advance(2 * kDayNs);
+  const Result r = Apply1(Reverse("acme", "order-1", 0, "refund-1"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 100u);
+  EXPECT_TRUE(MustLots("acme", "alice").empty());
+}
+
+TEST_F(ReverseTest, EarnReversalBeyondWhatIsLeftIsInsufficientPoints) {
+  MustApply({Earn("acme", "alice", 100, "order-1"), Redeem("acme", "alice", 80, "r1")});
+  const Result r = Apply1(Reverse("acme", "order-1", 0, "refund-1"));
+  EXPECT_EQ(r.code, Code::kInsufficientPoints);
+  EXPECT_EQ(r.seq, 4u);
+  EXPECT_EQ(Posted("acme", "alice"), 20u);
+}
+
+TEST_F(ReverseTest, ClawbackPartialTakesWhatThereIsAndReportsIt) {
+  MustApply({Earn("acme", "alice", 100, "order-1"), Redeem("acme", "alice", 80, "r1")});
+  Result r = Apply1(Clawback(Reverse("acme", "order-1", 0, "refund-1")));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 20u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+  EXPECT_EQ(MustSystemAccount("acme", "issuance").credits_posted, 20u);
+
+  // Only what was taken counts against the original: 80 may still be reversed.
+  r = Apply1(Clawback(Reverse("acme", "order-1", 80, "refund-2")));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 0u);
+}
+
+TEST_F(ReverseTest, RedeemReversalGivesLotsBackWithTheConsumedExpiry) {
+  const int64_t e1 = kStartNs + 30 * kDayNs;
+  const int64_t e2 = kStartNs + 60 * kDayNs;
+  MustApply({EarnExpiring("acme", "alice", 10, e1, "a"), EarnExpiring("acme", "alice", 10, e2, "b"),
+             Redeem("acme", "alice", 15, "r1")});         // a: 10, b: 5
+  Result r = Apply1(Reverse("acme", "r1", 5, "undo-1"));  // the last consumed comes back first
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 5u);
+  Balance b = MustBalance("acme", "alice");
+  ASSERT_EQ(b.expiring.size(), 1u);
+  EXPECT_EQ(b.expiring[0].expires_at_ns, e2);
+  EXPECT_EQ(b.expiring[0].points, 10u);
+
+  r = Apply1(Reverse("acme", "r1", 0, "undo-2"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 10u);
+  b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.available, 20u);
+  ASSERT_EQ(b.expiring.size(), 2u);
+  EXPECT_EQ(b.expiring[0].expires_at_ns, e1);
+  EXPECT_EQ(b.expiring[0].points, 10u);
+  EXPECT_EQ(b.expiring[1].expires_at_ns, e2);
+  EXPECT_EQ(b.expiring[1].points, 10u);
+  const AccountInfo redemption = MustSystemAccount("acme", "redemption");
+  EXPECT_EQ(redemption.credits_posted, 15u);
+  EXPECT_EQ(redemption.debits_posted, 15u);
+
+  EXPECT_EQ(Apply1(Reverse("acme", "r1", 1, "undo-3")).code, Code::kReversalExceedsOriginal);
+}
+
+TEST_F(ReverseTest, RedeemReversalLotsAreNotLocked) {
+  ASSERT_EQ(Apply1(ProgramCreate("locky", 365, /*lock_days=*/30)).code, Code::kOk);
+  Transaction unlocked = Earn("locky", "alice", 100, "e1");
+  unlocked.lock_days = 0;
+  MustApply({unlocked, Redeem("locky", "alice", 40, "r1"), Reverse("locky", "r1", 0, "undo-r1")});
+  EXPECT_EQ(Available("locky", "alice"), 100u);
+}
+
+TEST_F(ReverseTest, TransferReversalMovesPointsBackWithTheirExpiry) {
+  const int64_t e1 = kStartNs + 30 * kDayNs;
+  MustApply({EarnExpiring("acme", "alice", 30, e1, "e1"),
+             Transfer("acme", "alice", "carol", 20, "gift-1")});
+  const Result r = Apply1(Reverse("acme", "gift-1", 0, "ungift-1"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 20u);
+  EXPECT_EQ(Posted("acme", "carol"), 0u);
+  const Balance alice = MustBalance("acme", "alice");
+  EXPECT_EQ(alice.available, 30u);
+  ASSERT_EQ(alice.expiring.size(), 1u);
+  EXPECT_EQ(alice.expiring[0].expires_at_ns, e1);
+}
+
+TEST_F(ReverseTest, TransferReversalNeedsTheReceiversPointsUnlessClawbackPartial) {
+  MustApply({Earn("acme", "alice", 30, "e1"), Transfer("acme", "alice", "carol", 20, "gift-1"),
+             Redeem("acme", "carol", 15, "r1")});
+  Result r = Apply1(Reverse("acme", "gift-1", 0, "ungift-1"));
+  EXPECT_EQ(r.code, Code::kInsufficientPoints);
+  EXPECT_EQ(Posted("acme", "carol"), 5u);
+
+  r = Apply1(Clawback(Reverse("acme", "gift-1", 0, "ungift-2")));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 5u);
+  EXPECT_EQ(Posted("acme", "carol"), 0u);
+  EXPECT_EQ(Posted("acme", "alice"), 15u);
+}
+
+TEST_F(ReverseTest, CapturedHoldReversalGivesTheCapturedPointsBack) {
+  MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 40, 300, "hold-5"),
+             Capture("acme", "hold-5", 30, "cap-5")});
+  ASSERT_EQ(Posted("acme", "alice"), 70u);
+  Result r = Apply1(Reverse("acme", "cap-5", 0, "uncap-5"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 30u);
+  EXPECT_EQ(Available("acme", "alice"), 100u);
+  EXPECT_EQ(MustSystemAccount("acme", "redemption").debits_posted, 30u);
+
+  r = Apply1(Reverse("acme", "cap-5", 0, "uncap-6"));
+  EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);
+}
+
+TEST_F(ReverseTest, ReferralReversalIsWholeAndOnce) {
+  ASSERT_EQ(Apply1(Referral("acme", "alice", "bob", 500, 250, "ref-bob")).code, Code::kOk);
+  Result r = Apply1(Reverse("acme", "ref-bob", 500, "unref-1"));
+  EXPECT_EQ(r.code, Code::kOriginalNotReversible);  // part of a referral
+
+  r = Apply1(Reverse("acme", "ref-bob", 0, "unref-2"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 750u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+  EXPECT_EQ(Posted("acme", "bob"), 0u);
+  EXPECT_EQ(MustSystemAccount("acme", "referral").credits_posted, 750u);
+
+  r = Apply1(Reverse("acme", "ref-bob", 750, "unref-3"));
+  EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);
+  // The referee stays rewarded.
+  EXPECT_EQ(Apply1(Referral("acme", "carol", "bob", 5, 5, "ref-bob-2")).code,
+            Code::kReferralAlreadyRewarded);
+}
+
+TEST_F(ReverseTest, ReferralReversalChecksBothLegsTogether) {
+  MustApply(
+      {Referral("acme", "alice", "bob", 500, 250, "ref-bob"), Redeem("acme", "bob", 200, "r1")});
+  Result r = Apply1(Reverse("acme", "ref-bob", 0, "unref-1"));
+  EXPECT_EQ(r.code, Code::kInsufficientPoints);
+  EXPECT_EQ(Posted("acme", "alice"), 500u);  // the referrer's leg was not taken alone
+
+  Transaction clawback = Reverse("acme", "ref-bob", 0, "unref-2");
+  clawback.clawback_partial = true;
+  r = Apply1(clawback);
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 550u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+  EXPECT_EQ(Posted("acme", "bob"), 0u);
+  // A referral is reversed at most once, whatever was taken.
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 0, "unref-3")).code, Code::kReversalExceedsOriginal);
+}
+
+TEST_F(ReverseTest, AdjustReversalWorksBothWays) {
+  MustApply({Adjust("acme", "alice", 50, "adj-up"), Adjust("acme", "alice", -20, "adj-down")});
+  ASSERT_EQ(Posted("acme", "alice"), 30u);
+  Result r = Apply1(Reverse("acme", "adj-down", 0, "undo-down"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 20u);
+  EXPECT_EQ(Posted("acme", "alice"), 50u);
+  r = Apply1(Reverse("acme", "adj-up", 0, "undo-up"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 50u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+  const AccountInfo adjustment = MustSystemAccount("acme", "adjustment");
+  EXPECT_EQ(adjustment.debits_posted, 70u);
+  EXPECT_EQ(adjustment.credits_posted, 70u);
+}
+
+TEST_F(ReverseTest, OnlyEarnRedeemReferralTransferAdjustAndCaptureAreReversible) {
+  MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 10, 300, "hold-1"),
+             Release("acme", "hold-1", "rel-1"), Hold("acme", "alice", 10, 300, "hold-2")});
+  ASSERT_EQ(Apply1(Redeem("acme", "alice", 1000, "rejected")).code, Code::kInsufficientPoints);
+  for (const char* original : {"program-create", "hold-1", "rel-1", "hold-2", "rejected"}) {
+    const Result r = Apply1(Reverse("acme", original, 0, std::string("undo-") + original));
+    EXPECT_EQ(r.code, Code::kOriginalNotReversible) << original;
+    EXPECT_NE(r.seq, 0u) << original;
+  }
+  EXPECT_EQ(Posted("acme", "alice"), 100u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 10u);
+}
+
+TEST_F(ReverseTest, UnknownOrForeignOriginalIsOriginalNotFound) {
+  Result r = Apply1(Reverse("acme", "never-posted", 0, "undo-1"));
+  EXPECT_EQ(r.code, Code::kOriginalNotFound);
+  EXPECT_EQ(r.seq, 2u);
+
+  // The same id in another program is not this program's transaction.
+  ASSERT_EQ(Apply1(ProgramCreate("hotel")).code, Code::kOk);
+  ASSERT_EQ(Apply1(Earn("hotel", "alice", 100, "order-1")).code, Code::kOk);
+  Transaction foreign = Reverse("acme", "order-1", 0, "undo-2");
+  foreign.ref = TxIdFromKey("hotel", "order-1");
+  r = Apply1(foreign);
+  EXPECT_EQ(r.code, Code::kOriginalNotFound);
+  EXPECT_EQ(Posted("hotel", "alice"), 100u);
+}
+
+}  // namespace
+}  // namespace pointledger::ledger::testing
