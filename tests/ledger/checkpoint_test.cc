@@ -1,0 +1,233 @@
+// The log + checkpoint storage (docs/storage.md): whatever the checkpoint
+// policy, however often the ledger is reopened without a final checkpoint
+// (as after a crash), and whoever reads (the writer's process or a
+// read-only one), the ledger must say exactly the same thing.
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "tests/ledger/ledger_fixture.h"
+
+namespace pointledger::ledger {
+namespace {
+
+using namespace testing;  // NOLINT: the fixture's builders
+
+constexpr int kMembers = 40;
+
+std::string MemberName(uint64_t i) { return "m" + std::to_string(i % kMembers); }
+
+// A deterministic mix of every kind that moves points, with duplicates,
+// linked chains and reversals of earlier ids.
+std::vector<std::vector<Transaction>> Workload(uint64_t seed, int batches) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<Transaction>> out;
+  out.push_back({ProgramCreate("acme", 30), PartnerCreate("acme", "hotelco", 9000, 7000)});
+  int n = 0;
+  for (int b = 0; b < batches; ++b) {
+    std::vector<Transaction> batch;
+    const int size = 1 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < size; ++i, ++n) {
+      const std::string key = "t" + std::to_string(n);
+      const std::string member = MemberName(rng());
+      switch (rng() % 9) {
+        case 0: case 1: case 2:
+          batch.push_back(Earn("acme", member, 1 + rng() % 500, key));
+          break;
+        case 3:
+          batch.push_back(Redeem("acme", member, 1 + rng() % 200, key));
+          break;
+        case 4:
+          batch.push_back(Transfer("acme", member, MemberName(rng()), 1 + rng() % 50, key));
+          break;
+        case 5:
+          batch.push_back(Hold("acme", member, 1 + rng() % 100, 600, key));
+          break;
+        case 6:
+          batch.push_back(Capture("acme", "t" + std::to_string(rng() % (n + 1)), 0, key));
+          break;
+        case 7:
+          batch.push_back(Reverse("acme", "t" + std::to_string(rng() % (n + 1)), 0, key));
+          break;
+        default:  // a replay of an earlier id: a duplicate or an id_conflict
+          batch.push_back(Earn("acme", member, 1 + rng() % 3, "t" + std::to_string(rng() % (n + 1))));
+          break;
+      }
+      if (rng() % 8 == 0 && i + 1 < size) batch.back().linked = true;
+    }
+    batch.back().linked = false;
+    out.push_back(std::move(batch));
+  }
+  return out;
+}
+
+// Everything a client can read about the ledger, as text, so two ledgers
+// compare with one EXPECT_EQ and a readable diff.
+std::string Fingerprint(Ledger& ledger) {
+  std::string out;
+  absl::StatusOr<ChainHead> head = ledger.GetHead();
+  EXPECT_TRUE(head.ok());
+  if (head.ok()) out += "head " + std::to_string(head->seq) + " " + IdToHex(Id{}) + "\n";
+  for (int i = 0; i < kMembers; ++i) {
+    const std::string member = MemberName(static_cast<uint64_t>(i));
+    absl::StatusOr<std::optional<Balance>> b = ledger.GetBalance("acme", member);
+    EXPECT_TRUE(b.ok()) << b.status();
+    if (!b.ok() || !b->has_value()) continue;
+    const Balance& x = **b;
+    out += member + " posted=" + std::to_string(x.posted) + " pending=" +
+           std::to_string(x.pending) + " available=" + std::to_string(x.available) +
+           " locked=" + std::to_string(x.locked) + "\n";
+    absl::StatusOr<std::vector<LotInfo>> lots = ledger.GetLots(MemberAccountId("acme", member));
+    EXPECT_TRUE(lots.ok());
+    for (const LotInfo& l : lots.value_or(std::vector<LotInfo>())) {
+      out += "  lot " + std::to_string(l.source_seq) + "/" + std::to_string(l.index) + " " +
+             std::to_string(l.remaining) + "\n";
+    }
+    absl::StatusOr<std::vector<HistoryEntry>> history = ledger.GetHistory("acme", member, 1000, 0);
+    EXPECT_TRUE(history.ok());
+    for (const HistoryEntry& h : history.value_or(std::vector<HistoryEntry>())) {
+      out += "  history " + std::to_string(h.seq) + " " + std::to_string(h.points) + "\n";
+    }
+  }
+  EXPECT_TRUE(ledger
+                  .ForEachAccount([&](const AccountInfo& a) {
+                    out += "account " + a.kind + " " + a.name + " " +
+                           std::to_string(a.credits_posted) + "-" +
+                           std::to_string(a.debits_posted) + "\n";
+                  })
+                  .ok());
+  absl::StatusOr<Statement> s = ledger.SettlementStatement("acme", "hotelco", 0, INT64_MAX);
+  EXPECT_TRUE(s.ok());
+  return out;
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (std::string* dir : {&a_dir_, &b_dir_}) {
+      char pattern[] = "/tmp/pl_checkpoint_test.XXXXXX";
+      ASSERT_NE(mkdtemp(pattern), nullptr);
+      *dir = pattern;
+    }
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(a_dir_, ec);
+    std::filesystem::remove_all(b_dir_, ec);
+  }
+
+  std::unique_ptr<Ledger> Open(const std::string& dir, uint64_t checkpoint_entries,
+                               bool checkpoint_on_close, bool read_only = false) {
+    Options options;
+    options.dir = dir;
+    options.map_size_bytes = uint64_t{64} << 20;
+    options.clock = &clock_;
+    options.checkpoint_entries = checkpoint_entries;
+    options.checkpoint_interval_ms = 1'000'000;  // only by size
+    options.checkpoint_on_close = checkpoint_on_close;
+    options.read_only = read_only;
+    absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    return opened.ok() ? *std::move(opened) : nullptr;
+  }
+
+  static std::vector<Result> Apply(Ledger& ledger, const std::vector<Transaction>& batch) {
+    std::vector<Result> results;
+    EXPECT_TRUE(ledger.ApplyBatch(batch, Auth::Admin(), &results).ok());
+    return results;
+  }
+
+  FakeClock clock_;
+  std::string a_dir_, b_dir_;
+};
+
+// Ledger A checkpoints only when closed; ledger B checkpoints after nearly
+// every commit and is "crashed" (closed without a final checkpoint) and
+// reopened every few batches, so its state is rebuilt by replaying the log
+// over many different checkpoints. Both must agree on every result and on
+// everything a client can read.
+TEST_F(CheckpointTest, ReplayAfterAnyCheckpointGivesTheSameLedger) {
+  std::unique_ptr<Ledger> a = Open(a_dir_, uint64_t{1} << 30, true);
+  std::unique_ptr<Ledger> b = Open(b_dir_, 8, false);
+  ASSERT_TRUE(a && b);
+  const std::vector<std::vector<Transaction>> work = Workload(7, 120);
+  int reopened = 0;
+  for (size_t i = 0; i < work.size(); ++i) {
+    clock_.Advance(int64_t{3600} * kNanosPerSecond);  // holds time out, lots age
+    ASSERT_EQ(Apply(*a, work[i]), Apply(*b, work[i])) << "batch " << i;
+    // The sweep: expiries and hold timeouts, found the same way in both.
+    absl::StatusOr<std::vector<Transaction>> due_a = a->CollectDue(clock_.NowNs(), 500);
+    absl::StatusOr<std::vector<Transaction>> due_b = b->CollectDue(clock_.NowNs(), 500);
+    ASSERT_TRUE(due_a.ok() && due_b.ok());
+    ASSERT_EQ(*due_a, *due_b) << "batch " << i;
+    if (!due_a->empty()) {
+      ASSERT_EQ(Apply(*a, *due_a), Apply(*b, *due_b));
+    }
+    if (i % 7 == 3) {
+      b.reset();
+      b = Open(b_dir_, 8, false);
+      ASSERT_TRUE(b);
+      ++reopened;
+    }
+  }
+  EXPECT_GE(reopened, 15);
+  const std::string expected = Fingerprint(*a);
+  EXPECT_EQ(expected, Fingerprint(*b));
+  EXPECT_TRUE(b->VerifyChain()->empty());
+  EXPECT_TRUE(b->TrialBalance()->empty()) << Describe(*b->TrialBalance());
+  // A duplicate after replay still answers with the original outcome.
+  const std::vector<Result> again_a = Apply(*a, work[5]);
+  const std::vector<Result> again_b = Apply(*b, work[5]);
+  EXPECT_EQ(again_a, again_b);
+}
+
+// A read-only ledger (another process reading the data directory while the
+// server runs) replays the log past the last checkpoint by itself and reads
+// exactly what the writer's own readers see.
+TEST_F(CheckpointTest, ReadOnlyLedgerSeesWhatTheWriterSees) {
+  std::unique_ptr<Ledger> w = Open(a_dir_, 64, false);
+  ASSERT_TRUE(w);
+  const std::vector<std::vector<Transaction>> work = Workload(11, 60);
+  for (size_t i = 0; i < work.size(); ++i) {
+    Apply(*w, work[i]);
+    if (i % 20 == 19) {
+      std::unique_ptr<Ledger> r = Open(a_dir_, 64, false, /*read_only=*/true);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(Fingerprint(*w), Fingerprint(*r)) << "after batch " << i;
+    }
+  }
+}
+
+// Point reads run beside the writer. Every balance they return must come
+// from one consistent state: posted = available + locked + expired +
+// pending, whichever commit it was read after.
+TEST_F(CheckpointTest, ReadsBesideTheWriterAreNeverTorn) {
+  std::unique_ptr<Ledger> w = Open(a_dir_, 256, true);
+  ASSERT_TRUE(w);
+  const std::vector<std::vector<Transaction>> work = Workload(23, 300);
+  Apply(*w, work[0]);
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0}, reads{0};
+  std::thread reader([&] {
+    uint64_t i = 0;
+    while (!done.load()) {
+      absl::StatusOr<std::optional<Balance>> b = w->GetBalance("acme", MemberName(i++));
+      if (!b.ok()) {
+        ++torn;
+        continue;
+      }
+      ++reads;
+      if (!b->has_value()) continue;
+      const Balance& x = **b;
+      if (x.available + x.locked + x.expired + x.pending != x.posted) ++torn;
+    }
+  });
+  for (size_t i = 1; i < work.size(); ++i) Apply(*w, work[i]);
+  done.store(true);
+  reader.join();
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+}
+
+}  // namespace
+}  // namespace pointledger::ledger
