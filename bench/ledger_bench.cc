@@ -45,7 +45,8 @@ std::string BenchDir(const std::string& name) {
 
 uint64_t DirBytes(const std::string& dir) {
   uint64_t total = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
     // LMDB's data file is sparse up to the map size: count allocated blocks.
     struct stat st;
     if (::stat(e.path().c_str(), &st) == 0) total += uint64_t(st.st_blocks) * 512;

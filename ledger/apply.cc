@@ -938,7 +938,11 @@ absl::StatusOr<Code> Applier::Settle(Ctx& c) {
   const int64_t from = r.I64();
   if (!r.done()) return absl::DataLossError("partners: malformed entry");
   const int64_t to = std::max(from, t.time_ns != 0 ? t.time_ns : c.ts);
-  PL_ASSIGN_OR_RETURN(c.statement, ComputeStatement(view_, dbs_, partner_id, from, to));
+  absl::StatusOr<Statement> statement = ComputeStatement(view_, dbs_, partner_id, from, to);
+  // A period whose totals exceed int64 cannot be stated: refused, recorded.
+  if (absl::IsOutOfRange(statement.status())) return Code::kOverflow;
+  PL_RETURN_IF_ERROR(statement.status());
+  c.statement = *std::move(statement);
   c.statement.program = t.program;
   c.statement.partner = t.partner;
   c.has_statement = true;

@@ -55,7 +55,10 @@ absl::StatusOr<Statement> ComputeStatement(const View& txn, const Dbs& dbs,
   Statement s;
   s.from_ns = from_ns;
   s.to_ns = to_ns;
-  __int128 partner_owes = 0, program_owes = 0;
+  // Sums in 128 bits: a period's flows may add up past int64 (2^62 points
+  // each, at up to 2^31 micros a point). Such a statement is refused below
+  // rather than printed wrong.
+  __int128 earned = 0, redeemed = 0, partner_owes = 0, program_owes = 0;
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.flows));
   std::string start(IdView(partner));
   ByteWriter(&start).BeI64(from_ns);
@@ -70,17 +73,25 @@ absl::StatusOr<Statement> ComputeStatement(const View& txn, const Dbs& dbs,
     const uint64_t price = vr.U64();
     if (!vr.done() || kind > 1) return absl::DataLossError("flows: malformed entry");
     if (static_cast<FlowKind>(kind) == FlowKind::kEarn) {
-      s.earned_points += points;
+      earned += points;
       partner_owes += static_cast<__int128>(points) * price;
     } else {
-      s.redeemed_points += points;
+      redeemed += points;
       program_owes += static_cast<__int128>(points) * price;
     }
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
+  const __int128 net = partner_owes - program_owes;
+  for (const __int128 v : {earned, redeemed, partner_owes, program_owes, net}) {
+    if (v > std::numeric_limits<int64_t>::max() || v < -std::numeric_limits<int64_t>::max()) {
+      return absl::OutOfRangeError("statement: an amount exceeds 2^63 - 1");
+    }
+  }
+  s.earned_points = static_cast<int64_t>(earned);
+  s.redeemed_points = static_cast<int64_t>(redeemed);
   s.partner_owes_micros = static_cast<int64_t>(partner_owes);
   s.program_owes_micros = static_cast<int64_t>(program_owes);
-  s.net_micros = s.partner_owes_micros - s.program_owes_micros;
+  s.net_micros = static_cast<int64_t>(net);
   s.payer = s.net_micros > 0 ? "partner" : s.net_micros < 0 ? "program" : "none";
   return s;
 }
@@ -165,6 +176,7 @@ struct Ledger::Rep {
   absl::Mutex cp_mu;
   bool cp_pending ABSL_GUARDED_BY(cp_mu) = false;  // frozen awaits its checkpoint
   bool cp_stop ABSL_GUARDED_BY(cp_mu) = false;
+  bool cp_failed ABSL_GUARDED_BY(cp_mu) = false;  // the last attempt failed
   // Frozen maps whose last holder may be the writer are parked here and
   // freed by the checkpointer: freeing millions of slots is not the
   // writer's job.
@@ -279,6 +291,7 @@ void Ledger::Rep::CheckpointLoop() {
       std::fprintf(stderr, "pointledger: checkpoint at seq %llu failed: %s; retrying\n",
                    static_cast<unsigned long long>(seq), std::string(s.message()).c_str());
       absl::MutexLock lock(&cp_mu);
+      cp_failed = true;
       if (cp_stop) return;
       cp_mu.AwaitWithTimeout(absl::Condition(&cp_stop), absl::Seconds(1));
       continue;
@@ -289,6 +302,7 @@ void Ledger::Rep::CheckpointLoop() {
     }
     absl::MutexLock lock(&cp_mu);
     cp_pending = false;
+    cp_failed = false;
   }
 }
 
@@ -309,10 +323,13 @@ void Ledger::Rep::MaybeFreeze(bool force) {
   last_freeze = now;
 }
 
+// Returns once no checkpoint is pending, or the last attempt failed (a
+// close must not hang on a full disk: the log still has everything).
 void Ledger::Rep::WaitForCheckpoint() {
   absl::MutexLock lock(&cp_mu);
   cp_mu.Await(absl::Condition(
-      +[](Rep* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->cp_mu) { return !r->cp_pending; }, this));
+      +[](Rep* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->cp_mu) { return !r->cp_pending || r->cp_failed; },
+      this));
 }
 
 struct Ledger::Writer::Rep {

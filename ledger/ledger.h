@@ -394,7 +394,7 @@ class Ledger {
 
   // The statement of the partner's flows with from_ns <= timestamp < to_ns,
   // priced at the time of each flow. partner_not_found / program_not_found
-  // are reported as NotFound.
+  // are reported as NotFound; totals beyond 2^63 - 1 as OutOfRange.
   absl::StatusOr<Statement> SettlementStatement(std::string_view program,
                                                 std::string_view partner,
                                                 int64_t from_ns, int64_t to_ns);

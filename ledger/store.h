@@ -24,7 +24,8 @@ absl::StatusOr<ChainHead> ReadHead(const View& view, const Dbs& dbs);
 absl::StatusOr<std::optional<TxRecord>> ReadRecord(const View& view, const Dbs& dbs,
                                                    uint64_t seq, Statement* statement);
 
-// The statement of a partner's flows with from <= ts < to.
+// The statement of a partner's flows with from <= ts < to. OutOfRange if a
+// total (points or money, either way) exceeds 2^63 - 1.
 absl::StatusOr<Statement> ComputeStatement(const View& view, const Dbs& dbs,
                                            const Id& partner_account, int64_t from_ns,
                                            int64_t to_ns);

@@ -129,18 +129,16 @@ std::shared_ptr<const MemTable::Map> MemTable::Freeze() {
 // ---------------------------------------------------------------------------
 // View.
 
-std::string View::FullKey(Table t, std::string_view key) const {
-  std::string full;
-  full.reserve(1 + key.size());
-  full.push_back(static_cast<char>(t));
-  full.append(key);
-  return full;
+std::string_view View::FullKey(Table t, std::string_view key) const {
+  key_scratch_.assign(1, static_cast<char>(t));
+  key_scratch_.append(key);
+  return key_scratch_;
 }
 
 absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_view key) const {
   using Result = std::optional<std::string_view>;
   if (IsLogTable(t)) return l_.log_txn->Get(l_.handles->dbi[t], key);
-  const std::string full = FullKey(t, key);
+  const std::string_view full = FullKey(t, key);
   if (l_.active != nullptr) {
     if (const MemTable::Slot* slot = l_.active->map().Find(full)) {
       if (std::optional<Found> f = Effective(*slot, l_.writer)) {

@@ -177,8 +177,10 @@ class View {
   const Layers& layers() const { return l_; }
 
  private:
-  std::string FullKey(Table t, std::string_view key) const;
+  // table byte ‖ key, in a buffer reused across calls (no allocation).
+  std::string_view FullKey(Table t, std::string_view key) const;
   Layers l_;
+  mutable std::string key_scratch_;
 };
 
 // A cursor over one table of a View, merging its layers (newest first,
