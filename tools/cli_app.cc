@@ -257,7 +257,7 @@ void Cli::AddKindCommand(const KindSpec& spec) {
     } else {
       opt = app->add_option(f.positional ? name : FlagName(f.name), cmd.text[name], std::string(f.help))
                 ->type_name(TypeName(f.type));
-      if (f.required) opt->required();
+      if (f.required && !(f.name == "id" && HasDefaultId(spec.kind))) opt->required();
     }
     cmd.options.emplace_back(&f, opt);
   };

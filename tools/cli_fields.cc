@@ -283,6 +283,15 @@ absl::StatusOr<FieldValue> ParseFieldText(const FieldSpec& f, std::string_view t
   return v;
 }
 
+bool HasDefaultId(Kind kind) {
+  return kind == Kind::kProgramCreate || kind == Kind::kPartnerCreate;
+}
+
+std::string DefaultIdKey(const ledger::Transaction& tx) {
+  return tx.kind == Kind::kProgramCreate ? StrCat("program-create/", tx.program)
+                                         : StrCat("partner-create/", tx.partner);
+}
+
 absl::Status FinishDraft(const KindSpec& kind, std::span<const std::string> given, TxDraft* draft) {
   auto has = [&](std::string_view name) {
     return std::find(given.begin(), given.end(), name) != given.end();
@@ -293,6 +302,7 @@ absl::Status FinishDraft(const KindSpec& kind, std::span<const std::string> give
   for (const FieldSpec& f : Common()) {
     if (!f.required || has(f.name)) continue;
     if (f.name == "program" && names_program && has("name")) continue;
+    if (f.name == "id" && HasDefaultId(kind.kind)) continue;  // DefaultIdKey below
     return absl::InvalidArgumentError(StrCat("missing ", FlagName(f.name)));
   }
   for (const FieldSpec& f : kind.fields) {
@@ -302,6 +312,7 @@ absl::Status FinishDraft(const KindSpec& kind, std::span<const std::string> give
     return absl::InvalidArgumentError(f.positional ? std::string("missing NAME")
                                                    : StrCat("missing ", FlagName(f.name)));
   }
+  if (!has("id") && HasDefaultId(kind.kind)) draft->id_key = DefaultIdKey(draft->tx);
   draft->tx.id = ledger::TxIdFromKey(draft->tx.program, draft->id_key);
   if (!draft->ref_key.empty() || has("original") || has("hold")) {
     draft->tx.ref = ledger::TxIdFromKey(draft->tx.program, draft->ref_key);

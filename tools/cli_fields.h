@@ -81,6 +81,12 @@ std::string FlagName(std::string_view field_name);
 // message that names the flag.
 absl::StatusOr<FieldValue> ParseFieldText(const FieldSpec& field, std::string_view text);
 
+// program create and partner create may omit --id (SPEC §8's examples do):
+// the key is then "program-create/NAME" or "partner-create/PARTNER", so that
+// running the same create twice is a duplicate, not program_exists.
+bool HasDefaultId(ledger::Kind kind);
+std::string DefaultIdKey(const ledger::Transaction& tx);
+
 // Derives the ids from the keys (TxIdFromKey(program, key)) and checks that
 // every required field was given. `given` lists the field names that were set.
 absl::Status FinishDraft(const KindSpec& kind, std::span<const std::string> given, TxDraft* draft);

@@ -239,6 +239,22 @@ TEST_F(CliE2E, TextOutputIsReadable) {
   EXPECT_EQ(no.out, "o2  rejected: insufficient_points - the member has fewer available points than asked\n");
 }
 
+// SPEC §8 shows program and partner create without --id: the key is then
+// derived from the name, so repeating the command is a duplicate.
+TEST_F(CliE2E, CreateWithoutIdIsIdempotentByName) {
+  const std::vector<std::string> create = {"program", "create", "noid", "--currency", "USD",
+                                           "--point-value-micros", "5000", "--expiry-days", "365"};
+  ExpectOk(Post(create), "program-create/noid");
+  const json again = Post(create);
+  EXPECT_EQ(again["status"], "ok");
+  EXPECT_EQ(again["duplicate"], true);
+  ExpectOk(Post({"partner", "create", "hotelco", "--program", "noid", "--earn-price-micros", "9000",
+                 "--redeem-price-micros", "7000"}),
+           "partner-create/hotelco");
+  // Every other kind still needs its --id (exit 2, a usage error).
+  EXPECT_EQ(Cli({"earn", "--program", "noid", "--member", "a", "--points", "1"}).exit_code, 2);
+}
+
 TEST_F(CliE2E, GlobalOptionsBeforeOrAfterTheCommand) {
   ASSERT_EQ(Cli({"program", "create", "globals", "--currency", "USD", "--point-value-micros", "1",
                  "--expiry-days", "0", "--id", "g"})
