@@ -202,35 +202,38 @@ absl::StatusOr<bool> ViewCursor::Prev() { return Backward(key_, /*to_end=*/false
 
 absl::StatusOr<bool> ViewCursor::Last() { return Backward("", /*to_end=*/true); }
 
-// The layers of a state table, newest first: (map, writer view?).
+// The in-memory layers of a table, newest first: (map, writer view?).
 namespace {
 struct MapLayer {
   const MemTable::Map* map;
   bool writer;
 };
+
+size_t MapLayers(const View& view, Table t, MapLayer (&maps)[2]) {
+  if (IsLogTable(t)) return 0;
+  const View::Layers& l = view.layers();
+  size_t count = 0;
+  // A scan of a table the shared MemTable does not order is our bug: such
+  // scans run on private snapshots (Snapshot::Mode::kScan).
+  if (l.active != nullptr) {
+    PL_CHECK(l.active->ordered(t));
+    maps[count++] = {&l.active->map(), l.writer};
+  }
+  if (l.frozen != nullptr) {
+    PL_CHECK(MemTable::Ordered(t));
+    maps[count++] = {l.frozen.get(), false};
+  }
+  return count;
+}
 }  // namespace
 
 absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
-  const View::Layers& l = view_->layers();
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
-  size_t map_count = 0;
-  if (!IsLogTable(table_)) {
-    // A scan of a table the shared MemTable does not order is our bug:
-    // such scans run on private snapshots (Snapshot::Mode::kScan).
-    if (l.active != nullptr) {
-      PL_CHECK(l.active->ordered(table_));
-      maps[map_count++] = {&l.active->map(), l.writer};
-    }
-    if (l.frozen != nullptr) {
-      PL_CHECK(MemTable::Ordered(table_));
-      maps[map_count++] = {l.frozen.get(), false};
-    }
-  }
+  const size_t map_count = MapLayers(*view_, table_, maps);
   for (;;) {
     // Each layer's first visible candidate.
     std::optional<std::string_view> best;
-    size_t best_layer = map_count;  // map_count: LMDB
     Found best_found{MemTable::kAbsent, {}};
     // LMDB refuses an empty key: "at least nothing" is the first one.
     bool found = false;
@@ -258,7 +261,6 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
         const std::string_view k = it->substr(1);
         if (!best || k <= *best) {
           best = k;
-          best_layer = i;
           best_found = *f;
         }
         break;
@@ -272,28 +274,14 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
     }
     key_ = std::string(*best);
     value_ = best_found.value;
-    (void)best_layer;
     return true;
   }
 }
 
 absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
-  const View::Layers& l = view_->layers();
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
-  size_t map_count = 0;
-  if (!IsLogTable(table_)) {
-    // A scan of a table the shared MemTable does not order is our bug:
-    // such scans run on private snapshots (Snapshot::Mode::kScan).
-    if (l.active != nullptr) {
-      PL_CHECK(l.active->ordered(table_));
-      maps[map_count++] = {&l.active->map(), l.writer};
-    }
-    if (l.frozen != nullptr) {
-      PL_CHECK(MemTable::Ordered(table_));
-      maps[map_count++] = {l.frozen.get(), false};
-    }
-  }
+  const size_t map_count = MapLayers(*view_, table_, maps);
   for (;;) {
     std::optional<std::string_view> best;
     Found best_found{MemTable::kAbsent, {}};

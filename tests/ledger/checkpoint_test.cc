@@ -3,6 +3,7 @@
 // (as after a crash), and whoever reads (the writer's process or a
 // read-only one), the ledger must say exactly the same thing.
 #include <atomic>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -227,6 +228,55 @@ TEST_F(CheckpointTest, ReadsBesideTheWriterAreNeverTorn) {
   reader.join();
   EXPECT_EQ(torn.load(), 0);
   EXPECT_GT(reads.load(), 0);
+}
+
+// A full map refuses what does not fit and loses nothing acknowledged: the
+// log refuses a batch with ResourceExhausted; a checkpoint that no longer
+// fits the state map is retried while the log keeps everything; closing
+// does not hang on it; a reopen with a bigger map replays and carries on.
+TEST_F(CheckpointTest, AFullMapLosesNothingAcknowledged) {
+  Options options;
+  options.dir = a_dir_;
+  options.map_size_bytes = uint64_t{1} << 20;  // 1 MiB: full after a few hundred earns
+  options.clock = &clock_;
+  options.checkpoint_entries = 32;
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Ledger> ledger = *std::move(opened);
+  std::vector<Result> results;
+  ASSERT_TRUE(ledger->ApplyBatch(std::vector<Transaction>{ProgramCreate("acme", 0)}, Auth::Admin(), &results).ok());
+  std::map<std::string, uint64_t> acknowledged;  // member -> points
+  int refused = 0;
+  for (int i = 0; i < 20000 && refused < 3; ++i) {
+    const std::string member = "member-" + std::to_string(i);
+    const Transaction earn = Earn("acme", member, 10, "full-" + std::to_string(i));
+    const absl::Status status = ledger->ApplyBatch(std::vector<Transaction>{earn}, Auth::Admin(), &results);
+    if (status.ok()) {
+      ASSERT_EQ(results[0].code, Code::kOk);
+      acknowledged[member] += 10;
+    } else {
+      EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+      ++refused;
+    }
+  }
+  EXPECT_EQ(refused, 3) << "the map never filled";
+  ledger.reset();  // must return even if the last checkpoint cannot be written
+
+  options.map_size_bytes = uint64_t{64} << 20;
+  opened = Ledger::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ledger = *std::move(opened);
+  for (const auto& [member, points] : acknowledged) {
+    absl::StatusOr<std::optional<Balance>> b = ledger->GetBalance("acme", member);
+    ASSERT_TRUE(b.ok() && b->has_value()) << member;
+    EXPECT_EQ((*b)->posted, points) << member;
+  }
+  EXPECT_TRUE(ledger->VerifyChain()->empty());
+  EXPECT_TRUE(ledger->TrialBalance()->empty());
+  // And it carries on.
+  ASSERT_TRUE(ledger->ApplyBatch(std::vector<Transaction>{Earn("acme", "after", 5, "after-1")},
+                                 Auth::Admin(), &results).ok());
+  EXPECT_EQ(results[0].code, Code::kOk);
 }
 
 }  // namespace
