@@ -237,11 +237,12 @@ absl::Status Ledger::Rep::WriteCheckpoint(const MemTable::Map& map, uint64_t seq
   PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(state_env, nullptr));
   // In key order: each B+tree page is written once per checkpoint. Not
   // every table keeps `order`, so sort here, off the writer's thread.
-  std::vector<std::string_view> keys;
+  std::vector<MemTable::OrderKey> keys;
   keys.reserve(map.size());
-  for (const auto& [full_key, slot] : map.slots) keys.push_back(full_key);
+  for (const auto& [full_key, slot] : map.slots) keys.emplace_back(full_key);
   std::sort(keys.begin(), keys.end());
-  for (const std::string_view full_key : keys) {
+  for (const MemTable::OrderKey& order_key : keys) {
+    const std::string_view full_key = order_key.key;
     const MemTable::Slot& slot = *map.Find(full_key);
     if (slot.committed == MemTable::kAbsent) continue;
     const Table t = static_cast<Table>(full_key[0]);

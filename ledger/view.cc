@@ -57,6 +57,19 @@ absl::StatusOr<uint64_t> ReadCheckpointSeq(const lmdb::Txn& state_txn, const Han
 // ---------------------------------------------------------------------------
 // MemTable.
 
+MemTable::OrderKey::OrderKey(std::string_view k) : key(k) {
+  // Zero-padded, so the packed order agrees with the bytes' order; ties
+  // (equal first 16 bytes) fall back to comparing the whole keys.
+  for (size_t i = 0; i < 16; ++i) {
+    const uint64_t byte = i < k.size() ? static_cast<uint8_t>(k[i]) : 0;
+    if (i < 8) {
+      hi = (hi << 8) | byte;
+    } else {
+      lo = (lo << 8) | byte;
+    }
+  }
+}
+
 const MemTable::Slot* MemTable::Map::Find(std::string_view full_key) const {
   auto it = slots.find(absl::string_view(full_key.data(), full_key.size()));
   return it == slots.end() ? nullptr : &it->second;
@@ -79,7 +92,7 @@ MemTable::Slot& MemTable::SlotFor(std::string_view full_key) {
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = map_.slots.try_emplace(std::string(full_key));
   PL_CHECK(inserted);
-  if (ordered(static_cast<Table>(full_key[0]))) map_.order.insert(std::string_view(it->first));
+  if (ordered(static_cast<Table>(full_key[0]))) map_.order.insert(OrderKey(it->first));
   return it->second;
 }
 
@@ -253,12 +266,12 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
     // Newest layer last, so that on equal keys it wins.
     for (size_t i = map_count; i-- > 0;) {
       const auto& order = maps[i].map->order;
-      auto it = order.lower_bound(full);
-      if (strict && it != order.end() && *it == full) ++it;
-      for (; it != order.end() && (*it)[0] == prefix; ++it) {
-        std::optional<Found> f = Effective(*maps[i].map->Find(*it), maps[i].writer);
+      auto it = order.lower_bound(MemTable::OrderKey(full));
+      if (strict && it != order.end() && it->key == full) ++it;
+      for (; it != order.end() && it->key[0] == prefix; ++it) {
+        std::optional<Found> f = Effective(*maps[i].map->Find(it->key), maps[i].writer);
         if (!f) continue;
-        const std::string_view k = it->substr(1);
+        const std::string_view k = it->key.substr(1);
         if (!best || k <= *best) {
           best = k;
           best_found = *f;
@@ -304,13 +317,13 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
     }
     for (size_t i = map_count; i-- > 0;) {
       const auto& order = maps[i].map->order;
-      auto it = order.lower_bound(full);
+      auto it = order.lower_bound(MemTable::OrderKey(full));
       while (it != order.begin()) {
         --it;
-        if ((*it)[0] != prefix) break;
-        std::optional<Found> f = Effective(*maps[i].map->Find(*it), maps[i].writer);
+        if (it->key[0] != prefix) break;
+        std::optional<Found> f = Effective(*maps[i].map->Find(it->key), maps[i].writer);
         if (!f) continue;
-        const std::string_view k = it->substr(1);
+        const std::string_view k = it->key.substr(1);
         if (!best || k >= *best) {
           best = k;
           best_found = *f;

@@ -90,13 +90,27 @@ class MemTable {
     std::string committed_value;
     std::string pending_value;
   };
+  // An entry of the sorted index: a view of the slot's key, led by its
+  // first 16 bytes packed big-endian, so that comparisons rarely need to
+  // follow the pointer (each of which was a cache miss: a quarter of the
+  // writer's time went to memcmp on them).
+  struct OrderKey {
+    explicit OrderKey(std::string_view k);
+    uint64_t hi = 0, lo = 0;
+    std::string_view key;
+    bool operator<(const OrderKey& o) const {
+      if (hi != o.hi) return hi < o.hi;
+      if (lo != o.lo) return lo < o.lo;
+      return key < o.key;
+    }
+  };
   // Point lookups go to a hash map (one probe, where a B-tree of string
   // keys costs a dozen cache misses); range scans walk a sorted set of views
   // of the same keys. Nodes are stable, so the views and undo entries may
   // point into them.
   struct Map {
     absl::node_hash_map<std::string, Slot> slots;
-    absl::btree_set<std::string_view> order;
+    absl::btree_set<OrderKey> order;
     const Slot* Find(std::string_view full_key) const;
     Slot* Find(std::string_view full_key);
     size_t size() const { return slots.size(); }
