@@ -346,7 +346,9 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
   c.postings.clear();
   c.result_points = 0;
   c.has_statement = false;
+  c.not_recorded = false;
   PL_ASSIGN_OR_RETURN(const Code code, ApplyKind(c));
+  if (c.not_recorded) return refuse(code);
   return Record(tx, code, ts);
 }
 
@@ -871,7 +873,14 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
   if (!v || hold.program != t.program) return Code::kHoldNotFound;
   const bool due = c.ts >= hold.deadline_ns;
   if (hold.state != HoldState::kPending) return Code::kHoldNotPending;
-  if (t.kind == Kind::kHoldTimeout ? !due : due) return Code::kHoldNotPending;
+  if (t.kind == Kind::kHoldTimeout && !due) {
+    // The sweep's mistake (an early --as-of, a clock that stepped back),
+    // not an outcome of the hold: refused without taking the derived id,
+    // or the hold could never time out (docs/semantics.md).
+    c.not_recorded = true;
+    return Code::kHoldNotPending;
+  }
+  if (t.kind != Kind::kHoldTimeout && due) return Code::kHoldNotPending;
   const uint64_t captured = t.kind != Kind::kCapture ? 0 : t.points != 0 ? t.points : hold.amount;
   if (captured > hold.amount) return Code::kCaptureExceedsHold;
 

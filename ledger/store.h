@@ -80,6 +80,7 @@ class Applier {
     uint64_t result_points = 0;
     bool has_statement = false;
     Statement statement;
+    bool not_recorded = false;  // a hold_timeout before its deadline
   };
 
   absl::StatusOr<Result> ApplyOne(const Transaction& tx, const Auth& auth);

@@ -193,5 +193,26 @@ TEST_F(HoldTest, AHoldPastItsTimeoutCannotBeCapturedAndTheSweepReleasesIt) {
   EXPECT_EQ(Apply1(Release("acme", "hold-5", "rel-5")).code, Code::kHoldNotPending);
 }
 
+// A timeout applied before the deadline (a sweep with a future --as-of, a
+// clock that stepped back) is refused without taking the hold's derived id:
+// the real timeout, later, still releases the hold.
+TEST_F(HoldTest, AnEarlyTimeoutIsRefusedWithoutTakingTheId) {
+  const Result hold = Apply1(Hold("acme", "alice", 40, 60, "hold-6"));
+  ASSERT_EQ(hold.code, Code::kOk);
+  const int64_t deadline = hold.timestamp_ns + 60 * kNanosPerSecond;
+  const std::vector<Transaction> due = MustCollectDue(deadline);
+  ASSERT_EQ(due.size(), 1u);
+  const Result early = Apply1(due[0]);  // the clock is still before the deadline
+  EXPECT_EQ(early.code, Code::kHoldNotPending);
+  EXPECT_EQ(early.seq, 0u);  // not recorded
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 40u);
+
+  clock_.Set(deadline);
+  const Result swept = Apply1(due[0]);
+  EXPECT_EQ(swept.code, Code::kOk);
+  EXPECT_FALSE(swept.duplicate);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+}
+
 }  // namespace
 }  // namespace pointledger::ledger::testing

@@ -273,6 +273,7 @@ struct Step {
   std::vector<MPosting> postings;
   std::vector<Piece> pieces;
   uint64_t points = 0;  // Result.points
+  bool not_recorded = false;  // a hold_timeout before its deadline
 };
 
 bool Usable(const Lot& lot, int64_t ts) {
@@ -581,6 +582,7 @@ Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns)
   s.seq = last_seq_ + 1;
   if (const Code c = TimeRules(t, s.ts); c != Code::kOk) return refuse(c);
   const Code code = ApplyKind(s);
+  if (s.not_recorded) return refuse(code);
   return Record(t, code, s.ts, &s);
 }
 
@@ -847,7 +849,11 @@ Code Model::EndHold(Step& s) {
   const HoldState& h = it->second;
   const bool due = s.ts >= h.deadline_ns;
   if (h.phase != HoldPhase::kPending) return Code::kHoldNotPending;
-  if (t.kind == Kind::kHoldTimeout ? !due : due) return Code::kHoldNotPending;
+  if (t.kind == Kind::kHoldTimeout && !due) {
+    s.not_recorded = true;  // semantics.md: an early timeout does not take the id
+    return Code::kHoldNotPending;
+  }
+  if (t.kind != Kind::kHoldTimeout && due) return Code::kHoldNotPending;
   const uint64_t captured = t.kind != Kind::kCapture ? 0 : t.points != 0 ? t.points : h.amount;
   if (captured > h.amount) return Code::kCaptureExceedsHold;
   if (!Post(s, {{h.member, SystemText(t.program, "holds"), h.amount, PostingType::kVoid},
