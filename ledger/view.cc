@@ -238,6 +238,19 @@ size_t MapLayers(const View& view, Table t, MapLayer (&maps)[2]) {
   }
   return count;
 }
+
+// The nearest visible key seen so far across the layers. Layers are offered
+// oldest first (LMDB, frozen, active), so on equal keys the newer one wins.
+struct Best {
+  std::optional<std::string_view> key;
+  Found found{MemTable::kAbsent, {}};
+  void Offer(std::string_view k, Found f, bool forward) {
+    if (!key || (forward ? k <= *key : k >= *key)) {
+      key = k;
+      found = f;
+    }
+  }
+};
 }  // namespace
 
 absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
@@ -246,8 +259,7 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
   const size_t map_count = MapLayers(*view_, table_, maps);
   for (;;) {
     // Each layer's first visible candidate.
-    std::optional<std::string_view> best;
-    Found best_found{MemTable::kAbsent, {}};
+    Best best;
     // LMDB refuses an empty key: "at least nothing" is the first one.
     bool found = false;
     if (target.empty() && !strict) {
@@ -258,12 +270,8 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
     if (found && strict && lmdb_.key() == target) {
       PL_ASSIGN_OR_RETURN(found, lmdb_.Next());
     }
-    if (found) {
-      best = lmdb_.key();
-      best_found = {MemTable::kValue, lmdb_.value()};
-    }
+    if (found) best.Offer(lmdb_.key(), {MemTable::kValue, lmdb_.value()}, true);
     const std::string full = prefix + target;
-    // Newest layer last, so that on equal keys it wins.
     for (size_t i = map_count; i-- > 0;) {
       const auto& order = maps[i].map->order;
       auto it = order.lower_bound(MemTable::OrderKey(full));
@@ -271,22 +279,18 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
       for (; it != order.end() && it->key[0] == prefix; ++it) {
         std::optional<Found> f = Effective(*maps[i].map->Find(it->key), maps[i].writer);
         if (!f) continue;
-        const std::string_view k = it->key.substr(1);
-        if (!best || k <= *best) {
-          best = k;
-          best_found = *f;
-        }
+        best.Offer(it->key.substr(1), *f, true);
         break;
       }
     }
-    if (!best) return false;
-    if (best_found.state == MemTable::kDeleted) {
-      target = std::string(*best);
+    if (!best.key) return false;
+    if (best.found.state == MemTable::kDeleted) {
+      target = std::string(*best.key);
       strict = true;
       continue;
     }
-    key_ = std::string(*best);
-    value_ = best_found.value;
+    key_ = std::string(*best.key);
+    value_ = best.found.value;
     return true;
   }
 }
@@ -296,8 +300,7 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);
   for (;;) {
-    std::optional<std::string_view> best;
-    Found best_found{MemTable::kAbsent, {}};
+    Best best;
     bool found = false;
     if (to_end) {
       PL_ASSIGN_OR_RETURN(found, lmdb_.Last());
@@ -305,10 +308,7 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
       PL_ASSIGN_OR_RETURN(found, lmdb_.SeekAtLeast(target));
       PL_ASSIGN_OR_RETURN(found, found ? lmdb_.Prev() : lmdb_.Last());
     }
-    if (found) {
-      best = lmdb_.key();
-      best_found = {MemTable::kValue, lmdb_.value()};
-    }
+    if (found) best.Offer(lmdb_.key(), {MemTable::kValue, lmdb_.value()}, false);
     std::string full;
     if (to_end) {
       full.push_back(static_cast<char>(prefix + 1));
@@ -323,22 +323,18 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
         if (it->key[0] != prefix) break;
         std::optional<Found> f = Effective(*maps[i].map->Find(it->key), maps[i].writer);
         if (!f) continue;
-        const std::string_view k = it->key.substr(1);
-        if (!best || k >= *best) {
-          best = k;
-          best_found = *f;
-        }
+        best.Offer(it->key.substr(1), *f, false);
         break;
       }
     }
-    if (!best) return false;
-    if (best_found.state == MemTable::kDeleted) {
-      target = std::string(*best);
+    if (!best.key) return false;
+    if (best.found.state == MemTable::kDeleted) {
+      target = std::string(*best.key);
       to_end = false;
       continue;
     }
-    key_ = std::string(*best);
-    value_ = best_found.value;
+    key_ = std::string(*best.key);
+    value_ = best.found.value;
     return true;
   }
 }
