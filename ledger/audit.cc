@@ -2,6 +2,7 @@
 // snapshot, so they are safe beside a running writer.
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -87,8 +88,15 @@ absl::Status PendingHolds(const View& txn, const Dbs& dbs,
 
 }  // namespace
 
-absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& txn, const Dbs& dbs) {
+absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& txn, const Dbs& dbs,
+                                                       const Progress& progress) {
   std::vector<Discrepancy> out;
+  uint64_t total = 0;
+  if (progress) {
+    PL_ASSIGN_OR_RETURN(ViewCursor last, ViewCursor::Open(txn, dbs.log));
+    PL_ASSIGN_OR_RETURN(bool any, last.Last());
+    if (any) total = ByteReader(last.key()).BeU64();
+  }
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.log));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   uint8_t prev[SHA256_DIGEST_LENGTH] = {};
@@ -103,7 +111,7 @@ absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& txn, const Db
     const uint64_t seq = kr.BeU64();
     auto bad = [&](std::string what, std::string expected, std::string found_text) {
       out.push_back({"chain", StrCat("seq ", seq), StrCat(what, ": ", expected),
-                     std::move(found_text)});
+                     std::move(found_text), seq});
       return out;
     };
     if (!kr.done() || seq != expect_seq) {
@@ -124,9 +132,11 @@ absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& txn, const Db
     }
     prev_ts = rec.timestamp_ns;
     std::memcpy(prev, digest, sizeof(prev));
+    if (progress && expect_seq % 4096 == 0) progress("chain", expect_seq, total);
     ++expect_seq;
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
+  if (progress) progress("chain", expect_seq - 1, total);
   return out;
 }
 
@@ -193,6 +203,104 @@ absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const View& txn, const D
                    StrCat(seen, " stored")});
   }
   return out;
+}
+
+namespace {
+
+std::string Hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes.substr(0, 64)) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  if (bytes.size() > 64) out += "...";
+  return out;
+}
+
+// What an audit calls a difference in table t.
+std::string_view WhatDiffers(const Dbs& dbs, Table t) {
+  if (t == dbs.accounts) return "balance";
+  if (t == dbs.lots || t == dbs.expiry) return "lot";
+  if (t == dbs.holds || t == dbs.hold_deadlines || t == dbs.member_holds) return "hold";
+  return TableName(t);
+}
+
+std::string DescribeKey(const Dbs& dbs, Table t, std::string_view key, std::string_view value) {
+  if (t == dbs.accounts && key.size() == 16) {
+    AccountRec a;
+    Id id;
+    std::memcpy(id.data(), key.data(), 16);
+    if (DecodeAccount(value, &a)) {
+      return StrCat(a.program, "/", AccountKindName(a.kind), a.name.empty() ? "" : "/", a.name, " ",
+                    IdToHex(id));
+    }
+    return StrCat("account ", IdToHex(id));
+  }
+  if (t == dbs.lots) {
+    Id account;
+    LotInfo lot;
+    if (DecodeLotKey(key, &account, &lot)) {
+      return StrCat("account ", IdToHex(account), " lot of seq ", lot.source_seq, "/", lot.index,
+                    " expiring at ", lot.expires_at_ns);
+    }
+  }
+  return StrCat(TableName(t), " key ", Hex(key));
+}
+
+std::string DescribeValue(const Dbs& dbs, Table t, std::string_view value) {
+  if (t == dbs.accounts) {
+    AccountRec a;
+    if (DecodeAccount(value, &a)) {
+      return StrCat(TotalsText({a.debits_posted, a.credits_posted, a.debits_pending,
+                                a.credits_pending}),
+                    a.closed ? " closed" : "");
+    }
+  }
+  if (t == dbs.lots) {
+    ByteReader r(value);
+    const uint64_t remaining = r.U64();
+    const int64_t locked_until = r.I64();
+    if (r.done()) return StrCat("remaining=", remaining, " locked_until=", locked_until);
+  }
+  return Hex(value);
+}
+
+}  // namespace
+
+absl::Status CompareState(const View& rebuilt, const View& stored,
+                          const std::function<void(Discrepancy)>& add,
+                          const Progress& progress) {
+  const Dbs dbs;
+  for (Table t = 0; t < kTableCount; ++t) {
+    if (IsLogTable(t)) continue;
+    PL_ASSIGN_OR_RETURN(ViewCursor a, ViewCursor::Open(rebuilt, t));
+    PL_ASSIGN_OR_RETURN(ViewCursor b, ViewCursor::Open(stored, t));
+    PL_ASSIGN_OR_RETURN(bool has_a, a.First());
+    PL_ASSIGN_OR_RETURN(bool has_b, b.First());
+    const std::string what(WhatDiffers(dbs, t));
+    while (has_a || has_b) {
+      const int order = !has_b ? -1 : !has_a ? 1 : a.key().compare(b.key());
+      if (order < 0) {
+        add({what, DescribeKey(dbs, t, a.key(), a.value()), DescribeValue(dbs, t, a.value()),
+             "absent"});
+        PL_ASSIGN_OR_RETURN(has_a, a.Next());
+      } else if (order > 0) {
+        add({what, DescribeKey(dbs, t, b.key(), b.value()), "absent",
+             DescribeValue(dbs, t, b.value())});
+        PL_ASSIGN_OR_RETURN(has_b, b.Next());
+      } else {
+        if (a.value() != b.value()) {
+          add({what, DescribeKey(dbs, t, a.key(), a.value()), DescribeValue(dbs, t, a.value()),
+               DescribeValue(dbs, t, b.value())});
+        }
+        PL_ASSIGN_OR_RETURN(has_a, a.Next());
+        PL_ASSIGN_OR_RETURN(has_b, b.Next());
+      }
+    }
+    if (progress) progress("compare", t - 1, kTableCount - 2);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace pointledger::ledger

@@ -127,10 +127,14 @@ class Snapshot {
 namespace {
 
 // Replays the log records after `from_seq` (whose state `view` already
-// holds) into the view's MemTable, publishing as it goes so the undo log
-// stays small. Returns the head after the last record.
+// holds) up to `to_seq` into the view's MemTable, publishing as it goes so
+// the undo log stays small. Returns the head after the last record. On a
+// mismatch, *failed_seq (if given) names the record.
 absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock* clock,
-                                    uint64_t from_seq) {
+                                    uint64_t from_seq,
+                                    uint64_t to_seq = std::numeric_limits<uint64_t>::max(),
+                                    const Progress& progress = nullptr,
+                                    uint64_t* failed_seq = nullptr) {
   const Dbs dbs;
   ChainHead head;
   if (from_seq > 0) {
@@ -143,17 +147,30 @@ absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock*
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(BeU64Key(from_seq + 1)));
   TxRecord rec;
   uint64_t count = 0;
+  uint64_t total = 0;
+  if (progress) {
+    PL_ASSIGN_OR_RETURN(const ChainHead last, ReadHead(view, dbs));
+    total = std::min(last.seq, to_seq) - std::min(from_seq, std::min(last.seq, to_seq));
+  }
   while (found) {
     const std::string_view value = cursor.value();
+    const uint64_t seq = ByteReader(cursor.key()).BeU64();
+    if (seq > to_seq) break;
+    if (failed_seq != nullptr) *failed_seq = seq;
     if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec, nullptr)) {
-      return absl::DataLossError("log: a record does not parse (run audit verify)");
+      return absl::DataLossError(StrCat("log: record ", seq, " does not parse (run audit verify)"));
     }
     std::memcpy(rec.hash.data(), value.data(), 32);
     PL_RETURN_IF_ERROR(applier.Replay(rec));
-    if (++count % 4096 == 0) view.active()->Publish();
+    if (++count % 4096 == 0) {
+      view.active()->Publish();
+      if (progress) progress("rebuild", count, total);
+    }
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
+  if (failed_seq != nullptr) *failed_seq = 0;
   view.active()->Publish();
+  if (progress) progress("rebuild", count, total);
   return applier.head();
 }
 
@@ -757,6 +774,124 @@ absl::StatusOr<std::vector<Discrepancy>> Ledger::TrialBalance() {
   PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kScan));
   const View& txn = *snap->view;
   return TrialBalanceIn(txn, Dbs());
+}
+
+absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
+  AuditReport report;
+  auto add = [&](Discrepancy d) {
+    ++report.discrepancy_count;
+    if (report.first_bad_seq == 0 && d.seq != 0) report.first_bad_seq = d.seq;
+    if (report.discrepancies.size() < kAuditListedMax) report.discrepancies.push_back(std::move(d));
+  };
+  // One snapshot for all of it; state before log, as in Rep::Read.
+  PL_ASSIGN_OR_RETURN(lmdb::Txn state_txn, lmdb::Txn::BeginRead(rep_->state_env));
+  PL_ASSIGN_OR_RETURN(const uint64_t checkpoint_seq, ReadCheckpointSeq(state_txn, rep_->handles));
+  PL_ASSIGN_OR_RETURN(lmdb::Txn log_txn, lmdb::Txn::BeginRead(rep_->log_env));
+  View::Layers log_layers;
+  log_layers.handles = &rep_->handles;
+  log_layers.log_txn = &log_txn;
+  const View log_view(std::move(log_layers));
+
+  // 1. The chain. Past a broken link nothing can be trusted: stop there.
+  PL_ASSIGN_OR_RETURN(std::vector<Discrepancy> chain, VerifyChainIn(log_view, Dbs(), progress));
+  for (Discrepancy& d : chain) add(std::move(d));
+  if (report.discrepancy_count > 0) return report;
+  PL_ASSIGN_OR_RETURN(report.head, ReadHead(log_view, Dbs()));
+
+  // 2. The stored state: the checkpoint plus the log past it.
+  auto replay_failed = [&](uint64_t seq, const absl::Status& s, std::string_view into) {
+    add({"replay", StrCat("seq ", seq), StrCat("the recorded outcome, replayed into ", into),
+         std::string(s.message()), seq});
+  };
+  MemTable stored_mem(/*order_all=*/true);
+  View stored(View::Layers{.handles = &rep_->handles,
+                           .log_txn = &log_txn,
+                           .state_txn = &state_txn,
+                           .active = &stored_mem,
+                           .frozen = nullptr,
+                           .writer = true,
+                           .replaying = true});
+  uint64_t failed = 0;
+  if (absl::StatusOr<ChainHead> h = ReplayLog(rep_->log_env, stored, rep_->clock, checkpoint_seq,
+                                              report.head.seq, nullptr, &failed);
+      !h.ok()) {
+    if (!absl::IsDataLoss(h.status())) return h.status();
+    replay_failed(failed, h.status(), "the stored state");
+    return report;
+  }
+
+  // 3. The state rebuilt from seq 1, compared with the stored one.
+  MemTable rebuilt_mem(/*order_all=*/true);
+  View rebuilt(View::Layers{.handles = &rep_->handles,
+                            .log_txn = &log_txn,
+                            .state_txn = nullptr,
+                            .active = &rebuilt_mem,
+                            .frozen = nullptr,
+                            .writer = true,
+                            .replaying = true});
+  if (absl::StatusOr<ChainHead> h = ReplayLog(rep_->log_env, rebuilt, rep_->clock, 0,
+                                              report.head.seq, progress, &failed);
+      !h.ok()) {
+    if (!absl::IsDataLoss(h.status())) return h.status();
+    replay_failed(failed, h.status(), "an empty ledger");
+    return report;
+  }
+  PL_RETURN_IF_ERROR(CompareState(rebuilt, stored, add, progress));
+  return report;
+}
+
+absl::StatusOr<Liability> Ledger::LiabilityReport(std::string_view program, int64_t from_ns,
+                                                  int64_t to_ns, int64_t as_of_ns) {
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kScan));
+  const View& current = *snap->view;
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> p, current.Get(Dbs().programs, program));
+  if (!p) return absl::NotFoundError(StrCat("program_not_found: ", program));
+  PL_ASSIGN_OR_RETURN(const ChainHead head, ReadHead(current, Dbs()));
+  PL_ASSIGN_OR_RETURN(const uint64_t as_of_seq, SeqAtOrBefore(current, Dbs(), as_of_ns));
+  if (as_of_seq == head.seq) {
+    return LiabilityIn(current, current, Dbs(), program, from_ns, to_ns, as_of_ns, as_of_seq);
+  }
+  // The state at as_of is not stored anywhere: rebuild it from the log.
+  MemTable mem(/*order_all=*/true);
+  View at(View::Layers{.handles = &rep_->handles,
+                       .log_txn = &*snap->log_txn,
+                       .state_txn = nullptr,
+                       .active = &mem,
+                       .frozen = nullptr,
+                       .writer = true,
+                       .replaying = true});
+  PL_RETURN_IF_ERROR(ReplayLog(rep_->log_env, at, rep_->clock, 0, as_of_seq).status());
+  return LiabilityIn(at, current, Dbs(), program, from_ns, to_ns, as_of_ns, as_of_seq);
+}
+
+absl::StatusOr<RecordsPage> Ledger::GetRecords(uint64_t from_seq, uint32_t limit,
+                                               std::string_view program) {
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogOnly));
+  const View& txn = *snap->view;
+  RecordsPage page;
+  PL_ASSIGN_OR_RETURN(const ChainHead head, ReadHead(txn, Dbs()));
+  page.head_seq = head.seq;
+  from_seq = std::max<uint64_t>(from_seq, 1);
+  page.next_seq = from_seq;
+  limit = std::min(limit, kRecordsPageMax);
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, Dbs().log));
+  PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(BeU64Key(from_seq)));
+  uint64_t scanned = 0;
+  while (found && page.records.size() < limit && scanned < kRecordsScanMax) {
+    TxRecord rec;
+    const std::string_view value = cursor.value();
+    if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec, nullptr)) {
+      return absl::DataLossError(StrCat("log: record ", ByteReader(cursor.key()).BeU64(),
+                                        " does not parse (run audit verify)"));
+    }
+    std::memcpy(rec.hash.data(), value.data(), 32);
+    page.next_seq = rec.seq + 1;
+    ++scanned;
+    if (program.empty() || rec.tx.program == program) page.records.push_back(std::move(rec));
+    PL_ASSIGN_OR_RETURN(found, cursor.Next());
+  }
+  if (!found) page.next_seq = std::max(page.next_seq, head.seq + 1);
+  return page;
 }
 
 }  // namespace pointledger::ledger

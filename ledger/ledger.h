@@ -319,7 +319,70 @@ struct Discrepancy {
   std::string where;     // account id hex, seq ...
   std::string expected;
   std::string found;
+  uint64_t seq = 0;  // the transaction concerned, when there is one
 };
+
+// `pointledger reconcile liability` (docs/finance.md): one program's
+// outstanding points at as_of_ns, and its movements with
+// from_ns <= timestamp < to_ns.
+struct PartnerMovement {
+  std::string partner;
+  uint64_t earned_points = 0;    // earns at the partner
+  uint64_t redeemed_points = 0;  // redeems at the partner
+  bool operator==(const PartnerMovement&) const = default;
+};
+struct Liability {
+  std::string program;
+  std::string currency;
+  uint64_t point_value_micros = 0;
+  int64_t from_ns = 0;
+  int64_t to_ns = 0;
+  int64_t as_of_ns = 0;
+  uint64_t as_of_seq = 0;  // the last transaction at or before as_of_ns
+  // At as_of_ns.
+  uint64_t outstanding_points = 0;  // Σ members' posted points (holds included)
+  int64_t outstanding_value_micros = 0;
+  uint64_t expired_unswept_points = 0;  // in lots past expiry, not yet swept
+  uint64_t expiring_30d_points = 0;     // expiring in (as_of, as_of + 30 days]
+  uint64_t expiring_60d_points = 0;     // ... 60 days (includes the 30)
+  uint64_t expiring_90d_points = 0;
+  // Movements in [from_ns, to_ns).
+  uint64_t issued_points = 0;        // earn, referral, adjust up
+  uint64_t redeemed_points = 0;      // redeem and capture, at partners too
+  uint64_t reversed_points = 0;      // Σ points reversed (either way)
+  uint64_t reversed_issued_points = 0;    // reversals that took points back
+  uint64_t reversed_redeemed_points = 0;  // reversals that gave points back
+  uint64_t expired_points = 0;
+  uint64_t forfeited_points = 0;     // account_close
+  uint64_t adjusted_down_points = 0;
+  double breakage_rate = 0;          // expired / (expired + redeemed); 0 when both 0
+  std::vector<PartnerMovement> partners;  // every partner of the program, by name
+  bool operator==(const Liability&) const = default;
+};
+
+// `pointledger audit verify`: the chain recomputed, and every balance, lot
+// and hold rebuilt from the transactions and compared with what is stored.
+struct AuditReport {
+  ChainHead head;
+  uint64_t first_bad_seq = 0;            // 0: the chain verifies
+  uint64_t discrepancy_count = 0;        // all of them
+  std::vector<Discrepancy> discrepancies;  // the first kAuditListedMax
+};
+inline constexpr size_t kAuditListedMax = 100;
+
+// Long reads report progress: phase ("chain", "rebuild" ...), done of total.
+using Progress = std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;
+
+// A page of stored transactions (audit export, reconcile external).
+struct RecordsPage {
+  std::vector<TxRecord> records;
+  uint64_t next_seq = 0;  // where the next page starts; > head_seq: no more
+  uint64_t head_seq = 0;
+};
+inline constexpr uint32_t kRecordsPageMax = 1000;
+// A program-filtered page stops after scanning this many records, so one
+// call is bounded in time even when the program has few transactions.
+inline constexpr uint64_t kRecordsScanMax = 100'000;
 
 class Ledger {
  public:
@@ -410,6 +473,22 @@ class Ledger {
   // posted balance. Both return an empty list when all is well.
   absl::StatusOr<std::vector<Discrepancy>> VerifyChain();
   absl::StatusOr<std::vector<Discrepancy>> TrialBalance();
+
+  // VerifyChain, then a rebuild of the whole state from seq 1 compared
+  // table by table with the stored state. Holds the rebuilt state in
+  // memory (about as much as the server's, see docs/finance.md).
+  absl::StatusOr<AuditReport> Audit(const Progress& progress = nullptr);
+
+  // NotFound for an unknown program. An as_of_ns before the last
+  // transaction rebuilds the state at that time from the log (slow on a
+  // big ledger: every transaction up to then is re-applied).
+  absl::StatusOr<Liability> LiabilityReport(std::string_view program, int64_t from_ns,
+                                            int64_t to_ns, int64_t as_of_ns);
+
+  // Up to `limit` (<= kRecordsPageMax) transactions with seq >= from_seq,
+  // in seq order; only `program`'s when it is not empty.
+  absl::StatusOr<RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
+                                         std::string_view program);
 
   int64_t NowNs() const;
 

@@ -31,8 +31,25 @@ absl::StatusOr<Statement> ComputeStatement(const View& view, const Dbs& dbs,
                                            int64_t to_ns);
 
 // Audit over one read snapshot (Ledger::VerifyChain, Ledger::TrialBalance).
-absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& view, const Dbs& dbs);
+absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& view, const Dbs& dbs,
+                                                       const Progress& progress = nullptr);
 absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const View& view, const Dbs& dbs);
+
+// Compares every state table of `rebuilt` (the log replayed from seq 1)
+// with `stored`, calling `add` for each key whose value differs or that
+// only one side has.
+absl::Status CompareState(const View& rebuilt, const View& stored,
+                          const std::function<void(Discrepancy)>& add,
+                          const Progress& progress);
+
+// The last seq whose timestamp is <= ts (0: none), by binary search.
+absl::StatusOr<uint64_t> SeqAtOrBefore(const View& view, const Dbs& dbs, int64_t ts);
+
+// Liability report (ledger/report.cc): balances and lots from `at` (the
+// state at as_of), movements from the log of `log`.
+absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs& dbs,
+                                      std::string_view program, int64_t from_ns, int64_t to_ns,
+                                      int64_t as_of_ns, uint64_t as_of_seq);
 
 // A lot as loaded for a transaction: its key and contents.
 struct LotEntry {

@@ -166,6 +166,7 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
       }
     }
   }
+  if (l_.state_txn == nullptr) return Result();  // a rebuild from the log alone
   return l_.state_txn->Get(l_.handles->dbi[t], key);
 }
 
@@ -200,8 +201,9 @@ absl::StatusOr<bool> View::Del(Table t, std::string_view key) {
 
 absl::StatusOr<ViewCursor> ViewCursor::Open(const View& view, Table t) {
   const View::Layers& l = view.layers();
-  const lmdb::Txn& txn = IsLogTable(t) ? *l.log_txn : *l.state_txn;
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, l.handles->dbi[t]));
+  const lmdb::Txn* txn = IsLogTable(t) ? l.log_txn : l.state_txn;
+  if (txn == nullptr) return ViewCursor(&view, t, std::nullopt);  // no state layer
+  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn, l.handles->dbi[t]));
   return ViewCursor(&view, t, std::move(cursor));
 }
 
@@ -262,15 +264,17 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
     Best best;
     // LMDB refuses an empty key: "at least nothing" is the first one.
     bool found = false;
-    if (target.empty() && !strict) {
-      PL_ASSIGN_OR_RETURN(found, lmdb_.First());
+    if (!lmdb_) {
+      // No state layer: only the maps.
+    } else if (target.empty() && !strict) {
+      PL_ASSIGN_OR_RETURN(found, lmdb_->First());
     } else {
-      PL_ASSIGN_OR_RETURN(found, lmdb_.SeekAtLeast(target));
+      PL_ASSIGN_OR_RETURN(found, lmdb_->SeekAtLeast(target));
     }
-    if (found && strict && lmdb_.key() == target) {
-      PL_ASSIGN_OR_RETURN(found, lmdb_.Next());
+    if (found && strict && lmdb_->key() == target) {
+      PL_ASSIGN_OR_RETURN(found, lmdb_->Next());
     }
-    if (found) best.Offer(lmdb_.key(), {MemTable::kValue, lmdb_.value()}, true);
+    if (found) best.Offer(lmdb_->key(), {MemTable::kValue, lmdb_->value()}, true);
     const std::string full = prefix + target;
     for (size_t i = map_count; i-- > 0;) {
       const auto& order = maps[i].map->order;
@@ -302,13 +306,15 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
   for (;;) {
     Best best;
     bool found = false;
-    if (to_end) {
-      PL_ASSIGN_OR_RETURN(found, lmdb_.Last());
+    if (!lmdb_) {
+      // No state layer: only the maps.
+    } else if (to_end) {
+      PL_ASSIGN_OR_RETURN(found, lmdb_->Last());
     } else {
-      PL_ASSIGN_OR_RETURN(found, lmdb_.SeekAtLeast(target));
-      PL_ASSIGN_OR_RETURN(found, found ? lmdb_.Prev() : lmdb_.Last());
+      PL_ASSIGN_OR_RETURN(found, lmdb_->SeekAtLeast(target));
+      PL_ASSIGN_OR_RETURN(found, found ? lmdb_->Prev() : lmdb_->Last());
     }
-    if (found) best.Offer(lmdb_.key(), {MemTable::kValue, lmdb_.value()}, false);
+    if (found) best.Offer(lmdb_->key(), {MemTable::kValue, lmdb_->value()}, false);
     std::string full;
     if (to_end) {
       full.push_back(static_cast<char>(prefix + 1));

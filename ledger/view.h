@@ -170,7 +170,7 @@ class View {
   struct Layers {
     const Handles* handles = nullptr;
     lmdb::Txn* log_txn = nullptr;
-    const lmdb::Txn* state_txn = nullptr;
+    const lmdb::Txn* state_txn = nullptr;  // null: no checkpointed state (a rebuild)
     MemTable* active = nullptr;  // may be null
     std::shared_ptr<const MemTable::Map> frozen;  // may be null
     bool writer = false;    // sees (and makes) pending writes
@@ -213,7 +213,7 @@ class ViewCursor {
   std::string_view value() const { return value_; }
 
  private:
-  ViewCursor(const View* view, Table t, lmdb::Cursor cursor)
+  ViewCursor(const View* view, Table t, std::optional<lmdb::Cursor> cursor)
       : view_(view), table_(t), lmdb_(std::move(cursor)) {}
   // The first visible key >= target (> when strict); or, backwards, the
   // last visible key < target (target empty + to_end: the very last).
@@ -222,7 +222,7 @@ class ViewCursor {
 
   const View* view_;
   Table table_;
-  lmdb::Cursor lmdb_;
+  std::optional<lmdb::Cursor> lmdb_;  // absent: a view without a state layer
   std::string key_;
   std::string_view value_;
 };
