@@ -231,11 +231,66 @@ class ClientImpl final : public Client {
                        s->busy_batches(), s->connections_open(), s->connections_accepted()};
   }
 
+  absl::StatusOr<ledger::RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
+                                                 const std::string& program) override {
+    fbb_.Clear();
+    const auto body = wire::CreateRecordsQueryDirect(fbb_, from_seq, limit,
+                                                     program.empty() ? nullptr : program.c_str());
+    PL_ASSIGN_OR_RETURN(const wire::Response* r, Call(wire::RequestBody::RecordsQuery, body.Union()));
+    const wire::Records* page = r->body_as_Records();
+    if (page == nullptr) return Unexpected();
+    if (page->code() != wire::Code::ok) return CodeStatus(page->code());
+    ledger::RecordsPage out;
+    out.next_seq = page->next_seq();
+    out.head_seq = page->head_seq();
+    if (page->records() != nullptr) {
+      for (const wire::TxRecord* rec : *page->records()) {
+        PL_ASSIGN_OR_RETURN(ledger::TxRecord decoded, TxRecordFromWire(*rec));
+        out.records.push_back(std::move(decoded));
+      }
+    }
+    return out;
+  }
+
+  absl::StatusOr<ledger::Liability> LiabilityReport(const std::string& program, int64_t from_ns,
+                                                    int64_t to_ns, int64_t as_of_ns) override {
+    fbb_.Clear();
+    const auto body =
+        wire::CreateLiabilityQueryDirect(fbb_, program.c_str(), from_ns, to_ns, as_of_ns);
+    PL_ASSIGN_OR_RETURN(const wire::Response* r,
+                        Call(wire::RequestBody::LiabilityQuery, body.Union()));
+    const wire::Liability* l = r->body_as_Liability();
+    if (l == nullptr) return Unexpected();
+    if (l->code() != wire::Code::ok) return CodeStatus(l->code());
+    return LiabilityFromWire(*l);
+  }
+
+  absl::StatusOr<ledger::AuditReport> TrialBalance() override {
+    fbb_.Clear();
+    const auto body = wire::CreateTrialBalanceQuery(fbb_);
+    return CheckCall(wire::RequestBody::TrialBalanceQuery, body.Union());
+  }
+
+  absl::StatusOr<ledger::AuditReport> Audit() override {
+    fbb_.Clear();
+    const auto body = wire::CreateAuditQuery(fbb_);
+    return CheckCall(wire::RequestBody::AuditQuery, body.Union());
+  }
+
   const std::string& principal() const override { return principal_; }
   uint32_t batch_transactions_max() const override { return batch_transactions_max_; }
   size_t in_flight() const override { return pending_.size() + buffered_.size(); }
 
  private:
+  absl::StatusOr<ledger::AuditReport> CheckCall(wire::RequestBody type,
+                                                flatbuffers::Offset<void> body) {
+    PL_ASSIGN_OR_RETURN(const wire::Response* r, Call(type, body));
+    const wire::Discrepancies* d = r->body_as_Discrepancies();
+    if (d == nullptr) return Unexpected();
+    if (d->code() != wire::Code::ok) return CodeStatus(d->code());
+    return AuditFromWire(*d);
+  }
+
   // A request sent and not yet answered, kept whole for a resend.
   struct Pending {
     uint64_t request_id = 0;

@@ -93,6 +93,18 @@ class Client {
   };
   virtual absl::StatusOr<ServerStats> GetStats() = 0;
 
+  // Finance reports (docs/finance.md), as the Ledger methods of the same
+  // names. Records with an empty program need a key for every program, as
+  // do TrialBalance and Audit.
+  virtual absl::StatusOr<ledger::RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
+                                                         const std::string& program) = 0;
+  virtual absl::StatusOr<ledger::Liability> LiabilityReport(const std::string& program,
+                                                            int64_t from_ns, int64_t to_ns,
+                                                            int64_t as_of_ns) = 0;
+  // TrialBalance answers with discrepancies only (no head).
+  virtual absl::StatusOr<ledger::AuditReport> TrialBalance() = 0;
+  virtual absl::StatusOr<ledger::AuditReport> Audit() = 0;
+
   // From the server's answer to Hello.
   virtual const std::string& principal() const = 0;
   // The largest batch the server takes (split bigger inputs to this size).

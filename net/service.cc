@@ -91,6 +91,19 @@ void Service::Read(const wire::Request& request, const ApiKey& key,
       body = Stats(key, fbb);
       out_type = wire::ResponseBody::Stats;
       break;
+    case wire::RequestBody::RecordsQuery:
+      body = Records(*request.body_as_RecordsQuery(), key, fbb);
+      out_type = wire::ResponseBody::Records;
+      break;
+    case wire::RequestBody::LiabilityQuery:
+      body = Liability(*request.body_as_LiabilityQuery(), key, fbb);
+      out_type = wire::ResponseBody::Liability;
+      break;
+    case wire::RequestBody::TrialBalanceQuery:
+    case wire::RequestBody::AuditQuery:
+      body = Check(request.body_type() == wire::RequestBody::AuditQuery, key, fbb);
+      out_type = wire::ResponseBody::Discrepancies;
+      break;
     default:
       // Hello and Batch are the connection's; VerifyRequestFrame refused
       // unknown tags.
@@ -239,6 +252,68 @@ absl::StatusOr<Service::Offset> Service::Stats(const ApiKey& key,
   b.add_connections_open(counters_->open.load(std::memory_order_relaxed));
   b.add_connections_accepted(counters_->accepted.load(std::memory_order_relaxed));
   return b.Finish().Union();
+}
+
+absl::StatusOr<Service::Offset> Service::Records(const wire::RecordsQuery& q, const ApiKey& key,
+                                                 flatbuffers::FlatBufferBuilder* fbb) const {
+  wire::Code code = wire::Code::ok;
+  if (q.program() == nullptr || q.program()->size() == 0) {
+    // Every program's transactions: only for a key that may read them all.
+    if (!HasScope(key, ledger::kScopeRead) || !key.auth.programs.empty()) {
+      code = wire::Code::permission_denied;
+    }
+  } else {
+    PL_ASSIGN_OR_RETURN(code, CheckProgramRead(key, q.program()));
+  }
+  if (code != wire::Code::ok) {
+    wire::RecordsBuilder b(*fbb);
+    b.add_code(code);
+    return b.Finish().Union();
+  }
+  const uint32_t limit = q.limit() == 0 ? ledger::kRecordsPageMax
+                                        : std::min(q.limit(), ledger::kRecordsPageMax);
+  PL_ASSIGN_OR_RETURN(const ledger::RecordsPage page,
+                      ledger_->GetRecords(q.from_seq(), limit, View(q.program())));
+  std::vector<flatbuffers::Offset<wire::TxRecord>> records;
+  records.reserve(page.records.size());
+  for (const ledger::TxRecord& rec : page.records) records.push_back(TxRecordToWire(*fbb, rec));
+  const auto vec = fbb->CreateVector(records);
+  return wire::CreateRecords(*fbb, wire::Code::ok, vec, page.next_seq, page.head_seq).Union();
+}
+
+absl::StatusOr<Service::Offset> Service::Liability(const wire::LiabilityQuery& q,
+                                                   const ApiKey& key,
+                                                   flatbuffers::FlatBufferBuilder* fbb) const {
+  PL_ASSIGN_OR_RETURN(wire::Code code, CheckProgramRead(key, q.program()));
+  if (code == wire::Code::ok) {
+    absl::StatusOr<ledger::Liability> l =
+        ledger_->LiabilityReport(View(q.program()), q.from_ns(), q.to_ns(), q.as_of_ns());
+    if (l.ok()) return LiabilityToWire(*fbb, *l).Union();
+    if (!absl::IsNotFound(l.status())) return l.status();
+    code = wire::Code::program_not_found;
+  }
+  wire::LiabilityBuilder b(*fbb);
+  b.add_code(code);
+  return b.Finish().Union();
+}
+
+absl::StatusOr<Service::Offset> Service::Check(bool audit, const ApiKey& key,
+                                               flatbuffers::FlatBufferBuilder* fbb) const {
+  if (!HasScope(key, ledger::kScopeRead) || !key.auth.programs.empty()) {
+    wire::DiscrepanciesBuilder b(*fbb);
+    b.add_code(wire::Code::permission_denied);
+    return b.Finish().Union();
+  }
+  ledger::AuditReport report;
+  if (audit) {
+    PL_ASSIGN_OR_RETURN(report, ledger_->Audit());
+  } else {
+    PL_ASSIGN_OR_RETURN(std::vector<ledger::Discrepancy> found, ledger_->TrialBalance());
+    report.discrepancy_count = found.size();
+    if (found.size() > ledger::kAuditListedMax) found.resize(ledger::kAuditListedMax);
+    report.discrepancies = std::move(found);
+  }
+  return AuditToWire(*fbb, report).Union();
 }
 
 }  // namespace pointledger::net

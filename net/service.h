@@ -59,6 +59,13 @@ class Service {
   absl::StatusOr<Offset> CollectDue(const wire::CollectDueQuery& q, const ApiKey& key,
                                     flatbuffers::FlatBufferBuilder* fbb) const;
   absl::StatusOr<Offset> Stats(const ApiKey& key, flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> Records(const wire::RecordsQuery& q, const ApiKey& key,
+                                 flatbuffers::FlatBufferBuilder* fbb) const;
+  absl::StatusOr<Offset> Liability(const wire::LiabilityQuery& q, const ApiKey& key,
+                                   flatbuffers::FlatBufferBuilder* fbb) const;
+  // TrialBalanceQuery, or AuditQuery when `audit`.
+  absl::StatusOr<Offset> Check(bool audit, const ApiKey& key,
+                               flatbuffers::FlatBufferBuilder* fbb) const;
 
   // ok, permission_denied or program_not_found for a read of `program`.
   absl::StatusOr<wire::Code> CheckProgramRead(const ApiKey& key,

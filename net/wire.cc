@@ -332,4 +332,107 @@ void FinishRequest(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
   wire::FinishSizePrefixedRequestBuffer(fbb, request);
 }
 
+flatbuffers::Offset<wire::Liability> LiabilityToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                     const ledger::Liability& l) {
+  std::vector<flatbuffers::Offset<wire::PartnerMovement>> partners;
+  for (const ledger::PartnerMovement& m : l.partners) {
+    partners.push_back(wire::CreatePartnerMovement(fbb, StringOrNull(fbb, m.partner),
+                                                   m.earned_points, m.redeemed_points));
+  }
+  const auto partners_vec = fbb.CreateVector(partners);
+  const auto program = StringOrNull(fbb, l.program);
+  const auto currency = StringOrNull(fbb, l.currency);
+  wire::LiabilityBuilder b(fbb);
+  b.add_code(wire::Code::ok);
+  b.add_program(program);
+  b.add_currency(currency);
+  b.add_point_value_micros(l.point_value_micros);
+  b.add_from_ns(l.from_ns);
+  b.add_to_ns(l.to_ns);
+  b.add_as_of_ns(l.as_of_ns);
+  b.add_as_of_seq(l.as_of_seq);
+  b.add_outstanding_points(l.outstanding_points);
+  b.add_outstanding_value_micros(l.outstanding_value_micros);
+  b.add_expired_unswept_points(l.expired_unswept_points);
+  b.add_expiring_30d_points(l.expiring_30d_points);
+  b.add_expiring_60d_points(l.expiring_60d_points);
+  b.add_expiring_90d_points(l.expiring_90d_points);
+  b.add_issued_points(l.issued_points);
+  b.add_redeemed_points(l.redeemed_points);
+  b.add_reversed_points(l.reversed_points);
+  b.add_reversed_issued_points(l.reversed_issued_points);
+  b.add_reversed_redeemed_points(l.reversed_redeemed_points);
+  b.add_expired_points(l.expired_points);
+  b.add_forfeited_points(l.forfeited_points);
+  b.add_adjusted_down_points(l.adjusted_down_points);
+  b.add_breakage_rate(l.breakage_rate);
+  b.add_partners(partners_vec);
+  return b.Finish();
+}
+
+ledger::Liability LiabilityFromWire(const wire::Liability& in) {
+  ledger::Liability l;
+  l.program = std::string(View(in.program()));
+  l.currency = std::string(View(in.currency()));
+  l.point_value_micros = in.point_value_micros();
+  l.from_ns = in.from_ns();
+  l.to_ns = in.to_ns();
+  l.as_of_ns = in.as_of_ns();
+  l.as_of_seq = in.as_of_seq();
+  l.outstanding_points = in.outstanding_points();
+  l.outstanding_value_micros = in.outstanding_value_micros();
+  l.expired_unswept_points = in.expired_unswept_points();
+  l.expiring_30d_points = in.expiring_30d_points();
+  l.expiring_60d_points = in.expiring_60d_points();
+  l.expiring_90d_points = in.expiring_90d_points();
+  l.issued_points = in.issued_points();
+  l.redeemed_points = in.redeemed_points();
+  l.reversed_points = in.reversed_points();
+  l.reversed_issued_points = in.reversed_issued_points();
+  l.reversed_redeemed_points = in.reversed_redeemed_points();
+  l.expired_points = in.expired_points();
+  l.forfeited_points = in.forfeited_points();
+  l.adjusted_down_points = in.adjusted_down_points();
+  l.breakage_rate = in.breakage_rate();
+  if (in.partners() != nullptr) {
+    for (const wire::PartnerMovement* m : *in.partners()) {
+      l.partners.push_back({std::string(View(m->partner())), m->earned_points(),
+                            m->redeemed_points()});
+    }
+  }
+  return l;
+}
+
+flatbuffers::Offset<wire::Discrepancies> AuditToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                     const ledger::AuditReport& report) {
+  std::vector<flatbuffers::Offset<wire::Discrepancy>> items;
+  for (const ledger::Discrepancy& d : report.discrepancies) {
+    if (items.size() == ledger::kAuditListedMax) break;
+    items.push_back(wire::CreateDiscrepancy(fbb, StringOrNull(fbb, d.what), StringOrNull(fbb, d.where),
+                                            StringOrNull(fbb, d.expected),
+                                            StringOrNull(fbb, d.found), d.seq));
+  }
+  const auto items_vec = fbb.CreateVector(items);
+  const auto head = HeadToWire(fbb, report.head);
+  return wire::CreateDiscrepancies(fbb, wire::Code::ok, head, report.first_bad_seq,
+                                   report.discrepancy_count, items_vec);
+}
+
+absl::StatusOr<ledger::AuditReport> AuditFromWire(const wire::Discrepancies& in) {
+  ledger::AuditReport report;
+  if (in.head() != nullptr) {
+    PL_ASSIGN_OR_RETURN(report.head, HeadFromWire(*in.head()));
+  }
+  report.first_bad_seq = in.first_bad_seq();
+  report.discrepancy_count = in.count();
+  if (in.items() != nullptr) {
+    for (const wire::Discrepancy* d : *in.items()) {
+      report.discrepancies.push_back({std::string(View(d->what())), std::string(View(d->where())),
+                                      std::string(View(d->expected())),
+                                      std::string(View(d->found())), d->seq()});
+    }
+  }
+  return report;
+}
+
 }  // namespace pointledger::net

@@ -74,6 +74,14 @@ flatbuffers::Offset<wire::Head> HeadToWire(flatbuffers::FlatBufferBuilder& fbb,
                                            const ledger::ChainHead& head);
 absl::StatusOr<ledger::ChainHead> HeadFromWire(const wire::Head& in);
 
+// Finance reports. Discrepancy lists are capped at ledger::kAuditListedMax.
+flatbuffers::Offset<wire::Liability> LiabilityToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                     const ledger::Liability& l);
+ledger::Liability LiabilityFromWire(const wire::Liability& in);
+flatbuffers::Offset<wire::Discrepancies> AuditToWire(flatbuffers::FlatBufferBuilder& fbb,
+                                                     const ledger::AuditReport& report);
+absl::StatusOr<ledger::AuditReport> AuditFromWire(const wire::Discrepancies& in);
+
 // Ids.
 inline wire::Id128 IdToWire(const ledger::Id& id) {
   return wire::Id128(flatbuffers::span<const uint8_t, 16>(id.data(), 16));

@@ -22,6 +22,7 @@
 #include "ledger/status.h"
 #include "net/client.h"
 #include "tools/cli_fields.h"
+#include "tools/cli_finance.h"
 #include "tools/cli_format.h"
 #include "tools/cli_post.h"
 #include "tools/cli_read.h"
@@ -86,6 +87,18 @@ class ClientReader final : public Reader {
     return client_->SettlementStatement(program, partner, from_ns, to_ns);
   }
   std::optional<bool> ProgramExists(const std::string&) override { return std::nullopt; }
+  absl::StatusOr<ledger::RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
+                                                 const std::string& program) override {
+    return client_->GetRecords(from_seq, limit, program);
+  }
+  absl::StatusOr<ledger::Liability> LiabilityReport(const std::string& program, int64_t from_ns,
+                                                    int64_t to_ns, int64_t as_of_ns) override {
+    return client_->LiabilityReport(program, from_ns, to_ns, as_of_ns);
+  }
+  absl::StatusOr<ledger::AuditReport> TrialBalance() override { return client_->TrialBalance(); }
+  absl::StatusOr<ledger::AuditReport> Audit(const ledger::Progress&) override {
+    return client_->Audit();
+  }
 
  private:
   std::unique_ptr<net::Client> client_;
@@ -106,9 +119,17 @@ struct KindCommand {
 };
 
 struct ReadOptions {
-  std::string program, member, partner, id, hex, from, to;
+  std::string program, member, partner, id, hex, from, to, as_of;
   uint32_t limit = 50;
   uint64_t before = 0;
+};
+
+struct FinanceOptions {
+  std::string expect_head;
+  uint64_t from_seq = 1;
+  uint64_t to_seq = 0;
+  std::string format;
+  ExternalOptions external;
 };
 
 struct LoadFlags {
@@ -128,7 +149,8 @@ constexpr char kGlobalsFooter[] =
     "Global options, before or after the command: --server HOST:PORT, --key KEY,\n"
     "--key-file FILE, --json, --data DIR (read-only commands), --tls, --tls-ca FILE.";
 
-constexpr char kReadOnlyCommands[] = "balance, history, tx get, audit head, settle statement";
+constexpr char kReadOnlyCommands[] =
+    "balance, history, tx get, settle statement, reconcile, audit";
 
 class Cli {
  public:
@@ -142,6 +164,7 @@ class Cli {
   void AddGlobals();
   void AddKindCommand(const KindSpec& spec);
   void AddReadCommands();
+  void AddFinanceCommands();
   void AddPostCommands();
   void AddLoad();
 
@@ -151,13 +174,17 @@ class Cli {
   std::unique_ptr<net::Client> Connect(int* exit_code);
   int ConnectFailed(const absl::Status& s);
   int RefuseData(const char* command);
-  int WithReader(const std::function<int(Reader&)>& fn);
+  // long_running: reports that scan the whole ledger wait for the server
+  // far longer than a point read.
+  int WithReader(const std::function<int(Reader&)>& fn, bool long_running = false);
   int RunKind(KindCommand& cmd);
   int RunPostFile();
   int RunExpireCommand();
   int RunLoadCommand();
   int RunTxGetCommand();
   int RunStatementCommand();
+  int RunLiabilityCommand();
+  int RunAuditVerifyCommand();
 
   CLI::App app_;
   Globals g_;
@@ -167,6 +194,8 @@ class Cli {
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands_;
   std::deque<KindCommand> kind_commands_;
   ReadOptions read_;
+  FinanceOptions finance_;
+  bool long_running_ = false;
   std::string post_file_;
   std::string as_of_;
   LoadFlags load_;
@@ -180,6 +209,7 @@ Cli::Cli()
   for (const KindSpec& spec : PostableKinds()) AddKindCommand(spec);
   AddPostCommands();
   AddReadCommands();
+  AddFinanceCommands();
   AddLoad();
   app_.footer(
       "Run `pointledger COMMAND --help` for a command's options and an example.\n"
@@ -341,6 +371,74 @@ void Cli::AddReadCommands() {
   statement->add_option("--to", read_.to, "RFC 3339 end, exclusive (default: now)")->type_name("RFC3339");
 }
 
+void Cli::AddFinanceCommands() {
+  AddCommand("reconcile trial-balance",
+             "Check the books: every program sums to zero, stored balances equal the replay of their "
+             "postings, every member's lots and holds equal its balance. Exit 1 on any discrepancy.",
+             "pointledger reconcile trial-balance --data ./var --json",
+             [this] { return WithReader([this](Reader& r) { return RunTrialBalance(r, Out()); }, true); });
+
+  CLI::App* liability = AddCommand(
+      "reconcile liability",
+      "A program's points liability: outstanding points and their value, movements in a period, points "
+      "expiring in 30/60/90 days, breakage rate.",
+      "pointledger reconcile liability --program acme --from 2026-11-01T00:00:00Z "
+      "--to 2026-12-01T00:00:00Z --json\n"
+      "--to defaults to --as-of, --as-of to --to, both to now; --from to the beginning.",
+      [this] { return RunLiabilityCommand(); });
+  liability->add_option("--program", read_.program, "program name")->required();
+  liability->add_option("--from", read_.from, "RFC 3339 start of the period, inclusive")->type_name("RFC3339");
+  liability->add_option("--to", read_.to, "RFC 3339 end of the period, exclusive")->type_name("RFC3339");
+  liability->add_option("--as-of", read_.as_of, "RFC 3339 time of the outstanding balance")->type_name("RFC3339");
+
+  CLI::App* external = AddCommand(
+      "reconcile external",
+      "Match a POS / e-commerce export (CSV: order_ref,kind,points[,member,timestamp]) against the "
+      "ledger by idempotency key. Exit 1 on any mismatch.",
+      "pointledger reconcile external --program acme --csv pos-export.csv --json\n"
+      "order_ref is the --id KEY the POS posted with. Findings: matched, missing_in_ledger,\n"
+      "missing_in_file, amount_mismatch, kind_mismatch, member_mismatch, duplicate_in_file;\n"
+      "they come in id order, each with its file line. Memory stays bounded: rows beyond\n"
+      "--memory-rows are sorted in temporary files ($TMPDIR).",
+      [this] {
+        finance_.external.program = read_.program;
+        return WithReader([this](Reader& r) { return RunReconcileExternal(r, Out(), finance_.external); },
+                          true);
+      });
+  external->add_option("--program", read_.program, "program name")->required();
+  external->add_option("--csv", finance_.external.csv_path, "the export (RFC 4180, header row)")
+      ->required()
+      ->type_name("FILE");
+  external->add_option("--memory-rows", finance_.external.memory_rows,
+                       "rows per side held in memory before spilling to a temporary file")
+      ->capture_default_str();
+  external->add_flag("--mismatches-only", finance_.external.mismatches_only,
+                     "--json: leave out the matched rows");
+
+  CLI::App* verify = AddCommand(
+      "audit verify",
+      "Recompute the whole hash chain and rebuild every balance, lot and hold from the transactions; "
+      "report the first bad seq and what differs. Exit 1 on any discrepancy.",
+      "pointledger audit verify --data ./var --expect-head 1234:<hash from an earlier audit head>",
+      [this] { return RunAuditVerifyCommand(); });
+  verify->add_option("--expect-head", finance_.expect_head,
+                     "a head recorded earlier (`audit head`): it must still be in the chain")
+      ->type_name("SEQ:HASH");
+
+  CLI::App* exp = AddCommand(
+      "audit export", "Stream stored transactions as JSON lines or CSV, a page at a time.",
+      "pointledger audit export --data ./var --from-seq 1 --to-seq 1000 --format csv > ledger.csv",
+      [this] {
+        return WithReader([this](Reader& r) {
+          return RunAuditExport(r, Out(), finance_.from_seq, finance_.to_seq, finance_.format);
+        }, true);
+      });
+  exp->add_option("--from-seq", finance_.from_seq, "first seq")->capture_default_str();
+  exp->add_option("--to-seq", finance_.to_seq, "last seq (default: the head when the export starts)")
+      ->type_name("N");
+  exp->add_option("--format", finance_.format, "jsonl or csv")->required()->check(CLI::IsMember({"jsonl", "csv"}));
+}
+
 void Cli::AddLoad() {
   CLI::App* load = AddCommand(
       "load", "Load generator: throughput and batch latency percentiles against pointledgerd.",
@@ -394,6 +492,7 @@ absl::StatusOr<net::ClientOptions> Cli::ClientOptions() {
   options.client_name = "pointledger";
   options.tls = tls_;
   options.tls_ca_file = tls_ca_;
+  if (long_running_) options.timeout_ms = 3'600'000;  // a whole-ledger scan on the server
   return options;
 }
 
@@ -432,7 +531,8 @@ int Cli::RefuseData(const char* command) {
                                 command, "` posts through the server: drop --data and use --server HOST:PORT")));
 }
 
-int Cli::WithReader(const std::function<int(Reader&)>& fn) {
+int Cli::WithReader(const std::function<int(Reader&)>& fn, bool long_running) {
+  long_running_ = long_running;
   if (!g_.data.empty()) {
     absl::StatusOr<std::unique_ptr<Reader>> reader = OpenDataDir(g_.data);
     if (!reader.ok()) return ReportError(Out(), reader.status());
@@ -532,6 +632,37 @@ int Cli::RunStatementCommand() {
   return WithReader([&](Reader& r) {
     return RunSettleStatement(r, Out(), read_.program, read_.partner, from_ns, to_ns);
   });
+}
+
+int Cli::RunLiabilityCommand() {
+  const int64_t now = NowNs();
+  std::optional<int64_t> from, to, as_of;
+  for (auto [text, out, flag] : {std::tuple{&read_.from, &from, "--from"}, std::tuple{&read_.to, &to, "--to"},
+                                 std::tuple{&read_.as_of, &as_of, "--as-of"}}) {
+    if (text->empty()) continue;
+    absl::StatusOr<int64_t> t = ParseTime(*text);
+    if (!t.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat(flag, ": ", std::string(t.status().message()))));
+    *out = *t;
+  }
+  const int64_t to_ns = to.value_or(as_of.value_or(now));
+  const int64_t as_of_ns = as_of.value_or(to_ns);
+  const int64_t from_ns = from.value_or(0);
+  if (from_ns > to_ns) {
+    return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));
+  }
+  return WithReader([&](Reader& r) {
+    return RunLiability(r, Out(), read_.program, from_ns, to_ns, as_of_ns);
+  }, true);
+}
+
+int Cli::RunAuditVerifyCommand() {
+  std::optional<ExpectedHead> expect;
+  if (!finance_.expect_head.empty()) {
+    absl::StatusOr<ExpectedHead> parsed = ParseExpectedHead(finance_.expect_head);
+    if (!parsed.ok()) return ReportError(Out(), parsed.status());
+    expect = *parsed;
+  }
+  return WithReader([&](Reader& r) { return RunAuditVerify(r, Out(), expect); }, true);
 }
 
 int Cli::RunLoadCommand() {

@@ -45,6 +45,28 @@ class LedgerReader final : public Reader {
     if (!p.ok()) return std::nullopt;
     return p->has_value();
   }
+  absl::StatusOr<ledger::RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
+                                                 const std::string& program) override {
+    if (!program.empty()) {
+      PL_ASSIGN_OR_RETURN(std::optional<ledger::ProgramInfo> p, ledger_->GetProgram(program));
+      if (!p) return absl::NotFoundError(StrCat("program_not_found: ", program));
+    }
+    return ledger_->GetRecords(from_seq, limit, program);
+  }
+  absl::StatusOr<ledger::Liability> LiabilityReport(const std::string& program, int64_t from_ns,
+                                                    int64_t to_ns, int64_t as_of_ns) override {
+    return ledger_->LiabilityReport(program, from_ns, to_ns, as_of_ns);
+  }
+  absl::StatusOr<ledger::AuditReport> TrialBalance() override {
+    PL_ASSIGN_OR_RETURN(std::vector<ledger::Discrepancy> found, ledger_->TrialBalance());
+    ledger::AuditReport report;
+    report.discrepancy_count = found.size();
+    report.discrepancies = std::move(found);
+    return report;
+  }
+  absl::StatusOr<ledger::AuditReport> Audit(const ledger::Progress& progress) override {
+    return ledger_->Audit(progress);
+  }
 
  private:
   std::unique_ptr<ledger::Ledger> owned_;

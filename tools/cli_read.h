@@ -35,6 +35,16 @@ class Reader {
                                                                 int64_t from_ns, int64_t to_ns) = 0;
   // Whether the program exists, if the backend can tell (the server cannot).
   virtual std::optional<bool> ProgramExists(const std::string& program) = 0;
+
+  // Finance (cli_finance.cc). The server cannot report progress; a data
+  // directory does, through `progress`.
+  virtual absl::StatusOr<ledger::RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
+                                                         const std::string& program) = 0;
+  virtual absl::StatusOr<ledger::Liability> LiabilityReport(const std::string& program,
+                                                            int64_t from_ns, int64_t to_ns,
+                                                            int64_t as_of_ns) = 0;
+  virtual absl::StatusOr<ledger::AuditReport> TrialBalance() = 0;
+  virtual absl::StatusOr<ledger::AuditReport> Audit(const ledger::Progress& progress) = 0;
 };
 
 // Opens DIR read-only. FailedPrecondition with a clear message if DIR holds

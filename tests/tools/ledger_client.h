@@ -61,6 +61,23 @@ class LedgerClient final : public net::Client {
   }
 
   absl::StatusOr<ServerStats> GetStats() override { return ServerStats{}; }
+  absl::StatusOr<ledger::RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
+                                                 const std::string& program) override {
+    return ledger_->GetRecords(from_seq, limit, program);
+  }
+  absl::StatusOr<ledger::Liability> LiabilityReport(const std::string& program, int64_t from_ns,
+                                                    int64_t to_ns, int64_t as_of_ns) override {
+    return ledger_->LiabilityReport(program, from_ns, to_ns, as_of_ns);
+  }
+  absl::StatusOr<ledger::AuditReport> TrialBalance() override {
+    absl::StatusOr<std::vector<ledger::Discrepancy>> found = ledger_->TrialBalance();
+    if (!found.ok()) return found.status();
+    ledger::AuditReport report;
+    report.discrepancy_count = found->size();
+    report.discrepancies = *std::move(found);
+    return report;
+  }
+  absl::StatusOr<ledger::AuditReport> Audit() override { return ledger_->Audit(); }
   const std::string& principal() const override { return principal_; }
   uint32_t batch_transactions_max() const override { return batch_max; }
   size_t in_flight() const override { return answers_.size(); }

@@ -1,0 +1,551 @@
+// `pointledger reconcile external`: a POS / e-commerce export matched
+// against the ledger by idempotency key, in bounded memory.
+//
+// How: both sides become streams of rows sorted by transaction id (the
+// file's order_ref turned into the id the CLI's --id derives, the ledger's
+// transactions of the program paged from the log). Each side is sorted in
+// runs of ExternalOptions::memory_rows that spill to temporary files, then
+// merged; one pass over the two merged streams finds every match and
+// mismatch. Findings therefore come in id order, each naming its file line.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <queue>
+
+#include "ledger/limits.h"
+#include "ledger/status.h"
+#include "nlohmann/json.hpp"
+#include "tools/cli_finance.h"
+#include "tools/cli_format.h"
+#include "tools/cli_progress.h"
+#include "tools/cli_time.h"
+
+namespace pointledger::tools {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// One side's view of one transaction.
+struct Row {
+  ledger::Id id{};
+  std::string order_ref;
+  std::string kind;
+  int64_t points = 0;
+  std::string member;
+  uint64_t line = 0;       // file: its line number; ledger: its seq
+  int64_t timestamp_ns = 0;  // 0: none given
+  std::string status;      // ledger: "ok" or the recorded rejection
+};
+
+bool Before(const Row& a, const Row& b) {
+  if (a.id != b.id) return a.id < b.id;
+  return a.line < b.line;
+}
+
+void WriteString(std::ostream& out, const std::string& s) {
+  const uint32_t n = static_cast<uint32_t>(s.size());
+  out.write(reinterpret_cast<const char*>(&n), sizeof(n));
+  out.write(s.data(), n);
+}
+
+bool ReadString(std::istream& in, std::string* s) {
+  uint32_t n = 0;
+  if (!in.read(reinterpret_cast<char*>(&n), sizeof(n)) || n > (1u << 20)) return false;
+  s->resize(n);
+  return static_cast<bool>(in.read(s->data(), n));
+}
+
+template <typename T>
+void WritePod(std::ostream& out, const T& v) {
+  out.write(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+template <typename T>
+bool ReadPod(std::istream& in, T* v) {
+  return static_cast<bool>(in.read(reinterpret_cast<char*>(v), sizeof(*v)));
+}
+
+void WriteRow(std::ostream& out, const Row& r) {
+  out.write(reinterpret_cast<const char*>(r.id.data()), 16);
+  WriteString(out, r.order_ref);
+  WriteString(out, r.kind);
+  WritePod(out, r.points);
+  WriteString(out, r.member);
+  WritePod(out, r.line);
+  WritePod(out, r.timestamp_ns);
+  WriteString(out, r.status);
+}
+
+bool ReadRow(std::istream& in, Row* r) {
+  return in.read(reinterpret_cast<char*>(r->id.data()), 16) && ReadString(in, &r->order_ref) &&
+         ReadString(in, &r->kind) && ReadPod(in, &r->points) && ReadString(in, &r->member) &&
+         ReadPod(in, &r->line) && ReadPod(in, &r->timestamp_ns) && ReadString(in, &r->status);
+}
+
+// Sorts rows in memory_rows runs, spilling each full run to a file in dir,
+// then hands them back merged, in Before order.
+class ExternalSorter {
+ public:
+  ExternalSorter(std::filesystem::path dir, std::string name, size_t memory_rows)
+      : dir_(std::move(dir)), name_(std::move(name)), memory_rows_(std::max<size_t>(memory_rows, 1)) {}
+
+  absl::Status Add(Row row) {
+    rows_.push_back(std::move(row));
+    if (rows_.size() >= memory_rows_) return Spill();
+    return absl::OkStatus();
+  }
+
+  // Call once, after the last Add.
+  absl::Status Finish() {
+    if (runs_.empty()) {
+      std::sort(rows_.begin(), rows_.end(), Before);
+      return absl::OkStatus();
+    }
+    if (!rows_.empty()) PL_RETURN_IF_ERROR(Spill());
+    for (const std::filesystem::path& path : runs_) {
+      auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
+      if (!*in) return absl::InternalError(StrCat("cannot reopen ", path.string()));
+      Source source{std::move(in), Row{}};
+      if (ReadRow(*source.in, &source.row)) {
+        sources_.push_back(std::move(source));
+        heap_.push(sources_.size() - 1);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // The next row in order; false at the end.
+  bool Next(Row* out) {
+    if (runs_.empty()) {
+      if (next_ >= rows_.size()) return false;
+      *out = std::move(rows_[next_++]);
+      return true;
+    }
+    if (heap_.empty()) return false;
+    const size_t i = heap_.top();
+    heap_.pop();
+    *out = std::move(sources_[i].row);
+    if (ReadRow(*sources_[i].in, &sources_[i].row)) heap_.push(i);
+    return true;
+  }
+
+  size_t runs() const { return runs_.size(); }
+
+ private:
+  struct Source {
+    std::unique_ptr<std::ifstream> in;
+    Row row;
+  };
+  struct Later {
+    const ExternalSorter* s;
+    bool operator()(size_t a, size_t b) const { return Before(s->sources_[b].row, s->sources_[a].row); }
+  };
+
+  absl::Status Spill() {
+    std::sort(rows_.begin(), rows_.end(), Before);
+    const std::filesystem::path path = dir_ / StrCat(name_, "-", runs_.size());
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    for (const Row& r : rows_) WriteRow(out, r);
+    out.close();
+    if (!out) {
+      return absl::ResourceExhaustedError(
+          StrCat("cannot write the sort run ", path.string(), " (is the temporary directory full?)"));
+    }
+    runs_.push_back(path);
+    rows_.clear();
+    return absl::OkStatus();
+  }
+
+  std::filesystem::path dir_;
+  std::string name_;
+  size_t memory_rows_;
+  std::vector<Row> rows_;
+  size_t next_ = 0;
+  std::vector<std::filesystem::path> runs_;
+  std::vector<Source> sources_;
+  std::priority_queue<size_t, std::vector<size_t>, Later> heap_{Later{this}};
+};
+
+// A temporary directory removed with everything in it when done.
+class TempDir {
+ public:
+  static absl::StatusOr<std::unique_ptr<TempDir>> Create() {
+    std::error_code ec;
+    std::filesystem::path base = std::filesystem::temp_directory_path(ec);
+    if (ec) base = "/tmp";
+    std::string templ = (base / "pointledger-external-XXXXXX").string();
+    if (mkdtemp(templ.data()) == nullptr) {
+      return absl::InternalError(StrCat("cannot create a temporary directory in ", base.string(), ": ",
+                                        std::strerror(errno)));
+    }
+    return std::unique_ptr<TempDir>(new TempDir(templ));
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  explicit TempDir(std::filesystem::path p) : path_(std::move(p)) {}
+  std::filesystem::path path_;
+};
+
+// RFC 4180 records from a stream: quoted fields may hold commas, quotes
+// ("" inside quotes) and line breaks. Tracks line numbers for messages.
+class CsvReader {
+ public:
+  explicit CsvReader(std::istream& in) : in_(in) {}
+
+  // False at the end of input. *line is the line the record starts on.
+  absl::StatusOr<bool> Next(std::vector<std::string>* fields, uint64_t* line) {
+    fields->clear();
+    int c = in_.get();
+    if (c == EOF) return false;
+    *line = ++line_;
+    std::string field;
+    bool quoted = false, was_quoted = false;
+    for (;; c = in_.get()) {
+      if (quoted) {
+        if (c == EOF) return absl::InvalidArgumentError(StrCat("line ", *line, ": unterminated quoted field"));
+        if (c == '"') {
+          if (in_.peek() == '"') {
+            in_.get();
+            field.push_back('"');
+          } else {
+            quoted = false;
+          }
+        } else {
+          if (c == '\n') ++line_;
+          field.push_back(static_cast<char>(c));
+        }
+        continue;
+      }
+      if (c == '"' && field.empty() && !was_quoted) {
+        quoted = was_quoted = true;
+        continue;
+      }
+      if (c == ',' || c == '\n' || c == EOF) {
+        fields->push_back(std::move(field));
+        field.clear();
+        was_quoted = false;
+        if (c != ',') return true;
+        continue;
+      }
+      if (c == '\r' && in_.peek() == '\n') continue;
+      if (was_quoted) {
+        return absl::InvalidArgumentError(StrCat("line ", line_, ": text after a closing quote"));
+      }
+      field.push_back(static_cast<char>(c));
+    }
+  }
+
+ private:
+  std::istream& in_;
+  uint64_t line_ = 0;
+};
+
+bool ParseInt(std::string_view s, int64_t* out) {
+  if (s.empty()) return false;
+  bool negative = s[0] == '-';
+  if (negative || s[0] == '+') s.remove_prefix(1);
+  if (s.empty()) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    if (v > (uint64_t{1} << 62)) return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
+  *out = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+  return true;
+}
+
+// The kinds a POS or web shop posts with its own ids; the others (expiry,
+// configuration, settlement) are the ledger's own and never in an export.
+bool IsClientKind(ledger::Kind k) {
+  switch (k) {
+    case ledger::Kind::kEarn:
+    case ledger::Kind::kRedeem:
+    case ledger::Kind::kReferral:
+    case ledger::Kind::kTransfer:
+    case ledger::Kind::kAdjust:
+    case ledger::Kind::kReverse:
+    case ledger::Kind::kHold:
+    case ledger::Kind::kCapture:
+    case ledger::Kind::kRelease:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// What the export's `points` column is compared with (docs/finance.md).
+int64_t LedgerPoints(const ledger::TxRecord& rec) {
+  const ledger::Transaction& t = rec.tx;
+  switch (t.kind) {
+    case ledger::Kind::kReferral: return static_cast<int64_t>(t.points + t.points2);
+    case ledger::Kind::kAdjust: return t.delta;
+    case ledger::Kind::kReverse:
+    case ledger::Kind::kCapture:
+      return static_cast<int64_t>(rec.result.code == ledger::Code::kOk ? rec.result.points : t.points);
+    default: return static_cast<int64_t>(t.points);
+  }
+}
+
+constexpr const char* kFindings[] = {"matched",         "missing_in_ledger", "missing_in_file",
+                                     "amount_mismatch", "kind_mismatch",     "member_mismatch",
+                                     "duplicate_in_file"};
+
+class Matcher {
+ public:
+  Matcher(const Output& o, bool mismatches_only) : o_(o), mismatches_only_(mismatches_only) {}
+
+  void Report(std::string_view finding, const Row* file, const Row* ledger) {
+    ++counts_[std::string(finding)];
+    if (finding == "matched" && (mismatches_only_ || !o_.json)) return;
+    const Row& any = file != nullptr ? *file : *ledger;
+    if (o_.json) {
+      Json j;
+      j["finding"] = std::string(finding);
+      j["order_ref"] = any.order_ref;
+      if (file != nullptr) {
+        j["line"] = file->line;
+        j["file_kind"] = file->kind;
+        j["file_points"] = file->points;
+        if (!file->member.empty()) j["file_member"] = file->member;
+      }
+      if (ledger != nullptr) {
+        j["seq"] = ledger->line;
+        j["ledger_kind"] = ledger->kind;
+        j["ledger_points"] = ledger->points;
+        j["ledger_member"] = ledger->member;
+        j["ledger_status"] = ledger->status;
+        j["timestamp"] = FormatTime(ledger->timestamp_ns);
+      }
+      Print(j.dump(-1, ' ', false, Json::error_handler_t::replace));
+      return;
+    }
+    std::string text = StrCat(finding, "  ", any.order_ref);
+    if (file != nullptr) text += StrCat("  line ", file->line, " ", file->kind, " ", file->points,
+                                        file->member.empty() ? "" : " ", file->member);
+    if (ledger != nullptr) {
+      text += StrCat("  ledger seq ", ledger->line, " ", ledger->kind, " ", ledger->points, " ",
+                     ledger->member, ledger->status == "ok" ? "" : " (", ledger->status == "ok" ? "" : ledger->status,
+                     ledger->status == "ok" ? "" : ")");
+    }
+    Print(text);
+  }
+
+  bool AllMatched() const {
+    for (const auto& [finding, n] : counts_) {
+      if (finding != "matched" && n > 0) return false;
+    }
+    return true;
+  }
+
+  void Summary(uint64_t file_rows, uint64_t ledger_rows, int64_t from_ns, int64_t to_ns) {
+    if (o_.json) {
+      Json j;
+      j["summary"] = true;
+      for (const char* f : kFindings) j[f] = counts_[f];
+      j["file_rows"] = file_rows;
+      j["ledger_transactions"] = ledger_rows;
+      if (to_ns != 0) {
+        j["from"] = FormatTime(from_ns);
+        j["to"] = FormatTime(to_ns);
+      }
+      Print(j.dump());
+      return;
+    }
+    Print(StrCat("external reconciliation: ", file_rows, " file rows, ", ledger_rows,
+                 " ledger transactions",
+                 to_ns != 0 ? StrCat(" (file period ", FormatTime(from_ns), " to ", FormatTime(to_ns), ")")
+                            : ""));
+    for (const char* f : kFindings) Print(StrCat("  ", f, std::string(20 - std::strlen(f), ' '), counts_[f]));
+  }
+
+ private:
+  void Print(const std::string& line) {
+    std::fwrite(line.data(), 1, line.size(), o_.out);
+    std::fputc('\n', o_.out);
+  }
+  const Output& o_;
+  bool mismatches_only_;
+  std::map<std::string, uint64_t> counts_;
+};
+
+}  // namespace
+
+int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions& options) {
+  std::ifstream in(options.csv_path, std::ios::binary);
+  if (!in) {
+    return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, ": cannot read it (",
+                                                            std::strerror(errno), ")")));
+  }
+  absl::StatusOr<std::unique_ptr<TempDir>> tmp = TempDir::Create();
+  if (!tmp.ok()) return ReportError(o, tmp.status());
+  ProgressBar bar(o.err);
+
+  // The file side.
+  CsvReader csv(in);
+  std::vector<std::string> fields;
+  uint64_t line = 0;
+  absl::StatusOr<bool> more = csv.Next(&fields, &line);
+  if (!more.ok()) return ReportError(o, more.status());
+  if (!*more) return ReportError(o, absl::InvalidArgumentError("--csv: the file is empty (expected a header row)"));
+  int col_ref = -1, col_kind = -1, col_points = -1, col_member = -1, col_ts = -1;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    std::string name = fields[i];
+    if (i == 0 && name.rfind("\xEF\xBB\xBF", 0) == 0) name = name.substr(3);  // a BOM
+    for (auto& [col, want] : {std::pair{&col_ref, "order_ref"}, std::pair{&col_kind, "kind"},
+                              std::pair{&col_points, "points"}, std::pair{&col_member, "member"},
+                              std::pair{&col_ts, "timestamp"}}) {
+      if (name == want) *col = static_cast<int>(i);
+    }
+  }
+  if (col_ref < 0 || col_kind < 0 || col_points < 0) {
+    return ReportError(o, absl::InvalidArgumentError(
+                              "--csv: the header row must name the columns order_ref, kind and points "
+                              "(and optionally member, timestamp)"));
+  }
+  ExternalSorter file_rows(tmp->get()->path(), "file", options.memory_rows);
+  uint64_t file_count = 0;
+  int64_t min_ts = std::numeric_limits<int64_t>::max(), max_ts = std::numeric_limits<int64_t>::min();
+  bool every_row_timed = col_ts >= 0;
+  for (;;) {
+    more = csv.Next(&fields, &line);
+    if (!more.ok()) return ReportError(o, more.status());
+    if (!*more) break;
+    if (fields.size() == 1 && fields[0].empty()) continue;  // a blank line
+    auto bad = [&](std::string what) {
+      return ReportError(o, absl::InvalidArgumentError(StrCat("--csv line ", line, ": ", what)));
+    };
+    if (fields.size() < 3) return bad(StrCat("expected the header's ", fields.size(), " columns"));
+    auto field = [&](int col) -> const std::string& {
+      static const std::string kEmpty;
+      return col >= 0 && static_cast<size_t>(col) < fields.size() ? fields[col] : kEmpty;
+    };
+    Row row;
+    row.order_ref = field(col_ref);
+    row.kind = field(col_kind);
+    row.member = field(col_member);
+    row.line = line;
+    if (row.order_ref.empty()) return bad("order_ref is empty");
+    if (row.order_ref.size() > ledger::kMemberKeyBytesMax * 4) return bad("order_ref is too long");
+    if (!ledger::KindFromName(row.kind)) return bad(StrCat("unknown kind '", row.kind, "'"));
+    if (!ParseInt(field(col_points), &row.points)) {
+      return bad(StrCat("points '", field(col_points), "' is not an integer"));
+    }
+    if (col_ts >= 0 && !field(col_ts).empty()) {
+      absl::StatusOr<int64_t> ts = ParseTime(field(col_ts));
+      if (!ts.ok()) return bad(StrCat("timestamp: ", std::string(ts.status().message())));
+      row.timestamp_ns = *ts;
+      min_ts = std::min(min_ts, *ts);
+      max_ts = std::max(max_ts, *ts);
+    } else {
+      every_row_timed = false;
+    }
+    row.id = ledger::TxIdFromKey(options.program, row.order_ref);
+    if (absl::Status s = file_rows.Add(std::move(row)); !s.ok()) return ReportError(o, s);
+    ++file_count;
+    if (file_count % 65536 == 0) bar.Update("reading file", file_count, 0);
+  }
+  // The period the file covers: ledger transactions outside it are not
+  // expected in the file. Without timestamps on every row, it covers all.
+  const bool bounded = every_row_timed && file_count > 0;
+
+  // The ledger side: the program's transactions, paged from the log.
+  ExternalSorter ledger_rows(tmp->get()->path(), "ledger", options.memory_rows);
+  uint64_t ledger_count = 0;
+  uint64_t next = 1, end = 0;
+  for (;;) {
+    absl::StatusOr<ledger::RecordsPage> page =
+        reader.GetRecords(next, ledger::kRecordsPageMax, options.program);
+    if (!page.ok()) {
+      if (absl::IsNotFound(page.status()) || absl::IsFailedPrecondition(page.status())) {
+        std::fprintf(o.err, "no program '%s'\n", options.program.c_str());
+        return kExitRejected;
+      }
+      return ReportError(o, page.status());
+    }
+    if (end == 0) end = page->head_seq;  // a growing ledger: stop at the head seen first
+    for (const ledger::TxRecord& rec : page->records) {
+      if (rec.seq > end) break;
+      if (!IsClientKind(rec.tx.kind)) continue;
+      Row row;
+      row.id = rec.tx.id;
+      row.order_ref = rec.tx.order_ref.empty() ? ledger::IdToHex(rec.tx.id) : rec.tx.order_ref;
+      row.kind = std::string(ledger::KindName(rec.tx.kind));
+      row.points = LedgerPoints(rec);
+      row.member = rec.tx.member;
+      row.line = rec.seq;
+      row.timestamp_ns = rec.timestamp_ns;
+      row.status = std::string(ledger::CodeName(rec.result.code));
+      if (absl::Status s = ledger_rows.Add(std::move(row)); !s.ok()) return ReportError(o, s);
+      ++ledger_count;
+    }
+    bar.Update("reading ledger", std::min(page->next_seq - 1, end), end);
+    if (page->next_seq > end || page->next_seq > page->head_seq) break;
+    next = page->next_seq;
+  }
+  for (ExternalSorter* s : {&file_rows, &ledger_rows}) {
+    if (absl::Status st = s->Finish(); !st.ok()) return ReportError(o, st);
+  }
+  bar.Clear();
+
+  // One pass over both sorted streams.
+  Matcher m(o, options.mismatches_only);
+  Row f, l, prev_file;
+  bool has_f = file_rows.Next(&f), has_l = ledger_rows.Next(&l), has_prev = false;
+  while (has_f || has_l) {
+    if (has_f && has_prev && f.id == prev_file.id) {
+      m.Report("duplicate_in_file", &f, nullptr);
+      has_f = file_rows.Next(&f);
+      continue;
+    }
+    if (has_f && (!has_l || f.id < l.id)) {
+      m.Report("missing_in_ledger", &f, nullptr);
+      prev_file = f;
+      has_prev = true;
+      has_f = file_rows.Next(&f);
+    } else if (has_l && (!has_f || l.id < f.id)) {
+      const bool in_period = !bounded || (l.timestamp_ns >= min_ts && l.timestamp_ns <= max_ts);
+      if (l.status == "ok" && in_period) m.Report("missing_in_file", nullptr, &l);
+      has_l = ledger_rows.Next(&l);
+    } else {
+      if (l.status != "ok") {
+        m.Report("missing_in_ledger", &f, &l);  // recorded, but rejected: nothing was booked
+      } else if (f.kind != l.kind) {
+        m.Report("kind_mismatch", &f, &l);
+      } else {
+        bool any = false;
+        if (f.points != l.points) {
+          m.Report("amount_mismatch", &f, &l);
+          any = true;
+        }
+        if (!f.member.empty() && f.member != l.member) {
+          m.Report("member_mismatch", &f, &l);
+          any = true;
+        }
+        if (!any) m.Report("matched", &f, &l);
+      }
+      prev_file = f;
+      has_prev = true;
+      has_f = file_rows.Next(&f);
+      has_l = ledger_rows.Next(&l);
+    }
+  }
+  m.Summary(file_count, ledger_count, bounded ? min_ts : 0, bounded ? max_ts : 0);
+  return m.AllMatched() ? kExitOk : kExitRejected;
+}
+
+}  // namespace pointledger::tools
