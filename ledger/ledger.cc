@@ -720,6 +720,11 @@ absl::StatusOr<Statement> Ledger::SettlementStatement(std::string_view program,
   const Id id = PartnerAccountId(program, partner);
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(Dbs().partners, IdView(id)));
   if (!v) return absl::NotFoundError(StrCat("partner_not_found: ", partner));
+  if (from_ns == kSinceLastSettlement) {
+    ByteReader r(*v);
+    from_ns = r.I64();
+    if (!r.done()) return absl::DataLossError("partners: malformed entry");
+  }
   PL_ASSIGN_OR_RETURN(Statement s, ComputeStatement(txn, Dbs(), id, from_ns, to_ns));
   s.program = std::string(program);
   s.partner = std::string(partner);

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -204,6 +205,9 @@ struct Statement {
   std::string payer;       // "partner", "program" or "none"
   bool operator==(const Statement&) const = default;
 };
+
+// SettlementStatement's from_ns for "after the last settled period".
+inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::min();
 
 // A stored transaction (SPEC §7): what the hash chain covers.
 struct TxRecord {
@@ -456,7 +460,8 @@ class Ledger {
   absl::StatusOr<std::vector<Transaction>> CollectDue(int64_t as_of_ns, size_t limit);
 
   // The statement of the partner's flows with from_ns <= timestamp < to_ns,
-  // priced at the time of each flow. partner_not_found / program_not_found
+  // priced at the time of each flow. from_ns == kSinceLastSettlement starts
+  // where the last `settle` closed (the beginning if none has). partner_not_found / program_not_found
   // are reported as NotFound; totals beyond 2^63 - 1 as OutOfRange.
   absl::StatusOr<Statement> SettlementStatement(std::string_view program,
                                                 std::string_view partner,

@@ -366,7 +366,8 @@ void Cli::AddReadCommands() {
       [this] { return RunStatementCommand(); });
   statement->add_option("--program", read_.program, "program name")->required();
   statement->add_option("--partner", read_.partner, "partner name")->required();
-  statement->add_option("--from", read_.from, "RFC 3339 start, inclusive (default: the beginning)")
+  statement->add_option("--from", read_.from,
+                        "RFC 3339 start, inclusive (default: the end of the last settle close)")
       ->type_name("RFC3339");
   statement->add_option("--to", read_.to, "RFC 3339 end, exclusive (default: now)")->type_name("RFC3339");
 }
@@ -621,7 +622,7 @@ int Cli::RunTxGetCommand() {
 }
 
 int Cli::RunStatementCommand() {
-  int64_t from_ns = 0;
+  int64_t from_ns = ledger::kSinceLastSettlement;
   int64_t to_ns = NowNs();
   for (auto [text, out, flag] : {std::tuple{&read_.from, &from_ns, "--from"}, std::tuple{&read_.to, &to_ns, "--to"}}) {
     if (text->empty()) continue;
