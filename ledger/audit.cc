@@ -186,8 +186,8 @@ absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const View& txn, const D
                        StrCat("lots ", int64_t(in_lots), " + held ", holds)});
       }
       if (holds != a.debits_pending) {
-        out.push_back({"hold", where, StrCat("pending holds = ", a.debits_pending),
-                       StrCat(holds)});
+        out.push_back({"hold", where, StrCat("debits_pending = its pending holds = ", holds),
+                       StrCat("debits_pending = ", a.debits_pending)});
       }
     }
     PL_ASSIGN_OR_RETURN(found, cursor.Next());

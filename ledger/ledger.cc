@@ -797,11 +797,14 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
   log_layers.log_txn = &log_txn;
   const View log_view(std::move(log_layers));
 
-  // 1. The chain. Past a broken link nothing can be trusted: stop there.
+  // 1. The chain. Past a broken link nothing can be trusted: stop there
+  // (reporting the stored head, if its record still parses).
+  absl::StatusOr<ChainHead> head = ReadHead(log_view, Dbs());
+  if (head.ok()) report.head = *head;
   PL_ASSIGN_OR_RETURN(std::vector<Discrepancy> chain, VerifyChainIn(log_view, Dbs(), progress));
   for (Discrepancy& d : chain) add(std::move(d));
   if (report.discrepancy_count > 0) return report;
-  PL_ASSIGN_OR_RETURN(report.head, ReadHead(log_view, Dbs()));
+  if (!head.ok()) return head.status();
 
   // 2. The stored state: the checkpoint plus the log past it.
   auto replay_failed = [&](uint64_t seq, const absl::Status& s, std::string_view into) {
