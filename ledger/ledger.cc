@@ -902,4 +902,29 @@ absl::StatusOr<RecordsPage> Ledger::GetRecords(uint64_t from_seq, uint32_t limit
   return page;
 }
 
+absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path to(to_dir);
+  if (fs::exists(to, ec) && !fs::is_empty(to, ec)) {
+    return absl::FailedPreconditionError(
+        StrCat(to_dir, " exists and is not empty: a backup goes into a new directory"));
+  }
+  // State before log, as every reader does: the log copy then reaches at
+  // least the checkpoint the state copy holds.
+  for (const auto& [env, name] : {std::pair{&rep_->state_env, "state"}, std::pair{&rep_->log_env, "log"}}) {
+    PL_RETURN_IF_ERROR(CreateDirectory(to / name));
+    const int rc = mdb_env_copy2(env->get(), (to / name).c_str(), MDB_CP_COMPACT);
+    if (rc != 0) {
+      return absl::InternalError(StrCat("copying the ", name, " environment to ", (to / name).string(),
+                                        ": ", mdb_strerror(rc)));
+    }
+  }
+  Options options;
+  options.dir = to_dir;
+  options.read_only = true;
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Ledger> copy, Ledger::Open(options));
+  return copy->GetHead();
+}
+
 }  // namespace pointledger::ledger

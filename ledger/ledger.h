@@ -495,6 +495,12 @@ class Ledger {
   absl::StatusOr<RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
                                          std::string_view program);
 
+  // A consistent copy of the ledger into `to_dir` (which must not exist or
+  // be empty), compacted, safe beside a running writer: the state first,
+  // then the log (which always reaches at least the state's checkpoint), so
+  // opening the copy replays the log past it. Returns the copy's head.
+  absl::StatusOr<ChainHead> Backup(const std::string& to_dir);
+
   int64_t NowNs() const;
 
  private:

@@ -23,6 +23,7 @@
 #include "net/client.h"
 #include "tools/cli_fields.h"
 #include "tools/cli_finance.h"
+#include "tools/cli_ops.h"
 #include "tools/cli_format.h"
 #include "tools/cli_post.h"
 #include "tools/cli_read.h"
@@ -150,7 +151,7 @@ constexpr char kGlobalsFooter[] =
     "--key-file FILE, --json, --data DIR (read-only commands), --tls, --tls-ca FILE.";
 
 constexpr char kReadOnlyCommands[] =
-    "balance, history, tx get, settle statement, reconcile, audit";
+    "balance, history, tx get, settle statement, reconcile, audit, backup";
 
 class Cli {
  public:
@@ -165,6 +166,7 @@ class Cli {
   void AddKindCommand(const KindSpec& spec);
   void AddReadCommands();
   void AddFinanceCommands();
+  void AddOpsCommands();
   void AddPostCommands();
   void AddLoad();
 
@@ -195,6 +197,7 @@ class Cli {
   std::deque<KindCommand> kind_commands_;
   ReadOptions read_;
   FinanceOptions finance_;
+  std::string backup_to_;
   bool long_running_ = false;
   std::string post_file_;
   std::string as_of_;
@@ -210,6 +213,7 @@ Cli::Cli()
   AddPostCommands();
   AddReadCommands();
   AddFinanceCommands();
+  AddOpsCommands();
   AddLoad();
   app_.footer(
       "Run `pointledger COMMAND --help` for a command's options and an example.\n"
@@ -438,6 +442,23 @@ void Cli::AddFinanceCommands() {
   exp->add_option("--to-seq", finance_.to_seq, "last seq (default: the head when the export starts)")
       ->type_name("N");
   exp->add_option("--format", finance_.format, "jsonl or csv")->required()->check(CLI::IsMember({"jsonl", "csv"}));
+}
+
+void Cli::AddOpsCommands() {
+  CLI::App* backup = AddCommand(
+      "backup",
+      "A consistent, compacted hot copy of a data directory (safe while the server runs), which "
+      "pointledgerd --data opens as it is; prints the chain head it contains.",
+      "pointledger backup --data ./var --to /backups/pointledger-2026-11-30 --json\n"
+      "Then: pointledger audit verify --data /backups/pointledger-2026-11-30 --expect-head SEQ:HASH",
+      [this] {
+        if (g_.data.empty()) {
+          return ReportError(Out(), absl::InvalidArgumentError(
+                                        "backup needs --data DIR: it copies a data directory on this machine"));
+        }
+        return RunBackup(Out(), g_.data, backup_to_);
+      });
+  backup->add_option("--to", backup_to_, "the new directory to write the copy into")->required()->type_name("DIR");
 }
 
 void Cli::AddLoad() {
