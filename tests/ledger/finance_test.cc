@@ -338,6 +338,12 @@ TEST_F(LiabilityTest, KnownAnswerNow) {
   all_time.from_ns = T0;
   all_time.to_ns = now;
   EXPECT_EQ(all_time, l);
+
+  // The CLI's --data DIR path: read-only, same answers, now and in the past.
+  const Liability past = MustLiability("acme", T0 + D, T0 + 3 * D, T0 + 3 * D);
+  OpenReadOnly();
+  EXPECT_EQ(MustLiability("acme", T0, now, now), l);
+  EXPECT_EQ(MustLiability("acme", T0 + D, T0 + 3 * D, T0 + 3 * D), past);
 }
 
 TEST_F(LiabilityTest, APeriodCountsOnlyItsOwnMovements) {
@@ -831,9 +837,9 @@ TEST_F(AuditTest, AChangedCheckpointWithLogPastItIsNamed) {
     o->checkpoint_on_close = false;
     o->checkpoint_interval_ms = 3'600'000;
   });
-  // seq 19: alice earns (her tampered credits are carried forward);
-  // seq 20: bob redeems his 20 referral points... his available is 20 - 10
-  // held = 10: redeem all 10.
+  // seq 19: alice earns (her tampered credits will be carried forward);
+  // seq 20: bob redeems all he has available: his 20 referral points less
+  // the 10 held.
   const std::vector<Result> tail =
       Apply({Earn("acme", "alice", 7, "later-1"), Redeem("acme", "bob", 10, "later-2")});
   ASSERT_EQ(tail[1].code, Code::kOk);
@@ -848,6 +854,8 @@ TEST_F(AuditTest, AChangedCheckpointWithLogPastItIsNamed) {
   AuditReport r = MustAudit();
   EXPECT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
   EXPECT_TRUE(HasFinding(r.discrepancies, "balance", "alice")) << DescribeAudit(r);
+  const std::vector<Discrepancy> books = MustTrialBalance();
+  EXPECT_TRUE(HasFinding(books, "balance", "acme/member/alice")) << Describe(books);
 
   // Now bob's lot at seq 18 loses 5 points: the replayed redeem of 10 at
   // seq 20 would be refused, unlike the recorded one.
@@ -869,6 +877,9 @@ TEST_F(AuditTest, AChangedCheckpointWithLogPastItIsNamed) {
   r = MustAudit();
   EXPECT_EQ(r.first_bad_seq, 20u) << DescribeAudit(r);
   EXPECT_TRUE(HasFinding(r.discrepancies, "replay", "seq 20")) << DescribeAudit(r);
+  // A read-only reader replays the same tail to serve a scan, and cannot:
+  // the trial balance is refused as DataLoss rather than computed.
+  EXPECT_TRUE(absl::IsDataLoss(ledger_->TrialBalance().status()));
   ledger_.reset();
 }
 
