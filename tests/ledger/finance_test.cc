@@ -48,8 +48,8 @@ constexpr int64_t kMaxNs = std::numeric_limits<int64_t>::max();
 
 std::string DescribeAudit(const AuditReport& r) {
   std::string out = "head seq " + std::to_string(r.head.seq) + ", first_bad_seq " +
-                    std::to_string(r.first_bad_seq) + ", " +
-                    std::to_string(r.discrepancy_count) + " discrepancies\n";
+                    std::to_string(r.first_bad_seq) + ", " + std::to_string(r.discrepancy_count) +
+                    " discrepancies\n";
   for (const Discrepancy& d : r.discrepancies) {
     out += d.what + " at " + d.where + " (seq " + std::to_string(d.seq) + "): expected " +
            d.expected + ", found " + d.found + "\n";
@@ -75,7 +75,9 @@ std::string SeqKey(uint64_t seq) {
   PutBe(&key, seq, 8);
   return key;
 }
-std::string IdKey(const Id& id) { return std::string(reinterpret_cast<const char*>(id.data()), 16); }
+std::string IdKey(const Id& id) {
+  return std::string(reinterpret_cast<const char*>(id.data()), 16);
+}
 std::string LotKeyOf(const Id& account, const LotInfo& lot) {
   std::string key = IdKey(account);
   PutBe(&key, static_cast<uint64_t>(lot.expires_at_ns) ^ (uint64_t{1} << 63), 8);
@@ -85,7 +87,8 @@ std::string LotKeyOf(const Id& account, const LotInfo& lot) {
 }
 uint64_t LeU64(const std::string& bytes, size_t offset) {
   uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(bytes[offset + static_cast<size_t>(i)]);
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | static_cast<uint8_t>(bytes[offset + static_cast<size_t>(i)]);
   return v;
 }
 void SetLeU64(std::string* bytes, size_t offset, uint64_t v) {
@@ -205,17 +208,17 @@ class LiabilityTest : public FinanceTest {
 
     // Day 0, seq 1..12 (every transaction recorded, so seq = position).
     clock_.Set(T0);
-    MustApply({create,                                              // 1
-               PartnerCreate("acme", "hotelco", 9000, 7000),        // 2
-               PartnerCreate("acme", "airco", 8000, 6000),          // 3
-               Earn("acme", "alice", 1000, "e-alice"),              // 4  exp T0+365D
-               bob_at_hotel,                                        // 5  exp T0+365D
-               EarnExpiring("acme", "carol", 300, T0 + 5 * D, "e-carol"),    // 6
-               EarnExpiring("acme", "dave", 250, T0 + 25 * D, "e-dave"),     // 7
-               EarnExpiring("acme", "erin", 70, T0 + 10 * D, "e-erin-10"),   // 8
-               EarnExpiring("acme", "erin", 80, T0 + 40 * D, "e-erin-40"),   // 9
-               EarnExpiring("acme", "erin", 90, T0 + 55 * D, "e-erin-55"),   // 10
-               EarnExpiring("acme", "erin", 110, T0 + 95 * D, "e-erin-95"),  // 11
+    MustApply({create,                                                           // 1
+               PartnerCreate("acme", "hotelco", 9000, 7000),                     // 2
+               PartnerCreate("acme", "airco", 8000, 6000),                       // 3
+               Earn("acme", "alice", 1000, "e-alice"),                           // 4  exp T0+365D
+               bob_at_hotel,                                                     // 5  exp T0+365D
+               EarnExpiring("acme", "carol", 300, T0 + 5 * D, "e-carol"),        // 6
+               EarnExpiring("acme", "dave", 250, T0 + 25 * D, "e-dave"),         // 7
+               EarnExpiring("acme", "erin", 70, T0 + 10 * D, "e-erin-10"),       // 8
+               EarnExpiring("acme", "erin", 80, T0 + 40 * D, "e-erin-40"),       // 9
+               EarnExpiring("acme", "erin", 90, T0 + 55 * D, "e-erin-55"),       // 10
+               EarnExpiring("acme", "erin", 110, T0 + 95 * D, "e-erin-95"),      // 11
                EarnExpiring("acme", "erin", 120, T0 + 200 * D, "e-erin-200")});  // 12
 
     // Day 2, seq 13..26.
@@ -225,20 +228,20 @@ class LiabilityTest : public FinanceTest {
     Transaction bob_redeem2 = Redeem("acme", "bob", 50, "r-bob-2");
     bob_redeem2.partner = "hotelco";
     const std::vector<Result> day2 =
-        Apply({Redeem("acme", "alice", 150, "r-alice"),                   // 13
-               bob_redeem1,                                               // 14
-               bob_redeem2,                                               // 15
-               Reverse("acme", "r-bob-2", 0, "undo-r-bob-2"),             // 16 gives 50 back
-               Reverse("acme", "e-dave", 100, "undo-e-dave"),             // 17 takes 100 back
-               Referral("acme", "gina", "hank", 60, 40, "ref-hank"),      // 18
-               Adjust("acme", "alice", 30, "adj-up"),                     // 19
-               Adjust("acme", "alice", -20, "adj-down"),                  // 20
-               Hold("acme", "alice", 100, 600, "h-alice"),                // 21
-               Capture("acme", "h-alice", 60, "cap-alice"),               // 22
-               Transfer("acme", "alice", "frank", 50, "t-frank"),         // 23
-               Earn("acme", "frank", 25, "e-frank"),                      // 24
+        Apply({Redeem("acme", "alice", 150, "r-alice"),                       // 13
+               bob_redeem1,                                                   // 14
+               bob_redeem2,                                                   // 15
+               Reverse("acme", "r-bob-2", 0, "undo-r-bob-2"),                 // 16 gives 50 back
+               Reverse("acme", "e-dave", 100, "undo-e-dave"),                 // 17 takes 100 back
+               Referral("acme", "gina", "hank", 60, 40, "ref-hank"),          // 18
+               Adjust("acme", "alice", 30, "adj-up"),                         // 19
+               Adjust("acme", "alice", -20, "adj-down"),                      // 20
+               Hold("acme", "alice", 100, 600, "h-alice"),                    // 21
+               Capture("acme", "h-alice", 60, "cap-alice"),                   // 22
+               Transfer("acme", "alice", "frank", 50, "t-frank"),             // 23
+               Earn("acme", "frank", 25, "e-frank"),                          // 24
                Hold("acme", "frank", 10, kHoldTimeoutSecondsMax, "h-frank"),  // 25 stays pending
-               Redeem("acme", "carol", 100000, "too-much")});             // 26 rejected, recorded
+               Redeem("acme", "carol", 100000, "too-much")});  // 26 rejected, recorded
     for (size_t i = 0; i + 1 < day2.size(); ++i) {
       EXPECT_EQ(day2[i].code, Code::kOk) << i;
     }
@@ -368,8 +371,8 @@ TEST_F(LiabilityTest, APeriodCountsOnlyItsOwnMovements) {
   // [T0+6D, T0+8D): only the close.
   const Liability late = MustLiability("acme", T0 + 6 * D, T0 + 8 * D, now);
   EXPECT_EQ(late.forfeited_points, 75u);
-  EXPECT_EQ(late.issued_points + late.redeemed_points + late.reversed_points +
-                late.expired_points + late.adjusted_down_points,
+  EXPECT_EQ(late.issued_points + late.redeemed_points + late.reversed_points + late.expired_points +
+                late.adjusted_down_points,
             0u);
   EXPECT_EQ(late.breakage_rate, 0.0);  // 0 / 0 is reported as 0
 
@@ -531,13 +534,18 @@ TEST_F(LiabilityTest, MovementsExplainTheChangeInOutstanding) {
     const uint64_t n = 1 + below(300);
     Transaction t;
     switch (below(14)) {
-      case 0: case 1: case 2:
-        t = below(3) == 0 ? EarnExpiring("acme", m, n, clock_.NowNs() + 1 + static_cast<int64_t>(below(10 * kDayNs)), key)
-                          : Earn("acme", m, n, key);
+      case 0:
+      case 1:
+      case 2:
+        t = below(3) == 0
+                ? EarnExpiring("acme", m, n,
+                               clock_.NowNs() + 1 + static_cast<int64_t>(below(10 * kDayNs)), key)
+                : Earn("acme", m, n, key);
         if (below(3) == 0) t.partner = partners[below(partners.size())];
         reversible.push_back(key);
         break;
-      case 3: case 4:
+      case 3:
+      case 4:
         t = Redeem("acme", m, n / 2 + 1, key);
         if (below(3) == 0) t.partner = partners[below(partners.size())];
         reversible.push_back(key);
@@ -552,7 +560,8 @@ TEST_F(LiabilityTest, MovementsExplainTheChangeInOutstanding) {
         reversible.push_back(key);
         break;
       case 7:
-        t = Adjust("acme", m, below(2) == 0 ? static_cast<int64_t>(n) : -static_cast<int64_t>(n / 5 + 1), key);
+        t = Adjust("acme", m,
+                   below(2) == 0 ? static_cast<int64_t>(n) : -static_cast<int64_t>(n / 5 + 1), key);
         reversible.push_back(key);
         break;
       case 8:
@@ -568,9 +577,11 @@ TEST_F(LiabilityTest, MovementsExplainTheChangeInOutstanding) {
           reversible.push_back(key);
         }
         break;
-      case 10: case 11:
+      case 10:
+      case 11:
         if (reversible.empty()) continue;
-        t = Reverse("acme", reversible[below(reversible.size())], below(2) == 0 ? 0 : 1 + below(50), key);
+        t = Reverse("acme", reversible[below(reversible.size())], below(2) == 0 ? 0 : 1 + below(50),
+                    key);
         t.clawback_partial = below(2) == 0;
         break;
       case 12:
@@ -655,17 +666,17 @@ class AuditTest : public FinanceTest {
     clock_.Set(kStartNs);
     Transaction partner_earn = Earn("acme", "alice", 80, "p-e1");
     partner_earn.partner = "hotelco";
-    const std::vector<Result> r =
-        Apply({ProgramCreate("acme"), PartnerCreate("acme", "hotelco", 9000, 7000),
-               Earn("acme", "alice", 500, "e1"), partner_earn,
-               EarnExpiring("acme", "erin", 40, kStartNs + kDayNs, "soon"),
-               Redeem("acme", "alice", 50, "r1"), Referral("acme", "alice", "bob", 30, 20, "ref"),
-               Transfer("acme", "alice", "carol", 25, "t1"), Adjust("acme", "carol", 5, "adj-up"),
-               Adjust("acme", "carol", -3, "adj-down"), Hold("acme", "alice", 40, 600, "hold-1"),
-               Capture("acme", "hold-1", 30, "cap-1"),
-               Hold("acme", "bob", 10, kHoldTimeoutSecondsMax, "hold-bob"),  // stays pending
-               Reverse("acme", "r1", 20, "undo-r1"), Reverse("acme", "e1", 10, "undo-e1"),
-               Redeem("acme", "alice", 100000, "too-much"), AccountClose("acme", "carol", "close")});
+    const std::vector<Result> r = Apply(
+        {ProgramCreate("acme"), PartnerCreate("acme", "hotelco", 9000, 7000),
+         Earn("acme", "alice", 500, "e1"), partner_earn,
+         EarnExpiring("acme", "erin", 40, kStartNs + kDayNs, "soon"),
+         Redeem("acme", "alice", 50, "r1"), Referral("acme", "alice", "bob", 30, 20, "ref"),
+         Transfer("acme", "alice", "carol", 25, "t1"), Adjust("acme", "carol", 5, "adj-up"),
+         Adjust("acme", "carol", -3, "adj-down"), Hold("acme", "alice", 40, 600, "hold-1"),
+         Capture("acme", "hold-1", 30, "cap-1"),
+         Hold("acme", "bob", 10, kHoldTimeoutSecondsMax, "hold-bob"),  // stays pending
+         Reverse("acme", "r1", 20, "undo-r1"), Reverse("acme", "e1", 10, "undo-e1"),
+         Redeem("acme", "alice", 100000, "too-much"), AccountClose("acme", "carol", "close")});
     clock_.Advance(2 * kDayNs);
     Sweep();
     return r[2].seq;
@@ -772,8 +783,7 @@ TEST_F(AuditTest, AChangedBalanceIsNamed) {
   EXPECT_EQ(r.first_bad_seq, 0u) << DescribeAudit(r);  // the chain is fine
   EXPECT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
   EXPECT_TRUE(HasFinding(r.discrepancies, "balance", "alice")) << DescribeAudit(r);
-  EXPECT_TRUE(HasFinding(r.discrepancies, "balance",
-                         IdToHex(MemberAccountId("acme", "alice"))))
+  EXPECT_TRUE(HasFinding(r.discrepancies, "balance", IdToHex(MemberAccountId("acme", "alice"))))
       << DescribeAudit(r);
   EXPECT_TRUE(MustVerifyChain().empty());
   const std::vector<Discrepancy> books = MustTrialBalance();
@@ -808,14 +818,13 @@ TEST_F(AuditTest, AChangedLotIsNamed) {
 TEST_F(AuditTest, AChangedHoldIsNamed) {
   Workload();
   ledger_.reset();
-  TamperLmdb(dir_ + "/state", "holds", IdKey(TxIdFromKey("acme", "hold-bob")),
-             [](std::string* v) {
-               // Str program ("acme": u16 4 + 4 bytes), member id 16, U8 state, U64 amount.
-               const size_t amount_at = 2 + 4 + 16 + 1;
-               ASSERT_EQ((*v)[amount_at - 1], 0);  // pending
-               ASSERT_EQ(LeU64(*v, amount_at), 10u);
-               SetLeU64(v, amount_at, 11);
-             });
+  TamperLmdb(dir_ + "/state", "holds", IdKey(TxIdFromKey("acme", "hold-bob")), [](std::string* v) {
+    // Str program ("acme": u16 4 + 4 bytes), member id 16, U8 state, U64 amount.
+    const size_t amount_at = 2 + 4 + 16 + 1;
+    ASSERT_EQ((*v)[amount_at - 1], 0);  // pending
+    ASSERT_EQ(LeU64(*v, amount_at), 10u);
+    SetLeU64(v, amount_at, 11);
+  });
   if (HasFatalFailure()) return;
   OpenReadOnly();
   const AuditReport r = MustAudit();
@@ -1030,22 +1039,22 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
              PartnerPrice("acme", "hotelco", 9500, 6500, T0 + 5 * D, "price-2"),
              Earn("acme", "erin", 1000, "not-at-partner")});
   clock_.Set(T0 + 1 * D);
-  MustApply({AtHotel(Earn("acme", "alice", 100, "pe-a")),      // +100 @ 9000
-             AtHotel(Redeem("acme", "alice", 30, "pr-a")),     // +30 @ 7000
+  MustApply({AtHotel(Earn("acme", "alice", 100, "pe-a")),   // +100 @ 9000
+             AtHotel(Redeem("acme", "alice", 30, "pr-a")),  // +30 @ 7000
              Redeem("acme", "erin", 100, "not-at-partner-r")});
   clock_.Set(T0 + 3 * D);
   const std::vector<Result> day3 =
-      Apply({AtHotel(Earn("acme", "bob", 200, "pe-b")),        // +200 @ 9000
-             Reverse("acme", "pe-a", 20, "rv-pe-a")});         // -20 earned @ 9000
+      Apply({AtHotel(Earn("acme", "bob", 200, "pe-b")),  // +200 @ 9000
+             Reverse("acme", "pe-a", 20, "rv-pe-a")});   // -20 earned @ 9000
   ASSERT_EQ(day3[1].code, Code::kOk);
   clock_.Set(T0 + 5 * D);  // exactly when the new price starts
   const Result at_change = Apply1(AtHotel(Earn("acme", "dave", 10, "pe-d")));  // +10 @ 9500
   ASSERT_EQ(at_change.timestamp_ns, T0 + 5 * D);
   clock_.Set(T0 + 6 * D);
   const std::vector<Result> day6 =
-      Apply({AtHotel(Earn("acme", "carol", 50, "pe-c")),       // +50 @ 9500
-             AtHotel(Redeem("acme", "bob", 40, "pr-b")),       // +40 @ 6500
-             Reverse("acme", "pr-a", 10, "rv-pr-a")});         // -10 redeemed @ 6500
+      Apply({AtHotel(Earn("acme", "carol", 50, "pe-c")),  // +50 @ 9500
+             AtHotel(Redeem("acme", "bob", 40, "pr-b")),  // +40 @ 6500
+             Reverse("acme", "pr-a", 10, "rv-pr-a")});    // -10 redeemed @ 6500
   for (const Result& r : day6) ASSERT_EQ(r.code, Code::kOk);
 
   // The whole of it, [T0, T0+10D):
@@ -1098,19 +1107,20 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
   clock_.Set(T0 + 7 * D);
   const Result settle1 = Apply1(Settle("acme", "hotelco", T0 + 5 * D, "settle-1"));
   ASSERT_EQ(settle1.code, Code::kOk);
-  absl::StatusOr<std::optional<TxRecord>> rec = ledger_->GetTransaction(TxIdFromKey("acme", "settle-1"));
+  absl::StatusOr<std::optional<TxRecord>> rec =
+      ledger_->GetTransaction(TxIdFromKey("acme", "settle-1"));
   ASSERT_TRUE(rec.ok() && rec->has_value());
   // issuance -> partner 280 (earned), partner -> redemption 30 (redeemed).
   ASSERT_EQ((*rec)->postings.size(), 2u);
-  EXPECT_EQ((*rec)->postings[0],
-            (Posting{SystemAccountId("acme", "issuance"), PartnerAccountId("acme", "hotelco"), 280}));
-  EXPECT_EQ((*rec)->postings[1],
-            (Posting{PartnerAccountId("acme", "hotelco"), SystemAccountId("acme", "redemption"), 30}));
+  EXPECT_EQ((*rec)->postings[0], (Posting{SystemAccountId("acme", "issuance"),
+                                          PartnerAccountId("acme", "hotelco"), 280}));
+  EXPECT_EQ((*rec)->postings[1], (Posting{PartnerAccountId("acme", "hotelco"),
+                                          SystemAccountId("acme", "redemption"), 30}));
 
   // More flows after the close (day 8, at the new price).
   clock_.Set(T0 + 8 * D);
-  MustApply({AtHotel(Earn("acme", "frank", 70, "pe-f")),       // +70 @ 9500
-             AtHotel(Redeem("acme", "carol", 5, "pr-c"))});     // +5 @ 6500
+  MustApply({AtHotel(Earn("acme", "frank", 70, "pe-f")),     // +70 @ 9500
+             AtHotel(Redeem("acme", "carol", 5, "pr-c"))});  // +5 @ 6500
   // The closed period prints as before, to the byte.
   EXPECT_EQ(MustStatement(T0, T0 + 5 * D), before);
   Statement closed = MustStatement(0, T0 + 5 * D);
