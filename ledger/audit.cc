@@ -68,18 +68,23 @@ absl::Status ReplayPostings(const View& txn, const Dbs& dbs,
   return absl::OkStatus();
 }
 
-// Σ pending holds per member, from the holds table.
-absl::Status PendingHolds(const View& txn, const Dbs& dbs,
-                          absl::flat_hash_map<Id, uint64_t>* held) {
+// Σ pending holds per member, from the holds table: the points in their
+// pieces (out of the lots) and their amounts (what capture, release and
+// close will void from debits_pending). A healthy hold has both equal.
+struct Held {
+  uint64_t pieces = 0;
+  uint64_t amount = 0;
+};
+absl::Status PendingHolds(const View& txn, const Dbs& dbs, absl::flat_hash_map<Id, Held>* held) {
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.holds));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   HoldRec hold;
   while (found) {
     if (!DecodeHold(cursor.value(), &hold)) return absl::DataLossError("holds: malformed entry");
     if (hold.state == HoldState::kPending) {
-      uint64_t pieces = 0;
-      for (const Piece& p : hold.pieces) pieces += p.points;
-      (*held)[hold.member] += pieces;
+      Held& h = (*held)[hold.member];
+      for (const Piece& p : hold.pieces) h.pieces += p.points;
+      h.amount += hold.amount;
     }
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
@@ -144,7 +149,7 @@ absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const View& txn, const D
   std::vector<Discrepancy> out;
   absl::flat_hash_map<Id, Totals> replay;
   PL_RETURN_IF_ERROR(ReplayPostings(txn, dbs, &replay));
-  absl::flat_hash_map<Id, uint64_t> held;
+  absl::flat_hash_map<Id, Held> held;
   PL_RETURN_IF_ERROR(PendingHolds(txn, dbs, &held));
 
   // Per program: Σ credits - Σ debits, posted and pending (ordered by name).
@@ -179,14 +184,16 @@ absl::StatusOr<std::vector<Discrepancy>> TrialBalanceIn(const View& txn, const D
       PL_RETURN_IF_ERROR(LoadLots(txn, dbs, id, &lots));
       __int128 in_lots = 0;
       for (const LotEntry& l : lots) in_lots += l.info.remaining;
-      const uint64_t holds = held.contains(id) ? held[id] : 0;
+      const Held holds = held.contains(id) ? held[id] : Held{};
       const __int128 posted = static_cast<__int128>(a.credits_posted) - a.debits_posted;
-      if (in_lots + holds != posted) {
+      if (in_lots + holds.pieces != posted) {
         out.push_back({"lot", where, StrCat("lots + held = posted = ", int64_t(posted)),
-                       StrCat("lots ", int64_t(in_lots), " + held ", holds)});
+                       StrCat("lots ", int64_t(in_lots), " + held ", holds.pieces)});
       }
-      if (holds != a.debits_pending) {
-        out.push_back({"hold", where, StrCat("debits_pending = its pending holds = ", holds),
+      if (holds.pieces != a.debits_pending || holds.amount != a.debits_pending) {
+        out.push_back({"hold", where,
+                       StrCat("debits_pending = its pending holds (pieces ", holds.pieces,
+                              ", amounts ", holds.amount, ")"),
                        StrCat("debits_pending = ", a.debits_pending)});
       }
     }

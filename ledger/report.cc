@@ -62,8 +62,11 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
   out.to_ns = to_ns;
   out.as_of_ns = as_of_ns;
   out.as_of_seq = as_of_seq;
+  // The program and its partners as they are now (`log`), not at as_of: a
+  // report whose as_of precedes the program, or a partner, still has them,
+  // and the period's movements must not depend on as_of.
   {
-    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, at.Get(dbs.programs, program));
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, log.Get(dbs.programs, program));
     ProgramRec p;
     if (!v) return absl::NotFoundError(StrCat("program_not_found: ", program));
     if (!DecodeProgram(*v, &p)) return absl::DataLossError("programs: malformed entry");
@@ -71,8 +74,24 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
     out.point_value_micros = p.point_value_micros;
   }
 
-  // Balances and lots at as_of.
   std::map<std::string, PartnerMovement, std::less<>> partners;
+  {
+    PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(log, dbs.partners));
+    PL_ASSIGN_OR_RETURN(bool more, cursor.First());
+    while (more) {
+      PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, log.Get(dbs.accounts, cursor.key()));
+      AccountRec a;
+      if (!v || !DecodeAccount(*v, &a)) {
+        return absl::DataLossError("partners: an entry without its account (run audit verify)");
+      }
+      if (a.program == program && a.kind == AccountKind::kPartner) {
+        partners[a.name].partner = a.name;
+      }
+      PL_ASSIGN_OR_RETURN(more, cursor.Next());
+    }
+  }
+
+  // Balances and lots at as_of.
   Sum outstanding, unswept, in30, in60, in90;
   const int64_t day = kNanosPerDay;
   auto within = [&](int64_t expires, int64_t days) {
@@ -85,9 +104,6 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
     AccountRec a;
     if (accounts.key().size() != 16 || !DecodeAccount(accounts.value(), &a)) {
       return absl::DataLossError("accounts: malformed entry (run audit verify)");
-    }
-    if (a.program == program && a.kind == AccountKind::kPartner) {
-      partners[a.name].partner = a.name;
     }
     if (a.program == program && a.kind == AccountKind::kMember) {
       if (a.credits_posted < a.debits_posted) {
@@ -128,7 +144,11 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
   for (const auto& [name, m] : partners) system.insert(PartnerAccountId(program, name));
   Sum issued, redeemed, reversed, reversed_issued, reversed_redeemed, expired, forfeited, down;
   std::map<std::string, std::pair<Sum, Sum>, std::less<>> at_partner;
-  PL_ASSIGN_OR_RETURN(uint64_t seq, SeqAtOrBefore(log, dbs, from_ns - 1));
+  // The last seq before from (from_ns - 1 would overflow at INT64_MIN).
+  uint64_t seq = 0;
+  if (from_ns != std::numeric_limits<int64_t>::min()) {
+    PL_ASSIGN_OR_RETURN(seq, SeqAtOrBefore(log, dbs, from_ns - 1));
+  }
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(log, dbs.log));
   PL_ASSIGN_OR_RETURN(found, cursor.SeekAtLeast(BeU64Key(seq + 1)));
   TxRecord rec;
