@@ -141,7 +141,19 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
        {"issuance", "redemption", "referral", "adjustment", "breakage", "holds"}) {
     system.insert(SystemAccountId(program, kind));
   }
-  for (const auto& [name, m] : partners) system.insert(PartnerAccountId(program, name));
+  // Partner clearing accounts as they are now, not at as_of: a reversal in
+  // [from, to) may involve a partner created after as_of (and the figures
+  // of a period must not depend on as_of). Other programs' partners are
+  // harmless here: a posting of this program never touches them.
+  PL_ASSIGN_OR_RETURN(ViewCursor partner_cursor, ViewCursor::Open(log, dbs.partners));
+  PL_ASSIGN_OR_RETURN(found, partner_cursor.First());
+  while (found) {
+    if (partner_cursor.key().size() != 16) return absl::DataLossError("partners: malformed key");
+    Id id;
+    std::memcpy(id.data(), partner_cursor.key().data(), 16);
+    system.insert(id);
+    PL_ASSIGN_OR_RETURN(found, partner_cursor.Next());
+  }
   Sum issued, redeemed, reversed, reversed_issued, reversed_redeemed, expired, forfeited, down;
   std::map<std::string, std::pair<Sum, Sum>, std::less<>> at_partner;
   // The last seq before from (from_ns - 1 would overflow at INT64_MIN).

@@ -261,7 +261,8 @@ bool ParseInt(std::string_view s, int64_t* out) {
   uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
-    if (v > (uint64_t{1} << 62)) return false;
+    // Room for one more digit, so v * 10 + 9 cannot wrap around.
+    if (v > (std::numeric_limits<uint64_t>::max() - 9) / 10) return false;
     v = v * 10 + static_cast<uint64_t>(c - '0');
   }
   if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;

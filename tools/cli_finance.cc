@@ -298,12 +298,14 @@ int RunAuditExport(Reader& reader, const Output& o, uint64_t from_seq, uint64_t 
   }
   from_seq = std::max<uint64_t>(from_seq, 1);
   ProgressBar bar(o.err);
-  if (format == "csv") PrintLine(o, kExportCsvHeader);
   uint64_t next = from_seq;
   uint64_t end = to_seq;  // fixed at the first page when 0: a growing ledger ends somewhere
-  for (;;) {
+  for (bool first = true;; first = false) {
     absl::StatusOr<ledger::RecordsPage> page = reader.GetRecords(next, ledger::kRecordsPageMax, "");
     if (!page.ok()) return ReadFailed(o, page.status(), "export");
+    // The header only once the first read succeeded: a refused export
+    // (permission_denied) must not leave what looks like an empty one.
+    if (first && format == "csv") PrintLine(o, kExportCsvHeader);
     if (end == 0) end = page->head_seq;
     for (const ledger::TxRecord& rec : page->records) {
       if (rec.seq > end) break;

@@ -92,15 +92,17 @@ inline RunResult RunProcess(const std::vector<std::string>& argv, const std::str
   return r;
 }
 
-// pointledgerd --data DIR --listen 127.0.0.1:0, waiting for its ready line
-// ("pointledgerd: listening on HOST:PORT, data DIR, admin key in FILE").
+// pointledgerd --data DIR --listen 127.0.0.1:0 [extra_args], waiting for its
+// ready line ("pointledgerd: listening on HOST:PORT, data DIR, admin key in
+// FILE"; without the admin key part when --config names the keys).
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::string& data_dir) {
+  explicit ServerProcess(const std::string& data_dir, const std::vector<std::string>& extra_args = {}) {
     int pipe_fds[2];
     PL_CHECK(pipe(pipe_fds) == 0);
     const std::string bin = BinPath("pointledgerd");
     std::vector<std::string> argv = {bin, "--data", data_dir, "--listen", "127.0.0.1:0"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

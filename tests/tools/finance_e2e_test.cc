@@ -1,0 +1,876 @@
+// End to end for the finance commands (SPEC §7, §8; issue 4): the real
+// pointledgerd on a free loopback port, the real pointledger binary as a
+// subprocess. Every report is run through the server and with --data on
+// the live directory, and the two must print the same bytes; the figures
+// are checked against hand-computed ones; tampering is done with the LMDB
+// C API on a stopped server's directory (docs/storage.md).
+#include <lmdb.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "ledger/ledger.h"
+#include "net/config.h"
+#include "nlohmann/json.hpp"
+#include "tests/tools/subprocess.h"
+#include "tests/tools/test_util.h"
+#include "tools/cli_time.h"
+
+namespace pointledger::tools {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kSecondNs = 1'000'000'000;
+constexpr int64_t kDayNs = 86'400 * kSecondNs;
+
+int64_t WallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json ParseJson(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << "not one JSON value: " << text;
+  return j.is_discarded() ? json::object() : j;
+}
+
+std::vector<json> JsonLines(const std::string& out) {
+  std::vector<json> lines;
+  for (const std::string& line : SplitLines(out)) lines.push_back(ParseJson(line));
+  return lines;
+}
+
+int64_t TimeOf(const json& j) {
+  absl::StatusOr<int64_t> t = ParseTime(j.value("timestamp", std::string()));
+  EXPECT_TRUE(t.ok()) << j.dump();
+  return t.ok() ? *t : 0;
+}
+
+// One committed transaction, as the CLI reported it.
+struct Posted {
+  uint64_t seq = 0;
+  int64_t ts_ns = 0;
+};
+
+// Changes one value of sub-database `db` in the LMDB environment `env_dir`
+// (the server must be stopped). `edit` gets the stored bytes.
+void EditValue(const std::string& env_dir, const char* db, std::string_view key,
+               const std::function<void(std::string*)>& edit) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  ASSERT_EQ(mdb_env_set_maxdbs(env, 32), 0);
+  ASSERT_EQ(mdb_env_open(env, env_dir.c_str(), 0, 0644), 0) << env_dir;
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi dbi;
+  ASSERT_EQ(mdb_dbi_open(txn, db, 0, &dbi), 0) << db;
+  MDB_val k{key.size(), const_cast<char*>(key.data())};
+  MDB_val v;
+  const int rc = mdb_get(txn, dbi, &k, &v);
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    FAIL() << "no such key in " << env_dir << " " << db << ": " << mdb_strerror(rc);
+  }
+  std::string value(static_cast<const char*>(v.mv_data), v.mv_size);
+  edit(&value);
+  MDB_val nv{value.size(), value.data()};
+  ASSERT_EQ(mdb_put(txn, dbi, &k, &nv, 0), 0);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+std::string BeU64Key(uint64_t v) {
+  std::string key(8, '\0');
+  for (int i = 7; i >= 0; --i, v >>= 8) key[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+  return key;
+}
+
+std::string IdBytes(const ledger::Id& id) {
+  return std::string(reinterpret_cast<const char*>(id.data()), id.size());
+}
+
+class FinanceE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!BinExists("pointledgerd") || !BinExists("pointledger")) {
+      GTEST_SKIP() << "build/bin/pointledger and pointledgerd are not built";
+    }
+    data_ = dir_.path() + "/data";
+    StartServer();
+  }
+
+  void StartServer(const std::vector<std::string>& extra_args = {}) {
+    server_ = std::make_unique<ServerProcess>(data_, extra_args);
+    ASSERT_TRUE(server_->ready()) << "pointledgerd did not start:\n" << server_->log();
+    if (!server_->key_file().empty()) key_ = {"--key-file", server_->key_file()};
+  }
+  void StopServer() { ASSERT_EQ(server_->Stop(), 0) << server_->log(); }
+
+  // pointledger ARGS through the server, with the admin key unless `key`.
+  RunResult Cli(std::vector<std::string> args, const std::string& key = "") {
+    args.insert(args.begin(), BinPath("pointledger"));
+    args.insert(args.end(), {"--server", server_->address()});
+    if (key.empty()) {
+      args.insert(args.end(), key_.begin(), key_.end());
+    } else {
+      args.insert(args.end(), {"--key", key});
+    }
+    return RunProcess(args, dir_.path());
+  }
+  // pointledger ARGS --data DIR (no server, no key).
+  RunResult Data(std::vector<std::string> args) {
+    args.insert(args.begin(), BinPath("pointledger"));
+    args.insert(args.end(), {"--data", data_});
+    return RunProcess(args, dir_.path());
+  }
+  // Runs a read-only command both ways; they must agree byte for byte.
+  RunResult Both(const std::vector<std::string>& args, int want_exit) {
+    RunResult via_server = Cli(args);
+    RunResult via_data = Data(args);
+    EXPECT_EQ(via_server.exit_code, want_exit) << args[0] << " " << args[1] << "\n" << via_server.err;
+    EXPECT_EQ(via_data.exit_code, want_exit) << args[0] << " " << args[1] << "\n" << via_data.err;
+    EXPECT_EQ(via_server.out, via_data.out) << args[0] << " " << args[1];
+    return via_server;
+  }
+
+  // A transaction command with --json that must commit.
+  Posted Post(std::vector<std::string> args) {
+    args.push_back("--json");
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args[0] << "\nstdout: " << r.out << "\nstderr: " << r.err;
+    const json j = ParseJson(r.out);
+    EXPECT_EQ(j.value("status", ""), "ok") << r.out;
+    Posted p{j.value("seq", uint64_t{0}), TimeOf(j)};
+    posted_[j.value("id", "")] = p;
+    return p;
+  }
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    const std::string path = dir_.path() + "/" + name;
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+  json Head() {
+    RunResult r = Cli({"audit", "head", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ParseJson(r.out);
+  }
+
+  // Program acme (5000 micros a point, points expire after 365 days) and
+  // partner hotelco; alice, bob and carol. Hand-computed:
+  //   alice 1000 + 200 (at hotelco) - 150 - 50 (at hotelco) + 100 (referral)
+  //         - 30 (adjust) - 100 (reversed of the 1000) - 60 (captured) = 910
+  //   carol 40 (referee); bob 300, all expired (his lot expires in 2 days)
+  //   outstanding 950; issued 1000+200+300+100+40 = 1640; redeemed 150+50+60
+  //   = 260; expired 300; breakage 300 / 560. 13 transactions.
+  void BuildAcme() {
+    const int64_t now = WallNs();
+    Post({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "5000",
+          "--expiry-days", "365", "--id", "acme"});
+    Post({"partner", "create", "hotelco", "--program", "acme", "--earn-price-micros", "9000",
+          "--redeem-price-micros", "7000", "--id", "hotelco"});
+    Post({"earn", "--program", "acme", "--member", "alice", "--points", "1000", "--id", "e1"});
+    Post({"earn", "--program", "acme", "--member", "alice", "--points", "200", "--partner", "hotelco",
+          "--id", "e2"});
+    Post({"earn", "--program", "acme", "--member", "bob", "--points", "300", "--expires-at",
+          FormatTime(now + 2 * kDayNs), "--id", "e3"});
+    Post({"redeem", "--program", "acme", "--member", "alice", "--points", "150", "--id", "r1"});
+    Post({"redeem", "--program", "acme", "--member", "alice", "--points", "50", "--partner", "hotelco",
+          "--id", "r2"});
+    Post({"referral", "--program", "acme", "--referrer", "alice", "--referee", "carol",
+          "--referrer-points", "100", "--referee-points", "40", "--id", "ref1"});
+    Post({"adjust", "--program", "acme", "--member", "alice", "--delta", "-30", "--reason",
+          "goodwill, \"oops\"", "--id", "adj1"});
+    Post({"reverse", "--program", "acme", "--original", "e1", "--points", "100", "--id", "rev1"});
+    Post({"hold", "--program", "acme", "--member", "alice", "--points", "80", "--timeout", "300",
+          "--id", "h1"});
+    Post({"capture", "--program", "acme", "--hold", "h1", "--points", "60", "--id", "c1"});
+    RunResult expire = Cli({"expire", "--as-of", FormatTime(now + 3 * kDayNs), "--json"});
+    ASSERT_EQ(expire.exit_code, 0) << expire.err;
+    EXPECT_EQ(ParseJson(expire.out)["expired_points"], 300);
+    ASSERT_EQ(Head()["seq"], 13);
+  }
+
+  TempDir dir_;
+  std::string data_;
+  std::unique_ptr<ServerProcess> server_;
+  std::vector<std::string> key_;
+  std::map<std::string, Posted> posted_;
+};
+
+// 1. The same numbers through the server and from --data, and the right ones.
+TEST_F(FinanceE2E, ReportsAgreeBetweenServerAndDataDir) {
+  BuildAcme();
+  const std::string as_of = FormatTime(WallNs());
+
+  const RunResult tb = Both({"reconcile", "trial-balance", "--json"}, 0);
+  EXPECT_EQ(ParseJson(tb.out), json::parse(R"({"check":"trial_balance","ok":true,"discrepancies":0})"));
+  Both({"reconcile", "trial-balance"}, 0);
+
+  const RunResult liability = Both({"reconcile", "liability", "--program", "acme", "--as-of", as_of, "--json"}, 0);
+  ASSERT_EQ(SplitLines(liability.out).size(), 1u) << liability.out;
+  const json l = ParseJson(liability.out);
+  const json want = {
+      {"program", "acme"},
+      {"currency", "USD"},
+      {"point_value_micros", 5000},
+      {"from", "1970-01-01T00:00:00.000000000Z"},
+      {"to", as_of},
+      {"as_of", as_of},
+      {"as_of_seq", 13},
+      {"outstanding_points", 950},
+      {"outstanding_value_micros", 950 * 5000},
+      {"expired_unswept_points", 0},
+      {"issued_points", 1640},
+      {"redeemed_points", 260},
+      {"reversed_points", 100},
+      {"reversed_issued_points", 100},
+      {"reversed_redeemed_points", 0},
+      {"expired_points", 300},
+      {"forfeited_points", 0},
+      {"adjusted_down_points", 30},
+      {"expiring_30d_points", 0},
+      {"expiring_60d_points", 0},
+      {"expiring_90d_points", 0},
+      {"breakage_rate", 300.0 / 560.0},
+      {"partners", json::array({{{"partner", "hotelco"}, {"earned_points", 200}, {"redeemed_points", 50}}})}};
+  for (const auto& [field, value] : want.items()) {
+    if (field == "breakage_rate") continue;  // computed in long double: to the ulp
+    EXPECT_EQ(l[field], value) << field << " in " << liability.out;
+  }
+  EXPECT_DOUBLE_EQ(l["breakage_rate"].get<double>(), 300.0 / 560.0);
+  EXPECT_EQ(l.size(), want.size()) << liability.out;
+  const RunResult text = Both({"reconcile", "liability", "--program", "acme", "--as-of", as_of}, 0);
+  EXPECT_NE(text.out.find("worth 4.750000 USD"), std::string::npos) << text.out;
+
+  const json head = Head();
+  const RunResult verify = Both({"audit", "verify", "--json"}, 0);
+  const json v = ParseJson(verify.out);
+  EXPECT_EQ(v["check"], "audit");
+  EXPECT_EQ(v["ok"], true);
+  EXPECT_EQ(v["seq"], head["seq"]);
+  EXPECT_EQ(v["hash"], head["hash"]);
+  EXPECT_EQ(v["first_bad_seq"], 0);
+  EXPECT_EQ(v["discrepancies"], 0);
+  const RunResult verify_text = Both({"audit", "verify"}, 0);
+  EXPECT_NE(verify_text.out.find(StrCat("head 13:", head["hash"].get<std::string>())), std::string::npos)
+      << verify_text.out;
+
+  Both({"audit", "export", "--format", "jsonl"}, 0);
+  Both({"audit", "export", "--format", "csv"}, 0);
+  // An unknown program: a finding (exit 1), either way.
+  RunResult none = Cli({"reconcile", "liability", "--program", "nope", "--json"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("no program 'nope'"), std::string::npos) << none.err;
+  EXPECT_EQ(Data({"reconcile", "liability", "--program", "nope"}).exit_code, 1);
+}
+
+// 2. A head recorded earlier must still be in the chain.
+TEST_F(FinanceE2E, AuditVerifyExpectHead) {
+  BuildAcme();
+  const json head = Head();
+  const std::string hash = head["hash"];
+  const std::string current = StrCat(head["seq"].get<uint64_t>(), ":", hash);
+  RunResult ok = Cli({"audit", "verify", "--expect-head", current, "--json"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_EQ(ParseJson(ok.out)["expect_head"], current);
+  EXPECT_EQ(Data({"audit", "verify", "--expect-head", current}).exit_code, 0);
+  // An older head (as `tx get` shows seq 3's hash), upper-case hex too.
+  RunResult e1 = Cli({"tx", "get", "--program", "acme", "--id", "e1", "--json"});
+  std::string e1_hash = ParseJson(e1.out)["hash"];
+  std::transform(e1_hash.begin(), e1_hash.end(), e1_hash.begin(), ::toupper);
+  EXPECT_EQ(Both({"audit", "verify", "--expect-head", StrCat(posted_["e1"].seq, ":", e1_hash)}, 0).exit_code, 0);
+
+  // The current hash at another seq: exit 1, naming the head.
+  const std::string wrong = StrCat(posted_["e1"].seq, ":", hash);
+  for (bool json_mode : {true, false}) {
+    std::vector<std::string> args = {"audit", "verify", "--expect-head", wrong};
+    if (json_mode) args.push_back("--json");
+    RunResult r = Both(args, 1);
+    EXPECT_NE(r.out.find("head"), std::string::npos) << r.out;
+    if (json_mode) {
+      const std::vector<json> lines = JsonLines(r.out);
+      ASSERT_EQ(lines.size(), 2u) << r.out;
+      EXPECT_EQ(lines[0]["what"], "head");
+      EXPECT_EQ(lines[0]["seq"], posted_["e1"].seq);
+      EXPECT_EQ(lines[1]["ok"], false);
+      EXPECT_EQ(lines[1]["first_bad_seq"], posted_["e1"].seq);
+    }
+  }
+  // A seq beyond the head: the chain was cut short.
+  RunResult beyond = Cli({"audit", "verify", "--expect-head", StrCat("14:", hash), "--json"});
+  EXPECT_EQ(beyond.exit_code, 1) << beyond.err;
+  const std::vector<json> lines = JsonLines(beyond.out);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0]["what"], "head");
+  EXPECT_NE(lines[0]["found"].get<std::string>().find("ends at seq 13"), std::string::npos) << beyond.out;
+  EXPECT_EQ(Data({"audit", "verify", "--expect-head", StrCat("14:", hash)}).exit_code, 1);
+  // Malformed: a usage error, nothing verified.
+  for (const std::string& bad : {std::string("13"), StrCat("13:", hash.substr(1)), StrCat("0:", hash),
+                                 StrCat("x:", hash), StrCat("13:", hash.substr(0, 63), "g"),
+                                 StrCat(":", hash)}) {
+    RunResult r = Cli({"audit", "verify", "--expect-head", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_EQ(r.out, "") << bad;
+    EXPECT_NE(r.err.find("--expect-head"), std::string::npos) << r.err;
+  }
+}
+
+// 3. A changed balance and a changed transaction are found.
+TEST_F(FinanceE2E, TamperingIsDetected) {
+  BuildAcme();
+  StopServer();
+  ASSERT_EQ(Data({"reconcile", "trial-balance"}).exit_code, 0);
+  ASSERT_EQ(Data({"audit", "verify"}).exit_code, 0);
+
+  // alice's AccountRec: U8 kind, U8 closed, U64 debits_posted, U64
+  // credits_posted ...: one more point credited than her postings say.
+  const std::string alice = IdBytes(ledger::MemberAccountId("acme", "alice"));
+  std::string original;
+  EditValue(data_ + "/state", "accounts", alice, [&](std::string* v) {
+    original = *v;
+    ASSERT_GE(v->size(), 18u);
+    (*v)[10] = static_cast<char>((*v)[10] + 1);
+  });
+  RunResult tb = Data({"reconcile", "trial-balance", "--json"});
+  EXPECT_EQ(tb.exit_code, 1) << tb.err;
+  EXPECT_NE(tb.out.find("acme/member/alice"), std::string::npos) << tb.out;
+  bool named = false;
+  for (const json& j : JsonLines(tb.out)) {
+    if (j.value("what", "") == "balance" && j.value("where", "").find("alice") != std::string::npos) named = true;
+  }
+  EXPECT_TRUE(named) << tb.out;
+  EXPECT_EQ(JsonLines(tb.out).back()["ok"], false);
+  RunResult tb_text = Data({"reconcile", "trial-balance"});
+  EXPECT_EQ(tb_text.exit_code, 1);
+  EXPECT_NE(tb_text.out.find("alice"), std::string::npos) << tb_text.out;
+
+  RunResult audit = Data({"audit", "verify", "--json"});
+  EXPECT_EQ(audit.exit_code, 1) << audit.err;
+  named = false;
+  for (const json& j : JsonLines(audit.out)) {
+    if (j.value("what", "") == "balance" && j.value("where", "").find("alice") != std::string::npos) named = true;
+  }
+  EXPECT_TRUE(named) << audit.out;
+  EXPECT_EQ(JsonLines(audit.out).back()["ok"], false);
+
+  // Put it back: clean again.
+  EditValue(data_ + "/state", "accounts", alice, [&](std::string* v) { *v = original; });
+  ASSERT_EQ(Data({"audit", "verify"}).exit_code, 0);
+
+  // e1's record: hash(32) ‖ format, seq, ts, id, kind, linked, "acme",
+  // "alice", "", "", points (U64 LE: 1000 = e8 03 ...). 1000 -> 1001.
+  const uint64_t seq = posted_["e1"].seq;
+  EditValue(data_ + "/log", "log", BeU64Key(seq), [&](std::string* v) {
+    const std::string member = std::string("\x05\x00", 2) + "alice";
+    const size_t at = v->find(member, 32);
+    ASSERT_NE(at, std::string::npos);
+    const size_t points = at + member.size() + 2 + 2;
+    ASSERT_EQ(static_cast<uint8_t>((*v)[points]), 0xe8);
+    ASSERT_EQ(static_cast<uint8_t>((*v)[points + 1]), 0x03);
+    (*v)[points] = static_cast<char>(0xe9);
+  });
+  RunResult chain = Data({"audit", "verify", "--json"});
+  EXPECT_EQ(chain.exit_code, 1) << chain.err;
+  const std::vector<json> lines = JsonLines(chain.out);
+  ASSERT_GE(lines.size(), 2u) << chain.out;
+  EXPECT_EQ(lines[0]["what"], "chain");
+  EXPECT_EQ(lines[0]["seq"], seq);
+  EXPECT_EQ(lines.back()["first_bad_seq"], seq);
+  EXPECT_EQ(lines.back()["ok"], false);
+  RunResult chain_text = Data({"audit", "verify"});
+  EXPECT_EQ(chain_text.exit_code, 1);
+  EXPECT_NE(chain_text.out.find(StrCat("first bad seq ", seq)), std::string::npos) << chain_text.out;
+
+  // The server (restarted on the tampered directory) says the same.
+  StartServer();
+  RunResult via_server = Cli({"audit", "verify", "--json"});
+  EXPECT_EQ(via_server.exit_code, 1) << via_server.err;
+  EXPECT_EQ(via_server.out, chain.out);
+}
+
+// 4. A POS export matched against the ledger.
+class ExternalE2E : public FinanceE2E {
+ protected:
+  void SetUp() override {
+    FinanceE2E::SetUp();
+    if (IsSkipped()) return;
+    Post({"program", "create", "shop", "--currency", "EUR", "--point-value-micros", "1000", "--expiry-days",
+          "0", "--id", "shop"});
+    Post({"earn", "--program", "shop", "--member", "m0", "--points", "5", "--id", "o-0"});
+    Post({"earn", "--program", "shop", "--member", "m1", "--points", "100", "--id", "o,1"});
+    Post({"earn", "--program", "shop", "--member", "m2", "--points", "50", "--id", "o-2", "--order-ref", "o-2"});
+    Post({"earn", "--program", "shop", "--member", "m3", "--points", "70", "--id", "say \"hi\""});
+    Post({"earn", "--program", "shop", "--member", "m4", "--points", "20", "--id", "o-4"});
+    Post({"earn", "--program", "shop", "--member", "m5", "--points", "30", "--id", "o-5"});
+    Post({"earn", "--program", "shop", "--member", "m6", "--points", "9", "--id", "o-late"});
+  }
+  std::string Ts(const std::string& key) { return FormatTime(posted_[key].ts_ns); }
+  // Findings by name, and the summary line.
+  std::map<std::string, std::vector<json>> Findings(const std::string& out, json* summary) {
+    std::map<std::string, std::vector<json>> by;
+    for (const json& j : JsonLines(out)) {
+      if (j.contains("summary")) {
+        *summary = j;
+      } else {
+        by[j.value("finding", "?")].push_back(j);
+      }
+    }
+    return by;
+  }
+};
+
+TEST_F(ExternalE2E, OneOfEachFinding) {
+  // The period is the file's timestamps: o-0 and o-late fall outside it,
+  // o-2 inside (missing from the file).
+  const std::string csv = WriteFile(
+      "pos.csv", StrCat("order_ref,kind,points,member,timestamp\n",                 // line 1
+                        "\"o,1\",earn,100,m1,", Ts("o,1"), "\n",                      // 2 matched
+                        "o-9,earn,10,m9,", Ts("o-4"), "\n",                           // 3 missing_in_ledger
+                        "\"say \"\"hi\"\"\",earn,75,m3,", Ts("say \"hi\""), "\n",    // 4 amount_mismatch
+                        "o-4,redeem,20,m4,", Ts("o-4"), "\n",                         // 5 kind_mismatch
+                        "o-5,earn,30,m9,", Ts("o-5"), "\n",                           // 6 member_mismatch
+                        "o-9,earn,10,m9,", Ts("o-4"), "\n"));                         // 7 duplicate_in_file
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json"}, 1);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  for (const char* name : {"matched", "missing_in_ledger", "missing_in_file", "amount_mismatch", "kind_mismatch",
+                           "member_mismatch", "duplicate_in_file"}) {
+    ASSERT_EQ(f[name].size(), 1u) << name << "\n" << r.out;
+    EXPECT_EQ(summary[name], 1) << name << "\n" << r.out;
+  }
+  EXPECT_EQ(f.size(), 7u) << r.out;
+  EXPECT_EQ(summary["file_rows"], 6);
+  EXPECT_EQ(summary["ledger_transactions"], 7);
+  EXPECT_EQ(summary["from"], Ts("o,1"));
+  EXPECT_EQ(summary["to"], Ts("o-5"));
+
+  EXPECT_EQ(f["matched"][0]["order_ref"], "o,1");
+  EXPECT_EQ(f["matched"][0]["line"], 2);
+  EXPECT_EQ(f["matched"][0]["seq"], posted_["o,1"].seq);
+  EXPECT_EQ(f["missing_in_ledger"][0]["order_ref"], "o-9");
+  EXPECT_EQ(f["missing_in_ledger"][0]["line"], 3);
+  EXPECT_FALSE(f["missing_in_ledger"][0].contains("seq"));
+  EXPECT_EQ(f["duplicate_in_file"][0]["order_ref"], "o-9");
+  EXPECT_EQ(f["duplicate_in_file"][0]["line"], 7);
+  EXPECT_EQ(f["missing_in_file"][0]["order_ref"], "o-2");
+  EXPECT_EQ(f["missing_in_file"][0]["seq"], posted_["o-2"].seq);
+  EXPECT_EQ(f["missing_in_file"][0]["ledger_points"], 50);
+  EXPECT_FALSE(f["missing_in_file"][0].contains("line"));
+  EXPECT_EQ(f["amount_mismatch"][0]["order_ref"], "say \"hi\"");
+  EXPECT_EQ(f["amount_mismatch"][0]["file_points"], 75);
+  EXPECT_EQ(f["amount_mismatch"][0]["ledger_points"], 70);
+  EXPECT_EQ(f["amount_mismatch"][0]["line"], 4);
+  EXPECT_EQ(f["kind_mismatch"][0]["order_ref"], "o-4");
+  EXPECT_EQ(f["kind_mismatch"][0]["file_kind"], "redeem");
+  EXPECT_EQ(f["kind_mismatch"][0]["ledger_kind"], "earn");
+  EXPECT_EQ(f["member_mismatch"][0]["order_ref"], "o-5");
+  EXPECT_EQ(f["member_mismatch"][0]["file_member"], "m9");
+  EXPECT_EQ(f["member_mismatch"][0]["ledger_member"], "m5");
+
+  // --mismatches-only leaves out the matched line, not its count.
+  const RunResult mm = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json",
+                             "--mismatches-only"}, 1);
+  json mm_summary;
+  std::map<std::string, std::vector<json>> mf = Findings(mm.out, &mm_summary);
+  EXPECT_EQ(mf.count("matched"), 0u) << mm.out;
+  EXPECT_EQ(mf.size(), 6u);
+  EXPECT_EQ(mm_summary, summary);
+  // The table names every finding too.
+  const RunResult text = Both({"reconcile", "external", "--program", "shop", "--csv", csv}, 1);
+  for (const char* s :
+       {"missing_in_file  o-2", "amount_mismatch  say \"hi\"  line 4", "duplicate_in_file  o-9  line 7"}) {
+    EXPECT_NE(text.out.find(s), std::string::npos) << s << "\n" << text.out;
+  }
+}
+
+TEST_F(ExternalE2E, AllMatchingIsExitZero) {
+  // No timestamp column: the file covers the whole ledger. CRLF line ends.
+  const std::string csv = WriteFile(
+      "all.csv",
+      "order_ref,points,kind\r\no-0,5,earn\r\n\"o,1\",100,earn\r\no-2,50,earn\r\n\"say \"\"hi\"\"\",70,earn\r\n"
+      "o-4,20,earn\r\no-5,30,earn\r\no-late,9,earn\r\n");
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json"}, 0);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  EXPECT_EQ(f["matched"].size(), 7u) << r.out;
+  EXPECT_EQ(f.size(), 1u) << r.out;
+  EXPECT_EQ(summary["matched"], 7);
+  EXPECT_EQ(summary["file_rows"], 7);
+  EXPECT_FALSE(summary.contains("from"));
+  // Without the last line, o-late is missing from the file: exit 1.
+  const std::string short_csv = WriteFile(
+      "short.csv", "order_ref,points,kind\no-0,5,earn\n\"o,1\",100,earn\no-2,50,earn\n\"say \"\"hi\"\"\",70,earn\n"
+                   "o-4,20,earn\no-5,30,earn\n");
+  const RunResult s = Both({"reconcile", "external", "--program", "shop", "--csv", short_csv, "--json"}, 1);
+  Findings(s.out, &summary);
+  EXPECT_EQ(summary["missing_in_file"], 1) << s.out;
+}
+
+TEST_F(ExternalE2E, SpillingToDiskGivesTheSameFindings) {
+  // 300 earns posted from a file; the export leaves some out, gets some
+  // amounts wrong, adds some and repeats some, in a shuffled order.
+  constexpr int kRows = 300;
+  std::string jsonl =
+      R"({"kind":"program_create","id":"bulk","name":"bulk","currency":"USD","point_value_micros":1,"expiry_days":0})"
+      "\n";
+  for (int i = 0; i < kRows; ++i) {
+    jsonl += StrCat(R"({"kind":"earn","id":"b-)", i, R"(","program":"bulk","member":"m)", i % 17,
+                    R"(","points":)", 1 + i % 9, "}\n");
+  }
+  RunResult posted = Cli({"post", "--file", WriteFile("bulk.jsonl", jsonl)});
+  ASSERT_EQ(posted.exit_code, 0) << posted.err;
+  std::vector<std::string> rows;
+  int matched = 0, missing_in_file = 0, amount = 0;
+  for (int i = 0; i < kRows; ++i) {
+    if (i % 37 == 0) {
+      ++missing_in_file;
+      continue;
+    }
+    const bool wrong = i % 41 == 1;
+    (wrong ? amount : matched)++;
+    rows.push_back(StrCat("b-", i, ",earn,", 1 + i % 9 + (wrong ? 1 : 0), ",m", i % 17));
+  }
+  for (int k = 0; k < 5; ++k) rows.push_back(StrCat("x-", k, ",redeem,3,"));
+  for (int i : {5, 6, 7}) rows.push_back(StrCat("b-", i, ",earn,", 1 + i % 9, ",m", i % 17));
+  std::mt19937_64 rng(42);
+  for (size_t i = rows.size() - 1; i > 0; --i) std::swap(rows[i], rows[rng() % (i + 1)]);
+  std::string csv_text = "order_ref,kind,points,member\n";
+  for (const std::string& row : rows) csv_text += row + "\n";
+  const std::string csv = WriteFile("bulk.csv", csv_text);
+
+  const RunResult all = Both({"reconcile", "external", "--program", "bulk", "--csv", csv, "--json"}, 1);
+  json summary;
+  Findings(all.out, &summary);
+  EXPECT_EQ(summary["matched"], matched);
+  EXPECT_EQ(summary["missing_in_file"], missing_in_file);
+  EXPECT_EQ(summary["amount_mismatch"], amount);
+  EXPECT_EQ(summary["missing_in_ledger"], 5);
+  EXPECT_EQ(summary["duplicate_in_file"], 3);
+  EXPECT_EQ(summary["kind_mismatch"], 0);
+  EXPECT_EQ(summary["member_mismatch"], 0);
+  EXPECT_EQ(summary["file_rows"], rows.size());
+  EXPECT_EQ(summary["ledger_transactions"], kRows);
+  for (const char* memory_rows : {"2", "7"}) {
+    RunResult spilled = Cli({"reconcile", "external", "--program", "bulk", "--csv", csv, "--json",
+                             "--memory-rows", memory_rows});
+    EXPECT_EQ(spilled.exit_code, 1) << spilled.err;
+    EXPECT_EQ(spilled.out, all.out) << "--memory-rows " << memory_rows;
+    EXPECT_EQ(Data({"reconcile", "external", "--program", "bulk", "--csv", csv, "--json", "--memory-rows",
+                    memory_rows})
+                  .out,
+              all.out);
+  }
+}
+
+TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
+  struct Case {
+    std::string text;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"order_ref,kind,member\no-0,earn,m0\n", "order_ref, kind and points"},
+      {"order_ref,kind,points\no-0,earn,5\no-1,earn,abc\n", "line 3: points 'abc' is not an integer"},
+      {"order_ref,kind,points\no-0,bogus,5\n", "line 2: unknown kind 'bogus'"},
+      {"order_ref,kind,points\no-0,earn,5\no-1,earn,5\n\"o-2,earn,5\n", "line 4: unterminated quoted field"},
+      // A quoted line break counts: the bad row starts on line 4.
+      {"order_ref,kind,points\n\"a\nb\",earn,5\no-3,earn,1.5\n", "line 4: points '1.5' is not an integer"},
+      {"order_ref,kind,points,timestamp\no-0,earn,5,yesterday\n", "line 2: timestamp"},
+      {"order_ref,kind,points\n,earn,5\n", "line 2: order_ref is empty"},
+      // 4e19 does not fit 64 bits: refused, not wrapped around to another number.
+      {"order_ref,kind,points\no-0,earn,40000000000000000000\n", "line 2: points '40000000000000000000'"},
+      {"order_ref,kind,points\no-0,earn,18446744073709551621\n", "line 2: points '18446744073709551621'"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    const std::string csv = WriteFile(StrCat("bad", n++, ".csv"), c.text);
+    for (bool data : {false, true}) {
+      std::vector<std::string> args = {"reconcile", "external", "--program", "shop", "--csv", csv, "--json"};
+      RunResult r = data ? Data(args) : Cli(args);
+      EXPECT_EQ(r.exit_code, 2) << c.text << "\n" << r.out;
+      EXPECT_EQ(r.out, "") << c.text;
+      EXPECT_NE(r.err.find(c.message), std::string::npos) << c.message << "\n" << r.err;
+    }
+  }
+  RunResult missing = Cli({"reconcile", "external", "--program", "shop", "--csv", dir_.path() + "/nope.csv"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("nope.csv"), std::string::npos) << missing.err;
+}
+
+TEST_F(ExternalE2E, UnknownProgramIsExitOne) {
+  const std::string csv = WriteFile("one.csv", "order_ref,kind,points\no-0,earn,5\n");
+  for (bool data : {false, true}) {
+    std::vector<std::string> args = {"reconcile", "external", "--program", "nope", "--csv", csv};
+    RunResult r = data ? Data(args) : Cli(args);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("no program 'nope'"), std::string::npos) << r.err;
+  }
+}
+
+// 5. The export: every transaction once, in order, with its stored hash.
+TEST_F(FinanceE2E, AuditExport) {
+  BuildAcme();
+  const RunResult jsonl = Both({"audit", "export", "--format", "jsonl"}, 0);
+  const std::vector<json> records = JsonLines(jsonl.out);
+  ASSERT_EQ(records.size(), 13u) << jsonl.out;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const json& rec = records[i];
+    EXPECT_EQ(rec["seq"], i + 1);
+    RunResult tx = Cli({"tx", "get", "--program", "acme", "--hex", rec["id_hex"], "--json"});
+    ASSERT_EQ(tx.exit_code, 0) << tx.err;
+    const json t = ParseJson(tx.out);
+    EXPECT_EQ(t["seq"], rec["seq"]);
+    EXPECT_EQ(t["hash"], rec["hash"]) << i;
+    EXPECT_EQ(t["kind"], rec["kind"]);
+  }
+  EXPECT_EQ(records[12]["hash"], Head()["hash"]);
+  EXPECT_EQ(records[posted_["e1"].seq - 1]["points"], 1000);
+
+  const RunResult csv = Both({"audit", "export", "--format", "csv"}, 0);
+  const std::vector<std::string> rows = SplitLines(csv.out);
+  ASSERT_EQ(rows.size(), 14u) << csv.out;
+  EXPECT_EQ(rows[0],
+            "seq,timestamp,id,kind,program,status,member,member2,partner,points,points2,delta,"
+            "result_points,order_ref,reason,hash");
+  for (size_t i = 1; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].rfind(StrCat(i, ","), 0), 0u) << rows[i];
+    const std::string hash = records[i - 1]["hash"];
+    EXPECT_EQ(rows[i].substr(rows[i].size() - hash.size() - 1), "," + hash) << rows[i];
+  }
+  // RFC 4180 quoting of the adjust's reason.
+  EXPECT_NE(rows[posted_["adj1"].seq].find(",\"goodwill, \"\"oops\"\"\","), std::string::npos)
+      << rows[posted_["adj1"].seq];
+
+  // Bounds.
+  const std::vector<json> mid = JsonLines(Both({"audit", "export", "--from-seq", "3", "--to-seq", "5",
+                                                "--format", "jsonl"}, 0).out);
+  ASSERT_EQ(mid.size(), 3u);
+  EXPECT_EQ(mid[0]["seq"], 3);
+  EXPECT_EQ(mid[2]["seq"], 5);
+  EXPECT_EQ(mid[1], records[3]);
+  EXPECT_EQ(SplitLines(Both({"audit", "export", "--from-seq", "12", "--format", "csv"}, 0).out).size(), 3u);
+  EXPECT_EQ(JsonLines(Both({"audit", "export", "--to-seq", "100", "--format", "jsonl"}, 0).out).size(), 13u);
+  EXPECT_EQ(Both({"audit", "export", "--from-seq", "14", "--format", "jsonl"}, 0).out, "");
+  // Usage errors.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"audit", "export", "--format", "xml"}, {"audit", "export"},
+        {"audit", "export", "--format", "jsonl", "--from-seq", "x"}}) {
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args.back();
+    EXPECT_EQ(r.out, "");
+  }
+
+  // Past a page (1,000 records): every seq once, in order.
+  std::string jsonl_text;
+  for (int i = 0; i < 1100; ++i) {
+    jsonl_text += StrCat(R"({"kind":"earn","id":"p-)", i, R"(","program":"acme","member":"m)", i % 13,
+                         R"(","points":1})", "\n");
+  }
+  ASSERT_EQ(Cli({"post", "--file", WriteFile("page.jsonl", jsonl_text)}).exit_code, 0);
+  const std::vector<json> paged = JsonLines(Both({"audit", "export", "--format", "jsonl"}, 0).out);
+  ASSERT_EQ(paged.size(), 1113u);
+  for (size_t i = 0; i < paged.size(); ++i) ASSERT_EQ(paged[i]["seq"], i + 1);
+  const std::vector<json> across = JsonLines(Both({"audit", "export", "--from-seq", "990", "--to-seq", "1010",
+                                                   "--format", "jsonl"}, 0).out);
+  ASSERT_EQ(across.size(), 21u);
+  EXPECT_EQ(across.front(), paged[989]);
+  EXPECT_EQ(across.back(), paged[1009]);
+}
+
+// 5b. Whole-ledger reports need a read key for every program.
+TEST_F(FinanceE2E, WholeLedgerReportsNeedEveryProgram) {
+  StopServer();
+  const std::string config = WriteFile(
+      "config.toml",
+      StrCat("[[key]]\nprincipal = \"ops\"\nsha256 = \"", net::DigestToHex(net::Sha256("admin-key")),
+             "\"\nprograms = \"*\"\nscopes = [\"post\", \"read\", \"admin\"]\n\n",
+             "[[key]]\nprincipal = \"acme-reader\"\nsha256 = \"", net::DigestToHex(net::Sha256("acme-reader")),
+             "\"\nprograms = [\"acme\"]\nscopes = [\"read\"]\n\n",
+             "[[key]]\nprincipal = \"finance\"\nsha256 = \"", net::DigestToHex(net::Sha256("finance")),
+             "\"\nprograms = [\"*\"]\nscopes = [\"read\"]\n\n",
+             "[[key]]\nprincipal = \"pos\"\nsha256 = \"", net::DigestToHex(net::Sha256("pos")),
+             "\"\nprograms = [\"*\"]\nscopes = [\"post\"]\n"));
+  StartServer({"--config", config});
+  key_ = {"--key", "admin-key"};
+  Post({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "1", "--expiry-days", "0",
+        "--id", "acme"});
+  Post({"earn", "--program", "acme", "--member", "a", "--points", "5", "--id", "a1"});
+  const std::string csv = WriteFile("a.csv", "order_ref,kind,points\na1,earn,5\n");
+
+  const std::vector<std::vector<std::string>> whole = {
+      {"audit", "export", "--format", "jsonl"},
+      {"audit", "export", "--format", "csv"},
+      {"audit", "verify"},
+      {"reconcile", "trial-balance", "--json"}};
+  for (const std::vector<std::string>& args : whole) {
+    for (const char* key : {"acme-reader", "pos"}) {
+      RunResult r = Cli(args, key);
+      EXPECT_EQ(r.exit_code, 2) << args[1] << " " << key << "\n" << r.out;
+      EXPECT_NE(r.err.find("permission_denied"), std::string::npos) << args[1] << " " << key << "\n" << r.err;
+      EXPECT_NE(r.err.find("read scope on every program"), std::string::npos) << r.err;
+      // Nothing on stdout, not even the CSV header: `> file` must not
+      // leave what looks like an empty export.
+      EXPECT_EQ(r.out, "") << args[1] << " " << args.back();
+    }
+    EXPECT_EQ(Cli(args, "finance").exit_code, 0) << args[1];
+  }
+  // One program's reports need that program only.
+  EXPECT_EQ(Cli({"reconcile", "liability", "--program", "acme"}, "acme-reader").exit_code, 0);
+  EXPECT_EQ(Cli({"reconcile", "external", "--program", "acme", "--csv", csv}, "acme-reader").exit_code, 0);
+  RunResult pos = Cli({"reconcile", "liability", "--program", "acme"}, "pos");
+  EXPECT_EQ(pos.exit_code, 2);
+  EXPECT_NE(pos.err.find("permission_denied"), std::string::npos) << pos.err;
+  RunResult pos_external = Cli({"reconcile", "external", "--program", "acme", "--csv", csv}, "pos");
+  EXPECT_EQ(pos_external.exit_code, 2);
+  EXPECT_NE(pos_external.err.find("permission_denied"), std::string::npos) << pos_external.err;
+  RunResult wrong = Cli({"reconcile", "trial-balance"}, "not-a-key");
+  EXPECT_EQ(wrong.exit_code, 2);
+}
+
+// 6. Liability at an earlier time (the state rebuilt from the log) and for
+// a bounded period.
+TEST_F(FinanceE2E, LiabilityAsOfAndPeriod) {
+  BuildAcme();
+  // Just after r1 (seq 6): alice 1000 + 200 - 150, bob 300 expiring in 2 days.
+  const int64_t r1 = posted_["r1"].ts_ns;
+  for (int64_t as_of : {r1, r1 + 1}) {
+    const RunResult r = Both({"reconcile", "liability", "--program", "acme", "--as-of", FormatTime(as_of),
+                              "--json"}, 0);
+    const json l = ParseJson(r.out);
+    EXPECT_EQ(l["as_of_seq"], posted_["r1"].seq);
+    EXPECT_EQ(l["outstanding_points"], 1350) << r.out;
+    EXPECT_EQ(l["outstanding_value_micros"], 1350 * 5000);
+    EXPECT_EQ(l["expiring_30d_points"], 300) << r.out;
+    EXPECT_EQ(l["expiring_90d_points"], 300);
+    EXPECT_EQ(l["expired_unswept_points"], 0);
+    // Movements before as_of (--to defaults to it, end exclusive).
+    EXPECT_EQ(l["issued_points"], 1500);
+    EXPECT_EQ(l["redeemed_points"], as_of == r1 ? 0 : 150) << r.out;
+    EXPECT_EQ(l["partners"], json::parse(R"([{"partner":"hotelco","earned_points":200,"redeemed_points":0}])"));
+  }
+  // [e2, r2): e2, e3 and r1; outstanding at r2 (seq 7).
+  const RunResult period = Both({"reconcile", "liability", "--program", "acme", "--from",
+                                 FormatTime(posted_["e2"].ts_ns), "--to", FormatTime(posted_["r2"].ts_ns),
+                                 "--json"}, 0);
+  const json p = ParseJson(period.out);
+  EXPECT_EQ(p["as_of_seq"], posted_["r2"].seq);
+  EXPECT_EQ(p["outstanding_points"], 1300);
+  EXPECT_EQ(p["issued_points"], 500);
+  EXPECT_EQ(p["redeemed_points"], 150);
+  EXPECT_EQ(p["partners"], json::parse(R"([{"partner":"hotelco","earned_points":200,"redeemed_points":0}])"));
+  // Only the expiry and the capture after c1's hold: [h1, now).
+  const json tail = ParseJson(Both({"reconcile", "liability", "--program", "acme", "--from",
+                                    FormatTime(posted_["h1"].ts_ns), "--as-of", FormatTime(WallNs()), "--json"},
+                                   0).out);
+  EXPECT_EQ(tail["issued_points"], 0);
+  EXPECT_EQ(tail["redeemed_points"], 60);
+  EXPECT_EQ(tail["expired_points"], 300);
+  EXPECT_DOUBLE_EQ(tail["breakage_rate"].get<double>(), 300.0 / 360.0);
+  EXPECT_EQ(tail["outstanding_points"], 950);
+
+  RunResult backwards = Cli({"reconcile", "liability", "--program", "acme", "--from", FormatTime(r1), "--to",
+                             FormatTime(r1 - 1)});
+  EXPECT_EQ(backwards.exit_code, 2);
+  EXPECT_NE(backwards.err.find("--from is after --to"), std::string::npos) << backwards.err;
+  EXPECT_EQ(Data({"reconcile", "liability", "--program", "acme", "--from", FormatTime(r1), "--as-of",
+                  FormatTime(r1 - 1)})
+                .exit_code,
+            2);
+  EXPECT_EQ(Cli({"reconcile", "liability", "--program", "acme", "--as-of", "yesterday"}).exit_code, 2);
+}
+
+// 6b. A period's movements do not depend on --as-of: a reversal at a
+// partner created after as_of is still a reversal that took points back.
+TEST_F(FinanceE2E, LiabilityMovementsDoNotDependOnAsOf) {
+  BuildAcme();
+  Post({"partner", "create", "airco", "--program", "acme", "--earn-price-micros", "1", "--redeem-price-micros",
+        "1", "--id", "airco"});
+  Post({"earn", "--program", "acme", "--member", "dave", "--points", "25", "--partner", "airco", "--id", "e9"});
+  Post({"reverse", "--program", "acme", "--original", "e9", "--id", "rev9"});
+  const std::string to = FormatTime(WallNs());
+  const json now = ParseJson(Both({"reconcile", "liability", "--program", "acme", "--to", to, "--json"}, 0).out);
+  EXPECT_EQ(now["reversed_points"], 125);
+  EXPECT_EQ(now["reversed_issued_points"], 125);
+  EXPECT_EQ(now["outstanding_points"], 950);
+  const json early = ParseJson(Both({"reconcile", "liability", "--program", "acme", "--to", to, "--as-of",
+                                     FormatTime(posted_["r1"].ts_ns), "--json"}, 0).out);
+  EXPECT_EQ(early["outstanding_points"], 1350);
+  for (const char* field : {"issued_points", "redeemed_points", "reversed_points", "reversed_issued_points",
+                            "reversed_redeemed_points", "expired_points", "adjusted_down_points", "partners"}) {
+    EXPECT_EQ(early[field], now[field]) << field;
+  }
+}
+
+// 7. A settlement statement across a price change, and a closed period's
+// statement that never changes.
+TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
+  Post({"program", "create", "travel", "--currency", "EUR", "--point-value-micros", "1000", "--expiry-days",
+        "0", "--id", "travel"});
+  Post({"partner", "create", "air", "--program", "travel", "--earn-price-micros", "9000",
+        "--redeem-price-micros", "7000", "--id", "air"});
+  Post({"earn", "--program", "travel", "--member", "m", "--points", "1000", "--id", "t1"});
+  // The new prices start 2 s from now: t2 and t3 before, t4 and t5 after.
+  const int64_t change = WallNs() + 2 * kSecondNs;
+  Post({"partner", "price", "air", "--program", "travel", "--earn-price-micros", "9500", "--redeem-price-micros",
+        "6000", "--effective-from", FormatTime(change), "--id", "air-2"});
+  Post({"earn", "--program", "travel", "--member", "m", "--points", "100", "--partner", "air", "--id", "t2"});
+  Post({"redeem", "--program", "travel", "--member", "m", "--points", "40", "--partner", "air", "--id", "t3"});
+  ASSERT_LT(posted_["t3"].ts_ns, change) << "the machine is too slow for this test's two seconds";
+  std::this_thread::sleep_for(std::chrono::nanoseconds(change - WallNs() + 20'000'000));
+  Post({"earn", "--program", "travel", "--member", "m", "--points", "50", "--partner", "air", "--id", "t4"});
+  Post({"redeem", "--program", "travel", "--member", "m", "--points", "20", "--partner", "air", "--id", "t5"});
+  ASSERT_GE(posted_["t4"].ts_ns, change);
+  const std::string to = FormatTime(posted_["t5"].ts_ns + 1);
+
+  // 100 x 9000 + 50 x 9500 = 1,375,000 owed by the partner;
+  // 40 x 7000 + 20 x 6000 = 400,000 owed by the program; net 975,000.
+  const std::vector<std::string> statement = {"settle", "statement", "--program", "travel", "--partner", "air",
+                                              "--to", to};
+  std::vector<std::string> statement_json = statement;
+  statement_json.push_back("--json");
+  const RunResult before = Both(statement_json, 0);
+  const json s = ParseJson(before.out);
+  EXPECT_EQ(s["earned_points"], 150);
+  EXPECT_EQ(s["redeemed_points"], 60);
+  EXPECT_EQ(s["partner_owes_micros"], 1'375'000);
+  EXPECT_EQ(s["program_owes_micros"], 400'000);
+  EXPECT_EQ(s["net_micros"], 975'000);
+  EXPECT_EQ(s["payer"], "partner");
+  const RunResult before_text = Both(statement, 0);
+  EXPECT_NE(before_text.out.find("net                   0.975000  paid by the partner"), std::string::npos)
+      << before_text.out;
+
+  Post({"settle", "close", "--program", "travel", "--partner", "air", "--to", to, "--id", "close-1"});
+  // Later: more flows, another price, another close.
+  Post({"partner", "price", "air", "--program", "travel", "--earn-price-micros", "1", "--redeem-price-micros", "1",
+        "--id", "air-3"});
+  Post({"earn", "--program", "travel", "--member", "m", "--points", "7", "--partner", "air", "--id", "t6"});
+  Post({"reverse", "--program", "travel", "--original", "t2", "--points", "10", "--id", "t7"});
+  Post({"settle", "close", "--program", "travel", "--partner", "air", "--id", "close-2"});
+  const RunResult after = Both(statement_json, 0);
+  EXPECT_EQ(after.out, before.out);
+  EXPECT_EQ(Both(statement, 0).out, before_text.out);
+  // The period after: 7 earned and 10 of t2 reversed, both at the price in
+  // effect then (docs/semantics.md: a reversal is priced at its own time).
+  const json later = ParseJson(Both({"settle", "statement", "--program", "travel", "--partner", "air", "--from",
+                                     to, "--to", FormatTime(WallNs()), "--json"}, 0).out);
+  EXPECT_EQ(later["earned_points"], 7 - 10) << later.dump();
+  EXPECT_EQ(later["partner_owes_micros"], 7 * 1 - 10 * 1) << later.dump();
+  // The books still balance, and the ledger verifies.
+  EXPECT_EQ(Both({"reconcile", "trial-balance"}, 0).exit_code, 0);
+  EXPECT_EQ(Both({"audit", "verify"}, 0).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace pointledger::tools
