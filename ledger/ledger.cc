@@ -881,7 +881,8 @@ absl::StatusOr<RecordsPage> Ledger::GetRecords(uint64_t from_seq, uint32_t limit
   page.head_seq = head.seq;
   from_seq = std::max<uint64_t>(from_seq, 1);
   page.next_seq = from_seq;
-  limit = std::min(limit, kRecordsPageMax);
+  // 0 means "a full page": a page of nothing would never advance.
+  limit = limit == 0 ? kRecordsPageMax : std::min(limit, kRecordsPageMax);
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, Dbs().log));
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(BeU64Key(from_seq)));
   uint64_t scanned = 0;

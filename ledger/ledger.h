@@ -368,7 +368,7 @@ struct Liability {
 // and hold rebuilt from the transactions and compared with what is stored.
 struct AuditReport {
   ChainHead head;
-  uint64_t first_bad_seq = 0;            // 0: the chain verifies
+  uint64_t first_bad_seq = 0;            // the first transaction to blame; 0: none is
   uint64_t discrepancy_count = 0;        // all of them
   std::vector<Discrepancy> discrepancies;  // the first kAuditListedMax
 };
@@ -490,7 +490,7 @@ class Ledger {
   absl::StatusOr<Liability> LiabilityReport(std::string_view program, int64_t from_ns,
                                             int64_t to_ns, int64_t as_of_ns);
 
-  // Up to `limit` (<= kRecordsPageMax) transactions with seq >= from_seq,
+  // Up to `limit` (0 or above kRecordsPageMax: kRecordsPageMax) transactions with seq >= from_seq,
   // in seq order; only `program`'s when it is not empty.
   absl::StatusOr<RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,
                                          std::string_view program);

@@ -430,7 +430,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     auto bad = [&](std::string what) {
       return ReportError(o, absl::InvalidArgumentError(StrCat("--csv line ", line, ": ", what)));
     };
-    if (fields.size() < 3) return bad(StrCat("expected the header's ", fields.size(), " columns"));
+    if (fields.size() < 3) return bad(StrCat("only ", fields.size(), " column(s); expected at least 3"));
     auto field = [&](int col) -> const std::string& {
       static const std::string kEmpty;
       return col >= 0 && static_cast<size_t>(col) < fields.size() ? fields[col] : kEmpty;

@@ -51,7 +51,9 @@ int ReadFailed(const Output& o, const absl::Status& s, std::string_view check) {
     return kExitRejected;
   }
   if (absl::IsPermissionDenied(s)) {
-    return ReportError(o, s, "This report needs a key with the read scope on every program.");
+    return ReportError(o, s,
+                       "This report needs a key with the read scope: on its program, or on every "
+                       "program for trial-balance, audit verify and audit export.");
   }
   return ReportError(o, s);
 }
@@ -297,6 +299,10 @@ int RunAuditExport(Reader& reader, const Output& o, uint64_t from_seq, uint64_t 
                               StrCat("--format must be jsonl or csv, not '", format, "'")));
   }
   from_seq = std::max<uint64_t>(from_seq, 1);
+  if (to_seq != 0 && to_seq < from_seq) {
+    return ReportError(o, absl::InvalidArgumentError(
+                              StrCat("--to-seq ", to_seq, " is before --from-seq ", from_seq)));
+  }
   ProgressBar bar(o.err);
   uint64_t next = from_seq;
   uint64_t end = to_seq;  // fixed at the first page when 0: a growing ledger ends somewhere

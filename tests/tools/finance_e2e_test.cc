@@ -665,7 +665,8 @@ TEST_F(FinanceE2E, AuditExport) {
   // Usage errors.
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"audit", "export", "--format", "xml"}, {"audit", "export"},
-        {"audit", "export", "--format", "jsonl", "--from-seq", "x"}}) {
+        {"audit", "export", "--format", "jsonl", "--from-seq", "x"},
+        {"audit", "export", "--format", "jsonl", "--from-seq", "5", "--to-seq", "3"}}) {
     RunResult r = Cli(args);
     EXPECT_EQ(r.exit_code, 2) << args.back();
     EXPECT_EQ(r.out, "");
@@ -718,7 +719,7 @@ TEST_F(FinanceE2E, WholeLedgerReportsNeedEveryProgram) {
       RunResult r = Cli(args, key);
       EXPECT_EQ(r.exit_code, 2) << args[1] << " " << key << "\n" << r.out;
       EXPECT_NE(r.err.find("permission_denied"), std::string::npos) << args[1] << " " << key << "\n" << r.err;
-      EXPECT_NE(r.err.find("read scope on every program"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("on every program for trial-balance"), std::string::npos) << r.err;
       // Nothing on stdout, not even the CSV header: `> file` must not
       // leave what looks like an empty export.
       EXPECT_EQ(r.out, "") << args[1] << " " << args.back();
@@ -835,8 +836,10 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
 
   // 100 x 9000 + 50 x 9500 = 1,375,000 owed by the partner;
   // 40 x 7000 + 20 x 6000 = 400,000 owed by the program; net 975,000.
+  // The period from the beginning, named explicitly: without --from a
+  // statement starts after the last close.
   const std::vector<std::string> statement = {"settle", "statement", "--program", "travel", "--partner", "air",
-                                              "--to", to};
+                                              "--from", FormatTime(0), "--to", to};
   std::vector<std::string> statement_json = statement;
   statement_json.push_back("--json");
   const RunResult before = Both(statement_json, 0);
@@ -860,6 +863,11 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
   Post({"settle", "close", "--program", "travel", "--partner", "air", "--id", "close-2"});
   const RunResult after = Both(statement_json, 0);
   EXPECT_EQ(after.out, before.out);
+  // Without --from, the next statement starts where the last close ended.
+  const json open = ParseJson(Both({"settle", "statement", "--program", "travel", "--partner", "air", "--to",
+                                    FormatTime(WallNs()), "--json"}, 0).out);
+  EXPECT_GT(TimeOf(json{{"timestamp", open["from"]}}), posted_["t5"].ts_ns) << open.dump();
+  EXPECT_EQ(open["earned_points"], 0) << open.dump();
   EXPECT_EQ(Both(statement, 0).out, before_text.out);
   // The period after: 7 earned and 10 of t2 reversed, both at the price in
   // effect then (docs/semantics.md: a reversal is priced at its own time).
