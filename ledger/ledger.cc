@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <limits>
 #include <thread>
+#include <tuple>
 
 #include "ledger/limits.h"
 #include "ledger/store.h"
@@ -454,6 +455,13 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
 }
 
 int64_t Ledger::NowNs() const { return rep_->clock->NowNs(); }
+
+absl::StatusOr<Ledger::MapUsage> Ledger::GetMapUsage() const {
+  MapUsage u;
+  PL_ASSIGN_OR_RETURN(std::tie(u.log_used, u.log_size), rep_->log_env.MapUsage());
+  PL_ASSIGN_OR_RETURN(std::tie(u.state_used, u.state_size), rep_->state_env.MapUsage());
+  return u;
+}
 
 // ---------------------------------------------------------------------------
 // Writes.

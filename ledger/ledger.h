@@ -501,6 +501,13 @@ class Ledger {
   // opening the copy replays the log past it. Returns the copy's head.
   absl::StatusOr<ChainHead> Backup(const std::string& to_dir);
 
+  // LMDB map usage (bytes in use, map size) of the log and state
+  // environments: a full map refuses batches with server_busy.
+  struct MapUsage {
+    uint64_t log_used = 0, log_size = 0, state_used = 0, state_size = 0;
+  };
+  absl::StatusOr<MapUsage> GetMapUsage() const;
+
   int64_t NowNs() const;
 
  private:

@@ -227,8 +227,29 @@ class ClientImpl final : public Client {
     const wire::Stats* s = r->body_as_Stats();
     if (s == nullptr) return Unexpected();
     if (s->code() != wire::Code::ok) return CodeStatus(s->code());
-    return ServerStats{s->commits(),      s->batches(),          s->transactions(),
-                       s->busy_batches(), s->connections_open(), s->connections_accepted()};
+    ServerStats out;
+    out.commits = s->commits();
+    out.batches = s->batches();
+    out.transactions = s->transactions();
+    out.busy_batches = s->busy_batches();
+    out.connections_open = s->connections_open();
+    out.connections_accepted = s->connections_accepted();
+    out.uptime_s = s->uptime_s();
+    if (s->results_by_code() != nullptr) {
+      out.results_by_code.assign(s->results_by_code()->begin(), s->results_by_code()->end());
+    }
+    out.commit_p50_us = s->commit_p50_us();
+    out.commit_p99_us = s->commit_p99_us();
+    out.commit_max_us = s->commit_max_us();
+    out.group_p50 = s->group_p50();
+    out.group_p99 = s->group_p99();
+    out.group_max = s->group_max();
+    out.log_map_used_bytes = s->log_map_used_bytes();
+    out.log_map_size_bytes = s->log_map_size_bytes();
+    out.state_map_used_bytes = s->state_map_used_bytes();
+    out.state_map_size_bytes = s->state_map_size_bytes();
+    out.duplicates = s->duplicates();
+    return out;
   }
 
   absl::StatusOr<ledger::RecordsPage> GetRecords(uint64_t from_seq, uint32_t limit,

@@ -1,5 +1,7 @@
 #include "net/committer.h"
 
+
+#include <chrono>
 #include <utility>
 
 #include "ledger/limits.h"
@@ -50,10 +52,21 @@ void Committer::Stop() {
 }
 
 CommitterStats Committer::stats() const {
-  return CommitterStats{commits_.load(std::memory_order_relaxed),
-                        batches_.load(std::memory_order_relaxed),
-                        transactions_.load(std::memory_order_relaxed),
-                        busy_batches_.load(std::memory_order_relaxed)};
+  CommitterStats s;
+  s.commits = commits_.load(std::memory_order_relaxed);
+  s.batches = batches_.load(std::memory_order_relaxed);
+  s.transactions = transactions_.load(std::memory_order_relaxed);
+  s.busy_batches = busy_batches_.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  s.results_by_code = by_code_;
+  s.duplicates = duplicates_;
+  s.commit_p50_us = commit_ns_.ValueAtPercentile(50) / 1000;
+  s.commit_p99_us = commit_ns_.ValueAtPercentile(99) / 1000;
+  s.commit_max_us = commit_ns_.max() / 1000;
+  s.group_p50 = group_tx_.ValueAtPercentile(50);
+  s.group_p99 = group_tx_.ValueAtPercentile(99);
+  s.group_max = group_tx_.max();
+  return s;
 }
 
 void Committer::Run() {
@@ -93,6 +106,7 @@ void Committer::CommitGroup(Group& jobs, size_t begin, size_t end) {
 }
 
 size_t Committer::CommitOnce(Group& jobs, size_t begin, size_t end) {
+  const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<ledger::Ledger::Writer> writer = ledger_->BeginWrite();
   if (!writer.ok()) {
     LogLine(StrCat("error: cannot begin a write transaction: ", writer.status().ToString()));
@@ -129,9 +143,25 @@ size_t Committer::CommitOnce(Group& jobs, size_t begin, size_t end) {
     return next;
   }
   if (applied > 0) {
+    const uint64_t took_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started)
+            .count());
     commits_.fetch_add(1, std::memory_order_relaxed);
     batches_.fetch_add(applied, std::memory_order_relaxed);
     transactions_.fetch_add(applied_transactions, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    commit_ns_.Record(took_ns);
+    group_tx_.Record(applied_transactions);
+    for (size_t i = begin; i < next; ++i) {
+      if (!jobs[i]->status.ok()) continue;
+      for (const ledger::Result& r : jobs[i]->results) {
+        if (r.duplicate) {
+          ++duplicates_;
+        } else {
+          ++by_code_[static_cast<size_t>(r.code)];
+        }
+      }
+    }
   }
   return next;
 }

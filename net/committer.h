@@ -8,6 +8,7 @@
 #ifndef POINTLEDGER_NET_COMMITTER_H_
 #define POINTLEDGER_NET_COMMITTER_H_
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "bench/histogram.h"
 #include "ledger/ledger.h"
 
 namespace pointledger::net {
@@ -52,6 +54,13 @@ struct CommitterStats {
   uint64_t batches = 0;        // batches committed
   uint64_t transactions = 0;   // transactions in committed batches
   uint64_t busy_batches = 0;   // batches answered server_busy (queue full or storage)
+  // First-time results by code (index: ledger::Code; [0] is ok); replays
+  // answered from the record count under duplicates instead.
+  std::array<uint64_t, ledger::kCodeMax + 1> results_by_code{};
+  uint64_t duplicates = 0;
+  // Per group commit: apply + fsync time, and transactions in it.
+  uint64_t commit_p50_us = 0, commit_p99_us = 0, commit_max_us = 0;
+  uint64_t group_p50 = 0, group_p99 = 0, group_max = 0;
 };
 
 class Committer {
@@ -101,6 +110,13 @@ class Committer {
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> transactions_{0};
   std::atomic<uint64_t> busy_batches_{0};
+
+  // Recorded once per group commit by the committer thread.
+  mutable std::mutex stats_mu_;
+  bench::Histogram commit_ns_;  // guarded by stats_mu_
+  bench::Histogram group_tx_;   // guarded by stats_mu_
+  std::array<uint64_t, ledger::kCodeMax + 1> by_code_{};  // guarded by stats_mu_
+  uint64_t duplicates_ = 0;                                // guarded by stats_mu_
 };
 
 }  // namespace pointledger::net

@@ -238,13 +238,30 @@ absl::StatusOr<Service::Offset> Service::CollectDue(const wire::CollectDueQuery&
 
 absl::StatusOr<Service::Offset> Service::Stats(const ApiKey& key,
                                                flatbuffers::FlatBufferBuilder* fbb) const {
-  wire::StatsBuilder b(*fbb);
   if (!HasScope(key, ledger::kScopeRead)) {
+    wire::StatsBuilder b(*fbb);
     b.add_code(wire::Code::permission_denied);
     return b.Finish().Union();
   }
   const CommitterStats s = committer_->stats();
+  PL_ASSIGN_OR_RETURN(const ledger::Ledger::MapUsage map, ledger_->GetMapUsage());
+  const auto by_code = fbb->CreateVector(s.results_by_code.data(), s.results_by_code.size());
+  wire::StatsBuilder b(*fbb);
   b.add_code(wire::Code::ok);
+  b.add_uptime_s(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()));
+  b.add_results_by_code(by_code);
+  b.add_commit_p50_us(s.commit_p50_us);
+  b.add_commit_p99_us(s.commit_p99_us);
+  b.add_commit_max_us(s.commit_max_us);
+  b.add_group_p50(s.group_p50);
+  b.add_group_p99(s.group_p99);
+  b.add_group_max(s.group_max);
+  b.add_log_map_used_bytes(map.log_used);
+  b.add_log_map_size_bytes(map.log_size);
+  b.add_state_map_used_bytes(map.state_used);
+  b.add_state_map_size_bytes(map.state_size);
+  b.add_duplicates(s.duplicates);
   b.add_commits(s.commits);
   b.add_batches(s.batches);
   b.add_transactions(s.transactions);

@@ -6,6 +6,7 @@
 #define POINTLEDGER_NET_SERVICE_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -75,6 +76,7 @@ class Service {
   const ServerConfig* const config_;
   const Committer* const committer_;
   const ConnectionCounters* const counters_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace pointledger::net

@@ -459,6 +459,28 @@ void Cli::AddOpsCommands() {
         return RunBackup(Out(), g_.data, backup_to_);
       });
   backup->add_option("--to", backup_to_, "the new directory to write the copy into")->required()->type_name("DIR");
+
+  AddCommand("stats",
+             "The server's counters: uptime, connections, commits, results by code, group-commit sizes, "
+             "commit latency percentiles, LMDB map usage (read scope).",
+             "pointledger stats --json", [this] {
+               if (!g_.data.empty()) return RefuseData("stats");
+               int exit_code = kExitUsage;
+               std::unique_ptr<net::Client> client = Connect(&exit_code);
+               if (client == nullptr) return exit_code;
+               return RunStats(*client, Out());
+             });
+  AddCommand("ping", "Health check: connect, authenticate and read the chain head. Exit 0 when healthy, 2 if not.",
+             "pointledger ping --server 127.0.0.1:7600 --key-file var/admin.key", [this] {
+               if (!g_.data.empty()) return RefuseData("ping");
+               const auto start = std::chrono::steady_clock::now();
+               int exit_code = kExitUsage;
+               std::unique_ptr<net::Client> client = Connect(&exit_code);
+               if (client == nullptr) return exit_code;
+               const double connect_ms =
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+               return RunPing(*client, Out(), connect_ms, g_.server);
+             });
 }
 
 void Cli::AddLoad() {

@@ -1,5 +1,6 @@
 #include "tools/cli_ops.h"
 
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 
@@ -47,6 +48,83 @@ int RunBackup(const Output& o, const std::string& from, const std::string& to) {
                  static_cast<unsigned long long>(head->seq), HexBytes(head->hash).c_str());
     std::fprintf(o.out, "check it with: pointledger audit verify --data %s --expect-head %llu:%s\n",
                  to.c_str(), static_cast<unsigned long long>(head->seq), HexBytes(head->hash).c_str());
+  }
+  return kExitOk;
+}
+
+int RunStats(net::Client& client, const Output& o) {
+  absl::StatusOr<net::Client::ServerStats> s = client.GetStats();
+  if (!s.ok()) return ReportError(o, s.status());
+  nlohmann::ordered_json j;
+  j["uptime_s"] = s->uptime_s;
+  j["connections_open"] = s->connections_open;
+  j["connections_accepted"] = s->connections_accepted;
+  j["commits"] = s->commits;
+  j["batches"] = s->batches;
+  j["transactions"] = s->transactions;
+  j["busy_batches"] = s->busy_batches;
+  nlohmann::ordered_json by_code = nlohmann::ordered_json::object();
+  uint64_t committed = 0, rejected = 0;
+  for (size_t c = 0; c < s->results_by_code.size() && c <= static_cast<size_t>(ledger::kCodeMax); ++c) {
+    const uint64_t n = s->results_by_code[c];
+    if (c == 0) {
+      committed = n;
+      continue;
+    }
+    rejected += n;
+    if (n > 0) by_code[std::string(ledger::CodeName(static_cast<ledger::Code>(c)))] = n;
+  }
+  j["committed"] = committed;
+  j["rejected"] = rejected;
+  j["rejected_by_code"] = by_code;
+  j["duplicates"] = s->duplicates;
+  j["commit_p50_us"] = s->commit_p50_us;
+  j["commit_p99_us"] = s->commit_p99_us;
+  j["commit_max_us"] = s->commit_max_us;
+  j["group_commit_p50_transactions"] = s->group_p50;
+  j["group_commit_p99_transactions"] = s->group_p99;
+  j["group_commit_max_transactions"] = s->group_max;
+  j["log_map_used_bytes"] = s->log_map_used_bytes;
+  j["log_map_size_bytes"] = s->log_map_size_bytes;
+  j["state_map_used_bytes"] = s->state_map_used_bytes;
+  j["state_map_size_bytes"] = s->state_map_size_bytes;
+  if (o.json) {
+    const std::string text = j.dump();
+    std::fprintf(o.out, "%s\n", text.c_str());
+    return kExitOk;
+  }
+  for (const auto& [name, value] : j.items()) {
+    if (name == "rejected_by_code") {
+      for (const auto& [code, n] : value.items()) {
+        std::fprintf(o.out, "  %-30s %s\n", code.c_str(), n.dump().c_str());
+      }
+      continue;
+    }
+    std::fprintf(o.out, "%-32s %s\n", name.c_str(), value.dump().c_str());
+  }
+  return kExitOk;
+}
+
+int RunPing(net::Client& client, const Output& o, double connect_ms, const std::string& address) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<ledger::ChainHead> head = client.GetHead();
+  if (!head.ok()) return ReportError(o, head.status());
+  const double read_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["ok"] = true;
+    j["server"] = address;
+    j["principal"] = client.principal();
+    j["connect_ms"] = connect_ms;
+    j["read_ms"] = read_ms;
+    j["seq"] = head->seq;
+    const std::string text = j.dump();
+    std::fprintf(o.out, "%s\n", text.c_str());
+  } else {
+    std::fprintf(o.out, "ok: pointledgerd at %s answered as %s (connect %.1f ms, read %.1f ms, head seq %llu)\n",
+                 address.c_str(), client.principal().c_str(), connect_ms, read_ms,
+                 static_cast<unsigned long long>(head->seq));
   }
   return kExitOk;
 }
