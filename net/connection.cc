@@ -1,5 +1,6 @@
 #include "net/connection.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -190,6 +191,26 @@ class ConnectionImpl final : public Connection,
     return slot_count_ < slots_.size() && queued_bytes_ < limits_.output_bytes_max;
   }
 
+  // Until a good Hello, only a frame a Hello can fill: an unauthenticated
+  // connection never grows its read buffer.
+  uint32_t FrameBytesMax() const {
+    return key_ == nullptr ? std::min(limits_.frame_bytes_max, kHelloFrameBytesMax)
+                           : limits_.frame_bytes_max;
+  }
+
+  // Room to read more of a frame of `frame_bytes` that starts at in_begin_.
+  // The buffer grows, doubling, only once the bytes that have arrived fill
+  // it, never straight to the length the prefix claims: a 4-byte prefix
+  // must not make the server allocate frame_bytes_max.
+  // REQUIRES: no read pending (it reads into the buffer in place).
+  void MakeRoom(size_t frame_bytes) {
+    PL_CHECK(!reading_);
+    if (in_.size() - in_begin_ >= frame_bytes) return;  // fits where it is
+    Compact();
+    if (in_end_ < in_.size()) return;  // room to read more
+    in_.resize(std::min(frame_bytes, 2 * in_.size()));
+  }
+
   void Compact() {
     std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
     in_end_ -= in_begin_;
@@ -253,18 +274,16 @@ class ConnectionImpl final : public Connection,
       const size_t available = in_end_ - in_begin_;
       if (available < kFrameHeaderBytes) break;
       const uint32_t length = DecodeFrameLength(in_.data() + in_begin_);
-      if (length > limits_.frame_bytes_max) {
+      if (length > FrameBytesMax()) {
         Refuse(0, wire::ConnError::request_too_large,
-               StrCat("a frame of ", length, " bytes; frame_bytes_max is ",
-                      limits_.frame_bytes_max));
+               StrCat("a frame of ", length, " bytes; ",
+                      key_ == nullptr ? "before Hello the limit is " : "frame_bytes_max is ",
+                      FrameBytesMax()));
         break;
       }
       const size_t frame_bytes = kFrameHeaderBytes + length;
       if (available < frame_bytes) {
-        if (!reading_ && in_.size() - in_begin_ < frame_bytes) {
-          Compact();
-          if (in_.size() < frame_bytes) in_.resize(frame_bytes);
-        }
+        if (!reading_) MakeRoom(frame_bytes);
         break;
       }
       ++requests_;

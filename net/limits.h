@@ -78,8 +78,9 @@ inline constexpr uint32_t kIoThreadsCap = 64;
 inline constexpr uint64_t kMapSizeMbDefault = uint64_t{64} << 10;  // 64 GiB
 inline constexpr uint64_t kMapSizeMbCap = uint64_t{1} << 24;       // 16 TiB
 
-// The read buffer starts at this size and grows, at most to the frame limit,
-// only for a frame that does not fit.
+// The read buffer starts at this size and grows only for a frame that does
+// not fit, doubling as that frame's bytes arrive (never to the length its
+// prefix merely claims), at most to the frame limit.
 inline constexpr size_t kReadBufferBytesInitial = 64 * 1024;
 
 // Answers are coalesced into one write of at most about this many bytes
@@ -137,6 +138,15 @@ inline constexpr uint32_t kCollectDueLimitMax =
 
 inline constexpr size_t kApiKeyBytesMax = 256;
 inline constexpr size_t kClientNameBytesMax = 64;
+// Before a good Hello, a frame may be at most this long (request_too_large
+// otherwise): a Hello is a key of at most kApiKeyBytesMax, a client name
+// and ~100 bytes of FlatBuffers framing, so this is ample, and a connection
+// that has not authenticated never grows its read buffer beyond the initial
+// one.
+inline constexpr uint32_t kHelloFrameBytesMax = 4096;
+static_assert(kHelloFrameBytesMax >= kApiKeyBytesMax + 4 * kClientNameBytesMax + 256);
+static_assert(kHelloFrameBytesMax <= kReadBufferBytesInitial);
+static_assert(kHelloFrameBytesMax <= kFrameBytesMaxDefault);
 // The protocol version this build speaks (docs/protocol.md).
 inline constexpr uint32_t kProtocolVersion = 1;
 // A generated admin key: 32 random bytes, written as 64 hex digits.

@@ -724,5 +724,42 @@ TEST_F(Attack, ConnectDisconnectFlood) {
   Finish(StrCat("connect/disconnect flood (", cycles.load(), " connections)"));
 }
 
+// Frames whose length prefix claims almost frame_bytes_max but whose bodies
+// never come: the server's read buffer grows with the bytes that actually
+// arrive, not with what the prefix claims; before Hello, a frame larger
+// than a Hello can be is refused at once.
+TEST_F(Attack, ClaimedFrameLengthsReserveNothing) {
+  const size_t kEach = ReportMode() ? 400 : 150;
+  Start("idle_timeout_s = 2\n");
+  const uint32_t claimed = kFrameBytesMaxDefault - 8;
+  const uint8_t header[4] = {static_cast<uint8_t>(claimed), static_cast<uint8_t>(claimed >> 8),
+                             static_cast<uint8_t>(claimed >> 16), static_cast<uint8_t>(claimed >> 24)};
+  const std::vector<uint8_t> body(4096, 0);
+  std::vector<Fd> fds;
+  for (size_t i = 0; i < 2 * kEach; ++i) {
+    fds.push_back(ConnectTo(server_->port()));
+    ASSERT_TRUE(fds.back().valid());
+    const int fd = fds.back().get();
+    if (i % 2 == 1) {
+      ASSERT_TRUE(SayHello(fd, server_->admin_key()));
+    }
+    SendAll(fd, header);
+    SendAll(fd, body);
+  }
+  Hold();
+  std::vector<std::string> received;
+  EXPECT_EQ(WaitAllClosed(fds, &received, SteadyClock::now() + seconds(30)), fds.size());
+  size_t too_large = 0;
+  for (size_t i = 0; i < fds.size(); i += 2) {
+    const std::vector<wire::ConnError> errors = AnswerErrors(received[i]);
+    if (errors.size() == 1 && errors[0] == wire::ConnError::request_too_large) ++too_large;
+  }
+  EXPECT_EQ(too_large, kEach) << "a frame before Hello larger than a Hello was not refused";
+  // Each connection holds its 64 KiB read buffer, not the 4 MiB claimed.
+  EXPECT_LT(PeakGrowthKib(), fds.size() * 256) << "the claimed lengths were allocated";
+  ExpectConnectionsReleased();
+  Finish(StrCat("claimed 4 MiB frames x", fds.size()));
+}
+
 }  // namespace
 }  // namespace pointledger::net
