@@ -145,8 +145,12 @@ class ConnectionImpl final : public Connection,
       ArmTimer(last_progress_ + idle);
     } else if (jobs_pending_ > 0) {
       ArmTimer(now + idle);  // waiting for the disk, not for the client
+    } else if (writing_) {
+      Close("answers not read within idle_timeout_s");
+    } else if (in_end_ > in_begin_) {
+      Close("a request not completed within idle_timeout_s");
     } else {
-      Close(writing_ ? "answers not read within idle_timeout_s" : "idle timeout");
+      Close("idle timeout");
     }
   }
 
@@ -255,8 +259,10 @@ class ConnectionImpl final : public Connection,
       MaybeFinishDrain();
       return;
     }
+    // Progress is a request begun or completed, not a byte: a client that
+    // trickles a frame (slowloris) must finish it within idle_timeout_s.
+    if (in_end_ == in_begin_) last_progress_ = SteadyClock::now();
     in_end_ += n;
-    last_progress_ = SteadyClock::now();
     if (state_ == State::kOpen) Pump();
   }
 
@@ -287,6 +293,7 @@ class ConnectionImpl final : public Connection,
         break;
       }
       ++requests_;
+      last_progress_ = SteadyClock::now();
       const uint8_t* start = in_.data() + in_begin_;
       if (reinterpret_cast<uintptr_t>(start) % 8 != 0) {
         // FlatBuffers reads scalars in place: give it an 8-aligned copy.

@@ -58,7 +58,9 @@ inline constexpr uint32_t kInflightRequestsMaxDefault = 64;
 inline constexpr uint32_t kInflightRequestsMaxCap = 4096;
 
 // A connection that sends nothing (and has nothing in flight) for this long
-// is closed; so is one whose answers make no progress for this long.
+// is closed; so is one whose answers make no progress for this long, and
+// one that began a request this long ago and has not completed it: bytes
+// trickled into a frame (slowloris) do not count as progress.
 inline constexpr uint32_t kIdleTimeoutSecondsDefault = 300;
 inline constexpr uint32_t kIdleTimeoutSecondsCap = 7 * 24 * 3600;
 

@@ -186,6 +186,15 @@ std::vector<uint8_t> HeadFrame(uint64_t request_id) {
   return Bytes(fbb);
 }
 
+std::vector<uint8_t> EarnFrame(uint64_t request_id, const std::string& key) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
+      TransactionToWire(fbb, testing::Earn("acme", "mallory", 1000, key))};
+  const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+  FinishRequest(fbb, request_id, wire::RequestBody::Batch, batch.Union());
+  return Bytes(fbb);
+}
+
 // Splits `bytes` into response frames and returns their errors; stops at
 // the first incomplete or unverifiable frame.
 std::vector<wire::ConnError> AnswerErrors(const std::string& bytes) {
@@ -639,6 +648,76 @@ Flood SendWithoutReading(int fd, const std::vector<uint8_t>& request) {
     if (pfd.revents & (POLLERR | POLLHUP)) return Flood::kClosed;
   }
   return Flood::kNeither;
+}
+
+// Slowloris: clients that send their request one byte a second, before
+// Hello and after it. A frame that is not completed within idle_timeout_s
+// closes the connection, however steadily its bytes trickle in; the batch
+// that never arrived whole is not applied.
+TEST_F(Attack, Slowloris) {
+  const size_t kPreAuth = ReportMode() ? 200 : 20;
+  const size_t kAuthenticated = ReportMode() ? 50 : 5;
+  Start("idle_timeout_s = 2\n");
+  struct Loris {
+    Fd fd;
+    std::vector<uint8_t> frame;  // what it trickles
+    size_t sent = 0;
+  };
+  const std::string key = server_->admin_key();
+  auto open_one = [&](size_t i) {
+    Loris l;
+    l.fd = ConnectTo(server_->port());
+    EXPECT_TRUE(l.fd.valid());
+    if (i < kPreAuth) {
+      l.frame = HelloFrame(key);
+    } else {
+      EXPECT_TRUE(SayHello(l.fd.get(), key));
+      l.frame = EarnFrame(1, StrCat("evil-", i));
+    }
+    return l;
+  };
+  std::vector<Loris> lorises;
+  for (size_t i = 0; i < kPreAuth + kAuthenticated; ++i) lorises.push_back(open_one(i));
+
+  // One byte a second on every connection still open; in report mode a
+  // closed one is replaced at once, for as long as the hold lasts.
+  std::atomic<bool> holding{true};
+  size_t closed = 0, completed_frames = 0, reopened = 0;
+  std::thread trickler([&] {
+    const auto deadline = SteadyClock::now() + seconds(30);
+    while (SteadyClock::now() < deadline && (holding.load() || closed < lorises.size())) {
+      for (size_t i = 0; i < lorises.size(); ++i) {
+        Loris& l = lorises[i];
+        if (!l.fd.valid()) continue;
+        if (!StillOpen(l.fd.get()) || !SendAll(l.fd.get(), {&l.frame[l.sent], 1})) {
+          l.fd.Close();
+          ++closed;
+          if (ReportMode() && holding.load()) {
+            lorises[i] = open_one(i);
+            --closed;
+            ++reopened;
+          }
+          continue;
+        }
+        if (++l.sent == l.frame.size()) ++completed_frames;
+      }
+      std::this_thread::sleep_for(seconds(1));
+    }
+  });
+  Hold();
+  holding.store(false);
+  trickler.join();
+  EXPECT_EQ(closed, lorises.size()) << "a slowloris connection outlived idle_timeout_s";
+  EXPECT_EQ(completed_frames, 0u);
+  EXPECT_GE(WaitForLogCount("not completed within idle_timeout_s", lorises.size()),
+            lorises.size());
+  for (size_t i = kPreAuth; i < lorises.size(); ++i) {
+    auto rec = Admin()->GetTransaction("acme", ledger::TxIdFromKey("acme", StrCat("evil-", i)));
+    ASSERT_TRUE(rec.ok()) << rec.status();
+    EXPECT_FALSE(rec->has_value());
+  }
+  ExpectConnectionsReleased();
+  Finish(StrCat("slowloris x", lorises.size(), " (", reopened, " replaced)"));
 }
 
 // A client that sends small requests (whose answers never reach the output
