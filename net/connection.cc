@@ -500,6 +500,13 @@ class ConnectionImpl final : public Connection,
     slot.bytes.assign(fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize());
     slot.ready = true;
     queued_bytes_ += slot.bytes.size();
+    // Reading stopped at the cap (CanTakeRequest), but answers to requests
+    // already taken still arrive. Past the cap with other answers unsent,
+    // the client is not reading: Flush closes the connection. One answer
+    // alone may exceed the cap; it is written whole.
+    if (queued_bytes_ > limits_.output_bytes_max && queued_bytes_ > slot.bytes.size()) {
+      output_over_cap_ = true;
+    }
   }
 
   // Refuses the connection: answers `error` after everything before it,
@@ -523,7 +530,13 @@ class ConnectionImpl final : public Connection,
   }
 
   void Flush() {
-    if (writing_ || state_ == State::kClosed || state_ == State::kLingering) return;
+    if (state_ == State::kClosed) return;
+    if (output_over_cap_) {
+      Close(StrCat("output_bytes_max (", limits_.output_bytes_max, ") exceeded: ", queued_bytes_,
+                   " bytes of answers not read"));
+      return;
+    }
+    if (writing_ || state_ == State::kLingering) return;
     out_.clear();
     while (slot_count_ > 0 && slots_[slot_head_].ready && out_.size() < kWriteCoalesceBytesMax) {
       Slot& slot = slots_[slot_head_];
@@ -594,6 +607,7 @@ class ConnectionImpl final : public Connection,
   size_t slot_head_ = 0;
   size_t slot_count_ = 0;
   uint64_t queued_bytes_ = 0;  // answers ready or being written
+  bool output_over_cap_ = false;  // see SetReady
   std::vector<uint8_t> out_;
   bool writing_ = false;
   bool close_after_write_ = false;

@@ -64,10 +64,16 @@ inline constexpr uint32_t kInflightRequestsMaxCap = 4096;
 inline constexpr uint32_t kIdleTimeoutSecondsDefault = 300;
 inline constexpr uint32_t kIdleTimeoutSecondsCap = 7 * 24 * 3600;
 
-// Answers waiting to be written to one connection. Above it the server stops
-// reading that socket: a client that does not read its answers cannot make
-// the server buffer without bound. One answer may exceed it (it is written
-// whole); the cap only stops new requests.
+// Answers waiting to be written to one connection. At it the server stops
+// reading that socket; when answers to requests already taken push the
+// unsent total past it, the client is not reading them and the connection
+// is closed (with a log line): a client that does not read its answers
+// cannot make the server buffer without bound. One answer alone may exceed
+// it (it is written whole). Keep it above inflight_requests_max times the
+// largest answer a client pipelines without reading: a full batch's
+// results are 28 bytes a transaction (36 with points or duplicate, 60 for
+// id_conflict), so 64 such batches are 15-19 MB; the CLI and the load
+// generator keep 4 in flight by default and read as they go.
 inline constexpr uint64_t kOutputBytesMaxDefault = uint64_t{16} << 20;
 inline constexpr uint64_t kOutputBytesMaxCap = uint64_t{1} << 30;
 

@@ -186,6 +186,13 @@ std::vector<uint8_t> HeadFrame(uint64_t request_id) {
   return Bytes(fbb);
 }
 
+std::vector<uint8_t> HistoryFrame(uint64_t request_id, const std::string& member) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto q = wire::CreateHistoryQueryDirect(fbb, "acme", member.c_str(), 1000, 0);
+  FinishRequest(fbb, request_id, wire::RequestBody::HistoryQuery, q.Union());
+  return Bytes(fbb);
+}
+
 std::vector<uint8_t> EarnFrame(uint64_t request_id, const std::string& key) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
@@ -718,6 +725,48 @@ TEST_F(Attack, Slowloris) {
   }
   ExpectConnectionsReleased();
   Finish(StrCat("slowloris x", lorises.size(), " (", reopened, " replaced)"));
+}
+
+// A client that asks for big answers (1,000-entry history pages) and never
+// reads them: the server stops reading it and closes it, with a log line,
+// once its unsent answers exceed output_bytes_max; its memory stays near
+// the cap.
+TEST_F(Attack, NonReaderIsClosedAtTheOutputCap) {
+  constexpr uint64_t kOutputBytesMax = 1 << 20;
+  const int attackers = ReportMode() ? 4 : 1;
+  std::vector<ledger::Transaction> history;
+  for (int i = 0; i < 1000; ++i) history.push_back(testing::Earn("acme", "big", 1, StrCat("big-", i)));
+  Start(StrCat("output_bytes_max = ", kOutputBytesMax, "\nidle_timeout_s = 120\n"), history);
+  const std::vector<uint8_t> request = HistoryFrame(7, "big");
+  std::atomic<bool> holding{true};
+  std::atomic<int> closed{0}, not_closed{0};
+  std::vector<std::thread> threads;
+  for (int a = 0; a < attackers; ++a) {
+    threads.emplace_back([&] {
+      do {  // in report mode, again and again while the hold lasts
+        Fd fd = ConnectTo(server_->port(), 4096);
+        if (!SayHello(fd.get(), server_->admin_key())) {
+          ++not_closed;
+          return;
+        }
+        if (SendWithoutReading(fd.get(), request) == Flood::kClosed) {
+          ++closed;
+        } else {
+          ++not_closed;
+        }
+      } while (ReportMode() && holding.load());
+    });
+  }
+  Hold();
+  holding.store(false);
+  for (std::thread& t : threads) t.join();
+  EXPECT_GE(closed.load(), attackers);
+  EXPECT_EQ(not_closed.load(), 0) << "a client that reads nothing was not closed";
+  EXPECT_TRUE(server_->WaitForLog("output_bytes_max", seconds(5))) << server_->log();
+  // The cap, one answer and the bookkeeping, per attacker at once.
+  EXPECT_LT(PeakGrowthKib(), static_cast<uint64_t>(attackers) * 16 * 1024);
+  ExpectConnectionsReleased();
+  Finish(StrCat("non-reader x", attackers, ", big answers (", closed.load(), " closed)"));
 }
 
 // A client that sends small requests (whose answers never reach the output
