@@ -42,9 +42,7 @@ class ConnectionImpl final : public Connection,
         id_(id),
         env_(*env),
         limits_(env->config->limits),
-        timer_(stream_.get_executor()),
-        in_(kReadBufferBytesInitial),
-        slots_(limits_.inflight_requests_max) {
+        timer_(stream_.get_executor()) {
     ErrorCode ec;
     const tcp::endpoint peer = stream_.lowest_layer().remote_endpoint(ec);
     peer_ = ec ? std::string("unknown peer") : StrCat(peer.address().to_string(), ":", peer.port());
@@ -60,6 +58,11 @@ class ConnectionImpl final : public Connection,
         self->Close(m);  // no handshake for a connection we cannot serve
         return;
       }
+      // A refused connection only answers server_busy and discards input
+      // while it lingers: small buffers, since nothing bounds how many are
+      // refused (connections_max bounds the served ones).
+      self->in_.resize(kRefusedReadBufferBytes);
+      self->slots_.resize(1);
       self->state_ = State::kOpen;
       self->ArmTimer(SteadyClock::now() + std::chrono::seconds(self->limits_.idle_timeout_s));
       self->Refuse(0, wire::ConnError::server_busy, m);
@@ -101,6 +104,9 @@ class ConnectionImpl final : public Connection,
   // ---- Start, timers, close.
 
   void DoStart() {
+    // Allocated here, on this connection's thread, not at accept.
+    in_.resize(kReadBufferBytesInitial);
+    slots_.resize(limits_.inflight_requests_max);
     last_progress_ = SteadyClock::now();
     ArmTimer(last_progress_ + std::chrono::seconds(limits_.idle_timeout_s));
     if constexpr (kIsTls<Stream>) {
@@ -603,7 +609,7 @@ class ConnectionImpl final : public Connection,
   size_t in_end_ = 0;
   bool reading_ = false;
 
-  std::vector<Slot> slots_;  // a ring of inflight_requests_max
+  std::vector<Slot> slots_;  // a ring of inflight_requests_max (1 if refused)
   size_t slot_head_ = 0;
   size_t slot_count_ = 0;
   uint64_t queued_bytes_ = 0;  // answers ready or being written

@@ -91,6 +91,20 @@ inline constexpr uint64_t kMapSizeMbCap = uint64_t{1} << 24;       // 16 TiB
 // prefix merely claims), at most to the frame limit.
 inline constexpr size_t kReadBufferBytesInitial = 64 * 1024;
 
+// A connection refused over connections_max answers server_busy and then
+// only discards what its client sends while it lingers (kLingerMs). Nothing
+// bounds how many are refused at once but the accept rate and the
+// descriptor limit, so each gets this small read buffer, not the 64 KiB of
+// a served connection: a flood of 12,000 held connections made the server
+// hold ~8,500 refused ones at ~70 KiB each (600 MiB).
+inline constexpr size_t kRefusedReadBufferBytes = 4096;
+// And at most this many are being refused at once: with connections_max
+// plus this many open, the server stops accepting (it looks again every
+// kAcceptRetryMs) and leaves new connections in the kernel's listen
+// backlog, so a connection flood costs at most this many more descriptors,
+// at ~8 KiB each.
+inline constexpr uint64_t kRefusedConnectionsMax = 1024;
+
 // Answers are coalesced into one write of at most about this many bytes
 // (fewer syscalls for pipelined small answers, bounded copies for big ones).
 inline constexpr size_t kWriteCoalesceBytesMax = 1 << 20;

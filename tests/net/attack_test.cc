@@ -581,16 +581,26 @@ TEST_F(Attack, None) {
 
 
 // 2,000 idle connections (half of them after a good Hello) against
-// connections_max = 1,500: the ones over the limit get server_busy, the
-// others are held open while the well-behaved clients are served, and the
-// idle timeout closes every one of them.
+// connections_max = 500: the ones over the limit get server_busy, at most
+// kRefusedConnectionsMax of them at once (the rest wait in the kernel's
+// backlog meanwhile); the others are held open while the well-behaved
+// clients are served, and the idle timeout closes every one of them.
 TEST_F(Attack, TwoThousandIdleConnections) {
   constexpr size_t kIdle = 2000;
-  constexpr uint64_t kConnectionsMax = 1500;
+  constexpr uint64_t kConnectionsMax = 500;
+  static_assert(kIdle > kConnectionsMax + kRefusedConnectionsMax);
   if (!RaiseFdLimit(2 * kIdle + 512)) GTEST_SKIP() << "cannot raise RLIMIT_NOFILE";
-  const int idle_timeout_s = ReportMode() ? kReportHoldSeconds + 5 : 3;
+  const int idle_timeout_s = ReportMode() ? kReportHoldSeconds + 5 : 5;
   Start(StrCat("connections_max = ", kConnectionsMax, "\nidle_timeout_s = ", idle_timeout_s, "\n"));
   const uint64_t accepted_before = Stats().connections_accepted;
+  std::atomic<bool> sampling{true};
+  std::atomic<size_t> fds_max{0};
+  std::thread sampler([&] {
+    while (sampling.load()) {
+      fds_max.store(std::max(fds_max.load(), FdCount(server_->pid())));
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  });
   const std::vector<uint8_t> hello = HelloFrame(server_->admin_key());
   std::vector<Fd> idle;
   for (size_t i = 0; i < kIdle; ++i) {
@@ -608,7 +618,10 @@ TEST_F(Attack, TwoThousandIdleConnections) {
   const uint64_t held_open = Stats().connections_open;
 
   std::vector<std::string> received;
-  const size_t closed = WaitAllClosed(idle, &received, SteadyClock::now() + seconds(idle_timeout_s + 30));
+  const size_t closed =
+      WaitAllClosed(idle, &received, SteadyClock::now() + seconds(idle_timeout_s + 30));
+  sampling.store(false);
+  sampler.join();
   EXPECT_EQ(closed, kIdle) << "the idle timeout left connections open";
   size_t busy = 0, kept = 0;
   for (const std::string& bytes : received) {
@@ -619,16 +632,19 @@ TEST_F(Attack, TwoThousandIdleConnections) {
       ++kept;
     }
   }
-  // Never more than connections_max at once: the well-behaved clients hold
-  // kWellBehavedClients of the slots all along.
+  // Never more than connections_max served at once (the well-behaved
+  // clients hold kWellBehavedClients of the slots all along), nor more than
+  // kRefusedConnectionsMax being refused.
   EXPECT_LE(kept, kConnectionsMax - kWellBehavedClients);
   EXPECT_GE(kept, kConnectionsMax / 2) << "too few held to test anything";
   EXPECT_GE(busy, kIdle - (kConnectionsMax - kWellBehavedClients));
+  EXPECT_LE(fds_max.load(), fds_before_ + kConnectionsMax + kRefusedConnectionsMax);
   EXPECT_GE(held_open, kept / 2) << "the idle connections were not held during the attack";
   EXPECT_GE(WaitForLogCount("closed: idle timeout", kept), kept);
   ExpectConnectionsReleased();
-  // Each held connection costs its read buffer and bookkeeping, bounded.
-  EXPECT_LT(PeakGrowthKib(), kept * 128) << "more than 128 KiB per idle connection";
+  // A served idle connection costs its 64 KiB read buffer and bookkeeping;
+  // a refused one much less.
+  EXPECT_LT(PeakGrowthKib(), kept * 128 + kRefusedConnectionsMax * 16);
   Finish(StrCat("idle x", kIdle, " (", kept, " held, ", busy, " server_busy)"));
 }
 
@@ -774,7 +790,7 @@ TEST_F(Attack, NonReaderIsClosedAtTheOutputCap) {
 // it, so the client's sends block; the idle timeout then closes it.
 TEST_F(Attack, NonReaderIsThrottledThenTimedOut) {
   const int attackers = ReportMode() ? 4 : 1;
-  Start(StrCat("idle_timeout_s = ", ReportMode() ? kReportHoldSeconds : 2, "\n"));
+  Start(StrCat("idle_timeout_s = ", ReportMode() ? kReportHoldSeconds + 5 : 2, "\n"));
   std::atomic<int> throttled{0}, unexpected{0};
   std::vector<Fd> fds(static_cast<size_t>(attackers));
   std::vector<std::thread> threads;
@@ -841,13 +857,17 @@ TEST_F(Attack, ConnectDisconnectFlood) {
   holding.store(false);
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(failed_connects.load(), 0u);
-  // The server accepts (and closes) every one of them, in time.
+  // The server accepts (and closes) every one of them, in time. (Not in
+  // report mode: a sustained flood overflows the kernel's listen backlog,
+  // and a connection the kernel dropped there is never accepted.)
   uint64_t accepted = 0;
   const auto deadline = SteadyClock::now() + seconds(30);
   do {
     accepted = Stats().connections_accepted - accepted_before;
-  } while (accepted < cycles.load() && SteadyClock::now() < deadline);
-  EXPECT_GE(accepted, cycles.load());
+  } while (!ReportMode() && accepted < cycles.load() && SteadyClock::now() < deadline);
+  if (!ReportMode()) {
+    EXPECT_GE(accepted, cycles.load());
+  }
   ExpectConnectionsReleased();
   Finish(StrCat("connect/disconnect flood (", cycles.load(), " connections)"));
 }
