@@ -1,5 +1,6 @@
 #include "net/connection.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -41,9 +42,7 @@ class ConnectionImpl final : public Connection,
         id_(id),
         env_(*env),
         limits_(env->config->limits),
-        timer_(stream_.get_executor()),
-        in_(kReadBufferBytesInitial),
-        slots_(limits_.inflight_requests_max) {
+        timer_(stream_.get_executor()) {
     ErrorCode ec;
     const tcp::endpoint peer = stream_.lowest_layer().remote_endpoint(ec);
     peer_ = ec ? std::string("unknown peer") : StrCat(peer.address().to_string(), ":", peer.port());
@@ -59,6 +58,11 @@ class ConnectionImpl final : public Connection,
         self->Close(m);  // no handshake for a connection we cannot serve
         return;
       }
+      // A refused connection only answers server_busy and discards input
+      // while it lingers: small buffers, since nothing bounds how many are
+      // refused (connections_max bounds the served ones).
+      self->in_.resize(kRefusedReadBufferBytes);
+      self->slots_.resize(1);
       self->state_ = State::kOpen;
       self->ArmTimer(SteadyClock::now() + std::chrono::seconds(self->limits_.idle_timeout_s));
       self->Refuse(0, wire::ConnError::server_busy, m);
@@ -100,6 +104,9 @@ class ConnectionImpl final : public Connection,
   // ---- Start, timers, close.
 
   void DoStart() {
+    // Allocated here, on this connection's thread, not at accept.
+    in_.resize(kReadBufferBytesInitial);
+    slots_.resize(limits_.inflight_requests_max);
     last_progress_ = SteadyClock::now();
     ArmTimer(last_progress_ + std::chrono::seconds(limits_.idle_timeout_s));
     if constexpr (kIsTls<Stream>) {
@@ -144,8 +151,12 @@ class ConnectionImpl final : public Connection,
       ArmTimer(last_progress_ + idle);
     } else if (jobs_pending_ > 0) {
       ArmTimer(now + idle);  // waiting for the disk, not for the client
+    } else if (writing_) {
+      Close("answers not read within idle_timeout_s");
+    } else if (in_end_ > in_begin_) {
+      Close("a request not completed within idle_timeout_s");
     } else {
-      Close(writing_ ? "answers not read within idle_timeout_s" : "idle timeout");
+      Close("idle timeout");
     }
   }
 
@@ -188,6 +199,26 @@ class ConnectionImpl final : public Connection,
 
   bool CanTakeRequest() const {
     return slot_count_ < slots_.size() && queued_bytes_ < limits_.output_bytes_max;
+  }
+
+  // Until a good Hello, only a frame a Hello can fill: an unauthenticated
+  // connection never grows its read buffer.
+  uint32_t FrameBytesMax() const {
+    return key_ == nullptr ? std::min(limits_.frame_bytes_max, kHelloFrameBytesMax)
+                           : limits_.frame_bytes_max;
+  }
+
+  // Room to read more of a frame of `frame_bytes` that starts at in_begin_.
+  // The buffer grows, doubling, only once the bytes that have arrived fill
+  // it, never straight to the length the prefix claims: a 4-byte prefix
+  // must not make the server allocate frame_bytes_max.
+  // REQUIRES: no read pending (it reads into the buffer in place).
+  void MakeRoom(size_t frame_bytes) {
+    PL_CHECK(!reading_);
+    if (in_.size() - in_begin_ >= frame_bytes) return;  // fits where it is
+    Compact();
+    if (in_end_ < in_.size()) return;  // room to read more
+    in_.resize(std::min(frame_bytes, 2 * in_.size()));
   }
 
   void Compact() {
@@ -234,8 +265,10 @@ class ConnectionImpl final : public Connection,
       MaybeFinishDrain();
       return;
     }
+    // Progress is a request begun or completed, not a byte: a client that
+    // trickles a frame (slowloris) must finish it within idle_timeout_s.
+    if (in_end_ == in_begin_) last_progress_ = SteadyClock::now();
     in_end_ += n;
-    last_progress_ = SteadyClock::now();
     if (state_ == State::kOpen) Pump();
   }
 
@@ -253,21 +286,20 @@ class ConnectionImpl final : public Connection,
       const size_t available = in_end_ - in_begin_;
       if (available < kFrameHeaderBytes) break;
       const uint32_t length = DecodeFrameLength(in_.data() + in_begin_);
-      if (length > limits_.frame_bytes_max) {
+      if (length > FrameBytesMax()) {
         Refuse(0, wire::ConnError::request_too_large,
-               StrCat("a frame of ", length, " bytes; frame_bytes_max is ",
-                      limits_.frame_bytes_max));
+               StrCat("a frame of ", length, " bytes; ",
+                      key_ == nullptr ? "before Hello the limit is " : "frame_bytes_max is ",
+                      FrameBytesMax()));
         break;
       }
       const size_t frame_bytes = kFrameHeaderBytes + length;
       if (available < frame_bytes) {
-        if (!reading_ && in_.size() - in_begin_ < frame_bytes) {
-          Compact();
-          if (in_.size() < frame_bytes) in_.resize(frame_bytes);
-        }
+        if (!reading_) MakeRoom(frame_bytes);
         break;
       }
       ++requests_;
+      last_progress_ = SteadyClock::now();
       const uint8_t* start = in_.data() + in_begin_;
       if (reinterpret_cast<uintptr_t>(start) % 8 != 0) {
         // FlatBuffers reads scalars in place: give it an 8-aligned copy.
@@ -474,6 +506,13 @@ class ConnectionImpl final : public Connection,
     slot.bytes.assign(fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize());
     slot.ready = true;
     queued_bytes_ += slot.bytes.size();
+    // Reading stopped at the cap (CanTakeRequest), but answers to requests
+    // already taken still arrive. Past the cap with other answers unsent,
+    // the client is not reading: Flush closes the connection. One answer
+    // alone may exceed the cap; it is written whole.
+    if (queued_bytes_ > limits_.output_bytes_max && queued_bytes_ > slot.bytes.size()) {
+      output_over_cap_ = true;
+    }
   }
 
   // Refuses the connection: answers `error` after everything before it,
@@ -497,7 +536,13 @@ class ConnectionImpl final : public Connection,
   }
 
   void Flush() {
-    if (writing_ || state_ == State::kClosed || state_ == State::kLingering) return;
+    if (state_ == State::kClosed) return;
+    if (output_over_cap_) {
+      Close(StrCat("output_bytes_max (", limits_.output_bytes_max, ") exceeded: ", queued_bytes_,
+                   " bytes of answers not read"));
+      return;
+    }
+    if (writing_ || state_ == State::kLingering) return;
     out_.clear();
     while (slot_count_ > 0 && slots_[slot_head_].ready && out_.size() < kWriteCoalesceBytesMax) {
       Slot& slot = slots_[slot_head_];
@@ -564,10 +609,11 @@ class ConnectionImpl final : public Connection,
   size_t in_end_ = 0;
   bool reading_ = false;
 
-  std::vector<Slot> slots_;  // a ring of inflight_requests_max
+  std::vector<Slot> slots_;  // a ring of inflight_requests_max (1 if refused)
   size_t slot_head_ = 0;
   size_t slot_count_ = 0;
   uint64_t queued_bytes_ = 0;  // answers ready or being written
+  bool output_over_cap_ = false;  // see SetReady
   std::vector<uint8_t> out_;
   bool writing_ = false;
   bool close_after_write_ = false;

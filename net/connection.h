@@ -6,7 +6,9 @@
 // Limits (net/limits.h, config [limits]): frame size -> request_too_large
 // and close; batch size -> batch_too_large and close; malformed ->
 // malformed_request and close; in-flight requests and queued answer bytes ->
-// stop reading the socket (backpressure) until answers go out; idle timeout.
+// stop reading the socket (backpressure) until answers go out; unsent
+// answers past output_bytes_max (the client does not read) -> close; idle
+// timeout, which a frame trickled in byte by byte does not reset.
 #ifndef POINTLEDGER_NET_CONNECTION_H_
 #define POINTLEDGER_NET_CONNECTION_H_
 

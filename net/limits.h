@@ -58,14 +58,22 @@ inline constexpr uint32_t kInflightRequestsMaxDefault = 64;
 inline constexpr uint32_t kInflightRequestsMaxCap = 4096;
 
 // A connection that sends nothing (and has nothing in flight) for this long
-// is closed; so is one whose answers make no progress for this long.
+// is closed; so is one whose answers make no progress for this long, and
+// one that began a request this long ago and has not completed it: bytes
+// trickled into a frame (slowloris) do not count as progress.
 inline constexpr uint32_t kIdleTimeoutSecondsDefault = 300;
 inline constexpr uint32_t kIdleTimeoutSecondsCap = 7 * 24 * 3600;
 
-// Answers waiting to be written to one connection. Above it the server stops
-// reading that socket: a client that does not read its answers cannot make
-// the server buffer without bound. One answer may exceed it (it is written
-// whole); the cap only stops new requests.
+// Answers waiting to be written to one connection. At it the server stops
+// reading that socket; when answers to requests already taken push the
+// unsent total past it, the client is not reading them and the connection
+// is closed (with a log line): a client that does not read its answers
+// cannot make the server buffer without bound. One answer alone may exceed
+// it (it is written whole). Keep it above inflight_requests_max times the
+// largest answer a client pipelines without reading: a full batch's
+// results are 28 bytes a transaction (36 with points or duplicate, 60 for
+// id_conflict), so 64 such batches are 15-19 MB; the CLI and the load
+// generator keep 4 in flight by default and read as they go.
 inline constexpr uint64_t kOutputBytesMaxDefault = uint64_t{16} << 20;
 inline constexpr uint64_t kOutputBytesMaxCap = uint64_t{1} << 30;
 
@@ -78,9 +86,24 @@ inline constexpr uint32_t kIoThreadsCap = 64;
 inline constexpr uint64_t kMapSizeMbDefault = uint64_t{64} << 10;  // 64 GiB
 inline constexpr uint64_t kMapSizeMbCap = uint64_t{1} << 24;       // 16 TiB
 
-// The read buffer starts at this size and grows, at most to the frame limit,
-// only for a frame that does not fit.
+// The read buffer starts at this size and grows only for a frame that does
+// not fit, doubling as that frame's bytes arrive (never to the length its
+// prefix merely claims), at most to the frame limit.
 inline constexpr size_t kReadBufferBytesInitial = 64 * 1024;
+
+// A connection refused over connections_max answers server_busy and then
+// only discards what its client sends while it lingers (kLingerMs). Nothing
+// bounds how many are refused at once but the accept rate and the
+// descriptor limit, so each gets this small read buffer, not the 64 KiB of
+// a served connection: a flood of 12,000 held connections made the server
+// hold ~8,500 refused ones at ~70 KiB each (600 MiB).
+inline constexpr size_t kRefusedReadBufferBytes = 4096;
+// And at most this many are being refused at once: with connections_max
+// plus this many open, the server stops accepting (it looks again every
+// kAcceptRetryMs) and leaves new connections in the kernel's listen
+// backlog, so a connection flood costs at most this many more descriptors,
+// at ~8 KiB each.
+inline constexpr uint64_t kRefusedConnectionsMax = 1024;
 
 // Answers are coalesced into one write of at most about this many bytes
 // (fewer syscalls for pipelined small answers, bounded copies for big ones).
@@ -137,6 +160,15 @@ inline constexpr uint32_t kCollectDueLimitMax =
 
 inline constexpr size_t kApiKeyBytesMax = 256;
 inline constexpr size_t kClientNameBytesMax = 64;
+// Before a good Hello, a frame may be at most this long (request_too_large
+// otherwise): a Hello is a key of at most kApiKeyBytesMax, a client name
+// and ~100 bytes of FlatBuffers framing, so this is ample, and a connection
+// that has not authenticated never grows its read buffer beyond the initial
+// one.
+inline constexpr uint32_t kHelloFrameBytesMax = 4096;
+static_assert(kHelloFrameBytesMax >= kApiKeyBytesMax + 4 * kClientNameBytesMax + 256);
+static_assert(kHelloFrameBytesMax <= kReadBufferBytesInitial);
+static_assert(kHelloFrameBytesMax <= kFrameBytesMaxDefault);
 // The protocol version this build speaks (docs/protocol.md).
 inline constexpr uint32_t kProtocolVersion = 1;
 // A generated admin key: 32 random bytes, written as 64 hex digits.

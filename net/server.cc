@@ -183,20 +183,41 @@ class ServerImpl final : public Server, private ConnectionRegistry {
 
   void Accept() {
     if (accepting_stopped_) return;
+    // Refused connections linger (kLingerMs) and cost memory and a
+    // descriptor each: with kRefusedConnectionsMax of them on top of
+    // connections_max, leave further connections in the kernel's backlog
+    // until some have gone.
+    const uint64_t open = counters_.open.load(std::memory_order_relaxed);
+    const uint64_t open_max = uint64_t{config_->limits.connections_max} + kRefusedConnectionsMax;
+    if ((open >= open_max) != accept_paused_) {
+      accept_paused_ = open >= open_max;
+      LogLine(accept_paused_ ? StrCat("accepting paused: ", open, " connections open (",
+                                      config_->limits.connections_max, " served + ",
+                                      kRefusedConnectionsMax, " being refused)")
+                             : std::string("accepting resumed"));
+    }
+    if (accept_paused_) {
+      AcceptLater();
+      return;
+    }
     asio::io_context& target = *contexts_[next_context_++ % contexts_.size()];
     acceptor_->async_accept(target, [this](const ErrorCode& ec, tcp::socket socket) {
       OnAccept(ec, std::move(socket));
     });
   }
 
+  // Accepts again after kAcceptRetryMs.
+  void AcceptLater() {
+    auto timer = std::make_shared<asio::steady_timer>(*contexts_[0]);
+    timer->expires_after(std::chrono::milliseconds(kAcceptRetryMs));
+    timer->async_wait([this, timer](const ErrorCode&) { Accept(); });
+  }
+
   void OnAccept(const ErrorCode& ec, tcp::socket socket) {
     if (accepting_stopped_) return;
     if (ec) {
       LogLine(StrCat("accept error: ", ec.message()));
-      // Out of descriptors and the like: pause instead of spinning.
-      auto timer = std::make_shared<asio::steady_timer>(*contexts_[0]);
-      timer->expires_after(std::chrono::milliseconds(kAcceptRetryMs));
-      timer->async_wait([this, timer](const ErrorCode&) { Accept(); });
+      AcceptLater();  // out of descriptors and the like: pause instead of spinning
       return;
     }
     ErrorCode ignored;
@@ -340,6 +361,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   std::optional<asio::signal_set> signals_;
   std::shared_ptr<SweepSink> sweep_sink_;
   bool accepting_stopped_ = false;
+  bool accept_paused_ = false;  // too many connections being refused
   size_t next_context_ = 0;
   uint64_t next_connection_id_ = 0;
   tcp::endpoint endpoint_;

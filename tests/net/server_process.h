@@ -115,6 +115,8 @@ class ServerProcess {
   }
 
   uint16_t port() const { return port_; }
+  // The server's process id (for /proc/PID/status and /proc/PID/fd).
+  pid_t pid() const { return pid_; }
   std::string admin_key() const {
     std::string key = ReadFile(data_dir_ + "/admin.key");
     while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
