@@ -7,6 +7,8 @@
 //
 // PL_CRASH_KILLS=N (default 5) kills the load N times; PL_SEED=N replays the
 // random choices of a run (it prints its seed).
+#include <lmdb.h>
+
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -470,6 +472,91 @@ TEST(KillNine, SettleCloseRunAgainBooksOnce) {
   Note(StrCat("KillNine.Settle: ", rounds, " kills: ", acked_then_found, " acknowledged before the kill, ",
               committed_unacked, " committed but not acknowledged, ", lost_before_commit,
               " killed before the commit; ", startup_kills, " more during startup"));
+}
+
+// ---------------------------------------------------------------------------
+// A reader killed inside a read transaction (kill -9 of a `--data` tool)
+// leaves its slot in LMDB's lock table, and LMDB then keeps every page that
+// reader could see: the server's files only grow. The server must free such
+// slots itself, without a restart.
+
+// The reader table of the LMDB environment in `dir`, as mdb_stat -r prints it.
+std::string ReaderTable(const std::string& dir) {
+  MDB_env* env = nullptr;
+  PL_CHECK(mdb_env_create(&env) == 0);
+  std::string out;
+  if (mdb_env_open(env, dir.c_str(), MDB_RDONLY | MDB_NOTLS, 0644) == 0) {
+    mdb_reader_list(
+        env,
+        [](const char* msg, void* ctx) {
+          static_cast<std::string*>(ctx)->append(msg);
+          return 0;
+        },
+        &out);
+  }
+  mdb_env_close(env);
+  return out;
+}
+
+bool HasReader(const std::string& table, pid_t pid) {
+  const std::string needle = StrCat(" ", pid, " ");
+  return table.find(needle) != std::string::npos;
+}
+
+TEST(KillNine, AKilledReaderPinsNoSpace) {
+  TempDir dir;
+  const std::string data = dir.Sub("data");
+  Daemon server(data, "", dir.Sub("server"));
+  ASSERT_TRUE(server.WaitReady()) << server.LogTail();
+  const CommandResult setup = RunCommand(
+      LoadCommand(server, "load", 7, 2000, "earn=100", dir.Sub("acks.log")), dir.Sub("setup"));
+  ASSERT_EQ(setup.exit_code, 0) << setup.err;
+
+  // A reader in another process, stopped inside a scan (a read transaction
+  // in each environment), then killed.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t reader = ::fork();
+  ASSERT_GE(reader, 0);
+  if (reader == 0) {
+    absl::StatusOr<std::unique_ptr<ledger::Ledger>> l = ledger::Ledger::Open({.dir = data, .read_only = true});
+    if (l.ok()) {
+      (void)(*l)->ForEachAccount([&](const ledger::AccountInfo&) {
+        const char byte = 1;
+        (void)!::write(ready[1], &byte, 1);
+        for (;;) ::pause();
+      });
+    }
+    ::_exit(1);
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the reader did not start its scan";
+  ::close(ready[0]);
+  ::kill(reader, SIGKILL);
+  ASSERT_EQ(::waitpid(reader, nullptr, 0), reader);
+  ASSERT_TRUE(HasReader(ReaderTable(data + "/state"), reader)) << ReaderTable(data + "/state");
+
+  // The server frees the slot as it goes on writing (before a checkpoint).
+  absl::StatusOr<std::unique_ptr<net::Client>> client = server.Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  int n = 0;
+  const bool freed = PollUntil(
+      [&] {
+        ledger::Transaction t;
+        t.kind = Kind::kEarn;
+        t.program = "load";
+        t.member = "after-the-kill";
+        t.points = 1;
+        t.id = ledger::TxIdFromKey("load", StrCat("after-the-kill-", ++n));
+        EXPECT_TRUE((*client)->Post({&t, 1}).ok());
+        return !HasReader(ReaderTable(data + "/state"), reader) && !HasReader(ReaderTable(data + "/log"), reader);
+      },
+      milliseconds(30'000));
+  EXPECT_TRUE(freed) << "the dead reader still holds its slot:\n" << ReaderTable(data + "/state");
+  EXPECT_NE(server.log().find("reader slot(s) left by dead processes"), std::string::npos) << server.LogTail();
+  EXPECT_EQ(server.Stop(), 0);
+  CheckDataDir(data, nullptr);
 }
 
 }  // namespace
