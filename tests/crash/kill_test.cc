@@ -85,7 +85,7 @@ TEST(KillNine, LoadResumesWithTheSameIdsAndNothingTwice) {
   const std::string ack_path = dir.Sub("acks.log");
   AckLog acks(ack_path);
   uint64_t checked = 0;  // acknowledged ids checked, summed over restarts
-  int startup_kills = 0, load_runs = 0, reconnected = 0;
+  int startup_kills = 0, load_runs = 0, reconnected = 0, mid_run_kills = 0;
   uint16_t port = 0;         // after a kill, sometimes the server comes back on the same port ...
   std::unique_ptr<Child> load;  // ... and the load's client reconnects and resends
   for (int k = 0; k < kills; ++k) {
@@ -97,8 +97,12 @@ TEST(KillNine, LoadResumesWithTheSameIdsAndNothingTwice) {
     }
     ASSERT_TRUE(server->running() && server->port() != 0) << "restart " << k << " failed:\n" << server->LogTail();
     if (k > 0) {
+      // A load that outlived the kill is paused meanwhile, so that the next
+      // kill still finds it with work to do.
+      if (load != nullptr) load->Signal(SIGSTOP);
       CheckDataDir(data, &acks);
       checked += acks.acks().size();
+      if (load != nullptr) load->Signal(SIGCONT);
       if (HasFailure()) return;
     }
     if (load != nullptr && load->running() && server->port() == port) {
@@ -114,10 +118,12 @@ TEST(KillNine, LoadResumesWithTheSameIdsAndNothingTwice) {
       ++load_runs;
     }
     port = server->port();
-    // Kill once the run has committed up to `target` (0 .. its share past
-    // what was acknowledged: sometimes while a rerun still replays its
-    // decided prefix), plus up to 20 ms.
-    const uint64_t target = acks.max_seq() + Uniform(rng, 0, kLoadPerKill);
+    // Kill once the run has committed up to `target` (0 .. a fair share of
+    // what is left past what was acknowledged: sometimes while a rerun
+    // still replays its decided prefix), plus up to 20 ms.
+    const uint64_t left = count + 1 - std::min(count + 1, acks.max_seq());
+    const uint64_t target =
+        acks.max_seq() + Uniform(rng, 0, std::max<uint64_t>(1, left / static_cast<uint64_t>(kills - k)));
     const uint64_t jitter_us = Uniform(rng, 0, 20'000);
     const bool reached = PollUntil(
         [&] {
@@ -127,6 +133,7 @@ TEST(KillNine, LoadResumesWithTheSameIdsAndNothingTwice) {
         milliseconds(120'000));
     ASSERT_TRUE(reached) << "no progress to seq " << target << ":\n" << server->LogTail();
     SleepMicros(jitter_us);
+    if (load->running()) ++mid_run_kills;
     server->Kill();
     const bool same_port = Uniform(rng, 0, 1) == 0;
     if (!same_port) port = 0;
@@ -177,7 +184,8 @@ TEST(KillNine, LoadResumesWithTheSameIdsAndNothingTwice) {
   EXPECT_EQ(reported_by_kind, ok_by_kind);
 
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  Note(StrCat("KillNine.Load: ", kills, " kills under load + ", startup_kills, " during startup; ", load_runs,
+  Note(StrCat("KillNine.Load: ", kills, " kills (", mid_run_kills, " while the load ran) + ", startup_kills,
+              " during startup; ", load_runs,
               " load runs + the final one (", reconnected,
               " times a run outlived a kill: the server came back on its port, its client reconnected and "
               "resent); ",
