@@ -5,8 +5,9 @@
 // acknowledged id at its seq with its outcome) and the interrupted work,
 // run again with the same ids, must book nothing twice.
 //
-// PL_CRASH_KILLS=N (default 5) kills the load N times; PL_SEED=N replays the
-// random choices of a run (it prints its seed).
+// PL_CRASH_KILLS=N (default 5) kills the load N times (and the expiry sweep
+// N/4, at least 3, and the settlement N/2, at least 5); PL_SEED=N replays
+// the random choices of a run (each test prints its seed).
 #include <lmdb.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "ledger/limits.h"
 #include "nlohmann/json.hpp"
 #include "tests/crash/harness.h"
 
@@ -34,7 +36,7 @@ int SettleKills() { return std::max(5, LoadKills() / 2); }
 
 uint64_t StartRun(const char* what, int kills) {
   const uint64_t seed = SeedFromEnvOrRandom();
-  Note(StrCat(what, ": PL_SEED=", seed, ", ", kills, " kills (PL_SEED=", seed, " replays this run's choices)"));
+  Note(StrCat(what, ": ", kills, " kills; PL_SEED=", seed, " replays this run's choices"));
   return seed;
 }
 
@@ -300,6 +302,34 @@ TEST(KillNine, ExpireSweepRunAgainBooksEachLotOnce) {
   ASSERT_TRUE(j.is_object()) << again.out;
   EXPECT_EQ(j["expired_points"], 0);
   EXPECT_EQ(j["expired_lots"], 0);
+  // And every expiry sent again as it was booked (what a sweep interrupted
+  // after its commit resends) is a duplicate with its original seq.
+  {
+    std::vector<ledger::TxRecord> booked;
+    for (ledger::TxRecord& r : ReadLog(data)) {
+      if (r.tx.kind == Kind::kExpire) booked.push_back(std::move(r));
+    }
+    absl::StatusOr<std::unique_ptr<net::Client>> client = server.Connect();
+    ASSERT_TRUE(client.ok()) << client.status();
+    int wrong = 0;
+    for (size_t begin = 0; begin < booked.size(); begin += ledger::kBatchTransactionsMax) {
+      std::vector<ledger::Transaction> batch;
+      for (size_t i = begin; i < std::min(booked.size(), begin + ledger::kBatchTransactionsMax); ++i) {
+        batch.push_back(booked[i].tx);
+      }
+      absl::StatusOr<std::vector<ledger::Result>> results = (*client)->Post(batch);
+      ASSERT_TRUE(results.ok()) << results.status();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const ledger::Result& r = (*results)[i];
+        if ((r.code != ledger::Code::kOk || !r.duplicate || r.seq != booked[begin + i].seq) && ++wrong <= 5) {
+          ADD_FAILURE() << "expiry " << ledger::IdToHex(batch[i].id) << " sent again: " << ledger::CodeName(r.code)
+                        << " duplicate " << r.duplicate << " seq " << r.seq << ", booked at seq "
+                        << booked[begin + i].seq;
+        }
+      }
+    }
+    EXPECT_EQ(wrong, 0);
+  }
   EXPECT_EQ(server.Stop(), 0);
 
   CheckDataDir(data, nullptr);
