@@ -252,7 +252,7 @@ class Worker {
         if (batch.earned_member[i] >= 0) AddFunded(static_cast<uint64_t>(batch.earned_member[i]));
       }
       if (shared_->ack_log != nullptr && r.seq != 0) {
-        ack_lines_ += StrCat(ledger::IdToHex(batch.txs[i].id), " ", r.seq, "\n");
+        ack_lines_ += StrCat(ledger::IdToHex(batch.txs[i].id), " ", r.seq, " ", ledger::CodeName(r.code), "\n");
       }
     }
     if (!ack_lines_.empty()) {
@@ -363,6 +363,22 @@ void Report(const LoadOptions& o, Shared* shared, SteadyClock::time_point start)
 
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
+uint64_t RandomSeed() {
+  std::random_device rd;
+  const uint64_t seed = (uint64_t{rd()} << 32) ^ rd() ^
+                        static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  return seed == 0 ? 1 : seed;
+}
+
+// The ids' first 8 bytes. The program is mixed in so that one seed used for
+// two programs never gives the same ids (that would be id_conflict).
+uint64_t RunNonce(std::string_view program, uint64_t seed) {
+  const ledger::Id digest = ledger::DeriveId(StrCat(program, "/load/", seed));
+  uint64_t nonce = 0;
+  for (int i = 0; i < 8; ++i) nonce = (nonce << 8) | digest[static_cast<size_t>(i)];
+  return nonce == 0 ? 1 : nonce;
+}
+
 // Merges the workers' counts and histograms.
 LoadReport Summarize(const std::vector<std::unique_ptr<Worker>>& workers, double seconds);
 
@@ -378,10 +394,8 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& o) {
       return absl::FailedPreconditionError(StrCat("--ack-log ", o.ack_log, ": cannot open for appending"));
     }
   }
-  std::random_device rd;
-  uint64_t nonce = (uint64_t{rd()} << 32) ^ rd() ^
-                   static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  if (nonce == 0) nonce = 1;
+  const uint64_t seed = o.seed != 0 ? o.seed : RandomSeed();
+  const uint64_t nonce = RunNonce(o.program, seed);
   const uint64_t n = static_cast<uint64_t>(o.connections);
   std::vector<std::unique_ptr<Worker>> workers;
   for (uint64_t w = 0; w < n; ++w) {
@@ -410,6 +424,7 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& o) {
   LoadReport r = Summarize(workers, seconds);
   r.connections = o.connections;
   r.batch = o.batch;
+  r.seed = seed;
   r.error = shared.error;
   return r;
 }
@@ -466,6 +481,7 @@ std::string ReportJson(const LoadReport& r) {
   j["batches"] = r.batches;
   j["connections"] = r.connections;
   j["batch"] = r.batch;
+  j["seed"] = r.seed;
   j["committed_by_kind"] = r.committed_by_kind;
   j["rejected_by_code"] = r.rejected_by_code;
   if (!r.error.empty()) j["error"] = r.error;
@@ -479,6 +495,7 @@ std::string ReportText(const LoadReport& r) {
                 static_cast<unsigned long long>(r.committed + r.rejected), r.seconds, r.connections, r.batch,
                 r.transactions_per_second);
   out += buf;
+  out += StrCat("seed       ", r.seed, "  (--seed replays the same ids)\n");
   out += StrCat("committed  ", r.committed);
   std::string kinds;
   for (const auto& [kind, count] : r.committed_by_kind) kinds += StrCat(kinds.empty() ? "" : ", ", kind, " ", count);

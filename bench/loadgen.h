@@ -13,8 +13,13 @@
 //   ok on that connection; until there is one, it is sent as an earn.
 //   Redeems may still be refused (insufficient_points) — rejections are
 //   counted by code, never hidden.
-// - Ids are unique per run: 8 bytes of a random run nonce, then the worker
-//   and a counter.
+// - Ids are 8 bytes of a run nonce, then the worker and a counter. The nonce
+//   derives from the seed and the program: a random seed makes ids unique
+//   per run; a given seed (with the same program, connections, batch,
+//   in_flight, mix, members and count) replays the same transactions in the
+//   same order, so a rerun after a crash gets its decided ids back as
+//   duplicates (each worker's choices depend only on the seed and on the
+//   results it got, and a duplicate's result is the original one).
 #ifndef POINTLEDGER_BENCH_LOADGEN_H_
 #define POINTLEDGER_BENCH_LOADGEN_H_
 
@@ -60,7 +65,8 @@ struct LoadOptions {
   uint64_t members = 1'000'000;
   double rate_tx_per_s = 0;      // 0: as fast as the server answers
   std::string program = "load";
-  std::string ack_log;           // append "<id hex> <seq>" per recorded result; "" = none
+  uint64_t seed = 0;             // 0: a random seed (reported in LoadReport::seed)
+  std::string ack_log;           // append "<id hex> <seq> <code>" per recorded result; "" = none
   // Called about once a second from a reporter thread.
   std::function<void(const Progress&)> on_progress;
   // How to open a connection; default: net::Client::Connect(client).
@@ -79,6 +85,7 @@ struct LoadReport {
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0, mean_ms = 0;
   int connections = 0;
   int batch = 0;
+  uint64_t seed = 0;  // what --seed replays this run with
   std::string error;  // a connection failed (the figures cover what was answered)
 };
 

@@ -205,6 +205,8 @@ struct Ledger::Rep {
   absl::StatusOr<std::unique_ptr<Snapshot>> Read(Snapshot::Mode mode);
   absl::Status WriteCheckpoint(const MemTable::Map& map, uint64_t seq);
   void CheckpointLoop();
+  // Frees the reader slots of dead processes in both environments.
+  void ClearStaleReaders();
   // After a group commit: hands the active MemTable to the checkpointer
   // when it is big or old enough and no checkpoint is running.
   void MaybeFreeze(bool force);
@@ -304,6 +306,11 @@ void Ledger::Rep::CheckpointLoop() {
       seq = frozen_seq;
     }
     PL_CHECK(map != nullptr);
+    // A reader killed inside a read transaction (kill -9 of a `--data`
+    // tool) pins every page it could see until its slot is freed: without
+    // this the files would grow by each checkpoint's copies until the next
+    // restart (tests/crash: KillNine.AKilledReaderPinsNoSpace).
+    ClearStaleReaders();
     if (absl::Status s = WriteCheckpoint(*map, seq); !s.ok()) {
       // The log still holds everything; the map stays in memory and the
       // next attempt retries. Nothing acknowledged is at risk.
@@ -322,6 +329,18 @@ void Ledger::Rep::CheckpointLoop() {
     absl::MutexLock lock(&cp_mu);
     cp_pending = false;
     cp_failed = false;
+  }
+}
+
+void Ledger::Rep::ClearStaleReaders() {
+  for (const lmdb::Env* env : {&state_env, &log_env}) {
+    absl::StatusOr<int> freed = env->ClearStaleReaders();
+    if (!freed.ok()) {
+      std::fprintf(stderr, "pointledger: checking for dead readers: %s\n",
+                   std::string(freed.status().message()).c_str());
+    } else if (*freed > 0) {
+      std::fprintf(stderr, "pointledger: freed %d reader slot(s) left by dead processes\n", *freed);
+    }
   }
 }
 

@@ -67,6 +67,12 @@ absl::StatusOr<std::pair<uint64_t, uint64_t>> Env::MapUsage() const {
                         uint64_t{info.me_mapsize});
 }
 
+absl::StatusOr<int> Env::ClearStaleReaders() const {
+  int dead = 0;
+  PL_RETURN_IF_ERROR(FromMdb(mdb_reader_check(env_, &dead), "mdb_reader_check"));
+  return dead;
+}
+
 absl::StatusOr<Txn> Txn::BeginRead(const Env& env) {
   MDB_txn* txn = nullptr;
   PL_RETURN_IF_ERROR(FromMdb(mdb_txn_begin(env.get(), nullptr, MDB_RDONLY, &txn), "begin read"));

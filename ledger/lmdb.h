@@ -45,6 +45,12 @@ class Env {
   // Map size in use (last page * page size) and configured size, in bytes.
   absl::StatusOr<std::pair<uint64_t, uint64_t>> MapUsage() const;
 
+  // Frees the lock-table slots of processes that died inside a read
+  // transaction (mdb_reader_check). Until then LMDB keeps every page such a
+  // reader could still see, so the file grows instead of reusing pages.
+  // Returns how many slots were freed. Thread-safe.
+  absl::StatusOr<int> ClearStaleReaders() const;
+
  private:
   explicit Env(MDB_env* env) : env_(env) {}
   MDB_env* env_ = nullptr;

@@ -143,6 +143,7 @@ struct LoadFlags {
   uint64_t members = 1'000'000;
   double rate = 0;
   std::string program = "load";
+  uint64_t seed = 0;
   std::string ack_log;
 };
 
@@ -503,7 +504,12 @@ void Cli::AddLoad() {
   load->add_option("--rate", load_.rate, "target transactions per second, all connections (default: unlimited)")
       ->type_name("TX_PER_S");
   load->add_option("--program", load_.program, "program to load")->capture_default_str();
-  load->add_option("--ack-log", load_.ack_log, "append '<id hex> <seq>' for every acknowledged transaction")
+  load->add_option("--seed", load_.seed,
+                   "replay a run: the same seed and options send the same ids (decided ones come back as "
+                   "duplicates); default random, printed in the report")
+      ->type_name("N");
+  load->add_option("--ack-log", load_.ack_log,
+                   "append '<id hex> <seq> <code>' for every transaction the server answered with a seq")
       ->type_name("FILE");
 }
 
@@ -731,6 +737,7 @@ int Cli::RunLoadCommand() {
   o.members = load_.members;
   o.rate_tx_per_s = load_.rate;
   o.program = load_.program;
+  o.seed = load_.seed;
   o.ack_log = load_.ack_log;
   const bool tty = isatty(STDERR_FILENO) == 1;
   if (tty) {

@@ -2,6 +2,7 @@
 // test in tools_e2e_test.cc runs it against the real server).
 #include "bench/loadgen.h"
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -73,16 +74,17 @@ TEST_F(LoadGen, CountRunPostsExactlyThatManyAndLogsEveryAck) {
   // Every result was recorded (no request-only rejections), so every id is
   // in the ack log, once, with the seq the ledger holds.
   std::ifstream log(o.ack_log);
-  std::string hex;
+  std::string hex, code;
   uint64_t seq = 0;
   std::set<std::string> ids;
-  while (log >> hex >> seq) {
+  while (log >> hex >> seq >> code) {
     ASSERT_TRUE(ids.insert(hex).second) << hex;
     std::optional<ledger::Id> id = ledger::IdFromHex(hex);
     ASSERT_TRUE(id.has_value());
     absl::StatusOr<std::optional<ledger::TxRecord>> rec = ledger_->GetTransaction(*id);
     ASSERT_TRUE(rec.ok() && rec->has_value()) << hex;
     ASSERT_EQ((*rec)->seq, seq);
+    ASSERT_EQ(ledger::CodeName((*rec)->result.code), code) << hex;
   }
   EXPECT_EQ(ids.size(), 2000u);
 
@@ -101,6 +103,36 @@ TEST_F(LoadGen, CountRunPostsExactlyThatManyAndLogsEveryAck) {
   EXPECT_EQ(again->committed + again->rejected, 2000u);
   absl::StatusOr<ledger::ChainHead> head = ledger_->GetHead();
   EXPECT_EQ(head->seq, 4001u);  // one program_create + 2 x 2000
+}
+
+// The same seed sends the same transactions: a rerun finds every id decided
+// and gets the original outcomes back, so nothing is booked twice.
+TEST_F(LoadGen, ASeedReplaysTheSameIds) {
+  LoadOptions o = Options();
+  o.seed = 1234;
+  o.ack_log = tmp_.path() + "/first.log";
+  absl::StatusOr<LoadReport> first = RunLoad(o);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->seed, 1234u);
+  EXPECT_NE(ReportText(*first).find("seed       1234"), std::string::npos);
+  o.ack_log = tmp_.path() + "/second.log";
+  absl::StatusOr<LoadReport> second = RunLoad(o);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->committed, first->committed);
+  EXPECT_EQ(second->rejected_by_code, first->rejected_by_code);
+  // The same lines (each connection's batches interleave differently).
+  auto sorted_lines = [](const std::string& path) {
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  };
+  const std::vector<std::string> first_lines = sorted_lines(tmp_.path() + "/first.log");
+  EXPECT_EQ(first_lines.size(), 2000u);
+  EXPECT_EQ(sorted_lines(tmp_.path() + "/second.log"), first_lines);
+  absl::StatusOr<ledger::ChainHead> head = ledger_->GetHead();
+  EXPECT_EQ(head->seq, 2001u);  // one program_create + 2000, once
 }
 
 TEST_F(LoadGen, DurationWithRateLimit) {
