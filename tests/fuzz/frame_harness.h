@@ -307,7 +307,11 @@ class FrameHarness {
                                     const ledger::Auth& auth) {
     std::vector<ledger::Result> results;
     absl::StatusOr<ledger::Ledger::Writer> writer = ledger_->BeginWrite();
-    PL_CHECK(writer.ok());
+    if (!writer.ok()) {
+      PL_CHECK(writer.status().code() == absl::StatusCode::kResourceExhausted);
+      needs_reset_ = true;
+      return results;
+    }
     const absl::Status applied = writer->Apply(batch, auth, &results);
     const absl::Status committed = std::move(*writer).Commit();
     if (!applied.ok() || !committed.ok()) {
