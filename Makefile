@@ -1,4 +1,4 @@
-# PointLedger: `make run`, `make test`, `make bench`, `make asan`.
+# PointLedger: `make run`, `make test`, `make bench`, `make asan`, `make fuzz`, `make tsan`.
 # On Debian 12 as root, missing packages are installed first (`make deps`).
 
 SHELL := /bin/bash
@@ -13,6 +13,8 @@ FUZZ_PKGS := clang libclang-rt-14-dev
 
 BUILD_DIR := build
 ASAN_DIR := build-asan
+FUZZ_DIR := build-fuzz
+TSAN_DIR := build-tsan
 JOBS := $(shell nproc)
 # BM_LedgerFill (10M transactions) is skipped unless asked for: BENCH_ARGS=...
 BENCH_ARGS ?= --benchmark_filter=-BM_LedgerFill
@@ -26,8 +28,19 @@ ASAN_CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_SANITIZE=ON 
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PL_SIM_SCALE=small
+# libFuzzer targets (tests/fuzz/*_fuzz.cc), run concurrently for FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := frame post_line config
+FUZZ_CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_FUZZ=ON \
+	-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1"
+# ThreadSanitizer: only the server and committer tests (tests/net, which run
+# pointledgerd). Every process writes its reports to $(TSAN_DIR)/tsan-logs:
+# a report from the server child process fails the run too.
+TSAN_CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_TSAN=ON \
+	-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1"
+TSAN_ENV := TSAN_OPTIONS="log_path=$(CURDIR)/$(TSAN_DIR)/tsan-logs/report second_deadlock_stack=1"
 
-.PHONY: all deps fuzz-deps build test asan bench run clean
+.PHONY: all deps fuzz-deps build test asan fuzz tsan bench run clean
 
 all: build
 
@@ -73,6 +86,24 @@ asan: deps
 	cmake --build $(ASAN_DIR) -j$(JOBS)
 	cd $(ASAN_DIR) && $(ASAN_ENV) ctest --output-on-failure -j2 --timeout 900
 
+fuzz: deps fuzz-deps
+	@if [[ ! -f $(FUZZ_DIR)/build.ninja ]]; then \
+	  CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) $(FUZZ_CMAKE_FLAGS); \
+	fi
+	cmake --build $(FUZZ_DIR) -j$(JOBS) --target pl_fuzz
+	tests/fuzz/run $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+tsan: deps
+	@if [[ ! -f $(TSAN_DIR)/build.ninja ]]; then \
+	  cmake -S . -B $(TSAN_DIR) $(TSAN_CMAKE_FLAGS); \
+	fi
+	cmake --build $(TSAN_DIR) -j$(JOBS) --target pl_net_tests
+	@rm -rf $(TSAN_DIR)/tsan-logs && mkdir -p $(TSAN_DIR)/tsan-logs
+	@rc=0; cd $(TSAN_DIR) && $(TSAN_ENV) ctest -L '^net$$' --output-on-failure -j2 --timeout 900 || rc=$$?; \
+	cd $(CURDIR); if compgen -G "$(TSAN_DIR)/tsan-logs/report*" > /dev/null; then \
+	  cat $(TSAN_DIR)/tsan-logs/report*; echo "ThreadSanitizer: reports above"; rc=1; \
+	fi; exit $$rc
+
 bench: build
 	$(BUILD_DIR)/bin/pointledger-bench --benchmark_counters_tabular=true $(BENCH_ARGS)
 
@@ -87,4 +118,4 @@ run: build
 	fi
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) $(TSAN_DIR)
