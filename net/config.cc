@@ -243,6 +243,7 @@ absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::stri
     PL_ASSIGN_OR_RETURN(config->map_size_mb, ReadUint(node, source, n, 1, kMapSizeMbCap));
   } else if (n == "metrics_listen") {
     PL_ASSIGN_OR_RETURN(config->metrics_listen, ReadString(node, source, n));
+    PL_RETURN_IF_ERROR(ParseListen(config->metrics_listen).status());
   } else if (n == "io_threads") {
     PL_RETURN_IF_ERROR(SetUint(node, source, n, 1, kIoThreadsCap, &config->io_threads));
   } else if (n == "tls_cert") {

@@ -21,6 +21,7 @@
 #include "net/connection.h"
 #include "net/limits.h"
 #include "net/log.h"
+#include "net/metrics.h"
 #include "net/service.h"
 
 namespace pointledger::net {
@@ -119,6 +120,11 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     sweep_timer_.emplace(io);
     sweep_sink_ = std::make_shared<SweepSink>(&io);
     PL_RETURN_IF_ERROR(Bind(listen));
+    if (!config_->metrics_listen.empty()) {
+      PL_ASSIGN_OR_RETURN(metrics_, MetricsEndpoint::Start(&io, config_->metrics_listen, [this] {
+                            return Metrics();
+                          }));
+    }
     if (handle_signals) {
       signals_.emplace(io, SIGINT, SIGTERM);
       signals_->async_wait([this](const ErrorCode& ec, int signal) {
@@ -145,6 +151,9 @@ class ServerImpl final : public Server, private ConnectionRegistry {
                                : StrCat(e.address().to_string(), ":", e.port());
   }
   uint16_t port() const override { return endpoint_.port(); }
+  std::string metrics_address() const override {
+    return metrics_ ? metrics_->bound_address() : std::string();
+  }
 
   void RequestStop() override {
     {
@@ -250,6 +259,11 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     changed_.notify_all();
   }
 
+  absl::StatusOr<std::string> Metrics() const {
+    PL_ASSIGN_OR_RETURN(const ServerSnapshot snapshot, service_.Snapshot());
+    return FormatMetrics(snapshot);
+  }
+
   // ---- The sweep (on contexts_[0]).
 
   void ArmSweep() {
@@ -292,6 +306,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       ErrorCode ignored;
       acceptor_->close(ignored);
       sweep_timer_->cancel();
+      if (metrics_) metrics_->Close();
       if (signals_) signals_->cancel(ignored);
     });
     LogLine("stopped accepting; answering requests in flight");
@@ -360,6 +375,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   std::optional<asio::steady_timer> sweep_timer_;
   std::optional<asio::signal_set> signals_;
   std::shared_ptr<SweepSink> sweep_sink_;
+  std::unique_ptr<MetricsEndpoint> metrics_;  // with metrics_listen
   bool accepting_stopped_ = false;
   bool accept_paused_ = false;  // too many connections being refused
   size_t next_context_ = 0;

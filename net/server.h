@@ -1,7 +1,8 @@
 // pointledgerd's server (SPEC §6): an accept loop, N I/O threads (one
 // io_context each; a connection lives on one thread), the committer thread,
 // the sweep (expiries and hold timeouts, every second) and a graceful stop
-// on SIGINT/SIGTERM.
+// on SIGINT/SIGTERM; with metrics_listen, the Prometheus endpoint
+// (net/metrics.h) on the first I/O thread.
 #ifndef POINTLEDGER_NET_SERVER_H_
 #define POINTLEDGER_NET_SERVER_H_
 
@@ -31,6 +32,8 @@ class Server {
   // The address actually bound, e.g. "127.0.0.1:41234".
   virtual std::string bound_address() const = 0;
   virtual uint16_t port() const = 0;
+  // The metrics endpoint's address (config.metrics_listen), or "" if none.
+  virtual std::string metrics_address() const = 0;
 
   // Blocks until RequestStop() (or a signal), then stops: no new
   // connections, every request already read is answered (batches are

@@ -243,13 +243,13 @@ absl::StatusOr<Service::Offset> Service::Stats(const ApiKey& key,
     b.add_code(wire::Code::permission_denied);
     return b.Finish().Union();
   }
-  const CommitterStats s = committer_->stats();
-  PL_ASSIGN_OR_RETURN(const ledger::Ledger::MapUsage map, ledger_->GetMapUsage());
+  PL_ASSIGN_OR_RETURN(const ServerSnapshot snap, Snapshot());
+  const CommitterStats& s = snap.committer;
+  const ledger::Ledger::MapUsage& map = snap.map;
   const auto by_code = fbb->CreateVector(s.results_by_code.data(), s.results_by_code.size());
   wire::StatsBuilder b(*fbb);
   b.add_code(wire::Code::ok);
-  b.add_uptime_s(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()));
+  b.add_uptime_s(snap.uptime_s);
   b.add_results_by_code(by_code);
   b.add_commit_p50_us(s.commit_p50_us);
   b.add_commit_p99_us(s.commit_p99_us);
@@ -266,9 +266,22 @@ absl::StatusOr<Service::Offset> Service::Stats(const ApiKey& key,
   b.add_batches(s.batches);
   b.add_transactions(s.transactions);
   b.add_busy_batches(s.busy_batches);
-  b.add_connections_open(counters_->open.load(std::memory_order_relaxed));
-  b.add_connections_accepted(counters_->accepted.load(std::memory_order_relaxed));
+  b.add_connections_open(snap.connections_open);
+  b.add_connections_accepted(snap.connections_accepted);
   return b.Finish().Union();
+}
+
+absl::StatusOr<ServerSnapshot> Service::Snapshot() const {
+  ServerSnapshot out;
+  out.uptime_s = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+          .count());
+  out.connections_open = counters_->open.load(std::memory_order_relaxed);
+  out.connections_accepted = counters_->accepted.load(std::memory_order_relaxed);
+  out.connections_refused = counters_->refused.load(std::memory_order_relaxed);
+  out.committer = committer_->stats();
+  PL_ASSIGN_OR_RETURN(out.map, ledger_->GetMapUsage());
+  return out;
 }
 
 absl::StatusOr<Service::Offset> Service::Records(const wire::RecordsQuery& q, const ApiKey& key,

@@ -25,6 +25,16 @@ struct ConnectionCounters {
   std::atomic<uint64_t> refused{0};  // over connections_max
 };
 
+// Everything `stats` and the metrics endpoint report, at one moment.
+struct ServerSnapshot {
+  uint64_t uptime_s = 0;
+  uint64_t connections_open = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t connections_refused = 0;  // over connections_max
+  CommitterStats committer;
+  ledger::Ledger::MapUsage map;
+};
+
 class Service {
  public:
   // All pointers must outlive the Service. Thread-safe after construction.
@@ -44,6 +54,9 @@ class Service {
   // storage failure is answered server_busy and logged.
   void Read(const wire::Request& request, const ApiKey& key,
             flatbuffers::FlatBufferBuilder* fbb) const;
+
+  // The counters now. Errors: storage (map usage cannot be read).
+  absl::StatusOr<ServerSnapshot> Snapshot() const;
 
  private:
   using Offset = flatbuffers::Offset<void>;

@@ -1,6 +1,6 @@
 // pointledgerd: the PointLedger server (SPEC §6).
 //
-//   pointledgerd --data DIR [--listen HOST:PORT] [--config FILE]
+//   pointledgerd --data DIR [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--config FILE]
 //
 // Prints one ready line on stderr once it accepts connections:
 //   pointledgerd: listening on 127.0.0.1:7600, data ./var, admin key in ./var/admin.key
@@ -24,6 +24,7 @@ struct Flags {
   std::string data;
   std::string listen;
   std::string config;
+  std::string metrics_listen;
 };
 
 // The config file (if any), with the command line on top.
@@ -34,6 +35,7 @@ absl::StatusOr<net::ServerConfig> BuildConfig(const Flags& flags) {
   }
   if (!flags.data.empty()) config.data_dir = flags.data;
   if (!flags.listen.empty()) config.listen = flags.listen;
+  if (!flags.metrics_listen.empty()) config.metrics_listen = flags.metrics_listen;
   // Without [[key]] tables the server makes DIR/admin.key (below) and must
   // stay on loopback; CheckStartPolicy refuses anything wider.
   PL_RETURN_IF_ERROR(net::CheckStartPolicy(config));
@@ -51,6 +53,9 @@ absl::Status Serve(const Flags& flags) {
   std::string ready = StrCat("listening on ", server->bound_address(), ", data ", config.data_dir);
   if (!config.admin_key_file.empty()) ready += StrCat(", admin key in ", config.admin_key_file);
   if (!config.tls_cert.empty()) ready += ", TLS";
+  if (!server->metrics_address().empty()) {
+    ready += StrCat(", metrics on http://", server->metrics_address(), "/metrics");
+  }
   net::LogLine(ready);
   server->Run();
   server.reset();
@@ -71,6 +76,8 @@ int main(int argc, char** argv) {
                  "Data directory (the LMDB environment; created if missing)");
   app.add_option("--listen", flags.listen,
                  "Address to listen on, HOST:PORT (default 127.0.0.1:7600; port 0 picks one)");
+  app.add_option("--metrics-listen", flags.metrics_listen,
+                 "Serve Prometheus metrics on HOST:PORT at /metrics (overrides metrics_listen)");
   app.add_option("--config", flags.config,
                  "TOML config file: keys, limits, TLS (docs/operations.md)");
   CLI11_PARSE(app, argc, argv);

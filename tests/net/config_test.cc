@@ -71,6 +71,7 @@ TEST(Config, ErrorsNameTheKey) {
       {"[limits]\ninflight_requests_max = \"many\"", "limits.inflight_requests_max: must be an integer"},
       {"listen = \"somewhere:7600\"", "IP address or localhost"},
       {"listen = \"127.0.0.1\"", "expected HOST:PORT"},
+      {"metrics_listen = \"127.0.0.1\"", "expected HOST:PORT"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"abc\"\nprograms = \"*\"\nscopes = [\"post\"]",
        "key[0].sha256: must be 64 hex digits"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"

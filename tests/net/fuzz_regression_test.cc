@@ -55,14 +55,16 @@ TEST(ConfigFuzzRegression, NonAsciiInStringsAndCommentsStillParses) {
       "data = \"/srv/caf\xc3\xa9\"  # \xc3\xa9\n"
       "tls_cert = '/etc/\xc3\xa9.pem'\n"
       "tls_key = \"\"\"/etc/\n\xc3\xa9\\\n   .pem\"\"\"\n"
-      "metrics_listen = '''\xc3\xa9'''\n"
+      "metrics_listen = '''127.0.0.1:9100'''  # \xc3\xa9\n"
       "\"listen\" = \"127.0.0.1:7600\"\n");
   absl::StatusOr<ServerConfig> c = ParseConfig(text, "ok.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->data_dir, "/srv/caf\xc3\xa9");
   EXPECT_EQ(c->tls_cert, "/etc/\xc3\xa9.pem");
   EXPECT_EQ(c->tls_key, "/etc/\n\xc3\xa9.pem");
-  EXPECT_EQ(c->metrics_listen, "\xc3\xa9");
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9100");
+  // metrics_listen is an address now: non-ASCII there is refused by name.
+  EXPECT_FALSE(ParseConfig(Bytes("metrics_listen = '''\xc3\xa9'''\n"), "bad.toml").ok());
 }
 
 }  // namespace

@@ -1,8 +1,16 @@
-// `pointledger stats` and `pointledger ping` (issue 5, operations) against
-// the real pointledgerd: the counters move with what was posted, rejected
-// transactions are counted under their code, and ping fails (exit 2) when
-// nothing answers or the key is wrong.
+// `pointledger stats`, the Prometheus endpoint and `pointledger ping`
+// (issue 5, operations) against the real pointledgerd: the counters move
+// with what was posted, rejected transactions are counted under their code,
+// a scrape says what stats says, and ping fails (exit 2) when nothing
+// answers or the key is wrong.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,11 +24,47 @@ namespace {
 
 using nlohmann::json;
 
+// Sends `request` to 127.0.0.1:port and reads until the server closes (or
+// 10 s pass). "" if the connection fails.
+std::string HttpExchange(int port, const std::string& request) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) response.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return response;
+}
+
+// "name{labels}" -> value, from the Prometheus text (comments skipped).
+std::map<std::string, uint64_t> ParseExposition(const std::string& body) {
+  std::map<std::string, uint64_t> out;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    out[line.substr(0, space)] = std::stoull(line.substr(space + 1));
+  }
+  return out;
+}
+
 class OpsE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!BinExists("pointledgerd") || !BinExists("pointledger")) GTEST_SKIP() << "binaries not built";
-    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data");
+    server_ = std::make_unique<ServerProcess>(dir_.path() + "/data",
+                                              std::vector<std::string>{"--metrics-listen", "127.0.0.1:0"});
     ASSERT_TRUE(server_->ready()) << server_->log();
   }
 
@@ -78,6 +122,60 @@ TEST_F(OpsE2E, StatsCountWhatWasCommittedAndRejectedByCode) {
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("insufficient_points"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("commit_p99_us"), std::string::npos) << text.out;
+}
+
+TEST_F(OpsE2E, MetricsEndpointServesTheSameFiguresAsStats) {
+  ASSERT_GT(server_->metrics_port(), 0) << server_->log();
+  ASSERT_EQ(Cli({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "5000", "--expiry-days",
+                 "365", "--id", "p1"}).exit_code, 0);
+  ASSERT_EQ(Cli({"earn", "--program", "acme", "--member", "alice", "--points", "100", "--id", "e1"}).exit_code, 0);
+  EXPECT_EQ(Cli({"redeem", "--program", "acme", "--member", "alice", "--points", "500", "--id", "r1"}).exit_code, 1);
+
+  const std::string response =
+      HttpExchange(server_->metrics_port(), "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
+  EXPECT_NE(response.find("text/plain; version=0.0.4"), std::string::npos) << response;
+  const size_t body_at = response.find("\r\n\r\n");
+  ASSERT_NE(body_at, std::string::npos);
+  const std::string body = response.substr(body_at + 4);
+  EXPECT_NE(body.find("# TYPE pointledger_results_total counter"), std::string::npos) << body;
+  const std::map<std::string, uint64_t> m = ParseExposition(body);
+  const json s = Stats();
+  EXPECT_EQ(m.at("pointledger_results_total{code=\"ok\"}"), 2u) << body;
+  EXPECT_EQ(m.at("pointledger_results_total{code=\"insufficient_points\"}"), 1u) << body;
+  EXPECT_EQ(m.at("pointledger_results_total{code=\"program_not_found\"}"), 0u) << body;
+  EXPECT_EQ(m.at("pointledger_duplicates_total"), 0u);
+  EXPECT_EQ(m.at("pointledger_transactions_total"), s["transactions"].get<uint64_t>());
+  EXPECT_EQ(m.at("pointledger_commits_total"), s["commits"].get<uint64_t>());
+  EXPECT_EQ(m.at("pointledger_map_size_bytes{env=\"log\"}"), s["log_map_size_bytes"].get<uint64_t>());
+  EXPECT_GT(m.at("pointledger_map_used_bytes{env=\"state\"}"), 0u);
+  EXPECT_GT(m.at("pointledger_commit_latency_microseconds{quantile=\"0.99\"}"), 0u);
+  EXPECT_GE(m.at("pointledger_connections_accepted_total"), 3u);  // the three posts
+
+  // Anything but GET /metrics is refused with a status, and the server goes on.
+  EXPECT_EQ(HttpExchange(server_->metrics_port(), "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .rfind("HTTP/1.1 404", 0),
+            0u);
+  EXPECT_EQ(HttpExchange(server_->metrics_port(),
+                         "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .rfind("HTTP/1.1 405", 0),
+            0u);
+  EXPECT_EQ(HttpExchange(server_->metrics_port(), "\x01\x02 garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  const std::string huge = "GET /metrics HTTP/1.1\r\nX-Pad: " + std::string(20000, 'a') + "\r\n\r\n";
+  EXPECT_EQ(HttpExchange(server_->metrics_port(), huge).rfind("HTTP/1.1 400", 0), 0u);
+  // Keep-alive: two scrapes on one connection.
+  const std::string twice = HttpExchange(
+      server_->metrics_port(),
+      "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(twice.find("HTTP/1.1 200", twice.find("pointledger_uptime_seconds")), std::string::npos);
+  EXPECT_EQ(Cli({"ping"}).exit_code, 0);
+
+  // A metrics port that cannot be bound stops a second server from starting, by name.
+  RunResult taken = RunProcess({BinPath("pointledgerd"), "--data", dir_.path() + "/other", "--listen", "127.0.0.1:0",
+                                "--metrics-listen", "127.0.0.1:" + std::to_string(server_->metrics_port())},
+                               dir_.path());
+  EXPECT_EQ(taken.exit_code, 1);
+  EXPECT_NE(taken.err.find("metrics_listen"), std::string::npos) << taken.err;
 }
 
 TEST_F(OpsE2E, PingIsHealthyOnlyWhenTheServerAnswersTheKey) {

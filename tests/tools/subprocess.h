@@ -154,6 +154,7 @@ class ServerProcess {
 
   bool ready() const { return port_ != 0; }
   int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }  // with --metrics-listen; else 0
   std::string address() const { return StrCat("127.0.0.1:", port_); }
   const std::string& key_file() const { return key_file_; }
   std::string log() {
@@ -186,8 +187,15 @@ class ServerProcess {
       const size_t comma = key_file_.find(',');
       if (comma != std::string::npos) key_file_.resize(comma);
     }
+    const std::string metrics = "metrics on http://";
+    const size_t m = line.find(metrics);
+    if (m != std::string::npos) {
+      const size_t port_colon = line.find(':', m + metrics.size());
+      if (port_colon != std::string::npos) metrics_port_ = std::atoi(line.c_str() + port_colon + 1);
+    }
   }
 
+  int metrics_port_ = 0;
   pid_t pid_ = -1;
   int fd_ = -1;
   int exit_code_ = -1;
