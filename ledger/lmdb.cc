@@ -89,6 +89,12 @@ absl::StatusOr<Txn> Txn::BeginWrite(const Env& env, Txn* parent) {
 
 absl::StatusOr<std::optional<std::string_view>> Txn::Get(MDB_dbi dbi,
                                                          std::string_view key) const {
+  // No stored key is empty or longer than LMDB's limit (511 bytes), so such
+  // a key (a read naming the program "", say) is simply absent; LMDB would
+  // call it MDB_BAD_VALSIZE, an error, instead.
+  if (key.empty() || key.size() > static_cast<size_t>(mdb_env_get_maxkeysize(mdb_txn_env(txn_)))) {
+    return std::optional<std::string_view>();
+  }
   MDB_val k = ToVal(key);
   MDB_val v{0, nullptr};
   const int rc = mdb_get(txn_, dbi, &k, &v);

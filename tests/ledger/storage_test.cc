@@ -52,3 +52,28 @@ TEST_F(MapFullTest, ABatchThatDoesNotFitFailsWholeAndEarlierBatchesAreKept) {
 
 }  // namespace
 }  // namespace pointledger::ledger::testing
+
+namespace pointledger::ledger::testing {
+namespace {
+
+// Found by the frame fuzzer: a TxQuery naming the program "" reached
+// mdb_get with an empty key, which LMDB refuses with MDB_BAD_VALSIZE (as it
+// does keys over 511 bytes); the server answered server_busy and logged a
+// storage error. No such key can be stored, so it is simply not found.
+TEST_F(LedgerTest, ReadsOfKeysLmdbCannotStoreAreNotFoundNotErrors) {
+  ASSERT_EQ(Apply1(ProgramCreate("acme")).code, Code::kOk);
+  ASSERT_EQ(Apply1(Earn("acme", "alice", 100, "e1")).code, Code::kOk);
+  for (const std::string& name : {std::string(), std::string(600, 'p')}) {
+    absl::StatusOr<std::optional<ProgramInfo>> p = ledger_->GetProgram(name);
+    ASSERT_TRUE(p.ok()) << name.size() << " bytes: " << p.status();
+    EXPECT_FALSE(p->has_value());
+    absl::StatusOr<Liability> l = ledger_->LiabilityReport(name, 0, INT64_MAX, INT64_MAX);
+    EXPECT_TRUE(absl::IsNotFound(l.status())) << name.size() << " bytes: " << l.status();
+  }
+  absl::StatusOr<std::optional<ProgramInfo>> acme = ledger_->GetProgram("acme");
+  ASSERT_TRUE(acme.ok()) << acme.status();
+  EXPECT_TRUE(acme->has_value());
+}
+
+}  // namespace
+}  // namespace pointledger::ledger::testing
