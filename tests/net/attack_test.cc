@@ -917,7 +917,7 @@ TEST_F(Attack, ClaimedFrameLengthsReserveNothing) {
   }
   EXPECT_EQ(too_large, kEach) << "a frame before Hello larger than a Hello was not refused";
   // Each connection holds its 64 KiB read buffer, not the 4 MiB claimed.
-  EXPECT_LT(PeakGrowthKib(), fds.size() * 256) << "the claimed lengths were allocated";
+  ExpectPeakGrowthBelow(fds.size() * 256, __LINE__);  // else the claimed lengths were allocated
   ExpectConnectionsReleased();
   Finish(StrCat("claimed 4 MiB frames x", fds.size()));
 }
