@@ -146,6 +146,16 @@ absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock*
   Applier applier(log_env, view, clock, head);
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view, dbs.log));
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(BeU64Key(from_seq + 1)));
+  // The stored effects, walked in step: the View checks each entry the
+  // replay writes; this finds entries that no transaction wrote.
+  PL_ASSIGN_OR_RETURN(ViewCursor effects, ViewCursor::Open(view, dbs.effects));
+  PL_ASSIGN_OR_RETURN(bool has_effects, effects.SeekAtLeast(BeU64Key(from_seq + 1)));
+  auto effects_seq = [&] { return ByteReader(effects.key()).BeU64(); };
+  auto unwritten = [&](uint64_t seq) {
+    if (failed_seq != nullptr) *failed_seq = seq;
+    return absl::DataLossError(
+        StrCat("effects of seq ", seq, ": stored, but the replay of that seq writes none"));
+  };
   TxRecord rec;
   uint64_t count = 0;
   uint64_t total = 0;
@@ -162,13 +172,19 @@ absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock*
       return absl::DataLossError(StrCat("log: record ", seq, " does not parse (run audit verify)"));
     }
     std::memcpy(rec.hash.data(), value.data(), 32);
+    const uint64_t checked = view.effects_checked();
     PL_RETURN_IF_ERROR(applier.Replay(rec));
+    if (has_effects && effects_seq() <= seq) {
+      if (effects_seq() < seq || view.effects_checked() == checked) return unwritten(effects_seq());
+      PL_ASSIGN_OR_RETURN(has_effects, effects.Next());
+    }
     if (++count % 4096 == 0) {
       view.active()->Publish();
       if (progress) progress("rebuild", count, total);
     }
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
+  if (has_effects && effects_seq() <= to_seq) return unwritten(effects_seq());
   if (failed_seq != nullptr) *failed_seq = 0;
   view.active()->Publish();
   if (progress) progress("rebuild", count, total);

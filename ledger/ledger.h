@@ -319,7 +319,7 @@ struct ProgramInfo {
 
 // A finding of TrialBalance or VerifyChain.
 struct Discrepancy {
-  std::string what;      // "chain", "balance", "lot", "program_sum", "hold"
+  std::string what;      // "chain", "balance", "lot", "program_sum", "hold", "replay" ...
   std::string where;     // account id hex, seq ...
   std::string expected;
   std::string found;

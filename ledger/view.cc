@@ -26,6 +26,17 @@ std::optional<Found> Effective(const MemTable::Slot& s, bool writer) {
   return std::nullopt;
 }
 
+// "(expiry, points) ..." for a message; the raw size if it does not parse.
+std::string DescribePieces(std::string_view bytes) {
+  std::vector<Piece> pieces;
+  if (!DecodePieces(bytes, &pieces)) return StrCat("a malformed entry of ", bytes.size(), " bytes");
+  std::string out = "[";
+  for (const Piece& p : pieces) {
+    out += StrCat(out.size() > 1 ? ", " : "", p.points, " expiring at ", p.expires_at_ns);
+  }
+  return out + "]";
+}
+
 }  // namespace
 
 const char* TableName(Table t) {
@@ -173,8 +184,19 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
 absl::Status View::Put(Table t, std::string_view key, std::string_view value, unsigned flags) {
   PL_CHECK(l_.writer);
   if (IsLogTable(t)) {
-    if (l_.replaying) return absl::OkStatus();
-    return l_.log_txn->Put(l_.handles->dbi[t], key, value, flags & MDB_APPEND);
+    if (!l_.replaying) return l_.log_txn->Put(l_.handles->dbi[t], key, value, flags & MDB_APPEND);
+    // The record itself is checked by its hash (Applier::Replay); the
+    // effects, which later reversals read, are checked here.
+    if (t != Dbs().effects) return absl::OkStatus();
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> stored,
+                        l_.log_txn->Get(l_.handles->dbi[t], key));
+    if (!stored || *stored != value) {
+      return absl::DataLossError(StrCat("effects of seq ", ByteReader(key).BeU64(), ": stored ",
+                                        stored ? DescribePieces(*stored) : "none",
+                                        ", the replay gives ", DescribePieces(value)));
+    }
+    ++effects_checked_;
+    return absl::OkStatus();
   }
   if ((flags & MDB_NOOVERWRITE) != 0) {
     PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, Get(t, key));

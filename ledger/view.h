@@ -174,12 +174,17 @@ class View {
     MemTable* active = nullptr;  // may be null
     std::shared_ptr<const MemTable::Map> frozen;  // may be null
     bool writer = false;    // sees (and makes) pending writes
-    bool replaying = false;  // log tables already hold what is written
+    // Log tables already hold what is written: writes to them are not
+    // made but checked (an `effects` entry must equal the stored one).
+    bool replaying = false;
   };
   explicit View(Layers layers) : l_(std::move(layers)) {}
 
   absl::StatusOr<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
   // MDB_APPEND is honoured for log tables; MDB_NOOVERWRITE everywhere.
+  // When replaying, an `effects` write that differs from the stored entry
+  // (or finds none) is DataLoss: a replay re-derives effects, it does not
+  // take them on trust.
   absl::Status Put(Table t, std::string_view key, std::string_view value, unsigned flags = 0);
   // Returns whether the key existed.
   absl::StatusOr<bool> Del(Table t, std::string_view key);
@@ -189,12 +194,15 @@ class View {
   void set_log_txn(lmdb::Txn* txn) { l_.log_txn = txn; }
   MemTable* active() const { return l_.active; }
   const Layers& layers() const { return l_; }
+  // How many `effects` writes a replaying View has checked so far.
+  uint64_t effects_checked() const { return effects_checked_; }
 
  private:
   // table byte ‖ key, in a buffer reused across calls (no allocation).
   std::string_view FullKey(Table t, std::string_view key) const;
   Layers l_;
   mutable std::string key_scratch_;
+  uint64_t effects_checked_ = 0;
 };
 
 // A cursor over one table of a View, merging its layers (newest first,

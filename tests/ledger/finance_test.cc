@@ -97,9 +97,10 @@ void SetLeU64(std::string* bytes, size_t offset, uint64_t v) {
 
 // Opens one of the data directory's LMDB environments with the C API (the
 // ledger must be closed), reads table[key], lets `edit` change the value and
-// writes it back.
+// writes it back. With `insert`, the key must be absent and `edit` starts
+// from an empty value.
 void TamperLmdb(const std::string& env_dir, const char* table, const std::string& key,
-                const std::function<void(std::string*)>& edit) {
+                const std::function<void(std::string*)>& edit, bool insert = false) {
   MDB_env* env = nullptr;
   ASSERT_EQ(mdb_env_create(&env), 0);
   ASSERT_EQ(mdb_env_set_maxdbs(env, 32), 0);
@@ -112,12 +113,12 @@ void TamperLmdb(const std::string& env_dir, const char* table, const std::string
   MDB_val k{key.size(), const_cast<char*>(key.data())};
   MDB_val v{0, nullptr};
   const int rc = mdb_get(txn, dbi, &k, &v);
-  if (rc != 0) {
+  if (rc != (insert ? MDB_NOTFOUND : 0)) {
     mdb_txn_abort(txn);
     mdb_env_close(env);
-    FAIL() << table << ": key not found (" << mdb_strerror(rc) << ")";
+    FAIL() << table << (insert ? ": key exists" : ": key not found (") << mdb_strerror(rc) << ")";
   }
-  std::string value(static_cast<const char*>(v.mv_data), v.mv_size);
+  std::string value = insert ? "" : std::string(static_cast<const char*>(v.mv_data), v.mv_size);
   const std::string before = value;
   edit(&value);
   ASSERT_NE(value, before) << "the edit changed nothing";
@@ -833,6 +834,57 @@ TEST_F(AuditTest, AChangedHoldIsNamed) {
   EXPECT_TRUE(HasFinding(r.discrepancies, "hold", "")) << DescribeAudit(r);
   const std::vector<Discrepancy> books = MustTrialBalance();
   EXPECT_TRUE(HasFinding(books, "hold", "acme/member/bob")) << Describe(books);
+  ledger_.reset();
+}
+
+// (e) The effects of alice's earn (seq 3): the lot it created, which her
+// partial reversal at seq 15 read back. A replay re-derives effects, so the
+// rebuild names seq 3, though the chain and every state table are intact.
+TEST_F(AuditTest, AChangedEffectsEntryIsNamedByItsSeq) {
+  const uint64_t e1 = Workload();
+  ledger_.reset();
+  TamperLmdb(dir_ + "/log", "effects", SeqKey(e1), [](std::string* v) {
+    // U32 n = 1, then I64 expiry, U64 points.
+    ASSERT_EQ(v->size(), 4u + 16u);
+    ASSERT_EQ(LeU64(*v, 12), 500u);
+    SetLeU64(v, 12, 499);
+  });
+  if (HasFatalFailure()) return;
+  OpenReadOnly();
+  const AuditReport r = MustAudit();
+  EXPECT_EQ(r.first_bad_seq, e1) << DescribeAudit(r);
+  ASSERT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
+  EXPECT_EQ(r.discrepancies[0].what, "replay");
+  EXPECT_EQ(r.discrepancies[0].seq, e1);
+  EXPECT_TRUE(HasFinding(r.discrepancies, "replay", "seq 3")) << DescribeAudit(r);
+  EXPECT_NE(r.discrepancies[0].found.find("stored [499 expiring"), std::string::npos)
+      << DescribeAudit(r);
+  EXPECT_NE(r.discrepancies[0].found.find("the replay gives [500 expiring"), std::string::npos)
+      << DescribeAudit(r);
+  EXPECT_TRUE(MustVerifyChain().empty());  // the records themselves are intact
+  ledger_.reset();
+}
+
+// (f) An effects entry for a transaction that has none: the rejected
+// redeem "too-much" (seq 16).
+TEST_F(AuditTest, AnEffectsEntryNoTransactionWroteIsNamed) {
+  Workload();
+  ledger_.reset();
+  TamperLmdb(
+      dir_ + "/log", "effects", SeqKey(16),
+      [](std::string* v) {
+        *v = std::string("\x01\0\0\0", 4) + std::string(8, '\x7f') + std::string("\x05", 1) +
+             std::string(7, '\0');
+      },
+      /*insert=*/true);
+  if (HasFatalFailure()) return;
+  OpenReadOnly();
+  const AuditReport r = MustAudit();
+  EXPECT_EQ(r.first_bad_seq, 16u) << DescribeAudit(r);
+  ASSERT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
+  EXPECT_EQ(r.discrepancies[0].what, "replay");
+  EXPECT_NE(r.discrepancies[0].found.find("the replay of that seq writes none"), std::string::npos)
+      << DescribeAudit(r);
   ledger_.reset();
 }
 
