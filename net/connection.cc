@@ -149,8 +149,8 @@ class ConnectionImpl final : public Connection,
     const auto idle = std::chrono::seconds(limits_.idle_timeout_s);
     if (now < last_progress_ + idle) {
       ArmTimer(last_progress_ + idle);
-    } else if (jobs_pending_ > 0) {
-      ArmTimer(now + idle);  // waiting for the disk, not for the client
+    } else if (jobs_pending_ > 0 || reports_pending_ > 0) {
+      ArmTimer(now + idle);  // waiting for the disk or a report, not for the client
     } else if (writing_) {
       Close("answers not read within idle_timeout_s");
     } else if (in_end_ > in_begin_) {
@@ -168,7 +168,8 @@ class ConnectionImpl final : public Connection,
   }
 
   void MaybeFinishDrain() {
-    if (state_ == State::kDraining && slot_count_ == 0 && jobs_pending_ == 0 && !writing_) {
+    if (state_ == State::kDraining && slot_count_ == 0 && jobs_pending_ == 0 &&
+        reports_pending_ == 0 && !writing_) {
       Close(close_reason_);
     }
   }
@@ -352,15 +353,50 @@ class ConnectionImpl final : public Connection,
           ++deferred_reads_;
           return;
         }
-        AnswerRead(slot, request);
+        AnswerRead(slot, frame);
       }
     }
   }
 
-  void AnswerRead(size_t slot, const wire::Request& request) {
+  // `frame`: a verified request frame, length prefix included.
+  void AnswerRead(size_t slot, std::span<const uint8_t> frame) {
+    const wire::Request& request = *wire::GetSizePrefixedRequest(frame.data());
+    if (env_.reports != nullptr && Service::IsReport(request.body_type())) {
+      RunReport(slot, frame);
+      return;
+    }
     fbb_.Clear();
     env_.service->Read(request, *key_, &fbb_);
     SetReady(slot);
+  }
+
+  // A report runs on the report thread with its own copy of the request
+  // (8-aligned: operator new) and builder; its answer comes back to this
+  // thread and takes its slot, so answers stay in request order.
+  void RunReport(size_t slot, std::span<const uint8_t> frame) {
+    ++reports_pending_;
+    asio::post(*env_.reports, [self = this->shared_from_this(), slot,
+                               request = std::vector<uint8_t>(frame.begin(), frame.end())] {
+      flatbuffers::FlatBufferBuilder fbb;
+      self->env_.service->Read(*wire::GetSizePrefixedRequest(request.data()), *self->key_, &fbb);
+      std::vector<uint8_t> answer(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+      asio::post(self->stream_.get_executor(), [self, slot, answer = std::move(answer)]() mutable {
+        self->OnReportDone(slot, std::move(answer));
+      });
+    });
+  }
+
+  void OnReportDone(size_t slot, std::vector<uint8_t> answer) {
+    PL_CHECK(reports_pending_ > 0);
+    --reports_pending_;
+    if (state_ == State::kClosed) return;
+    SetReady(slot, std::move(answer));
+    if (state_ == State::kOpen) {
+      Pump();
+    } else {
+      Flush();
+    }
+    MaybeFinishDrain();
   }
 
   // Answers the deferred reads that no longer have a batch of this
@@ -370,9 +406,9 @@ class ConnectionImpl final : public Connection,
       Slot& slot = slots_[(slot_head_ + k) % slots_.size()];
       if (!slot.deferred_request.empty()) {
         // Verified when it arrived; the copy is 8-aligned (operator new).
-        const wire::Request& request = *wire::GetSizePrefixedRequest(slot.deferred_request.data());
-        AnswerRead((slot_head_ + k) % slots_.size(), request);
+        const std::vector<uint8_t> frame = std::move(slot.deferred_request);
         slot.deferred_request.clear();
+        AnswerRead((slot_head_ + k) % slots_.size(), frame);
         --deferred_reads_;
         continue;
       }
@@ -504,6 +540,15 @@ class ConnectionImpl final : public Connection,
   void SetReady(size_t index) {
     Slot& slot = slots_[index];
     slot.bytes.assign(fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize());
+    MarkReady(slot);
+  }
+  // A report's answer, built on the report thread.
+  void SetReady(size_t index, std::vector<uint8_t> answer) {
+    Slot& slot = slots_[index];
+    slot.bytes = std::move(answer);
+    MarkReady(slot);
+  }
+  void MarkReady(Slot& slot) {
     slot.ready = true;
     queued_bytes_ += slot.bytes.size();
     // Reading stopped at the cap (CanTakeRequest), but answers to requests
@@ -620,6 +665,7 @@ class ConnectionImpl final : public Connection,
 
   size_t jobs_pending_ = 0;  // batches at the committer
   size_t deferred_reads_ = 0;  // reads waiting behind them
+  size_t reports_pending_ = 0;  // reports on the report thread
   std::vector<std::unique_ptr<CommitJob>> job_pool_;
   flatbuffers::FlatBufferBuilder fbb_;
   std::vector<flatbuffers::Offset<wire::Result>> result_offsets_;

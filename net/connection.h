@@ -1,7 +1,8 @@
 // One client connection (SPEC §6): Hello first, then pipelined requests
 // answered in request order. Reads are answered at once on this
-// connection's I/O thread; batches go to the committer and are answered
-// when their group commit is durable.
+// connection's I/O thread, except reports (statement, liability, trial
+// balance, audit), which run on the server's report thread; batches go to
+// the committer and are answered when their group commit is durable.
 //
 // Limits (net/limits.h, config [limits]): frame size -> request_too_large
 // and close; batch size -> batch_too_large and close; malformed ->
@@ -18,6 +19,7 @@
 
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/ssl/context.hpp"
+#include "boost/asio/thread_pool.hpp"
 #include "net/committer.h"
 #include "net/service.h"
 
@@ -40,6 +42,8 @@ struct ConnectionEnv {
   const ServerConfig* config = nullptr;
   ConnectionCounters* counters = nullptr;
   ConnectionRegistry* registry = nullptr;
+  // Where reports (Service::IsReport) run; null: on the I/O thread.
+  boost::asio::thread_pool* reports = nullptr;
 };
 
 class Connection : public JobSink {

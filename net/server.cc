@@ -16,6 +16,7 @@
 #include "boost/asio/signal_set.hpp"
 #include "boost/asio/ssl/context.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "boost/asio/thread_pool.hpp"
 #include "ledger/status.h"
 #include "net/committer.h"
 #include "net/connection.h"
@@ -98,7 +99,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       contexts_.push_back(std::make_unique<asio::io_context>(1));
       guards_.emplace_back(contexts_.back()->get_executor());
     }
-    env_ = ConnectionEnv{&service_, &committer_, config_, &counters_, this};
+    env_ = ConnectionEnv{&service_, &committer_, config_, &counters_, this, &reports_};
   }
 
   // A Server whose Init succeeded stops as Run() would; one whose Init
@@ -317,6 +318,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       for (const auto& c : Snapshot()) c->Abort();
       WaitForConnections(std::chrono::milliseconds(kShutdownGraceMs));
     }
+    reports_.join();  // a report still running (an audit of a big ledger) ends first
     committer_.Stop();  // commits whatever is still queued
     for (WorkGuard& g : guards_) g.reset();
     for (auto& c : contexts_) c->stop();
@@ -363,6 +365,10 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   ConnectionCounters counters_;
   Committer committer_;
   Service service_;
+  // One thread for reports (Service::IsReport): they queue behind each
+  // other instead of taking I/O threads, and their reads never block the
+  // committer (LMDB readers do not).
+  asio::thread_pool reports_{1};
   ConnectionEnv env_;
 
   std::vector<std::unique_ptr<asio::io_context>> contexts_;

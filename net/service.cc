@@ -57,6 +57,18 @@ const ApiKey* Service::Hello(const wire::Hello& hello, uint64_t request_id,
   return key;
 }
 
+bool Service::IsReport(wire::RequestBody type) {
+  switch (type) {
+    case wire::RequestBody::StatementQuery:
+    case wire::RequestBody::LiabilityQuery:
+    case wire::RequestBody::TrialBalanceQuery:
+    case wire::RequestBody::AuditQuery:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void Service::Read(const wire::Request& request, const ApiKey& key,
                    flatbuffers::FlatBufferBuilder* fbb) const {
   absl::StatusOr<Offset> body;

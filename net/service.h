@@ -37,6 +37,12 @@ struct ServerSnapshot {
 
 class Service {
  public:
+  // Reports that scan the whole ledger or a program's whole state
+  // (statement, liability, trial balance, audit): seconds to minutes on a
+  // big ledger. The server runs them on a thread of their own so that they
+  // never hold up an I/O thread's other connections.
+  static bool IsReport(wire::RequestBody type);
+
   // All pointers must outlive the Service. Thread-safe after construction.
   Service(ledger::Ledger* ledger, const ServerConfig* config, const Committer* committer,
           const ConnectionCounters* counters);
