@@ -228,8 +228,23 @@ class ConnectionImpl final : public Connection,
     in_begin_ = 0;
   }
 
+  // Frames wait in the buffer until the next turn; ReadMore reads no more
+  // meanwhile (the buffer may be full of them).
+  void YieldTurn() {
+    if (turn_posted_) return;
+    turn_posted_ = true;
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->turn_posted_ = false;
+      if (self->state_ == State::kOpen) {
+        self->Pump();
+      } else if (self->state_ == State::kLingering) {
+        self->ReadMore();  // Linger's own ReadMore found the turn posted
+      }
+    });
+  }
+
   void ReadMore() {
-    if (reading_) return;
+    if (reading_ || turn_posted_) return;
     if (state_ == State::kLingering) {
       in_begin_ = in_end_ = 0;  // discarding
     } else if (state_ != State::kOpen || !CanTakeRequest()) {
@@ -260,7 +275,7 @@ class ConnectionImpl final : public Connection,
         return;
       }
       // The client finished sending; answer what it sent, then close.
-      ProcessInput();
+      ProcessInput(/*may_yield=*/false);
       if (state_ == State::kOpen) Drain("closed by client");
       Flush();
       MaybeFinishDrain();
@@ -279,11 +294,18 @@ class ConnectionImpl final : public Connection,
     ReadMore();
   }
 
-  // Takes every complete frame in the buffer, as far as the limits allow.
-  // A read may be pending into in_[in_end_, size): while it is, the
-  // buffer's layout (in_end_, its size, its place) must not change.
-  void ProcessInput() {
+  // Takes every complete frame in the buffer, as far as the limits allow,
+  // or (`may_yield`) until this turn's answers reach kAnswerBytesPerTurn:
+  // then it yields the thread to the other connections and carries on in
+  // a posted turn. A read may be pending into in_[in_end_, size): while it
+  // is, the buffer's layout (in_end_, its size, its place) must not change.
+  void ProcessInput(bool may_yield = true) {
+    const uint64_t queued_at_start = queued_bytes_;
     while (state_ == State::kOpen && CanTakeRequest()) {
+      if (may_yield && queued_bytes_ >= queued_at_start + kAnswerBytesPerTurn) {
+        YieldTurn();
+        break;
+      }
       const size_t available = in_end_ - in_begin_;
       if (available < kFrameHeaderBytes) break;
       const uint32_t length = DecodeFrameLength(in_.data() + in_begin_);
@@ -653,6 +675,7 @@ class ConnectionImpl final : public Connection,
   size_t in_begin_ = 0;
   size_t in_end_ = 0;
   bool reading_ = false;
+  bool turn_posted_ = false;  // see YieldTurn
 
   std::vector<Slot> slots_;  // a ring of inflight_requests_max (1 if refused)
   size_t slot_head_ = 0;

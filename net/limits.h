@@ -105,6 +105,13 @@ inline constexpr size_t kRefusedReadBufferBytes = 4096;
 // at ~8 KiB each.
 inline constexpr uint64_t kRefusedConnectionsMax = 1024;
 
+// One connection's turn on its I/O thread ends once the reads it answered
+// in that turn built this many bytes of answers; it then goes to the back
+// of the thread's queue. Without it, a client pipelining 64 big reads
+// (1,000-entry history pages) kept its thread for all 64 while the other
+// connections on that thread waited.
+inline constexpr uint64_t kAnswerBytesPerTurn = 64 * 1024;
+
 // Answers are coalesced into one write of at most about this many bytes
 // (fewer syscalls for pipelined small answers, bounded copies for big ones).
 inline constexpr size_t kWriteCoalesceBytesMax = 1 << 20;

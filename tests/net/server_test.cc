@@ -17,6 +17,8 @@
 #include "ledger/ledger.h"
 #include "net/client.h"
 #include "net/config.h"
+#include "net/limits.h"
+#include "net/wire.h"
 #include "tests/net/server_process.h"
 #include "tests/net/test_tx.h"
 
@@ -171,6 +173,66 @@ TEST(Server, AnAuditDoesNotHoldUpOtherConnectionsOnItsIoThread) {
       << "slowest read " << std::chrono::duration<double>(slowest).count() << " s, audit "
       << std::chrono::duration<double>(audit_took).count() << " s, " << reads << " reads";
   EXPECT_GT(reads, 1);
+}
+
+// A connection's turn on its I/O thread ends after about
+// kAnswerBytesPerTurn of answers: a client pipelining 64 history pages of
+// 1,000 entries used to keep the thread until all 64 were built, and every
+// other connection on it waited.
+TEST(Server, PipelinedBigReadsTakeTurnsWithOtherConnections) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"), "io_threads = 1\n");
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> good = server->AdminClient();
+  MustPost(*good, {ProgramCreate("acme")});
+  std::vector<ledger::Transaction> history;
+  for (int i = 0; i < 1000; ++i) history.push_back(Earn("acme", "big", 1, StrCat("big-", i)));
+  ASSERT_EQ(MustPost(*good, std::move(history)).size(), 1000u);
+
+  testing::RawSocket greedy(server->port());
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    const std::string key = server->admin_key();
+    const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), "greedy");
+    FinishRequest(fbb, 0, wire::RequestBody::Hello, hello.Union());
+    ASSERT_TRUE(greedy.Send(fbb));
+    auto answer = greedy.ReadResponse();
+    ASSERT_TRUE(answer.has_value());
+    ASSERT_EQ(answer->response->error(), wire::ConnError::none);
+  }
+  constexpr int kPages = 64;  // inflight_requests_max
+  std::vector<uint8_t> burst;
+  for (int i = 1; i <= kPages; ++i) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto q = wire::CreateHistoryQueryDirect(fbb, "acme", "big", 1000, 0);
+    FinishRequest(fbb, static_cast<uint64_t>(i), wire::RequestBody::HistoryQuery, q.Union());
+    burst.insert(burst.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  ASSERT_TRUE(greedy.Send(burst));
+  absl::StatusOr<std::optional<ledger::Balance>> balance = good->GetBalance("acme", "big");
+  const Clock::duration read_took = Clock::now() - start;
+  ASSERT_TRUE(balance.ok()) << balance.status();
+  ASSERT_TRUE(balance->has_value());
+  EXPECT_EQ((*balance)->posted, 1000u);
+  size_t answer_bytes = 0;
+  for (int i = 1; i <= kPages; ++i) {
+    auto answer = greedy.ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << "page " << i;
+    EXPECT_EQ(answer->response->request_id(), static_cast<uint64_t>(i));
+    ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::History);
+    EXPECT_EQ(answer->response->body_as_History()->entries()->size(), 1000u);
+    answer_bytes += answer->storage.size() * 8;
+  }
+  const Clock::duration burst_took = Clock::now() - start;
+  // The pages are several turns' worth; the balance read waits for one.
+  EXPECT_GT(answer_bytes, 8 * kAnswerBytesPerTurn);
+  EXPECT_LT(read_took * 4, burst_took)
+      << "balance read " << std::chrono::duration<double>(read_took).count() << " s, "
+      << kPages << " pages " << std::chrono::duration<double>(burst_took).count() << " s";
 }
 
 TEST(Server, PipelinedAnswersComeInOrder) {
