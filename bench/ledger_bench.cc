@@ -4,6 +4,9 @@
 //                           1,000,000 members; one durable commit per batch.
 //   BM_Fsync                4 KiB overwrite + fdatasync: the machine's
 //                           ceiling for one commit per transaction.
+//   BM_TrialBalanceAfterSweep  a read-only ledger's trial balance right
+//                           after 20,000 lots of 4,000 members expired (the
+//                           sweep in the log, not yet checkpointed).
 //   BM_LedgerFill/<n>       n transactions in batches of 8190, then RSS and
 //                           bytes on disk per transaction (opt-in: run with
 //                           --benchmark_filter=BM_LedgerFill).
@@ -179,6 +182,79 @@ void BM_Fsync(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_Fsync)->UseRealTime()->MinTime(3.0);
+
+class SetClock final : public ledger::Clock {
+ public:
+  int64_t NowNs() override { return now_ns; }
+  int64_t now_ns = 0;
+};
+
+// The sweep deletes every lot in the log past the checkpoint: a read-only
+// reader replays it into memory, where each deleted lot is a tombstone
+// that a scan of the lots table must not walk member after member.
+void BM_TrialBalanceAfterSweep(benchmark::State& state) {
+  constexpr int kSweptMembers = 4000;
+  constexpr int kLotsEach = 5;
+  constexpr int64_t kDayNs = int64_t{86'400} * 1'000'000'000;
+  const std::string dir = BenchDir("sweep");
+  SetClock clock;
+  clock.now_ns = ledger::SystemClock()->NowNs() + kDayNs;  // after seq 1
+  std::vector<Result> results;
+  {
+    std::unique_ptr<Ledger> ledger = OpenBenchLedger(dir);  // system clock: seq 1 only
+  }
+  {
+    auto opened = Ledger::Open({.dir = dir, .clock = &clock});
+    PL_CHECK(opened.ok());
+    std::vector<Transaction> batch;
+    for (int m = 0; m < kSweptMembers; ++m) {
+      for (int l = 0; l < kLotsEach; ++l) {
+        Transaction t;
+        t.id = ledger::TxIdFromKey("bench", "lot-" + std::to_string(m) + "-" + std::to_string(l));
+        t.kind = Kind::kEarn;
+        t.program = "bench";
+        t.member = "m" + std::to_string(m);
+        t.points = 10;
+        t.time_ns = clock.now_ns + kDayNs + l;  // the lot's expiry
+        batch.push_back(t);
+      }
+    }
+    for (size_t at = 0; at < batch.size(); at += 8190) {
+      const size_t n = std::min<size_t>(8190, batch.size() - at);
+      PL_CHECK((*opened)->ApplyBatch({batch.data() + at, n}, Auth::Admin(), &results).ok());
+      for (const Result& r : results) PL_CHECK(r.code == ledger::Code::kOk);
+    }
+  }  // a checkpoint holds the lots
+  {
+    auto opened = Ledger::Open({.dir = dir,
+                                .clock = &clock,
+                                .checkpoint_interval_ms = int64_t{1} << 40,
+                                .checkpoint_on_close = false});
+    PL_CHECK(opened.ok());
+    clock.now_ns += 2 * kDayNs;
+    size_t swept = 0;
+    for (;;) {
+      auto due = (*opened)->CollectDue(clock.now_ns, 8190);
+      PL_CHECK(due.ok());
+      if (due->empty()) break;
+      swept += due->size();
+      PL_CHECK((*opened)->ApplyBatch(*due, Auth::Admin(), &results).ok());
+    }
+    PL_CHECK(swept == size_t{kSweptMembers} * kLotsEach);
+  }  // no checkpoint: the sweep is only in the log
+  auto reader = Ledger::Open({.dir = dir, .read_only = true, .clock = &clock});
+  PL_CHECK(reader.ok());
+  for (auto _ : state) {
+    auto books = (*reader)->TrialBalance();
+    PL_CHECK(books.ok() && books->empty());
+  }
+  auto lots = (*reader)->GetLots(ledger::MemberAccountId("bench", "m0"));
+  PL_CHECK(lots.ok() && lots->empty());
+  state.counters["swept_lots"] = double(kSweptMembers * kLotsEach);
+  reader->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_TrialBalanceAfterSweep)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_LedgerFill(benchmark::State& state) {
   const uint64_t total = uint64_t(state.range(0));

@@ -523,7 +523,7 @@ absl::Status Applier::Flush(Ctx& c) {
 absl::Status LoadLots(const View& txn, const Dbs& dbs, const Id& account,
                       std::vector<LotEntry>* lots) {
   lots->clear();
-  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.lots));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.lots, IdView(account)));
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(account)));
   while (found && cursor.key().substr(0, 16) == IdView(account)) {
     LotEntry e;
@@ -988,7 +988,8 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
   // Void every pending hold; its points are forfeited with the rest.
   std::vector<std::pair<Id, HoldRec>> pending;
   {
-    PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, dbs_.member_holds));
+    PL_ASSIGN_OR_RETURN(ViewCursor cursor,
+                        ViewCursor::Open(view_, dbs_.member_holds, IdView(member->id)));
     PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(member->id)));
     while (found && cursor.key().substr(0, 16) == IdView(member->id)) {
       ByteReader kr(cursor.key().substr(16));

@@ -60,7 +60,7 @@ absl::StatusOr<Statement> ComputeStatement(const View& txn, const Dbs& dbs,
   // each, at up to 2^31 micros a point). Such a statement is refused below
   // rather than printed wrong.
   __int128 earned = 0, redeemed = 0, partner_owes = 0, program_owes = 0;
-  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.flows));
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.flows, IdView(partner)));
   std::string start(IdView(partner));
   ByteWriter(&start).BeI64(from_ns);
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(start));

@@ -221,12 +221,18 @@ absl::StatusOr<bool> View::Del(Table t, std::string_view key) {
 // ---------------------------------------------------------------------------
 // ViewCursor.
 
-absl::StatusOr<ViewCursor> ViewCursor::Open(const View& view, Table t) {
+absl::StatusOr<ViewCursor> ViewCursor::Open(const View& view, Table t, std::string_view prefix) {
   const View::Layers& l = view.layers();
   const lmdb::Txn* txn = IsLogTable(t) ? l.log_txn : l.state_txn;
-  if (txn == nullptr) return ViewCursor(&view, t, std::nullopt);  // no state layer
-  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn, l.handles->dbi[t]));
-  return ViewCursor(&view, t, std::move(cursor));
+  std::optional<ViewCursor> c;
+  if (txn == nullptr) {
+    c.emplace(ViewCursor(&view, t, std::nullopt));  // no state layer
+  } else {
+    PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn, l.handles->dbi[t]));
+    c.emplace(ViewCursor(&view, t, std::move(cursor)));
+  }
+  c->prefix_ = std::string(prefix);
+  return std::move(*c);
 }
 
 absl::StatusOr<bool> ViewCursor::SeekAtLeast(std::string_view key) {
@@ -309,7 +315,7 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
         break;
       }
     }
-    if (!best.key) return false;
+    if (!best.key || !best.key->starts_with(prefix_)) return false;
     if (best.found.state == MemTable::kDeleted) {
       target = std::string(*best.key);
       strict = true;

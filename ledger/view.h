@@ -209,7 +209,13 @@ class View {
 // deletions hide older values). Positioning calls return false at the end.
 class ViewCursor {
  public:
-  static absl::StatusOr<ViewCursor> Open(const View& view, Table t);
+  // With a `prefix`, moving forward (SeekAtLeast, First, Next) stops, as at
+  // the end, at the first key past the keys that start with it. Without
+  // the bound, a cursor steps over every deleted key in the in-memory
+  // layers up to the next live one, which after an expiry sweep may be
+  // other members' lots by the thousand.
+  static absl::StatusOr<ViewCursor> Open(const View& view, Table t,
+                                         std::string_view prefix = {});
 
   absl::StatusOr<bool> SeekAtLeast(std::string_view key);
   absl::StatusOr<bool> First() { return SeekAtLeast(""); }
@@ -231,6 +237,7 @@ class ViewCursor {
   const View* view_;
   Table table_;
   std::optional<lmdb::Cursor> lmdb_;  // absent: a view without a state layer
+  std::string prefix_;  // forward moves end past it (empty: no bound)
   std::string key_;
   std::string_view value_;
 };
