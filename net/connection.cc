@@ -367,6 +367,12 @@ class ConnectionImpl final : public Connection,
         HandleBatch(request);
         return;
       default: {
+        if (frame.size() > kFrameHeaderBytes + kReadFrameBytesMax) {
+          Refuse(request.request_id(), wire::ConnError::request_too_large,
+                 StrCat("a read request of ", frame.size() - kFrameHeaderBytes,
+                        " bytes; the limit is ", kReadFrameBytesMax));
+          return;
+        }
         const size_t slot = AddSlot(request.request_id());
         if (jobs_pending_ > 0) {
           // Read your writes: a read after a batch on this connection is

@@ -176,6 +176,12 @@ inline constexpr uint32_t kHelloFrameBytesMax = 4096;
 static_assert(kHelloFrameBytesMax >= kApiKeyBytesMax + 4 * kClientNameBytesMax + 256);
 static_assert(kHelloFrameBytesMax <= kReadBufferBytesInitial);
 static_assert(kHelloFrameBytesMax <= kFrameBytesMaxDefault);
+// Every request but a Batch (Hello and the reads) is at most this long
+// (request_too_large otherwise): the longest carries two names of at most
+// 64 bytes. A read waiting behind its connection's own batch is kept as a
+// copy of its frame, so this also bounds those copies: 63 x 4 KiB.
+inline constexpr uint32_t kReadFrameBytesMax = 4096;
+static_assert(kReadFrameBytesMax >= kHelloFrameBytesMax);
 // The protocol version this build speaks (docs/protocol.md).
 inline constexpr uint32_t kProtocolVersion = 1;
 // A generated admin key: 32 random bytes, written as 64 hex digits.

@@ -112,6 +112,36 @@ TEST_F(Hostile, TruncatedFrameThenClose) {
   ExpectServerUnharmed();
 }
 
+// A read padded to 1 MiB (a valid BalanceQuery with an unused vector in
+// its buffer): reads are at most kReadFrameBytesMax, so a client cannot
+// park megabytes behind its own batch as reads waiting for it.
+TEST_F(Hostile, OversizeReadIsRefused) {
+  auto s = Authenticated();
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.CreateVector(std::vector<uint8_t>(1 << 20, 0x5a));  // referenced by nothing
+  const auto q = wire::CreateBalanceQueryDirect(fbb, "acme", "alice");
+  FinishRequest(fbb, 7, wire::RequestBody::BalanceQuery, q.Union());
+  ASSERT_GT(fbb.GetSize(), kReadFrameBytesMax);
+  ASSERT_TRUE(s->Send(fbb));
+  auto answer = s->ReadResponse();
+  ASSERT_TRUE(answer.has_value()) << server_->log();
+  EXPECT_EQ(answer->response->error(), wire::ConnError::request_too_large);
+  EXPECT_EQ(answer->response->request_id(), 7u);
+  EXPECT_TRUE(s->WaitForClose());
+  ExpectServerUnharmed();
+
+  // The same read unpadded is answered.
+  auto t = Authenticated();
+  flatbuffers::FlatBufferBuilder small;
+  const auto q2 = wire::CreateBalanceQueryDirect(small, "acme", "alice");
+  FinishRequest(small, 8, wire::RequestBody::BalanceQuery, q2.Union());
+  ASSERT_TRUE(t->Send(small));
+  answer = t->ReadResponse();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->response->error(), wire::ConnError::none);
+  EXPECT_EQ(answer->response->request_id(), 8u);
+}
+
 TEST_F(Hostile, LengthPrefixOfFourGiB) {
   RawSocket s(server_->port());
   const uint8_t header[4] = {0xff, 0xff, 0xff, 0xff};
