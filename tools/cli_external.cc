@@ -90,6 +90,12 @@ bool ReadRow(std::istream& in, Row* r) {
          ReadPod(in, &r->line) && ReadPod(in, &r->timestamp_ns) && ReadString(in, &r->status);
 }
 
+// At most this many sorted runs of one side are open at once (the file's
+// and the ledger's are merged side by side: twice this). Past it, runs are
+// first merged this many at a time into longer ones: a small --memory-rows
+// on a big file makes thousands of runs, more than a process may open.
+constexpr size_t kMergeWidth = 32;
+
 // Sorts rows in memory_rows runs, spilling each full run to a file in dir,
 // then hands them back merged, in Before order.
 class ExternalSorter {
@@ -110,16 +116,22 @@ class ExternalSorter {
       return absl::OkStatus();
     }
     if (!rows_.empty()) PL_RETURN_IF_ERROR(Spill());
-    for (const std::filesystem::path& path : runs_) {
-      auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
-      if (!*in) return absl::InternalError(StrCat("cannot reopen ", path.string()));
-      Source source{std::move(in), Row{}};
-      if (ReadRow(*source.in, &source.row)) {
-        sources_.push_back(std::move(source));
-        heap_.push(sources_.size() - 1);
-      }
+    // Merge passes: the oldest kMergeWidth runs become one, at the back.
+    while (runs_.size() > kMergeWidth) {
+      std::vector<std::filesystem::path> group(runs_.begin(), runs_.begin() + kMergeWidth);
+      runs_.erase(runs_.begin(), runs_.begin() + kMergeWidth);
+      PL_RETURN_IF_ERROR(OpenSources(group));
+      const std::filesystem::path path = NextRunPath();
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      Row row;
+      while (Next(&row)) WriteRow(out, row);
+      out.close();
+      if (!out) return RunNotWritten(path);
+      sources_.clear();
+      for (const std::filesystem::path& done : group) std::filesystem::remove(done);
+      runs_.push_back(path);
     }
-    return absl::OkStatus();
+    return OpenSources(runs_);
   }
 
   // The next row in order; false at the end.
@@ -149,16 +161,34 @@ class ExternalSorter {
     bool operator()(size_t a, size_t b) const { return Before(s->sources_[b].row, s->sources_[a].row); }
   };
 
+  // Opens each run and puts its first row on the heap (which is empty).
+  absl::Status OpenSources(const std::vector<std::filesystem::path>& runs) {
+    for (const std::filesystem::path& path : runs) {
+      auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
+      if (!*in) return absl::InternalError(StrCat("cannot reopen ", path.string()));
+      Source source{std::move(in), Row{}};
+      if (ReadRow(*source.in, &source.row)) {
+        sources_.push_back(std::move(source));
+        heap_.push(sources_.size() - 1);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  std::filesystem::path NextRunPath() { return dir_ / StrCat(name_, "-", run_count_++); }
+
+  static absl::Status RunNotWritten(const std::filesystem::path& path) {
+    return absl::ResourceExhaustedError(
+        StrCat("cannot write the sort run ", path.string(), " (is the temporary directory full?)"));
+  }
+
   absl::Status Spill() {
     std::sort(rows_.begin(), rows_.end(), Before);
-    const std::filesystem::path path = dir_ / StrCat(name_, "-", runs_.size());
+    const std::filesystem::path path = NextRunPath();
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     for (const Row& r : rows_) WriteRow(out, r);
     out.close();
-    if (!out) {
-      return absl::ResourceExhaustedError(
-          StrCat("cannot write the sort run ", path.string(), " (is the temporary directory full?)"));
-    }
+    if (!out) return RunNotWritten(path);
     runs_.push_back(path);
     rows_.clear();
     return absl::OkStatus();
@@ -170,6 +200,7 @@ class ExternalSorter {
   std::vector<Row> rows_;
   size_t next_ = 0;
   std::vector<std::filesystem::path> runs_;
+  size_t run_count_ = 0;  // names runs uniquely, merged ones included
   std::vector<Source> sources_;
   std::priority_queue<size_t, std::vector<size_t>, Later> heap_{Later{this}};
 };

@@ -572,6 +572,15 @@ TEST_F(ExternalE2E, SpillingToDiskGivesTheSameFindings) {
                   .out,
               all.out);
   }
+  // One row per run: ~300 runs each side, more than the 100 files this
+  // process may open, so they are merged in passes of kMergeWidth (32).
+  RunResult one_row_runs =
+      RunProcess({"/bin/sh", "-c", "ulimit -n 100 && exec \"$0\" \"$@\"", BinPath("pointledger"),
+                  "reconcile", "external", "--program", "bulk", "--csv", csv, "--json",
+                  "--memory-rows", "1", "--data", data_},
+                 dir_.path());
+  EXPECT_EQ(one_row_runs.exit_code, 1) << one_row_runs.err;
+  EXPECT_EQ(one_row_runs.out, all.out);
 }
 
 TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
