@@ -235,6 +235,35 @@ TEST(Server, PipelinedBigReadsTakeTurnsWithOtherConnections) {
       << kPages << " pages " << std::chrono::duration<double>(burst_took).count() << " s";
 }
 
+// Read your writes: a balance read sent right behind a batch on the same
+// connection, without waiting for the batch's answer, is answered after
+// that batch is committed. Were it answered at once (reads never wait for
+// the committer in general), it would overtake the commit, which takes an
+// fsync, and miss the earn.
+TEST(Server, AReadBehindItsConnectionsBatchSeesIt) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = server->AdminClient();
+  MustPost(*client, {ProgramCreate("acme")});
+  uint64_t expected = 0;
+  for (int i = 1; i <= 50; ++i) {
+    const ledger::Transaction t = Earn("acme", "alice", static_cast<uint64_t>(i), StrCat("ryw-", i));
+    absl::StatusOr<uint64_t> id = client->Send(std::span<const ledger::Transaction>(&t, 1));
+    ASSERT_TRUE(id.ok()) << id.status();
+    expected += static_cast<uint64_t>(i);
+    absl::StatusOr<std::optional<ledger::Balance>> b = client->GetBalance("acme", "alice");
+    ASSERT_TRUE(b.ok()) << b.status();
+    ASSERT_TRUE(b->has_value());
+    ASSERT_EQ((*b)->posted, expected) << "the read behind earn " << i << " did not see it";
+    absl::StatusOr<Client::BatchAnswer> answer = client->Receive();
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    EXPECT_EQ(answer->request_id, *id);
+    ASSERT_EQ(answer->results.size(), 1u);
+    EXPECT_EQ(answer->results[0].code, ledger::Code::kOk);
+  }
+}
+
 TEST(Server, PipelinedAnswersComeInOrder) {
   TempDir dir;
   // A small in-flight limit makes the server stop reading (backpressure)
