@@ -264,6 +264,28 @@ TEST(Server, AReadBehindItsConnectionsBatchSeesIt) {
   }
 }
 
+// Order across connections: a batch acknowledged before another
+// connection sends its own has the lower seq, whichever I/O thread each
+// connection lives on (the server has two by default).
+TEST(Server, AnAcknowledgedBatchPrecedesEveryBatchSentAfterIt) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int c = 0; c < 3; ++c) clients.push_back(server->AdminClient());
+  MustPost(*clients[0], {ProgramCreate("acme")});
+  uint64_t last_seq = 1;
+  for (int i = 0; i < 60; ++i) {
+    Client& client = *clients[static_cast<size_t>(i) % clients.size()];
+    std::vector<ledger::Result> r =
+        MustPost(client, {Earn("acme", StrCat("m", i % 4), 5, StrCat("order-", i))});
+    ASSERT_EQ(r.size(), 1u);
+    ASSERT_EQ(r[0].code, ledger::Code::kOk);
+    EXPECT_GT(r[0].seq, last_seq) << "batch " << i;
+    last_seq = r[0].seq;
+  }
+}
+
 TEST(Server, PipelinedAnswersComeInOrder) {
   TempDir dir;
   // A small in-flight limit makes the server stop reading (backpressure)
