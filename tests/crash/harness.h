@@ -33,6 +33,7 @@
 #include "ledger/ledger.h"
 #include "ledger/status.h"
 #include "net/client.h"
+#include "tests/common/temp_dir.h"
 
 #ifndef PL_BIN_DIR
 #define PL_BIN_DIR "build/bin"
@@ -77,22 +78,10 @@ inline void WriteFile(const std::string& path, const std::string& text) {
 }
 
 // A directory removed (with its contents) when the object goes.
-class TempDir {
+// Each test's own directory (tests/common/temp_dir.h).
+class TempDir : public ::pointledger::test::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "pl_crash_XXXXXX").string();
-    PL_CHECK(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : ::pointledger::test::TempDir("pl_crash") {}
 };
 
 // A child process with stdout and stderr in files (stderr may also be read

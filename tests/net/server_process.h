@@ -31,6 +31,7 @@
 #include "ledger/status.h"
 #include "net/client.h"
 #include "net/wire.h"
+#include "tests/common/temp_dir.h"
 
 #ifndef PL_BIN_DIR
 #define PL_BIN_DIR "build/bin"
@@ -39,22 +40,10 @@
 namespace pointledger::net::testing {
 
 // A directory removed (with its contents) when the object goes.
-class TempDir {
+// Each test's own directory (tests/common/temp_dir.h).
+class TempDir : public ::pointledger::test::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "pl_net_XXXXXX").string();
-    PL_CHECK(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : ::pointledger::test::TempDir("pl_net") {}
 };
 
 inline void WriteFile(const std::string& path, const std::string& text) {

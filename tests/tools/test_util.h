@@ -15,6 +15,7 @@
 #include "ledger/ledger.h"
 #include "tools/cli_read.h"
 #include "tools/cli_time.h"
+#include "tests/common/temp_dir.h"
 
 namespace pointledger::tools {
 
@@ -24,19 +25,10 @@ class FixedClock final : public ledger::Clock {
   int64_t now_ns = *ParseTime("2026-11-22T10:00:00Z");
 };
 
-// A fresh directory under /tmp, removed at the end.
-class TempDir {
+// Each test's own directory (tests/common/temp_dir.h).
+class TempDir : public ::pointledger::test::TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/pl_tools_test_XXXXXX";
-    PL_CHECK(mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : ::pointledger::test::TempDir("pl_tools_test") {}
 };
 
 inline std::unique_ptr<ledger::Ledger> OpenTestLedger(const std::string& dir, ledger::Clock* clock) {
