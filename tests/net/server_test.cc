@@ -37,6 +37,12 @@ std::vector<ledger::Result> MustPost(Client& client, std::vector<ledger::Transac
   return r.ok() ? *r : std::vector<ledger::Result>();
 }
 
+// The real server with `toml` as its config file (and DIR/data).
+std::unique_ptr<ServerProcess> StartWithConfig(const TempDir& dir, const std::string& toml) {
+  testing::WriteFile(dir.Sub("config.toml"), toml);
+  return ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+}
+
 uint64_t HeadSeq(Client& client) {
   absl::StatusOr<ledger::ChainHead> head = client.GetHead();
   EXPECT_TRUE(head.ok()) << head.status();
@@ -127,8 +133,7 @@ TEST(Server, EarnRedeemRoundTrip) {
 // answered all through it.
 TEST(Server, AnAuditDoesNotHoldUpOtherConnectionsOnItsIoThread) {
   TempDir dir;
-  testing::WriteFile(dir.Sub("config.toml"), "io_threads = 1\n");
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server = StartWithConfig(dir, "io_threads = 1\n");
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Client> auditor = server->AdminClient();
   std::unique_ptr<Client> terminal = server->AdminClient();
@@ -181,8 +186,7 @@ TEST(Server, AnAuditDoesNotHoldUpOtherConnectionsOnItsIoThread) {
 // other connection on it waited.
 TEST(Server, PipelinedBigReadsTakeTurnsWithOtherConnections) {
   TempDir dir;
-  testing::WriteFile(dir.Sub("config.toml"), "io_threads = 1\n");
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server = StartWithConfig(dir, "io_threads = 1\n");
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Client> good = server->AdminClient();
   MustPost(*good, {ProgramCreate("acme")});
@@ -290,8 +294,7 @@ TEST(Server, PipelinedAnswersComeInOrder) {
   TempDir dir;
   // A small in-flight limit makes the server stop reading (backpressure)
   // while the client still has requests to send.
-  testing::WriteFile(dir.Sub("config.toml"), "[limits]\ninflight_requests_max = 4\n");
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server = StartWithConfig(dir, "[limits]\ninflight_requests_max = 4\n");
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Client> client = server->AdminClient();
   MustPost(*client, {ProgramCreate("acme")});
@@ -377,8 +380,7 @@ std::string ThreeKeyConfig() {
 
 TEST(Server, PermissionDeniedByProgramAndByScope) {
   TempDir dir;
-  testing::WriteFile(dir.Sub("config.toml"), ThreeKeyConfig());
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server = StartWithConfig(dir, ThreeKeyConfig());
   ASSERT_NE(server, nullptr);
   auto admin = server->Connect("admin-key");
   auto pos = server->Connect("pos-key");
@@ -596,8 +598,7 @@ TEST(Server, SigtermKeepsEveryAcknowledgedTransaction) {
 
 TEST(Server, ConnectionsOverTheLimitGetServerBusy) {
   TempDir dir;
-  testing::WriteFile(dir.Sub("config.toml"), "[limits]\nconnections_max = 2\n");
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server = StartWithConfig(dir, "[limits]\nconnections_max = 2\n");
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Client> a = server->AdminClient();
   std::unique_ptr<Client> b = server->AdminClient();
@@ -619,8 +620,7 @@ TEST(Server, ConnectionsOverTheLimitGetServerBusy) {
 
 TEST(Server, IdleConnectionsAreClosed) {
   TempDir dir;
-  testing::WriteFile(dir.Sub("config.toml"), "[limits]\nidle_timeout_s = 1\n");
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server = StartWithConfig(dir, "[limits]\nidle_timeout_s = 1\n");
   ASSERT_NE(server, nullptr);
   testing::RawSocket idle(server->port());
   EXPECT_TRUE(idle.WaitForClose());
@@ -669,9 +669,8 @@ TEST(Server, Tls) {
                                " -addext subjectAltName=DNS:localhost >/dev/null 2>&1")
                             .c_str()),
             0);
-  testing::WriteFile(dir.Sub("config.toml"),
-                     StrCat("tls_cert = \"", cert, "\"\ntls_key = \"", key, "\"\n"));
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server =
+      StartWithConfig(dir, StrCat("tls_cert = \"", cert, "\"\ntls_key = \"", key, "\"\n"));
   ASSERT_NE(server, nullptr);
   EXPECT_NE(server->log().find(", TLS"), std::string::npos) << server->log();
 
@@ -703,8 +702,7 @@ TEST(Server, Tls) {
 // was committed before stays, and the server keeps answering.
 TEST(Server, FullMapAnswersServerBusy) {
   TempDir dir;
-  testing::WriteFile(dir.Sub("config.toml"), "map_size_mb = 1\n");
-  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
+  auto server = StartWithConfig(dir, "map_size_mb = 1\n");
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Client> client = server->AdminClient();
   MustPost(*client, {ProgramCreate("acme")});
