@@ -8,7 +8,7 @@
 // commit every live member's balance must be equal; every 1/64 of the run
 // (and at the end) a full check compares every account, every lot, every
 // partner statement, the chain head, stored transactions, and runs
-// TrialBalance and VerifyChain.
+// TrialBalance and VerifyChain; at the end, a full Audit.
 //
 // A failure prints PL_SEED=N; `PL_SEED=N pl_sim_tests` replays the run.
 // PL_SIM_SCALE=small (used under ASan) runs ~20,000 transactions instead of
@@ -2288,6 +2288,17 @@ void Sim::Run() {
   }
   ASSERT_NO_FATAL_FAILURE(Open());
   ASSERT_NO_FATAL_FAILURE(FullCheck());
+  // audit verify over the whole run: the chain, and every table (balances,
+  // lots, holds, ids, history, flows ...) and every effects entry rebuilt
+  // from seq 1 and compared with what the engine stored.
+  absl::StatusOr<AuditReport> audit = ledger_->Audit(nullptr);
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->head.seq, model_.last_seq());
+  for (const Discrepancy& d : audit->discrepancies) {
+    ADD_FAILURE() << "Audit: " << d.what << " " << d.where << " expected " << d.expected
+                  << " found " << d.found;
+  }
+  EXPECT_EQ(audit->discrepancy_count, 0u);
   std::fprintf(
       stderr,
       "sim: %llu transactions in %llu batches, %llu groups (%llu abandoned), %llu sweeps, "
