@@ -249,6 +249,7 @@ class ClientImpl final : public Client {
     out.state_map_used_bytes = s->state_map_used_bytes();
     out.state_map_size_bytes = s->state_map_size_bytes();
     out.duplicates = s->duplicates();
+    out.reports_running = s->reports_running();
     return out;
   }
 

@@ -93,6 +93,7 @@ class Client {
     uint64_t uptime_s = 0;
     std::vector<uint64_t> results_by_code;  // index: ledger::Code; first-time results
     uint64_t duplicates = 0;                // replays answered from the record
+    uint64_t reports_running = 0;           // reports being computed now
     uint64_t commit_p50_us = 0, commit_p99_us = 0, commit_max_us = 0;
     uint64_t group_p50 = 0, group_p99 = 0, group_max = 0;
     uint64_t log_map_used_bytes = 0, log_map_size_bytes = 0;

@@ -403,11 +403,13 @@ class ConnectionImpl final : public Connection,
   // thread and takes its slot, so answers stay in request order.
   void RunReport(size_t slot, std::span<const uint8_t> frame) {
     ++reports_pending_;
+    env_.counters->reports_running.fetch_add(1, std::memory_order_relaxed);
     asio::post(*env_.reports, [self = this->shared_from_this(), slot,
                                request = std::vector<uint8_t>(frame.begin(), frame.end())] {
       flatbuffers::FlatBufferBuilder fbb;
       self->env_.service->Read(*wire::GetSizePrefixedRequest(request.data()), *self->key_, &fbb);
       std::vector<uint8_t> answer(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+      self->env_.counters->reports_running.fetch_sub(1, std::memory_order_relaxed);
       asio::post(self->stream_.get_executor(), [self, slot, answer = std::move(answer)]() mutable {
         self->OnReportDone(slot, std::move(answer));
       });

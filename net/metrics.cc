@@ -181,6 +181,9 @@ std::string FormatMetrics(const ServerSnapshot& s) {
   Metric(&out, "pointledger_connections_refused_total", "counter",
          "Connections refused because connections_max was reached.");
   Value(&out, "pointledger_connections_refused_total", "", s.connections_refused);
+  Metric(&out, "pointledger_reports_running", "gauge",
+         "Statements, liability reports, trial balances and audits being computed or queued.");
+  Value(&out, "pointledger_reports_running", "", s.reports_running);
 
   const CommitterStats& c = s.committer;
   Metric(&out, "pointledger_commits_total", "counter", "Group commits (durable LMDB write transactions).");

@@ -274,6 +274,7 @@ absl::StatusOr<Service::Offset> Service::Stats(const ApiKey& key,
   b.add_state_map_used_bytes(map.state_used);
   b.add_state_map_size_bytes(map.state_size);
   b.add_duplicates(s.duplicates);
+  b.add_reports_running(snap.reports_running);
   b.add_commits(s.commits);
   b.add_batches(s.batches);
   b.add_transactions(s.transactions);
@@ -291,6 +292,7 @@ absl::StatusOr<ServerSnapshot> Service::Snapshot() const {
   out.connections_open = counters_->open.load(std::memory_order_relaxed);
   out.connections_accepted = counters_->accepted.load(std::memory_order_relaxed);
   out.connections_refused = counters_->refused.load(std::memory_order_relaxed);
+  out.reports_running = counters_->reports_running.load(std::memory_order_relaxed);
   out.committer = committer_->stats();
   PL_ASSIGN_OR_RETURN(out.map, ledger_->GetMapUsage());
   return out;

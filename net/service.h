@@ -23,6 +23,7 @@ struct ConnectionCounters {
   std::atomic<uint64_t> open{0};
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> refused{0};  // over connections_max
+  std::atomic<uint64_t> reports_running{0};  // on the report thread, or queued for it
 };
 
 // Everything `stats` and the metrics endpoint report, at one moment.
@@ -31,6 +32,7 @@ struct ServerSnapshot {
   uint64_t connections_open = 0;
   uint64_t connections_accepted = 0;
   uint64_t connections_refused = 0;  // over connections_max
+  uint64_t reports_running = 0;      // Service::IsReport requests not yet answered
   CommitterStats committer;
   ledger::Ledger::MapUsage map;
 };

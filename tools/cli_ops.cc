@@ -63,6 +63,7 @@ int RunStats(net::Client& client, const Output& o) {
   j["batches"] = s->batches;
   j["transactions"] = s->transactions;
   j["busy_batches"] = s->busy_batches;
+  j["reports_running"] = s->reports_running;
   nlohmann::ordered_json by_code = nlohmann::ordered_json::object();
   uint64_t committed = 0, rejected = 0;
   for (size_t c = 0; c < s->results_by_code.size() && c <= static_cast<size_t>(ledger::kCodeMax); ++c) {

@@ -239,6 +239,46 @@ TEST(Server, PipelinedBigReadsTakeTurnsWithOtherConnections) {
       << kPages << " pages " << std::chrono::duration<double>(burst_took).count() << " s";
 }
 
+// A graceful stop answers a report that is running, as it answers every
+// request it has read: the audit's answer arrives, then the server exits 0.
+TEST(Server, SigtermAnswersAReportInFlight) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> auditor = server->AdminClient();
+  std::unique_ptr<Client> watcher = server->AdminClient();
+  MustPost(*auditor, {ProgramCreate("acme")});
+  for (int b = 0; b < 3; ++b) {
+    std::vector<ledger::Transaction> batch;
+    for (int i = 0; i < 8190; ++i) {
+      batch.push_back(Earn("acme", StrCat("m", i % 5000), 10, StrCat("bulk-", b, "-", i)));
+    }
+    ASSERT_EQ(MustPost(*auditor, std::move(batch)).size(), 8190u);
+  }
+  absl::StatusOr<ledger::AuditReport> report = absl::UnknownError("not answered");
+  std::thread audit([&] { report = auditor->Audit(); });
+  // The stat says when the server has the audit in hand.
+  bool running = false;
+  for (int i = 0; i < 2000 && !running; ++i) {
+    absl::StatusOr<Client::ServerStats> stats = watcher->GetStats();
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    running = stats->reports_running == 1;
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!running) {
+    // It takes about a second; polled every millisecond, it is seen
+    // running unless reports_running is wrong.
+    audit.join();
+    FAIL() << "reports_running never showed the audit";
+  }
+  watcher.reset();
+  EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
+  audit.join();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->discrepancy_count, 0u);
+  EXPECT_EQ(report->head.seq, 1u + 3 * 8190);
+}
+
 // Read your writes: a balance read sent right behind a batch on the same
 // connection, without waiting for the batch's answer, is answered after
 // that batch is committed. Were it answered at once (reads never wait for

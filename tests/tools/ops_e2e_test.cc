@@ -145,6 +145,8 @@ TEST_F(OpsE2E, MetricsEndpointServesTheSameFiguresAsStats) {
   EXPECT_EQ(m.at("pointledger_results_total{code=\"insufficient_points\"}"), 1u) << body;
   EXPECT_EQ(m.at("pointledger_results_total{code=\"program_not_found\"}"), 0u) << body;
   EXPECT_EQ(m.at("pointledger_duplicates_total"), 0u);
+  EXPECT_EQ(m.at("pointledger_reports_running"), 0u);  // none asked for
+  EXPECT_EQ(s["reports_running"], 0) << s.dump();
   EXPECT_EQ(m.at("pointledger_transactions_total"), s["transactions"].get<uint64_t>());
   EXPECT_EQ(m.at("pointledger_commits_total"), s["commits"].get<uint64_t>());
   EXPECT_EQ(m.at("pointledger_map_size_bytes{env=\"log\"}"), s["log_map_size_bytes"].get<uint64_t>());
