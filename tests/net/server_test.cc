@@ -43,6 +43,16 @@ std::unique_ptr<ServerProcess> StartWithConfig(const TempDir& dir, const std::st
   return ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")});
 }
 
+// n earns of 10 points to acme's members m0 .. m<members - 1>, in one batch:
+// history for a report to chew on.
+void PostEarns(Client& client, int n, int members) {
+  std::vector<ledger::Transaction> batch;
+  for (int i = 0; i < n; ++i) {
+    batch.push_back(Earn("acme", StrCat("m", i % members), 10, StrCat("bulk-", i)));
+  }
+  ASSERT_EQ(MustPost(client, std::move(batch)).size(), static_cast<size_t>(n));
+}
+
 uint64_t HeadSeq(Client& client) {
   absl::StatusOr<ledger::ChainHead> head = client.GetHead();
   EXPECT_TRUE(head.ok()) << head.status();
@@ -140,11 +150,7 @@ TEST(Server, AnAuditDoesNotHoldUpOtherConnectionsOnItsIoThread) {
   MustPost(*auditor, {ProgramCreate("acme")});
   // Enough history that the audit's rebuild takes a while (~0.3 s in a
   // Release build, seconds under sanitizers, within the client's 20 s).
-  std::vector<ledger::Transaction> batch;
-  for (int i = 0; i < 8190; ++i) {
-    batch.push_back(Earn("acme", StrCat("m", i % 4000), 10, StrCat("bulk-", i)));
-  }
-  ASSERT_EQ(MustPost(*auditor, std::move(batch)).size(), 8190u);
+  ASSERT_NO_FATAL_FAILURE(PostEarns(*auditor, 8190, 4000));
 
   using Clock = std::chrono::steady_clock;
   std::atomic<bool> audit_done{false};
@@ -248,11 +254,7 @@ TEST(Server, SigtermAnswersAReportInFlight) {
   std::unique_ptr<Client> auditor = server->AdminClient();
   std::unique_ptr<Client> watcher = server->AdminClient();
   MustPost(*auditor, {ProgramCreate("acme")});
-  std::vector<ledger::Transaction> batch;
-  for (int i = 0; i < 3000; ++i) {
-    batch.push_back(Earn("acme", StrCat("m", i % 1000), 10, StrCat("bulk-", i)));
-  }
-  ASSERT_EQ(MustPost(*auditor, std::move(batch)).size(), 3000u);
+  ASSERT_NO_FATAL_FAILURE(PostEarns(*auditor, 3000, 1000));
   absl::StatusOr<ledger::AuditReport> report = absl::UnknownError("not answered");
   std::thread audit([&] { report = auditor->Audit(); });
   // The stat says when the server has the audit in hand.
