@@ -167,8 +167,8 @@ std::string DeadlineKey(int64_t deadline_ns, const Id& hold) {
 
 }  // namespace
 
-Applier::Applier(const lmdb::Env& log_env, View& view, Clock* clock, const ChainHead& head)
-    : log_env_(log_env), view_(view), clock_(clock), head_(head) {
+Applier::Applier(View& view, Clock* clock, const ChainHead& head)
+    : view_(view), clock_(clock), head_(head) {
   ctx_.postings.reserve(4);
 }
 
@@ -177,12 +177,11 @@ int64_t Applier::NextTimestamp() const {
 }
 
 // ---------------------------------------------------------------------------
-// Batches and chains. Each level is a nested LMDB transaction of the log
-// environment paired with a savepoint of the MemTable: both roll back
-// together.
+// Batches and chains. Each level is a savepoint of the MemTable, whose
+// pending writes include the log entries the group commit will write.
 
-absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> batch,
-                                 const Auth& auth, std::vector<Result>* results) {
+absl::Status Applier::ApplyBatch(std::span<const Transaction> batch, const Auth& auth,
+                                 std::vector<Result>* results) {
   PL_CHECK(!batch.empty() && batch.size() <= kBatchTransactionsMax);
   results->assign(batch.size(), Result{});
   // A batch that ends inside a chain: that chain is refused as a whole.
@@ -193,9 +192,7 @@ absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> b
   }
   const ChainHead saved_head = head_;
   const uint64_t saved_recorded = recorded_;
-  const size_t mark = view_.active()->Savepoint();
-  PL_ASSIGN_OR_RETURN(lmdb::Txn batch_txn, lmdb::Txn::BeginWrite(log_env_, &root));
-  view_.set_log_txn(&batch_txn);
+  const MemTable::Mark mark = view_.active()->Savepoint();
   absl::Status status;
   for (size_t i = 0; i < open_from && status.ok();) {
     size_t end = i;
@@ -205,16 +202,17 @@ absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> b
       if (r.ok()) (*results)[i] = *std::move(r);
       status = r.status();
     } else {
-      status = ApplyChain(batch_txn, batch.subspan(i, end - i + 1), auth,
+      status = ApplyChain(batch.subspan(i, end - i + 1), auth,
                           std::span<Result>(*results).subspan(i, end - i + 1));
     }
     i = end + 1;
   }
   for (size_t i = open_from; i < batch.size(); ++i) (*results)[i].code = Code::kLinkedChainOpen;
-  if (status.ok()) status = batch_txn.Commit();
-  view_.set_log_txn(&root);
+  if (status.ok() && view_.active()->pending_log().lmdb_bytes() > log_bytes_limit_) {
+    status = absl::ResourceExhaustedError(
+        "the log environment is full: its map (map_size) cannot take this batch");
+  }
   if (!status.ok()) {
-    batch_txn.Abort();
     view_.active()->RollbackTo(mark);
     head_ = saved_head;
     recorded_ = saved_recorded;
@@ -223,36 +221,25 @@ absl::Status Applier::ApplyBatch(lmdb::Txn& root, std::span<const Transaction> b
   return status;
 }
 
-absl::Status Applier::ApplyChain(lmdb::Txn& parent, std::span<const Transaction> chain,
-                                 const Auth& auth, std::span<Result> results) {
+absl::Status Applier::ApplyChain(std::span<const Transaction> chain, const Auth& auth,
+                                 std::span<Result> results) {
   const ChainHead saved_head = head_;
   const uint64_t saved_recorded = recorded_;
-  const size_t mark = view_.active()->Savepoint();
-  PL_ASSIGN_OR_RETURN(lmdb::Txn chain_txn, lmdb::Txn::BeginWrite(log_env_, &parent));
-  view_.set_log_txn(&chain_txn);
+  const MemTable::Mark mark = view_.active()->Savepoint();
   size_t failed = chain.size();
   for (size_t k = 0; k < chain.size(); ++k) {
     absl::StatusOr<Result> r = ApplyOne(chain[k], auth);
-    if (!r.ok()) {
-      view_.set_log_txn(&parent);
-      return r.status();  // the caller rolls the whole batch back
-    }
+    if (!r.ok()) return r.status();  // the caller rolls the whole batch back
     results[k] = *std::move(r);
     if (results[k].code != Code::kOk) {
       failed = k;
       break;
     }
   }
-  if (failed == chain.size()) {
-    absl::Status s = chain_txn.Commit();
-    view_.set_log_txn(&parent);
-    return s;
-  }
+  if (failed == chain.size()) return absl::OkStatus();
   // Roll the chain back; the failing member keeps its code, the others
   // report linked_event_failed. A freshly recorded rejection is recorded
   // again outside the chain, so the id keeps its outcome (SPEC §3).
-  chain_txn.Abort();
-  view_.set_log_txn(&parent);
   view_.active()->RollbackTo(mark);
   head_ = saved_head;
   recorded_ = saved_recorded;
@@ -373,7 +360,7 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
               std::string_view(scratch_).substr(32)});
   std::memcpy(scratch_.data(), hash.data(), hash.size());
 
-  PL_RETURN_IF_ERROR(view_.Put(dbs_.log, BeU64Key(rec.seq), scratch_, MDB_APPEND));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.log, BeU64Key(rec.seq), scratch_));
   std::string seq_value;
   ByteWriter(&seq_value).U64(rec.seq);
   PL_RETURN_IF_ERROR(view_.Put(dbs_.ids, IdView(tx.id), seq_value));

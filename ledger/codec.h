@@ -80,6 +80,13 @@ class ByteReader {
     pos_ += n;
     return s;
   }
+  // The next n bytes as they are.
+  std::string_view Bytes(size_t n) {
+    if (!Need(n)) return {};
+    std::string_view s = in_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
   bool ok() const { return ok_; }
   bool done() const { return ok_ && pos_ == in_.size(); }
   size_t position() const { return pos_; }

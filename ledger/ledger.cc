@@ -16,6 +16,7 @@
 
 #include "ledger/limits.h"
 #include "ledger/store.h"
+#include "ledger/wal.h"
 
 namespace pointledger::ledger {
 
@@ -120,6 +121,8 @@ class Snapshot {
 
   std::optional<lmdb::Txn> state_txn;
   std::optional<lmdb::Txn> log_txn;
+  uint64_t checkpoint_seq = 0;  // of state_txn
+  LogChunks tail;               // the log past log_txn's
   std::unique_ptr<MemTable> own;
   absl::Mutex* locked = nullptr;
   std::optional<View> view;
@@ -131,8 +134,7 @@ namespace {
 // holds) up to `to_seq` into the view's MemTable, publishing as it goes so
 // the undo log stays small. Returns the head after the last record. On a
 // mismatch, *failed_seq (if given) names the record.
-absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock* clock,
-                                    uint64_t from_seq,
+absl::StatusOr<ChainHead> ReplayLog(View& view, Clock* clock, uint64_t from_seq,
                                     uint64_t to_seq = std::numeric_limits<uint64_t>::max(),
                                     const Progress& progress = nullptr,
                                     uint64_t* failed_seq = nullptr) {
@@ -143,7 +145,7 @@ absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock*
     if (!rec) return absl::DataLossError(StrCat("log: checkpoint seq ", from_seq, " missing"));
     head = ChainHead{rec->seq, rec->timestamp_ns, rec->hash};
   }
-  Applier applier(log_env, view, clock, head);
+  Applier applier(view, clock, head);
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view, dbs.log));
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(BeU64Key(from_seq + 1)));
   // The stored effects, walked in step: the View checks each entry the
@@ -191,12 +193,50 @@ absl::StatusOr<ChainHead> ReplayLog(const lmdb::Env& log_env, View& view, Clock*
   return applier.head();
 }
 
+// The last seq in the log environment (0: none).
+absl::StatusOr<uint64_t> LastLogSeq(const lmdb::Txn& log_txn, const Handles& handles) {
+  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(log_txn, handles.dbi[Dbs().log]));
+  PL_ASSIGN_OR_RETURN(bool found, cursor.Last());
+  if (!found) return uint64_t{0};
+  ByteReader r(cursor.key());
+  const uint64_t seq = r.BeU64();
+  if (!r.done()) return absl::DataLossError("log: a malformed key");
+  return seq;
+}
+
+// Appends the chunks' entries past after_seq to a log environment.
+absl::Status AppendLog(lmdb::Txn& txn, const Handles& handles, const LogChunks& chunks,
+                       uint64_t after_seq) {
+  for (const Table t : {Dbs().log, Dbs().effects}) {
+    for (const auto& chunk : chunks) {
+      for (const LogChunk::Ref& r : chunk->refs(t)) {
+        if (r.seq <= after_seq) continue;
+        PL_RETURN_IF_ERROR(txn.Put(handles.dbi[t], BeU64Key(r.seq), chunk->value(r), MDB_APPEND));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+uint64_t LmdbBytes(const LogChunks& chunks) {
+  uint64_t n = 0;
+  for (const auto& c : chunks) n += c->lmdb_bytes();
+  return n;
+}
+
 }  // namespace
 
 struct Ledger::Rep {
   Options options;
   lmdb::Env log_env;
   lmdb::Env state_env;
+  std::unique_ptr<Wal> wal;  // null when read-only
+  std::string wal_dir;
+  // Read-only: follows the writer's write-ahead log.
+  absl::Mutex wal_reader_mu;
+  std::unique_ptr<WalReader> wal_reader ABSL_GUARDED_BY(wal_reader_mu);
+  // What the log chunks not yet in the log environment will take there.
+  std::atomic<uint64_t> tail_lmdb_bytes{0};
   Handles handles;
   Clock* clock = nullptr;
   ChainHead head;  // committed head; touched only by the (single) writer
@@ -219,6 +259,10 @@ struct Ledger::Rep {
   std::chrono::steady_clock::time_point last_freeze = std::chrono::steady_clock::now();
 
   absl::StatusOr<std::unique_ptr<Snapshot>> Read(Snapshot::Mode mode);
+  // Fills a snapshot's log_txn and tail (and, with_state, its state_txn
+  // and checkpoint_seq): the log environment's snapshot and the log past
+  // it, from the MemTables or, read-only, from the write-ahead log.
+  absl::Status BeginScan(Snapshot* snap, bool with_state);
   absl::Status WriteCheckpoint(const MemTable::Map& map, uint64_t seq);
   void CheckpointLoop();
   // Frees the reader slots of dead processes in both environments.
@@ -229,16 +273,47 @@ struct Ledger::Rep {
   void WaitForCheckpoint();
 };
 
+absl::Status Ledger::Rep::BeginScan(Snapshot* snap, bool with_state) {
+  // State before log: the log always reaches at least the checkpoint.
+  if (!options.read_only) {
+    // Under the lock: a checkpoint drops the frozen map (and its log
+    // chunks) only after both of its commits, so the three fit together.
+    absl::ReaderMutexLock lock(&active.mutex());
+    if (with_state) {
+      PL_ASSIGN_OR_RETURN(snap->state_txn, lmdb::Txn::BeginRead(state_env));
+      PL_ASSIGN_OR_RETURN(snap->checkpoint_seq, ReadCheckpointSeq(*snap->state_txn, handles));
+    }
+    PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
+    snap->tail.clear();
+    if (frozen != nullptr) snap->tail = frozen->log;
+    snap->tail.insert(snap->tail.end(), active.map().log.begin(), active.map().log.end());
+    return absl::OkStatus();
+  }
+  // Another process writes: its checkpoint may move entries from the
+  // write-ahead log to the log environment between our two reads; then
+  // the write-ahead log no longer continues our snapshot, and we read again.
+  for (int attempt = 1;; ++attempt) {
+    if (with_state) {
+      PL_ASSIGN_OR_RETURN(snap->state_txn, lmdb::Txn::BeginRead(state_env));
+      PL_ASSIGN_OR_RETURN(snap->checkpoint_seq, ReadCheckpointSeq(*snap->state_txn, handles));
+    }
+    PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
+    PL_ASSIGN_OR_RETURN(const uint64_t log_seq, LastLogSeq(*snap->log_txn, handles));
+    absl::StatusOr<LogChunks> tail;
+    {
+      absl::MutexLock lock(&wal_reader_mu);
+      if (wal_reader == nullptr) wal_reader = std::make_unique<WalReader>(wal_dir);
+      tail = wal_reader->Read(log_seq);
+    }
+    if (absl::IsAborted(tail.status()) && attempt < 20) continue;
+    PL_RETURN_IF_ERROR(tail.status());
+    snap->tail = *std::move(tail);
+    return absl::OkStatus();
+  }
+}
+
 absl::StatusOr<std::unique_ptr<Snapshot>> Ledger::Rep::Read(Snapshot::Mode mode) {
   auto snap = std::make_unique<Snapshot>();
-  if (mode == Snapshot::Mode::kLogOnly) {
-    PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
-    View::Layers layers;
-    layers.handles = &handles;
-    layers.log_txn = &*snap->log_txn;
-    snap->view.emplace(std::move(layers));
-    return snap;
-  }
   if (mode == Snapshot::Mode::kPoint && !options.read_only) {
     active.mutex().ReaderLock();
     snap->locked = &active.mutex();
@@ -253,11 +328,18 @@ absl::StatusOr<std::unique_ptr<Snapshot>> Ledger::Rep::Read(Snapshot::Mode mode)
                                     .frozen = frozen});
     return snap;
   }
-  // State before log: the log always reaches at least the checkpoint.
-  PL_ASSIGN_OR_RETURN(snap->state_txn, lmdb::Txn::BeginRead(state_env));
-  PL_ASSIGN_OR_RETURN(const uint64_t checkpoint_seq, ReadCheckpointSeq(*snap->state_txn, handles));
-  PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
+  const bool log_only = mode == Snapshot::Mode::kLogOnly;
+  PL_RETURN_IF_ERROR(BeginScan(snap.get(), /*with_state=*/!log_only));
   snap->own = std::make_unique<MemTable>(/*order_all=*/true);
+  snap->own->AddLog(snap->tail);
+  if (log_only) {
+    snap->view.emplace(View::Layers{.handles = &handles,
+                                    .log_txn = &*snap->log_txn,
+                                    .state_txn = nullptr,
+                                    .active = snap->own.get(),
+                                    .frozen = nullptr});
+    return snap;
+  }
   snap->view.emplace(View::Layers{.handles = &handles,
                                   .log_txn = &*snap->log_txn,
                                   .state_txn = &*snap->state_txn,
@@ -265,11 +347,24 @@ absl::StatusOr<std::unique_ptr<Snapshot>> Ledger::Rep::Read(Snapshot::Mode mode)
                                   .frozen = nullptr,
                                   .writer = true,
                                   .replaying = true});
-  PL_RETURN_IF_ERROR(ReplayLog(log_env, *snap->view, clock, checkpoint_seq).status());
+  PL_RETURN_IF_ERROR(ReplayLog(*snap->view, clock, snap->checkpoint_seq).status());
   return snap;
 }
 
 absl::Status Ledger::Rep::WriteCheckpoint(const MemTable::Map& map, uint64_t seq) {
+  // The log first, so that the log environment always reaches the state
+  // environment's checkpoint. Appends in seq order touch few pages. A
+  // retry after the state's commit failed finds the log written already.
+  if (!map.log.empty()) {
+    PL_ASSIGN_OR_RETURN(lmdb::Txn log_txn, lmdb::Txn::BeginWrite(log_env, nullptr));
+    PL_ASSIGN_OR_RETURN(const uint64_t log_seq, LastLogSeq(log_txn, handles));
+    if (log_seq < map.log.back()->last_seq()) {
+      PL_RETURN_IF_ERROR(AppendLog(log_txn, handles, map.log, log_seq));
+      PL_RETURN_IF_ERROR(log_txn.Commit());
+      tail_lmdb_bytes.fetch_sub(std::min(tail_lmdb_bytes.load(), LmdbBytes(map.log)));
+    }
+    wal->Release(map.log.back()->last_seq());
+  }
   PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(state_env, nullptr));
   // In key order: each B+tree page is written once per checkpoint. Not
   // every table keeps `order`, so sort here, off the writer's thread.
@@ -388,23 +483,23 @@ void Ledger::Rep::WaitForCheckpoint() {
 
 struct Ledger::Writer::Rep {
   Ledger::Rep* ledger = nullptr;
-  lmdb::Txn root;       // the log environment's write transaction
+  lmdb::Txn log_txn;    // the checkpointed log, read-only
   lmdb::Txn state_txn;  // the checkpointed state, read-only
   std::shared_ptr<const MemTable::Map> frozen;
   View view;
   Applier applier;
   Rep(Ledger::Rep* l, lmdb::Txn log, lmdb::Txn state, std::shared_ptr<const MemTable::Map> f)
       : ledger(l),
-        root(std::move(log)),
+        log_txn(std::move(log)),
         state_txn(std::move(state)),
         frozen(std::move(f)),
         view(View::Layers{.handles = &l->handles,
-                          .log_txn = &root,
+                          .log_txn = &log_txn,
                           .state_txn = &state_txn,
                           .active = &l->active,
                           .frozen = frozen,
                           .writer = true}),
-        applier(l->log_env, view, l->clock, l->head) {}
+        applier(view, l->clock, l->head) {}
 };
 
 Ledger::Ledger(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
@@ -465,16 +560,29 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     PL_RETURN_IF_ERROR(log_txn.Commit());  // keeps the dbi handles open
     PL_RETURN_IF_ERROR(state_txn.Commit());
   }
+  rep->wal_dir = (dir / "wal").string();
   if (options.read_only) {
     PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep->Read(Snapshot::Mode::kLogOnly));
     PL_ASSIGN_OR_RETURN(rep->head, ReadHead(*snap->view, Dbs()));
     return std::unique_ptr<Ledger>(new Ledger(std::move(rep)));
   }
-  // Recovery: the state is the last checkpoint plus the log past it.
+  // Recovery: the log is the log environment plus the write-ahead log past
+  // it; the state is the last checkpoint plus the log past that.
   {
     PL_ASSIGN_OR_RETURN(lmdb::Txn state_txn, lmdb::Txn::BeginRead(rep->state_env));
     PL_ASSIGN_OR_RETURN(const uint64_t checkpoint_seq, ReadCheckpointSeq(state_txn, rep->handles));
     PL_ASSIGN_OR_RETURN(lmdb::Txn log_txn, lmdb::Txn::BeginRead(rep->log_env));
+    PL_ASSIGN_OR_RETURN(const uint64_t log_seq, LastLogSeq(log_txn, rep->handles));
+    if (log_seq < checkpoint_seq) {
+      return absl::DataLossError(StrCat("the log environment ends at seq ", log_seq,
+                                        ", before the state's checkpoint at seq ", checkpoint_seq));
+    }
+    LogChunks recovered;
+    PL_ASSIGN_OR_RETURN(rep->wal, Wal::Open({.dir = rep->wal_dir,
+                                             .segment_bytes_max = options.wal_segment_bytes},
+                                            log_seq, &recovered));
+    rep->active.AddLog(recovered);
+    rep->tail_lmdb_bytes = LmdbBytes(recovered);
     View view(View::Layers{.handles = &rep->handles,
                            .log_txn = &log_txn,
                            .state_txn = &state_txn,
@@ -482,7 +590,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
                            .frozen = nullptr,
                            .writer = true,
                            .replaying = true});
-    PL_ASSIGN_OR_RETURN(rep->head, ReplayLog(rep->log_env, view, rep->clock, checkpoint_seq));
+    PL_ASSIGN_OR_RETURN(rep->head, ReplayLog(view, rep->clock, checkpoint_seq));
   }
   Rep* r = rep.get();
   r->checkpointer = std::thread([r] { r->CheckpointLoop(); });
@@ -505,8 +613,7 @@ Ledger::Writer::Writer(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 Ledger::Writer::Writer(Writer&&) noexcept = default;
 Ledger::Writer::~Writer() {
   if (rep_ != nullptr) {
-    rep_->root.Abort();
-    rep_->ledger->active.RollbackTo(0);
+    rep_->ledger->active.RollbackTo({});
     rep_->ledger->writer_active.store(false);
   }
 }
@@ -514,23 +621,34 @@ Ledger::Writer::~Writer() {
 absl::StatusOr<Ledger::Writer> Ledger::BeginWrite() {
   PL_CHECK(!rep_->options.read_only);
   PL_CHECK(!rep_->writer_active.exchange(true));
-  PL_CHECK(rep_->active.Savepoint() == 0);
+  PL_CHECK(!rep_->active.pending());
   auto fail = [&](absl::Status s) {
     rep_->writer_active.store(false);
     return s;
   };
-  absl::StatusOr<lmdb::Txn> log = lmdb::Txn::BeginWrite(rep_->log_env, nullptr);
-  if (!log.ok()) return fail(log.status());
   std::shared_ptr<const MemTable::Map> frozen;
   absl::StatusOr<lmdb::Txn> state;
+  absl::StatusOr<lmdb::Txn> log;
   {
     absl::ReaderMutexLock lock(&rep_->active.mutex());
     state = lmdb::Txn::BeginRead(rep_->state_env);
+    log = lmdb::Txn::BeginRead(rep_->log_env);
     frozen = rep_->frozen;
   }
   if (!state.ok()) return fail(state.status());
-  return Writer(std::make_unique<Writer::Rep>(rep_.get(), *std::move(log), *std::move(state),
+  if (!log.ok()) return fail(log.status());
+  // The log environment is written by checkpoints, but what it will have
+  // to take is known now: a batch that would not fit there is refused
+  // (ResourceExhausted), as when the log environment took every commit.
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> usage = rep_->log_env.MapUsage();
+  if (!usage.ok()) return fail(usage.status());
+  const auto [used, size] = *usage;
+  const uint64_t room = size / 10 * 9;
+  const uint64_t taken = used + rep_->tail_lmdb_bytes.load();
+  Writer writer(std::make_unique<Writer::Rep>(rep_.get(), *std::move(log), *std::move(state),
                                               std::move(frozen)));
+  writer.rep_->applier.set_log_bytes_limit(room > taken ? room - taken : 0);
+  return writer;
 }
 
 absl::Status Ledger::Writer::Apply(std::span<const Transaction> batch, const Auth& auth,
@@ -539,14 +657,20 @@ absl::Status Ledger::Writer::Apply(std::span<const Transaction> batch, const Aut
   if (batch.empty() || batch.size() > kBatchTransactionsMax) {
     return absl::InvalidArgumentError("batch size out of range");
   }
-  return rep_->applier.ApplyBatch(rep_->root, batch, auth, results);
+  return rep_->applier.ApplyBatch(batch, auth, results);
 }
 
 absl::Status Ledger::Writer::Commit() && {
   PL_CHECK(rep_ != nullptr);
   std::unique_ptr<Rep> rep = std::move(rep_);
   Ledger::Rep* ledger = rep->ledger;
-  absl::Status status = rep->root.Commit();
+  // Durable once the write-ahead log has it; then readers may see it.
+  const LogChunk& log = ledger->active.pending_log();
+  absl::Status status;
+  if (!log.empty()) {
+    status = ledger->wal->Append(log);
+    if (status.ok()) ledger->tail_lmdb_bytes += log.lmdb_bytes();
+  }
   if (status.ok()) {
     ledger->active.Publish();
     ledger->head = rep->applier.head();
@@ -557,7 +681,7 @@ absl::Status Ledger::Writer::Commit() && {
     rep.reset();
     ledger->MaybeFreeze(/*force=*/false);
   } else {
-    ledger->active.RollbackTo(0);
+    ledger->active.RollbackTo({});
   }
   ledger->writer_active.store(false);
   return status;
@@ -831,14 +955,17 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
     if (report.first_bad_seq == 0 && d.seq != 0) report.first_bad_seq = d.seq;
     if (report.discrepancies.size() < kAuditListedMax) report.discrepancies.push_back(std::move(d));
   };
-  // One snapshot for all of it; state before log, as in Rep::Read.
-  PL_ASSIGN_OR_RETURN(lmdb::Txn state_txn, lmdb::Txn::BeginRead(rep_->state_env));
-  PL_ASSIGN_OR_RETURN(const uint64_t checkpoint_seq, ReadCheckpointSeq(state_txn, rep_->handles));
-  PL_ASSIGN_OR_RETURN(lmdb::Txn log_txn, lmdb::Txn::BeginRead(rep_->log_env));
-  View::Layers log_layers;
-  log_layers.handles = &rep_->handles;
-  log_layers.log_txn = &log_txn;
-  const View log_view(std::move(log_layers));
+  // One snapshot for all of it; each replay gets the log past the log
+  // environment in a MemTable of its own.
+  Snapshot snap;
+  PL_RETURN_IF_ERROR(rep_->BeginScan(&snap, /*with_state=*/true));
+  const lmdb::Txn& log_txn = *snap.log_txn;
+  const lmdb::Txn& state_txn = *snap.state_txn;
+  const uint64_t checkpoint_seq = snap.checkpoint_seq;
+  MemTable log_mem(/*order_all=*/true);
+  log_mem.AddLog(snap.tail);
+  const View log_view(View::Layers{
+      .handles = &rep_->handles, .log_txn = &log_txn, .state_txn = nullptr, .active = &log_mem, .frozen = nullptr});
 
   // 1. The chain. Past a broken link nothing can be trusted: stop there
   // (reporting the stored head, if its record still parses).
@@ -855,6 +982,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
          std::string(s.message()), seq});
   };
   MemTable stored_mem(/*order_all=*/true);
+  stored_mem.AddLog(snap.tail);
   View stored(View::Layers{.handles = &rep_->handles,
                            .log_txn = &log_txn,
                            .state_txn = &state_txn,
@@ -863,7 +991,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
                            .writer = true,
                            .replaying = true});
   uint64_t failed = 0;
-  if (absl::StatusOr<ChainHead> h = ReplayLog(rep_->log_env, stored, rep_->clock, checkpoint_seq,
+  if (absl::StatusOr<ChainHead> h = ReplayLog(stored, rep_->clock, checkpoint_seq,
                                               report.head.seq, nullptr, &failed);
       !h.ok()) {
     if (!absl::IsDataLoss(h.status())) return h.status();
@@ -873,6 +1001,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
 
   // 3. The state rebuilt from seq 1, compared with the stored one.
   MemTable rebuilt_mem(/*order_all=*/true);
+  rebuilt_mem.AddLog(snap.tail);
   View rebuilt(View::Layers{.handles = &rep_->handles,
                             .log_txn = &log_txn,
                             .state_txn = nullptr,
@@ -880,7 +1009,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
                             .frozen = nullptr,
                             .writer = true,
                             .replaying = true});
-  if (absl::StatusOr<ChainHead> h = ReplayLog(rep_->log_env, rebuilt, rep_->clock, 0,
+  if (absl::StatusOr<ChainHead> h = ReplayLog(rebuilt, rep_->clock, 0,
                                               report.head.seq, progress, &failed);
       !h.ok()) {
     if (!absl::IsDataLoss(h.status())) return h.status();
@@ -904,6 +1033,7 @@ absl::StatusOr<Liability> Ledger::LiabilityReport(std::string_view program, int6
   }
   // The state at as_of is not stored anywhere: rebuild it from the log.
   MemTable mem(/*order_all=*/true);
+  mem.AddLog(snap->tail);
   View at(View::Layers{.handles = &rep_->handles,
                        .log_txn = &*snap->log_txn,
                        .state_txn = nullptr,
@@ -911,7 +1041,7 @@ absl::StatusOr<Liability> Ledger::LiabilityReport(std::string_view program, int6
                        .frozen = nullptr,
                        .writer = true,
                        .replaying = true});
-  PL_RETURN_IF_ERROR(ReplayLog(rep_->log_env, at, rep_->clock, 0, as_of_seq).status());
+  PL_RETURN_IF_ERROR(ReplayLog(at, rep_->clock, 0, as_of_seq).status());
   return LiabilityIn(at, current, Dbs(), program, from_ns, to_ns, as_of_ns, as_of_seq);
 }
 
@@ -954,6 +1084,11 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     return absl::FailedPreconditionError(
         StrCat(to_dir, " exists and is not empty: a backup goes into a new directory"));
   }
+  // The log not yet checkpointed, taken first: whatever the copies below
+  // hold, they hold at least the log environment this tail continues.
+  Snapshot snap;
+  PL_RETURN_IF_ERROR(rep_->BeginScan(&snap, /*with_state=*/false));
+  snap.log_txn.reset();
   // State before log, as every reader does: the log copy then reaches at
   // least the checkpoint the state copy holds.
   for (const auto& [env, name] : {std::pair{&rep_->state_env, "state"}, std::pair{&rep_->log_env, "log"}}) {
@@ -963,6 +1098,21 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
       return absl::InternalError(StrCat("copying the ", name, " environment to ", (to / name).string(),
                                         ": ", mdb_strerror(rc)));
     }
+  }
+  // The copy's log environment takes the tail, so the backup needs no
+  // write-ahead log.
+  if (!snap.tail.empty()) {
+    PL_ASSIGN_OR_RETURN(lmdb::Env env, lmdb::Env::Open({.dir = (to / "log").string(),
+                                                       .map_size_bytes = rep_->options.map_size_bytes}));
+    PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(env, nullptr));
+    PL_ASSIGN_OR_RETURN(const MDB_dbi log_dbi, lmdb::OpenDbi(txn, TableName(Dbs().log), false));
+    PL_ASSIGN_OR_RETURN(const MDB_dbi effects_dbi, lmdb::OpenDbi(txn, TableName(Dbs().effects), false));
+    Handles handles;
+    handles.dbi[Dbs().log] = log_dbi;
+    handles.dbi[Dbs().effects] = effects_dbi;
+    PL_ASSIGN_OR_RETURN(const uint64_t log_seq, LastLogSeq(txn, handles));
+    PL_RETURN_IF_ERROR(AppendLog(txn, handles, snap.tail, log_seq));
+    PL_RETURN_IF_ERROR(txn.Commit());
   }
   Options options;
   options.dir = to_dir;

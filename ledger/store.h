@@ -63,12 +63,15 @@ absl::Status LoadLots(const View& view, const Dbs& dbs, const Id& account,
 // Applies batches inside a group commit. Owned by a Ledger::Writer.
 class Applier {
  public:
-  // `view` is a writer View whose log transaction is the group's root.
-  Applier(const lmdb::Env& log_env, View& view, Clock* clock, const ChainHead& head);
+  // `view` is a writer View.
+  Applier(View& view, Clock* clock, const ChainHead& head);
 
-  // See Ledger::Writer::Apply. `root` is the group's log write transaction.
-  absl::Status ApplyBatch(lmdb::Txn& root, std::span<const Transaction> batch,
-                          const Auth& auth, std::vector<Result>* results);
+  // See Ledger::Writer::Apply. A batch that takes the group's pending log
+  // entries past the limit is refused whole with ResourceExhausted.
+  absl::Status ApplyBatch(std::span<const Transaction> batch, const Auth& auth,
+                          std::vector<Result>* results);
+  // What the log environment can still take, in LogChunk::lmdb_bytes().
+  void set_log_bytes_limit(uint64_t limit) { log_bytes_limit_ = limit; }
 
   // Re-applies the next stored transaction (recovery and private
   // snapshots). DataLoss if its outcome or hash differ from the record.
@@ -101,8 +104,8 @@ class Applier {
   };
 
   absl::StatusOr<Result> ApplyOne(const Transaction& tx, const Auth& auth);
-  absl::Status ApplyChain(lmdb::Txn& parent, std::span<const Transaction> chain,
-                          const Auth& auth, std::span<Result> results);
+  absl::Status ApplyChain(std::span<const Transaction> chain, const Auth& auth,
+                          std::span<Result> results);
   absl::StatusOr<Result> Record(const Transaction& tx, Code code, int64_t ts);
   int64_t NextTimestamp() const;
 
@@ -150,8 +153,8 @@ class Applier {
   absl::Status AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points);
   absl::Status PutHold(const Id& hold_id, const HoldRec& hold);
 
-  const lmdb::Env& log_env_;
   View& view_;
+  uint64_t log_bytes_limit_ = UINT64_MAX;
   const Dbs dbs_;
   Clock* clock_;
   ChainHead head_;

@@ -1,5 +1,6 @@
 #include "ledger/view.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "ledger/codec.h"
@@ -66,6 +67,99 @@ absl::StatusOr<uint64_t> ReadCheckpointSeq(const lmdb::Txn& state_txn, const Han
 }
 
 // ---------------------------------------------------------------------------
+// LogChunk.
+
+namespace {
+
+// What an entry is estimated to take in the log environment: a leaf node
+// (header and key) beside its value, or whole overflow pages for values
+// past LMDB's node limit (about half a 4 KiB page).
+uint64_t LmdbBytes(size_t value_size) {
+  constexpr uint64_t kPage = 4096;
+  if (value_size > 1900) return (value_size + 16 + kPage - 1) / kPage * kPage + 32;
+  return value_size + 32;
+}
+
+}  // namespace
+
+void LogChunk::Add(Table t, uint64_t seq, std::string_view value) {
+  PL_CHECK(IsLogTable(t) && value.size() <= UINT32_MAX);
+  PL_CHECK(refs_[t].empty() || refs_[t].back().seq < seq);
+  ByteWriter w(&bytes_);
+  w.U8(t);
+  w.U64(seq);
+  w.U32(static_cast<uint32_t>(value.size()));
+  refs_[t].push_back(Ref{seq, bytes_.size(), static_cast<uint32_t>(value.size())});
+  bytes_.append(value);
+  lmdb_bytes_ += LmdbBytes(value.size());
+}
+
+bool LogChunk::Parse(std::string bytes, LogChunk* out) {
+  *out = LogChunk();
+  ByteReader r(bytes);
+  while (!r.done()) {
+    const uint8_t t = r.U8();
+    const uint64_t seq = r.U64();
+    const uint32_t size = r.U32();
+    const size_t offset = r.position();
+    r.Bytes(size);
+    if (!r.ok() || !IsLogTable(t)) return false;
+    if (!out->refs_[t].empty() && out->refs_[t].back().seq >= seq) return false;
+    out->refs_[t].push_back(Ref{seq, offset, size});
+    out->lmdb_bytes_ += LmdbBytes(size);
+  }
+  out->bytes_ = std::move(bytes);
+  return true;
+}
+
+LogChunk::Mark LogChunk::mark() const {
+  return Mark{bytes_.size(), {refs_[0].size(), refs_[1].size()}, lmdb_bytes_};
+}
+
+void LogChunk::Truncate(const Mark& m) {
+  PL_CHECK(m.bytes <= bytes_.size());
+  bytes_.resize(m.bytes);
+  refs_[0].resize(m.refs[0]);
+  refs_[1].resize(m.refs[1]);
+  lmdb_bytes_ = m.lmdb_bytes;
+}
+
+namespace {
+
+bool BySeq(const LogChunk::Ref& r, uint64_t seq) { return r.seq < seq; }
+
+// The first entry of t with seq >= s in one chunk.
+const LogChunk::Ref* FirstAtLeast(const LogChunk& c, Table t, uint64_t s) {
+  const auto& refs = c.refs(t);
+  auto it = std::lower_bound(refs.begin(), refs.end(), s, BySeq);
+  return it == refs.end() ? nullptr : &*it;
+}
+
+// The last entry of t with seq < s in one chunk.
+const LogChunk::Ref* LastBelow(const LogChunk& c, Table t, uint64_t s) {
+  const auto& refs = c.refs(t);
+  auto it = std::lower_bound(refs.begin(), refs.end(), s, BySeq);
+  return it == refs.begin() ? nullptr : &*std::prev(it);
+}
+
+// The index of the first chunk whose seqs reach s.
+size_t FirstChunkReaching(const LogChunks& chunks, uint64_t s) {
+  return std::partition_point(chunks.begin(), chunks.end(),
+                              [&](const auto& c) { return c->last_seq() < s; }) -
+         chunks.begin();
+}
+
+}  // namespace
+
+std::optional<std::string_view> FindInLog(const LogChunks& chunks, Table t, uint64_t seq) {
+  const size_t i = FirstChunkReaching(chunks, seq);
+  if (i == chunks.size() || chunks[i]->first_seq() > seq) return std::nullopt;
+  const LogChunk::Ref* r = FirstAtLeast(*chunks[i], t, seq);
+  if (r == nullptr || r->seq != seq) return std::nullopt;
+  return chunks[i]->value(*r);
+}
+
+// ---------------------------------------------------------------------------
 // MemTable.
 
 MemTable::OrderKey::OrderKey(std::string_view k) : key(k) {
@@ -121,9 +215,10 @@ void MemTable::Del(std::string_view full_key) {
   s.pending_value.clear();
 }
 
-void MemTable::RollbackTo(size_t mark) {
-  PL_CHECK(mark <= undo_.size());
-  while (undo_.size() > mark) {
+void MemTable::RollbackTo(const Mark& mark) {
+  PL_CHECK(mark.undo <= undo_.size());
+  pending_log_.Truncate(mark.log);
+  while (undo_.size() > mark.undo) {
     Undo& u = undo_.back();
     u.slot->pending = u.pending;
     u.slot->pending_value = std::move(u.value);
@@ -141,10 +236,25 @@ void MemTable::Publish() {
     s.pending = kAbsent;
   }
   undo_.clear();
+  if (!pending_log_.empty()) {
+    // Every transaction that writes effects also writes its record.
+    PL_CHECK(!pending_log_.refs(Dbs().log).empty());
+    map_.log.push_back(std::make_shared<const LogChunk>(std::move(pending_log_)));
+    pending_log_ = LogChunk();
+  }
+}
+
+void MemTable::AddLog(const LogChunks& chunks) {
+  PL_CHECK(pending_log_.empty());
+  absl::MutexLock lock(&mu_);
+  for (const auto& c : chunks) {
+    PL_CHECK(map_.log.empty() || map_.log.back()->last_seq() < c->first_seq());
+    map_.log.push_back(c);
+  }
 }
 
 std::shared_ptr<const MemTable::Map> MemTable::Freeze() {
-  PL_CHECK(undo_.empty());
+  PL_CHECK(!pending());
   auto frozen = std::make_shared<const Map>(std::move(map_));
   map_ = Map();
   return frozen;
@@ -161,7 +271,7 @@ std::string_view View::FullKey(Table t, std::string_view key) const {
 
 absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_view key) const {
   using Result = std::optional<std::string_view>;
-  if (IsLogTable(t)) return l_.log_txn->Get(l_.handles->dbi[t], key);
+  if (IsLogTable(t)) return GetLog(t, key);
   const std::string_view full = FullKey(t, key);
   if (l_.active != nullptr) {
     if (const MemTable::Slot* slot = l_.active->map().Find(full)) {
@@ -181,15 +291,38 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
   return l_.state_txn->Get(l_.handles->dbi[t], key);
 }
 
+absl::StatusOr<std::optional<std::string_view>> View::GetLog(Table t, std::string_view key) const {
+  using Result = std::optional<std::string_view>;
+  if (key.size() != 8) return Result();
+  const uint64_t seq = ByteReader(key).BeU64();
+  if (l_.active != nullptr) {
+    if (l_.writer) {
+      const LogChunk& pending = l_.active->pending_log();
+      if (const LogChunk::Ref* r = FirstAtLeast(pending, t, seq); r != nullptr && r->seq == seq) {
+        return Result(pending.value(*r));
+      }
+    }
+    if (Result v = FindInLog(l_.active->map().log, t, seq)) return v;
+  }
+  if (l_.frozen != nullptr) {
+    if (Result v = FindInLog(l_.frozen->log, t, seq)) return v;
+  }
+  if (l_.log_txn == nullptr) return Result();
+  return l_.log_txn->Get(l_.handles->dbi[t], key);
+}
+
 absl::Status View::Put(Table t, std::string_view key, std::string_view value, unsigned flags) {
   PL_CHECK(l_.writer);
   if (IsLogTable(t)) {
-    if (!l_.replaying) return l_.log_txn->Put(l_.handles->dbi[t], key, value, flags & MDB_APPEND);
+    PL_CHECK(key.size() == 8);
+    if (!l_.replaying) {
+      l_.active->PutLog(t, ByteReader(key).BeU64(), value);
+      return absl::OkStatus();
+    }
     // The record itself is checked by its hash (Applier::Replay); the
     // effects, which later reversals read, are checked here.
     if (t != Dbs().effects) return absl::OkStatus();
-    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> stored,
-                        l_.log_txn->Get(l_.handles->dbi[t], key));
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> stored, GetLog(t, key));
     if (!stored || *stored != value) {
       return absl::DataLossError(StrCat("effects of seq ", ByteReader(key).BeU64(), ": stored ",
                                         stored ? DescribePieces(*stored) : "none",
@@ -208,10 +341,8 @@ absl::Status View::Put(Table t, std::string_view key, std::string_view value, un
 
 absl::StatusOr<bool> View::Del(Table t, std::string_view key) {
   PL_CHECK(l_.writer);
-  if (IsLogTable(t)) {
-    if (l_.replaying) return true;
-    return l_.log_txn->Del(l_.handles->dbi[t], key);
-  }
+  // The log is append-only.
+  PL_CHECK(!IsLogTable(t));
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, Get(t, key));
   if (!existing) return false;
   l_.active->Del(FullKey(t, key));
@@ -281,6 +412,59 @@ struct Best {
     }
   }
 };
+// The log chunks of a view, oldest first: the frozen map's, the active
+// map's, and the writer's pending chunk. Their seqs ascend in that order.
+struct LogLayers {
+  const LogChunks* lists[2] = {nullptr, nullptr};
+  const LogChunk* pending = nullptr;
+  explicit LogLayers(const View& view) {
+    const View::Layers& l = view.layers();
+    size_t n = 0;
+    if (l.frozen != nullptr) lists[n++] = &l.frozen->log;
+    if (l.active != nullptr) {
+      lists[n++] = &l.active->map().log;
+      if (l.writer) pending = &l.active->pending_log();
+    }
+  }
+  // The first entry of t with seq >= s, and its chunk.
+  std::optional<std::pair<uint64_t, std::string_view>> FirstAtLeast(Table t, uint64_t s) const {
+    for (const LogChunks* list : lists) {
+      if (list == nullptr) continue;
+      for (size_t i = FirstChunkReaching(*list, s); i < list->size(); ++i) {
+        const LogChunk& c = *(*list)[i];
+        if (const LogChunk::Ref* r = ::pointledger::ledger::FirstAtLeast(c, t, s)) {
+          return std::pair{r->seq, c.value(*r)};
+        }
+      }
+    }
+    if (pending != nullptr) {
+      if (const LogChunk::Ref* r = ::pointledger::ledger::FirstAtLeast(*pending, t, s)) {
+        return std::pair{r->seq, pending->value(*r)};
+      }
+    }
+    return std::nullopt;
+  }
+  // The last entry of t with seq < s.
+  std::optional<std::pair<uint64_t, std::string_view>> LastBelow(Table t, uint64_t s) const {
+    if (pending != nullptr) {
+      if (const LogChunk::Ref* r = ::pointledger::ledger::LastBelow(*pending, t, s)) {
+        return std::pair{r->seq, pending->value(*r)};
+      }
+    }
+    for (size_t k = 2; k-- > 0;) {
+      const LogChunks* list = lists[k];
+      if (list == nullptr) continue;
+      for (size_t i = std::min(FirstChunkReaching(*list, s) + 1, list->size()); i-- > 0;) {
+        const LogChunk& c = *(*list)[i];
+        if (const LogChunk::Ref* r = ::pointledger::ledger::LastBelow(c, t, s)) {
+          return std::pair{r->seq, c.value(*r)};
+        }
+      }
+    }
+    return std::nullopt;
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
@@ -303,6 +487,17 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
       PL_ASSIGN_OR_RETURN(found, lmdb_->Next());
     }
     if (found) best.Offer(lmdb_->key(), {MemTable::kValue, lmdb_->value()}, true);
+    std::string tail_key;  // outlives `best`'s view of it
+    if (IsLogTable(table_)) {
+      PL_CHECK(target.empty() || target.size() == 8);
+      uint64_t s = target.empty() ? 0 : ByteReader(target).BeU64();
+      if (!strict || s++ != UINT64_MAX) {
+        if (auto e = LogLayers(*view_).FirstAtLeast(table_, s)) {
+          tail_key = BeU64Key(e->first);
+          best.Offer(tail_key, {MemTable::kValue, e->second}, true);
+        }
+      }
+    }
     const std::string full = prefix + target;
     for (size_t i = map_count; i-- > 0;) {
       const auto& order = maps[i].map->order;
@@ -343,6 +538,15 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
       PL_ASSIGN_OR_RETURN(found, found ? lmdb_->Prev() : lmdb_->Last());
     }
     if (found) best.Offer(lmdb_->key(), {MemTable::kValue, lmdb_->value()}, false);
+    std::string tail_key;  // outlives `best`'s view of it
+    if (IsLogTable(table_)) {
+      PL_CHECK(to_end || target.size() == 8);
+      const uint64_t s = to_end ? UINT64_MAX : ByteReader(target).BeU64();
+      if (auto e = LogLayers(*view_).LastBelow(table_, s)) {
+        tail_key = BeU64Key(e->first);
+        best.Offer(tail_key, {MemTable::kValue, e->second}, false);
+      }
+    }
     std::string full;
     if (to_end) {
       full.push_back(static_cast<char>(prefix + 1));

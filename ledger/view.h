@@ -29,7 +29,9 @@
 namespace pointledger::ledger {
 
 // A table (LMDB sub-database). `log` and `effects` are keyed by seq and live
-// in the log environment; every other table lives in the state environment.
+// in the log environment (and, until a checkpoint copies them there, in the
+// write-ahead log and LogChunks in memory); every other table lives in the
+// state environment.
 using Table = uint8_t;
 inline constexpr Table kTableCount = 16;
 
@@ -56,6 +58,55 @@ struct Dbs {
 
 inline bool IsLogTable(Table t) { return t <= 1; }
 const char* TableName(Table t);
+
+// The log-table writes (`log` and `effects`) of one group commit, kept as
+// the bytes of its write-ahead log frames (per write: U8 table, U64 seq,
+// U32 size, value; ledger/wal.h) with an index per table. Published chunks
+// are immutable and shared: readers see the log past the log environment
+// through them until a checkpoint has copied them there.
+class LogChunk {
+ public:
+  struct Ref {
+    uint64_t seq;
+    size_t offset;  // of the value in bytes()
+    uint32_t size;
+  };
+  struct Mark {
+    size_t bytes = 0;
+    size_t refs[2] = {0, 0};
+    uint64_t lmdb_bytes = 0;
+  };
+
+  // REQUIRES: t is a log table, seq above every seq of t so far.
+  void Add(Table t, uint64_t seq, std::string_view value);
+  // Rebuilds a chunk from bytes written by Add; false if they do not parse
+  // or are out of order.
+  static bool Parse(std::string bytes, LogChunk* out);
+
+  Mark mark() const;
+  void Truncate(const Mark& m);
+  bool empty() const { return bytes_.empty(); }
+  const std::vector<Ref>& refs(Table t) const { return refs_[t]; }
+  std::string_view value(const Ref& r) const {
+    return std::string_view(bytes_).substr(r.offset, r.size);
+  }
+  const std::string& bytes() const { return bytes_; }
+  // The seqs of its `log` entries. REQUIRES: it has one.
+  uint64_t first_seq() const { return refs_[0].front().seq; }
+  uint64_t last_seq() const { return refs_[0].back().seq; }
+  // About what its entries take in the log environment (pages included),
+  // for refusing what would not fit there.
+  uint64_t lmdb_bytes() const { return lmdb_bytes_; }
+
+ private:
+  std::string bytes_;
+  std::vector<Ref> refs_[2];
+  uint64_t lmdb_bytes_ = 0;
+};
+using LogChunks = std::vector<std::shared_ptr<const LogChunk>>;
+
+// The value of (t, seq) in a list of chunks in seq order, if there.
+std::optional<std::string_view> FindInLog(const LogChunks& chunks, Table t, uint64_t seq);
 
 // The LMDB handle of every table (in its environment) and of the state
 // environment's `meta` table (checkpoint seq).
@@ -111,10 +162,12 @@ class MemTable {
   struct Map {
     absl::node_hash_map<std::string, Slot> slots;
     absl::btree_set<OrderKey> order;
+    // The log entries committed into this map, one chunk per group commit.
+    LogChunks log;
     const Slot* Find(std::string_view full_key) const;
     Slot* Find(std::string_view full_key);
     size_t size() const { return slots.size(); }
-    bool empty() const { return slots.empty(); }
+    bool empty() const { return slots.empty() && log.empty(); }
   };
 
   // Only tables that are scanned while the MemTable is shared (lots,
@@ -130,11 +183,23 @@ class MemTable {
   // Writer side.
   void Put(std::string_view full_key, std::string_view value);
   void Del(std::string_view full_key);
+  // A log-table write, pending until Publish().
+  void PutLog(Table t, uint64_t seq, std::string_view value) { pending_log_.Add(t, seq, value); }
   // Undo marks for linked chains, batches and whole group commits.
-  size_t Savepoint() const { return undo_.size(); }
-  void RollbackTo(size_t mark);
+  struct Mark {
+    size_t undo = 0;
+    LogChunk::Mark log;
+  };
+  Mark Savepoint() const { return Mark{undo_.size(), pending_log_.mark()}; }
+  void RollbackTo(const Mark& mark);
+  bool pending() const { return !undo_.empty() || !pending_log_.empty(); }
+  // The log writes pending, for the write-ahead log before Publish().
+  const LogChunk& pending_log() const { return pending_log_; }
   // Makes every pending write committed (visible to readers), atomically.
   void Publish();
+  // Appends committed log chunks (recovered from the write-ahead log, or
+  // another MemTable's, copied for a private snapshot).
+  void AddLog(const LogChunks& chunks);
   // Hands the committed map over (for a checkpoint) and starts empty.
   // REQUIRES: nothing pending. The caller holds mutex() exclusively.
   std::shared_ptr<const Map> Freeze() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -155,13 +220,14 @@ class MemTable {
   const bool order_all_;
   Map map_;
   std::vector<Undo> undo_;
+  LogChunk pending_log_;
   mutable absl::Mutex mu_;
 };
 
-// What the engine reads and writes through: the log environment's
-// transaction, then for state tables the active MemTable (its pending
-// values too when `writer`), the frozen map being checkpointed, and the
-// state environment's snapshot.
+// What the engine reads and writes through: the active MemTable (its
+// pending values too when `writer`), the frozen map being checkpointed, and
+// then the log environment's snapshot for log tables (whose entries in the
+// maps are LogChunks) or the state environment's for the others.
 //
 // Values returned by Get() and cursors are valid until the next write
 // through this View. Not thread-safe.
@@ -169,7 +235,7 @@ class View {
  public:
   struct Layers {
     const Handles* handles = nullptr;
-    lmdb::Txn* log_txn = nullptr;
+    const lmdb::Txn* log_txn = nullptr;
     const lmdb::Txn* state_txn = nullptr;  // null: no checkpointed state (a rebuild)
     MemTable* active = nullptr;  // may be null
     std::shared_ptr<const MemTable::Map> frozen;  // may be null
@@ -181,7 +247,7 @@ class View {
   explicit View(Layers layers) : l_(std::move(layers)) {}
 
   absl::StatusOr<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
-  // MDB_APPEND is honoured for log tables; MDB_NOOVERWRITE everywhere.
+  // MDB_NOOVERWRITE is honoured for state tables.
   // When replaying, an `effects` write that differs from the stored entry
   // (or finds none) is DataLoss: a replay re-derives effects, it does not
   // take them on trust.
@@ -189,9 +255,6 @@ class View {
   // Returns whether the key existed.
   absl::StatusOr<bool> Del(Table t, std::string_view key);
 
-  // The innermost open log transaction (nested ones for chains).
-  lmdb::Txn* log_txn() const { return l_.log_txn; }
-  void set_log_txn(lmdb::Txn* txn) { l_.log_txn = txn; }
   MemTable* active() const { return l_.active; }
   const Layers& layers() const { return l_; }
   // How many `effects` writes a replaying View has checked so far.
@@ -200,6 +263,8 @@ class View {
  private:
   // table byte ‖ key, in a buffer reused across calls (no allocation).
   std::string_view FullKey(Table t, std::string_view key) const;
+  // A log table: the chunks in the maps (newest first), then LMDB.
+  absl::StatusOr<std::optional<std::string_view>> GetLog(Table t, std::string_view key) const;
   Layers l_;
   mutable std::string key_scratch_;
   uint64_t effects_checked_ = 0;

@@ -1,0 +1,525 @@
+#include "ledger/wal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include <boost/crc.hpp>
+
+#include "ledger/codec.h"
+
+namespace pointledger::ledger {
+
+namespace {
+
+constexpr uint32_t kMagic = 0x31574c50;  // "PLW1" little-endian
+constexpr uint32_t kFirst = 1;
+constexpr uint32_t kLast = 2;
+constexpr size_t kHeaderBytes = 32;
+constexpr size_t kCrcOffset = 28;
+constexpr uint64_t kFirstSegmentBytes = uint64_t{1} << 20;
+constexpr size_t kZeroBlock = size_t{1} << 20;
+
+absl::Status Errno(int err, std::string_view what) {
+  const std::string message = StrCat("write-ahead log: ", what, ": ", std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
+
+uint32_t Crc(std::string_view header, std::string_view payload) {
+  boost::crc_32_type crc;
+  crc.process_bytes(header.data(), header.size());
+  crc.process_bytes(payload.data(), payload.size());
+  return crc.checksum();
+}
+
+std::string Path(const std::string& dir, uint64_t number) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%016llu.wal", static_cast<unsigned long long>(number));
+  return StrCat(dir, "/", name);
+}
+
+// The segment files of a directory, by number.
+absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
+  std::vector<uint64_t> numbers;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return numbers;
+    return Errno(errno, StrCat("listing ", dir));
+  }
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (name.size() != 20 || !name.ends_with(".wal")) continue;
+    uint64_t n = 0;
+    bool digits = true;
+    for (char c : name.substr(0, 16)) {
+      digits = digits && c >= '0' && c <= '9';
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (digits) numbers.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(numbers.begin(), numbers.end());
+  return numbers;
+}
+
+absl::Status WriteAll(int fd, const iovec* parts, int count, uint64_t offset) {
+  std::vector<iovec> iov(parts, parts + count);
+  size_t at = 0;
+  while (at < iov.size()) {
+    const ssize_t n = ::pwritev(fd, &iov[at], static_cast<int>(iov.size() - at), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno(errno, "write");
+    }
+    offset += static_cast<uint64_t>(n);
+    for (size_t left = static_cast<size_t>(n); left > 0 && at < iov.size();) {
+      const size_t take = std::min(left, iov[at].iov_len);
+      iov[at].iov_base = static_cast<char*>(iov[at].iov_base) + take;
+      iov[at].iov_len -= take;
+      left -= take;
+      if (iov[at].iov_len == 0) ++at;
+    }
+    while (at < iov.size() && iov[at].iov_len == 0) ++at;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// Reads segments in number order and puts their frames back together into
+// the group commits they came from. A segment may be read again from where
+// the last read of it stopped (a follower of a live directory).
+class GroupReader {
+ public:
+  struct Group {
+    uint64_t first_seq = 0;
+    std::string bytes;
+    std::vector<size_t> segments;  // the caller's indexes of its segments
+  };
+
+  // `damaged`: the error for a frame that checks after one that does not.
+  explicit GroupReader(absl::StatusCode damaged) : damaged_(damaged) {}
+
+  // Reads one segment file from *offset on, and moves *offset past the
+  // last frame that checks. A file that is gone (renamed for reuse since
+  // it was listed) holds nothing.
+  absl::Status ReadSegment(const std::string& path, uint64_t number, size_t index, size_t* offset) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return absl::OkStatus();
+      return Errno(errno, StrCat("opening ", path));
+    }
+    std::string data;
+    struct stat st {};
+    absl::Status status;
+    if (::fstat(fd, &st) != 0) {
+      status = Errno(errno, StrCat("stat ", path));
+    } else if (static_cast<size_t>(st.st_size) > *offset) {
+      data.resize(static_cast<size_t>(st.st_size) - *offset);
+      size_t at = 0;
+      while (at < data.size()) {
+        const ssize_t n =
+            ::pread(fd, data.data() + at, data.size() - at, static_cast<off_t>(*offset + at));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          status = Errno(errno, StrCat("reading ", path));
+          break;
+        }
+        if (n == 0) break;
+        at += static_cast<size_t>(n);
+      }
+      data.resize(at);
+    }
+    ::close(fd);
+    if (!status.ok()) return status;
+    size_t consumed = 0;
+    status = Frames(data, number, index, *offset, &consumed);
+    *offset += consumed;
+    return status;
+  }
+
+  std::vector<Group>& complete() { return complete_; }
+
+ private:
+  // Whether a frame of segment `number` starts at `at` and checks; if so,
+  // *flags, *first_seq and *payload describe it.
+  static bool FrameAt(std::string_view data, size_t at, uint64_t number, uint32_t* flags,
+                      uint64_t* first_seq, std::string_view* payload) {
+    if (data.size() - at < kHeaderBytes) return false;
+    ByteReader r(data.substr(at, kHeaderBytes));
+    const uint32_t magic = r.U32();
+    *flags = r.U32();
+    const uint64_t segment = r.U64();
+    *first_seq = r.U64();
+    const uint32_t size = r.U32();
+    const uint32_t crc = r.U32();
+    if (magic != kMagic || segment != number || size > data.size() - at - kHeaderBytes) return false;
+    *payload = data.substr(at + kHeaderBytes, size);
+    return Crc(data.substr(at, kCrcOffset), *payload) == crc;
+  }
+
+  absl::Status Frames(std::string_view data, uint64_t number, size_t index, size_t base,
+                      size_t* consumed) {
+    size_t at = 0;
+    uint32_t flags = 0;
+    uint64_t first_seq = 0;
+    std::string_view payload;
+    while (FrameAt(data, at, number, &flags, &first_seq, &payload)) {
+      at += kHeaderBytes + payload.size();
+      if ((flags & kFirst) != 0) {
+        partial_ = Group{first_seq, {}, {}};
+      } else if (!partial_ || partial_->first_seq != first_seq) {
+        partial_.reset();  // the rest of a group whose start was lost
+        continue;
+      }
+      partial_->bytes.append(payload);
+      if (partial_->segments.empty() || partial_->segments.back() != index) {
+        partial_->segments.push_back(index);
+      }
+      if ((flags & kLast) != 0) {
+        complete_.push_back(std::move(*partial_));
+        partial_.reset();
+      }
+    }
+    *consumed = at;
+    // Here the segment ends: zeros, frames of the file's earlier life, or
+    // the one frame a crash tore. Each commit is synced before the next is
+    // written, so a frame of this life that checks past this point means
+    // the disk changed a frame that was acknowledged: not to be skipped.
+    const std::string_view magic("PLW1", 4);
+    for (size_t i = data.find(magic, at + 1); i != std::string_view::npos; i = data.find(magic, i + 1)) {
+      if (FrameAt(data, i, number, &flags, &first_seq, &payload)) {
+        return absl::Status(damaged_, StrCat("write-ahead log: segment ", number, " has a frame at byte ",
+                                             base + at, " that does not check, and one at byte ", base + i,
+                                             " (group commit at seq ", first_seq, ") after it that does"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const absl::StatusCode damaged_;
+  std::optional<Group> partial_;
+  std::vector<Group> complete_;
+};
+
+namespace {
+
+// Parses complete groups into chunks (appended to *chunks), raising each
+// group's segments' last seq in *segment_last_seq if given.
+absl::Status ParseGroups(std::vector<GroupReader::Group>& groups, LogChunks* chunks,
+                         std::vector<uint64_t>* segment_last_seq) {
+  for (GroupReader::Group& g : groups) {
+    auto chunk = std::make_shared<LogChunk>();
+    if (!LogChunk::Parse(std::move(g.bytes), chunk.get()) || chunk->refs(Dbs().log).empty() ||
+        chunk->first_seq() != g.first_seq) {
+      return absl::DataLossError(StrCat("write-ahead log: the group commit at seq ", g.first_seq,
+                                        " checks but does not parse"));
+    }
+    if (segment_last_seq != nullptr) {
+      for (size_t i : g.segments) {
+        (*segment_last_seq)[i] = std::max((*segment_last_seq)[i], chunk->last_seq());
+      }
+    }
+    chunks->push_back(std::move(chunk));
+  }
+  groups.clear();
+  return absl::OkStatus();
+}
+
+// Drops the chunks up to after_seq; those left must follow it and each
+// other without a gap (`gap` is the error otherwise).
+absl::Status KeepAfter(LogChunks* chunks, uint64_t after_seq, absl::StatusCode gap) {
+  std::erase_if(*chunks, [&](const auto& c) { return c->last_seq() <= after_seq; });
+  uint64_t expected = after_seq + 1;
+  for (const auto& c : *chunks) {
+    if (c->first_seq() != expected) {
+      return absl::Status(gap, StrCat("write-ahead log: seq ", expected, " is missing (the next "
+                                      "group commit found starts at seq ", c->first_seq(), ")"));
+    }
+    expected = c->last_seq() + 1;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string Wal::PathOf(uint64_t number) const { return Path(options_.dir, number); }
+
+absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t after_seq,
+                                               LogChunks* recovered) {
+  if (::mkdir(options.dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Errno(errno, StrCat("creating ", options.dir));
+  }
+  std::unique_ptr<Wal> wal(new Wal(options));
+  wal->dir_fd_ = ::open(options.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (wal->dir_fd_ < 0) return Errno(errno, StrCat("opening ", options.dir));
+  PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(options.dir));
+  GroupReader reader(absl::StatusCode::kDataLoss);
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    size_t offset = 0;
+    PL_RETURN_IF_ERROR(reader.ReadSegment(wal->PathOf(numbers[i]), numbers[i], i, &offset));
+  }
+  std::vector<uint64_t> last_seq(numbers.size(), 0);
+  recovered->clear();
+  PL_RETURN_IF_ERROR(ParseGroups(reader.complete(), recovered, &last_seq));
+  PL_RETURN_IF_ERROR(KeepAfter(recovered, after_seq, absl::StatusCode::kDataLoss));
+  {
+    absl::MutexLock lock(&wal->mu_);
+    for (size_t i = 0; i < numbers.size(); ++i) {
+      struct stat st {};
+      const uint64_t size =
+          ::stat(wal->PathOf(numbers[i]).c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+      Segment s{numbers[i], -1, size, last_seq[i]};
+      if (last_seq[i] <= after_seq) {
+        wal->released_.push_back(s);
+      } else {
+        wal->live_.push_back(s);
+      }
+      wal->next_size_ = std::max(wal->next_size_, std::min(size, options.segment_bytes_max));
+    }
+    wal->next_size_ = std::min(std::max(wal->next_size_, kFirstSegmentBytes), options.segment_bytes_max);
+    wal->next_number_ = numbers.empty() ? 1 : numbers.back() + 1;
+  }
+  Wal* w = wal.get();
+  wal->preparer_ = std::thread([w] { w->PrepareLoop(); });
+  return wal;
+}
+
+WalReader::WalReader(std::string dir) : dir_(std::move(dir)) {}
+WalReader::~WalReader() = default;
+
+absl::StatusOr<LogChunks> WalReader::Read(uint64_t after_seq) {
+  absl::Status status = ReadNew(after_seq);
+  if (!status.ok()) {
+    // Start over next time: a segment reused between our listing and our
+    // reading it, or a frame read while it was being written.
+    offsets_.clear();
+    groups_.reset();
+    chunks_.clear();
+    return status;
+  }
+  return chunks_;
+}
+
+absl::Status WalReader::ReadNew(uint64_t after_seq) {
+  if (groups_ == nullptr) groups_ = std::make_unique<GroupReader>(absl::StatusCode::kAborted);
+  PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(dir_));
+  std::map<uint64_t, size_t> offsets;
+  for (const uint64_t n : numbers) {
+    size_t offset = offsets_.contains(n) ? offsets_[n] : 0;
+    PL_RETURN_IF_ERROR(groups_->ReadSegment(Path(dir_, n), n, 0, &offset));
+    offsets[n] = offset;
+  }
+  offsets_ = std::move(offsets);
+  PL_RETURN_IF_ERROR(ParseGroups(groups_->complete(), &chunks_, nullptr));
+  return KeepAfter(&chunks_, after_seq, absl::StatusCode::kAborted);
+}
+
+Wal::~Wal() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (preparer_.joinable()) preparer_.join();
+  if (current_.fd >= 0) ::close(current_.fd);
+  if (spare_ && spare_->fd >= 0) ::close(spare_->fd);
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
+  std::optional<Segment> reuse;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!released_.empty()) {
+      reuse = released_.front();
+      released_.pop_front();
+    }
+  }
+  const std::string path = PathOf(number);
+  if (reuse) {
+    // Its old frames stay in it, but name the old number: a reader stops
+    // at the first of them. The rename must be durable before a frame is
+    // written, or after a crash the file would carry its old name and
+    // those frames would not be read.
+    if (::rename(PathOf(reuse->number).c_str(), path.c_str()) != 0 || ::fsync(dir_fd_) != 0) {
+      const int err = errno;
+      absl::MutexLock lock(&mu_);
+      released_.push_front(*reuse);
+      return Errno(err, StrCat("renaming segment ", reuse->number, " for reuse"));
+    }
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return Errno(errno, StrCat("opening ", path));
+    return Segment{number, fd, reuse->size, 0};
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno(errno, StrCat("creating ", path));
+  // Zeros written, not a hole or fallocate's unwritten extents: writing
+  // into either changes the file's block map, which each fdatasync would
+  // then journal.
+  const std::string zeros(kZeroBlock, '\0');
+  absl::Status status;
+  for (uint64_t at = 0; at < size && status.ok(); at += kZeroBlock) {
+    const iovec part{const_cast<char*>(zeros.data()), static_cast<size_t>(std::min<uint64_t>(kZeroBlock, size - at))};
+    status = WriteAll(fd, &part, 1, at);
+  }
+  if (status.ok() && ::fdatasync(fd) != 0) status = Errno(errno, StrCat("syncing ", path));
+  if (status.ok() && ::fsync(dir_fd_) != 0) status = Errno(errno, StrCat("syncing ", options_.dir));
+  if (!status.ok()) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return status;
+  }
+  return Segment{number, fd, size, 0};
+}
+
+void Wal::PrepareLoop() {
+  bool reported = false;
+  for (;;) {
+    uint64_t number = 0, size = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Wal* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->stop_ || !w->spare_; }, this));
+      if (stop_) return;
+      number = next_number_++;
+      size = next_size_;
+    }
+    absl::StatusOr<Segment> s = Prepare(number, size);
+    absl::MutexLock lock(&mu_);
+    if (s.ok()) {
+      spare_ = *s;
+      prepare_error_ = absl::OkStatus();
+      if (s->size == size) next_size_ = std::min(size * 2, options_.segment_bytes_max);
+      if (reported) std::fprintf(stderr, "pointledger: write-ahead log segments can be prepared again\n");
+      reported = false;
+      continue;
+    }
+    // A full disk, most likely: commits are refused meanwhile (Roll), and
+    // this retries every second until there is room.
+    prepare_error_ = s.status();
+    if (!reported) {
+      std::fprintf(stderr, "pointledger: %s; retrying every second\n",
+                   std::string(s.status().message()).c_str());
+    }
+    reported = true;
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Seconds(1));
+  }
+}
+
+absl::Status Wal::Roll() {
+  Segment next;
+  {
+    absl::MutexLock lock(&mu_);
+    auto ready = +[](Wal* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+      return w->spare_.has_value() || !w->prepare_error_.ok();
+    };
+    mu_.AwaitWithTimeout(absl::Condition(ready, this), absl::Seconds(10));
+    if (!spare_) {
+      return absl::ResourceExhaustedError(StrCat(
+          "no write-ahead log segment ready",
+          prepare_error_.ok() ? std::string(" after 10 s") : StrCat(": ", std::string(prepare_error_.message()))));
+    }
+    next = *spare_;
+    spare_.reset();
+    live_.push_back(next);
+  }
+  current_ = next;
+  offset_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status Wal::Append(const LogChunk& chunk) {
+  if (!broken_.ok()) return broken_;
+  const std::string_view bytes = chunk.bytes();
+  const uint64_t first_seq = chunk.first_seq();
+  std::vector<Segment> touched;  // to sync; all but the last are closed after
+  size_t done = 0;
+  absl::Status status;
+  while (done < bytes.size()) {
+    if (current_.fd < 0 || current_.size < offset_ + kHeaderBytes + 1) {
+      if (current_.fd >= 0 && (touched.empty() || touched.back().number != current_.number)) {
+        ::close(current_.fd);  // full before this group: synced already
+      }
+      current_.fd = -1;
+      // Frames already written for this group have no last frame: a
+      // reader drops them, so the group is simply not there.
+      status = Roll();
+      if (!status.ok()) break;
+    }
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>(bytes.size() - done, current_.size - offset_ - kHeaderBytes));
+    const uint32_t flags = (done == 0 ? kFirst : 0) | (done + n == bytes.size() ? kLast : 0);
+    frame_.clear();
+    ByteWriter w(&frame_);
+    w.U32(kMagic);
+    w.U32(flags);
+    w.U64(current_.number);
+    w.U64(first_seq);
+    w.U32(static_cast<uint32_t>(n));
+    const std::string_view payload = bytes.substr(done, n);
+    w.U32(Crc(frame_, payload));
+    const iovec parts[2] = {{frame_.data(), frame_.size()},
+                            {const_cast<char*>(payload.data()), payload.size()}};
+    status = WriteAll(current_.fd, parts, 2, offset_);
+    if (!status.ok()) {
+      broken_ = status;
+      break;
+    }
+    offset_ += kHeaderBytes + n;
+    done += n;
+    if (touched.empty() || touched.back().number != current_.number) touched.push_back(current_);
+  }
+  for (const Segment& s : touched) {
+    if (status.ok() && ::fdatasync(s.fd) != 0) {
+      status = Errno(errno, StrCat("syncing segment ", s.number));
+      broken_ = status;
+    }
+  }
+  for (const Segment& s : touched) {
+    if (s.fd != current_.fd) ::close(s.fd);
+  }
+  if (!status.ok()) {
+    if (!broken_.ok()) {
+      broken_ = absl::Status(broken_.code(), StrCat(std::string(broken_.message()),
+                                                   "; no commit is accepted until a restart"));
+    }
+    return status;
+  }
+  absl::MutexLock lock(&mu_);
+  for (Segment& s : live_) {
+    for (const Segment& t : touched) {
+      if (s.number == t.number) s.last_seq = chunk.last_seq();
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Wal::Release(uint64_t seq) {
+  std::vector<std::string> doomed;
+  {
+    absl::MutexLock lock(&mu_);
+    // The newest live segment may be the one being written.
+    while (live_.size() > 1 && live_.front().last_seq <= seq) {
+      released_.push_back(live_.front());
+      live_.pop_front();
+    }
+    // A few are kept for reuse; the rest give their space back.
+    while (released_.size() > 4) {
+      doomed.push_back(PathOf(released_.back().number));
+      released_.pop_back();
+    }
+  }
+  for (const std::string& path : doomed) ::unlink(path.c_str());
+}
+
+}  // namespace pointledger::ledger

@@ -1,0 +1,135 @@
+// Internal to ledger/: the write-ahead log, which makes a group commit
+// durable with one fdatasync (docs/storage.md, "The write-ahead log").
+//
+// Why: LMDB syncs twice per commit (its data pages, then its meta page), and
+// the log environment's file grew with every commit, which makes each sync
+// journal the inode as well. A batch of one committed at under half this
+// machine's fsync rate (BENCHMARKS.md). Instead a group commit writes the
+// log entries it made (a LogChunk) as frames into segment files that were
+// written full of zeros beforehand: the commit overwrites blocks the file
+// already has, and one fdatasync makes it durable. The checkpointer copies
+// the entries into the log environment later; segments whose entries are
+// all there are then reused.
+//
+// A segment file, `DIR/wal/<number>.wal`, is a sequence of frames:
+//
+//   U32 magic "PLW1" | U32 flags (1: first frame of its group, 2: last)
+//   U64 segment number | U64 first seq of the group | U32 payload size
+//   U32 CRC-32 of the 28 bytes before it and the payload | payload
+//
+// A group commit's chunk bytes are cut into as many frames as the segments
+// need. Reading a segment stops at the first frame that does not check (a
+// torn write, the zeros, or a frame of the file's earlier life under
+// another number); a group counts only if its last frame was read.
+#ifndef POINTLEDGER_LEDGER_WAL_H_
+#define POINTLEDGER_LEDGER_WAL_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "ledger/view.h"
+
+namespace pointledger::ledger {
+
+class GroupReader;
+
+// Follows the write-ahead log of another process (for a read-only Ledger):
+// each Read reads only what was written since the one before.
+class WalReader {
+ public:
+  explicit WalReader(std::string dir);
+  ~WalReader();
+  WalReader(const WalReader&) = delete;
+  WalReader& operator=(const WalReader&) = delete;
+
+  // The complete group commits past after_seq, as of now. Aborted when
+  // they do not continue after_seq (the writer's checkpoint moved them to
+  // the log environment after the caller read it) or a segment changed
+  // under the read: read the log environment again, then this.
+  absl::StatusOr<LogChunks> Read(uint64_t after_seq);
+
+ private:
+  absl::Status ReadNew(uint64_t after_seq);
+  const std::string dir_;
+  std::map<uint64_t, size_t> offsets_;  // segment number -> where its next frame starts
+  std::unique_ptr<GroupReader> groups_;
+  LogChunks chunks_;  // complete group commits read, in order
+};
+
+class Wal {
+ public:
+  struct Options {
+    std::string dir;  // the segments' directory (created if missing)
+    // Segments start at 1 MiB and double up to this size.
+    uint64_t segment_bytes_max = uint64_t{16} << 20;
+  };
+
+  // Reads the directory and starts the thread that prepares segments.
+  // *recovered gets the complete group commits past after_seq (those the
+  // log environment, which holds every seq up to after_seq, lacks), in
+  // order. DataLoss if they do not continue after_seq without a gap.
+  static absl::StatusOr<std::unique_ptr<Wal>> Open(const Options& options, uint64_t after_seq,
+                                                   LogChunks* recovered);
+
+  ~Wal();
+  Wal(const Wal&) = delete;
+  Wal& operator=(const Wal&) = delete;
+
+  // Writes the chunk and syncs it. ResourceExhausted (nothing of the group
+  // will be read back) when no segment could be prepared, e.g. a full
+  // disk. After a failed write or sync the disk's content is unknown, so
+  // every later Append fails too, until a restart reads what is there.
+  // REQUIRES: chunk has `log` entries, following the last chunk appended.
+  absl::Status Append(const LogChunk& chunk);
+
+  // Every seq <= seq is in the log environment now: segments holding only
+  // such seqs may be reused.
+  void Release(uint64_t seq);
+
+ private:
+  struct Segment {
+    uint64_t number = 0;
+    int fd = -1;
+    uint64_t size = 0;
+    uint64_t last_seq = 0;  // of the last group with a frame in it
+  };
+  explicit Wal(Options options) : options_(std::move(options)) {}
+  std::string PathOf(uint64_t number) const;
+  void PrepareLoop();
+  // Prepares one segment: a released one renamed, or a new one of zeros.
+  absl::StatusOr<Segment> Prepare(uint64_t number, uint64_t size);
+  // Makes the spare segment current; waits for it a while.
+  absl::Status Roll();
+
+  const Options options_;
+  int dir_fd_ = -1;
+
+  // The writer's (Append's) state.
+  Segment current_;  // fd < 0: none yet
+  uint64_t offset_ = 0;
+  absl::Status broken_;
+  std::string frame_;  // scratch for a frame header
+
+  absl::Mutex mu_;
+  std::deque<Segment> live_ ABSL_GUARDED_BY(mu_);      // written to, oldest first (current last)
+  std::deque<Segment> released_ ABSL_GUARDED_BY(mu_);  // reusable
+  std::optional<Segment> spare_ ABSL_GUARDED_BY(mu_);
+  absl::Status prepare_error_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_number_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_size_ ABSL_GUARDED_BY(mu_) = uint64_t{1} << 20;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread preparer_;
+};
+
+}  // namespace pointledger::ledger
+
+#endif  // POINTLEDGER_LEDGER_WAL_H_

@@ -1,0 +1,283 @@
+// The write-ahead log (ledger/wal.h, docs/storage.md): a commit is durable
+// before any checkpoint has copied it to the log environment; a torn last
+// frame loses only the unacknowledged commit it held; a frame the disk
+// changed under acknowledged ones is DataLoss, never skipped; segments are
+// reused, so the directory stays small; read-only readers and backups see
+// the commits that are only in the write-ahead log.
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/ledger/ledger_fixture.h"
+
+namespace pointledger::ledger {
+namespace {
+
+using namespace testing;  // NOLINT: the fixture's builders
+
+namespace fs = std::filesystem;
+
+class WalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/pl_wal_test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    ledger_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // No checkpoint unless `checkpoints`: everything stays in the
+  // write-ahead log (and memory), as it is in the second after a commit.
+  absl::Status Open(bool checkpoints = false) {
+    Options options;
+    options.dir = dir_;
+    options.map_size_bytes = uint64_t{256} << 20;
+    options.clock = &clock_;
+    options.checkpoint_on_close = checkpoints;
+    options.checkpoint_interval_ms = checkpoints ? 0 : int64_t{1} << 40;
+    options.checkpoint_entries = checkpoints ? 1 : uint64_t{1} << 40;
+    options.wal_segment_bytes = uint64_t{1} << 20;
+    absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+    if (!opened.ok()) return opened.status();
+    ledger_ = *std::move(opened);
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<Ledger> OpenReadOnly() {
+    Options options;
+    options.dir = dir_;
+    options.read_only = true;
+    options.clock = &clock_;
+    absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    return opened.ok() ? *std::move(opened) : nullptr;
+  }
+
+  // Earns of 1..n points in `batches` batches: member "m" ends with n(n+1)/2.
+  void EarnBatches(int first, int batches, int per_batch) {
+    for (int b = 0; b < batches; ++b) {
+      std::vector<Transaction> batch;
+      for (int i = 0; i < per_batch; ++i) {
+        const int k = first + b * per_batch + i;
+        Transaction t = Earn("acme", "m", static_cast<uint64_t>(k), "e" + std::to_string(k));
+        t.metadata = std::string(200, 'x');  // fills segments sooner
+        batch.push_back(std::move(t));
+      }
+      std::vector<Result> results;
+      ASSERT_TRUE(ledger_->ApplyBatch(batch, Auth::Admin(), &results).ok());
+      for (const Result& r : results) ASSERT_EQ(r.code, Code::kOk);
+    }
+  }
+
+  uint64_t Posted() {
+    absl::StatusOr<std::optional<Balance>> b = ledger_->GetBalance("acme", "m");
+    EXPECT_TRUE(b.ok() && b->has_value());
+    return b.ok() && b->has_value() ? (*b)->posted : 0;
+  }
+
+  std::vector<fs::path> Segments() {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(fs::path(dir_) / "wal")) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // The segment holding the newest frames: the biggest number with a frame.
+  static std::string ReadFile(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static void WriteFile(const fs::path& p, const std::string& data) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << data;
+  }
+
+  void ProgramCreate() {
+    std::vector<Result> results;
+    ASSERT_TRUE(ledger_->ApplyBatch(std::vector<Transaction>{testing::ProgramCreate("acme", 0)},
+                                    Auth::Admin(), &results).ok());
+  }
+
+  std::string dir_;
+  FakeClock clock_;
+  std::unique_ptr<Ledger> ledger_;
+};
+
+// Offsets of the frames of a segment, read with the documented layout.
+std::vector<size_t> FrameOffsets(const std::string& data) {
+  std::vector<size_t> out;
+  size_t at = 0;
+  while (at + 32 <= data.size() && data.compare(at, 4, "PLW1") == 0) {
+    out.push_back(at);
+    uint32_t size = 0;
+    std::memcpy(&size, data.data() + at + 24, 4);
+    at += 32 + size;
+  }
+  return out;
+}
+
+TEST_F(WalTest, ACommitNeverCheckpointedIsThereAfterAReopen) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 10, 50);
+  const uint64_t head = ledger_->GetHead()->seq;
+  ledger_.reset();  // no final checkpoint: as after kill -9
+  {
+    // The log environment has none of it; the write-ahead log has it all.
+    std::unique_ptr<Ledger> reader = OpenReadOnly();
+    ASSERT_NE(reader, nullptr);
+    EXPECT_EQ(reader->GetHead()->seq, head);
+    EXPECT_EQ((*reader->GetBalance("acme", "m"))->posted, 500u * 501 / 2);
+  }
+  ASSERT_TRUE(Open().ok());
+  EXPECT_EQ(ledger_->GetHead()->seq, head);
+  EXPECT_EQ(Posted(), 500u * 501 / 2);
+  EXPECT_TRUE(ledger_->VerifyChain()->empty());
+  EXPECT_TRUE(ledger_->TrialBalance()->empty());
+  // And it goes on from there, across another reopen.
+  EarnBatches(501, 1, 10);
+  ledger_.reset();
+  ASSERT_TRUE(Open().ok());
+  EXPECT_EQ(ledger_->GetHead()->seq, head + 10);
+  EXPECT_EQ(Posted(), 510u * 511 / 2);
+}
+
+TEST_F(WalTest, AReadOnlyReaderFollowsTheWriterCommitByCommit) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 2, 5);
+  std::unique_ptr<Ledger> reader = OpenReadOnly();
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->GetHead()->seq, 11u);
+  // Spread over segments (the first is 1 MiB): the reader reads on from
+  // where it stopped, across segment boundaries.
+  for (int round = 0; round < 6; ++round) {
+    EarnBatches(11 + round * 1000, 1, 1000);
+    const uint64_t head = ledger_->GetHead()->seq;
+    EXPECT_EQ(reader->GetHead()->seq, head);
+    absl::StatusOr<std::optional<TxRecord>> rec = reader->GetTransactionBySeq(head);
+    ASSERT_TRUE(rec.ok() && rec->has_value()) << rec.status();
+    EXPECT_EQ((*rec)->tx.points, static_cast<uint64_t>(10 + (round + 1) * 1000));
+    EXPECT_EQ((*reader->GetBalance("acme", "m"))->posted, Posted());
+  }
+}
+
+TEST_F(WalTest, ATornLastFrameLosesOnlyItsOwnCommit) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 3, 5);
+  const uint64_t head = ledger_->GetHead()->seq;
+  ledger_.reset();
+  // The last frame written, cut short as a crash in its write would leave it.
+  std::vector<fs::path> segments = Segments();
+  fs::path last;
+  size_t last_offset = 0;
+  for (const fs::path& p : segments) {
+    const std::vector<size_t> frames = FrameOffsets(ReadFile(p));
+    if (!frames.empty()) {
+      last = p;
+      last_offset = frames.back();
+    }
+  }
+  ASSERT_FALSE(last.empty());
+  std::string data = ReadFile(last);
+  data[last_offset + 40] ^= 0x5a;  // inside its payload: the CRC no longer checks
+  WriteFile(last, data);
+
+  ASSERT_TRUE(Open().ok());
+  EXPECT_EQ(ledger_->GetHead()->seq, head - 5) << "the torn batch of 5 is gone, nothing else";
+  EXPECT_EQ(Posted(), 10u * 11 / 2);
+  EXPECT_TRUE(ledger_->VerifyChain()->empty());
+  // Its seqs are given again, to new commits.
+  EarnBatches(11, 1, 5);
+  EXPECT_EQ(ledger_->GetHead()->seq, head);
+  ledger_.reset();
+  ASSERT_TRUE(Open().ok());
+  EXPECT_EQ(Posted(), 15u * 16 / 2);
+}
+
+TEST_F(WalTest, ADamagedFrameBeforeGoodOnesIsDataLoss) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 3, 5);
+  ledger_.reset();
+  std::vector<fs::path> segments = Segments();
+  fs::path target;
+  std::vector<size_t> frames;
+  for (const fs::path& p : segments) {
+    frames = FrameOffsets(ReadFile(p));
+    if (frames.size() >= 3) {
+      target = p;
+      break;
+    }
+  }
+  ASSERT_FALSE(target.empty());
+  std::string data = ReadFile(target);
+  data[frames[1] + 40] ^= 0x5a;  // the second of several acknowledged commits
+  WriteFile(target, data);
+  const absl::Status opened = Open();
+  EXPECT_TRUE(absl::IsDataLoss(opened)) << opened;
+  EXPECT_NE(opened.message().find("does not check"), std::string_view::npos) << opened;
+}
+
+TEST_F(WalTest, SegmentsAreReusedOnceCheckpointed) {
+  ASSERT_TRUE(Open(/*checkpoints=*/true).ok());
+  ProgramCreate();
+  // ~400 bytes a record: ~12 MB through 1 MiB segments.
+  for (int round = 0; round < 30; ++round) EarnBatches(1 + round * 1000, 1, 1000);
+  const std::vector<fs::path> segments = Segments();
+  EXPECT_LE(segments.size(), 8u) << "segments are not being reused or removed";
+  ledger_.reset();
+  ASSERT_TRUE(Open(/*checkpoints=*/true).ok());
+  EXPECT_EQ(Posted(), 30000u * 30001 / 2);
+  EXPECT_TRUE(ledger_->VerifyChain()->empty());
+}
+
+TEST_F(WalTest, AGroupCommitLargerThanASegmentSpansSegments) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  absl::StatusOr<Ledger::Writer> writer = ledger_->BeginWrite();
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<Result> results;
+  for (int b = 0; b < 4; ++b) {  // 4 x 2,000 x ~450 bytes: 3.6 MB, over 1 MiB segments
+    std::vector<Transaction> batch;
+    for (int i = 0; i < 2000; ++i) {
+      const int k = b * 2000 + i + 1;
+      Transaction t = Earn("acme", "m", static_cast<uint64_t>(k), "e" + std::to_string(k));
+      t.metadata = std::string(256, 'y');
+      batch.push_back(std::move(t));
+    }
+    ASSERT_TRUE(writer->Apply(batch, Auth::Admin(), &results).ok());
+  }
+  ASSERT_TRUE(std::move(*writer).Commit().ok());
+  ledger_.reset();
+  ASSERT_TRUE(Open().ok());
+  EXPECT_EQ(ledger_->GetHead()->seq, 8001u);
+  EXPECT_EQ(Posted(), 8000u * 8001 / 2);
+}
+
+TEST_F(WalTest, ABackupHoldsWhatOnlyTheWriteAheadLogHad) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 4, 5);
+  const std::string to = dir_ + "/backup";
+  absl::StatusOr<ChainHead> backed = ledger_->Backup(to);
+  ASSERT_TRUE(backed.ok()) << backed.status();
+  EXPECT_EQ(backed->seq, 21u);
+  EXPECT_FALSE(fs::exists(fs::path(to) / "wal"));
+  Options options;
+  options.dir = to;
+  options.clock = &clock_;
+  absl::StatusOr<std::unique_ptr<Ledger>> copy = Ledger::Open(options);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_EQ((*(*copy)->GetBalance("acme", "m"))->posted, 20u * 21 / 2);
+  EXPECT_TRUE((*copy)->VerifyChain()->empty());
+}
+
+}  // namespace
+}  // namespace pointledger::ledger
