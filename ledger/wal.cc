@@ -107,8 +107,11 @@ class GroupReader {
     std::vector<size_t> segments;  // the caller's indexes of its segments
   };
 
-  // `damaged`: the error for a frame that checks after one that does not.
-  explicit GroupReader(absl::StatusCode damaged) : damaged_(damaged) {}
+  // `check_rest`: after the last frame that checks, read the rest of the
+  // segment for frames of this life that check (DataLoss: see Frames).
+  // Recovery does; a follower of a live directory, reading while frames
+  // are written, does not.
+  explicit GroupReader(bool check_rest) : check_rest_(check_rest) {}
 
   // Reads one segment file from *offset on, and moves *offset past the
   // last frame that checks. A file that is gone (renamed for reuse since
@@ -119,38 +122,29 @@ class GroupReader {
       if (errno == ENOENT) return absl::OkStatus();
       return Errno(errno, StrCat("opening ", path));
     }
-    std::string data;
-    struct stat st {};
-    absl::Status status;
-    if (::fstat(fd, &st) != 0) {
-      status = Errno(errno, StrCat("stat ", path));
-    } else if (static_cast<size_t>(st.st_size) > *offset) {
-      data.resize(static_cast<size_t>(st.st_size) - *offset);
-      size_t at = 0;
-      while (at < data.size()) {
-        const ssize_t n =
-            ::pread(fd, data.data() + at, data.size() - at, static_cast<off_t>(*offset + at));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          status = Errno(errno, StrCat("reading ", path));
-          break;
-        }
-        if (n == 0) break;
-        at += static_cast<size_t>(n);
-      }
-      data.resize(at);
-    }
+    absl::Status status = ReadFrames(fd, path, number, index, offset);
     ::close(fd);
-    if (!status.ok()) return status;
-    size_t consumed = 0;
-    status = Frames(data, number, index, *offset, &consumed);
-    *offset += consumed;
     return status;
   }
 
   std::vector<Group>& complete() { return complete_; }
 
  private:
+  // Reads [at, at + n) of the file, or fewer bytes at its end.
+  static absl::Status ReadAt(int fd, const std::string& path, uint64_t at, size_t n, std::string* out) {
+    out->resize(n);
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t r = ::pread(fd, out->data() + done, n - done, static_cast<off_t>(at + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Errno(errno, StrCat("reading ", path));
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    out->resize(done);
+    return absl::OkStatus();
+  }
+
   // Whether a frame of segment `number` starts at `at` and checks; if so,
   // *flags, *first_seq and *payload describe it.
   static bool FrameAt(std::string_view data, size_t at, uint64_t number, uint32_t* flags,
@@ -168,46 +162,75 @@ class GroupReader {
     return Crc(data.substr(at, kCrcOffset), *payload) == crc;
   }
 
-  absl::Status Frames(std::string_view data, uint64_t number, size_t index, size_t base,
-                      size_t* consumed) {
-    size_t at = 0;
-    uint32_t flags = 0;
-    uint64_t first_seq = 0;
-    std::string_view payload;
-    while (FrameAt(data, at, number, &flags, &first_seq, &payload)) {
-      at += kHeaderBytes + payload.size();
-      if ((flags & kFirst) != 0) {
-        partial_ = Group{first_seq, {}, {}};
-      } else if (!partial_ || partial_->first_seq != first_seq) {
-        partial_.reset();  // the rest of a group whose start was lost
-        continue;
-      }
-      partial_->bytes.append(payload);
-      if (partial_->segments.empty() || partial_->segments.back() != index) {
-        partial_->segments.push_back(index);
-      }
-      if ((flags & kLast) != 0) {
-        complete_.push_back(std::move(*partial_));
-        partial_.reset();
-      }
+  // Frame by frame (two reads each): a follower reads only what is new,
+  // not the zeros after it.
+  absl::Status ReadFrames(int fd, const std::string& path, uint64_t number, size_t index,
+                          size_t* offset) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return Errno(errno, StrCat("stat ", path));
+    const size_t file_size = static_cast<size_t>(st.st_size);
+    std::string frame;
+    for (;;) {
+      if (file_size < *offset + kHeaderBytes) break;
+      PL_RETURN_IF_ERROR(ReadAt(fd, path, *offset, kHeaderBytes, &frame));
+      if (frame.size() < kHeaderBytes) break;
+      ByteReader r(frame);
+      const uint32_t magic = r.U32();
+      r.U32();
+      const uint64_t segment = r.U64();
+      r.U64();
+      const uint32_t size = r.U32();
+      if (magic != kMagic || segment != number || size > file_size - *offset - kHeaderBytes) break;
+      PL_RETURN_IF_ERROR(ReadAt(fd, path, *offset, kHeaderBytes + size, &frame));
+      uint32_t flags = 0;
+      uint64_t first_seq = 0;
+      std::string_view payload;
+      if (!FrameAt(frame, 0, number, &flags, &first_seq, &payload)) break;
+      *offset += kHeaderBytes + size;
+      Take(flags, first_seq, payload, index);
     }
-    *consumed = at;
+    if (!check_rest_ || file_size <= *offset + 1) return absl::OkStatus();
     // Here the segment ends: zeros, frames of the file's earlier life, or
     // the one frame a crash tore. Each commit is synced before the next is
     // written, so a frame of this life that checks past this point means
     // the disk changed a frame that was acknowledged: not to be skipped.
+    std::string rest;
+    PL_RETURN_IF_ERROR(ReadAt(fd, path, *offset, file_size - *offset, &rest));
+    const std::string_view data = rest;
     const std::string_view magic("PLW1", 4);
-    for (size_t i = data.find(magic, at + 1); i != std::string_view::npos; i = data.find(magic, i + 1)) {
+    uint32_t flags = 0;
+    uint64_t first_seq = 0;
+    std::string_view payload;
+    for (size_t i = data.find(magic, 1); i != std::string_view::npos; i = data.find(magic, i + 1)) {
       if (FrameAt(data, i, number, &flags, &first_seq, &payload)) {
-        return absl::Status(damaged_, StrCat("write-ahead log: segment ", number, " has a frame at byte ",
-                                             base + at, " that does not check, and one at byte ", base + i,
-                                             " (group commit at seq ", first_seq, ") after it that does"));
+        return absl::DataLossError(StrCat("write-ahead log: segment ", number, " has a frame at byte ",
+                                          *offset, " that does not check, and one at byte ",
+                                          *offset + i, " (group commit at seq ", first_seq,
+                                          ") after it that does"));
       }
     }
     return absl::OkStatus();
   }
 
-  const absl::StatusCode damaged_;
+  // One frame that checks, into the group it belongs to.
+  void Take(uint32_t flags, uint64_t first_seq, std::string_view payload, size_t index) {
+    if ((flags & kFirst) != 0) {
+      partial_ = Group{first_seq, {}, {}};
+    } else if (!partial_ || partial_->first_seq != first_seq) {
+      partial_.reset();  // the rest of a group whose start was lost
+      return;
+    }
+    partial_->bytes.append(payload);
+    if (partial_->segments.empty() || partial_->segments.back() != index) {
+      partial_->segments.push_back(index);
+    }
+    if ((flags & kLast) != 0) {
+      complete_.push_back(std::move(*partial_));
+      partial_.reset();
+    }
+  }
+
+  const bool check_rest_;
   std::optional<Group> partial_;
   std::vector<Group> complete_;
 };
@@ -264,7 +287,7 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
   wal->dir_fd_ = ::open(options.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (wal->dir_fd_ < 0) return Errno(errno, StrCat("opening ", options.dir));
   PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(options.dir));
-  GroupReader reader(absl::StatusCode::kDataLoss);
+  GroupReader reader(/*check_rest=*/true);
   for (size_t i = 0; i < numbers.size(); ++i) {
     size_t offset = 0;
     PL_RETURN_IF_ERROR(reader.ReadSegment(wal->PathOf(numbers[i]), numbers[i], i, &offset));
@@ -312,7 +335,7 @@ absl::StatusOr<LogChunks> WalReader::Read(uint64_t after_seq) {
 }
 
 absl::Status WalReader::ReadNew(uint64_t after_seq) {
-  if (groups_ == nullptr) groups_ = std::make_unique<GroupReader>(absl::StatusCode::kAborted);
+  if (groups_ == nullptr) groups_ = std::make_unique<GroupReader>(/*check_rest=*/false);
   PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(dir_));
   std::map<uint64_t, size_t> offsets;
   for (const uint64_t n : numbers) {
