@@ -419,6 +419,7 @@ void Wal::PrepareLoop() {
     }
     absl::StatusOr<Segment> s = Prepare(number, size);
     absl::MutexLock lock(&mu_);
+    ++attempts_;
     if (s.ok()) {
       spare_ = *s;
       prepare_error_ = absl::OkStatus();
@@ -435,7 +436,11 @@ void Wal::PrepareLoop() {
                    std::string(s.status().message()).c_str());
     }
     reported = true;
-    mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Seconds(1));
+    wake_ = false;
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](Wal* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->stop_ || w->wake_; },
+                             this),
+                         absl::Seconds(1));
   }
 }
 
@@ -443,10 +448,15 @@ absl::Status Wal::Roll() {
   Segment next;
   {
     absl::MutexLock lock(&mu_);
-    auto ready = +[](Wal* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-      return w->spare_.has_value() || !w->prepare_error_.ok();
+    // After a failure, one more attempt now rather than at the next retry:
+    // the room may be back (the disk grown, files deleted).
+    const uint64_t seen = attempts_;
+    const bool failing = !prepare_error_.ok();
+    wake_ = true;
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return spare_.has_value() || (failing ? attempts_ > seen : !prepare_error_.ok());
     };
-    mu_.AwaitWithTimeout(absl::Condition(ready, this), absl::Seconds(10));
+    mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(10));
     if (!spare_) {
       return absl::ResourceExhaustedError(StrCat(
           "no write-ahead log segment ready",

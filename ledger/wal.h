@@ -127,6 +127,8 @@ class Wal {
   uint64_t next_number_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_size_ ABSL_GUARDED_BY(mu_) = uint64_t{1} << 20;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;       // Roll wants another attempt now
+  uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;  // segments the preparer tried to make
   std::thread preparer_;
 };
 
