@@ -464,6 +464,13 @@ absl::Status Wal::Roll() {
     }
     next = *spare_;
     spare_.reset();
+    // The segment being left holds frames of the group being written; its
+    // seqs are past any checkpoint, so this keeps Release() from handing
+    // the file to the preparer before the group is synced (Append sets the
+    // last seqs of every segment it wrote once it is).
+    if (!live_.empty() && live_.back().number == current_.number) {
+      live_.back().last_seq = std::max(live_.back().last_seq, group_last_seq_);
+    }
     live_.push_back(next);
   }
   current_ = next;
@@ -475,6 +482,7 @@ absl::Status Wal::Append(const LogChunk& chunk) {
   if (!broken_.ok()) return broken_;
   const std::string_view bytes = chunk.bytes();
   const uint64_t first_seq = chunk.first_seq();
+  group_last_seq_ = chunk.last_seq();
   std::vector<Segment> touched;  // to sync; all but the last are closed after
   size_t done = 0;
   absl::Status status;

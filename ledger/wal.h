@@ -117,6 +117,7 @@ class Wal {
   Segment current_;  // fd < 0: none yet
   uint64_t offset_ = 0;
   absl::Status broken_;
+  uint64_t group_last_seq_ = 0;  // of the group Append is writing
   std::string frame_;  // scratch for a frame header
 
   absl::Mutex mu_;
