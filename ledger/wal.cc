@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include <boost/crc.hpp>
@@ -21,7 +23,9 @@ namespace pointledger::ledger {
 
 namespace {
 
-constexpr uint32_t kMagic = 0x31574c50;  // "PLW1" little-endian
+constexpr uint32_t kMagic = 0x31574c50;         // "PLW1" little-endian
+constexpr uint32_t kSegmentMagic = 0x53574c50;  // "PLWS"
+constexpr size_t kSegmentHeaderBytes = 64;      // frames start here
 constexpr uint32_t kFirst = 1;
 constexpr uint32_t kLast = 2;
 constexpr size_t kHeaderBytes = 32;
@@ -35,8 +39,12 @@ absl::Status Errno(int err, std::string_view what) {
   return absl::InternalError(message);
 }
 
-uint32_t Crc(std::string_view header, std::string_view payload) {
+// The salt is the segment's, drawn when it was last prepared: a frame that
+// a client planted inside a payload (metadata is theirs to choose) cannot
+// check, since the salt is in no frame.
+uint32_t Crc(uint64_t salt, std::string_view header, std::string_view payload) {
   boost::crc_32_type crc;
+  crc.process_bytes(&salt, sizeof(salt));
   crc.process_bytes(header.data(), header.size());
   crc.process_bytes(payload.data(), payload.size());
   return crc.checksum();
@@ -46,6 +54,44 @@ std::string Path(const std::string& dir, uint64_t number) {
   char name[32];
   std::snprintf(name, sizeof(name), "%016llu.wal", static_cast<unsigned long long>(number));
   return StrCat(dir, "/", name);
+}
+
+// U32 magic "PLWS" | U32 version 1 | U64 number | U64 salt | U32 CRC-32 of
+// the 24 bytes before it, then zeros up to kSegmentHeaderBytes.
+std::string SegmentHeader(uint64_t number, uint64_t salt) {
+  std::string out;
+  ByteWriter w(&out);
+  w.U32(kSegmentMagic);
+  w.U32(1);
+  w.U64(number);
+  w.U64(salt);
+  boost::crc_32_type crc;
+  crc.process_bytes(out.data(), out.size());
+  w.U32(crc.checksum());
+  out.resize(kSegmentHeaderBytes, '\0');
+  return out;
+}
+
+// The salt of a segment header naming `number`; nullopt if it does not.
+std::optional<uint64_t> SegmentSalt(std::string_view header, uint64_t number) {
+  if (header.size() < 28) return std::nullopt;
+  ByteReader r(header.substr(0, 28));
+  const uint32_t magic = r.U32();
+  const uint32_t version = r.U32();
+  const uint64_t n = r.U64();
+  const uint64_t salt = r.U64();
+  const uint32_t crc = r.U32();
+  boost::crc_32_type check;
+  check.process_bytes(header.data(), 24);
+  if (magic != kSegmentMagic || version != 1 || n != number || crc != check.checksum()) {
+    return std::nullopt;
+  }
+  return salt;
+}
+
+uint64_t NewSalt() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd();
 }
 
 // The segment files of a directory, by number.
@@ -147,8 +193,8 @@ class GroupReader {
 
   // Whether a frame of segment `number` starts at `at` and checks; if so,
   // *flags, *first_seq and *payload describe it.
-  static bool FrameAt(std::string_view data, size_t at, uint64_t number, uint32_t* flags,
-                      uint64_t* first_seq, std::string_view* payload) {
+  static bool FrameAt(std::string_view data, size_t at, uint64_t number, uint64_t salt,
+                      uint32_t* flags, uint64_t* first_seq, std::string_view* payload) {
     if (data.size() - at < kHeaderBytes) return false;
     ByteReader r(data.substr(at, kHeaderBytes));
     const uint32_t magic = r.U32();
@@ -159,7 +205,7 @@ class GroupReader {
     const uint32_t crc = r.U32();
     if (magic != kMagic || segment != number || size > data.size() - at - kHeaderBytes) return false;
     *payload = data.substr(at + kHeaderBytes, size);
-    return Crc(data.substr(at, kCrcOffset), *payload) == crc;
+    return Crc(salt, data.substr(at, kCrcOffset), *payload) == crc;
   }
 
   // Frame by frame (two reads each): a follower reads only what is new,
@@ -170,6 +216,15 @@ class GroupReader {
     if (::fstat(fd, &st) != 0) return Errno(errno, StrCat("stat ", path));
     const size_t file_size = static_cast<size_t>(st.st_size);
     std::string frame;
+    PL_RETURN_IF_ERROR(ReadAt(fd, path, 0, kSegmentHeaderBytes, &frame));
+    const std::optional<uint64_t> salt = SegmentSalt(frame, number);
+    if (!salt) {
+      // Not (yet) a segment of this number: being prepared, or renamed
+      // whose new header a crash kept from the disk. It holds nothing.
+      partial_.reset();
+      return absl::OkStatus();
+    }
+    *offset = std::max(*offset, kSegmentHeaderBytes);
     for (;;) {
       if (file_size < *offset + kHeaderBytes) break;
       PL_RETURN_IF_ERROR(ReadAt(fd, path, *offset, kHeaderBytes, &frame));
@@ -185,10 +240,15 @@ class GroupReader {
       uint32_t flags = 0;
       uint64_t first_seq = 0;
       std::string_view payload;
-      if (!FrameAt(frame, 0, number, &flags, &first_seq, &payload)) break;
+      if (!FrameAt(frame, 0, number, *salt, &flags, &first_seq, &payload)) break;
       *offset += kHeaderBytes + size;
       Take(flags, first_seq, payload, index);
     }
+    // A group goes on in the next segment only from a frame that filled
+    // this one (the writer moves on when fewer than a header's bytes are
+    // left). Past a frame that does not check, a part found later belongs
+    // to no group we have the start of.
+    if (file_size - *offset >= kHeaderBytes + 1) partial_.reset();
     if (!check_rest_ || file_size <= *offset + 1) return absl::OkStatus();
     // Here the segment ends: zeros, frames of the file's earlier life, or
     // the one frame a crash tore. Each commit is synced before the next is
@@ -202,7 +262,7 @@ class GroupReader {
     uint64_t first_seq = 0;
     std::string_view payload;
     for (size_t i = data.find(magic, 1); i != std::string_view::npos; i = data.find(magic, i + 1)) {
-      if (FrameAt(data, i, number, &flags, &first_seq, &payload)) {
+      if (FrameAt(data, i, number, *salt, &flags, &first_seq, &payload)) {
         return absl::DataLossError(StrCat("write-ahead log: segment ", number, " has a frame at byte ",
                                           *offset, " that does not check, and one at byte ",
                                           *offset + i, " (group commit at seq ", first_seq,
@@ -286,6 +346,16 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
   std::unique_ptr<Wal> wal(new Wal(options));
   wal->dir_fd_ = ::open(options.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (wal->dir_fd_ < 0) return Errno(errno, StrCat("opening ", options.dir));
+  // One writer: a second would number, reuse and delete segments under
+  // the first. The lock goes with the descriptor, so a killed process
+  // leaves none behind.
+  if (::flock(wal->dir_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(
+          StrCat(options.dir, " is in use: another process has this ledger open for writing"));
+    }
+    return Errno(errno, StrCat("locking ", options.dir));
+  }
   PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(options.dir));
   GroupReader reader(/*check_rest=*/true);
   for (size_t i = 0; i < numbers.size(); ++i) {
@@ -322,7 +392,17 @@ WalReader::WalReader(std::string dir) : dir_(std::move(dir)) {}
 WalReader::~WalReader() = default;
 
 absl::StatusOr<LogChunks> WalReader::Read(uint64_t after_seq) {
-  absl::Status status = ReadNew(after_seq);
+  absl::Status status = ReadNew();
+  if (status.ok()) {
+    std::erase_if(chunks_, [&](const auto& c) { return c->last_seq() <= after_seq; });
+    // Entries we no longer have (or never read, their segment reused
+    // first) are in the log environment by now: the caller reads it again.
+    if (!chunks_.empty() && chunks_.front()->first_seq() != after_seq + 1) {
+      return absl::AbortedError(StrCat("write-ahead log: seq ", after_seq + 1,
+                                       " is no longer here; read the log environment again"));
+    }
+    status = KeepAfter(&chunks_, after_seq, absl::StatusCode::kAborted);
+  }
   if (!status.ok()) {
     // Start over next time: a segment reused between our listing and our
     // reading it, or a frame read while it was being written.
@@ -334,7 +414,7 @@ absl::StatusOr<LogChunks> WalReader::Read(uint64_t after_seq) {
   return chunks_;
 }
 
-absl::Status WalReader::ReadNew(uint64_t after_seq) {
+absl::Status WalReader::ReadNew() {
   if (groups_ == nullptr) groups_ = std::make_unique<GroupReader>(/*check_rest=*/false);
   PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(dir_));
   std::map<uint64_t, size_t> offsets;
@@ -344,8 +424,7 @@ absl::Status WalReader::ReadNew(uint64_t after_seq) {
     offsets[n] = offset;
   }
   offsets_ = std::move(offsets);
-  PL_RETURN_IF_ERROR(ParseGroups(groups_->complete(), &chunks_, nullptr));
-  return KeepAfter(&chunks_, after_seq, absl::StatusCode::kAborted);
+  return ParseGroups(groups_->complete(), &chunks_, nullptr);
 }
 
 Wal::~Wal() {
@@ -374,26 +453,47 @@ absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
     // at the first of them. The rename must be durable before a frame is
     // written, or after a crash the file would carry its old name and
     // those frames would not be read.
-    if (::rename(PathOf(reuse->number).c_str(), path.c_str()) != 0 || ::fsync(dir_fd_) != 0) {
+    // A new header (number, salt) too: if the rename is lost in a crash
+    // the header no longer names the file, and it reads as empty.
+    if (::rename(PathOf(reuse->number).c_str(), path.c_str()) != 0) {
       const int err = errno;
       absl::MutexLock lock(&mu_);
       released_.push_front(*reuse);
       return Errno(err, StrCat("renaming segment ", reuse->number, " for reuse"));
     }
+    reuse->number = number;  // whatever happens next, that is its name
     const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return Errno(errno, StrCat("opening ", path));
-    return Segment{number, fd, reuse->size, 0};
+    absl::Status status = fd < 0 ? Errno(errno, StrCat("opening ", path)) : absl::OkStatus();
+    const uint64_t salt = NewSalt();
+    if (status.ok()) {
+      const std::string header = SegmentHeader(number, salt);
+      const iovec part{const_cast<char*>(header.data()), header.size()};
+      status = WriteAll(fd, &part, 1, 0);
+    }
+    if (status.ok() && ::fdatasync(fd) != 0) status = Errno(errno, StrCat("syncing ", path));
+    if (status.ok() && ::fsync(dir_fd_) != 0) status = Errno(errno, StrCat("syncing ", options_.dir));
+    if (!status.ok()) {
+      if (fd >= 0) ::close(fd);
+      absl::MutexLock lock(&mu_);
+      released_.push_front(*reuse);
+      return status;
+    }
+    return Segment{number, fd, reuse->size, 0, salt};
   }
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Errno(errno, StrCat("creating ", path));
   // Zeros written, not a hole or fallocate's unwritten extents: writing
   // into either changes the file's block map, which each fdatasync would
   // then journal.
-  const std::string zeros(kZeroBlock, '\0');
+  const uint64_t salt = NewSalt();
+  std::string block(kZeroBlock, '\0');
+  const std::string header = SegmentHeader(number, salt);
+  block.replace(0, header.size(), header);  // the first block only
   absl::Status status;
   for (uint64_t at = 0; at < size && status.ok(); at += kZeroBlock) {
-    const iovec part{const_cast<char*>(zeros.data()), static_cast<size_t>(std::min<uint64_t>(kZeroBlock, size - at))};
+    const iovec part{block.data(), static_cast<size_t>(std::min<uint64_t>(kZeroBlock, size - at))};
     status = WriteAll(fd, &part, 1, at);
+    if (at == 0) block.replace(0, header.size(), std::string(header.size(), '\0'));
   }
   if (status.ok() && ::fdatasync(fd) != 0) status = Errno(errno, StrCat("syncing ", path));
   if (status.ok() && ::fsync(dir_fd_) != 0) status = Errno(errno, StrCat("syncing ", options_.dir));
@@ -402,7 +502,7 @@ absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
     ::unlink(path.c_str());
     return status;
   }
-  return Segment{number, fd, size, 0};
+  return Segment{number, fd, size, 0, salt};
 }
 
 void Wal::PrepareLoop() {
@@ -474,7 +574,7 @@ absl::Status Wal::Roll() {
     live_.push_back(next);
   }
   current_ = next;
-  offset_ = 0;
+  offset_ = kSegmentHeaderBytes;
   return absl::OkStatus();
 }
 
@@ -508,7 +608,7 @@ absl::Status Wal::Append(const LogChunk& chunk) {
     w.U64(first_seq);
     w.U32(static_cast<uint32_t>(n));
     const std::string_view payload = bytes.substr(done, n);
-    w.U32(Crc(frame_, payload));
+    w.U32(Crc(current_.salt, frame_, payload));
     const iovec parts[2] = {{frame_.data(), frame_.size()},
                             {const_cast<char*>(payload.data()), payload.size()}};
     status = WriteAll(current_.fd, parts, 2, offset_);

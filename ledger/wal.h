@@ -11,11 +11,16 @@
 // the entries into the log environment later; segments whose entries are
 // all there are then reused.
 //
-// A segment file, `DIR/wal/<number>.wal`, is a sequence of frames:
+// A segment file, `DIR/wal/<number>.wal`, starts with a 64-byte header
+// (U32 magic "PLWS" | U32 version 1 | U64 number | U64 salt | U32 CRC-32 of
+// the 24 bytes before it), and then holds a sequence of frames:
 //
 //   U32 magic "PLW1" | U32 flags (1: first frame of its group, 2: last)
 //   U64 segment number | U64 first seq of the group | U32 payload size
-//   U32 CRC-32 of the 28 bytes before it and the payload | payload
+//   U32 CRC-32 of the salt, the 28 bytes before it and the payload | payload
+//
+// The salt is drawn whenever the segment is prepared, so no frame of the
+// file's earlier life, and no frame planted in a payload, checks.
 //
 // A group commit's chunk bytes are cut into as many frames as the segments
 // need. Reading a segment stops at the first frame that does not check (a
@@ -58,7 +63,7 @@ class WalReader {
   absl::StatusOr<LogChunks> Read(uint64_t after_seq);
 
  private:
-  absl::Status ReadNew(uint64_t after_seq);
+  absl::Status ReadNew();
   const std::string dir_;
   std::map<uint64_t, size_t> offsets_;  // segment number -> where its next frame starts
   std::unique_ptr<GroupReader> groups_;
@@ -101,6 +106,7 @@ class Wal {
     int fd = -1;
     uint64_t size = 0;
     uint64_t last_seq = 0;  // of the last group with a frame in it
+    uint64_t salt = 0;      // in every frame's CRC (wal.cc)
   };
   explicit Wal(Options options) : options_(std::move(options)) {}
   std::string PathOf(uint64_t number) const;

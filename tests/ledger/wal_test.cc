@@ -111,7 +111,7 @@ class WalTest : public ::testing::Test {
 // Offsets of the frames of a segment, read with the documented layout.
 std::vector<size_t> FrameOffsets(const std::string& data) {
   std::vector<size_t> out;
-  size_t at = 0;
+  size_t at = 64;  // past the segment header
   while (at + 32 <= data.size() && data.compare(at, 4, "PLW1") == 0) {
     out.push_back(at);
     uint32_t size = 0;
@@ -259,6 +259,67 @@ TEST_F(WalTest, AGroupCommitLargerThanASegmentSpansSegments) {
   ASSERT_TRUE(Open().ok());
   EXPECT_EQ(ledger_->GetHead()->seq, 8001u);
   EXPECT_EQ(Posted(), 8000u * 8001 / 2);
+}
+
+// A crash while a group that spans segments is synced: its middle frame
+// torn, its first and last intact. The group was not acknowledged; its
+// two ends must not be joined, and what came before stays.
+TEST_F(WalTest, AGroupWithATornMiddleFrameIsDroppedWhole) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 1, 5);
+  absl::StatusOr<Ledger::Writer> writer = ledger_->BeginWrite();
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<Result> results;
+  for (int b = 0; b < 4; ++b) {  // ~3.6 MB: frames in three segments or more
+    std::vector<Transaction> batch;
+    for (int i = 0; i < 2000; ++i) {
+      const int k = 100 + b * 2000 + i;
+      Transaction t = Earn("acme", "m", 1, "big" + std::to_string(k));
+      t.metadata = std::string(256, 'y');
+      batch.push_back(std::move(t));
+    }
+    ASSERT_TRUE(writer->Apply(batch, Auth::Admin(), &results).ok());
+  }
+  ASSERT_TRUE(std::move(*writer).Commit().ok());
+  ledger_.reset();
+  // The big group's frames: one per segment; tear one that is neither its
+  // first nor its last (flags 0).
+  bool torn = false;
+  for (const fs::path& p : Segments()) {
+    std::string data = ReadFile(p);
+    for (size_t at : FrameOffsets(data)) {
+      uint32_t flags = 0;
+      std::memcpy(&flags, data.data() + at + 4, 4);
+      if (flags == 0 && !torn) {
+        data[at + 40] ^= 0x5a;
+        WriteFile(p, data);
+        torn = true;
+      }
+    }
+  }
+  ASSERT_TRUE(torn) << "the group did not span three segments";
+  const absl::Status opened = Open();
+  ASSERT_TRUE(opened.ok()) << opened;
+  EXPECT_EQ(ledger_->GetHead()->seq, 6u);
+  EXPECT_EQ(Posted(), 15u);
+  EXPECT_TRUE(ledger_->VerifyChain()->empty());
+}
+
+TEST_F(WalTest, ASecondWriterOfTheSameDirectoryIsRefused) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  Options options;
+  options.dir = dir_;
+  options.clock = &clock_;
+  absl::StatusOr<std::unique_ptr<Ledger>> second = Ledger::Open(options);
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+  EXPECT_NE(second.status().message().find("in use"), std::string_view::npos);
+  // The first goes on; and once it is closed the directory opens again.
+  EarnBatches(1, 1, 3);
+  ledger_.reset();
+  ASSERT_TRUE(Open().ok());
+  EXPECT_EQ(Posted(), 6u);
 }
 
 TEST_F(WalTest, ABackupHoldsWhatOnlyTheWriteAheadLogHad) {
