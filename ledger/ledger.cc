@@ -110,7 +110,9 @@ absl::StatusOr<Statement> ComputeStatement(const View& txn, const Dbs& dbs,
 // - log-only reads (head, chain) need neither.
 class Snapshot {
  public:
-  enum class Mode { kPoint, kScan, kLogOnly };
+  // kLogOnly: short log reads (a head, a record), under the lock like
+  // kPoint; kLogScan: long ones (the chain), on a copy of the log chunks.
+  enum class Mode { kPoint, kScan, kLogOnly, kLogScan };
   Snapshot() = default;
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
@@ -122,7 +124,7 @@ class Snapshot {
   std::optional<lmdb::Txn> state_txn;
   std::optional<lmdb::Txn> log_txn;
   uint64_t checkpoint_seq = 0;  // of state_txn
-  LogChunks tail;               // the log past log_txn's
+  std::shared_ptr<const LogChunks> tail;  // the log past log_txn's
   std::unique_ptr<MemTable> own;
   absl::Mutex* locked = nullptr;
   std::optional<View> view;
@@ -284,9 +286,10 @@ absl::Status Ledger::Rep::BeginScan(Snapshot* snap, bool with_state) {
       PL_ASSIGN_OR_RETURN(snap->checkpoint_seq, ReadCheckpointSeq(*snap->state_txn, handles));
     }
     PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
-    snap->tail.clear();
-    if (frozen != nullptr) snap->tail = frozen->log;
-    snap->tail.insert(snap->tail.end(), active.map().log.begin(), active.map().log.end());
+    auto tail = std::make_shared<LogChunks>();
+    if (frozen != nullptr) *tail = frozen->log;
+    tail->insert(tail->end(), active.map().log.begin(), active.map().log.end());
+    snap->tail = std::move(tail);
     return absl::OkStatus();
   }
   // Another process writes: its checkpoint may move entries from the
@@ -299,7 +302,7 @@ absl::Status Ledger::Rep::BeginScan(Snapshot* snap, bool with_state) {
     }
     PL_ASSIGN_OR_RETURN(snap->log_txn, lmdb::Txn::BeginRead(log_env));
     PL_ASSIGN_OR_RETURN(const uint64_t log_seq, LastLogSeq(*snap->log_txn, handles));
-    absl::StatusOr<LogChunks> tail;
+    absl::StatusOr<std::shared_ptr<const LogChunks>> tail;
     {
       absl::MutexLock lock(&wal_reader_mu);
       if (wal_reader == nullptr) wal_reader = std::make_unique<WalReader>(wal_dir);
@@ -314,7 +317,7 @@ absl::Status Ledger::Rep::BeginScan(Snapshot* snap, bool with_state) {
 
 absl::StatusOr<std::unique_ptr<Snapshot>> Ledger::Rep::Read(Snapshot::Mode mode) {
   auto snap = std::make_unique<Snapshot>();
-  if (mode == Snapshot::Mode::kPoint && !options.read_only) {
+  if ((mode == Snapshot::Mode::kPoint || mode == Snapshot::Mode::kLogOnly) && !options.read_only) {
     active.mutex().ReaderLock();
     snap->locked = &active.mutex();
     // The state snapshot is taken under the lock: a checkpoint drops the
@@ -328,23 +331,24 @@ absl::StatusOr<std::unique_ptr<Snapshot>> Ledger::Rep::Read(Snapshot::Mode mode)
                                     .frozen = frozen});
     return snap;
   }
-  const bool log_only = mode == Snapshot::Mode::kLogOnly;
+  const bool log_only = mode == Snapshot::Mode::kLogOnly || mode == Snapshot::Mode::kLogScan;
   PL_RETURN_IF_ERROR(BeginScan(snap.get(), /*with_state=*/!log_only));
-  snap->own = std::make_unique<MemTable>(/*order_all=*/true);
-  snap->own->AddLog(snap->tail);
   if (log_only) {
     snap->view.emplace(View::Layers{.handles = &handles,
                                     .log_txn = &*snap->log_txn,
                                     .state_txn = nullptr,
-                                    .active = snap->own.get(),
-                                    .frozen = nullptr});
+                                    .active = nullptr,
+                                    .frozen = nullptr,
+                                    .log_tail = snap->tail.get()});
     return snap;
   }
+  snap->own = std::make_unique<MemTable>(/*order_all=*/true);
   snap->view.emplace(View::Layers{.handles = &handles,
                                   .log_txn = &*snap->log_txn,
                                   .state_txn = &*snap->state_txn,
                                   .active = snap->own.get(),
                                   .frozen = nullptr,
+                                  .log_tail = snap->tail.get(),
                                   .writer = true,
                                   .replaying = true});
   PL_RETURN_IF_ERROR(ReplayLog(*snap->view, clock, snap->checkpoint_seq).status());
@@ -937,7 +941,7 @@ absl::StatusOr<std::vector<LotInfo>> Ledger::GetLots(const Id& account) {
 }
 
 absl::StatusOr<std::vector<Discrepancy>> Ledger::VerifyChain() {
-  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogOnly));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogScan));
   const View& txn = *snap->view;
   return VerifyChainIn(txn, Dbs());
 }
@@ -962,10 +966,12 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
   const lmdb::Txn& log_txn = *snap.log_txn;
   const lmdb::Txn& state_txn = *snap.state_txn;
   const uint64_t checkpoint_seq = snap.checkpoint_seq;
-  MemTable log_mem(/*order_all=*/true);
-  log_mem.AddLog(snap.tail);
-  const View log_view(View::Layers{
-      .handles = &rep_->handles, .log_txn = &log_txn, .state_txn = nullptr, .active = &log_mem, .frozen = nullptr});
+  const View log_view(View::Layers{.handles = &rep_->handles,
+                                   .log_txn = &log_txn,
+                                   .state_txn = nullptr,
+                                   .active = nullptr,
+                                   .frozen = nullptr,
+                                   .log_tail = snap.tail.get()});
 
   // 1. The chain. Past a broken link nothing can be trusted: stop there
   // (reporting the stored head, if its record still parses).
@@ -982,12 +988,12 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
          std::string(s.message()), seq});
   };
   MemTable stored_mem(/*order_all=*/true);
-  stored_mem.AddLog(snap.tail);
   View stored(View::Layers{.handles = &rep_->handles,
                            .log_txn = &log_txn,
                            .state_txn = &state_txn,
                            .active = &stored_mem,
                            .frozen = nullptr,
+                           .log_tail = snap.tail.get(),
                            .writer = true,
                            .replaying = true});
   uint64_t failed = 0;
@@ -1001,12 +1007,12 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
 
   // 3. The state rebuilt from seq 1, compared with the stored one.
   MemTable rebuilt_mem(/*order_all=*/true);
-  rebuilt_mem.AddLog(snap.tail);
   View rebuilt(View::Layers{.handles = &rep_->handles,
                             .log_txn = &log_txn,
                             .state_txn = nullptr,
                             .active = &rebuilt_mem,
                             .frozen = nullptr,
+                            .log_tail = snap.tail.get(),
                             .writer = true,
                             .replaying = true});
   if (absl::StatusOr<ChainHead> h = ReplayLog(rebuilt, rep_->clock, 0,
@@ -1033,12 +1039,12 @@ absl::StatusOr<Liability> Ledger::LiabilityReport(std::string_view program, int6
   }
   // The state at as_of is not stored anywhere: rebuild it from the log.
   MemTable mem(/*order_all=*/true);
-  mem.AddLog(snap->tail);
   View at(View::Layers{.handles = &rep_->handles,
                        .log_txn = &*snap->log_txn,
                        .state_txn = nullptr,
                        .active = &mem,
                        .frozen = nullptr,
+                       .log_tail = snap->tail.get(),
                        .writer = true,
                        .replaying = true});
   PL_RETURN_IF_ERROR(ReplayLog(at, rep_->clock, 0, as_of_seq).status());
@@ -1047,7 +1053,7 @@ absl::StatusOr<Liability> Ledger::LiabilityReport(std::string_view program, int6
 
 absl::StatusOr<RecordsPage> Ledger::GetRecords(uint64_t from_seq, uint32_t limit,
                                                std::string_view program) {
-  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogOnly));
+  PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogScan));
   const View& txn = *snap->view;
   RecordsPage page;
   PL_ASSIGN_OR_RETURN(const ChainHead head, ReadHead(txn, Dbs()));
@@ -1101,7 +1107,7 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
   }
   // The copy's log environment takes the tail, so the backup needs no
   // write-ahead log.
-  if (!snap.tail.empty()) {
+  if (!snap.tail->empty()) {
     PL_ASSIGN_OR_RETURN(lmdb::Env env, lmdb::Env::Open({.dir = (to / "log").string(),
                                                        .map_size_bytes = rep_->options.map_size_bytes}));
     PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(env, nullptr));
@@ -1111,7 +1117,7 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     handles.dbi[Dbs().log] = log_dbi;
     handles.dbi[Dbs().effects] = effects_dbi;
     PL_ASSIGN_OR_RETURN(const uint64_t log_seq, LastLogSeq(txn, handles));
-    PL_RETURN_IF_ERROR(AppendLog(txn, handles, snap.tail, log_seq));
+    PL_RETURN_IF_ERROR(AppendLog(txn, handles, *snap.tail, log_seq));
     PL_RETURN_IF_ERROR(txn.Commit());
   }
   Options options;

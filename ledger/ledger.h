@@ -285,7 +285,7 @@ struct Options {
   // A clean close writes a final checkpoint, so the next open replays
   // nothing. Tests turn it off to exercise the replay a crash would need.
   bool checkpoint_on_close = true;
-  // The write-ahead log's segment files (docs/storage.md) start at 1 MiB
+  // The write-ahead log's segment files (docs/storage.md) start at 256 KiB
   // and double up to this size.
   uint64_t wal_segment_bytes = uint64_t{16} << 20;
 };

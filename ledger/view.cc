@@ -307,6 +307,9 @@ absl::StatusOr<std::optional<std::string_view>> View::GetLog(Table t, std::strin
   if (l_.frozen != nullptr) {
     if (Result v = FindInLog(l_.frozen->log, t, seq)) return v;
   }
+  if (l_.log_tail != nullptr) {
+    if (Result v = FindInLog(*l_.log_tail, t, seq)) return v;
+  }
   if (l_.log_txn == nullptr) return Result();
   return l_.log_txn->Get(l_.handles->dbi[t], key);
 }
@@ -412,14 +415,16 @@ struct Best {
     }
   }
 };
-// The log chunks of a view, oldest first: the frozen map's, the active
-// map's, and the writer's pending chunk. Their seqs ascend in that order.
+// The log chunks of a view, oldest first: the tail's, the frozen map's, the
+// active map's, and the writer's pending chunk. Their seqs ascend in that
+// order.
 struct LogLayers {
-  const LogChunks* lists[2] = {nullptr, nullptr};
+  const LogChunks* lists[3] = {nullptr, nullptr, nullptr};
   const LogChunk* pending = nullptr;
   explicit LogLayers(const View& view) {
     const View::Layers& l = view.layers();
     size_t n = 0;
+    if (l.log_tail != nullptr) lists[n++] = l.log_tail;
     if (l.frozen != nullptr) lists[n++] = &l.frozen->log;
     if (l.active != nullptr) {
       lists[n++] = &l.active->map().log;
@@ -451,7 +456,7 @@ struct LogLayers {
         return std::pair{r->seq, pending->value(*r)};
       }
     }
-    for (size_t k = 2; k-- > 0;) {
+    for (size_t k = 3; k-- > 0;) {
       const LogChunks* list = lists[k];
       if (list == nullptr) continue;
       for (size_t i = std::min(FirstChunkReaching(*list, s) + 1, list->size()); i-- > 0;) {

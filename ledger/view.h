@@ -239,6 +239,9 @@ class View {
     const lmdb::Txn* state_txn = nullptr;  // null: no checkpointed state (a rebuild)
     MemTable* active = nullptr;  // may be null
     std::shared_ptr<const MemTable::Map> frozen;  // may be null
+    // Log chunks older than the maps' (a scan's copy, or what a read-only
+    // ledger read from the write-ahead log); may be null.
+    const LogChunks* log_tail = nullptr;
     bool writer = false;    // sees (and makes) pending writes
     // Log tables already hold what is written: writes to them are not
     // made but checked (an `effects` entry must equal the stored one).

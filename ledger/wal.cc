@@ -30,7 +30,7 @@ constexpr uint32_t kFirst = 1;
 constexpr uint32_t kLast = 2;
 constexpr size_t kHeaderBytes = 32;
 constexpr size_t kCrcOffset = 28;
-constexpr uint64_t kFirstSegmentBytes = uint64_t{1} << 20;
+constexpr uint64_t kFirstSegmentBytes = uint64_t{256} << 10;  // small ledgers (and tests) write little
 constexpr size_t kZeroBlock = size_t{1} << 20;
 
 absl::Status Errno(int err, std::string_view what) {
@@ -391,7 +391,7 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
 WalReader::WalReader(std::string dir) : dir_(std::move(dir)) {}
 WalReader::~WalReader() = default;
 
-absl::StatusOr<LogChunks> WalReader::Read(uint64_t after_seq) {
+absl::StatusOr<std::shared_ptr<const LogChunks>> WalReader::Read(uint64_t after_seq) {
   absl::Status status = ReadNew();
   if (status.ok()) {
     std::erase_if(chunks_, [&](const auto& c) { return c->last_seq() <= after_seq; });
@@ -411,7 +411,13 @@ absl::StatusOr<LogChunks> WalReader::Read(uint64_t after_seq) {
     chunks_.clear();
     return status;
   }
-  return chunks_;
+  // chunks_ only grows at the back and shrinks at the front: the same
+  // size and ends mean the same list.
+  const bool same = shared_ != nullptr && shared_->size() == chunks_.size() &&
+                    (chunks_.empty() || (shared_->front() == chunks_.front() &&
+                                         shared_->back() == chunks_.back()));
+  if (!same) shared_ = std::make_shared<const LogChunks>(chunks_);
+  return shared_;
 }
 
 absl::Status WalReader::ReadNew() {

@@ -60,7 +60,9 @@ class WalReader {
   // they do not continue after_seq (the writer's checkpoint moved them to
   // the log environment after the caller read it) or a segment changed
   // under the read: read the log environment again, then this.
-  absl::StatusOr<LogChunks> Read(uint64_t after_seq);
+  // The list is shared and immutable: a read that finds nothing new costs
+  // no copy.
+  absl::StatusOr<std::shared_ptr<const LogChunks>> Read(uint64_t after_seq);
 
  private:
   absl::Status ReadNew();
@@ -68,13 +70,14 @@ class WalReader {
   std::map<uint64_t, size_t> offsets_;  // segment number -> where its next frame starts
   std::unique_ptr<GroupReader> groups_;
   LogChunks chunks_;  // complete group commits read, in order
+  std::shared_ptr<const LogChunks> shared_;  // chunks_ as last handed out
 };
 
 class Wal {
  public:
   struct Options {
     std::string dir;  // the segments' directory (created if missing)
-    // Segments start at 1 MiB and double up to this size.
+    // Segments start at 256 KiB and double up to this size.
     uint64_t segment_bytes_max = uint64_t{16} << 20;
   };
 
@@ -132,7 +135,7 @@ class Wal {
   std::optional<Segment> spare_ ABSL_GUARDED_BY(mu_);
   absl::Status prepare_error_ ABSL_GUARDED_BY(mu_);
   uint64_t next_number_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t next_size_ ABSL_GUARDED_BY(mu_) = uint64_t{1} << 20;
+  uint64_t next_size_ ABSL_GUARDED_BY(mu_) = 0;  // set by Open
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;       // Roll wants another attempt now
   uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;  // segments the preparer tried to make
