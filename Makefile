@@ -8,7 +8,7 @@ PKGS := build-essential cmake ninja-build pkg-config \
 	liblmdb-dev lmdb-utils libflatbuffers-dev flatbuffers-compiler \
 	libabsl-dev libssl-dev libboost-dev libbenchmark-dev \
 	libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev \
-	libjemalloc-dev
+	libjemalloc-dev zlib1g-dev
 # Only for the fuzz targets (clang + libFuzzer): `make fuzz-deps`.
 FUZZ_PKGS := clang libclang-rt-14-dev
 

@@ -180,6 +180,11 @@ const MemTable::Slot* MemTable::Map::Find(std::string_view full_key) const {
   return it == slots.end() ? nullptr : &it->second;
 }
 
+const MemTable::Slot* MemTable::Map::Find(std::string_view full_key, size_t hash) const {
+  auto it = slots.find(absl::string_view(full_key.data(), full_key.size()), hash);
+  return it == slots.end() ? nullptr : &it->second;
+}
+
 MemTable::Slot* MemTable::Map::Find(std::string_view full_key) {
   auto it = slots.find(absl::string_view(full_key.data(), full_key.size()));
   return it == slots.end() ? nullptr : &it->second;
@@ -273,15 +278,17 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
   using Result = std::optional<std::string_view>;
   if (IsLogTable(t)) return GetLog(t, key);
   const std::string_view full = FullKey(t, key);
+  const MemTable::Map* first = l_.active != nullptr ? &l_.active->map() : l_.frozen.get();
+  const size_t hash = first != nullptr ? first->Hash(full) : 0;
   if (l_.active != nullptr) {
-    if (const MemTable::Slot* slot = l_.active->map().Find(full)) {
+    if (const MemTable::Slot* slot = l_.active->map().Find(full, hash)) {
       if (std::optional<Found> f = Effective(*slot, l_.writer)) {
         return f->state == MemTable::kValue ? Result(f->value) : Result();
       }
     }
   }
   if (l_.frozen != nullptr) {
-    if (const MemTable::Slot* slot = l_.frozen->Find(full)) {
+    if (const MemTable::Slot* slot = l_.frozen->Find(full, hash)) {
       if (std::optional<Found> f = Effective(*slot, false)) {
         return f->state == MemTable::kValue ? Result(f->value) : Result();
       }

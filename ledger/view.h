@@ -166,6 +166,12 @@ class MemTable {
     LogChunks log;
     const Slot* Find(std::string_view full_key) const;
     Slot* Find(std::string_view full_key);
+    // Every Map hashes a key alike (one hasher per process): a lookup that
+    // misses the active map and tries the frozen one hashes once.
+    size_t Hash(std::string_view full_key) const {
+      return slots.hash_function()(absl::string_view(full_key.data(), full_key.size()));
+    }
+    const Slot* Find(std::string_view full_key, size_t hash) const;
     size_t size() const { return slots.size(); }
     bool empty() const { return slots.empty() && log.empty(); }
   };

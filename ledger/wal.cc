@@ -15,7 +15,7 @@
 #include <random>
 #include <vector>
 
-#include <boost/crc.hpp>
+#include <zlib.h>
 
 #include "ledger/codec.h"
 
@@ -42,12 +42,17 @@ absl::Status Errno(int err, std::string_view what) {
 // The salt is the segment's, drawn when it was last prepared: a frame that
 // a client planted inside a payload (metadata is theirs to choose) cannot
 // check, since the salt is in no frame.
+// CRC-32 (ISO-HDLC, the polynomial of zlib and Boost.CRC's crc_32_type) of
+// bytes, continuing from `crc` (0 to start). zlib's is word-at-a-time:
+// Boost's byte table cost 3% of the writer's time at batch 8190.
+uint32_t Crc32(uint32_t crc, const void* data, size_t size) {
+  return static_cast<uint32_t>(crc32_z(crc, static_cast<const Bytef*>(data), size));
+}
+
 uint32_t Crc(uint64_t salt, std::string_view header, std::string_view payload) {
-  boost::crc_32_type crc;
-  crc.process_bytes(&salt, sizeof(salt));
-  crc.process_bytes(header.data(), header.size());
-  crc.process_bytes(payload.data(), payload.size());
-  return crc.checksum();
+  uint32_t crc = Crc32(0, &salt, sizeof(salt));
+  crc = Crc32(crc, header.data(), header.size());
+  return Crc32(crc, payload.data(), payload.size());
 }
 
 std::string Path(const std::string& dir, uint64_t number) {
@@ -65,9 +70,7 @@ std::string SegmentHeader(uint64_t number, uint64_t salt) {
   w.U32(1);
   w.U64(number);
   w.U64(salt);
-  boost::crc_32_type crc;
-  crc.process_bytes(out.data(), out.size());
-  w.U32(crc.checksum());
+  w.U32(Crc32(0, out.data(), out.size()));
   out.resize(kSegmentHeaderBytes, '\0');
   return out;
 }
@@ -81,9 +84,7 @@ std::optional<uint64_t> SegmentSalt(std::string_view header, uint64_t number) {
   const uint64_t n = r.U64();
   const uint64_t salt = r.U64();
   const uint32_t crc = r.U32();
-  boost::crc_32_type check;
-  check.process_bytes(header.data(), 24);
-  if (magic != kSegmentMagic || version != 1 || n != number || crc != check.checksum()) {
+  if (magic != kSegmentMagic || version != 1 || n != number || crc != Crc32(0, header.data(), 24)) {
     return std::nullopt;
   }
   return salt;
