@@ -102,12 +102,41 @@ class Worker {
     connected->count_down();
   }
 
-  void Run(SteadyClock::time_point start) {
-    if (client_ == nullptr) return;
-    const absl::Status s = Loop(start);
-    if (!s.ok()) shared_->Fail(index_, s);
-    shared_->alive.fetch_sub(1);
+  bool connected() const { return client_ != nullptr; }
+
+  // Called once before the first Step.
+  void Start(SteadyClock::time_point start) {
+    next_send_ = start;
+    deadline_ = start + std::chrono::nanoseconds(o_.duration_ns);
+    const double per_worker_rate = o_.rate_tx_per_s / o_.connections;
+    interval_ = std::chrono::duration_cast<SteadyClock::duration>(
+        std::chrono::duration<double>(rated() ? o_.batch / per_worker_rate : 0));
   }
+
+  // Sends every batch the window and the rate allow now. The time of the
+  // next send the rate allows is *wake (unchanged when not rated).
+  absl::Status SendReady(SteadyClock::time_point now, SteadyClock::time_point* wake) {
+    while (!failed_ && window_.size() < static_cast<size_t>(o_.in_flight) && More(now)) {
+      // Stamped with the time it was due: a slow server shows as latency.
+      if (rated() && now < next_send_) {
+        *wake = std::min(*wake, next_send_);
+        break;
+      }
+      const absl::Status s = SendBatch(rated() ? next_send_ : now);
+      if (!s.ok()) return Fail(s);
+      next_send_ += interval_;
+    }
+    return absl::OkStatus();
+  }
+
+  bool waiting() const { return !failed_ && !window_.empty(); }
+  // Waits for the oldest answer. REQUIRES: waiting().
+  absl::Status ReceiveOne() {
+    const absl::Status s = ReceiveBatch();
+    return s.ok() ? s : Fail(s);
+  }
+  // The run is over for this connection (not called after a failure).
+  void Done() { shared_->alive.fetch_sub(1); }
 
   Histogram histogram;
   uint64_t sent = 0;
@@ -116,25 +145,16 @@ class Worker {
   std::array<uint64_t, ledger::kKindMax + 1> committed_by_kind{};
 
  private:
-  absl::Status Loop(SteadyClock::time_point start) {
-    const bool rated = o_.rate_tx_per_s > 0;
-    const double per_worker_rate = o_.rate_tx_per_s / o_.connections;
-    const auto interval = std::chrono::duration_cast<SteadyClock::duration>(
-        std::chrono::duration<double>(rated ? o_.batch / per_worker_rate : 0));
-    const SteadyClock::time_point deadline = start + std::chrono::nanoseconds(o_.duration_ns);
-    SteadyClock::time_point next_send = start;
-    for (;;) {
-      const SteadyClock::time_point now = SteadyClock::now();
-      const bool more = o_.duration_ns > 0 ? now < deadline : sent < quota_;
-      if (more && window_.size() < static_cast<size_t>(o_.in_flight) && (!rated || window_.empty() || now >= next_send)) {
-        if (rated && now < next_send) std::this_thread::sleep_until(next_send);
-        PL_RETURN_IF_ERROR(SendBatch(rated ? next_send : SteadyClock::now()));
-        next_send += interval;
-        continue;
-      }
-      if (window_.empty()) return absl::OkStatus();
-      PL_RETURN_IF_ERROR(ReceiveBatch());
-    }
+  bool rated() const { return o_.rate_tx_per_s > 0; }
+  bool More(SteadyClock::time_point now) const {
+    return o_.duration_ns > 0 ? now < deadline_ : sent < quota_;
+  }
+  absl::Status Fail(const absl::Status& s) {
+    failed_ = true;
+    shared_->Fail(index_, s);
+    shared_->alive.fetch_sub(1);
+    client_.reset();
+    return s;
   }
 
   uint64_t MemberOf(uint64_t local) const {
@@ -278,6 +298,9 @@ class Worker {
   }
 
   const LoadOptions& o_;
+  SteadyClock::time_point next_send_, deadline_;
+  SteadyClock::duration interval_{};
+  bool failed_ = false;
   const int index_;
   const uint64_t nonce_;
   const uint64_t quota_;
@@ -295,6 +318,36 @@ class Worker {
   std::string ack_lines_;
 };
 
+// Runs a thread's connections in rounds: every connection sends what its
+// window allows, then each waits for its oldest answer. A thread per
+// connection cost the generator as much CPU as the server at batch 1 (a
+// wake-up per answer, paid partly by the server's send); in rounds, a
+// group commit's answers are read by one thread that is already awake.
+void Drive(const std::vector<Worker*>& workers, SteadyClock::time_point start) {
+  for (Worker* w : workers) w->Start(start);
+  for (;;) {
+    const SteadyClock::time_point now = SteadyClock::now();
+    SteadyClock::time_point wake = SteadyClock::time_point::max();
+    for (Worker* w : workers) {
+      (void)w->SendReady(now, &wake);  // a failure is recorded; the rest go on
+    }
+    bool waited = false;
+    for (Worker* w : workers) {
+      if (!w->waiting()) continue;
+      waited = true;
+      (void)w->ReceiveOne();
+    }
+    if (waited) continue;
+    // Nothing in flight: either every connection is finished, or the rate
+    // holds them back until `wake`.
+    if (wake == SteadyClock::time_point::max()) break;
+    std::this_thread::sleep_until(wake);
+  }
+  for (Worker* w : workers) {
+    if (w->connected()) w->Done();
+  }
+}
+
 absl::Status CheckOptions(const LoadOptions& o) {
   if (!o.connect) return absl::InvalidArgumentError("no connect function");
   if (o.connections < 1 || o.connections > 4096) {
@@ -304,6 +357,7 @@ absl::Status CheckOptions(const LoadOptions& o) {
     return absl::InvalidArgumentError(StrCat("--batch must be from 1 to ", ledger::kBatchTransactionsMax));
   }
   if (o.in_flight < 1 || o.in_flight > 64) return absl::InvalidArgumentError("--in-flight must be from 1 to 64");
+  if (o.threads < 1 || o.threads > 4096) return absl::InvalidArgumentError("--threads must be from 1 to 4096");
   if ((o.duration_ns > 0) == (o.count > 0)) {
     return absl::InvalidArgumentError("give exactly one of --duration and --count");
   }
@@ -414,7 +468,14 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& o) {
   }
   const SteadyClock::time_point start = SteadyClock::now();
   std::thread reporter([&] { Report(o, &shared, start); });
-  for (auto& w : workers) threads.emplace_back([&w, start] { w->Run(start); });
+  const size_t thread_count = std::min<size_t>(workers.size(), static_cast<size_t>(o.threads));
+  for (size_t t = 0; t < thread_count; ++t) {
+    std::vector<Worker*> mine;
+    for (size_t w = t; w < workers.size(); w += thread_count) {
+      if (workers[w]->connected()) mine.push_back(workers[w].get());
+    }
+    threads.emplace_back([mine = std::move(mine), start] { Drive(mine, start); });
+  }
   for (std::thread& t : threads) t.join();
   const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   shared.done.store(true);

@@ -1,5 +1,6 @@
 // The load generator behind `pointledger load`: N connections to
-// pointledgerd, each a thread that keeps a few batches pipelined, posting a
+// pointledgerd (shared out among a few threads, each driving its
+// connections in rounds), each keeping a few batches pipelined, posting a
 // mix of earn / redeem / referral / transfer over a member population, with
 // an optional target rate. Measures throughput and batch latency (send to
 // answer) in an HDR-style histogram (bench/histogram.h).
@@ -59,6 +60,7 @@ struct LoadOptions {
   int connections = 1;
   int batch = 1;                 // transactions per request, 1 .. 8190
   int in_flight = 4;             // requests pipelined per connection
+  int threads = 4;               // the connections are shared out among these
   int64_t duration_ns = 0;       // run this long ...
   uint64_t count = 0;            // ... or post exactly this many (one of the two)
   Mix mix;

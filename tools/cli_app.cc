@@ -137,6 +137,7 @@ struct LoadFlags {
   int connections = 8;
   int batch = 100;
   int in_flight = 4;
+  int threads = 4;
   std::string duration;
   uint64_t count = 0;
   std::string mix = "earn=60,redeem=30,referral=10";
@@ -492,7 +493,10 @@ void Cli::AddLoad() {
       "earned to. Exits 0 when the run completes (rejections are counted in the report), 2 on a\n"
       "connection error.",
       [this] { return RunLoadCommand(); });
-  load->add_option("--connections", load_.connections, "connections, one thread each")->capture_default_str();
+  load->add_option("--connections", load_.connections, "connections")->capture_default_str();
+  load->add_option("--threads", load_.threads,
+                   "threads driving the connections (each drives its share in rounds)")
+      ->capture_default_str();
   load->add_option("--batch", load_.batch, "transactions per request (1 to 8190)")->capture_default_str();
   load->add_option("--in-flight", load_.in_flight, "requests pipelined per connection")->capture_default_str();
   CLI::Option* duration = load->add_option("--duration", load_.duration, "run this long: 30s, 2m (default 10s)");
@@ -725,6 +729,7 @@ int Cli::RunLoadCommand() {
   o.connections = load_.connections;
   o.batch = load_.batch;
   o.in_flight = load_.in_flight;
+  o.threads = load_.threads;
   o.count = load_.count;
   if (load_.count == 0) {
     absl::StatusOr<int64_t> d = ParseDuration(load_.duration.empty() ? "10s" : load_.duration);

@@ -25,6 +25,9 @@ class LedgerClient final : public net::Client {
     return results;
   }
   absl::StatusOr<uint64_t> Send(std::span<const ledger::Transaction> batch) override {
+    if (fail_after_posts >= 0 && posts >= static_cast<uint64_t>(fail_after_posts)) {
+      return absl::UnavailableError("connection reset by peer");
+    }
     max_batch = std::max(max_batch, batch.size());
     absl::StatusOr<std::vector<ledger::Result>> r = Post(batch);
     if (!r.ok()) return r.status();
@@ -86,6 +89,7 @@ class LedgerClient final : public net::Client {
   size_t max_batch = 0;
   size_t max_in_flight = 0;
   uint64_t posts = 0;
+  int fail_after_posts = -1;  // >= 0: Send fails once this many were posted
 
  private:
   ledger::Ledger* ledger_;

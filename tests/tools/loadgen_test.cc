@@ -3,10 +3,12 @@
 #include "bench/loadgen.h"
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <mutex>
 #include <set>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/tools/ledger_client.h"
@@ -141,6 +143,7 @@ TEST_F(LoadGen, DurationWithRateLimit) {
   o.duration_ns = 500'000'000;
   o.rate_tx_per_s = 200;
   o.batch = 5;
+  o.threads = 2;  // two connections per thread, each on its own schedule
   absl::StatusOr<LoadReport> r = RunLoad(o);
   ASSERT_TRUE(r.ok()) << r.status();
   // Each of the 4 connections sends a batch of 5 every 100 ms: at 0, 100 ...
@@ -150,6 +153,65 @@ TEST_F(LoadGen, DurationWithRateLimit) {
   EXPECT_EQ(r->committed + r->rejected, r->sent);
 }
 
+// Many connections on few threads: each thread drives its share in rounds,
+// and every transaction is still sent once and answered once.
+TEST_F(LoadGen, ThreadsShareTheConnections) {
+  LoadOptions o = Options();
+  o.connections = 16;
+  o.threads = 3;  // 6, 5 and 5 connections
+  o.batch = 10;
+  o.in_flight = 3;
+  o.count = 2005;  // quotas of 126 and 125: a short last batch
+  o.ack_log = tmp_.path() + "/acks.log";
+  std::mutex clients_mu;  // connections are opened in parallel
+  std::vector<LedgerClient*> clients;
+  o.connect = [&]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
+    auto c = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
+    std::lock_guard<std::mutex> lock(clients_mu);
+    clients.push_back(c.get());
+    return std::unique_ptr<net::Client>(std::move(c));
+  };
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->error, "");
+  EXPECT_EQ(r->sent, 2005u);
+  EXPECT_EQ(r->committed + r->rejected, 2005u);
+  EXPECT_EQ(r->batches, 16u * 13u);  // 12 batches of 10 and one of 5 or 6 each
+  ASSERT_EQ(clients.size(), 17u);    // the program's connection, then 16
+  for (size_t i = 1; i < clients.size(); ++i) {
+    EXPECT_EQ(clients[i]->posts, 13u) << i;
+    EXPECT_EQ(clients[i]->max_in_flight, 3u) << i << ": windows are filled before a round's receives";
+  }
+  std::ifstream log(o.ack_log);
+  std::set<std::string> ids;
+  for (std::string line; std::getline(log, line);) ASSERT_TRUE(ids.insert(line.substr(0, 32)).second) << line;
+  EXPECT_EQ(ids.size(), 2005u);
+  absl::StatusOr<ledger::ChainHead> head = ledger_->GetHead();
+  EXPECT_EQ(head->seq, 2006u);
+}
+
+// A connection that fails mid-run is reported; the others on its thread
+// finish their quotas.
+TEST_F(LoadGen, AFailedConnectionDoesNotStopItsThread) {
+  LoadOptions o = Options();
+  o.connections = 4;
+  o.threads = 1;
+  o.batch = 10;
+  o.in_flight = 1;
+  o.count = 400;
+  std::atomic<int> made{0};  // connections are opened in parallel
+  o.connect = [this, &made]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
+    auto c = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
+    if (++made == 3) c->fail_after_posts = 2;  // one of the load connections
+    return std::unique_ptr<net::Client>(std::move(c));
+  };
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->error, ::testing::MatchesRegex("connection [0-3]: connection reset by peer"));
+  EXPECT_EQ(r->sent, 3u * 100u + 20u);
+  EXPECT_EQ(r->committed + r->rejected, 320u);
+}
+
 TEST_F(LoadGen, RefusesBadOptions) {
   LoadOptions o = Options();
   o.duration_ns = 1;  // and count: both
@@ -157,6 +219,9 @@ TEST_F(LoadGen, RefusesBadOptions) {
   o = Options();
   o.batch = 8191;
   EXPECT_FALSE(RunLoad(o).ok());
+  o = Options();
+  o.threads = 0;
+  EXPECT_EQ(RunLoad(o).status().message(), "--threads must be from 1 to 4096");
   o = Options();
   o.connect = [this]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
     auto client = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
