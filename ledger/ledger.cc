@@ -582,9 +582,10 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
                                         ", before the state's checkpoint at seq ", checkpoint_seq));
     }
     LogChunks recovered;
-    PL_ASSIGN_OR_RETURN(rep->wal, Wal::Open({.dir = rep->wal_dir,
-                                             .segment_bytes_max = options.wal_segment_bytes},
-                                            log_seq, &recovered));
+    Wal::Options wal_options;
+    wal_options.dir = rep->wal_dir;
+    wal_options.segment_bytes_max = options.wal_segment_bytes;
+    PL_ASSIGN_OR_RETURN(rep->wal, Wal::Open(wal_options, log_seq, &recovered));
     rep->active.AddLog(recovered);
     rep->tail_lmdb_bytes = LmdbBytes(recovered);
     View view(View::Layers{.handles = &rep->handles,

@@ -603,6 +603,7 @@ absl::Status Wal::Append(const LogChunk& chunk) {
       // reader drops them, so the group is simply not there.
       status = Roll();
       if (!status.ok()) break;
+      if (done > 0 && options_.after_roll_in_group) options_.after_roll_in_group();
     }
     const size_t n = static_cast<size_t>(
         std::min<uint64_t>(bytes.size() - done, current_.size - offset_ - kHeaderBytes));

@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -79,6 +80,9 @@ class Wal {
     std::string dir;  // the segments' directory (created if missing)
     // Segments start at 256 KiB and double up to this size.
     uint64_t segment_bytes_max = uint64_t{16} << 20;
+    // Tests only: called when Append has moved to a new segment in the
+    // middle of a group, to run a checkpoint's Release() right there.
+    std::function<void()> after_roll_in_group;
   };
 
   // Reads the directory and starts the thread that prepares segments.

@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "ledger/wal.h"
 #include "tests/ledger/ledger_fixture.h"
 
 namespace pointledger::ledger {
@@ -304,6 +306,59 @@ TEST_F(WalTest, AGroupWithATornMiddleFrameIsDroppedWhole) {
   EXPECT_EQ(ledger_->GetHead()->seq, 6u);
   EXPECT_EQ(Posted(), 15u);
   EXPECT_TRUE(ledger_->VerifyChain()->empty());
+}
+
+// A checkpoint may release segments while a group commit that spans
+// segments is being written: the segment the group left must not be handed
+// to the preparer (which would reuse the file and lose the group's first
+// frames) just because every seq it held before the group is checkpointed.
+TEST_F(WalTest, ASegmentAGroupIsStillWritingIsNotReleasedUnderIt) {
+  const std::string wal_dir = dir_ + "/wal";
+  std::unique_ptr<Wal> wal;
+  int releases = 0;
+  Wal::Options options;
+  options.dir = wal_dir;
+  options.segment_bytes_max = 256 << 10;  // every segment 256 KiB
+  // Where a checkpoint's Release lands: everything up to seq 10 is in the
+  // log environment, the group being written (11 ...) is not.
+  options.after_roll_in_group = [&] {
+    wal->Release(10);
+    ++releases;
+  };
+  LogChunks recovered;
+  absl::StatusOr<std::unique_ptr<Wal>> opened = Wal::Open(options, 0, &recovered);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  wal = *std::move(opened);
+
+  LogChunk small;
+  for (uint64_t seq = 1; seq <= 10; ++seq) small.Add(Dbs().log, seq, std::string(100, 'a'));
+  ASSERT_TRUE(wal->Append(small).ok());
+  LogChunk group;  // ~400 KB: starts in segment 1, ends in segment 2
+  for (uint64_t seq = 11; seq <= 410; ++seq) group.Add(Dbs().log, seq, std::string(1000, 'g'));
+  ASSERT_TRUE(wal->Append(group).ok());
+  ASSERT_EQ(releases, 1);
+  // Two more segments' worth, in groups of one segment or less: the
+  // preparer makes a spare after each roll, and prefers a released file.
+  // Had segment 1 been released, one of those spares is its file, renamed
+  // and cleared.
+  uint64_t seq = 411;
+  for (int g = 0; g < 4; ++g) {
+    LogChunk filler;
+    for (int i = 0; i < 120; ++i, ++seq) filler.Add(Dbs().log, seq, std::string(1000, 'f'));
+    ASSERT_TRUE(wal->Append(filler).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  wal.reset();
+
+  options.after_roll_in_group = nullptr;
+  recovered.clear();
+  opened = Wal::Open(options, 10, &recovered);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_EQ(recovered.size(), 5u);
+  EXPECT_EQ(recovered[0]->first_seq(), 11u);
+  EXPECT_EQ(recovered[0]->last_seq(), 410u);
+  EXPECT_EQ(recovered[0]->bytes(), group.bytes());
+  EXPECT_EQ(recovered[4]->last_seq(), seq - 1);
 }
 
 TEST_F(WalTest, ASecondWriterOfTheSameDirectoryIsRefused) {
