@@ -119,7 +119,7 @@ class Worker {
     while (!failed_ && window_.size() < static_cast<size_t>(o_.in_flight) && More(now)) {
       // Stamped with the time it was due: a slow server shows as latency.
       if (rated() && now < next_send_) {
-        *wake = std::min(*wake, next_send_);
+        if (More(next_send_)) *wake = std::min(*wake, next_send_);  // not past the deadline
         break;
       }
       const absl::Status s = SendBatch(rated() ? next_send_ : now);
@@ -135,8 +135,15 @@ class Worker {
     const absl::Status s = ReceiveBatch();
     return s.ok() ? s : Fail(s);
   }
-  // The run is over for this connection (not called after a failure).
-  void Done() { shared_->alive.fetch_sub(1); }
+  // Counts the connection out of `alive` once it has nothing in flight and
+  // nothing more to send (`force`: the run is over). A failed one was
+  // counted out by Fail.
+  void MaybeDone(SteadyClock::time_point now, bool force) {
+    if (done_ || failed_ || client_ == nullptr || !window_.empty()) return;
+    if (!force && More(now)) return;
+    done_ = true;
+    shared_->alive.fetch_sub(1);
+  }
 
   Histogram histogram;
   uint64_t sent = 0;
@@ -301,6 +308,7 @@ class Worker {
   SteadyClock::time_point next_send_, deadline_;
   SteadyClock::duration interval_{};
   bool failed_ = false;
+  bool done_ = false;
   const int index_;
   const uint64_t nonce_;
   const uint64_t quota_;
@@ -323,6 +331,9 @@ class Worker {
 // connection cost the generator as much CPU as the server at batch 1 (a
 // wake-up per answer, paid partly by the server's send); in rounds, a
 // group commit's answers are read by one thread that is already awake.
+// The price: while a thread waits for one connection's answer, the others'
+// due sends wait too (docs/cli.md, "load"; --threads N = --connections
+// gives each its own thread again).
 void Drive(const std::vector<Worker*>& workers, SteadyClock::time_point start) {
   for (Worker* w : workers) w->Start(start);
   for (;;) {
@@ -333,9 +344,11 @@ void Drive(const std::vector<Worker*>& workers, SteadyClock::time_point start) {
     }
     bool waited = false;
     for (Worker* w : workers) {
-      if (!w->waiting()) continue;
-      waited = true;
-      (void)w->ReceiveOne();
+      if (w->waiting()) {
+        waited = true;
+        (void)w->ReceiveOne();
+      }
+      w->MaybeDone(now, /*force=*/false);
     }
     if (waited) continue;
     // Nothing in flight: either every connection is finished, or the rate
@@ -343,9 +356,7 @@ void Drive(const std::vector<Worker*>& workers, SteadyClock::time_point start) {
     if (wake == SteadyClock::time_point::max()) break;
     std::this_thread::sleep_until(wake);
   }
-  for (Worker* w : workers) {
-    if (w->connected()) w->Done();
-  }
+  for (Worker* w : workers) w->MaybeDone(SteadyClock::now(), /*force=*/true);
 }
 
 absl::Status CheckOptions(const LoadOptions& o) {

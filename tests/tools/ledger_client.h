@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "ledger/ledger.h"
 #include "net/client.h"
@@ -33,6 +34,11 @@ class LedgerClient final : public net::Client {
     if (!r.ok()) return r.status();
     answers_.push_back(BatchAnswer{++request_id_, std::move(*r)});
     max_in_flight = std::max(max_in_flight, answers_.size());
+    if (usage != nullptr) {
+      usage->posts = posts;
+      usage->max_in_flight = max_in_flight;
+      usage->sender = std::this_thread::get_id();
+    }
     return request_id_;
   }
   absl::StatusOr<BatchAnswer> Receive() override {
@@ -90,6 +96,14 @@ class LedgerClient final : public net::Client {
   size_t max_in_flight = 0;
   uint64_t posts = 0;
   int fail_after_posts = -1;  // >= 0: Send fails once this many were posted
+  // What Send saw, kept where the test can read it after the client is
+  // gone (the load generator destroys its clients before it returns).
+  struct Usage {
+    uint64_t posts = 0;
+    size_t max_in_flight = 0;
+    std::thread::id sender;  // the thread of the last Send
+  };
+  Usage* usage = nullptr;
 
  private:
   ledger::Ledger* ledger_;

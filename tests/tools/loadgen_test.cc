@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -163,12 +165,13 @@ TEST_F(LoadGen, ThreadsShareTheConnections) {
   o.in_flight = 3;
   o.count = 2005;  // quotas of 126 and 125: a short last batch
   o.ack_log = tmp_.path() + "/acks.log";
-  std::mutex clients_mu;  // connections are opened in parallel
-  std::vector<LedgerClient*> clients;
+  std::mutex usage_mu;  // connections are opened in parallel
+  std::vector<LedgerClient::Usage> usage(17);  // the program's connection, then 16
+  size_t opened = 0;
   o.connect = [&]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
     auto c = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
-    std::lock_guard<std::mutex> lock(clients_mu);
-    clients.push_back(c.get());
+    std::lock_guard<std::mutex> lock(usage_mu);
+    c->usage = &usage.at(opened++);
     return std::unique_ptr<net::Client>(std::move(c));
   };
   absl::StatusOr<LoadReport> r = RunLoad(o);
@@ -177,11 +180,18 @@ TEST_F(LoadGen, ThreadsShareTheConnections) {
   EXPECT_EQ(r->sent, 2005u);
   EXPECT_EQ(r->committed + r->rejected, 2005u);
   EXPECT_EQ(r->batches, 16u * 13u);  // 12 batches of 10 and one of 5 or 6 each
-  ASSERT_EQ(clients.size(), 17u);    // the program's connection, then 16
-  for (size_t i = 1; i < clients.size(); ++i) {
-    EXPECT_EQ(clients[i]->posts, 13u) << i;
-    EXPECT_EQ(clients[i]->max_in_flight, 3u) << i << ": windows are filled before a round's receives";
+  ASSERT_EQ(opened, 17u);
+  std::map<std::thread::id, int> per_thread;
+  for (size_t i = 1; i < usage.size(); ++i) {
+    EXPECT_EQ(usage[i].posts, 13u) << i;
+    EXPECT_EQ(usage[i].max_in_flight, 3u) << i << ": windows are filled before a round's receives";
+    per_thread[usage[i].sender]++;
   }
+  // Three threads sent, for 6, 5 and 5 connections.
+  std::vector<int> shares;
+  for (const auto& [thread, n] : per_thread) shares.push_back(n);
+  std::sort(shares.begin(), shares.end());
+  EXPECT_EQ(shares, (std::vector<int>{5, 5, 6}));
   std::ifstream log(o.ack_log);
   std::set<std::string> ids;
   for (std::string line; std::getline(log, line);) ASSERT_TRUE(ids.insert(line.substr(0, 32)).second) << line;
@@ -210,6 +220,21 @@ TEST_F(LoadGen, AFailedConnectionDoesNotStopItsThread) {
   EXPECT_THAT(r->error, ::testing::MatchesRegex("connection [0-3]: connection reset by peer"));
   EXPECT_EQ(r->sent, 3u * 100u + 20u);
   EXPECT_EQ(r->committed + r->rejected, 320u);
+}
+
+// A send due after the end of a --duration run is not waited for: the run
+// ends at its duration, not at the next send interval (here 10 s).
+TEST_F(LoadGen, ARateSlowerThanTheDurationEndsOnTime) {
+  LoadOptions o = Options();
+  o.count = 0;
+  o.duration_ns = 300'000'000;
+  o.rate_tx_per_s = 2;  // 0.5 tx/s per connection: a batch of 5 every 10 s
+  o.batch = 5;
+  o.threads = 2;
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->sent, 20u);  // each connection's first batch, sent at the start
+  EXPECT_LT(r->seconds, 5.0);
 }
 
 TEST_F(LoadGen, RefusesBadOptions) {
