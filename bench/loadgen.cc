@@ -332,8 +332,8 @@ class Worker {
 // wake-up per answer, paid partly by the server's send); in rounds, a
 // group commit's answers are read by one thread that is already awake.
 // The price: while a thread waits for one connection's answer, the others'
-// due sends wait too (docs/cli.md, "load"; --threads N = --connections
-// gives each its own thread again).
+// due sends wait too, which is why --rate gets a thread per connection
+// unless --threads says otherwise (ThreadCount; docs/cli.md, "load").
 void Drive(const std::vector<Worker*>& workers, SteadyClock::time_point start) {
   for (Worker* w : workers) w->Start(start);
   for (;;) {
@@ -359,6 +359,13 @@ void Drive(const std::vector<Worker*>& workers, SteadyClock::time_point start) {
   for (Worker* w : workers) w->MaybeDone(SteadyClock::now(), /*force=*/true);
 }
 
+// Automatic (0): four threads in rounds, or with --rate one per connection,
+// so that a slow answer holds back no other connection's due sends.
+size_t ThreadCount(const LoadOptions& o) {
+  if (o.threads > 0) return static_cast<size_t>(o.threads);
+  return o.rate_tx_per_s > 0 ? static_cast<size_t>(o.connections) : 4;
+}
+
 absl::Status CheckOptions(const LoadOptions& o) {
   if (!o.connect) return absl::InvalidArgumentError("no connect function");
   if (o.connections < 1 || o.connections > 4096) {
@@ -368,7 +375,9 @@ absl::Status CheckOptions(const LoadOptions& o) {
     return absl::InvalidArgumentError(StrCat("--batch must be from 1 to ", ledger::kBatchTransactionsMax));
   }
   if (o.in_flight < 1 || o.in_flight > 64) return absl::InvalidArgumentError("--in-flight must be from 1 to 64");
-  if (o.threads < 1 || o.threads > 4096) return absl::InvalidArgumentError("--threads must be from 1 to 4096");
+  if (o.threads < 0 || o.threads > 4096) {
+    return absl::InvalidArgumentError("--threads must be from 0 (automatic) to 4096");
+  }
   if ((o.duration_ns > 0) == (o.count > 0)) {
     return absl::InvalidArgumentError("give exactly one of --duration and --count");
   }
@@ -479,7 +488,7 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& o) {
   }
   const SteadyClock::time_point start = SteadyClock::now();
   std::thread reporter([&] { Report(o, &shared, start); });
-  const size_t thread_count = std::min<size_t>(workers.size(), static_cast<size_t>(o.threads));
+  const size_t thread_count = std::min<size_t>(workers.size(), ThreadCount(o));
   for (size_t t = 0; t < thread_count; ++t) {
     std::vector<Worker*> mine;
     for (size_t w = t; w < workers.size(); w += thread_count) {

@@ -60,7 +60,8 @@ struct LoadOptions {
   int connections = 1;
   int batch = 1;                 // transactions per request, 1 .. 8190
   int in_flight = 4;             // requests pipelined per connection
-  int threads = 4;               // the connections are shared out among these
+  int threads = 0;               // the connections are shared out among these; 0: 4, or
+                                 // one per connection with a rate (docs/cli.md)
   int64_t duration_ns = 0;       // run this long ...
   uint64_t count = 0;            // ... or post exactly this many (one of the two)
   Mix mix;

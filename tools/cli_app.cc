@@ -137,7 +137,7 @@ struct LoadFlags {
   int connections = 8;
   int batch = 100;
   int in_flight = 4;
-  int threads = 4;
+  int threads = 0;
   std::string duration;
   uint64_t count = 0;
   std::string mix = "earn=60,redeem=30,referral=10";
@@ -495,8 +495,9 @@ void Cli::AddLoad() {
       [this] { return RunLoadCommand(); });
   load->add_option("--connections", load_.connections, "connections")->capture_default_str();
   load->add_option("--threads", load_.threads,
-                   "threads driving the connections (each drives its share in rounds)")
-      ->capture_default_str();
+                   "threads driving the connections, each its share in rounds (default: 4; with --rate, "
+                   "one per connection)")
+      ->type_name("T");
   load->add_option("--batch", load_.batch, "transactions per request (1 to 8190)")->capture_default_str();
   load->add_option("--in-flight", load_.in_flight, "requests pipelined per connection")->capture_default_str();
   CLI::Option* duration = load->add_option("--duration", load_.duration, "run this long: 30s, 2m (default 10s)");

@@ -200,6 +200,34 @@ TEST_F(LoadGen, ThreadsShareTheConnections) {
   EXPECT_EQ(head->seq, 2006u);
 }
 
+// By default: four threads, or with --rate one per connection (a slow
+// answer then holds back nobody else's due sends).
+TEST_F(LoadGen, DefaultThreadsAreFourOrOnePerConnectionWithARate) {
+  auto senders = [this](double rate) {
+    LoadOptions o = Options();
+    o.connections = 6;
+    o.batch = 5;
+    o.count = 60;  // two batches per connection
+    o.rate_tx_per_s = rate;
+    std::mutex usage_mu;
+    std::vector<LedgerClient::Usage> usage(7);
+    size_t opened = 0;
+    o.connect = [&]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
+      auto c = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
+      std::lock_guard<std::mutex> lock(usage_mu);
+      c->usage = &usage.at(opened++);
+      return std::unique_ptr<net::Client>(std::move(c));
+    };
+    absl::StatusOr<LoadReport> r = RunLoad(o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::set<std::thread::id> threads;
+    for (size_t i = 1; i < usage.size(); ++i) threads.insert(usage[i].sender);
+    return threads.size();
+  };
+  EXPECT_EQ(senders(0), 4u);
+  EXPECT_EQ(senders(600), 6u);  // 100 tx/s per connection: batches 50 ms apart
+}
+
 // A connection that fails mid-run is reported; the others on its thread
 // finish their quotas.
 TEST_F(LoadGen, AFailedConnectionDoesNotStopItsThread) {
@@ -245,8 +273,8 @@ TEST_F(LoadGen, RefusesBadOptions) {
   o.batch = 8191;
   EXPECT_FALSE(RunLoad(o).ok());
   o = Options();
-  o.threads = 0;
-  EXPECT_EQ(RunLoad(o).status().message(), "--threads must be from 1 to 4096");
+  o.threads = -1;
+  EXPECT_EQ(RunLoad(o).status().message(), "--threads must be from 0 (automatic) to 4096");
   o = Options();
   o.connect = [this]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
     auto client = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
