@@ -104,7 +104,7 @@ class Worker {
 
   bool connected() const { return client_ != nullptr; }
 
-  // Called once before the first Step.
+  // Called once, on the driving thread, before the first SendReady.
   void Start(SteadyClock::time_point start) {
     next_send_ = start;
     deadline_ = start + std::chrono::nanoseconds(o_.duration_ns);
@@ -139,7 +139,7 @@ class Worker {
   // nothing more to send (`force`: the run is over). A failed one was
   // counted out by Fail.
   void MaybeDone(SteadyClock::time_point now, bool force) {
-    if (done_ || failed_ || client_ == nullptr || !window_.empty()) return;
+    if (done_ || failed_ || !window_.empty()) return;
     if (!force && More(now)) return;
     done_ = true;
     shared_->alive.fetch_sub(1);

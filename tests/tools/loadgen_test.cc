@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -51,8 +52,21 @@ class LoadGen : public ::testing::Test {
     return o;
   }
 
+  // Connects like Options() and keeps what each client saw in *usage, in
+  // the order the connections were opened (the program's first). It
+  // outlives the clients, which RunLoad destroys before it returns.
+  void RecordUsage(LoadOptions* o, std::deque<LedgerClient::Usage>* usage) {
+    o->connect = [this, usage]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
+      auto c = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
+      std::lock_guard<std::mutex> lock(usage_mu_);  // connections open in parallel
+      c->usage = &usage->emplace_back();
+      return std::unique_ptr<net::Client>(std::move(c));
+    };
+  }
+
   tools::TempDir tmp_;
   std::mutex mu_;
+  std::mutex usage_mu_;
   std::unique_ptr<ledger::Ledger> ledger_;
 };
 
@@ -165,22 +179,15 @@ TEST_F(LoadGen, ThreadsShareTheConnections) {
   o.in_flight = 3;
   o.count = 2005;  // quotas of 126 and 125: a short last batch
   o.ack_log = tmp_.path() + "/acks.log";
-  std::mutex usage_mu;  // connections are opened in parallel
-  std::vector<LedgerClient::Usage> usage(17);  // the program's connection, then 16
-  size_t opened = 0;
-  o.connect = [&]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
-    auto c = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
-    std::lock_guard<std::mutex> lock(usage_mu);
-    c->usage = &usage.at(opened++);
-    return std::unique_ptr<net::Client>(std::move(c));
-  };
+  std::deque<LedgerClient::Usage> usage;
+  RecordUsage(&o, &usage);
   absl::StatusOr<LoadReport> r = RunLoad(o);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->error, "");
   EXPECT_EQ(r->sent, 2005u);
   EXPECT_EQ(r->committed + r->rejected, 2005u);
   EXPECT_EQ(r->batches, 16u * 13u);  // 12 batches of 10 and one of 5 or 6 each
-  ASSERT_EQ(opened, 17u);
+  ASSERT_EQ(usage.size(), 17u);  // the program's connection, then 16
   std::map<std::thread::id, int> per_thread;
   for (size_t i = 1; i < usage.size(); ++i) {
     EXPECT_EQ(usage[i].posts, 13u) << i;
@@ -209,17 +216,11 @@ TEST_F(LoadGen, DefaultThreadsAreFourOrOnePerConnectionWithARate) {
     o.batch = 5;
     o.count = 60;  // two batches per connection
     o.rate_tx_per_s = rate;
-    std::mutex usage_mu;
-    std::vector<LedgerClient::Usage> usage(7);
-    size_t opened = 0;
-    o.connect = [&]() -> absl::StatusOr<std::unique_ptr<net::Client>> {
-      auto c = std::make_unique<LedgerClient>(ledger_.get(), &mu_);
-      std::lock_guard<std::mutex> lock(usage_mu);
-      c->usage = &usage.at(opened++);
-      return std::unique_ptr<net::Client>(std::move(c));
-    };
+    std::deque<LedgerClient::Usage> usage;
+    RecordUsage(&o, &usage);
     absl::StatusOr<LoadReport> r = RunLoad(o);
     EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(usage.size(), 7u);
     std::set<std::thread::id> threads;
     for (size_t i = 1; i < usage.size(); ++i) threads.insert(usage[i].sender);
     return threads.size();
