@@ -470,9 +470,10 @@ void Ledger::Rep::MaybeFreeze(bool force) {
   if (!due) return;
   absl::MutexLock cp_lock(&cp_mu);
   if (cp_pending) return;  // one checkpoint at a time; this one waits
+  MemTable::Map next = active.EmptyMapLike();
   {
     absl::MutexLock lock(&active.mutex());
-    frozen = active.Freeze();
+    frozen = active.Freeze(std::move(next));
     frozen_seq = head.seq;
   }
   cp_pending = true;

@@ -258,10 +258,17 @@ void MemTable::AddLog(const LogChunks& chunks) {
   }
 }
 
-std::shared_ptr<const MemTable::Map> MemTable::Freeze() {
+MemTable::Map MemTable::EmptyMapLike() const {
+  Map next;
+  next.slots.reserve(map_.slots.size());
+  return next;
+}
+
+std::shared_ptr<const MemTable::Map> MemTable::Freeze(Map next) {
   PL_CHECK(!pending());
+  PL_CHECK(next.empty());
   auto frozen = std::make_shared<const Map>(std::move(map_));
-  map_ = Map();
+  map_ = std::move(next);
   return frozen;
 }
 

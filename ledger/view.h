@@ -206,9 +206,15 @@ class MemTable {
   // Appends committed log chunks (recovered from the write-ahead log, or
   // another MemTable's, copied for a private snapshot).
   void AddLog(const LogChunks& chunks);
-  // Hands the committed map over (for a checkpoint) and starts empty.
+  // Hands the committed map over (for a checkpoint) and carries on in
+  // `next` (empty; see EmptyMapLike).
   // REQUIRES: nothing pending. The caller holds mutex() exclusively.
-  std::shared_ptr<const Map> Freeze() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<const Map> Freeze(Map next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An empty map with room for as many keys as this one has. Growing from
+  // empty rehashed every key ~once per doubling: a tenth of the writer's
+  // time in BM_LedgerApply/8190 (BENCHMARKS.md). Writer side; build it
+  // before taking mutex(), since the allocation is not free either.
+  Map EmptyMapLike() const;
   size_t size() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
 
