@@ -373,7 +373,7 @@ absl::Status Ledger::Rep::WriteCheckpoint(const MemTable::Map& map, uint64_t seq
   // In key order: each B+tree page is written once per checkpoint. Not
   // every table keeps `order`, so sort here, off the writer's thread.
   std::vector<std::pair<MemTable::OrderKey, const MemTable::Slot*>> keys;
-  keys.reserve(map.size());
+  keys.reserve(map.slots.size());
   for (const auto& [full_key, slot] : map.slots) {
     keys.emplace_back(MemTable::OrderKey(full_key), &slot);
   }
@@ -391,6 +391,16 @@ absl::Status Ledger::Rep::WriteCheckpoint(const MemTable::Map& map, uint64_t seq
     } else {
       PL_RETURN_IF_ERROR(txn.Del(handles.dbi[t], key).status());
     }
+  }
+  // History: its runs are each sorted; merged into one key order.
+  std::vector<const MemTable::HistoryRow*> rows;
+  rows.reserve(map.history_rows);
+  for (const auto& run : map.history) {
+    for (const MemTable::HistoryRow& r : *run) rows.push_back(&r);
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  for (const MemTable::HistoryRow* r : rows) {
+    PL_RETURN_IF_ERROR(txn.Put(handles.dbi[Dbs().history], r->key_view(), r->value_view()));
   }
   std::string value;
   ByteWriter(&value).U64(seq);

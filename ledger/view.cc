@@ -1,6 +1,7 @@
 #include "ledger/view.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "ledger/codec.h"
@@ -190,6 +191,19 @@ MemTable::Slot* MemTable::Map::Find(std::string_view full_key) {
   return it == slots.end() ? nullptr : &it->second;
 }
 
+const MemTable::HistoryRow* MemTable::Map::FindHistory(std::string_view key) const {
+  if (key.size() != HistoryRow::kKeySize) return nullptr;
+  HistoryRow probe;
+  std::memcpy(probe.key, key.data(), HistoryRow::kKeySize);
+  for (const auto& run : history) {
+    auto it = std::lower_bound(run->begin(), run->end(), probe);
+    if (it != run->end() && std::memcmp(it->key, probe.key, HistoryRow::kKeySize) == 0) {
+      return &*it;
+    }
+  }
+  return nullptr;
+}
+
 bool MemTable::Ordered(Table t) {
   const Dbs d;
   return t == d.lots || t == d.expiry || t == d.hold_deadlines || t == d.member_holds ||
@@ -220,9 +234,18 @@ void MemTable::Del(std::string_view full_key) {
   s.pending_value.clear();
 }
 
+void MemTable::PutHistory(std::string_view key, std::string_view value) {
+  PL_CHECK(key.size() == HistoryRow::kKeySize && value.size() == HistoryRow::kValueSize);
+  HistoryRow& row = pending_history_.emplace_back();
+  std::memcpy(row.key, key.data(), key.size());
+  std::memcpy(row.value, value.data(), value.size());
+}
+
 void MemTable::RollbackTo(const Mark& mark) {
   PL_CHECK(mark.undo <= undo_.size());
+  PL_CHECK(mark.history <= pending_history_.size());
   pending_log_.Truncate(mark.log);
+  pending_history_.resize(mark.history);
   while (undo_.size() > mark.undo) {
     Undo& u = undo_.back();
     u.slot->pending = u.pending;
@@ -232,7 +255,37 @@ void MemTable::RollbackTo(const Mark& mark) {
 }
 
 void MemTable::Publish() {
+  // The pending history becomes a run, merged with the newest runs while
+  // they are at most twice its size (a binary counter of run sizes: each
+  // row is copied ~log2 times, and a scan looks in ~log2 runs). Built
+  // before taking the lock; only this thread changes map_.history.
+  std::shared_ptr<const HistoryRun> run;
+  size_t merged = 0;
+  if (!pending_history_.empty()) {
+    std::sort(pending_history_.begin(), pending_history_.end());
+    auto rows = std::make_shared<HistoryRun>(std::move(pending_history_));
+    pending_history_ = HistoryRun();
+    const auto& runs = map_.history;
+    while (merged < runs.size() && runs[runs.size() - 1 - merged]->size() <= 2 * rows->size()) {
+      const HistoryRun& older = *runs[runs.size() - 1 - merged];
+      auto both = std::make_shared<HistoryRun>();
+      both->reserve(older.size() + rows->size());
+      std::merge(older.begin(), older.end(), rows->begin(), rows->end(),
+                 std::back_inserter(*both));
+      rows = std::move(both);
+      ++merged;
+    }
+    run = std::move(rows);
+  }
   absl::MutexLock lock(&mu_);
+  if (run != nullptr) {
+    for (size_t i = 0; i < merged; ++i) {
+      map_.history_rows -= map_.history.back()->size();
+      map_.history.pop_back();
+    }
+    map_.history_rows += run->size();
+    map_.history.push_back(std::move(run));
+  }
   for (const Undo& u : undo_) {
     Slot& s = *u.slot;
     if (s.pending == kAbsent) continue;  // a key written twice: already done
@@ -284,6 +337,7 @@ std::string_view View::FullKey(Table t, std::string_view key) const {
 absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_view key) const {
   using Result = std::optional<std::string_view>;
   if (IsLogTable(t)) return GetLog(t, key);
+  if (t == Dbs().history) return GetHistory(key);
   const std::string_view full = FullKey(t, key);
   const MemTable::Map* first = l_.active != nullptr ? &l_.active->map() : l_.frozen.get();
   const size_t hash = first != nullptr ? first->Hash(full) : 0;
@@ -303,6 +357,16 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
   }
   if (l_.state_txn == nullptr) return Result();  // a rebuild from the log alone
   return l_.state_txn->Get(l_.handles->dbi[t], key);
+}
+
+absl::StatusOr<std::optional<std::string_view>> View::GetHistory(std::string_view key) const {
+  using Result = std::optional<std::string_view>;
+  for (const MemTable::Map* map : {l_.active != nullptr ? &l_.active->map() : nullptr, l_.frozen.get()}) {
+    if (map == nullptr) continue;
+    if (const MemTable::HistoryRow* row = map->FindHistory(key)) return Result(row->value_view());
+  }
+  if (l_.state_txn == nullptr) return Result();
+  return l_.state_txn->Get(l_.handles->dbi[Dbs().history], key);
 }
 
 absl::StatusOr<std::optional<std::string_view>> View::GetLog(Table t, std::string_view key) const {
@@ -352,14 +416,18 @@ absl::Status View::Put(Table t, std::string_view key, std::string_view value, un
     PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, Get(t, key));
     if (existing) return absl::InternalError(StrCat(TableName(t), ": key exists"));
   }
+  if (t == Dbs().history) {
+    l_.active->PutHistory(key, value);
+    return absl::OkStatus();
+  }
   l_.active->Put(FullKey(t, key), value);
   return absl::OkStatus();
 }
 
 absl::StatusOr<bool> View::Del(Table t, std::string_view key) {
   PL_CHECK(l_.writer);
-  // The log is append-only.
-  PL_CHECK(!IsLogTable(t));
+  // The log and history are append-only.
+  PL_CHECK(!IsLogTable(t) && t != Dbs().history);
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, Get(t, key));
   if (!existing) return false;
   l_.active->Del(FullKey(t, key));
@@ -408,6 +476,9 @@ size_t MapLayers(const View& view, Table t, MapLayer (&maps)[2]) {
   // scans run on private snapshots (Snapshot::Mode::kScan).
   if (l.active != nullptr) {
     PL_CHECK(l.active->ordered(t));
+    // Pending history is not in the runs yet; only the writer writes it,
+    // and it never scans history (replays publish before anyone scans).
+    PL_CHECK(t != Dbs().history || !l.writer || !l.active->pending_history());
     maps[count++] = {&l.active->map(), l.writer};
   }
   if (l.frozen != nullptr) {
@@ -415,6 +486,28 @@ size_t MapLayers(const View& view, Table t, MapLayer (&maps)[2]) {
     maps[count++] = {l.frozen.get(), false};
   }
   return count;
+}
+
+// History rows of a layer's runs: the first with key >= target (> when
+// strict), and the last with key < target (every one when to_end).
+const MemTable::HistoryRow* FirstRowAtLeast(const MemTable::HistoryRun& run,
+                                            std::string_view target, bool strict) {
+  auto it = std::lower_bound(run.begin(), run.end(), target,
+                             [](const MemTable::HistoryRow& r, std::string_view t) {
+                               return r.key_view() < t;
+                             });
+  if (strict && it != run.end() && it->key_view() == target) ++it;
+  return it == run.end() ? nullptr : &*it;
+}
+
+const MemTable::HistoryRow* LastRowBelow(const MemTable::HistoryRun& run, std::string_view target,
+                                         bool to_end) {
+  if (to_end) return run.empty() ? nullptr : &run.back();
+  auto it = std::lower_bound(run.begin(), run.end(), target,
+                             [](const MemTable::HistoryRow& r, std::string_view t) {
+                               return r.key_view() < t;
+                             });
+  return it == run.begin() ? nullptr : &*std::prev(it);
 }
 
 // The nearest visible key seen so far across the layers. Layers are offered
@@ -517,8 +610,16 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
         }
       }
     }
+    const bool history = table_ == Dbs().history;
+    for (size_t i = map_count; history && i-- > 0;) {
+      for (const auto& run : maps[i].map->history) {
+        if (const MemTable::HistoryRow* r = FirstRowAtLeast(*run, target, strict)) {
+          best.Offer(r->key_view(), {MemTable::kValue, r->value_view()}, true);
+        }
+      }
+    }
     const std::string full = prefix + target;
-    for (size_t i = map_count; i-- > 0;) {
+    for (size_t i = map_count; !history && i-- > 0;) {
       const auto& order = maps[i].map->order;
       auto it = order.lower_bound(MemTable::OrderKey(full));
       if (strict && it != order.end() && it->key == full) ++it;
@@ -566,13 +667,21 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
         best.Offer(tail_key, {MemTable::kValue, e->second}, false);
       }
     }
+    const bool history = table_ == Dbs().history;
+    for (size_t i = map_count; history && i-- > 0;) {
+      for (const auto& run : maps[i].map->history) {
+        if (const MemTable::HistoryRow* r = LastRowBelow(*run, target, to_end)) {
+          best.Offer(r->key_view(), {MemTable::kValue, r->value_view()}, false);
+        }
+      }
+    }
     std::string full;
     if (to_end) {
       full.push_back(static_cast<char>(prefix + 1));
     } else {
       full = prefix + target;
     }
-    for (size_t i = map_count; i-- > 0;) {
+    for (size_t i = map_count; !history && i-- > 0;) {
       const auto& order = maps[i].map->order;
       auto it = order.lower_bound(MemTable::OrderKey(full));
       while (it != order.begin()) {

@@ -1,0 +1,197 @@
+// The MemTable's history runs (ledger/view.h, docs/storage.md): history
+// rows skip the slots for sorted runs, so these tests check what the slots
+// gave for free: every committed row is found by Get and by cursors in key
+// order both ways, across runs and across the active and frozen maps;
+// pending rows stay invisible and roll back; merging keeps the runs few.
+#include <algorithm>
+#include <map>
+#include <random>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "ledger/codec.h"
+#include "ledger/view.h"
+
+namespace pointledger::ledger {
+namespace {
+
+const Table kHistory = Dbs().history;
+
+std::string Key(uint64_t member, uint64_t seq) {
+  std::string key(16, '\0');
+  for (int i = 0; i < 8; ++i) key[8 + i] = static_cast<char>(member >> (8 * (7 - i)));
+  ByteWriter(&key).BeU64(seq);
+  return key;
+}
+
+std::string Value(int64_t points) {
+  std::string v;
+  ByteWriter(&v).I64(points);
+  return v;
+}
+
+// A view of the maps alone (no LMDB layer), as a reader sees them.
+View ReaderView(MemTable* active, std::shared_ptr<const MemTable::Map> frozen = nullptr) {
+  return View(View::Layers{.active = active, .frozen = std::move(frozen)});
+}
+
+std::vector<std::string> ScanForward(const View& view) {
+  std::vector<std::string> keys;
+  absl::StatusOr<ViewCursor> c = ViewCursor::Open(view, kHistory);
+  EXPECT_TRUE(c.ok());
+  absl::StatusOr<bool> found = c->First();
+  while (found.ok() && *found) {
+    keys.emplace_back(c->key());
+    found = c->Next();
+  }
+  EXPECT_TRUE(found.ok());
+  return keys;
+}
+
+std::vector<std::string> ScanBackward(const View& view) {
+  std::vector<std::string> keys;
+  absl::StatusOr<ViewCursor> c = ViewCursor::Open(view, kHistory);
+  EXPECT_TRUE(c.ok());
+  absl::StatusOr<bool> found = c->Last();
+  while (found.ok() && *found) {
+    keys.emplace_back(c->key());
+    found = c->Prev();
+  }
+  EXPECT_TRUE(found.ok());
+  return keys;
+}
+
+// Group commits of 1..40 rows for random members at rising seqs, as the
+// writer makes them; returns key -> value of every row.
+std::map<std::string, std::string> Fill(MemTable& mem, std::mt19937_64& rng, int commits,
+                                        uint64_t* seq) {
+  std::map<std::string, std::string> rows;
+  for (int c = 0; c < commits; ++c) {
+    const int n = 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) {
+      const std::string key = Key(rng() % 50, ++*seq);
+      const std::string value = Value(static_cast<int64_t>(rng() % 1000) - 500);
+      mem.PutHistory(key, value);
+      rows[key] = value;
+    }
+    mem.Publish();
+  }
+  return rows;
+}
+
+TEST(MemTableHistoryTest, EveryRowIsFoundAndScannedInKeyOrderAcrossRuns) {
+  std::mt19937_64 rng(7);
+  MemTable mem;
+  uint64_t seq = 0;
+  const std::map<std::string, std::string> rows = Fill(mem, rng, 500, &seq);
+  ASSERT_GT(mem.map().history.size(), 1u);  // several runs, or this tests little
+
+  std::vector<std::string> expected;
+  for (const auto& [k, v] : rows) expected.push_back(k);
+  const View view = ReaderView(&mem);
+  EXPECT_EQ(ScanForward(view), expected);
+  std::reverse(expected.begin(), expected.end());
+  EXPECT_EQ(ScanBackward(view), expected);
+
+  for (const auto& [k, v] : rows) {
+    absl::StatusOr<std::optional<std::string_view>> got = view.Get(kHistory, k);
+    ASSERT_TRUE(got.ok());
+    ASSERT_TRUE(got->has_value()) << "a committed row is not found";
+    EXPECT_EQ(**got, v);
+  }
+  absl::StatusOr<std::optional<std::string_view>> absent = view.Get(kHistory, Key(51, 1));
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+  EXPECT_EQ(mem.map().history_rows, rows.size());
+  EXPECT_EQ(mem.size(), rows.size());
+}
+
+TEST(MemTableHistoryTest, AMemberPrefixScanSeesOnlyItsRowsNewestFirst) {
+  std::mt19937_64 rng(11);
+  MemTable mem;
+  uint64_t seq = 0;
+  const std::map<std::string, std::string> rows = Fill(mem, rng, 200, &seq);
+  const View view = ReaderView(&mem);
+  const std::string member = Key(7, 0).substr(0, 16);
+  // As Ledger::GetHistory pages: seek past the member, step back.
+  absl::StatusOr<ViewCursor> c = ViewCursor::Open(view, kHistory);
+  ASSERT_TRUE(c.ok());
+  absl::StatusOr<bool> found = c->SeekAtLeast(Key(7, UINT64_MAX));
+  ASSERT_TRUE(found.ok());
+  found = *found ? c->Prev() : c->Last();
+  std::vector<std::string> got;
+  while (found.ok() && *found && c->key().substr(0, 16) == member) {
+    got.emplace_back(c->key());
+    found = c->Prev();
+  }
+  std::vector<std::string> expected;
+  for (const auto& [k, v] : rows) {
+    if (k.substr(0, 16) == member) expected.push_back(k);
+  }
+  std::reverse(expected.begin(), expected.end());
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(got, expected);
+}
+
+TEST(MemTableHistoryTest, MergingKeepsTheRunsFewAndHalvingInSize) {
+  MemTable mem;
+  uint64_t seq = 0;
+  for (int c = 0; c < 1000; ++c) {
+    mem.PutHistory(Key(c % 13, ++seq), Value(1));
+    mem.Publish();
+    const auto& runs = mem.map().history;
+    for (size_t i = 1; i < runs.size(); ++i) {
+      ASSERT_GT(runs[i - 1]->size(), 2 * runs[i]->size()) << "after commit " << c;
+    }
+  }
+  // 1000 one-row commits: at most log2(1000) + 1 runs.
+  EXPECT_LE(mem.map().history.size(), 10u);
+  EXPECT_EQ(ScanForward(ReaderView(&mem)).size(), 1000u);
+}
+
+TEST(MemTableHistoryTest, PendingRowsAreInvisibleAndRollBack) {
+  MemTable mem;
+  mem.PutHistory(Key(1, 1), Value(10));
+  mem.Publish();
+  const MemTable::Mark mark = mem.Savepoint();
+  mem.PutHistory(Key(1, 2), Value(20));
+  EXPECT_TRUE(mem.pending());
+  // Readers see only committed rows.
+  const View reader = ReaderView(&mem);
+  EXPECT_EQ(ScanForward(reader), std::vector<std::string>{Key(1, 1)});
+  absl::StatusOr<std::optional<std::string_view>> got = reader.Get(kHistory, Key(1, 2));
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+
+  mem.RollbackTo(mark);  // a linked chain failed
+  EXPECT_FALSE(mem.pending());
+  mem.PutHistory(Key(1, 3), Value(30));
+  mem.Publish();
+  EXPECT_EQ(ScanForward(reader), (std::vector<std::string>{Key(1, 1), Key(1, 3)}));
+}
+
+TEST(MemTableHistoryTest, RowsMoveWithAFrozenMapAndBothAreScanned) {
+  MemTable mem;
+  mem.PutHistory(Key(2, 1), Value(1));
+  mem.PutHistory(Key(4, 2), Value(2));
+  mem.Publish();
+  std::shared_ptr<const MemTable::Map> frozen;
+  {
+    MemTable::Map next = mem.EmptyMapLike();
+    absl::MutexLock lock(&mem.mutex());
+    frozen = mem.Freeze(std::move(next));
+  }
+  EXPECT_EQ(frozen->history_rows, 2u);
+  EXPECT_TRUE(mem.empty());
+  mem.PutHistory(Key(3, 3), Value(3));
+  mem.Publish();
+  const View view = ReaderView(&mem, frozen);
+  EXPECT_EQ(ScanForward(view), (std::vector<std::string>{Key(2, 1), Key(3, 3), Key(4, 2)}));
+  EXPECT_EQ(ScanBackward(view), (std::vector<std::string>{Key(4, 2), Key(3, 3), Key(2, 1)}));
+  absl::StatusOr<std::optional<std::string_view>> got = view.Get(kHistory, Key(4, 2));
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, Value(2));
+}
+
+}  // namespace
+}  // namespace pointledger::ledger
