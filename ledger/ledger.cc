@@ -195,6 +195,28 @@ absl::StatusOr<ChainHead> ReplayLog(View& view, Clock* clock, uint64_t from_seq,
   return applier.head();
 }
 
+// Every id in the state environment and in `mem` (the log past the
+// checkpoint, replayed at open: the next checkpoint copies those ids to the
+// state environment, so the filter must have them too).
+absl::StatusOr<std::unique_ptr<IdFilter>> BuildIdFilter(const lmdb::Txn& state_txn,
+                                                        const Handles& handles,
+                                                        const MemTable& mem) {
+  MDB_stat stat;
+  PL_RETURN_IF_ERROR(lmdb::FromMdb(mdb_stat(state_txn.get(), handles.dbi[Dbs().ids], &stat),
+                                   "reading the ids table's size"));
+  auto filter = std::make_unique<IdFilter>(2 * (stat.ms_entries + mem.size()));
+  PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(state_txn, handles.dbi[Dbs().ids]));
+  PL_ASSIGN_OR_RETURN(bool found, cursor.First());
+  while (found) {
+    filter->Add(cursor.key());
+    PL_ASSIGN_OR_RETURN(found, cursor.Next());
+  }
+  for (const auto& [full_key, slot] : mem.map().slots) {
+    if (static_cast<Table>(full_key[0]) == Dbs().ids) filter->Add(std::string_view(full_key).substr(1));
+  }
+  return filter;
+}
+
 // The last seq in the log environment (0: none).
 absl::StatusOr<uint64_t> LastLogSeq(const lmdb::Txn& log_txn, const Handles& handles) {
   PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(log_txn, handles.dbi[Dbs().log]));
@@ -245,6 +267,9 @@ struct Ledger::Rep {
   std::atomic<bool> writer_active{false};
 
   MemTable active;
+  // The writer's filter over the ids in the state environment (built at
+  // open, then fed by the writer's View).
+  std::unique_ptr<IdFilter> id_filter;
   // The map being checkpointed, and the seq it is complete up to.
   std::shared_ptr<const MemTable::Map> frozen ABSL_GUARDED_BY(active.mutex());
   uint64_t frozen_seq ABSL_GUARDED_BY(active.mutex()) = 0;
@@ -454,6 +479,7 @@ void Ledger::Rep::CheckpointLoop() {
       absl::MutexLock lock(&active.mutex());
       frozen = nullptr;
     }
+    if (options.after_checkpoint) options.after_checkpoint(seq);
     absl::MutexLock lock(&cp_mu);
     cp_pending = false;
     cp_failed = false;
@@ -516,7 +542,8 @@ struct Ledger::Writer::Rep {
                           .state_txn = &state_txn,
                           .active = &l->active,
                           .frozen = frozen,
-                          .writer = true}),
+                          .writer = true,
+                          .id_filter = l->id_filter.get()}),
         applier(view, l->clock, l->head) {}
 };
 
@@ -610,6 +637,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
                            .writer = true,
                            .replaying = true});
     PL_ASSIGN_OR_RETURN(rep->head, ReplayLog(view, rep->clock, checkpoint_seq));
+    PL_ASSIGN_OR_RETURN(rep->id_filter, BuildIdFilter(state_txn, rep->handles, rep->active));
   }
   Rep* r = rep.get();
   r->checkpointer = std::thread([r] { r->CheckpointLoop(); });

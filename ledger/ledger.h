@@ -288,6 +288,9 @@ struct Options {
   // The write-ahead log's segment files (docs/storage.md) start at 256 KiB
   // and double up to this size.
   uint64_t wal_segment_bytes = uint64_t{16} << 20;
+  // Tests: called on the checkpointer's thread with the checkpoint's seq
+  // once it is written and its in-memory map dropped.
+  std::function<void(uint64_t)> after_checkpoint = nullptr;
 };
 
 // One account as stored, for reports, audits and tests.

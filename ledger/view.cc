@@ -356,6 +356,9 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
     }
   }
   if (l_.state_txn == nullptr) return Result();  // a rebuild from the log alone
+  if (t == Dbs().ids && l_.id_filter != nullptr && !l_.id_filter->MayContain(key)) {
+    return Result();
+  }
   return l_.state_txn->Get(l_.handles->dbi[t], key);
 }
 
@@ -420,6 +423,9 @@ absl::Status View::Put(Table t, std::string_view key, std::string_view value, un
     l_.active->PutHistory(key, value);
     return absl::OkStatus();
   }
+  // Before the checkpoint can copy it to the state environment. An id
+  // rolled back stays in the filter: a false positive, harmless.
+  if (t == Dbs().ids && l_.id_filter != nullptr) l_.id_filter->Add(key);
   l_.active->Put(FullKey(t, key), value);
   return absl::OkStatus();
 }

@@ -25,6 +25,7 @@
 #include "absl/container/btree_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "ledger/id_filter.h"
 #include "ledger/lmdb.h"
 
 namespace pointledger::ledger {
@@ -291,6 +292,9 @@ class View {
     // ledger read from the write-ahead log); may be null.
     const LogChunks* log_tail = nullptr;
     bool writer = false;    // sees (and makes) pending writes
+    // The writer's: every id in the state environment is in it (ids that
+    // are not are looked for in the maps only); ids written are added.
+    IdFilter* id_filter = nullptr;
     // Log tables already hold what is written: writes to them are not
     // made but checked (an `effects` entry must equal the stored one).
     bool replaying = false;
