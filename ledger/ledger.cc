@@ -397,16 +397,13 @@ absl::Status Ledger::Rep::WriteCheckpoint(const MemTable::Map& map, uint64_t seq
   PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(state_env, nullptr));
   // In key order: each B+tree page is written once per checkpoint. Not
   // every table keeps `order`, so sort here, off the writer's thread.
-  std::vector<std::pair<MemTable::OrderKey, const MemTable::Slot*>> keys;
+  std::vector<MemTable::OrderKey> keys;
   keys.reserve(map.slots.size());
-  for (const auto& [full_key, slot] : map.slots) {
-    keys.emplace_back(MemTable::OrderKey(full_key), &slot);
-  }
-  std::sort(keys.begin(), keys.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [order_key, slot_ptr] : keys) {
+  for (const auto& [full_key, slot] : map.slots) keys.emplace_back(full_key, &slot);
+  std::sort(keys.begin(), keys.end());
+  for (const MemTable::OrderKey& order_key : keys) {
     const std::string_view full_key = order_key.key;
-    const MemTable::Slot& slot = *slot_ptr;
+    const MemTable::Slot& slot = *order_key.slot;
     if (slot.committed == MemTable::kAbsent) continue;
     const Table t = static_cast<Table>(full_key[0]);
     PL_CHECK(!IsLogTable(t) && t < kTableCount);

@@ -163,7 +163,7 @@ std::optional<std::string_view> FindInLog(const LogChunks& chunks, Table t, uint
 // ---------------------------------------------------------------------------
 // MemTable.
 
-MemTable::OrderKey::OrderKey(std::string_view k) : key(k) {
+MemTable::OrderKey::OrderKey(std::string_view k, const Slot* s) : key(k), slot(s) {
   // Zero-padded, so the packed order agrees with the bytes' order; ties
   // (equal first 16 bytes) fall back to comparing the whole keys.
   for (size_t i = 0; i < 16; ++i) {
@@ -216,7 +216,7 @@ MemTable::Slot& MemTable::SlotFor(std::string_view full_key) {
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = map_.slots.try_emplace(std::string(full_key));
   PL_CHECK(inserted);
-  if (ordered(static_cast<Table>(full_key[0]))) map_.order.insert(OrderKey(it->first));
+  if (ordered(static_cast<Table>(full_key[0]))) map_.order.insert(OrderKey(it->first, &it->second));
   return it->second;
 }
 
@@ -589,6 +589,10 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);
+  // A Next(): LMDB's cursor is already at its first key >= key_, so it
+  // need not descend the B+tree again (a scan of a member's lots did).
+  bool lmdb_positioned = strict && lmdb_at_key_ && target == key_;
+  lmdb_at_key_ = false;
   for (;;) {
     // Each layer's first visible candidate.
     Best best;
@@ -596,6 +600,8 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
     bool found = false;
     if (!lmdb_) {
       // No state layer: only the maps.
+    } else if (lmdb_positioned) {
+      found = lmdb_found_;
     } else if (target.empty() && !strict) {
       PL_ASSIGN_OR_RETURN(found, lmdb_->First());
     } else {
@@ -630,25 +636,31 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
       auto it = order.lower_bound(MemTable::OrderKey(full));
       if (strict && it != order.end() && it->key == full) ++it;
       for (; it != order.end() && it->key[0] == prefix; ++it) {
-        std::optional<Found> f = Effective(*maps[i].map->Find(it->key), maps[i].writer);
+        std::optional<Found> f = Effective(*it->slot, maps[i].writer);
         if (!f) continue;
         best.Offer(it->key.substr(1), *f, true);
         break;
       }
     }
     if (!best.key || !best.key->starts_with(prefix_)) return false;
+    // LMDB's candidate is the least of its keys >= target, and best <= it:
+    // so it is also LMDB's first key >= best (what Next() resumes from).
+    lmdb_found_ = found;
     if (best.found.state == MemTable::kDeleted) {
       target = std::string(*best.key);
       strict = true;
+      lmdb_positioned = true;
       continue;
     }
     key_ = std::string(*best.key);
     value_ = best.found.value;
+    lmdb_at_key_ = true;
     return true;
   }
 }
 
 absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
+  lmdb_at_key_ = false;
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);
@@ -693,7 +705,7 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
       while (it != order.begin()) {
         --it;
         if (it->key[0] != prefix) break;
-        std::optional<Found> f = Effective(*maps[i].map->Find(it->key), maps[i].writer);
+        std::optional<Found> f = Effective(*it->slot, maps[i].writer);
         if (!f) continue;
         best.Offer(it->key.substr(1), *f, false);
         break;

@@ -148,9 +148,11 @@ class MemTable {
   // follow the pointer (each of which was a cache miss: a quarter of the
   // writer's time went to memcmp on them).
   struct OrderKey {
-    explicit OrderKey(std::string_view k);
+    explicit OrderKey(std::string_view k, const Slot* s = nullptr);
     uint64_t hi = 0, lo = 0;
     std::string_view key;
+    // The key's slot (null in a probe): a scan needs no hash lookup.
+    const Slot* slot = nullptr;
     bool operator<(const OrderKey& o) const {
       if (hi != o.hi) return hi < o.hi;
       if (lo != o.lo) return lo < o.lo;
@@ -360,6 +362,10 @@ class ViewCursor {
   Table table_;
   std::optional<lmdb::Cursor> lmdb_;  // absent: a view without a state layer
   std::string prefix_;  // forward moves end past it (empty: no bound)
+  // After a Forward() that found key_: lmdb_ is at the first LMDB key >=
+  // key_ (lmdb_found_), or past the last one (!lmdb_found_).
+  bool lmdb_at_key_ = false;
+  bool lmdb_found_ = false;
   std::string key_;
   std::string_view value_;
 };
