@@ -204,16 +204,21 @@ absl::StatusOr<std::unique_ptr<IdFilter>> BuildIdFilter(const lmdb::Txn& state_t
   MDB_stat stat;
   PL_RETURN_IF_ERROR(lmdb::FromMdb(mdb_stat(state_txn.get(), handles.dbi[Dbs().ids], &stat),
                                    "reading the ids table's size"));
-  auto filter = std::make_unique<IdFilter>(2 * (stat.ms_entries + mem.size()));
+  std::vector<std::string_view> replayed;
+  for (const auto& [full_key, slot] : mem.map().slots) {
+    if (static_cast<Table>(full_key[0]) == Dbs().ids) {
+      replayed.push_back(std::string_view(full_key).substr(1));
+    }
+  }
+  // Room for as many again before it grows.
+  auto filter = std::make_unique<IdFilter>(2 * (stat.ms_entries + replayed.size()));
   PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(state_txn, handles.dbi[Dbs().ids]));
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   while (found) {
     filter->Add(cursor.key());
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
-  for (const auto& [full_key, slot] : mem.map().slots) {
-    if (static_cast<Table>(full_key[0]) == Dbs().ids) filter->Add(std::string_view(full_key).substr(1));
-  }
+  for (std::string_view id : replayed) filter->Add(id);
   return filter;
 }
 

@@ -263,8 +263,9 @@ void MemTable::Publish() {
   size_t merged = 0;
   if (!pending_history_.empty()) {
     std::sort(pending_history_.begin(), pending_history_.end());
-    auto rows = std::make_shared<HistoryRun>(std::move(pending_history_));
-    pending_history_ = HistoryRun();
+    // Copied at its size; the pending list keeps its capacity for the next.
+    auto rows = std::make_shared<HistoryRun>(pending_history_.begin(), pending_history_.end());
+    pending_history_.clear();
     const auto& runs = map_.history;
     while (merged < runs.size() && runs[runs.size() - 1 - merged]->size() <= 2 * rows->size()) {
       const HistoryRun& older = *runs[runs.size() - 1 - merged];
@@ -277,10 +278,14 @@ void MemTable::Publish() {
     }
     run = std::move(rows);
   }
+  // The runs merged away are freed after the lock is released: a run can
+  // be megabytes, and readers wait while the lock is held.
+  std::vector<std::shared_ptr<const HistoryRun>> dropped;
   absl::MutexLock lock(&mu_);
   if (run != nullptr) {
     for (size_t i = 0; i < merged; ++i) {
       map_.history_rows -= map_.history.back()->size();
+      dropped.push_back(std::move(map_.history.back()));
       map_.history.pop_back();
     }
     map_.history_rows += run->size();
@@ -416,6 +421,8 @@ absl::Status View::Put(Table t, std::string_view key, std::string_view value, un
     return absl::OkStatus();
   }
   if ((flags & MDB_NOOVERWRITE) != 0) {
+    // Get does not see pending history rows: no such check for history.
+    PL_CHECK(t != Dbs().history);
     PL_ASSIGN_OR_RETURN(std::optional<std::string_view> existing, Get(t, key));
     if (existing) return absl::InternalError(StrCat(TableName(t), ": key exists"));
   }

@@ -325,6 +325,18 @@ TEST_F(CheckpointTest, AnIdReplayedAtOpenStaysADuplicateAfterItsCheckpoint) {
   absl::StatusOr<std::optional<Balance>> alice = b.GetBalance("acme", "alice");
   ASSERT_TRUE(alice.ok() && alice->has_value());
   EXPECT_EQ((*alice)->posted, 100u);
+  opened->reset();
+
+  // Now both ids are only in the state environment: the filter built at
+  // the next open must have them from its scan of the ids table.
+  std::unique_ptr<Ledger> c = Open(a_dir_, 1'000'000, /*checkpoint_on_close=*/false);
+  ASSERT_NE(c, nullptr);
+  const std::vector<Result> replays =
+      Apply(*c, {Earn("acme", "alice", 100, "e1"), Earn("acme", "bob", 5, "e2")});
+  EXPECT_TRUE(replays[0].duplicate);
+  EXPECT_EQ(replays[0].seq, first.seq);
+  EXPECT_TRUE(replays[1].duplicate);
+  EXPECT_EQ(replays[1].seq, other.seq);
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
-// The MemTable's history runs (ledger/view.h, docs/storage.md): history
+// The MemTable (ledger/view.h, docs/storage.md) and cursors over it. History
 // rows skip the slots for sorted runs, so these tests check what the slots
 // gave for free: every committed row is found by Get and by cursors in key
 // order both ways, across runs and across the active and frozen maps;
 // pending rows stay invisible and roll back; merging keeps the runs few.
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -149,12 +150,13 @@ TEST(MemTableHistoryTest, MergingKeepsTheRunsFewAndHalvingInSize) {
   EXPECT_EQ(ScanForward(ReaderView(&mem)).size(), 1000u);
 }
 
-TEST(MemTableHistoryTest, PendingRowsAreInvisibleAndRollBack) {
+TEST(MemTableHistoryTest, PendingRowsAreInvisibleAndRollBackToTheMark) {
   MemTable mem;
   mem.PutHistory(Key(1, 1), Value(10));
   mem.Publish();
+  mem.PutHistory(Key(1, 2), Value(20));  // an earlier transaction of the batch
   const MemTable::Mark mark = mem.Savepoint();
-  mem.PutHistory(Key(1, 2), Value(20));
+  mem.PutHistory(Key(1, 3), Value(30));
   EXPECT_TRUE(mem.pending());
   // Readers see only committed rows.
   const View reader = ReaderView(&mem);
@@ -163,11 +165,18 @@ TEST(MemTableHistoryTest, PendingRowsAreInvisibleAndRollBack) {
   ASSERT_TRUE(got.ok());
   EXPECT_FALSE(got->has_value());
 
-  mem.RollbackTo(mark);  // a linked chain failed
-  EXPECT_FALSE(mem.pending());
-  mem.PutHistory(Key(1, 3), Value(30));
+  mem.RollbackTo(mark);  // a linked chain failed: its row goes, the earlier one stays
+  EXPECT_TRUE(mem.pending());
+  mem.PutHistory(Key(1, 4), Value(40));
   mem.Publish();
-  EXPECT_EQ(ScanForward(reader), (std::vector<std::string>{Key(1, 1), Key(1, 3)}));
+  EXPECT_FALSE(mem.pending());
+  EXPECT_EQ(ScanForward(reader), (std::vector<std::string>{Key(1, 1), Key(1, 2), Key(1, 4)}));
+
+  mem.PutHistory(Key(1, 5), Value(50));
+  mem.RollbackTo({});  // a failed group commit: everything pending goes
+  EXPECT_FALSE(mem.pending());
+  mem.Publish();
+  EXPECT_EQ(ScanForward(reader).size(), 3u);
 }
 
 TEST(MemTableHistoryTest, RowsMoveWithAFrozenMapAndBothAreScanned) {
@@ -191,6 +200,150 @@ TEST(MemTableHistoryTest, RowsMoveWithAFrozenMapAndBothAreScanned) {
   absl::StatusOr<std::optional<std::string_view>> got = view.Get(kHistory, Key(4, 2));
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ(**got, Value(2));
+}
+
+// Cursors over all three layers: LMDB (the checkpoint), the frozen map and
+// the active map, with deletions in the maps hiding LMDB keys. Next()
+// resumes LMDB's cursor rather than seeking again; these scans fail if it
+// resumes from the wrong place.
+class ViewCursorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/pl_view_test.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    for (const char* sub : {"log", "state"}) {
+      std::filesystem::create_directories(dir_ + "/" + sub);
+    }
+    auto log = lmdb::Env::Open({.dir = dir_ + "/log", .map_size_bytes = size_t{16} << 20});
+    auto state = lmdb::Env::Open({.dir = dir_ + "/state", .map_size_bytes = size_t{16} << 20});
+    ASSERT_TRUE(log.ok() && state.ok());
+    log_env_ = *std::move(log);
+    state_env_ = *std::move(state);
+    auto lw = lmdb::Txn::BeginWrite(log_env_, nullptr);
+    auto sw = lmdb::Txn::BeginWrite(state_env_, nullptr);
+    ASSERT_TRUE(lw.ok() && sw.ok());
+    auto handles = OpenHandles(*lw, *sw, /*create=*/true);
+    ASSERT_TRUE(handles.ok()) << handles.status();
+    handles_ = *handles;
+    for (const char* k : {"m1a", "m1b", "m1c", "m1d", "m2a"}) {
+      ASSERT_TRUE(sw->Put(handles_.dbi[kLots], k, "lmdb").ok());
+    }
+    // A history row checkpointed while its map was still frozen: in LMDB
+    // and in the map at once, it must be seen once.
+    ASSERT_TRUE(sw->Put(handles_.dbi[kHistory], Key(1, 1), Value(11)).ok());
+    ASSERT_TRUE(sw->Put(handles_.dbi[kHistory], Key(3, 3), Value(33)).ok());
+    ASSERT_TRUE(lw->Commit().ok());
+    ASSERT_TRUE(sw->Commit().ok());
+
+    MemTable older;
+    older.Del(Full("m1b"));
+    older.PutHistory(Key(1, 1), Value(11));
+    older.PutHistory(Key(2, 2), Value(22));
+    older.Publish();
+    {
+      MemTable::Map next = older.EmptyMapLike();
+      absl::MutexLock lock(&older.mutex());
+      frozen_ = older.Freeze(std::move(next));
+    }
+    active_.Del(Full("m1c"));
+    active_.Put(Full("m1bb"), "active");
+    active_.Put(Full("m1e"), "active");
+    active_.PutHistory(Key(4, 4), Value(44));
+    active_.Publish();
+
+    auto lr = lmdb::Txn::BeginRead(log_env_);
+    auto sr = lmdb::Txn::BeginRead(state_env_);
+    ASSERT_TRUE(lr.ok() && sr.ok());
+    log_txn_.emplace(*std::move(lr));
+    state_txn_.emplace(*std::move(sr));
+  }
+  void TearDown() override {
+    log_txn_.reset();
+    state_txn_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  static std::string Full(std::string_view key) {
+    return std::string(1, static_cast<char>(kLots)) + std::string(key);
+  }
+  View Reader() {
+    return View(View::Layers{.handles = &handles_,
+                             .log_txn = &*log_txn_,
+                             .state_txn = &*state_txn_,
+                             .active = &active_,
+                             .frozen = frozen_});
+  }
+
+  static constexpr Table kLots = Dbs().lots;
+  std::string dir_;
+  lmdb::Env log_env_, state_env_;
+  Handles handles_;
+  std::optional<lmdb::Txn> log_txn_, state_txn_;
+  MemTable active_;
+  std::shared_ptr<const MemTable::Map> frozen_;
+};
+
+std::vector<std::string> Keys(ViewCursor& c, absl::StatusOr<bool> found) {
+  std::vector<std::string> keys;
+  while (found.ok() && *found) {
+    keys.emplace_back(c.key());
+    found = c.Next();
+  }
+  EXPECT_TRUE(found.ok());
+  return keys;
+}
+
+TEST_F(ViewCursorTest, ForwardScansMergeTheLayersAndSkipDeletedKeys) {
+  const View view = Reader();
+  auto c = ViewCursor::Open(view, kLots);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(Keys(*c, c->First()),
+            (std::vector<std::string>{"m1a", "m1bb", "m1d", "m1e", "m2a"}));
+  auto bounded = ViewCursor::Open(view, kLots, "m1");
+  ASSERT_TRUE(bounded.ok());
+  EXPECT_EQ(Keys(*bounded, bounded->First()),
+            (std::vector<std::string>{"m1a", "m1bb", "m1d", "m1e"}));
+  auto from_b = ViewCursor::Open(view, kLots);
+  ASSERT_TRUE(from_b.ok());
+  EXPECT_EQ(Keys(*from_b, from_b->SeekAtLeast("m1b")),
+            (std::vector<std::string>{"m1bb", "m1d", "m1e", "m2a"}));
+}
+
+TEST_F(ViewCursorTest, NextAfterPrevAndBackwardScansAgree) {
+  const View view = Reader();
+  auto c = ViewCursor::Open(view, kLots);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->SeekAtLeast("m1d").value_or(false));
+  ASSERT_TRUE(c->Prev().value_or(false));
+  EXPECT_EQ(c->key(), "m1bb");
+  ASSERT_TRUE(c->Prev().value_or(false));
+  EXPECT_EQ(c->key(), "m1a");
+  EXPECT_FALSE(c->Prev().value_or(true));
+  ASSERT_TRUE(c->SeekAtLeast("m1bb").value_or(false));
+  EXPECT_EQ(Keys(*c, true), (std::vector<std::string>{"m1bb", "m1d", "m1e", "m2a"}));
+
+  std::vector<std::string> backward;
+  absl::StatusOr<bool> found = c->Last();
+  while (found.ok() && *found) {
+    backward.emplace_back(c->key());
+    found = c->Prev();
+  }
+  EXPECT_EQ(backward, (std::vector<std::string>{"m2a", "m1e", "m1d", "m1bb", "m1a"}));
+}
+
+TEST_F(ViewCursorTest, HistoryInLmdbAndInARunIsSeenOnce) {
+  const View view = Reader();
+  const std::vector<std::string> all = {Key(1, 1), Key(2, 2), Key(3, 3), Key(4, 4)};
+  EXPECT_EQ(ScanForward(view), all);
+  EXPECT_EQ(ScanBackward(view), std::vector<std::string>(all.rbegin(), all.rend()));
+  for (const auto& [key, value] : {std::pair{Key(1, 1), Value(11)}, std::pair{Key(3, 3), Value(33)},
+                                   std::pair{Key(4, 4), Value(44)}}) {
+    absl::StatusOr<std::optional<std::string_view>> got = view.Get(kHistory, key);
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ(**got, value);
+  }
 }
 
 }  // namespace
