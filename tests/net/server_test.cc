@@ -308,6 +308,50 @@ TEST(Server, AReadBehindItsConnectionsBatchSeesIt) {
   }
 }
 
+// History is published per group commit (sorted runs merged while readers
+// read, docs/storage.md): a reader on another connection sees each batch's
+// rows all or none, newest first, never a row twice. Under `make tsan`
+// this is also the race check of Publish against history reads.
+TEST(Server, HistoryReadsBesideCommitsSeeWholeBatches) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> writer = server->AdminClient();
+  std::unique_ptr<Client> reader = server->AdminClient();
+  MustPost(*writer, {ProgramCreate("acme")});
+  constexpr int kBatches = 150, kPerBatch = 5;  // 750 rows: under one page of 1,000
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, torn{0};
+  std::thread read_loop([&] {
+    while (!done.load()) {
+      auto h = reader->GetHistory("acme", "alice", 1000, 0);
+      if (!h.ok()) {
+        ++torn;
+        return;
+      }
+      ++reads;
+      if (h->size() % kPerBatch != 0) ++torn;
+      for (size_t i = 1; i < h->size(); ++i) {
+        if ((*h)[i].seq >= (*h)[i - 1].seq) ++torn;
+      }
+    }
+  });
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<ledger::Transaction> batch;
+    for (int i = 0; i < kPerBatch; ++i) {
+      batch.push_back(Earn("acme", "alice", 1, StrCat("h-", b, "-", i)));
+    }
+    MustPost(*writer, batch);
+  }
+  done.store(true);
+  read_loop.join();
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  auto all = reader->GetHistory("acme", "alice", 1000, 0);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->size(), static_cast<size_t>(kBatches * kPerBatch));
+}
+
 // Order across connections: a batch acknowledged before another
 // connection sends its own has the lower seq, whichever I/O thread each
 // connection lives on (the server has two by default).
