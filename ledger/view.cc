@@ -191,19 +191,26 @@ MemTable::Slot* MemTable::Map::Find(std::string_view full_key) {
   return it == slots.end() ? nullptr : &it->second;
 }
 
+namespace {
+// The first row of a run with key >= target.
+MemTable::HistoryRun::const_iterator FirstRowNotBelow(const MemTable::HistoryRun& run,
+                                                      std::string_view target) {
+  return std::lower_bound(run.begin(), run.end(), target,
+                          [](const MemTable::HistoryRow& r, std::string_view t) {
+                            return r.key_view() < t;
+                          });
+}
+}  // namespace
+
 const MemTable::HistoryRow* MemTable::Map::FindHistory(std::string_view key) const {
-  if (key.size() != HistoryRow::kKeySize) return nullptr;
-  HistoryRow probe;
-  std::memcpy(probe.key, key.data(), HistoryRow::kKeySize);
   for (const auto& run : history) {
-    auto it = std::lower_bound(run->begin(), run->end(), probe);
-    if (it != run->end() && std::memcmp(it->key, probe.key, HistoryRow::kKeySize) == 0) {
-      return &*it;
-    }
+    auto it = FirstRowNotBelow(*run, key);
+    if (it != run->end() && it->key_view() == key) return &*it;
   }
   return nullptr;
 }
 
+// History is scanned while shared too, from its runs (it never has slots).
 bool MemTable::Ordered(Table t) {
   const Dbs d;
   return t == d.lots || t == d.expiry || t == d.hold_deadlines || t == d.member_holds ||
@@ -505,10 +512,7 @@ size_t MapLayers(const View& view, Table t, MapLayer (&maps)[2]) {
 // strict), and the last with key < target (every one when to_end).
 const MemTable::HistoryRow* FirstRowAtLeast(const MemTable::HistoryRun& run,
                                             std::string_view target, bool strict) {
-  auto it = std::lower_bound(run.begin(), run.end(), target,
-                             [](const MemTable::HistoryRow& r, std::string_view t) {
-                               return r.key_view() < t;
-                             });
+  auto it = FirstRowNotBelow(run, target);
   if (strict && it != run.end() && it->key_view() == target) ++it;
   return it == run.end() ? nullptr : &*it;
 }
@@ -516,10 +520,7 @@ const MemTable::HistoryRow* FirstRowAtLeast(const MemTable::HistoryRun& run,
 const MemTable::HistoryRow* LastRowBelow(const MemTable::HistoryRun& run, std::string_view target,
                                          bool to_end) {
   if (to_end) return run.empty() ? nullptr : &run.back();
-  auto it = std::lower_bound(run.begin(), run.end(), target,
-                             [](const MemTable::HistoryRow& r, std::string_view t) {
-                               return r.key_view() < t;
-                             });
+  auto it = FirstRowNotBelow(run, target);
   return it == run.begin() ? nullptr : &*std::prev(it);
 }
 
@@ -637,7 +638,7 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
         }
       }
     }
-    const std::string full = prefix + target;
+    const std::string full = history ? std::string() : prefix + target;
     for (size_t i = map_count; !history && i-- > 0;) {
       const auto& order = maps[i].map->order;
       auto it = order.lower_bound(MemTable::OrderKey(full));
