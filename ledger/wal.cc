@@ -32,6 +32,13 @@ constexpr size_t kHeaderBytes = 32;
 constexpr size_t kCrcOffset = 28;
 constexpr uint64_t kFirstSegmentBytes = uint64_t{256} << 10;  // small ledgers (and tests) write little
 constexpr size_t kZeroBlock = size_t{1} << 20;
+// Append writes whole blocks of this size, at offsets that are multiples of
+// it, from a buffer aligned to it: what O_DIRECT asks of any device with
+// logical blocks up to 4 KiB.
+constexpr uint64_t kBlock = 4096;
+
+uint64_t AlignDown(uint64_t n) { return n & ~(kBlock - 1); }
+uint64_t AlignUp(uint64_t n) { return AlignDown(n + kBlock - 1); }
 
 absl::Status Errno(int err, std::string_view what) {
   const std::string message = StrCat("write-ahead log: ", what, ": ", std::strerror(err));
@@ -117,6 +124,17 @@ absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
   ::closedir(d);
   std::sort(numbers.begin(), numbers.end());
   return numbers;
+}
+
+// Commits write the segment with O_DIRECT where the file system has it
+// (not tmpfs, say): the write skips the page cache, and the fdatasync
+// after it has no dirty pages to find and write back. On this machine
+// that took 20-30 us (about 15%) off a 4 KiB write and its sync
+// (BENCHMARKS.md, "Session 14"). Buffered writes are the fallback, with
+// the same bytes written.
+void DirectIo(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags | O_DIRECT);
 }
 
 absl::Status WriteAll(int fd, const iovec* parts, int count, uint64_t offset) {
@@ -485,6 +503,7 @@ absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
       released_.push_front(*reuse);
       return status;
     }
+    DirectIo(fd);
     return Segment{number, fd, reuse->size, 0, salt};
   }
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -509,6 +528,7 @@ absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
     ::unlink(path.c_str());
     return status;
   }
+  DirectIo(fd);
   return Segment{number, fd, size, 0, salt};
 }
 
@@ -581,7 +601,43 @@ absl::Status Wal::Roll() {
     live_.push_back(next);
   }
   current_ = next;
+  // The first block, header and all, is written again with the first
+  // frames: stage the header as Prepare wrote it.
+  stage_at_ = 0;
+  offset_ = 0;
+  const std::string header = SegmentHeader(next.number, next.salt);
+  std::memcpy(Stage(header.size()), header.data(), header.size());
   offset_ = kSegmentHeaderBytes;
+  staged_ = false;
+  return absl::OkStatus();
+}
+
+char* Wal::Stage(size_t n) {
+  const size_t used = static_cast<size_t>(offset_ - stage_at_);
+  const size_t need = static_cast<size_t>(AlignUp(used + n));
+  if (need > stage_capacity_) {
+    const size_t capacity = std::max(need, 2 * stage_capacity_);
+    Staging grown(static_cast<char*>(std::aligned_alloc(kBlock, capacity)));
+    PL_CHECK(grown != nullptr);
+    if (used > 0) std::memcpy(grown.get(), stage_.get(), used);
+    stage_ = std::move(grown);
+    stage_capacity_ = capacity;
+  }
+  staged_ = true;
+  return stage_.get() + used;
+}
+
+absl::Status Wal::WriteStaged() {
+  if (!staged_) return absl::OkStatus();
+  const size_t used = static_cast<size_t>(offset_ - stage_at_);
+  const size_t end = static_cast<size_t>(AlignUp(used));
+  std::memset(stage_.get() + used, 0, end - used);
+  const iovec part{stage_.get(), end};
+  PL_RETURN_IF_ERROR(WriteAll(current_.fd, &part, 1, stage_at_));
+  staged_ = false;
+  const uint64_t keep = AlignDown(offset_);
+  std::memmove(stage_.get(), stage_.get() + (keep - stage_at_), static_cast<size_t>(offset_ - keep));
+  stage_at_ = keep;
   return absl::OkStatus();
 }
 
@@ -594,9 +650,19 @@ absl::Status Wal::Append(const LogChunk& chunk) {
   size_t done = 0;
   absl::Status status;
   while (done < bytes.size()) {
-    if (current_.fd < 0 || current_.size < offset_ + kHeaderBytes + 1) {
-      if (current_.fd >= 0 && (touched.empty() || touched.back().number != current_.number)) {
-        ::close(current_.fd);  // full before this group: synced already
+    // Whole blocks only: a file whose size is not a multiple of them (none
+    // that Prepare makes) loses its last, partial one.
+    const uint64_t room = AlignDown(current_.size);
+    if (current_.fd < 0 || room < offset_ + kHeaderBytes + 1) {
+      if (current_.fd >= 0) {
+        status = WriteStaged();  // this group's frames in the segment being left
+        if (!status.ok()) {
+          broken_ = status;
+          break;
+        }
+        if (touched.empty() || touched.back().number != current_.number) {
+          ::close(current_.fd);  // full before this group: synced already
+        }
       }
       current_.fd = -1;
       // Frames already written for this group have no last frame: a
@@ -604,9 +670,9 @@ absl::Status Wal::Append(const LogChunk& chunk) {
       status = Roll();
       if (!status.ok()) break;
       if (done > 0 && options_.after_roll_in_group) options_.after_roll_in_group();
+      continue;
     }
-    const size_t n = static_cast<size_t>(
-        std::min<uint64_t>(bytes.size() - done, current_.size - offset_ - kHeaderBytes));
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(bytes.size() - done, room - offset_ - kHeaderBytes));
     const uint32_t flags = (done == 0 ? kFirst : 0) | (done + n == bytes.size() ? kLast : 0);
     frame_.clear();
     ByteWriter w(&frame_);
@@ -617,16 +683,16 @@ absl::Status Wal::Append(const LogChunk& chunk) {
     w.U32(static_cast<uint32_t>(n));
     const std::string_view payload = bytes.substr(done, n);
     w.U32(Crc(current_.salt, frame_, payload));
-    const iovec parts[2] = {{frame_.data(), frame_.size()},
-                            {const_cast<char*>(payload.data()), payload.size()}};
-    status = WriteAll(current_.fd, parts, 2, offset_);
-    if (!status.ok()) {
-      broken_ = status;
-      break;
-    }
+    char* at = Stage(kHeaderBytes + n);
+    std::memcpy(at, frame_.data(), kHeaderBytes);
+    std::memcpy(at + kHeaderBytes, payload.data(), n);
     offset_ += kHeaderBytes + n;
     done += n;
     if (touched.empty() || touched.back().number != current_.number) touched.push_back(current_);
+  }
+  if (status.ok()) {
+    status = WriteStaged();
+    if (!status.ok()) broken_ = status;
   }
   for (const Segment& s : touched) {
     if (status.ok() && ::fdatasync(s.fd) != 0) {

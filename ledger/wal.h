@@ -23,13 +23,15 @@
 // file's earlier life, and no frame planted in a payload, checks.
 //
 // A group commit's chunk bytes are cut into as many frames as the segments
-// need. Reading a segment stops at the first frame that does not check (a
+// need. They are written as whole 4 KiB blocks, with O_DIRECT where the
+// file system has it (wal.cc, DirectIo). Reading a segment stops at the first frame that does not check (a
 // torn write, the zeros, or a frame of the file's earlier life under
 // another number); a group counts only if its last frame was read.
 #ifndef POINTLEDGER_LEDGER_WAL_H_
 #define POINTLEDGER_LEDGER_WAL_H_
 
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
@@ -122,6 +124,12 @@ class Wal {
   absl::StatusOr<Segment> Prepare(uint64_t number, uint64_t size);
   // Makes the spare segment current; waits for it a while.
   absl::Status Roll();
+  // Room for n more bytes at offset_ in the staging buffer: where to put them.
+  char* Stage(size_t n);
+  // Writes what is staged as whole blocks, then keeps the last, partly
+  // filled block staged: the next group's write starts with it. Rewriting
+  // an acknowledged frame's block with the same bytes cannot tear it.
+  absl::Status WriteStaged();
 
   const Options options_;
   int dir_fd_ = -1;
@@ -132,6 +140,16 @@ class Wal {
   absl::Status broken_;
   uint64_t group_last_seq_ = 0;  // of the group Append is writing
   std::string frame_;  // scratch for a frame header
+  // The segment's bytes from stage_at_ (a block boundary) up to offset_,
+  // in a block-aligned buffer: Append writes whole blocks (wal.cc, DirectIo).
+  struct FreeStaging {
+    void operator()(char* p) const { std::free(p); }
+  };
+  using Staging = std::unique_ptr<char[], FreeStaging>;
+  Staging stage_;
+  size_t stage_capacity_ = 0;
+  uint64_t stage_at_ = 0;
+  bool staged_ = false;  // frames staged since the last write
 
   absl::Mutex mu_;
   std::deque<Segment> live_ ABSL_GUARDED_BY(mu_);      // written to, oldest first (current last)
