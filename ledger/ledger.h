@@ -274,7 +274,11 @@ Clock* SystemClock();
 struct Options {
   std::string dir;  // created if missing (unless read_only)
   uint64_t map_size_bytes = uint64_t{64} << 30;
-  bool read_only = false;  // for tools reading a live server's directory
+  // For tools reading a live server's directory, from another process:
+  // LMDB's locks are per process, so a second open of a directory in the
+  // process that writes it would initialize the lock file again under the
+  // writer (tests fork their readers; tests/ledger/checkpoint_test.cc).
+  bool read_only = false;
   Clock* clock = nullptr;  // nullptr: SystemClock()
   // Checkpoints (docs/storage.md): the state changed since the last one is
   // kept in memory and written to the state environment in the background
@@ -291,6 +295,9 @@ struct Options {
   // Tests: called on the checkpointer's thread with the checkpoint's seq
   // once it is written and its in-memory map dropped.
   std::function<void(uint64_t)> after_checkpoint = nullptr;
+  // Tests: called on the checkpointer's thread after it freed frozen maps
+  // that writers parked, with how many it held the last reference to.
+  std::function<void(size_t)> after_free = nullptr;
 };
 
 // One account as stored, for reports, audits and tests.

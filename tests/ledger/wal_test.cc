@@ -50,6 +50,9 @@ class WalTest : public ::testing::Test {
     return absl::OkStatus();
   }
 
+  // In the writer's process, which LMDB does not support (Options::read_only):
+  // safe here only because without checkpoints the writer commits nothing
+  // to LMDB while the reader opens.
   std::unique_ptr<Ledger> OpenReadOnly() {
     Options options;
     options.dir = dir_;
