@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "ledger/ledger.h"
 
 namespace pointledger::bench {
@@ -328,4 +329,12 @@ BENCHMARK(BM_LedgerFill)->Arg(10'000'000)->Iterations(1)->UseRealTime()->Unit(be
 }  // namespace
 }  // namespace pointledger::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // As in pointledgerd (docs/operations.md, "Lock-order checks").
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
