@@ -688,11 +688,12 @@ absl::StatusOr<Ledger::Writer> Ledger::BeginWrite() {
   PL_CHECK(!rep_->options.read_only);
   PL_CHECK(!rep_->writer_active.exchange(true));
   PL_CHECK(!rep_->active.pending());
+  std::shared_ptr<const MemTable::Map> frozen;
   auto fail = [&](absl::Status s) {
+    rep_->Park(std::move(frozen));  // as Commit does
     rep_->writer_active.store(false);
     return s;
   };
-  std::shared_ptr<const MemTable::Map> frozen;
   absl::StatusOr<lmdb::Txn> state;
   absl::StatusOr<lmdb::Txn> log;
   {

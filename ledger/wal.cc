@@ -39,6 +39,7 @@ constexpr uint64_t kBlock = 4096;
 
 uint64_t AlignDown(uint64_t n) { return n & ~(kBlock - 1); }
 uint64_t AlignUp(uint64_t n) { return AlignDown(n + kBlock - 1); }
+constexpr uint64_t kMinSegmentBytes = 4 * kBlock;
 
 absl::Status Errno(int err, std::string_view what) {
   const std::string message = StrCat("write-ahead log: ", what, ": ", std::strerror(err));
@@ -267,7 +268,12 @@ class GroupReader {
     // this one (the writer moves on when fewer than a header's bytes are
     // left). Past a frame that does not check, a part found later belongs
     // to no group we have the start of.
-    if (file_size - *offset >= kHeaderBytes + 1) partial_.reset();
+    // The writer uses whole 4 KiB blocks only (Append), so a file whose
+    // size is not a multiple of them is full short of its end.
+    const uint64_t usable = AlignDown(file_size);
+    const bool filled = file_size - *offset < kHeaderBytes + 1 ||
+                        (*offset <= usable && usable - *offset < kHeaderBytes + 1);
+    if (!filled) partial_.reset();
     if (!check_rest_ || file_size <= *offset + 1) return absl::OkStatus();
     // Here the segment ends: zeros, frames of the file's earlier life, or
     // the one frame a crash tore. Each commit is synced before the next is
@@ -362,7 +368,11 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
   if (::mkdir(options.dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return Errno(errno, StrCat("creating ", options.dir));
   }
-  std::unique_ptr<Wal> wal(new Wal(options));
+  // Whole blocks, and room in each segment for a header and frames: a
+  // smaller segment would be full as soon as it was made.
+  Options normalized = options;
+  normalized.segment_bytes_max = std::max(AlignUp(options.segment_bytes_max), kMinSegmentBytes);
+  std::unique_ptr<Wal> wal(new Wal(normalized));
   wal->dir_fd_ = ::open(options.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (wal->dir_fd_ < 0) return Errno(errno, StrCat("opening ", options.dir));
   // One writer: a second would number, reuse and delete segments under
@@ -397,9 +407,9 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
       } else {
         wal->live_.push_back(s);
       }
-      wal->next_size_ = std::max(wal->next_size_, std::min(size, options.segment_bytes_max));
+      wal->next_size_ = std::max(wal->next_size_, std::min(size, normalized.segment_bytes_max));
     }
-    wal->next_size_ = std::min(std::max(wal->next_size_, kFirstSegmentBytes), options.segment_bytes_max);
+    wal->next_size_ = std::min(std::max(wal->next_size_, kFirstSegmentBytes), normalized.segment_bytes_max);
     wal->next_number_ = numbers.empty() ? 1 : numbers.back() + 1;
   }
   Wal* w = wal.get();
@@ -633,7 +643,15 @@ absl::Status Wal::WriteStaged() {
   const size_t end = static_cast<size_t>(AlignUp(used));
   std::memset(stage_.get() + used, 0, end - used);
   const iovec part{stage_.get(), end};
-  PL_RETURN_IF_ERROR(WriteAll(current_.fd, &part, 1, stage_at_));
+  if (absl::Status s = WriteAll(current_.fd, &part, 1, stage_at_); !s.ok()) {
+    // A device that refuses these direct writes (logical blocks over
+    // 4 KiB, say) gets the same bytes through the page cache instead.
+    const int flags = ::fcntl(current_.fd, F_GETFL);
+    if (flags < 0 || (flags & O_DIRECT) == 0 || ::fcntl(current_.fd, F_SETFL, flags & ~O_DIRECT) != 0) {
+      return s;
+    }
+    PL_RETURN_IF_ERROR(WriteAll(current_.fd, &part, 1, stage_at_));
+  }
   staged_ = false;
   const uint64_t keep = AlignDown(offset_);
   std::memmove(stage_.get(), stage_.get() + (keep - stage_at_), static_cast<size_t>(offset_ - keep));

@@ -24,9 +24,11 @@
 //
 // A group commit's chunk bytes are cut into as many frames as the segments
 // need. They are written as whole 4 KiB blocks, with O_DIRECT where the
-// file system has it (wal.cc, DirectIo). Reading a segment stops at the first frame that does not check (a
-// torn write, the zeros, or a frame of the file's earlier life under
-// another number); a group counts only if its last frame was read.
+// file system has it (wal.cc, DirectIo).
+//
+// Reading a segment stops at the first frame that does not check (a torn
+// write, the zeros, or a frame of the file's earlier life under another
+// number); a group counts only if its last frame was read.
 #ifndef POINTLEDGER_LEDGER_WAL_H_
 #define POINTLEDGER_LEDGER_WAL_H_
 

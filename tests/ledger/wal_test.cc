@@ -35,7 +35,7 @@ class WalTest : public ::testing::Test {
 
   // No checkpoint unless `checkpoints`: everything stays in the
   // write-ahead log (and memory), as it is in the second after a commit.
-  absl::Status Open(bool checkpoints = false) {
+  absl::Status Open(bool checkpoints = false, uint64_t segment_bytes = uint64_t{1} << 20) {
     Options options;
     options.dir = dir_;
     options.map_size_bytes = uint64_t{256} << 20;
@@ -43,7 +43,7 @@ class WalTest : public ::testing::Test {
     options.checkpoint_on_close = checkpoints;
     options.checkpoint_interval_ms = checkpoints ? 0 : int64_t{1} << 40;
     options.checkpoint_entries = checkpoints ? 1 : uint64_t{1} << 40;
-    options.wal_segment_bytes = uint64_t{1} << 20;
+    options.wal_segment_bytes = segment_bytes;
     absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
     if (!opened.ok()) return opened.status();
     ledger_ = *std::move(opened);
@@ -264,6 +264,29 @@ TEST_F(WalTest, AGroupCommitLargerThanASegmentSpansSegments) {
   ASSERT_TRUE(Open().ok());
   EXPECT_EQ(ledger_->GetHead()->seq, 8001u);
   EXPECT_EQ(Posted(), 8000u * 8001 / 2);
+}
+
+// The log writes whole 4 KiB blocks: a segment size that is not a
+// multiple of them, or too small for a frame, is rounded, never a segment
+// that ends short of what readers expect (a spanning group was lost) or
+// one too small to hold anything (Append rolled forever).
+TEST_F(WalTest, ASegmentSizeOfNoWholeBlocksStillHoldsSpanningGroups) {
+  for (const uint64_t segment_bytes : {uint64_t{200'000}, uint64_t{4'000}}) {
+    SCOPED_TRACE(segment_bytes);
+    TearDown();
+    SetUp();
+    ASSERT_TRUE(Open(false, segment_bytes).ok());
+    ProgramCreate();
+    EarnBatches(1, 1, 10);
+    EarnBatches(11, 1, 700);  // ~300 KB: over a segment of either size
+    EarnBatches(711, 1, 10);
+    const uint64_t head = ledger_->GetHead()->seq;
+    ledger_.reset();  // no final checkpoint: all of it in the log
+    ASSERT_TRUE(Open(false, segment_bytes).ok());
+    EXPECT_EQ(ledger_->GetHead()->seq, head);
+    EXPECT_EQ(Posted(), 720u * 721 / 2);
+    ledger_.reset();
+  }
 }
 
 // A crash while a group that spans segments is synced: its middle frame
