@@ -130,9 +130,9 @@ absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
 // Commits write the segment with O_DIRECT where the file system has it
 // (not tmpfs, say): the write skips the page cache, and the fdatasync
 // after it has no dirty pages to find and write back. On this machine
-// that took 20-30 us (about 15%) off a 4 KiB write and its sync
-// (BENCHMARKS.md, "Session 14"). Buffered writes are the fallback, with
-// the same bytes written.
+// that took ~16 us (~8%) off a 4 KiB write and its sync, and batch 1 went
+// from 78-80% to 82-83% of the fsync rate (BENCHMARKS.md, "Session 14").
+// Buffered writes are the fallback, with the same bytes written.
 void DirectIo(int fd) {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags | O_DIRECT);
@@ -668,8 +668,8 @@ absl::Status Wal::Append(const LogChunk& chunk) {
   size_t done = 0;
   absl::Status status;
   while (done < bytes.size()) {
-    // Whole blocks only: a file whose size is not a multiple of them (none
-    // that Prepare makes) loses its last, partial one.
+    // Whole blocks only: a file whose size is not a multiple of them (an
+    // older segment, reused) loses its last, partial one.
     const uint64_t room = AlignDown(current_.size);
     if (current_.fd < 0 || room < offset_ + kHeaderBytes + 1) {
       if (current_.fd >= 0) {

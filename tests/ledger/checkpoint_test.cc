@@ -141,8 +141,32 @@ class CheckpointTest : public ::testing::Test {
     return results;
   }
 
+  // Options for a ledger of a_dir_ that checkpoints after every commit
+  // and tells AwaitCheckpoint how far its checkpoints have got.
+  Options CheckpointEveryCommit() {
+    Options options;
+    options.dir = a_dir_;
+    options.map_size_bytes = uint64_t{64} << 20;
+    options.clock = &clock_;
+    options.checkpoint_entries = 1;
+    options.after_checkpoint = [this](uint64_t seq) {
+      absl::MutexLock lock(&cp_mu_);
+      checkpointed_ = std::max(checkpointed_, seq);
+    };
+    return options;
+  }
+
+  // Whether a checkpoint reached `seq` within 30 s.
+  bool AwaitCheckpoint(uint64_t seq) {
+    const auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cp_mu_) { return checkpointed_ >= seq; };
+    absl::MutexLock lock(&cp_mu_);
+    return cp_mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(30));
+  }
+
   FakeClock clock_;
   std::string a_dir_, b_dir_;
+  absl::Mutex cp_mu_;
+  uint64_t checkpointed_ ABSL_GUARDED_BY(cp_mu_) = 0;
 };
 
 // Ledger A checkpoints only when closed; ledger B checkpoints after nearly
@@ -325,31 +349,14 @@ TEST_F(CheckpointTest, AnIdReplayedAtOpenStaysADuplicateAfterItsCheckpoint) {
     ASSERT_EQ(first.code, Code::kOk);
   }  // as after a crash: e1 is only in the log
 
-  absl::Mutex mu;
-  uint64_t checkpointed = 0;
-  Options options;
-  options.dir = a_dir_;
-  options.map_size_bytes = uint64_t{64} << 20;
-  options.clock = &clock_;
-  options.checkpoint_entries = 1;  // a checkpoint after every commit
+  Options options = CheckpointEveryCommit();
   options.checkpoint_on_close = false;
-  options.after_checkpoint = [&](uint64_t seq) {
-    absl::MutexLock lock(&mu);
-    checkpointed = std::max(checkpointed, seq);
-  };
   absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status();
   Ledger& b = **opened;
   const Result other = Apply(b, {Earn("acme", "bob", 5, "e2")})[0];
   ASSERT_EQ(other.code, Code::kOk);
-  {
-    const auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-      return checkpointed >= other.seq;
-    };
-    absl::MutexLock lock(&mu);
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(30)))
-        << "no checkpoint reached seq " << other.seq;
-  }
+  ASSERT_TRUE(AwaitCheckpoint(other.seq)) << "no checkpoint reached seq " << other.seq;
   const Result again = Apply(b, {Earn("acme", "alice", 100, "e1")})[0];
   EXPECT_EQ(again.code, Code::kOk);
   EXPECT_TRUE(again.duplicate);
@@ -377,17 +384,8 @@ TEST_F(CheckpointTest, AnIdReplayedAtOpenStaysADuplicateAfterItsCheckpoint) {
 // checkpointer, not freed inside the commit.
 TEST_F(CheckpointTest, AWriterLeavesTheFrozenMapItOutlivedToTheCheckpointer) {
   absl::Mutex mu;
-  uint64_t checkpointed = 0;
   size_t freed = 0;
-  Options options;
-  options.dir = a_dir_;
-  options.map_size_bytes = uint64_t{64} << 20;
-  options.clock = &clock_;
-  options.checkpoint_entries = 1;  // a checkpoint after every commit
-  options.after_checkpoint = [&](uint64_t seq) {
-    absl::MutexLock lock(&mu);
-    checkpointed = std::max(checkpointed, seq);
-  };
+  Options options = CheckpointEveryCommit();
   options.after_free = [&](size_t n) {
     absl::MutexLock lock(&mu);
     freed += n;
@@ -395,20 +393,15 @@ TEST_F(CheckpointTest, AWriterLeavesTheFrozenMapItOutlivedToTheCheckpointer) {
   absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status();
   Ledger& ledger = **opened;
-  const auto await_checkpoint = [&](uint64_t seq) {
-    const auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return checkpointed >= seq; };
-    absl::MutexLock lock(&mu);
-    return mu.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(30));
-  };
   const Result created = Apply(ledger, {ProgramCreate("acme", 30)})[0];
   // One checkpoint at a time: the next commit freezes only after this one.
-  ASSERT_TRUE(await_checkpoint(created.seq));
+  ASSERT_TRUE(AwaitCheckpoint(created.seq));
   const Result earned = Apply(ledger, {Earn("acme", "alice", 100, "e1")})[0];
   ASSERT_EQ(earned.code, Code::kOk);
   // e1's commit froze the map; this writer holds it while it is written.
   absl::StatusOr<Ledger::Writer> writer = ledger.BeginWrite();
   ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE(await_checkpoint(earned.seq)) << "no checkpoint reached seq " << earned.seq;
+  ASSERT_TRUE(AwaitCheckpoint(earned.seq)) << "no checkpoint reached seq " << earned.seq;
   {
     absl::MutexLock lock(&mu);
     freed = 0;  // maps of earlier commits
