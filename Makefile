@@ -82,14 +82,14 @@ build: deps
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 900
+	cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 300
 
 asan: deps
 	@if [[ ! -f $(ASAN_DIR)/build.ninja ]]; then \
 	  cmake -S . -B $(ASAN_DIR) $(ASAN_CMAKE_FLAGS); \
 	fi
 	cmake --build $(ASAN_DIR) -j$(JOBS) --target $(ASAN_TARGETS)
-	cd $(ASAN_DIR) && $(ASAN_ENV) ctest --output-on-failure -j2 --timeout 900
+	cd $(ASAN_DIR) && $(ASAN_ENV) ctest --output-on-failure -j2 --timeout 300
 
 fuzz: deps fuzz-deps
 	@if [[ ! -f $(FUZZ_DIR)/build.ninja ]]; then \
@@ -104,7 +104,7 @@ tsan: deps
 	fi
 	cmake --build $(TSAN_DIR) -j$(JOBS) --target pl_net_tests
 	@rm -rf $(TSAN_DIR)/tsan-logs && mkdir -p $(TSAN_DIR)/tsan-logs
-	@rc=0; cd $(TSAN_DIR) && $(TSAN_ENV) ctest -L '^net$$' --output-on-failure -j2 --timeout 900 || rc=$$?; \
+	@rc=0; cd $(TSAN_DIR) && $(TSAN_ENV) ctest -L '^net$$' --output-on-failure -j2 --timeout 300 || rc=$$?; \
 	cd $(CURDIR); if compgen -G "$(TSAN_DIR)/tsan-logs/report*" > /dev/null; then \
 	  cat $(TSAN_DIR)/tsan-logs/report*; echo "ThreadSanitizer: reports above"; rc=1; \
 	fi; exit $$rc
