@@ -156,6 +156,29 @@ TEST_F(LinkedTest, ABatchEndingInsideAChainRejectsThatChainOnly) {
   EXPECT_EQ(Posted("acme", "alice"), 31u);
 }
 
+// A program created in a chain that fails does not exist afterwards, though
+// the chain's own transactions used it: not later in the batch, nor in the
+// group's next batch. Nothing the writer read inside the chain outlives
+// its rollback.
+TEST_F(GroupCommitTest, AProgramCreatedInAFailedChainIsNotFoundAfterIt) {
+  absl::StatusOr<Ledger::Writer> writer = ledger_->BeginWrite();
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<Result> results;
+  const std::vector<Transaction> first = {
+      Linked(ProgramCreate("hotel")), Linked(Earn("hotel", "alice", 100, "h1")),
+      Redeem("hotel", "alice", 500, "h2"), Earn("hotel", "bob", 7, "h3")};
+  ASSERT_TRUE(writer->Apply(first, Auth::Admin(), &results).ok());
+  EXPECT_EQ(results.at(0).code, Code::kLinkedEventFailed);
+  EXPECT_EQ(results.at(1).code, Code::kLinkedEventFailed);
+  EXPECT_EQ(results.at(2).code, Code::kInsufficientPoints);
+  EXPECT_EQ(results.at(3).code, Code::kProgramNotFound);
+  const std::vector<Transaction> second = {Earn("hotel", "carol", 9, "h4")};
+  ASSERT_TRUE(writer->Apply(second, Auth::Admin(), &results).ok());
+  EXPECT_EQ(results.at(0).code, Code::kProgramNotFound);
+  ASSERT_TRUE(std::move(*writer).Commit().ok());
+  EXPECT_EQ(Apply1(Earn("hotel", "dave", 1, "h5")).code, Code::kProgramNotFound);
+}
+
 TEST_F(GroupCommitTest, TwoBatchesInOneWriterCommitTogether) {
   absl::StatusOr<Ledger::Writer> writer = ledger_->BeginWrite();
   ASSERT_TRUE(writer.ok()) << writer.status();

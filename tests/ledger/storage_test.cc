@@ -50,6 +50,23 @@ TEST_F(MapFullTest, ABatchThatDoesNotFitFailsWholeAndEarlierBatchesAreKept) {
   EXPECT_EQ(r.seq, 3u);
 }
 
+// A program created by a batch that is then refused does not exist for
+// the rest of the group commit, though a transaction of that batch used
+// it: nothing the writer read inside a rolled-back batch outlives it.
+TEST_F(MapFullTest, AProgramCreatedByARefusedBatchIsNotFoundLaterInTheGroup) {
+  absl::StatusOr<Ledger::Writer> writer = ledger_->BeginWrite();
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<Transaction> refused = {ProgramCreate("hotel"), Earn("hotel", "alice", 5, "h1")};
+  for (Transaction& t : BigBatch("big-")) refused.push_back(std::move(t));
+  std::vector<Result> results;
+  EXPECT_TRUE(absl::IsResourceExhausted(writer->Apply(refused, Auth::Admin(), &results)));
+  const std::vector<Transaction> after = {Earn("hotel", "alice", 5, "h2")};
+  ASSERT_TRUE(writer->Apply(after, Auth::Admin(), &results).ok());
+  EXPECT_EQ(results.at(0).code, Code::kProgramNotFound);
+  ASSERT_TRUE(std::move(*writer).Commit().ok());
+  EXPECT_EQ(Apply1(Earn("hotel", "alice", 5, "h3")).code, Code::kProgramNotFound);
+}
+
 }  // namespace
 }  // namespace pointledger::ledger::testing
 
