@@ -223,7 +223,10 @@ MemTable::Slot& MemTable::SlotFor(std::string_view full_key) {
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = map_.slots.try_emplace(std::string(full_key));
   PL_CHECK(inserted);
-  if (ordered(static_cast<Table>(full_key[0]))) map_.order.insert(OrderKey(it->first, &it->second));
+  if (ordered(static_cast<Table>(full_key[0]))) {
+    map_.order.insert(OrderKey(it->first, &it->second));
+    ++map_.order_version;
+  }
   return it->second;
 }
 
@@ -334,6 +337,7 @@ std::shared_ptr<const MemTable::Map> MemTable::Freeze(Map next) {
   PL_CHECK(next.empty());
   auto frozen = std::make_shared<const Map>(std::move(map_));
   map_ = std::move(next);
+  map_.order_version = frozen->order_version + 1;
   return frozen;
 }
 
@@ -472,10 +476,12 @@ absl::StatusOr<ViewCursor> ViewCursor::Open(const View& view, Table t, std::stri
 }
 
 absl::StatusOr<bool> ViewCursor::SeekAtLeast(std::string_view key) {
-  return Forward(std::string(key), /*strict=*/false);
+  return Forward(std::string(key), /*strict=*/false, /*resume=*/false);
 }
 
-absl::StatusOr<bool> ViewCursor::Next() { return Forward(key_, /*strict=*/true); }
+absl::StatusOr<bool> ViewCursor::Next() {
+  return Forward(key_, /*strict=*/true, /*resume=*/position_count_ > 0);
+}
 
 absl::StatusOr<bool> ViewCursor::Prev() { return Backward(key_, /*to_end=*/false); }
 
@@ -593,10 +599,11 @@ struct LogLayers {
 
 }  // namespace
 
-absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
+absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool resume) {
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);
+  if (!resume || position_count_ != map_count) position_count_ = 0;
   // A Next(): LMDB's cursor is already at its first key >= key_, so it
   // need not descend the B+tree again (a scan of a member's lots did).
   bool lmdb_positioned = strict && lmdb_at_key_ && target == key_;
@@ -639,18 +646,33 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
       }
     }
     const std::string full = history ? std::string() : prefix + target;
+    const MemTable::OrderKey probe(full);
     for (size_t i = map_count; !history && i-- > 0;) {
-      const auto& order = maps[i].map->order;
-      auto it = order.lower_bound(MemTable::OrderKey(full));
-      if (strict && it != order.end() && it->key == full) ++it;
-      for (; it != order.end() && it->key[0] == prefix; ++it) {
+      const MemTable::Map& map = *maps[i].map;
+      MapPosition& at = positions_[i];
+      auto it = map.order.end();
+      if (position_count_ == map_count && at.map == &map && at.version == map.order_version) {
+        // The set is as it was, and target has not moved back: walk on
+        // from the previous target's first entry (what lower_bound gives).
+        it = at.it;
+        while (it != map.order.end() && *it < probe) ++it;
+      } else {
+        it = map.order.lower_bound(probe);
+      }
+      at = {&map, map.order_version, it};
+      if (strict && it != map.order.end() && it->key == full) ++it;
+      for (; it != map.order.end() && it->key[0] == prefix; ++it) {
         std::optional<Found> f = Effective(*it->slot, maps[i].writer);
         if (!f) continue;
         best.Offer(it->key.substr(1), *f, true);
         break;
       }
     }
-    if (!best.key || !best.key->starts_with(prefix_)) return false;
+    if (!best.key || !best.key->starts_with(prefix_)) {
+      position_count_ = 0;
+      return false;
+    }
+    position_count_ = history ? 0 : map_count;
     // LMDB's candidate is the least of its keys >= target, and best <= it:
     // so it is also LMDB's first key >= best (what Next() resumes from).
     lmdb_found_ = found;
@@ -669,6 +691,7 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict) {
 
 absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
   lmdb_at_key_ = false;
+  position_count_ = 0;
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);

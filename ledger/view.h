@@ -189,6 +189,10 @@ class MemTable {
     // there are at most ~log2(rows) of them.
     std::vector<std::shared_ptr<const HistoryRun>> history;
     size_t history_rows = 0;
+    // Changes whenever `order` does (an insert, or the map replaced by
+    // Freeze), never repeating within a MemTable: a cursor holding an
+    // iterator into `order` checks it before using the iterator again.
+    uint64_t order_version = 0;
     const Slot* Find(std::string_view full_key) const;
     Slot* Find(std::string_view full_key);
     // Every Map hashes a key alike (one hasher per process): a lookup that
@@ -355,7 +359,10 @@ class ViewCursor {
       : view_(view), table_(t), lmdb_(std::move(cursor)) {}
   // The first visible key >= target (> when strict); or, backwards, the
   // last visible key < target (target empty + to_end: the very last).
-  absl::StatusOr<bool> Forward(std::string target, bool strict);
+  // `resume`: target is not below the previous Forward's target, so each
+  // in-memory layer may walk on from where that one found its first
+  // entry instead of descending its B-tree again.
+  absl::StatusOr<bool> Forward(std::string target, bool strict, bool resume);
   absl::StatusOr<bool> Backward(std::string target, bool to_end);
 
   const View* view_;
@@ -366,6 +373,17 @@ class ViewCursor {
   // key_ (lmdb_found_), or past the last one (!lmdb_found_).
   bool lmdb_at_key_ = false;
   bool lmdb_found_ = false;
+  // Per in-memory layer (newest first), after a Forward(): its first entry
+  // at or past that call's target, valid while the map's order_version is
+  // unchanged. A scan steps to the next entry instead of a B-tree descent
+  // per key (most of an audit's comparison, BENCHMARKS.md).
+  struct MapPosition {
+    const MemTable::Map* map = nullptr;
+    uint64_t version = 0;
+    absl::btree_set<MemTable::OrderKey>::const_iterator it;
+  };
+  MapPosition positions_[2];
+  size_t position_count_ = 0;  // 0: none to resume from
   std::string key_;
   std::string_view value_;
 };

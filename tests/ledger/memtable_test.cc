@@ -311,6 +311,33 @@ TEST_F(ViewCursorTest, ForwardScansMergeTheLayersAndSkipDeletedKeys) {
             (std::vector<std::string>{"m1bb", "m1d", "m1e", "m2a"}));
 }
 
+// Next() walks on from where the previous step was in each map instead of
+// searching its B-tree again; keys the writer adds between steps (which may
+// split the B-tree's nodes) must still be seen, in order.
+TEST_F(ViewCursorTest, AScanSeesKeysWrittenBetweenItsSteps) {
+  View view(View::Layers{.handles = &handles_,
+                         .log_txn = &*log_txn_,
+                         .state_txn = &*state_txn_,
+                         .active = &active_,
+                         .frozen = frozen_,
+                         .writer = true});
+  auto c = ViewCursor::Open(view, kLots);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->First().value_or(false));
+  EXPECT_EQ(c->key(), "m1a");
+  ASSERT_TRUE(c->Next().value_or(false));
+  EXPECT_EQ(c->key(), "m1bb");
+  std::vector<std::string> expected = {"m1bb"};
+  for (int i = 0; i < 600; ++i) {
+    const std::string key = "m1bc" + std::to_string(1000 + i);
+    active_.Put(Full(key), "pending");
+    expected.push_back(key);
+  }
+  for (const char* k : {"m1d", "m1e", "m2a"}) expected.emplace_back(k);
+  EXPECT_EQ(Keys(*c, true), expected);
+  active_.RollbackTo({});
+}
+
 TEST_F(ViewCursorTest, NextAfterPrevAndBackwardScansAgree) {
   const View view = Reader();
   auto c = ViewCursor::Open(view, kLots);
