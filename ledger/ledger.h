@@ -277,7 +277,8 @@ struct Options {
   // For tools reading a live server's directory, from another process:
   // LMDB's locks are per process, so a second open of a directory in the
   // process that writes it would initialize the lock file again under the
-  // writer (tests fork their readers; tests/ledger/checkpoint_test.cc).
+  // writer (tests run their readers as other processes, each exec'd at
+  // once after fork; tests/ledger/checkpoint_test.cc).
   bool read_only = false;
   Clock* clock = nullptr;  // nullptr: SystemClock()
   // Checkpoints (docs/storage.md): the state changed since the last one is
