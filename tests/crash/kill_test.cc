@@ -551,7 +551,9 @@ TEST(KillNine, AKilledReaderPinsNoSpace) {
   ASSERT_EQ(setup.exit_code, 0) << setup.err;
 
   // A reader in another process, stopped inside a scan (a read transaction
-  // in each environment), then killed.
+  // in each environment), then killed. A bare fork is safe here only
+  // because this process has no other thread at this point (none can hold
+  // a lock the child would need); docs/testing.md.
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
   const pid_t reader = ::fork();
