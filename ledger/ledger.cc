@@ -668,6 +668,11 @@ absl::StatusOr<Ledger::MapUsage> Ledger::GetMapUsage() const {
   return u;
 }
 
+absl::StatusOr<uint64_t> Ledger::CheckpointSeq() const {
+  PL_ASSIGN_OR_RETURN(const lmdb::Txn txn, lmdb::Txn::BeginRead(rep_->state_env));
+  return ReadCheckpointSeq(txn, rep_->handles);
+}
+
 // ---------------------------------------------------------------------------
 // Writes.
 

@@ -522,6 +522,11 @@ class Ledger {
   };
   absl::StatusOr<MapUsage> GetMapUsage() const;
 
+  // The seq up to which the state environment holds the state (0: none
+  // yet). The log past it is what an open after a crash, or a read-only
+  // open, replays.
+  absl::StatusOr<uint64_t> CheckpointSeq() const;
+
   int64_t NowNs() const;
 
  private:

@@ -241,6 +241,9 @@ absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::stri
     PL_ASSIGN_OR_RETURN(config->data_dir, ReadString(node, source, n));
   } else if (n == "map_size_mb") {
     PL_ASSIGN_OR_RETURN(config->map_size_mb, ReadUint(node, source, n, 1, kMapSizeMbCap));
+  } else if (n == "checkpoint_interval_ms") {
+    PL_ASSIGN_OR_RETURN(config->checkpoint_interval_ms,
+                        ReadUint(node, source, n, kCheckpointIntervalMsMin, kCheckpointIntervalMsCap));
   } else if (n == "metrics_listen") {
     PL_ASSIGN_OR_RETURN(config->metrics_listen, ReadString(node, source, n));
     PL_RETURN_IF_ERROR(ParseListen(config->metrics_listen).status());

@@ -42,6 +42,7 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:7600";
   std::string data_dir;
   uint64_t map_size_mb = kMapSizeMbDefault;
+  uint64_t checkpoint_interval_ms = kCheckpointIntervalMsDefault;
   std::string metrics_listen;  // "HOST:PORT" of the Prometheus endpoint; "" = none
   uint32_t io_threads = kIoThreadsDefault;
   Limits limits;

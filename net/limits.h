@@ -86,6 +86,15 @@ inline constexpr uint32_t kIoThreadsCap = 64;
 inline constexpr uint64_t kMapSizeMbDefault = uint64_t{64} << 10;  // 64 GiB
 inline constexpr uint64_t kMapSizeMbCap = uint64_t{1} << 24;       // 16 TiB
 
+// How old the state kept in memory since the last checkpoint may grow
+// (ledger::Options::checkpoint_interval_ms): BENCHMARKS.md, "Session 15",
+// measured the trade. Longer: fewer, bigger checkpoints, a lower p99 but a
+// longer p99.9 and max, and more log for a crash or a `--data` tool to
+// replay. Shorter: the reverse, and more CPU per transaction.
+inline constexpr uint64_t kCheckpointIntervalMsDefault = 1000;
+inline constexpr uint64_t kCheckpointIntervalMsMin = 50;
+inline constexpr uint64_t kCheckpointIntervalMsCap = 600'000;
+
 // The read buffer starts at this size and grows only for a frame that does
 // not fit, doubling as that frame's bytes arrive (never to the length its
 // prefix merely claims), at most to the frame limit.

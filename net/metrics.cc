@@ -221,6 +221,11 @@ std::string FormatMetrics(const ServerSnapshot& s) {
   Metric(&out, "pointledger_map_size_bytes", "gauge", "The LMDB map size (map_size_mb), by environment.");
   Value(&out, "pointledger_map_size_bytes", "env=\"log\"", s.map.log_size);
   Value(&out, "pointledger_map_size_bytes", "env=\"state\"", s.map.state_size);
+  Metric(&out, "pointledger_head_seq", "gauge", "The seq of the last transaction recorded.");
+  Value(&out, "pointledger_head_seq", "", s.head_seq);
+  Metric(&out, "pointledger_checkpoint_seq", "gauge",
+         "The seq up to which the state environment holds the state: a restart replays the log past it.");
+  Value(&out, "pointledger_checkpoint_seq", "", s.checkpoint_seq);
   return out;
 }
 

@@ -35,6 +35,8 @@ struct ServerSnapshot {
   uint64_t reports_running = 0;      // Service::IsReport requests not yet answered
   CommitterStats committer;
   ledger::Ledger::MapUsage map;
+  uint64_t head_seq = 0;        // the last transaction's seq
+  uint64_t checkpoint_seq = 0;  // ledger::Ledger::CheckpointSeq
 };
 
 class Service {

@@ -47,7 +47,9 @@ absl::Status Serve(const Flags& flags) {
   PL_ASSIGN_OR_RETURN(net::ServerConfig config, BuildConfig(flags));
   PL_ASSIGN_OR_RETURN(std::unique_ptr<ledger::Ledger> ledger,
                       ledger::Ledger::Open({.dir = config.data_dir,
-                                            .map_size_bytes = config.map_size_mb << 20}));
+                                            .map_size_bytes = config.map_size_mb << 20,
+                                            .checkpoint_interval_ms = static_cast<int64_t>(
+                                                config.checkpoint_interval_ms)}));
   if (config.keys.empty()) PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&config));
   PL_ASSIGN_OR_RETURN(std::unique_ptr<net::Server> server,
                       net::Server::Start(ledger.get(), &config, /*handle_signals=*/true));

@@ -13,6 +13,7 @@ TEST(Config, DefaultsWithoutAFile) {
   EXPECT_EQ(c->limits.batch_transactions_max, 8190u);
   EXPECT_EQ(c->limits.connections_max, 1024u);
   EXPECT_EQ(c->io_threads, 2u);
+  EXPECT_EQ(c->checkpoint_interval_ms, 1000u);
   EXPECT_TRUE(c->keys.empty());
 }
 
@@ -21,6 +22,7 @@ TEST(Config, EveryKey) {
 listen = "0.0.0.0:7700"
 data = "/srv/pointledger"
 map_size_mb = 1024
+checkpoint_interval_ms = 250
 metrics_listen = "127.0.0.1:9100"
 io_threads = 3
 tls_cert = "/etc/pl/cert.pem"
@@ -45,6 +47,7 @@ scopes = ["post", "read"]
   EXPECT_EQ(c->listen, "0.0.0.0:7700");
   EXPECT_EQ(c->data_dir, "/srv/pointledger");
   EXPECT_EQ(c->map_size_mb, 1024u);
+  EXPECT_EQ(c->checkpoint_interval_ms, 250u);
   EXPECT_EQ(c->io_threads, 3u);
   EXPECT_EQ(c->limits.frame_bytes_max, 1048576u);
   EXPECT_EQ(c->limits.batch_transactions_max, 1000u);
@@ -72,6 +75,8 @@ TEST(Config, ErrorsNameTheKey) {
       {"listen = \"somewhere:7600\"", "IP address or localhost"},
       {"listen = \"127.0.0.1\"", "expected HOST:PORT"},
       {"metrics_listen = \"127.0.0.1\"", "expected HOST:PORT"},
+      {"checkpoint_interval_ms = 10", "checkpoint_interval_ms: must be between 50 and 600000"},
+      {"checkpoint_interval_ms = 600001", "checkpoint_interval_ms: must be between 50 and 600000"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"abc\"\nprograms = \"*\"\nscopes = [\"post\"]",
        "key[0].sha256: must be 64 hex digits"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"

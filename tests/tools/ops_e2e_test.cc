@@ -8,10 +8,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -122,6 +124,51 @@ TEST_F(OpsE2E, StatsCountWhatWasCommittedAndRejectedByCode) {
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("insufficient_points"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("commit_p99_us"), std::string::npos) << text.out;
+}
+
+// checkpoint_interval_ms reaches the engine: with 100 ms the state is
+// checkpointed up to the head by a commit that comes later than that; with
+// 10 minutes (and far fewer entries than checkpoint_entries) not at all
+// while the server runs.
+// The scrape's pointledger_checkpoint_seq and pointledger_head_seq say so.
+TEST(OpsCheckpoints, TheConfiguredIntervalDecidesWhenTheStateIsCheckpointed) {
+  if (!BinExists("pointledgerd") || !BinExists("pointledger")) GTEST_SKIP() << "binaries not built";
+  for (const int interval_ms : {100, 600'000}) {
+    TempDir dir;
+    std::ofstream(dir.path() + "/config.toml") << "checkpoint_interval_ms = " << interval_ms << "\n";
+    ServerProcess server(dir.path() + "/data", {"--metrics-listen", "127.0.0.1:0", "--config",
+                                                dir.path() + "/config.toml"});
+    ASSERT_TRUE(server.ready()) << server.log();
+    auto cli = [&](std::vector<std::string> args) {
+      std::vector<std::string> argv = {BinPath("pointledger")};
+      argv.insert(argv.end(), args.begin(), args.end());
+      argv.insert(argv.end(), {"--server", server.address(), "--key-file", server.key_file()});
+      return RunProcess(argv, dir.path());
+    };
+    const RunResult created = cli({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "5000",
+                                   "--expiry-days", "365", "--id", "p1"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    ASSERT_EQ(cli({"earn", "--program", "acme", "--member", "alice", "--points", "5", "--id", "e1"}).exit_code, 0);
+    // The age is checked as a commit ends: this one finds the state older
+    // than 100 ms (but not 10 minutes).
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_EQ(cli({"earn", "--program", "acme", "--member", "alice", "--points", "5", "--id", "e2"}).exit_code, 0);
+    auto scrape = [&] {
+      const std::string response = HttpExchange(
+          server.metrics_port(), "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      const size_t body_at = response.find("\r\n\r\n");
+      return body_at == std::string::npos ? std::map<std::string, uint64_t>()
+                                          : ParseExposition(response.substr(body_at + 4));
+    };
+    std::map<std::string, uint64_t> m = scrape();
+    ASSERT_EQ(m["pointledger_head_seq"], 3u) << interval_ms;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(interval_ms == 100 ? 20 : 2);
+    while (m["pointledger_checkpoint_seq"] < 3 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      m = scrape();
+    }
+    EXPECT_EQ(m["pointledger_checkpoint_seq"], interval_ms == 100 ? 3u : 0u) << interval_ms;
+  }
 }
 
 TEST_F(OpsE2E, MetricsEndpointServesTheSameFiguresAsStats) {
