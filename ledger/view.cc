@@ -603,7 +603,10 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool r
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);
-  if (!resume || position_count_ != map_count) position_count_ = 0;
+  // Positions to walk on from; none after this call unless it succeeds
+  // (an error midway must not leave positions past key_).
+  size_t resumable = resume && position_count_ == map_count ? map_count : 0;
+  position_count_ = 0;
   // A Next(): LMDB's cursor is already at its first key >= key_, so it
   // need not descend the B+tree again (a scan of a member's lots did).
   bool lmdb_positioned = strict && lmdb_at_key_ && target == key_;
@@ -651,7 +654,7 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool r
       const MemTable::Map& map = *maps[i].map;
       MapPosition& at = positions_[i];
       auto it = map.order.end();
-      if (position_count_ == map_count && at.map == &map && at.version == map.order_version) {
+      if (resumable == map_count && at.map == &map && at.version == map.order_version) {
         // The set is as it was, and target has not moved back: walk on
         // from the previous target's first entry (what lower_bound gives).
         it = at.it;
@@ -668,11 +671,8 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool r
         break;
       }
     }
-    if (!best.key || !best.key->starts_with(prefix_)) {
-      position_count_ = 0;
-      return false;
-    }
-    position_count_ = history ? 0 : map_count;
+    if (!best.key || !best.key->starts_with(prefix_)) return false;
+    resumable = history ? 0 : map_count;
     // LMDB's candidate is the least of its keys >= target, and best <= it:
     // so it is also LMDB's first key >= best (what Next() resumes from).
     lmdb_found_ = found;
@@ -685,6 +685,7 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool r
     key_ = std::string(*best.key);
     value_ = best.found.value;
     lmdb_at_key_ = true;
+    position_count_ = resumable;
     return true;
   }
 }

@@ -295,9 +295,11 @@ absl::StatusOr<ServerSnapshot> Service::Snapshot() const {
   out.reports_running = counters_->reports_running.load(std::memory_order_relaxed);
   out.committer = committer_->stats();
   PL_ASSIGN_OR_RETURN(out.map, ledger_->GetMapUsage());
+  // The checkpoint first: a checkpoint ending between the two reads then
+  // cannot show checkpoint_seq past head_seq.
+  PL_ASSIGN_OR_RETURN(out.checkpoint_seq, ledger_->CheckpointSeq());
   PL_ASSIGN_OR_RETURN(const ledger::ChainHead head, ledger_->GetHead());
   out.head_seq = head.seq;
-  PL_ASSIGN_OR_RETURN(out.checkpoint_seq, ledger_->CheckpointSeq());
   return out;
 }
 
