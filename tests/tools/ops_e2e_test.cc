@@ -61,6 +61,14 @@ std::map<std::string, uint64_t> ParseExposition(const std::string& body) {
   return out;
 }
 
+// `pointledger ARGS` against `server`, with its admin key.
+RunResult RunCli(const ServerProcess& server, std::vector<std::string> args, const std::string& cwd) {
+  std::vector<std::string> argv = {BinPath("pointledger")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--server", server.address(), "--key-file", server.key_file()});
+  return RunProcess(argv, cwd);
+}
+
 class OpsE2E : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -70,12 +78,7 @@ class OpsE2E : public ::testing::Test {
     ASSERT_TRUE(server_->ready()) << server_->log();
   }
 
-  RunResult Cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {BinPath("pointledger")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--server", server_->address(), "--key-file", server_->key_file()});
-    return RunProcess(argv, dir_.path());
-  }
+  RunResult Cli(std::vector<std::string> args) { return RunCli(*server_, std::move(args), dir_.path()); }
 
   json Stats() {
     RunResult r = Cli({"stats", "--json"});
@@ -139,12 +142,7 @@ TEST(OpsCheckpoints, TheConfiguredIntervalDecidesWhenTheStateIsCheckpointed) {
     ServerProcess server(dir.path() + "/data", {"--metrics-listen", "127.0.0.1:0", "--config",
                                                 dir.path() + "/config.toml"});
     ASSERT_TRUE(server.ready()) << server.log();
-    auto cli = [&](std::vector<std::string> args) {
-      std::vector<std::string> argv = {BinPath("pointledger")};
-      argv.insert(argv.end(), args.begin(), args.end());
-      argv.insert(argv.end(), {"--server", server.address(), "--key-file", server.key_file()});
-      return RunProcess(argv, dir.path());
-    };
+    auto cli = [&](std::vector<std::string> args) { return RunCli(server, std::move(args), dir.path()); };
     const RunResult created = cli({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "5000",
                                    "--expiry-days", "365", "--id", "p1"});
     ASSERT_EQ(created.exit_code, 0) << created.err;
