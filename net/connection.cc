@@ -97,6 +97,9 @@ class ConnectionImpl final : public Connection,
     uint64_t request_id = 0;
     bool ready = false;
     bool close_after = false;  // a refusal: the connection closes after it
+    // A batch at the committer: reads after it wait (read your writes). A
+    // report still running is not ready either, but nothing waits for it.
+    bool at_committer = false;
     std::vector<uint8_t> bytes;
     std::vector<uint8_t> deferred_request;  // a read waiting for earlier batches
   };
@@ -442,7 +445,10 @@ class ConnectionImpl final : public Connection,
         --deferred_reads_;
         continue;
       }
-      if (!slot.ready) break;  // a batch still at the committer
+      // Stop at a batch still at the committer. A report still running is
+      // passed over: stopping there left the reads behind it unanswered
+      // until another batch of this connection happened to finish.
+      if (slot.at_committer) break;
     }
   }
 
@@ -511,6 +517,7 @@ class ConnectionImpl final : public Connection,
       SetReady(slot);
       return;
     }
+    slots_[slot].at_committer = true;
     ++jobs_pending_;
   }
 
@@ -525,6 +532,7 @@ class ConnectionImpl final : public Connection,
     PL_CHECK(jobs_pending_ > 0);
     --jobs_pending_;
     Slot& slot = slots_[job->tag];
+    slot.at_committer = false;
     fbb_.Clear();
     if (job->status.ok()) {
       PL_CHECK(job->results.size() == job->transactions.size());
@@ -563,6 +571,7 @@ class ConnectionImpl final : public Connection,
     slot.request_id = request_id;
     slot.ready = false;
     slot.close_after = false;
+    slot.at_committer = false;
     return index;
   }
 

@@ -308,6 +308,70 @@ TEST(Server, AReadBehindItsConnectionsBatchSeesIt) {
   }
 }
 
+// A read parked behind its connection's batch is answered when that batch
+// is committed, even while a report sent before the batch still runs. It
+// used to wait for the next batch of the connection instead: the scan for
+// parked reads stopped at the running report as if it were a batch, and
+// nothing looked again when the report ended (a client waiting for its
+// answer hung; found in review, session 16).
+TEST(Server, AReadParkedBehindABatchIsAnsweredWhileAReportRuns) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = server->AdminClient();
+  MustPost(*client, {ProgramCreate("acme")});
+  // Enough for the audit to outlast a one-earn commit (~0.1 s in Release).
+  ASSERT_NO_FATAL_FAILURE(PostEarns(*client, 4000, 1000));
+
+  testing::RawSocket raw(server->port());
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    const std::string key = server->admin_key();
+    const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), "parked");
+    FinishRequest(fbb, 0, wire::RequestBody::Hello, hello.Union());
+    ASSERT_TRUE(raw.Send(fbb));
+    auto answer = raw.ReadResponse();
+    ASSERT_TRUE(answer.has_value());
+    ASSERT_EQ(answer->response->error(), wire::ConnError::none);
+  }
+  // One write: an audit, an earn, then a balance read behind the earn.
+  std::vector<uint8_t> burst;
+  auto append = [&burst](const flatbuffers::FlatBufferBuilder& fbb) {
+    burst.insert(burst.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  };
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    FinishRequest(fbb, 1, wire::RequestBody::AuditQuery, wire::CreateAuditQuery(fbb).Union());
+    append(fbb);
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
+        TransactionToWire(fbb, Earn("acme", "parked", 5, "parked-1"))};
+    const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+    FinishRequest(fbb, 2, wire::RequestBody::Batch, batch.Union());
+    append(fbb);
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto q = wire::CreateBalanceQueryDirect(fbb, "acme", "parked");
+    FinishRequest(fbb, 3, wire::RequestBody::BalanceQuery, q.Union());
+    append(fbb);
+  }
+  ASSERT_TRUE(raw.Send(burst));
+  for (uint64_t id = 1; id <= 3; ++id) {
+    // ReadResponse gives up after 10 s without a byte.
+    auto answer = raw.ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << "no answer to request " << id << "\n" << server->log();
+    EXPECT_EQ(answer->response->request_id(), id);
+    EXPECT_EQ(answer->response->error(), wire::ConnError::none);
+    if (id == 3) {
+      ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::Balance);
+      EXPECT_EQ(answer->response->body_as_Balance()->posted(), 5u);  // read your writes
+    }
+  }
+}
+
 // History is published per group commit (sorted runs merged while readers
 // read, docs/storage.md): a reader on another connection sees each batch's
 // rows all or none, newest first, never a row twice. Under `make tsan`
