@@ -311,7 +311,12 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
     if (!r.done()) return absl::DataLossError("ids: malformed entry");
     PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original, ReadRecord(view_, dbs_, seq, nullptr));
     if (!original) return absl::DataLossError(StrCat("ids: seq ", seq, " missing"));
-    const std::string_view diff = FirstDifference(original->tx, tx);
+    // Ids are global (SPEC §3), but another program's transaction is not
+    // this caller's to read: its conflict names only the program, never
+    // the first differing field (which would let a key probe the kind, the
+    // member, the amount of a transaction it may not see, field by field).
+    const std::string_view diff =
+        original->tx.program != tx.program ? "program" : FirstDifference(original->tx, tx);
     if (!diff.empty()) {
       result.code = Code::kIdConflict;
       result.conflict_field = std::string(diff);

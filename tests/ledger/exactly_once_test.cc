@@ -75,6 +75,24 @@ TEST_F(ExactlyOnceTest, DifferentContentUnderADecidedIdIsIdConflictNamingTheFiel
   EXPECT_FALSE(FindBalance("acme", "bob").has_value());
 }
 
+// Ids are global, but a key may be limited to its programs (SPEC §6): a
+// conflict with another program's transaction names the program and
+// nothing else, so that a caller cannot learn that transaction's kind,
+// member or amount by varying its own, field by field.
+TEST_F(ExactlyOnceTest, AConflictWithAnotherProgramsTransactionNamesOnlyTheProgram) {
+  MustApply({ProgramCreate("hotel"), Earn("hotel", "guest", 10, "h1")});
+  Transaction probe = Redeem("acme", "alice", 99, "h1");
+  probe.id = Earn("hotel", "guest", 10, "h1").id;  // the hotel's id, posted to acme
+  ASSERT_NE(probe.kind, Kind::kEarn);
+  const Result r = Apply1(probe);
+  EXPECT_EQ(r.code, Code::kIdConflict);
+  EXPECT_EQ(r.conflict_field, "program");
+  EXPECT_EQ(r.seq, 0u);
+  // Within one program the first differing field is still named.
+  Transaction same_program = Redeem("hotel", "guest", 10, "h1");
+  EXPECT_EQ(Apply1(same_program).conflict_field, "kind");
+}
+
 TEST_F(ExactlyOnceTest, InsufficientPointsStaysARejectionAfterPointsArrive) {
   ASSERT_EQ(Apply1(Earn("acme", "alice", 10, "e1")).code, Code::kOk);
   const Result first = Apply1(Redeem("acme", "alice", 50, "reward-1"));

@@ -566,7 +566,10 @@ Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns)
   if (!Permitted(t, auth)) return refuse(Code::kPermissionDenied);
   if (!AmountsOk(t)) return refuse(Code::kInvalidAmount);
   if (auto it = decided_.find(t.id); it != decided_.end()) {
-    const std::string diff = FirstDiff(it->second.tx, t);
+    // Another program's transaction: only "program" is named (SPEC §6
+    // keys are per program; docs/semantics.md).
+    const std::string diff =
+        it->second.tx.program != t.program ? "program" : FirstDiff(it->second.tx, t);
     if (!diff.empty()) {
       Result r = CodeOnly(Code::kIdConflict);
       r.conflict_field = diff;
