@@ -117,6 +117,25 @@ TEST_F(HoldTest, HeldPointsThatExpireMeanwhileComeBackExpiredAndAreSwept) {
   EXPECT_EQ(b.expired, 0u);
 }
 
+// A hold reserves its points while they are available; a capture before
+// the deadline redeems them even if their expiry has passed since, like a
+// card authorization (docs/semantics.md, "Holds and lots").
+TEST_F(HoldTest, ACaptureRedeemsPiecesThatExpiredDuringTheHold) {
+  const int64_t soon = kStartNs + 3600 * kNanosPerSecond;
+  MustApply(
+      {EarnExpiring("acme", "alice", 30, soon, "e2"), Hold("acme", "alice", 30, 7200, "hold-5")});
+  clock_.Set(soon + 1);
+  const Result captured = Apply1(Capture("acme", "hold-5", 0, "cap-5"));
+  ASSERT_EQ(captured.code, Code::kOk);
+  EXPECT_EQ(captured.points, 30u);
+  const Balance b = MustBalance("acme", "alice");
+  EXPECT_EQ(b.posted, 100u);
+  EXPECT_EQ(b.pending, 0u);
+  EXPECT_EQ(b.expired, 0u);
+  EXPECT_EQ(b.available, 100u);
+  EXPECT_TRUE(MustCollectDue(clock_.NowNs()).empty());  // nothing left to expire
+}
+
 TEST_F(HoldTest, AnEndedHoldIsHoldNotPending) {
   MustApply({Hold("acme", "alice", 40, 300, "hold-5"), Capture("acme", "hold-5", 10, "cap-5"),
              Hold("acme", "alice", 20, 300, "hold-6"), Release("acme", "hold-6", "rel-6")});
