@@ -481,6 +481,14 @@ Code Applier::Post(Ctx& c, Slot* debit, Slot* credit, uint64_t points, PostingTy
       if (!CheckedAdd(&d.debits_posted, points) || !CheckedAdd(&k.credits_posted, points)) {
         return Code::kOverflow;
       }
+      // A member's posted balance stays within int64: its history rows are
+      // signed changes, and an account_close posts the whole balance at
+      // once (three earns of 2^62 used to leave a close whose history row
+      // wrapped to a credit).
+      if (credit->rec.kind == AccountKind::kMember &&
+          k.credits_posted - k.debits_posted > uint64_t{std::numeric_limits<int64_t>::max()}) {
+        return Code::kOverflow;
+      }
       break;
     case PostingType::kPending:
       if (!CheckedAdd(&d.debits_pending, points) || !CheckedAdd(&k.credits_pending, points)) {

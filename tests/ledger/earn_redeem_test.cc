@@ -1,6 +1,7 @@
 // earn and redeem (SPEC §2), lots and their consumption order (SPEC §1
 // "lot", "balance"): locked and expired-but-unswept points are never
 // available, and spending takes the soonest-expiring, then oldest, points.
+#include <limits>
 #include <string>
 
 #include "tests/ledger/ledger_fixture.h"
@@ -175,18 +176,38 @@ TEST_F(EarnTest, EarnAtAnUnknownPartnerIsPartnerNotFound) {
 
 // Totals are unsigned 64-bit: four earns of 2^62 would reach 2^64.
 TEST_F(EarnTest, ABalanceTotalPast64BitsIsOverflowAndMovesNothing) {
-  MustApply({Earn("acme", "alice", kPointsMax, "e1"), Earn("acme", "alice", kPointsMax, "e2"),
-             Earn("acme", "alice", kPointsMax, "e3")});
+  MustApply({Earn("acme", "alice", kPointsMax, "e1"), Earn("acme", "bob", kPointsMax, "e2"),
+             Earn("acme", "carol", kPointsMax, "e3")});
   // The issuance account's debits overflow first: the new member stays unopened.
-  const Result bob = Apply1(Earn("acme", "bob", kPointsMax, "e4"));
-  EXPECT_EQ(bob.code, Code::kOverflow);
-  EXPECT_EQ(bob.seq, 5u);  // recorded (SPEC §3 lists overflow)
-  EXPECT_FALSE(FindBalance("acme", "bob").has_value());
-  const Result r = Apply1(Earn("acme", "alice", kPointsMax, "e5"));
-  EXPECT_EQ(r.code, Code::kOverflow);
-  EXPECT_EQ(Posted("acme", "alice"), 3 * kPointsMax);
-  EXPECT_EQ(MustLots("acme", "alice").size(), 3u);
+  const Result dave = Apply1(Earn("acme", "dave", kPointsMax, "e4"));
+  EXPECT_EQ(dave.code, Code::kOverflow);
+  EXPECT_EQ(dave.seq, 5u);  // recorded (SPEC §3 lists overflow)
+  EXPECT_FALSE(FindBalance("acme", "dave").has_value());
+  EXPECT_EQ(Posted("acme", "alice"), kPointsMax);
   EXPECT_EQ(MustSystemAccount("acme", "issuance").debits_posted, 3 * kPointsMax);
+}
+
+// A member's posted balance stays within int64 (docs/semantics.md): its
+// history rows are signed changes, and closing the account posts all of it
+// at once. Two earns of 2^62 would make 2^63; the second is overflow.
+TEST_F(EarnTest, AMemberBalancePastInt64IsOverflowAndItsCloseHistoryIsExact) {
+  const uint64_t int64_max = uint64_t{std::numeric_limits<int64_t>::max()};
+  MustApply({Earn("acme", "alice", kPointsMax, "e1")});
+  const Result past = Apply1(Earn("acme", "alice", kPointsMax, "e2"));
+  EXPECT_EQ(past.code, Code::kOverflow);
+  EXPECT_NE(past.seq, 0u);  // recorded, like every overflow
+  EXPECT_EQ(Posted("acme", "alice"), kPointsMax);
+  MustApply({Earn("acme", "alice", kPointsMax - 1, "e3")});  // exactly int64's max
+  EXPECT_EQ(Posted("acme", "alice"), int64_max);
+  EXPECT_EQ(Apply1(Earn("acme", "alice", 1, "e4")).code, Code::kOverflow);
+  const Result close = Apply1(AccountClose("acme", "alice", "close-alice"));
+  ASSERT_EQ(close.code, Code::kOk);
+  EXPECT_EQ(close.points, int64_max);
+  absl::StatusOr<std::vector<HistoryEntry>> history = ledger_->GetHistory("acme", "alice", 1, 0);
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ(history->front().seq, close.seq);
+  EXPECT_EQ(history->front().points, -std::numeric_limits<int64_t>::max());
 }
 
 TEST_F(RedeemTest, RedeemDebitsMemberToRedemption) {

@@ -666,6 +666,11 @@ bool Model::Post(Step& s, const std::vector<MPosting>& postings) {
         if (!CheckedAdd(&d.debits_posted, p.points) || !CheckedAdd(&c.credits_posted, p.points)) {
           return false;
         }
+        // A member's posted balance stays within int64 (docs/semantics.md).
+        if (p.credit.find("/member/") != std::string::npos &&
+            c.credits_posted - c.debits_posted > uint64_t{std::numeric_limits<int64_t>::max()}) {
+          return false;
+        }
         break;
       case PostingType::kPending:
         if (!CheckedAdd(&d.debits_pending, p.points) || !CheckedAdd(&c.credits_pending, p.points)) {
