@@ -14,6 +14,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "CLI/CLI.hpp"
@@ -178,6 +180,9 @@ class Cli {
   std::unique_ptr<net::Client> Connect(int* exit_code);
   int ConnectFailed(const absl::Status& s);
   int RefuseData(const char* command);
+  // A clearer message than CLI11's for an unknown command or a value that is
+  // not a number; nullopt: CLI11's own.
+  std::optional<std::string> PlainParseError(const CLI::ParseError& e) const;
   // long_running: reports that scan the whole ledger wait for the server
   // far longer than a point read.
   int WithReader(const std::function<int(Reader&)>& fn, bool long_running = false);
@@ -201,6 +206,8 @@ class Cli {
   FinanceOptions finance_;
   std::string backup_to_;
   bool long_running_ = false;
+  bool read_only_command_ = false;
+  std::vector<std::string> args_;  // argv after the program name, for PlainParseError
   std::string post_file_;
   std::string as_of_;
   LoadFlags load_;
@@ -522,9 +529,15 @@ void Cli::AddLoad() {
 // Running.
 
 int Cli::Run(int argc, char** argv) {
+  args_.assign(argv + std::min(argc, 1), argv + argc);
   try {
     app_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (std::optional<std::string> message = PlainParseError(e)) {
+      std::fprintf(stderr, "error: %s\nRun with --help for the commands and their options.\n",
+                   message->c_str());
+      return kExitUsage;
+    }
     const int rc = app_.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
@@ -533,6 +546,50 @@ int Cli::Run(int argc, char** argv) {
   }
   std::fprintf(stderr, "error: no command given\n%s", app_.help().c_str());
   return kExitUsage;
+}
+
+std::optional<std::string> Cli::PlainParseError(const CLI::ParseError& e) const {
+  // A word where a command belongs: CLI11 says only that a subcommand is
+  // required. The first word that is neither an option nor an option's
+  // value names the command (or its group, then the next word does).
+  if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    static const std::set<std::string_view> kValued = {"--server", "--key", "--key-file", "--data",
+                                                       "--tls-ca"};
+    std::vector<std::string_view> words;
+    for (size_t i = 0; i < args_.size(); ++i) {
+      const std::string_view a = args_[i];
+      if (a.starts_with("-")) {
+        if (kValued.contains(a)) ++i;  // --server HOST:PORT
+        continue;
+      }
+      words.push_back(a);
+      if (words.size() == 2) break;
+    }
+    if (!words.empty()) {
+      const CLI::App* top = nullptr;
+      for (const CLI::App* sub : app_.get_subcommands({})) {
+        if (sub->check_name(std::string(words[0]))) top = sub;
+      }
+      if (top == nullptr) return StrCat("unknown command '", words[0], "'");
+      if (words.size() == 2 && !top->get_subcommands({}).empty()) {
+        bool known = false;
+        for (const CLI::App* sub : top->get_subcommands({})) known |= sub->check_name(std::string(words[1]));
+        if (!known) return StrCat("unknown command '", words[0], " ", words[1], "'");
+      }
+    }
+  }
+  // "Could not convert: --limit = abc" becomes "--limit: 'abc' is not a
+  // number", in the shape of the transaction flags' errors (cli_fields.cc).
+  if (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr) {
+    const std::string what = e.what();
+    const std::string_view prefix = "Could not convert: ";
+    const size_t eq = what.find(" = ");
+    if (what.rfind(prefix, 0) == 0 && eq != std::string::npos) {
+      return StrCat(what.substr(prefix.size(), eq - prefix.size()), ": '", what.substr(eq + 3),
+                    "' is not a number");
+    }
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<net::ClientOptions> Cli::ClientOptions() {
@@ -575,19 +632,24 @@ int Cli::ConnectFailed(const absl::Status& s) {
     return ReportError(Out(), s,
                        StrCat("Cannot reach pointledgerd at ", g_.server,
                               ". Is it running (`pointledgerd --data DIR`, or `make run`)? Pass --server "
-                              "HOST:PORT for another address, or --data DIR to read a data directory."));
+                              "HOST:PORT for another address",
+                              read_only_command_ ? ", or --data DIR to read a data directory." : "."));
   }
   return ReportError(Out(), s);
 }
 
 int Cli::RefuseData(const char* command) {
+  const std::string_view what = std::string_view(command) == "stats" || std::string_view(command) == "ping"
+                                    ? "asks the running server"
+                                    : "posts through the server";
   return ReportError(Out(), absl::InvalidArgumentError(StrCat(
                                 "--data works only for the read-only commands (", kReadOnlyCommands, "); `",
-                                command, "` posts through the server: drop --data and use --server HOST:PORT")));
+                                command, "` ", what, ": drop --data and use --server HOST:PORT")));
 }
 
 int Cli::WithReader(const std::function<int(Reader&)>& fn, bool long_running) {
   long_running_ = long_running;
+  read_only_command_ = true;  // --data would serve it: the connection hint says so
   if (!g_.data.empty()) {
     absl::StatusOr<std::unique_ptr<Reader>> reader = OpenDataDir(g_.data);
     if (!reader.ok()) return ReportError(Out(), reader.status());
@@ -684,6 +746,9 @@ int Cli::RunStatementCommand() {
     if (!t.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat(flag, ": ", std::string(t.status().message()))));
     *out = *t;
   }
+  if (!read_.from.empty() && from_ns > to_ns) {
+    return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));
+  }
   return WithReader([&](Reader& r) {
     return RunSettleStatement(r, Out(), read_.program, read_.partner, from_ns, to_ns);
   });
@@ -735,6 +800,7 @@ int Cli::RunLoadCommand() {
   if (load_.count == 0) {
     absl::StatusOr<int64_t> d = ParseDuration(load_.duration.empty() ? "10s" : load_.duration);
     if (!d.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat("--duration: ", std::string(d.status().message()))));
+    if (*d <= 0) return ReportError(Out(), absl::InvalidArgumentError("--duration must be more than 0"));
     o.duration_ns = *d;
   }
   absl::StatusOr<bench::Mix> mix = bench::ParseMix(load_.mix);

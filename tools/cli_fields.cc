@@ -240,6 +240,9 @@ absl::StatusOr<FieldValue> ParseFieldText(const FieldSpec& f, std::string_view t
   switch (f.type) {
     case FieldType::kKey:
       // The key never reaches the server (only its hash), so it is checked here.
+      // An empty key would hash to a real id: a script whose $ORDER is unset
+      // would post once, then meet that id again as a duplicate.
+      if (text.empty()) return absl::InvalidArgumentError(StrCat(FlagName(f.name), ": the key is empty"));
       if (text.size() > f.bytes_max) {
         return absl::InvalidArgumentError(
             StrCat(FlagName(f.name), ": the key is too long (", text.size(), " bytes, at most ", f.bytes_max, ")"));
@@ -451,6 +454,9 @@ absl::StatusOr<FieldValue> FromJson(const FieldSpec& f, const JsonScalar& j) {
     case FieldType::kString:
     case FieldType::kKey:
       if (j.type != T::kString) return wrong("a string");
+      if (f.type == FieldType::kKey && j.s.empty()) {
+        return absl::InvalidArgumentError(StrCat("field \"", f.name, "\" is empty"));
+      }
       if (f.bytes_max != 0 && j.s.size() > f.bytes_max) {
         return absl::InvalidArgumentError(StrCat("field \"", f.name, "\" is too long (", j.s.size(),
                                                  " bytes, at most ", f.bytes_max, ")"));

@@ -223,12 +223,16 @@ std::string ResultJson(std::string_view key, Kind kind, const ledger::Result& r)
   Json j;
   j["id"] = std::string(key);
   j["status"] = std::string(ledger::CodeName(r.code));
-  if (r.code == Code::kOk) {
+  // A recorded rejection (SPEC §3: it took the id) is an outcome like ok:
+  // its seq and timestamp, and whether this answer replays it, tell a
+  // retry's "not enough points" from a fresh one. Rejections that did not
+  // take the id (seq 0) are exactly SPEC §8's {"id","status"}.
+  if (r.code == Code::kOk || r.seq != 0) {
     j["duplicate"] = r.duplicate;
     j["seq"] = r.seq;
     j["timestamp"] = FormatTime(r.timestamp_ns);
-    if (ReportsPoints(kind)) j["points"] = r.points;
   }
+  if (r.code == Code::kOk && ReportsPoints(kind)) j["points"] = r.points;
   if (r.code == Code::kIdConflict) j["conflict_field"] = r.conflict_field;
   return Dump(j);
 }
@@ -242,6 +246,7 @@ std::string ResultText(std::string_view key, Kind kind, const ledger::Result& r)
   }
   std::string line = StrCat(key, "  rejected: ", ledger::CodeName(r.code));
   if (r.code == Code::kIdConflict) line += StrCat(" (field ", r.conflict_field, ")");
+  if (r.seq != 0) line += StrCat(r.duplicate ? " (duplicate)" : "", "  seq ", r.seq);
   return StrCat(line, " - ", CodeHint(r.code));
 }
 

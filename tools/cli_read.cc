@@ -187,7 +187,15 @@ int RunSettleStatement(Reader& reader, const Output& o, const std::string& progr
                        const std::string& partner, int64_t from_ns, int64_t to_ns) {
   absl::StatusOr<ledger::Statement> s = reader.SettlementStatement(program, partner, from_ns, to_ns);
   if (!s.ok()) {
-    if (absl::IsNotFound(s.status())) return NotFound(o, std::string(s.status().message()));
+    if (absl::IsNotFound(s.status())) {
+      // The engine and the server say only the code; say what was not there.
+      const std::string code(s.status().message());
+      if (code == "program_not_found") return NotFound(o, StrCat("no program '", program, "'"));
+      if (code == "partner_not_found") {
+        return NotFound(o, StrCat("no partner '", partner, "' in program '", program, "'"));
+      }
+      return NotFound(o, code);
+    }
     return ReportError(o, s.status());
   }
   if (o.json) {

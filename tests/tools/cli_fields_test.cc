@@ -237,5 +237,17 @@ TEST(FieldText, ParsesFlagValues) {
             "--id: the key is too long (257 bytes, at most 256)");
 }
 
+// An empty key hashes to a real id: `--id "$ORDER"` with ORDER unset would
+// post once and then collide with every later empty key.
+TEST(FieldText, AnEmptyKeyIsRefused) {
+  const FieldSpec& id = CommonFields()[0];
+  ASSERT_EQ(id.name, "id");
+  EXPECT_EQ(ParseFieldText(id, "").status().message(), "--id: the key is empty");
+  EXPECT_EQ(ErrorOf(R"({"kind":"earn","id":"","program":"acme","member":"a","points":1})"),
+            "line 12: field \"id\" is empty");
+  EXPECT_EQ(ErrorOf(R"({"kind":"reverse","id":"r","program":"acme","original":""})"),
+            "line 12: field \"original\" is empty");
+}
+
 }  // namespace
 }  // namespace pointledger::tools

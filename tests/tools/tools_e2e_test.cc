@@ -122,11 +122,26 @@ TEST_F(CliE2E, EveryCommandWithJson) {
            "order-1002");
   ExpectOk(Post({"redeem", "--program", "acme", "--member", "alice", "--points", "50", "--id", "reward-77"}),
            "reward-77");
-  // A rejection: exactly the SPEC shape, exit 1.
-  RunResult rejected = Cli({"redeem", "--program", "acme", "--member", "alice", "--points", "5000", "--id",
-                            "reward-78", "--json"});
+  // A rejection, exit 1. It depends on the ledger's state, so it took the id
+  // (SPEC §3): it has a seq, and a retry answers with the same one as a
+  // duplicate, still rejected.
+  const std::vector<std::string> redeem_78 = {"redeem", "--program", "acme", "--member", "alice",
+                                              "--points", "5000", "--id", "reward-78", "--json"};
+  RunResult rejected = Cli(redeem_78);
   EXPECT_EQ(rejected.exit_code, 1);
-  EXPECT_EQ(rejected.out, "{\"id\":\"reward-78\",\"status\":\"insufficient_points\"}\n");
+  const json first = ParseJson(rejected.out);
+  EXPECT_EQ(first["id"], "reward-78");
+  EXPECT_EQ(first["status"], "insufficient_points");
+  EXPECT_EQ(first["duplicate"], false);
+  ASSERT_TRUE(first["seq"].is_number_unsigned()) << rejected.out;
+  EXPECT_GT(first["seq"].get<uint64_t>(), 0u);
+  RunResult retried = Cli(redeem_78);
+  EXPECT_EQ(retried.exit_code, 1);
+  const json replayed = ParseJson(retried.out);
+  EXPECT_EQ(replayed["status"], "insufficient_points");
+  EXPECT_EQ(replayed["duplicate"], true);
+  EXPECT_EQ(replayed["seq"], first["seq"]);
+  EXPECT_EQ(replayed["timestamp"], first["timestamp"]);
 
   ExpectOk(Post({"referral", "--program", "acme", "--referrer", "alice", "--referee", "bob", "--referrer-points",
                  "500", "--referee-points", "250", "--id", "ref-bob"}),
@@ -236,7 +251,9 @@ TEST_F(CliE2E, TextOutputIsReadable) {
   EXPECT_NE(bal.out.find("expiring   -"), std::string::npos) << bal.out;
   RunResult no = Cli({"redeem", "--program", "texty", "--member", "ann", "--points", "10", "--id", "o2"});
   EXPECT_EQ(no.exit_code, 1);
-  EXPECT_EQ(no.out, "o2  rejected: insufficient_points - the member has fewer available points than asked\n");
+  // Recorded (it took the id, SPEC §3): its seq is shown.
+  EXPECT_EQ(no.out.rfind("o2  rejected: insufficient_points  seq ", 0), 0u) << no.out;
+  EXPECT_TRUE(no.out.ends_with(" - the member has fewer available points than asked\n")) << no.out;
 }
 
 // SPEC §8 shows program and partner create without --id: the key is then
@@ -322,6 +339,46 @@ TEST_F(CliE2E, UsageErrorsAreExitTwo) {
   RunResult data = Cli({"earn", "--program", "acme", "--member", "x", "--points", "1", "--id", "k", "--data", "/tmp"});
   EXPECT_EQ(data.exit_code, 2);
   EXPECT_NE(data.err.find("--data works only for the read-only commands"), std::string::npos);
+}
+
+// Each usage error says what is wrong, not only that something is (found
+// in review, session 16).
+TEST_F(CliE2E, UsageErrorsSayWhatIsWrong) {
+  auto expect_error = [](const RunResult& r, int exit_code, const std::string& text) {
+    EXPECT_EQ(r.exit_code, exit_code) << r.err;
+    EXPECT_NE(r.err.find(text), std::string::npos) << "wanted: " << text << "\ngot: " << r.err;
+  };
+  expect_error(Cli({"frobnicate"}), 2, "error: unknown command 'frobnicate'");
+  expect_error(Cli({"tx", "frob"}), 2, "error: unknown command 'tx frob'");
+  expect_error(Cli({"history", "--program", "acme", "--member", "a", "--limit", "abc"}), 2,
+               "error: --limit: 'abc' is not a number");
+  // An empty key would hash to a real id (an unset shell variable).
+  expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--points", "1", "--id", ""}), 2,
+               "--id: the key is empty");
+  expect_error(Cli({"load", "--duration", "0s"}), 2, "--duration must be more than 0");
+  expect_error(Cli({"settle", "statement", "--program", "acme", "--partner", "p", "--from",
+                    "2027-01-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"}),
+               2, "--from is after --to");
+  // Nothing posts through `stats`: it asks the server.
+  expect_error(Bare({"stats", "--data", dir_->path()}), 2, "`stats` asks the running server");
+  // A write command cannot use --data, so the hint does not offer it.
+  RunResult no_server = Bare({"earn", "--program", "acme", "--member", "a", "--points", "1", "--id", "k",
+                              "--server", "127.0.0.1:1", "--key", "x"});
+  expect_error(no_server, 2, "Cannot reach pointledgerd at 127.0.0.1:1");
+  EXPECT_EQ(no_server.err.find("or --data DIR to read"), std::string::npos) << no_server.err;
+  RunResult no_server_read = Bare({"audit", "head", "--server", "127.0.0.1:1", "--key", "x"});
+  EXPECT_NE(no_server_read.err.find("or --data DIR to read"), std::string::npos) << no_server_read.err;
+}
+
+TEST_F(CliE2E, SettleStatementNamesWhatIsNotThere) {
+  ASSERT_EQ(Cli({"program", "create", "stmt", "--currency", "USD", "--point-value-micros", "1",
+                 "--expiry-days", "0"}).exit_code, 0);
+  RunResult program = Cli({"settle", "statement", "--program", "nope", "--partner", "hotelco"});
+  EXPECT_EQ(program.exit_code, 1);
+  EXPECT_NE(program.err.find("no program 'nope'"), std::string::npos) << program.err;
+  RunResult partner = Cli({"settle", "statement", "--program", "stmt", "--partner", "nobody"});
+  EXPECT_EQ(partner.exit_code, 1);
+  EXPECT_NE(partner.err.find("no partner 'nobody' in program 'stmt'"), std::string::npos) << partner.err;
 }
 
 TEST_F(CliE2E, HelpOnEveryCommandHasAnExample) {
