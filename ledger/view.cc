@@ -354,6 +354,13 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
   using Result = std::optional<std::string_view>;
   if (IsLogTable(t)) return GetLog(t, key);
   if (t == Dbs().history) return GetHistory(key);
+  // The writer's filter holds every id of every layer (the maps' too:
+  // View::Put adds each id written, and Open adds those it replayed), so an
+  // id it has never seen is nowhere: the exactly-once check of a fresh id
+  // costs no lookup at all.
+  if (t == Dbs().ids && l_.id_filter != nullptr && !l_.id_filter->MayContain(key)) {
+    return Result();
+  }
   const std::string_view full = FullKey(t, key);
   const MemTable::Map* first = l_.active != nullptr ? &l_.active->map() : l_.frozen.get();
   const size_t hash = first != nullptr ? first->Hash(full) : 0;
@@ -372,9 +379,6 @@ absl::StatusOr<std::optional<std::string_view>> View::Get(Table t, std::string_v
     }
   }
   if (l_.state_txn == nullptr) return Result();  // a rebuild from the log alone
-  if (t == Dbs().ids && l_.id_filter != nullptr && !l_.id_filter->MayContain(key)) {
-    return Result();
-  }
   return l_.state_txn->Get(l_.handles->dbi[t], key);
 }
 
