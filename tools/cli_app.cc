@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -764,8 +765,14 @@ int Cli::RunLiabilityCommand() {
     if (!t.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat(flag, ": ", std::string(t.status().message()))));
     *out = *t;
   }
-  const int64_t to_ns = to.value_or(as_of.value_or(now));
-  const int64_t as_of_ns = as_of.value_or(to_ns);
+  // The period is [from, to); the balance is as of an instant, counting the
+  // transactions at or before it. Each default takes the other's edge, so
+  // that outstanding(as_of) - outstanding(from) is exactly the period's
+  // movements even with a transaction at `to` itself (an `audit head` time
+  // pasted as --to used to be in the balance but not in the movements).
+  const int64_t to_ns =
+      to.value_or(!as_of ? now : *as_of < std::numeric_limits<int64_t>::max() ? *as_of + 1 : *as_of);
+  const int64_t as_of_ns = as_of.value_or(to_ns - 1);
   const int64_t from_ns = from.value_or(0);
   if (from_ns > to_ns) {
     return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <queue>
+#include <string_view>
 
 #include "ledger/limits.h"
 #include "ledger/status.h"
@@ -230,6 +232,22 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The last nanosecond that an RFC 3339 time (already parsed to `ns`)
+// names: `…:06Z` covers 06.000000000 to 06.999999999, `…:06.5Z` 06.5 to
+// 06.599999999, nine fraction digits exactly `ns`.
+int64_t LastInstantOf(std::string_view text, int64_t ns) {
+  int digits = 0;
+  if (const size_t dot = text.find('.'); dot != std::string_view::npos) {
+    while (dot + 1 + digits < text.size() && std::isdigit(static_cast<unsigned char>(text[dot + 1 + digits]))) {
+      ++digits;
+    }
+  }
+  int64_t span = 1;
+  for (int i = digits; i < 9; ++i) span *= 10;
+  return ns > std::numeric_limits<int64_t>::max() - (span - 1) ? std::numeric_limits<int64_t>::max()
+                                                               : ns + (span - 1);
+}
+
 // RFC 4180 records from a stream: quoted fields may hold commas, quotes
 // ("" inside quotes) and line breaks. Tracks line numbers for messages.
 class CsvReader {
@@ -427,7 +445,14 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
   if (!tmp.ok()) return ReportError(o, tmp.status());
   ProgressBar bar(o.err);
 
-  // The file side.
+  // The file side. A UTF-8 byte-order mark (spreadsheets write one) goes
+  // before the parser sees the first field: left in it, it kept a quoted
+  // header field from being read as quoted.
+  char bom[3] = {};
+  if (!in.read(bom, 3) || std::memcmp(bom, "\xEF\xBB\xBF", 3) != 0) {
+    in.clear();
+    in.seekg(0);
+  }
   CsvReader csv(in);
   std::vector<std::string> fields;
   uint64_t line = 0;
@@ -436,8 +461,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
   if (!*more) return ReportError(o, absl::InvalidArgumentError("--csv: the file is empty (expected a header row)"));
   int col_ref = -1, col_kind = -1, col_points = -1, col_member = -1, col_ts = -1;
   for (size_t i = 0; i < fields.size(); ++i) {
-    std::string name = fields[i];
-    if (i == 0 && name.rfind("\xEF\xBB\xBF", 0) == 0) name = name.substr(3);  // a BOM
+    const std::string& name = fields[i];
     for (auto& [col, want] : {std::pair{&col_ref, "order_ref"}, std::pair{&col_kind, "kind"},
                               std::pair{&col_points, "points"}, std::pair{&col_member, "member"},
                               std::pair{&col_ts, "timestamp"}}) {
@@ -482,7 +506,10 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       if (!ts.ok()) return bad(StrCat("timestamp: ", std::string(ts.status().message())));
       row.timestamp_ns = *ts;
       min_ts = std::min(min_ts, *ts);
-      max_ts = std::max(max_ts, *ts);
+      // A time names every instant of its precision: "…:06Z" is the whole
+      // second. Ledger times are nanoseconds, so the period must reach the
+      // last of them, or transactions later in that second fall outside.
+      max_ts = std::max(max_ts, LastInstantOf(field(col_ts), *ts));
     } else {
       every_row_timed = false;
     }
