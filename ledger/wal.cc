@@ -395,6 +395,19 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
   recovered->clear();
   PL_RETURN_IF_ERROR(ParseGroups(reader.complete(), recovered, &last_seq));
   PL_RETURN_IF_ERROR(KeepAfter(recovered, after_seq, absl::StatusCode::kDataLoss));
+  // What is read back must be durable before anything builds on it
+  // (wal.h). A failed sync leaves it unknown: refuse to open.
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    if (last_seq[i] <= after_seq) continue;
+    const std::string path = wal->PathOf(numbers[i]);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Errno(errno, StrCat("opening ", path));
+    const int rc = ::fdatasync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return Errno(err, StrCat("syncing the recovered ", path));
+    if (options.on_open_sync) options.on_open_sync(numbers[i]);
+  }
   {
     absl::MutexLock lock(&wal->mu_);
     for (size_t i = 0; i < numbers.size(); ++i) {

@@ -87,12 +87,18 @@ class Wal {
     // Tests only: called when Append has moved to a new segment in the
     // middle of a group, to run a checkpoint's Release() right there.
     std::function<void()> after_roll_in_group;
+    // Tests only: called with each segment Open syncs (below).
+    std::function<void(uint64_t number)> on_open_sync;
   };
 
   // Reads the directory and starts the thread that prepares segments.
   // *recovered gets the complete group commits past after_seq (those the
   // log environment, which holds every seq up to after_seq, lacks), in
   // order. DataLoss if they do not continue after_seq without a gap.
+  // The segments holding them are synced first: a group written by a
+  // process killed before its fdatasync may be read back from the page
+  // cache, and nothing would sync it later (the writer only appends to new
+  // segments), yet the ledger builds on it and answers its retries.
   static absl::StatusOr<std::unique_ptr<Wal>> Open(const Options& options, uint64_t after_seq,
                                                    LogChunks* recovered);
 

@@ -152,6 +152,35 @@ TEST_F(WalTest, ACommitNeverCheckpointedIsThereAfterAReopen) {
   EXPECT_EQ(Posted(), 510u * 511 / 2);
 }
 
+// A group written by a process killed before its fdatasync can be read back
+// from the page cache; the writer never appends to that segment again, so
+// Open syncs it before the ledger builds on it (found in review, session
+// 16). Segments holding only checkpointed seqs need no sync.
+TEST_F(WalTest, OpenSyncsTheSegmentsItRecoversFrom) {
+  const std::string wal_dir = dir_ + "/wal";
+  {
+    Wal::Options o;
+    o.dir = wal_dir;
+    LogChunks none;
+    absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &none);
+    ASSERT_TRUE(wal.ok()) << wal.status();
+    LogChunk chunk;
+    chunk.Add(Dbs().log, 1, "record 1");
+    ASSERT_TRUE((*wal)->Append(chunk).ok());
+  }
+  for (uint64_t after_seq : {uint64_t{0}, uint64_t{1}}) {
+    std::vector<uint64_t> synced;
+    Wal::Options o;
+    o.dir = wal_dir;
+    o.on_open_sync = [&synced](uint64_t number) { synced.push_back(number); };
+    LogChunks recovered;
+    absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, after_seq, &recovered);
+    ASSERT_TRUE(wal.ok()) << wal.status();
+    EXPECT_EQ(recovered.size(), after_seq == 0 ? 1u : 0u);
+    EXPECT_EQ(synced.size(), after_seq == 0 ? 1u : 0u) << "after seq " << after_seq;
+  }
+}
+
 TEST_F(WalTest, AReadOnlyReaderFollowsTheWriterCommitByCommit) {
   ASSERT_TRUE(Open().ok());
   ProgramCreate();
