@@ -264,6 +264,14 @@ absl::Status Applier::Replay(const TxRecord& rec) {
   if (rec.seq != head_.seq + 1) {
     return absl::DataLossError(StrCat("replay: expected seq ", head_.seq + 1, ", found ", rec.seq));
   }
+  // Decided by the rules of its own format, and re-encoded in it.
+  const uint8_t newest = rules_;
+  rules_ = rec.format;
+  struct Restore {
+    uint8_t& rules;
+    uint8_t value;
+    ~Restore() { rules = value; }
+  } restore{rules_, newest};
   Code code = rec.result.code;
   if (code == Code::kOk) {
     Ctx& c = ctx_;
@@ -350,6 +358,7 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
   Ctx& c = ctx_;
   const bool ok = code == Code::kOk;
   TxRecord rec;
+  rec.format = rules_;
   rec.seq = head_.seq + 1;
   rec.timestamp_ns = ts;
   rec.tx = tx;
@@ -485,7 +494,7 @@ Code Applier::Post(Ctx& c, Slot* debit, Slot* credit, uint64_t points, PostingTy
       // signed changes, and an account_close posts the whole balance at
       // once (three earns of 2^62 used to leave a close whose history row
       // wrapped to a credit).
-      if (credit->rec.kind == AccountKind::kMember &&
+      if (rules_ >= 2 && credit->rec.kind == AccountKind::kMember &&
           k.credits_posted - k.debits_posted > uint64_t{std::numeric_limits<int64_t>::max()}) {
         return Code::kOverflow;
       }
@@ -602,7 +611,34 @@ absl::Status Applier::PutEffects(uint64_t seq, const std::vector<Piece>& pieces)
   return view_.Put(dbs_.effects, BeU64Key(seq), scratch_);
 }
 
-absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points) {
+absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points,
+                              const TxRecord* reversed) {
+  std::string key(IdView(partner));
+  ByteWriter kw(&key);
+  kw.BeI64(c.ts);
+  kw.BeU64(c.seq);
+  std::string value;
+  ByteWriter vw(&value);
+  vw.U8(static_cast<uint8_t>(kind));
+  vw.I64(points);
+  if (reversed != nullptr && rules_ >= 2) {
+    // A reversal refunds what the original was priced at: priced at its
+    // own time instead, a price change in between left money owed on
+    // points that net to zero (found in review, session 16).
+    std::string original(IdView(partner));
+    ByteWriter ow(&original);
+    ow.BeI64(reversed->timestamp_ns);
+    ow.BeU64(reversed->seq);
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> flow, view_.Get(dbs_.flows, original));
+    if (!flow) return absl::DataLossError(StrCat("flows: the flow of seq ", reversed->seq, " is missing"));
+    ByteReader fr(*flow);
+    fr.U8();
+    fr.I64();
+    const uint64_t price = fr.U64();
+    if (!fr.done()) return absl::DataLossError("flows: malformed entry");
+    vw.U64(price);
+    return view_.Put(dbs_.flows, key, value);
+  }
   // The price in effect at this flow's time: the last entry starting at or
   // before it. A partner always has one (partner_create writes it).
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, dbs_.prices));
@@ -618,15 +654,6 @@ absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, in
   const uint64_t earn_price = pr.U64();
   const uint64_t redeem_price = pr.U64();
   if (!pr.done()) return absl::DataLossError("prices: malformed entry");
-
-  std::string key(IdView(partner));
-  ByteWriter kw(&key);
-  kw.BeI64(c.ts);
-  kw.BeU64(c.seq);
-  std::string value;
-  ByteWriter vw(&value);
-  vw.U8(static_cast<uint8_t>(kind));
-  vw.I64(points);
   vw.U64(kind == FlowKind::kEarn ? earn_price : redeem_price);
   return view_.Put(dbs_.flows, key, value);
 }
@@ -1142,7 +1169,8 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     PL_RETURN_IF_ERROR(Consume(*leg.lots, c.ts, rest, leg.own_key, &pieces_));
     *taken += leg.take;
     if (leg.source->rec.kind == AccountKind::kPartner && leg.take > 0) {
-      PL_RETURN_IF_ERROR(AddFlow(c, leg.source->id, FlowKind::kEarn, -static_cast<int64_t>(leg.take)));
+      PL_RETURN_IF_ERROR(
+          AddFlow(c, leg.source->id, FlowKind::kEarn, -static_cast<int64_t>(leg.take), &original));
     }
   }
   c.result_points = *taken;
@@ -1185,7 +1213,7 @@ absl::StatusOr<Code> Applier::ReverseIntoMember(Ctx& c, const TxRecord& original
   }
   PL_CHECK(rest == 0);
   if (sink->rec.kind == AccountKind::kPartner) {
-    PL_RETURN_IF_ERROR(AddFlow(c, sink->id, FlowKind::kRedeem, -static_cast<int64_t>(amount)));
+    PL_RETURN_IF_ERROR(AddFlow(c, sink->id, FlowKind::kRedeem, -static_cast<int64_t>(amount), &original));
   }
   c.result_points = amount;
   return Code::kOk;

@@ -67,7 +67,8 @@ void DecodeTransaction(ByteReader& r, Transaction* t) {
 
 void EncodeRecord(const TxRecord& rec, const Statement* statement, std::string* out) {
   ByteWriter w(out);
-  w.U8(kRecordFormat);
+  PL_CHECK(rec.format >= kRecordFormatMin && rec.format <= kRecordFormat);
+  w.U8(rec.format);
   w.U64(rec.seq);
   w.I64(rec.timestamp_ns);
   EncodeTransaction(rec.tx, w);
@@ -95,7 +96,8 @@ void EncodeRecord(const TxRecord& rec, const Statement* statement, std::string* 
 
 bool DecodeRecord(std::string_view bytes, TxRecord* rec, Statement* statement) {
   ByteReader r(bytes);
-  if (r.U8() != kRecordFormat) return false;
+  rec->format = r.U8();
+  if (rec->format < kRecordFormatMin || rec->format > kRecordFormat) return false;
   rec->seq = r.U64();
   rec->timestamp_ns = r.I64();
   DecodeTransaction(r, &rec->tx);

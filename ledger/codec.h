@@ -136,8 +136,6 @@ inline std::string_view IdView(const Id& id) {
 
 // ---- The transaction record (SPEC §7): canonical bytes, hashed. ----
 
-inline constexpr uint8_t kRecordFormat = 1;
-
 // Appends the canonical bytes of a stored transaction to *out.
 void EncodeRecord(const TxRecord& record, const Statement* statement, std::string* out);
 // Parses canonical bytes. false on malformed input.

@@ -559,7 +559,9 @@ struct Ledger::Writer::Rep {
                           .frozen = frozen,
                           .writer = true,
                           .id_filter = l->id_filter.get()}),
-        applier(view, l->clock, l->head) {}
+        applier(view, l->clock, l->head) {
+    applier.set_record_format(l->options.record_format);
+  }
 };
 
 Ledger::Ledger(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
@@ -593,6 +595,9 @@ absl::Status CreateDirectory(const std::filesystem::path& dir) {
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
   if (options.dir.empty()) return absl::InvalidArgumentError("no data directory given");
+  if (options.record_format < kRecordFormatMin || options.record_format > kRecordFormat) {
+    return absl::InvalidArgumentError(StrCat("record format ", options.record_format, " is not one this build writes"));
+  }
   const std::filesystem::path dir(options.dir);
   if (!options.read_only) {
     PL_RETURN_IF_ERROR(CreateDirectory(dir / "log"));

@@ -210,7 +210,19 @@ struct Statement {
 inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::min();
 
 // A stored transaction (SPEC §7): what the hash chain covers.
+// The format of a stored transaction record (docs/storage.md), which also
+// names the rules it was decided by: a record is replayed (at open, by
+// scans, by audit verify) by the rules of its own format, so that a newer
+// binary reads an older ledger exactly as it was decided.
+//   1  the first.
+//   2  session 16, the same layout; a member's posted balance past 2^63 - 1
+//      is overflow; a reversal of an earn or redeem at a partner is priced
+//      as the original flow, not at the reversal's own time.
+inline constexpr uint8_t kRecordFormatMin = 1;
+inline constexpr uint8_t kRecordFormat = 2;
+
 struct TxRecord {
+  uint8_t format = kRecordFormat;
   uint64_t seq = 0;
   int64_t timestamp_ns = 0;
   Transaction tx;
@@ -299,6 +311,10 @@ struct Options {
   // Tests: called on the checkpointer's thread after it freed frozen maps
   // that writers parked, with how many it held the last reference to.
   std::function<void(size_t)> after_free = nullptr;
+  // Tests only: decide and write new transactions in this older record
+  // format (kRecordFormatMin ... kRecordFormat), to make the ledgers an
+  // older binary made and check that this one replays them as decided.
+  uint8_t record_format = kRecordFormat;
 };
 
 // One account as stored, for reports, audits and tests.

@@ -80,6 +80,9 @@ class Applier {
 
   const ChainHead& head() const { return head_; }
   uint64_t recorded_count() const { return recorded_; }
+  // The record format new transactions are decided by and written in
+  // (Options::record_format; tests only). Replay uses each record's own.
+  void set_record_format(uint8_t format) { rules_ = format; }
 
  private:
   struct Slot {
@@ -150,7 +153,11 @@ class Applier {
   absl::Status Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
                        std::string_view skip_key, std::vector<Piece>* pieces);
   absl::Status PutEffects(uint64_t seq, const std::vector<Piece>& pieces);
-  absl::Status AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points);
+  // A flow at the price in effect at c.ts, or, for the reversal of a flow
+  // (`reversed`: the original transaction; record format 2 on), at the
+  // original flow's own price.
+  absl::Status AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points,
+                       const TxRecord* reversed = nullptr);
   absl::Status PutHold(const Id& hold_id, const HoldRec& hold);
 
   View& view_;
@@ -159,6 +166,9 @@ class Applier {
   Clock* clock_;
   ChainHead head_;
   uint64_t recorded_ = 0;
+  // The rules (record format, ledger.h) of the transaction being decided:
+  // the newest, or the stored record's own while it is replayed.
+  uint8_t rules_ = kRecordFormat;
   Ctx ctx_;
   std::string scratch_;        // reused encode buffer
   std::vector<LotEntry> lots_a_, lots_b_;

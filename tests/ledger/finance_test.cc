@@ -1106,7 +1106,7 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
   const std::vector<Result> day6 =
       Apply({AtHotel(Earn("acme", "carol", 50, "pe-c")),  // +50 @ 9500
              AtHotel(Redeem("acme", "bob", 40, "pr-b")),  // +40 @ 6500
-             Reverse("acme", "pr-a", 10, "rv-pr-a")});    // -10 redeemed @ 6500
+             Reverse("acme", "pr-a", 10, "rv-pr-a")});    // -10 redeemed @ 7000 (pr-a's price)
   for (const Result& r : day6) ASSERT_EQ(r.code, Code::kOk);
 
   // The whole of it, [T0, T0+10D):
@@ -1114,14 +1114,14 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
   //   partner  100*9000 + 200*9000 - 20*9000 + 10*9500 + 50*9500
   //          = 900,000 + 1,800,000 - 180,000 + 95,000 + 475,000 = 3,090,000
   //   redeemed 30 + 40 - 10 = 60
-  //   program  30*7000 + 40*6500 - 10*6500 = 210,000 + 260,000 - 65,000 = 405,000
-  //   net      3,090,000 - 405,000 = 2,685,000, the partner pays.
+  //   program  30*7000 + 40*6500 - 10*7000 = 210,000 + 260,000 - 70,000 = 400,000
+  //   net      3,090,000 - 400,000 = 2,690,000, the partner pays.
   Statement s = MustStatement(T0, T0 + 10 * D);
   EXPECT_EQ(s.earned_points, 340);
   EXPECT_EQ(s.partner_owes_micros, 3'090'000);
   EXPECT_EQ(s.redeemed_points, 60);
-  EXPECT_EQ(s.program_owes_micros, 405'000);
-  EXPECT_EQ(s.net_micros, 2'685'000);
+  EXPECT_EQ(s.program_owes_micros, 400'000);
+  EXPECT_EQ(s.net_micros, 2'690'000);
   EXPECT_EQ(s.payer, "partner");
   EXPECT_EQ(s.from_ns, T0);
   EXPECT_EQ(s.to_ns, T0 + 10 * D);
@@ -1135,13 +1135,13 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
   EXPECT_EQ(before.program_owes_micros, 210'000);
   EXPECT_EQ(before.net_micros, 2'310'000);
   // From the change, [T0+5D, T0+10D): earned 10 + 50 = 60 -> 570,000;
-  // redeemed 40 - 10 = 30 -> 195,000; net 375,000.
+  // redeemed 40 at 6,500 less 10 at 7,000 -> 190,000; net 380,000.
   const Statement after = MustStatement(T0 + 5 * D, T0 + 10 * D);
   EXPECT_EQ(after.earned_points, 60);
   EXPECT_EQ(after.partner_owes_micros, 570'000);
   EXPECT_EQ(after.redeemed_points, 30);
-  EXPECT_EQ(after.program_owes_micros, 195'000);
-  EXPECT_EQ(after.net_micros, 375'000);
+  EXPECT_EQ(after.program_owes_micros, 190'000);
+  EXPECT_EQ(after.net_micros, 380'000);
   // Bounds: [ts of pe-b, ts of pe-c) holds pe-b, rv-pe-a and pe-d only:
   // 200*9000 - 20*9000 + 10*9500 = 1,715,000.
   const Statement slice = MustStatement(day3[0].timestamp_ns, day6[0].timestamp_ns);
@@ -1149,10 +1149,10 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
   EXPECT_EQ(slice.partner_owes_micros, 1'715'000);
   EXPECT_EQ(slice.redeemed_points, 0);
   EXPECT_EQ(slice.payer, "partner");
-  // A period with redeems only, [ts of pr-b, T0+7D): 40 - 10 = 30 at 6,500
-  // -> 195,000 owed by the program.
+  // A period with redeems only, [ts of pr-b, T0+7D): 40 at 6,500 less 10
+  // at 7,000 -> 190,000 owed by the program.
   const Statement program_pays = MustStatement(day6[1].timestamp_ns, T0 + 7 * D);
-  EXPECT_EQ(program_pays.net_micros, -195'000);
+  EXPECT_EQ(program_pays.net_micros, -190'000);
   EXPECT_EQ(program_pays.payer, "program");
 
   // Close [0, T0+5D) on day 7 (the first period starts at 0).
@@ -1190,13 +1190,13 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
   EXPECT_EQ((*rec)->postings[0].points, 130u);
   EXPECT_EQ((*rec)->postings[1].points, 35u);
   //   partner 95,000 + 475,000 + 70*9500 (665,000) = 1,235,000
-  //   program 260,000 - 65,000 + 5*6500 (32,500)    =   227,500
+  //   program 260,000 - 70,000 + 5*6500 (32,500)    =   222,500
   const Statement second = MustStatement(T0 + 5 * D, settle2.timestamp_ns);
   EXPECT_EQ(second.earned_points, 130);
   EXPECT_EQ(second.partner_owes_micros, 1'235'000);
   EXPECT_EQ(second.redeemed_points, 35);
-  EXPECT_EQ(second.program_owes_micros, 227'500);
-  EXPECT_EQ(second.net_micros, 1'007'500);
+  EXPECT_EQ(second.program_owes_micros, 222'500);
+  EXPECT_EQ(second.net_micros, 1'012'500);
   // A settle with nothing new moves nothing.
   clock_.Set(T0 + 9 * D + 1000);
   const Result settle3 = Apply1(Settle("acme", "hotelco", 0, "settle-3"));
@@ -1217,19 +1217,58 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
 
 // docs/semantics.md: a reversal is a flow of its own, priced at the price in
 // effect at the reversal's time, not at the original's.
-TEST_F(StatementTest, AReversalIsPricedAtItsOwnTime) {
+// A reversal refunds at the original flow's price (record format 2): a
+// price change between the two used to leave money owed on points that
+// net to zero (found in review, session 16).
+TEST_F(StatementTest, AReversalIsPricedAsTheFlowItReverses) {
   clock_.Set(T0);
   MustApply({ProgramCreate("acme"), PartnerCreate("acme", "hotelco", 9000, 7000),
              PartnerPrice("acme", "hotelco", 9500, 6500, T0 + 5 * D, "price-2"),
-             AtHotel(Earn("acme", "alice", 100, "pe-a"))});
+             AtHotel(Earn("acme", "alice", 100, "pe-a")), AtHotel(Redeem("acme", "alice", 40, "pr-a"))});
+  clock_.Set(T0 + 6 * D);
+  MustApply({Reverse("acme", "pe-a", 60, "rv-pe-a"), Reverse("acme", "pr-a", 0, "rv-pr-a")});
+  // Earned 100 - 60 at 9,000 = 360,000; redeemed 40 - 40 = 0.
+  const Statement s = MustStatement(T0, T0 + 10 * D);
+  EXPECT_EQ(s.earned_points, 40);
+  EXPECT_EQ(s.partner_owes_micros, 360'000);
+  EXPECT_EQ(s.redeemed_points, 0);
+  EXPECT_EQ(s.program_owes_micros, 0);
+  EXPECT_EQ(s.payer, "partner");
+}
+
+// Records keep the rules of their format (ledger.h, kRecordFormat): a
+// ledger decided by format 1 (reversals priced at their own time, members
+// past 2^63 - 1) replays, audits and reports as it was decided, and what
+// is decided after the upgrade follows format 2.
+TEST_F(StatementTest, AFormatOneLedgerReplaysByItsOwnRules) {
+  record_format_ = 1;
+  Reopen();
+  clock_.Set(T0);
+  MustApply({ProgramCreate("acme"), PartnerCreate("acme", "hotelco", 9000, 7000),
+             PartnerPrice("acme", "hotelco", 9500, 6500, T0 + 5 * D, "price-2"),
+             AtHotel(Earn("acme", "alice", 100, "pe-a")),
+             Earn("acme", "big", kPointsMax, "big-1"), Earn("acme", "big", kPointsMax, "big-2")});
   clock_.Set(T0 + 6 * D);
   MustApply({Reverse("acme", "pe-a", 0, "rv-pe-a")});
-  // 100*9000 - 100*9500 = -50,000: after a full reversal the program owes
-  // the partner 50,000 micros.
-  const Statement s = MustStatement(T0, T0 + 10 * D);
-  EXPECT_EQ(s.earned_points, 0);
-  EXPECT_EQ(s.partner_owes_micros, -50'000);
-  EXPECT_EQ(s.payer, "program");
+  // Format 1: 100*9000 - 100*9500 = -50,000, and "big" holds 2^63 points.
+  EXPECT_EQ(MustStatement(T0, T0 + 10 * D).partner_owes_micros, -50'000);
+  EXPECT_EQ(Posted("acme", "big"), 2 * kPointsMax);
+
+  record_format_ = kRecordFormat;
+  Reopen();  // replays nothing: the close checkpointed
+  EXPECT_EQ(MustStatement(T0, T0 + 10 * D).partner_owes_micros, -50'000);
+  const AuditReport audit = MustAudit();  // rebuilds every record by its own rules
+  EXPECT_EQ(audit.discrepancy_count, 0u) << Describe(audit.discrepancies);
+  // New transactions follow format 2.
+  clock_.Set(T0 + 7 * D);
+  MustApply({AtHotel(Earn("acme", "carol", 10, "pe-c")), Reverse("acme", "pe-c", 0, "rv-pe-c")});
+  EXPECT_EQ(MustStatement(T0 + 7 * D, T0 + 10 * D).partner_owes_micros, 0);
+  EXPECT_EQ(Apply1(Earn("acme", "big", 1, "big-3")).code, Code::kOverflow);
+  absl::StatusOr<std::optional<TxRecord>> old_rec = ledger_->GetTransaction(TxIdFromKey("acme", "rv-pe-a"));
+  absl::StatusOr<std::optional<TxRecord>> new_rec = ledger_->GetTransaction(TxIdFromKey("acme", "rv-pe-c"));
+  ASSERT_TRUE(old_rec.ok() && old_rec->has_value() && new_rec.ok() && new_rec->has_value());
+  EXPECT_EQ((*old_rec)->format, 1);
+  EXPECT_EQ((*new_rec)->format, kRecordFormat);
 }
 
 }  // namespace

@@ -232,10 +232,14 @@ class LedgerTest : public ::testing::Test {
     options.dir = dir_;
     options.map_size_bytes = MapSizeBytes();
     options.clock = &clock_;
+    options.record_format = record_format_;
     absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     ledger_ = *std::move(opened);
   }
+  // The record format (and rules) new transactions are decided by: an
+  // older one makes the ledger an older binary would have (Reopen to apply).
+  uint8_t record_format_ = kRecordFormat;
 
   void Reopen() {
     ledger_.reset();

@@ -372,13 +372,23 @@ class Model {
     }
     return it->second;
   }
-  void AddFlow(const std::string& partner_text, int64_t ts, bool earn, int64_t points) {
+  // A flow at the price in effect at ts, or, reversing the flow of the
+  // transaction committed at `reversed_ts`, at that flow's price (docs/semantics.md).
+  void AddFlow(const std::string& partner_text, int64_t ts, bool earn, int64_t points,
+               std::optional<int64_t> reversed_ts = std::nullopt) {
     const PartnerState& p = partners_.at(partner_text);
     auto it = p.prices.upper_bound(ts);
     EXPECT_NE(it, p.prices.begin()) << "model: a partner without a price";
     --it;
-    const uint64_t price = earn ? it->second.first : it->second.second;
+    uint64_t price = earn ? it->second.first : it->second.second;
     std::vector<Flow>& flows = flows_[partner_text];
+    if (reversed_ts) {
+      auto original = std::find_if(flows.begin(), flows.end(), [&](const Flow& f) {
+        return f.ts == *reversed_ts && f.earn == earn && f.points > 0;
+      });
+      EXPECT_NE(original, flows.end()) << "model: reversing a flow that is not there";
+      if (original != flows.end()) price = original->price_micros;
+    }
     flows.push_back(Flow{ts, earn, points, price});
     undo_.push_back([&flows] { flows.pop_back(); });
   }
@@ -1068,7 +1078,7 @@ Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t amount, uint64
     Consume(m, s.ts, rest, &leg.own);
     taken += leg.take;
     if (IsPartnerText(leg.source) && leg.take > 0) {
-      AddFlow(leg.source, s.ts, true, -static_cast<int64_t>(leg.take));
+      AddFlow(leg.source, s.ts, true, -static_cast<int64_t>(leg.take), o.result.timestamp_ns);
     }
   }
   if (o.tx.kind != Kind::kReferral) *counted = taken;  // a referral is reversed once, whole
@@ -1126,7 +1136,7 @@ Code Model::ReverseIntoMember(Step& s, const Decided& o, uint64_t done, uint64_t
     rest -= give;
   }
   EXPECT_EQ(rest, 0u) << "model: reversal larger than the consumed pieces";
-  if (IsPartnerText(sink)) AddFlow(sink, s.ts, false, -static_cast<int64_t>(amount));
+  if (IsPartnerText(sink)) AddFlow(sink, s.ts, false, -static_cast<int64_t>(amount), o.result.timestamp_ns);
   s.points = amount;
   return Code::kOk;
 }

@@ -922,12 +922,13 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
   EXPECT_GT(TimeOf(json{{"timestamp", open["from"]}}), posted_["t5"].ts_ns) << open.dump();
   EXPECT_EQ(open["earned_points"], 0) << open.dump();
   EXPECT_EQ(Both(statement, 0).out, before_text.out);
-  // The period after: 7 earned and 10 of t2 reversed, both at the price in
-  // effect then (docs/semantics.md: a reversal is priced at its own time).
+  // The period after: 7 earned at the price in effect then, and 10 of t2
+  // reversed at t2's own price (docs/semantics.md: a reversal refunds what
+  // its original was priced at).
   const json later = ParseJson(Both({"settle", "statement", "--program", "travel", "--partner", "air", "--from",
                                      to, "--to", FormatTime(WallNs()), "--json"}, 0).out);
   EXPECT_EQ(later["earned_points"], 7 - 10) << later.dump();
-  EXPECT_EQ(later["partner_owes_micros"], 7 * 1 - 10 * 1) << later.dump();
+  EXPECT_EQ(later["partner_owes_micros"], 7 * 1 - 10 * 9000) << later.dump();
   // The books still balance, and the ledger verifies.
   EXPECT_EQ(Both({"reconcile", "trial-balance"}, 0).exit_code, 0);
   EXPECT_EQ(Both({"audit", "verify"}, 0).exit_code, 0);
