@@ -13,6 +13,7 @@
 #include <cstring>
 #include <optional>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <zlib.h>
@@ -171,6 +172,14 @@ class GroupReader {
     uint64_t first_seq = 0;
     std::string bytes;
     std::vector<size_t> segments;  // the caller's indexes of its segments
+    uint64_t start_number = 0;     // the segment and offset of its first frame
+    size_t start_offset = 0;
+  };
+  // Where a follower must read again from: the first frame of a group it
+  // had part of when the segment after that part had nothing more yet.
+  struct Rewind {
+    uint64_t number = 0;
+    size_t offset = 0;
   };
 
   // `check_rest`: after the last frame that checks, read the rest of the
@@ -241,7 +250,7 @@ class GroupReader {
     if (!salt) {
       // Not (yet) a segment of this number: being prepared, or renamed
       // whose new header a crash kept from the disk. It holds nothing.
-      partial_.reset();
+      DropPartial();
       return absl::OkStatus();
     }
     *offset = std::max(*offset, kSegmentHeaderBytes);
@@ -261,8 +270,9 @@ class GroupReader {
       uint64_t first_seq = 0;
       std::string_view payload;
       if (!FrameAt(frame, 0, number, *salt, &flags, &first_seq, &payload)) break;
+      const size_t frame_offset = *offset;
       *offset += kHeaderBytes + size;
-      Take(flags, first_seq, payload, index);
+      Take(flags, first_seq, payload, index, number, frame_offset);
     }
     // A group goes on in the next segment only from a frame that filled
     // this one (the writer moves on when fewer than a header's bytes are
@@ -273,7 +283,7 @@ class GroupReader {
     const uint64_t usable = AlignDown(file_size);
     const bool filled = file_size - *offset < kHeaderBytes + 1 ||
                         (*offset <= usable && usable - *offset < kHeaderBytes + 1);
-    if (!filled) partial_.reset();
+    if (!filled) DropPartial();
     if (!check_rest_ || file_size <= *offset + 1) return absl::OkStatus();
     // Here the segment ends: zeros, frames of the file's earlier life, or
     // the one frame a crash tore. Each commit is synced before the next is
@@ -298,9 +308,10 @@ class GroupReader {
   }
 
   // One frame that checks, into the group it belongs to.
-  void Take(uint32_t flags, uint64_t first_seq, std::string_view payload, size_t index) {
+  void Take(uint32_t flags, uint64_t first_seq, std::string_view payload, size_t index,
+            uint64_t number, size_t frame_offset) {
     if ((flags & kFirst) != 0) {
-      partial_ = Group{first_seq, {}, {}};
+      partial_ = Group{first_seq, {}, {}, number, frame_offset};
     } else if (!partial_ || partial_->first_seq != first_seq) {
       partial_.reset();  // the rest of a group whose start was lost
       return;
@@ -315,9 +326,27 @@ class GroupReader {
     }
   }
 
+  // A group's start is dropped where its next part cannot follow. After a
+  // crash (recovery) that part is gone for good. A follower of a live
+  // writer may simply have read between the group's two writes (Append
+  // fills a segment, then moves on): it reads the group again next time
+  // from its first frame instead (found in review, session 16: the group
+  // was lost to the follower until a checkpoint or a gap made it start
+  // over). A part is never joined across a segment that did not fill.
+  void DropPartial() {
+    if (partial_ && !check_rest_) rewind_ = Rewind{partial_->start_number, partial_->start_offset};
+    partial_.reset();
+  }
+
+ public:
+  // Where to read again from (follower only), once; see DropPartial.
+  std::optional<Rewind> TakeRewind() { return std::exchange(rewind_, std::nullopt); }
+
+ private:
   const bool check_rest_;
   std::optional<Group> partial_;
   std::vector<Group> complete_;
+  std::optional<Rewind> rewind_;
 };
 
 namespace {
@@ -470,6 +499,14 @@ absl::Status WalReader::ReadNew() {
     size_t offset = offsets_.contains(n) ? offsets_[n] : 0;
     PL_RETURN_IF_ERROR(groups_->ReadSegment(Path(dir_, n), n, 0, &offset));
     offsets[n] = offset;
+  }
+  if (const std::optional<GroupReader::Rewind> rewind = groups_->TakeRewind()) {
+    // The group's first segment from its first frame; later segments hold
+    // only its other parts (nothing after it is written yet), from their start.
+    for (auto& [n, offset] : offsets) {
+      if (n == rewind->number) offset = rewind->offset;
+      if (n > rewind->number) offset = 0;
+    }
   }
   offsets_ = std::move(offsets);
   return ParseGroups(groups_->complete(), &chunks_, nullptr);
