@@ -319,10 +319,11 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
     if (!r.done()) return absl::DataLossError("ids: malformed entry");
     PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original, ReadRecord(view_, dbs_, seq, nullptr));
     if (!original) return absl::DataLossError(StrCat("ids: seq ", seq, " missing"));
-    // Ids are global (SPEC §3), but another program's transaction is not
-    // this caller's to read: its conflict names only the program, never
-    // the first differing field (which would let a key probe the kind, the
-    // member, the amount of a transaction it may not see, field by field).
+    // SPEC §3 names the first field that differs; the program is compared
+    // first. Ids are global, but another program's transaction is not this
+    // caller's to read: in declaration order (kind first) a key could probe
+    // the kind, member and amount of a transaction it may not see, field by
+    // field. Within one program the order is the declaration's.
     const std::string_view diff =
         original->tx.program != tx.program ? "program" : FirstDifference(original->tx, tx);
     if (!diff.empty()) {

@@ -311,6 +311,10 @@ class GroupReader {
   void Take(uint32_t flags, uint64_t first_seq, std::string_view payload, size_t index,
             uint64_t number, size_t frame_offset) {
     if ((flags & kFirst) != 0) {
+      // A new group: the one dropped before it can never continue, so
+      // there is nothing to read again (after a crash, or later in the
+      // same pass); rewinding anyway would read the groups after it twice.
+      rewind_.reset();
       partial_ = Group{first_seq, {}, {}, number, frame_offset};
     } else if (!partial_ || partial_->first_seq != first_seq) {
       partial_.reset();  // the rest of a group whose start was lost

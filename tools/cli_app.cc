@@ -772,7 +772,7 @@ int Cli::RunLiabilityCommand() {
   // pasted as --to used to be in the balance but not in the movements).
   const int64_t to_ns =
       to.value_or(!as_of ? now : *as_of < std::numeric_limits<int64_t>::max() ? *as_of + 1 : *as_of);
-  const int64_t as_of_ns = as_of.value_or(to_ns - 1);
+  const int64_t as_of_ns = as_of.value_or(std::max<int64_t>(to_ns - 1, 0));
   const int64_t from_ns = from.value_or(0);
   if (from_ns > to_ns) {
     return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));

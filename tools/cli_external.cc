@@ -257,6 +257,7 @@ class CsvReader {
   // False at the end of input. *line is the line the record starts on.
   absl::StatusOr<bool> Next(std::vector<std::string>* fields, uint64_t* line) {
     fields->clear();
+    if (line_ == 0) SkipByteOrderMark();
     int c = in_.get();
     if (c == EOF) return false;
     *line = ++line_;
@@ -298,6 +299,16 @@ class CsvReader {
   }
 
  private:
+  // A UTF-8 byte-order mark (spreadsheets write one) is not part of the
+  // first field: left in it, it kept a quoted header field from being read
+  // as quoted. Read byte by byte, so a pipe works too (no seeking back).
+  void SkipByteOrderMark() {
+    for (const int want : {0xEF, 0xBB, 0xBF}) {
+      if (in_.peek() != want) return;  // not a BOM: the header check says what is wrong
+      in_.get();
+    }
+  }
+
   std::istream& in_;
   uint64_t line_ = 0;
 };
@@ -445,14 +456,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
   if (!tmp.ok()) return ReportError(o, tmp.status());
   ProgressBar bar(o.err);
 
-  // The file side. A UTF-8 byte-order mark (spreadsheets write one) goes
-  // before the parser sees the first field: left in it, it kept a quoted
-  // header field from being read as quoted.
-  char bom[3] = {};
-  if (!in.read(bom, 3) || std::memcmp(bom, "\xEF\xBB\xBF", 3) != 0) {
-    in.clear();
-    in.seekg(0);
-  }
+  // The file side.
   CsvReader csv(in);
   std::vector<std::string> fields;
   uint64_t line = 0;

@@ -223,16 +223,14 @@ std::string ResultJson(std::string_view key, Kind kind, const ledger::Result& r)
   Json j;
   j["id"] = std::string(key);
   j["status"] = std::string(ledger::CodeName(r.code));
-  // A recorded rejection (SPEC §3: it took the id) is an outcome like ok:
-  // its seq and timestamp, and whether this answer replays it, tell a
-  // retry's "not enough points" from a fresh one. Rejections that did not
-  // take the id (seq 0) are exactly SPEC §8's {"id","status"}.
-  if (r.code == Code::kOk || r.seq != 0) {
+  // Exactly SPEC §8: a rejection is {"id","status"}, a recorded one too (the
+  // text form shows its seq; `tx get` has the whole record).
+  if (r.code == Code::kOk) {
     j["duplicate"] = r.duplicate;
     j["seq"] = r.seq;
     j["timestamp"] = FormatTime(r.timestamp_ns);
+    if (ReportsPoints(kind)) j["points"] = r.points;
   }
-  if (r.code == Code::kOk && ReportsPoints(kind)) j["points"] = r.points;
   if (r.code == Code::kIdConflict) j["conflict_field"] = r.conflict_field;
   return Dump(j);
 }

@@ -10,7 +10,9 @@
 #include <cctype>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <random>
 #include <string>
@@ -529,6 +531,17 @@ TEST_F(ExternalE2E, ABomBeforeAQuotedHeaderAndWholeSecondStamps) {
   json summary;
   Findings(Both({"reconcile", "external", "--program", "shop", "--csv", bom_csv, "--json"}, 0).out, &summary);
   EXPECT_EQ(summary["matched"], 7);
+  // Through a pipe too, with and without the mark: nothing seeks back.
+  std::ifstream bom_in(bom_csv, std::ios::binary);
+  const std::string bom_text((std::istreambuf_iterator<char>(bom_in)), std::istreambuf_iterator<char>());
+  for (const std::string& file : {bom_csv, WriteFile("plain.csv", bom_text.substr(3))}) {
+    std::string command = StrCat("cat ", file, " | ", BinPath("pointledger"),
+                                 " reconcile external --program shop --csv /dev/stdin --json --data ", data_);
+    const RunResult piped = RunProcess({"/bin/sh", "-c", command}, dir_.path());
+    EXPECT_EQ(piped.exit_code, 0) << piped.err;
+    Findings(piped.out, &summary);
+    EXPECT_EQ(summary["matched"], 7) << piped.out << piped.err;
+  }
 
   // Every row but o-late, stamped with the whole second o-late was committed
   // in: that second is the file's period, and o-late in it is missing.
@@ -832,6 +845,11 @@ TEST_F(FinanceE2E, LiabilityAsOfAndPeriod) {
   EXPECT_DOUBLE_EQ(tail["breakage_rate"].get<double>(), 300.0 / 360.0);
   EXPECT_EQ(tail["outstanding_points"], 950);
 
+  // --to at the epoch: the balance as of the epoch itself, not before it.
+  const json epoch = ParseJson(Both({"reconcile", "liability", "--program", "acme", "--to",
+                                     "1970-01-01T00:00:00Z", "--json"}, 0).out);
+  EXPECT_EQ(epoch["as_of"], "1970-01-01T00:00:00.000000000Z");
+  EXPECT_EQ(epoch["issued_points"], 0);
   RunResult backwards = Cli({"reconcile", "liability", "--program", "acme", "--from", FormatTime(r1), "--to",
                              FormatTime(r1 - 1)});
   EXPECT_EQ(backwards.exit_code, 2);
