@@ -4,6 +4,12 @@
 // changed under acknowledged ones is DataLoss, never skipped; segments are
 // reused, so the directory stays small; read-only readers and backups see
 // the commits that are only in the write-ahead log.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -212,6 +218,97 @@ TEST_F(WalTest, AFollowerReadingBetweenTheTwoPartsOfAGroupStillGetsIt) {
   EXPECT_EQ((*after)->front()->first_seq(), 1u);
   EXPECT_EQ((*after)->front()->last_seq(), 40u);
   EXPECT_EQ((*after)->front()->bytes(), group.bytes());
+}
+
+// The writer killed inside a spanning group (after its first part, before
+// the next): the test binary run again as this test, exec'd at once after
+// fork (docs/testing.md). Skipped when run on its own.
+TEST_F(WalTest, KilledInsideAGroupProcess) {
+  const char* dir = std::getenv("PL_WAL_KILL_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "the writer process of AFollowerDoesNotRereadGroupsAfterAGroupThatNeverGoesOn";
+  Wal::Options o;
+  o.dir = dir;
+  o.segment_bytes_max = 16 << 10;
+  o.after_roll_in_group = [] { ::_exit(0); };
+  LogChunks none;
+  absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &none);
+  ASSERT_TRUE(wal.ok()) << wal.status();
+  LogChunk group;
+  for (uint64_t seq = 1; seq <= 40; ++seq) group.Add(Dbs().log, seq, std::string(1000, 'g'));
+  (void)(*wal)->Append(group);
+  FAIL() << "the group did not span segments";
+}
+
+// After a crash a follower can meet a group's start whose next segment
+// stays empty, then a later writer's complete groups in a later segment.
+// The group will never go on: the follower must not read it again from its
+// start and the later groups with it (they were appended twice, and every
+// other read aborted; found in review, session 16).
+TEST_F(WalTest, AFollowerDoesNotRereadGroupsAfterAGroupThatNeverGoesOn) {
+  const std::string crashed = dir_ + "/crashed";
+  {
+    const std::string env_dir = "PL_WAL_KILL_DIR=" + crashed;
+    std::vector<char*> env;
+    for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+    env.push_back(const_cast<char*>(env_dir.c_str()));
+    env.push_back(nullptr);
+    char exe[] = "/proc/self/exe";
+    char filter[] = "--gtest_filter=WalTest.KilledInsideAGroupProcess";
+    char* args[] = {exe, filter, nullptr};
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0) << std::strerror(errno);
+    if (child == 0) {
+      ::execve(exe, args, env.data());
+      ::_exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  }
+  // Segment 1 holds the group's start; segment 2 is prepared and empty.
+  ASSERT_TRUE(fs::exists(crashed + "/0000000000000002.wal"));
+  // Complete groups in a later segment, as a new writer would leave them:
+  // a segment 9 made by a writer elsewhere (frames name their segment).
+  const std::string elsewhere = dir_ + "/elsewhere";
+  {
+    Wal::Options o;
+    o.dir = elsewhere;
+    o.segment_bytes_max = 16 << 10;
+    LogChunks none;
+    absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &none);
+    ASSERT_TRUE(wal.ok()) << wal.status();
+    for (uint64_t seq = 1; seq <= 200; ++seq) {
+      LogChunk one;
+      one.Add(Dbs().log, seq, std::string(1000, 'h'));
+      ASSERT_TRUE((*wal)->Append(one).ok());
+    }
+  }
+  const fs::path nine = fs::path(elsewhere) / "0000000000000009.wal";
+  ASSERT_TRUE(fs::exists(nine));
+  fs::copy_file(nine, fs::path(crashed) / nine.filename());
+  // Segment 9's first group, by its frames' documented layout.
+  const std::string data = ReadFile(nine);
+  uint64_t first_seq = 0;
+  for (size_t at : FrameOffsets(data)) {
+    uint32_t flags = 0;
+    std::memcpy(&flags, data.data() + at + 4, 4);
+    if ((flags & 1) != 0) {
+      std::memcpy(&first_seq, data.data() + at + 16, 8);
+      break;
+    }
+  }
+  ASSERT_GT(first_seq, 0u);
+
+  WalReader follower(crashed);
+  absl::StatusOr<std::shared_ptr<const LogChunks>> first = follower.Read(first_seq - 1);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE((*first)->empty());
+  EXPECT_EQ((*first)->front()->first_seq(), first_seq);
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<std::shared_ptr<const LogChunks>> again = follower.Read(first_seq - 1);
+    ASSERT_TRUE(again.ok()) << "read " << i + 2 << ": " << again.status();
+    EXPECT_EQ((*again)->size(), (*first)->size());
+  }
 }
 
 TEST_F(WalTest, AReadOnlyReaderFollowsTheWriterCommitByCommit) {
