@@ -174,6 +174,7 @@ class GroupReader {
     std::vector<size_t> segments;  // the caller's indexes of its segments
     uint64_t start_number = 0;     // the segment and offset of its first frame
     size_t start_offset = 0;
+    uint64_t last_number = 0;      // the segment of its last part so far
   };
   // Where a follower must read again from: the first frame of a group it
   // had part of when the segment after that part had nothing more yet.
@@ -315,11 +316,18 @@ class GroupReader {
       // there is nothing to read again (after a crash, or later in the
       // same pass); rewinding anyway would read the groups after it twice.
       rewind_.reset();
-      partial_ = Group{first_seq, {}, {}, number, frame_offset};
-    } else if (!partial_ || partial_->first_seq != first_seq) {
-      partial_.reset();  // the rest of a group whose start was lost
+      partial_ = Group{first_seq, {}, {}, number, frame_offset, number};
+    } else if (!partial_ || partial_->first_seq != first_seq || number != partial_->last_number + 1) {
+      // The rest of a group whose start was lost, or a part of another
+      // group with the same first seq: after a crash the seqs of the group
+      // it tore go to the next writer's groups, and the segment between
+      // the two (reused since) may be gone from the listing. Parts join
+      // only across consecutive segment numbers (found in review, session
+      // 16: a backup beside a restarted server met such a join).
+      partial_.reset();
       return;
     }
+    partial_->last_number = number;
     partial_->bytes.append(payload);
     if (partial_->segments.empty() || partial_->segments.back() != index) {
       partial_->segments.push_back(index);
