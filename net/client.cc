@@ -301,6 +301,7 @@ class ClientImpl final : public Client {
 
   const std::string& principal() const override { return principal_; }
   uint32_t batch_transactions_max() const override { return batch_transactions_max_; }
+  uint32_t frame_bytes_max() const override { return frame_bytes_max_; }
   size_t in_flight() const override { return pending_.size() + buffered_.size(); }
 
  private:

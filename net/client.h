@@ -117,6 +117,8 @@ class Client {
   virtual const std::string& principal() const = 0;
   // The largest batch the server takes (split bigger inputs to this size).
   virtual uint32_t batch_transactions_max() const = 0;
+  // The largest request frame the server takes, in bytes (ditto).
+  virtual uint32_t frame_bytes_max() const = 0;
   // Requests sent and not yet returned by Receive().
   virtual size_t in_flight() const = 0;
 };

@@ -697,12 +697,15 @@ int Cli::RunPostFile() {
     size_t n = 0;
     while ((n = std::fread(buf, 1, sizeof(buf), stdin)) > 0) stdin_text.append(buf, n);
   }
-  // The whole input is checked before anything is sent.
-  absl::StatusOr<uint64_t> count = ValidatePostFile(post_file_, &stdin_text);
-  if (!count.ok()) return ReportError(Out(), count.status());
   int exit_code = kExitUsage;
   std::unique_ptr<net::Client> client = Connect(&exit_code);
   if (client == nullptr) return exit_code;
+  // The whole input is checked before anything is sent, against the
+  // limits this server gave in its Hello answer (a chain must fit in one
+  // of its requests).
+  absl::StatusOr<uint64_t> count =
+      ValidatePostFile(post_file_, &stdin_text, client->batch_transactions_max(), client->frame_bytes_max());
+  if (!count.ok()) return ReportError(Out(), count.status());
   return tools::RunPostFile(*client, Out(), post_file_, &stdin_text);
 }
 

@@ -20,20 +20,39 @@ using ledger::Kind;
 // ---------------------------------------------------------------------------
 // Batching.
 
+size_t WireBytesBound(const ledger::Transaction& tx) {
+  // The fixed part (vtable, scalars, the two ids, offsets, alignment) is
+  // under 200 bytes; each string adds its bytes, a length, a NUL and up to
+  // 3 bytes of padding. 320 and 8 leave room (measured: 96 bytes beyond
+  // the strings for an earn).
+  size_t n = 320;
+  for (const std::string* s : {&tx.program, &tx.member, &tx.member2, &tx.partner, &tx.currency, &tx.order_ref,
+                               &tx.reason, &tx.metadata}) {
+    n += s->size() + 8;
+  }
+  return n;
+}
+
 absl::Status ChainBatcher::Add(PostLine line, std::vector<std::vector<PostLine>>* ready) {
   const bool ends_chain = !line.tx.linked;
   const uint64_t line_number = line.line_number;
+  chain_bytes_ += WireBytesBound(line.tx);
   chain_.push_back(std::move(line));
+  const size_t room = bytes_max_ > kBatchFrameOverheadBytes ? bytes_max_ - kBatchFrameOverheadBytes : 0;
   if (chain_.size() > batch_max_) {
     return absl::InvalidArgumentError(
         StrCat("line ", line_number, ": a linked chain starting at line ", chain_.front().line_number,
-               " is longer than a batch (", batch_max_,
-               " transactions); a chain must fit in one request"));
+               " is longer than a batch (", batch_max_, " transactions); a chain must fit in one request"));
+  }
+  if (chain_bytes_ > room) {
+    return absl::InvalidArgumentError(
+        StrCat("line ", line_number, ": a linked chain starting at line ", chain_.front().line_number,
+               " is larger than a request can be (up to ", chain_bytes_, " bytes; the server takes ",
+               bytes_max_, "); a chain must fit in one request"));
   }
   if (!ends_chain) return absl::OkStatus();
-  if (batch_.size() + chain_.size() > batch_max_) Flush(ready);
-  for (PostLine& p : chain_) batch_.push_back(std::move(p));
-  chain_.clear();
+  if (batch_.size() + chain_.size() > batch_max_ || batch_bytes_ + chain_bytes_ > room) Flush(ready);
+  TakeChain();
   if (batch_.size() == batch_max_) Flush(ready);
   return absl::OkStatus();
 }
@@ -41,17 +60,25 @@ absl::Status ChainBatcher::Add(PostLine line, std::vector<std::vector<PostLine>>
 void ChainBatcher::Finish(std::vector<std::vector<PostLine>>* ready) {
   if (!chain_.empty()) {
     // An open chain at the end: sent as it is, the server says linked_chain_open.
-    if (batch_.size() + chain_.size() > batch_max_) Flush(ready);
-    for (PostLine& p : chain_) batch_.push_back(std::move(p));
-    chain_.clear();
+    const size_t room = bytes_max_ > kBatchFrameOverheadBytes ? bytes_max_ - kBatchFrameOverheadBytes : 0;
+    if (batch_.size() + chain_.size() > batch_max_ || batch_bytes_ + chain_bytes_ > room) Flush(ready);
+    TakeChain();
   }
   Flush(ready);
+}
+
+void ChainBatcher::TakeChain() {
+  for (PostLine& p : chain_) batch_.push_back(std::move(p));
+  batch_bytes_ += chain_bytes_;
+  chain_.clear();
+  chain_bytes_ = 0;
 }
 
 void ChainBatcher::Flush(std::vector<std::vector<PostLine>>* ready) {
   if (batch_.empty()) return;
   ready->push_back(std::move(batch_));
   batch_.clear();
+  batch_bytes_ = 0;
 }
 
 namespace {
@@ -157,7 +184,7 @@ absl::Status ReceiveOne(net::Client& client, std::deque<SentBatch>* window, Resu
 
 absl::Status SendAll(net::Client& client, LineSource& source, const PostFileOptions& options,
                      ResultPrinter* printer) {
-  ChainBatcher batcher(options.batch_max);
+  ChainBatcher batcher(options.batch_max, options.bytes_max);
   std::deque<SentBatch> window;
   std::vector<std::vector<PostLine>> ready;
   auto send_ready = [&]() -> absl::Status {
@@ -178,40 +205,43 @@ absl::Status SendAll(net::Client& client, LineSource& source, const PostFileOpti
     ready.clear();
     return absl::OkStatus();
   };
-  std::string_view line;
-  while (source.Next(&line)) {
-    if (IsBlankLine(line)) continue;
-    PL_ASSIGN_OR_RETURN(PostLine parsed, ParsePostLine(line, source.line_number()));
-    PL_RETURN_IF_ERROR(batcher.Add(std::move(parsed), &ready));
-    PL_RETURN_IF_ERROR(send_ready());
+  auto send_all = [&]() -> absl::Status {
+    std::string_view line;
+    while (source.Next(&line)) {
+      if (IsBlankLine(line)) continue;
+      PL_ASSIGN_OR_RETURN(PostLine parsed, ParsePostLine(line, source.line_number()));
+      PL_RETURN_IF_ERROR(batcher.Add(std::move(parsed), &ready));
+      PL_RETURN_IF_ERROR(send_ready());
+    }
+    batcher.Finish(&ready);
+    return send_ready();
+  };
+  const absl::Status sent = send_all();
+  // Answers to what was sent are printed even when sending stopped early:
+  // those transactions may be committed, and their lines must say so.
+  while (!window.empty()) {
+    const absl::Status received = ReceiveOne(client, &window, printer);
+    if (!received.ok()) return sent.ok() ? received : sent;
   }
-  batcher.Finish(&ready);
-  PL_RETURN_IF_ERROR(send_ready());
-  while (!window.empty()) PL_RETURN_IF_ERROR(ReceiveOne(client, &window, printer));
-  return absl::OkStatus();
+  return sent;
 }
 
 }  // namespace
 
 absl::StatusOr<uint64_t> ValidatePostFile(const std::string& path, const std::string* stdin_text,
-                                          size_t batch_max) {
+                                          size_t batch_max, size_t bytes_max) {
   PL_ASSIGN_OR_RETURN(std::unique_ptr<LineSource> source, LineSource::Open(path, stdin_text));
   uint64_t count = 0;
-  uint64_t chain_length = 0;
-  uint64_t chain_start = 0;
+  // The same batcher as the send, so that what passes here is sent.
+  ChainBatcher batcher(batch_max, bytes_max);
+  std::vector<std::vector<PostLine>> ready;
   std::string_view line;
   while (source->Next(&line)) {
     if (IsBlankLine(line)) continue;
-    PL_ASSIGN_OR_RETURN(const PostLine parsed, ParsePostLine(line, source->line_number()));
+    PL_ASSIGN_OR_RETURN(PostLine parsed, ParsePostLine(line, source->line_number()));
     ++count;
-    if (chain_length == 0) chain_start = parsed.line_number;
-    ++chain_length;
-    if (chain_length > batch_max) {
-      return absl::InvalidArgumentError(
-          StrCat("line ", parsed.line_number, ": a linked chain starting at line ", chain_start,
-                 " is longer than a batch (", batch_max, " transactions); a chain must fit in one request"));
-    }
-    if (!parsed.tx.linked) chain_length = 0;
+    PL_RETURN_IF_ERROR(batcher.Add(std::move(parsed), &ready));
+    ready.clear();
   }
   if (count == 0) {
     return absl::InvalidArgumentError(StrCat("--file ", path, ": no transactions (one JSON object a line)"));
@@ -225,8 +255,9 @@ int RunPostFile(net::Client& client, const Output& o, const std::string& path,
   if (!source.ok()) return ReportError(o, source.status());
   ResultPrinter printer(o);
   PostFileOptions effective = options;
-  // A server configured for smaller batches says so in its Hello answer.
+  // A server configured for smaller batches or frames says so in its Hello answer.
   effective.batch_max = std::min<size_t>(options.batch_max, client.batch_transactions_max());
+  effective.bytes_max = client.frame_bytes_max();
   const absl::Status sent = SendAll(client, **source, effective, &printer);
   std::fflush(o.out);
   if (!sent.ok()) {

@@ -89,9 +89,11 @@ class LedgerClient final : public net::Client {
   absl::StatusOr<ledger::AuditReport> Audit() override { return ledger_->Audit(); }
   const std::string& principal() const override { return principal_; }
   uint32_t batch_transactions_max() const override { return batch_max; }
+  uint32_t frame_bytes_max() const override { return frame_bytes; }
   size_t in_flight() const override { return answers_.size(); }
 
   uint32_t batch_max = 8190;
+  uint32_t frame_bytes = 4u << 20;
   size_t max_batch = 0;
   size_t max_in_flight = 0;
   uint64_t posts = 0;

@@ -169,6 +169,31 @@ TEST(OpsCheckpoints, TheConfiguredIntervalDecidesWhenTheStateIsCheckpointed) {
   }
 }
 
+// post --file cuts its batches to the frame size the server takes, which
+// it says in its Hello answer (found in review, session 16: a file of
+// small earns was refused whole by a server with 256 KiB frames, and one of
+// 8,190 long lines by any server).
+TEST(OpsPostFile, BatchesFitTheServersFrameLimit) {
+  if (!BinExists("pointledgerd") || !BinExists("pointledger")) GTEST_SKIP() << "binaries not built";
+  TempDir dir;
+  std::ofstream(dir.path() + "/config.toml") << "[limits]\nframe_bytes_max = 65536\n";
+  ServerProcess server(dir.path() + "/data", {"--config", dir.path() + "/config.toml"});
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::string text =
+      R"({"kind":"program_create","id":"p1","name":"acme","currency":"USD","point_value_micros":1,"expiry_days":0})"
+      "\n";
+  for (int i = 0; i < 2000; ++i) {
+    text += StrCat(R"({"kind":"earn","id":"e)", i, R"(","program":"acme","member":"m)", i % 50,
+                   R"(","points":1,"metadata":")", std::string(200, 'x'), "\"}\n");
+  }
+  const std::string path = dir.path() + "/big.jsonl";
+  std::ofstream(path) << text;
+  const RunResult posted = RunCli(server, {"post", "--file", path}, dir.path());
+  EXPECT_EQ(posted.exit_code, 0) << posted.err;
+  EXPECT_NE(posted.err.find("2001 transactions: 2001 ok (0 duplicates), 0 rejected"), std::string::npos)
+      << posted.err;
+}
+
 TEST_F(OpsE2E, MetricsEndpointServesTheSameFiguresAsStats) {
   ASSERT_GT(server_->metrics_port(), 0) << server_->log();
   ASSERT_EQ(Cli({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "5000", "--expiry-days",
