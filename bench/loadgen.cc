@@ -83,9 +83,11 @@ class Worker {
         rng_(nonce ^ (uint64_t{0x9e3779b97f4a7c15} * static_cast<uint64_t>(index + 1))) {
     const uint64_t n = static_cast<uint64_t>(o.connections);
     const uint64_t w = static_cast<uint64_t>(index);
-    // Members w, w+N, w+2N ... belong to this worker; with fewer members
-    // than connections, every worker uses all of them.
-    shared_members_ = o.members < n;
+    // Members w, w+N, w+2N ... belong to this worker; with fewer than two
+    // members a connection, every worker uses all of them (a worker with
+    // one member of its own could only send same_account transfers and
+    // referrals; found in review, session 16).
+    shared_members_ = o.members < 2 * n;
     local_members_ = shared_members_ ? o.members : (o.members - w + n - 1) / n;
     fresh_referee_ = rng_() % local_members_;
   }

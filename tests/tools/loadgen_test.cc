@@ -153,6 +153,23 @@ TEST_F(LoadGen, ASeedReplaysTheSameIds) {
   EXPECT_EQ(head->seq, 2001u);  // one program_create + 2000, once
 }
 
+// Transfers and referrals need two members: with fewer than two members a
+// connection, the connections share them all instead of some getting one.
+TEST_F(LoadGen, FewMembersAConnectionStillMakeTransfersAndReferrals) {
+  for (const auto& [connections, members] : {std::pair{2, 2}, std::pair{64, 100}}) {
+    LoadOptions o = Options();
+    o.connections = connections;
+    o.members = static_cast<uint64_t>(members);
+    o.count = 200 * static_cast<uint64_t>(connections);
+    o.batch = 10;
+    o.mix = *ParseMix("earn=1,transfer=1,referral=1");
+    absl::StatusOr<LoadReport> r = RunLoad(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->rejected_by_code.count("same_account"), 0u) << ReportText(*r);
+    EXPECT_GT(r->committed_by_kind["transfer"], 0u) << ReportText(*r);
+  }
+}
+
 TEST_F(LoadGen, DurationWithRateLimit) {
   LoadOptions o = Options();
   o.count = 0;
