@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -41,14 +42,20 @@ absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerC
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
                    ec);
+  // OpenSSL says only "asio.ssl error" for a file it cannot read: say
+  // which, and whether it is there at all.
+  auto file_error = [](std::string_view key, const std::string& path, std::string_view want,
+                       const ErrorCode& e) {
+    std::error_code exists_ec;
+    const bool there = std::filesystem::exists(path, exists_ec);
+    return absl::InvalidArgumentError(
+        there ? StrCat(key, " ", path, ": not ", want, " OpenSSL can read (", e.message(), ")")
+              : StrCat(key, " ", path, ": no such file"));
+  };
   if (!ec) tls->use_certificate_chain_file(config.tls_cert, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(StrCat("tls_cert ", config.tls_cert, ": ", ec.message()));
-  }
+  if (ec) return file_error("tls_cert", config.tls_cert, "a PEM certificate chain", ec);
   tls->use_private_key_file(config.tls_key, asio::ssl::context::pem, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(StrCat("tls_key ", config.tls_key, ": ", ec.message()));
-  }
+  if (ec) return file_error("tls_key", config.tls_key, "a PEM private key (unencrypted) for tls_cert", ec);
   return tls;
 }
 

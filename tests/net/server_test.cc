@@ -513,6 +513,17 @@ TEST(Server, RefusesToListenBeyondLoopbackWithoutKeys) {
                                      &log),
             0);
   EXPECT_NE(log.find("listen_backlog: unknown key"), std::string::npos) << log;
+
+  // TLS files: which one, and what is wrong with it (OpenSSL says only
+  // "asio.ssl error"; found in review, session 16).
+  testing::WriteFile(dir.Sub("not-a-cert.pem"), "hello\n");
+  for (const auto& [cert, want] :
+       {std::pair{dir.Sub("nope.pem"), ": no such file"},
+        std::pair{dir.Sub("not-a-cert.pem"), ": not a PEM certificate chain OpenSSL can read"}}) {
+    testing::WriteFile(dir.Sub("tls.toml"), StrCat("tls_cert = \"", cert, "\"\ntls_key = \"", cert, "\"\n"));
+    EXPECT_NE(ServerProcess::RunToExit({"--data", dir.Sub("data"), "--config", dir.Sub("tls.toml")}, &log), 0);
+    EXPECT_NE(log.find(StrCat("tls_cert ", cert, want)), std::string::npos) << log;
+  }
 }
 
 // Three keys: an admin, a poster limited to program acme, a reader.
