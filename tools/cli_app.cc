@@ -180,7 +180,8 @@ class Cli {
   // Connects; on failure prints why and sets *exit_code.
   std::unique_ptr<net::Client> Connect(int* exit_code);
   int ConnectFailed(const absl::Status& s);
-  int RefuseData(const char* command);
+  // `what` the command does instead of reading a directory.
+  int RefuseData(const char* command, const char* what = "posts through the server");
   // A clearer message than CLI11's for an unknown command or a value that is
   // not a number; nullopt: CLI11's own.
   std::optional<std::string> PlainParseError(const CLI::ParseError& e) const;
@@ -474,7 +475,7 @@ void Cli::AddOpsCommands() {
              "The server's counters: uptime, connections, commits, results by code, group-commit sizes, "
              "commit latency percentiles, LMDB map usage (read scope).",
              "pointledger stats --json", [this] {
-               if (!g_.data.empty()) return RefuseData("stats");
+               if (!g_.data.empty()) return RefuseData("stats", "asks the running server");
                int exit_code = kExitUsage;
                std::unique_ptr<net::Client> client = Connect(&exit_code);
                if (client == nullptr) return exit_code;
@@ -482,7 +483,7 @@ void Cli::AddOpsCommands() {
              });
   AddCommand("ping", "Health check: connect, authenticate and read the chain head. Exit 0 when healthy, 2 if not.",
              "pointledger ping --server 127.0.0.1:7600 --key-file var/admin.key", [this] {
-               if (!g_.data.empty()) return RefuseData("ping");
+               if (!g_.data.empty()) return RefuseData("ping", "asks the running server");
                const auto start = std::chrono::steady_clock::now();
                int exit_code = kExitUsage;
                std::unique_ptr<net::Client> client = Connect(&exit_code);
@@ -639,10 +640,7 @@ int Cli::ConnectFailed(const absl::Status& s) {
   return ReportError(Out(), s);
 }
 
-int Cli::RefuseData(const char* command) {
-  const std::string_view what = std::string_view(command) == "stats" || std::string_view(command) == "ping"
-                                    ? "asks the running server"
-                                    : "posts through the server";
+int Cli::RefuseData(const char* command, const char* what) {
   return ReportError(Out(), absl::InvalidArgumentError(StrCat(
                                 "--data works only for the read-only commands (", kReadOnlyCommands, "); `",
                                 command, "` ", what, ": drop --data and use --server HOST:PORT")));

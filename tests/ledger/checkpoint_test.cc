@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "tests/common/self_exec.h"
 #include "tests/ledger/ledger_fixture.h"
 
 namespace pointledger::ledger {
@@ -143,25 +144,12 @@ class CheckpointTest : public ::testing::Test {
   static std::string ReadInAnotherProcess(const std::string& dir) {
     int out[2];
     EXPECT_EQ(::pipe(out), 0);
-    const std::string dir_env = "PL_READER_DIR=" + dir;
-    const std::string fd_env = "PL_READER_FD=" + std::to_string(out[1]);
-    std::vector<char*> env;
-    for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
-    env.push_back(const_cast<char*>(dir_env.c_str()));
-    env.push_back(const_cast<char*>(fd_env.c_str()));
-    env.push_back(nullptr);
-    char exe[] = "/proc/self/exe";
-    char filter[] = "--gtest_filter=CheckpointTest.ReaderProcess";
-    char* args[] = {exe, filter, nullptr};
-    const pid_t child = ::fork();
+    const pid_t child = test::ExecThisTestAs(
+        "CheckpointTest.ReaderProcess",
+        {"PL_READER_DIR=" + dir, "PL_READER_FD=" + std::to_string(out[1])});
     if (child < 0) {
       ADD_FAILURE() << "fork: " << std::strerror(errno);
       return "";
-    }
-    if (child == 0) {
-      ::close(out[0]);
-      ::execve(exe, args, env.data());
-      ::_exit(127);
     }
     ::close(out[1]);
     std::string seen;

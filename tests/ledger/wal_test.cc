@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ledger/wal.h"
+#include "tests/common/self_exec.h"
 #include "tests/ledger/ledger_fixture.h"
 
 namespace pointledger::ledger {
@@ -187,6 +188,23 @@ TEST_F(WalTest, OpenSyncsTheSegmentsItRecoversFrom) {
   }
 }
 
+// A write-ahead log of `dir` with the smallest segments (16 KiB), so that
+// groups of a few KiB span several.
+absl::StatusOr<std::unique_ptr<Wal>> OpenSmallSegmentWal(const std::string& dir,
+                                                          Wal::Options o = {}) {
+  o.dir = dir;
+  o.segment_bytes_max = 16 << 10;
+  LogChunks none;
+  return Wal::Open(o, 0, &none);
+}
+
+// One group commit of `log` entries first..last, 1,000 bytes each.
+LogChunk GroupOf(uint64_t first, uint64_t last, char fill) {
+  LogChunk group;
+  for (uint64_t seq = first; seq <= last; ++seq) group.Add(Dbs().log, seq, std::string(1000, fill));
+  return group;
+}
+
 // A follower that reads while a group commit spans two segments (the
 // writer has filled one and moved to the next, whose part is not written
 // yet) still gets the group on its next read. It used to drop the group's
@@ -197,19 +215,15 @@ TEST_F(WalTest, AFollowerReadingBetweenTheTwoPartsOfAGroupStillGetsIt) {
   WalReader follower(wal_dir);
   int reads_between = 0;
   Wal::Options o;
-  o.dir = wal_dir;
-  o.segment_bytes_max = 16 << 10;  // the smallest: the group below spans several
   o.after_roll_in_group = [&] {
     absl::StatusOr<std::shared_ptr<const LogChunks>> between = follower.Read(0);
     ASSERT_TRUE(between.ok()) << between.status();
     EXPECT_TRUE((*between)->empty());  // nothing complete yet
     ++reads_between;
   };
-  LogChunks none;
-  absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &none);
+  absl::StatusOr<std::unique_ptr<Wal>> wal = OpenSmallSegmentWal(wal_dir, o);  // the group spans several
   ASSERT_TRUE(wal.ok()) << wal.status();
-  LogChunk group;
-  for (uint64_t seq = 1; seq <= 40; ++seq) group.Add(Dbs().log, seq, std::string(1000, 'g'));
+  const LogChunk group = GroupOf(1, 40, 'g');
   ASSERT_TRUE((*wal)->Append(group).ok());
   ASSERT_GE(reads_between, 1);
   absl::StatusOr<std::shared_ptr<const LogChunks>> after = follower.Read(0);
@@ -225,20 +239,8 @@ TEST_F(WalTest, AFollowerReadingBetweenTheTwoPartsOfAGroupStillGetsIt) {
 // group of seq 1-40 and before the next (exec'd at once after fork,
 // docs/testing.md).
 void KillAWriterInsideAGroup(const std::string& dir) {
-  const std::string env_dir = "PL_WAL_KILL_DIR=" + dir;
-  std::vector<char*> env;
-  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
-  env.push_back(const_cast<char*>(env_dir.c_str()));
-  env.push_back(nullptr);
-  char exe[] = "/proc/self/exe";
-  char filter[] = "--gtest_filter=WalTest.KilledInsideAGroupProcess";
-  char* args[] = {exe, filter, nullptr};
-  const pid_t child = ::fork();
+  const pid_t child = test::ExecThisTestAs("WalTest.KilledInsideAGroupProcess", {"PL_WAL_KILL_DIR=" + dir});
   ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) {
-    ::execve(exe, args, env.data());
-    ::_exit(127);
-  }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
@@ -251,15 +253,10 @@ TEST_F(WalTest, KilledInsideAGroupProcess) {
   const char* dir = std::getenv("PL_WAL_KILL_DIR");
   if (dir == nullptr) GTEST_SKIP() << "the writer process of AFollowerDoesNotRereadGroupsAfterAGroupThatNeverGoesOn";
   Wal::Options o;
-  o.dir = dir;
-  o.segment_bytes_max = 16 << 10;
   o.after_roll_in_group = [] { ::_exit(0); };
-  LogChunks none;
-  absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &none);
+  absl::StatusOr<std::unique_ptr<Wal>> wal = OpenSmallSegmentWal(dir, o);
   ASSERT_TRUE(wal.ok()) << wal.status();
-  LogChunk group;
-  for (uint64_t seq = 1; seq <= 40; ++seq) group.Add(Dbs().log, seq, std::string(1000, 'g'));
-  (void)(*wal)->Append(group);
+  (void)(*wal)->Append(GroupOf(1, 40, 'g'));
   FAIL() << "the group did not span segments";
 }
 
@@ -277,17 +274,9 @@ TEST_F(WalTest, AFollowerDoesNotRereadGroupsAfterAGroupThatNeverGoesOn) {
   // a segment 9 made by a writer elsewhere (frames name their segment).
   const std::string elsewhere = dir_ + "/elsewhere";
   {
-    Wal::Options o;
-    o.dir = elsewhere;
-    o.segment_bytes_max = 16 << 10;
-    LogChunks none;
-    absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &none);
+    absl::StatusOr<std::unique_ptr<Wal>> wal = OpenSmallSegmentWal(elsewhere);
     ASSERT_TRUE(wal.ok()) << wal.status();
-    for (uint64_t seq = 1; seq <= 200; ++seq) {
-      LogChunk one;
-      one.Add(Dbs().log, seq, std::string(1000, 'h'));
-      ASSERT_TRUE((*wal)->Append(one).ok());
-    }
+    for (uint64_t seq = 1; seq <= 200; ++seq) ASSERT_TRUE((*wal)->Append(GroupOf(seq, seq, 'h')).ok());
   }
   const fs::path nine = fs::path(elsewhere) / "0000000000000009.wal";
   ASSERT_TRUE(fs::exists(nine));
@@ -328,15 +317,9 @@ TEST_F(WalTest, PartsOfGroupsInSegmentsThatDoNotFollowAreNeverJoined) {
   ASSERT_NO_FATAL_FAILURE(KillAWriterInsideAGroup(crashed));  // seq 1-40: a start in segment 1
   const std::string elsewhere = dir_ + "/elsewhere";
   {
-    Wal::Options o;
-    o.dir = elsewhere;
-    o.segment_bytes_max = 16 << 10;
-    LogChunks none;
-    absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &none);
+    absl::StatusOr<std::unique_ptr<Wal>> wal = OpenSmallSegmentWal(elsewhere);
     ASSERT_TRUE(wal.ok()) << wal.status();
-    LogChunk group;  // seq 1-40 again: segments 1, 2 and 3
-    for (uint64_t seq = 1; seq <= 40; ++seq) group.Add(Dbs().log, seq, std::string(1000, 'h'));
-    ASSERT_TRUE((*wal)->Append(group).ok());
+    ASSERT_TRUE((*wal)->Append(GroupOf(1, 40, 'h')).ok());  // seq 1-40 again: segments 1, 2 and 3
   }
   fs::remove(fs::path(crashed) / "0000000000000002.wal");
   fs::copy_file(fs::path(elsewhere) / "0000000000000003.wal", fs::path(crashed) / "0000000000000003.wal",

@@ -53,6 +53,18 @@ void PostEarns(Client& client, int n, int members) {
   ASSERT_EQ(MustPost(client, std::move(batch)).size(), static_cast<size_t>(n));
 }
 
+// Authenticates a raw connection with the admin key (request id 0).
+void RawHello(testing::RawSocket& raw, const ServerProcess& server, const char* client_name) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const std::string key = server.admin_key();
+  const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), client_name);
+  FinishRequest(fbb, 0, wire::RequestBody::Hello, hello.Union());
+  ASSERT_TRUE(raw.Send(fbb));
+  auto answer = raw.ReadResponse();
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_EQ(answer->response->error(), wire::ConnError::none);
+}
+
 uint64_t HeadSeq(Client& client) {
   absl::StatusOr<ledger::ChainHead> head = client.GetHead();
   EXPECT_TRUE(head.ok()) << head.status();
@@ -199,16 +211,7 @@ TEST(Server, PipelinedBigReadsTakeTurnsWithOtherConnections) {
   ASSERT_EQ(MustPost(*good, std::move(history)).size(), 1000u);
 
   testing::RawSocket greedy(server->port());
-  {
-    flatbuffers::FlatBufferBuilder fbb;
-    const std::string key = server->admin_key();
-    const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), "greedy");
-    FinishRequest(fbb, 0, wire::RequestBody::Hello, hello.Union());
-    ASSERT_TRUE(greedy.Send(fbb));
-    auto answer = greedy.ReadResponse();
-    ASSERT_TRUE(answer.has_value());
-    ASSERT_EQ(answer->response->error(), wire::ConnError::none);
-  }
+  ASSERT_NO_FATAL_FAILURE(RawHello(greedy, *server, "greedy"));
   constexpr int kPages = 64;  // inflight_requests_max
   std::vector<uint8_t> burst;
   for (int i = 1; i <= kPages; ++i) {
@@ -324,16 +327,7 @@ TEST(Server, AReadParkedBehindABatchIsAnsweredWhileAReportRuns) {
   ASSERT_NO_FATAL_FAILURE(PostEarns(*client, 4000, 1000));
 
   testing::RawSocket raw(server->port());
-  {
-    flatbuffers::FlatBufferBuilder fbb;
-    const std::string key = server->admin_key();
-    const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), "parked");
-    FinishRequest(fbb, 0, wire::RequestBody::Hello, hello.Union());
-    ASSERT_TRUE(raw.Send(fbb));
-    auto answer = raw.ReadResponse();
-    ASSERT_TRUE(answer.has_value());
-    ASSERT_EQ(answer->response->error(), wire::ConnError::none);
-  }
+  ASSERT_NO_FATAL_FAILURE(RawHello(raw, *server, "parked"));
   // One write: an audit, an earn, then a balance read behind the earn.
   std::vector<uint8_t> burst;
   auto append = [&burst](const flatbuffers::FlatBufferBuilder& fbb) {
