@@ -54,17 +54,30 @@ class ConnectionImpl final : public Connection,
 
   void StartRefused(std::string message) override {
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), m = std::move(message)] {
-      if constexpr (kIsTls<Stream>) {
-        self->Close(m);  // no handshake for a connection we cannot serve
-        return;
-      }
       // A refused connection only answers server_busy and discards input
       // while it lingers: small buffers, since nothing bounds how many are
       // refused (connections_max bounds the served ones).
       self->in_.resize(kRefusedReadBufferBytes);
       self->slots_.resize(1);
-      self->state_ = State::kOpen;
       self->ArmTimer(SteadyClock::now() + std::chrono::seconds(self->limits_.idle_timeout_s));
+      if constexpr (kIsTls<Stream>) {
+        // The handshake first, or the client could not read why. Its cost
+        // is bounded like the rest of a refusal: the server refuses at most
+        // kRefusedConnectionsMax at once, each within idle_timeout_s.
+        self->state_ = State::kHandshake;
+        self->stream_.async_handshake(
+            asio::ssl::stream_base::server, [self, m](const ErrorCode& ec) {
+              if (self->state_ == State::kClosed) return;
+              if (ec) {
+                self->Close(StrCat("TLS handshake failed: ", ec.message(), " (refusing: ", m, ")"));
+                return;
+              }
+              self->state_ = State::kOpen;
+              self->Refuse(0, wire::ConnError::server_busy, m);
+            });
+        return;
+      }
+      self->state_ = State::kOpen;
       self->Refuse(0, wire::ConnError::server_busy, m);
     });
   }

@@ -812,18 +812,25 @@ TEST(Server, SweepExpiresLotsAndTimesOutHolds) {
   EXPECT_TRUE(server->WaitForLog("lots expired", std::chrono::seconds(1)));
 }
 
+// A self-signed certificate for localhost in dir: cert.pem and key.pem.
+bool MakeLocalhostCert(const TempDir& dir) {
+  return std::system(StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+                            " -nodes -keyout ", dir.Sub("key.pem"), " -out ", dir.Sub("cert.pem"),
+                            " -days 1 -subj /CN=localhost"
+                            " -addext subjectAltName=DNS:localhost >/dev/null 2>&1")
+                         .c_str()) == 0;
+}
+
+std::string TlsConfig(const TempDir& dir) {
+  return StrCat("tls_cert = \"", dir.Sub("cert.pem"), "\"\ntls_key = \"", dir.Sub("key.pem"), "\"\n");
+}
+
 TEST(Server, Tls) {
   TempDir dir;
   if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl";
-  const std::string cert = dir.Sub("cert.pem"), key = dir.Sub("key.pem");
-  ASSERT_EQ(std::system(StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
-                               " -nodes -keyout ", key, " -out ", cert,
-                               " -days 1 -subj /CN=localhost"
-                               " -addext subjectAltName=DNS:localhost >/dev/null 2>&1")
-                            .c_str()),
-            0);
-  auto server =
-      StartWithConfig(dir, StrCat("tls_cert = \"", cert, "\"\ntls_key = \"", key, "\"\n"));
+  ASSERT_TRUE(MakeLocalhostCert(dir));
+  const std::string cert = dir.Sub("cert.pem");
+  auto server = StartWithConfig(dir, TlsConfig(dir));
   ASSERT_NE(server, nullptr);
   EXPECT_NE(server->log().find(", TLS"), std::string::npos) << server->log();
 
@@ -849,6 +856,27 @@ TEST(Server, Tls) {
   untrusted.reconnect_attempts = 0;
   EXPECT_FALSE(Client::Connect(untrusted).ok());
   EXPECT_EQ(HeadSeq(**client), 2u);
+}
+
+// Over connections_max, a TLS client is told why too: the server completes
+// the handshake before it answers server_busy.
+TEST(Server, TlsConnectionsOverTheLimitGetServerBusy) {
+  TempDir dir;
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl";
+  ASSERT_TRUE(MakeLocalhostCert(dir));
+  auto server = StartWithConfig(dir, TlsConfig(dir) + "[limits]\nconnections_max = 1\n");
+  ASSERT_NE(server, nullptr);
+  ClientOptions o = server->Options(server->admin_key());
+  o.host = "localhost";
+  o.tls = true;
+  o.tls_ca_file = dir.Sub("cert.pem");
+  o.reconnect_attempts = 0;
+  absl::StatusOr<std::unique_ptr<Client>> first = Client::Connect(o);
+  ASSERT_TRUE(first.ok()) << first.status() << server->log();
+  absl::StatusOr<std::unique_ptr<Client>> second = Client::Connect(o);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+  EXPECT_NE(second.status().message().find("server_busy"), std::string::npos) << second.status();
+  EXPECT_EQ(HeadSeq(**first), 0u);
 }
 
 // A full LMDB map refuses the batch with server_busy and a log line; what
