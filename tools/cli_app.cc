@@ -38,6 +38,10 @@ namespace {
 
 // `source` names where the path came from, for the message.
 absl::StatusOr<std::string> ReadKeyFile(const std::string& path, std::string_view source) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(StrCat(source, " ", path, " is a directory, not a key file"));
+  }
   std::ifstream in(path);
   if (!in) {
     return absl::InvalidArgumentError(StrCat(source, " ", path, ": cannot read it (", std::strerror(errno), ")"));
@@ -46,7 +50,18 @@ absl::StatusOr<std::string> ReadKeyFile(const std::string& path, std::string_vie
   buf << in.rdbuf();
   std::string key = buf.str();
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+  if (key.empty()) return absl::InvalidArgumentError(StrCat(source, " ", path, " is empty"));
   return key;
+}
+
+// CLI11 reads "-1" into an unsigned option as 2^64 - 1: a negative seq,
+// limit or count would silently mean "everything".
+CLI::Validator NonNegative() {
+  return CLI::Validator(
+      [](std::string& text) {
+        return text.starts_with('-') ? std::string("must be a non-negative integer") : std::string();
+      },
+      "", "non-negative");
 }
 
 }  // namespace
@@ -357,8 +372,12 @@ void Cli::AddReadCommands() {
       }); });
   history->add_option("--program", read_.program, "program name")->required();
   history->add_option("--member", read_.member, "the member's key")->required();
-  history->add_option("--limit", read_.limit, "at most this many entries (1 to 1000)")->capture_default_str();
-  history->add_option("--before", read_.before, "only entries with seq below SEQ (the next page)")->type_name("SEQ");
+  history->add_option("--limit", read_.limit, "at most this many entries (1 to 1000)")
+      ->capture_default_str()
+      ->check(NonNegative());
+  history->add_option("--before", read_.before, "only entries with seq below SEQ (the next page)")
+      ->type_name("SEQ")
+      ->check(NonNegative());
 
   CLI::App* tx = AddCommand("tx get", "One stored transaction: its fields, result, postings and hash.",
                             "pointledger tx get --program acme --id order-1001",
@@ -427,7 +446,8 @@ void Cli::AddFinanceCommands() {
       ->type_name("FILE");
   external->add_option("--memory-rows", finance_.external.memory_rows,
                        "rows per side held in memory before spilling to a temporary file")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(NonNegative());
   external->add_flag("--mismatches-only", finance_.external.mismatches_only,
                      "--json: leave out the matched rows");
 
@@ -449,9 +469,10 @@ void Cli::AddFinanceCommands() {
           return RunAuditExport(r, Out(), finance_.from_seq, finance_.to_seq, finance_.format);
         }, true);
       });
-  exp->add_option("--from-seq", finance_.from_seq, "first seq")->capture_default_str();
+  exp->add_option("--from-seq", finance_.from_seq, "first seq")->capture_default_str()->check(NonNegative());
   exp->add_option("--to-seq", finance_.to_seq, "last seq (default: the head when the export starts)")
-      ->type_name("N");
+      ->type_name("N")
+      ->check(NonNegative());
   exp->add_option("--format", finance_.format, "jsonl or csv")->required()->check(CLI::IsMember({"jsonl", "csv"}));
 }
 
@@ -504,24 +525,36 @@ void Cli::AddLoad() {
       [this] { return RunLoadCommand(); });
   load->add_option("--connections", load_.connections, "connections")->capture_default_str();
   load->add_option("--threads", load_.threads,
-                   "threads driving the connections, each its share in rounds (default: 4; with --rate, "
-                   "one per connection)")
+                   "threads driving the connections, each its share in rounds (default or 0: 4; with "
+                   "--rate, one per connection)")
       ->type_name("T");
   load->add_option("--batch", load_.batch, "transactions per request (1 to 8190)")->capture_default_str();
   load->add_option("--in-flight", load_.in_flight, "requests pipelined per connection")->capture_default_str();
-  CLI::Option* duration = load->add_option("--duration", load_.duration, "run this long: 30s, 2m (default 10s)");
-  CLI::Option* count = load->add_option("--count", load_.count, "post exactly N transactions")->type_name("N");
+  CLI::Option* duration =
+      load->add_option("--duration", load_.duration, "run this long: 30s, 2m, 500ms; no unit = seconds (default 10s)");
+  CLI::Option* count = load->add_option("--count", load_.count, "post exactly N transactions (N >= 1)")
+                           ->type_name("N")
+                           ->check(NonNegative())
+                           ->check(CLI::Validator(
+                               [](std::string& text) {
+                                 return text.find_first_not_of("+0") == std::string::npos
+                                            ? std::string("must be at least 1 (or use --duration)")
+                                            : std::string();
+                               },
+                               "", "positive"));
   duration->excludes(count);
   count->excludes(duration);
   load->add_option("--mix", load_.mix, "kind weights: earn, redeem, referral, transfer")->capture_default_str();
-  load->add_option("--members", load_.members, "member population")->capture_default_str();
-  load->add_option("--rate", load_.rate, "target transactions per second, all connections (default: unlimited)")
+  load->add_option("--members", load_.members, "member population")->capture_default_str()->check(NonNegative());
+  load->add_option("--rate", load_.rate,
+                   "target transactions per second, all connections (default or 0: unlimited)")
       ->type_name("TX_PER_S");
   load->add_option("--program", load_.program, "program to load")->capture_default_str();
   load->add_option("--seed", load_.seed,
                    "replay a run: the same seed and options send the same ids (decided ones come back as "
                    "duplicates); default random, printed in the report")
-      ->type_name("N");
+      ->type_name("N")
+      ->check(NonNegative());
   load->add_option("--ack-log", load_.ack_log,
                    "append '<id hex> <seq> <code>' for every transaction the server answered with a seq")
       ->type_name("FILE");
@@ -551,6 +584,13 @@ int Cli::Run(int argc, char** argv) {
 }
 
 std::optional<std::string> Cli::PlainParseError(const CLI::ParseError& e) const {
+  // CLI11 checks required options before unknown ones: `--poinst 1` would
+  // be reported as "--points is required", never naming the typo.
+  for (const std::string& extra : app_.remaining(/*recurse=*/true)) {
+    if (extra.size() > 1 && extra.starts_with('-') && !std::isdigit(static_cast<unsigned char>(extra[1]))) {
+      return StrCat("unknown option '", extra.substr(0, extra.find('=')), "'");
+    }
+  }
   // A word where a command belongs: CLI11 says only that a subcommand is
   // required. The first word that is neither an option nor an option's
   // value names the command (or its group, then the next word does).
@@ -580,6 +620,8 @@ std::optional<std::string> Cli::PlainParseError(const CLI::ParseError& e) const 
       }
     }
   }
+  // "--limit: must be a non-negative integer" (NonNegative and the like).
+  if (dynamic_cast<const CLI::ValidationError*>(&e) != nullptr) return std::string(e.what());
   // "Could not convert: --limit = abc" becomes "--limit: 'abc' is not a
   // number", in the shape of the transaction flags' errors (cli_fields.cc).
   if (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr) {
@@ -796,10 +838,6 @@ int Cli::RunAuditVerifyCommand() {
 int Cli::RunLoadCommand() {
   if (!g_.data.empty()) return RefuseData("load");
   bench::LoadOptions o;
-  absl::StatusOr<net::ClientOptions> client = ClientOptions();
-  if (!client.ok()) return ReportError(Out(), client.status());
-  o.client = *client;
-  o.connect = [options = o.client]() { return net::Client::Connect(options); };
   o.connections = load_.connections;
   o.batch = load_.batch;
   o.in_flight = load_.in_flight;
@@ -819,6 +857,10 @@ int Cli::RunLoadCommand() {
   o.program = load_.program;
   o.seed = load_.seed;
   o.ack_log = load_.ack_log;
+  absl::StatusOr<net::ClientOptions> client = ClientOptions();  // after the flags: usage errors first
+  if (!client.ok()) return ReportError(Out(), client.status());
+  o.client = *client;
+  o.connect = [options = o.client]() { return net::Client::Connect(options); };
   const bool tty = isatty(STDERR_FILENO) == 1;
   if (tty) {
     o.on_progress = [](const bench::Progress& p) {

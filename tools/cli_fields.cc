@@ -257,7 +257,7 @@ absl::StatusOr<FieldValue> ParseFieldText(const FieldSpec& f, std::string_view t
       else if (text != "false" && text != "0") return FieldError(f, text, "true or false");
       return v;
     case FieldType::kUint:
-      if (!ParseInteger(text, &v.u)) return FieldError(f, text, "a non-negative integer");
+      if (!ParseInteger(text, &v.u)) return FieldError(f, text, "an integer from 0 to 18446744073709551615");
       return v;
     case FieldType::kUint32: {
       uint32_t u32 = 0;

@@ -219,19 +219,42 @@ std::string_view CodeHint(Code code) {
   return "";
 }
 
+// The engine names a differing field as the wire schema does (member2,
+// time_ns ...); a command-line user knows it by the kind's flag.
+std::string_view ConflictFieldName(Kind kind, std::string_view field) {
+  const bool referral = kind == Kind::kReferral, transfer = kind == Kind::kTransfer;
+  if (field == "member") return referral ? "referrer" : transfer ? "from" : field;
+  if (field == "member2") return referral ? "referee" : transfer ? "to" : field;
+  if (field == "points" && referral) return "referrer_points";
+  if (field == "points2") return referral ? "referee_points" : field;
+  if (field == "ref") return kind == Kind::kReverse ? "original" : "hold";
+  if (field == "timeout_s") return "timeout";
+  if (field == "time_ns") {
+    switch (kind) {
+      case Kind::kEarn: return "expires_at";
+      case Kind::kPartnerPrice: return "effective_from";
+      case Kind::kSettle: return "to";
+      default: return field;
+    }
+  }
+  if (field == "program" && kind == Kind::kProgramCreate) return "name";
+  return field;
+}
+
 std::string ResultJson(std::string_view key, Kind kind, const ledger::Result& r) {
   Json j;
   j["id"] = std::string(key);
   j["status"] = std::string(ledger::CodeName(r.code));
-  // Exactly SPEC §8: a rejection is {"id","status"}, a recorded one too (the
-  // text form shows its seq; `tx get` has the whole record).
-  if (r.code == Code::kOk) {
+  // SPEC §8: a rejection is {"id","status"}. A retried recorded rejection
+  // also says it is one, with the original seq and time (SPEC §3), so a
+  // script can tell "rejected now" from "was rejected before".
+  if (r.code == Code::kOk || r.duplicate) {
     j["duplicate"] = r.duplicate;
     j["seq"] = r.seq;
     j["timestamp"] = FormatTime(r.timestamp_ns);
-    if (ReportsPoints(kind)) j["points"] = r.points;
   }
-  if (r.code == Code::kIdConflict) j["conflict_field"] = r.conflict_field;
+  if (r.code == Code::kOk && ReportsPoints(kind)) j["points"] = r.points;
+  if (r.code == Code::kIdConflict) j["conflict_field"] = std::string(ConflictFieldName(kind, r.conflict_field));
   return Dump(j);
 }
 
@@ -243,7 +266,7 @@ std::string ResultText(std::string_view key, Kind kind, const ledger::Result& r)
     return line;
   }
   std::string line = StrCat(key, "  rejected: ", ledger::CodeName(r.code));
-  if (r.code == Code::kIdConflict) line += StrCat(" (field ", r.conflict_field, ")");
+  if (r.code == Code::kIdConflict) line += StrCat(" (field ", ConflictFieldName(kind, r.conflict_field), ")");
   if (r.seq != 0) line += StrCat(r.duplicate ? " (duplicate)" : "", "  seq ", r.seq);
   return StrCat(line, " - ", CodeHint(r.code));
 }

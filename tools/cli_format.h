@@ -23,9 +23,11 @@ inline constexpr int kExitUsage = 2;     // usage, connection or authentication 
 inline bool Committed(const ledger::Result& r) { return r.code == ledger::Code::kOk; }
 
 // {"id":"order-1001","status":"ok","duplicate":false,"seq":42,"timestamp":"..."}
-// or {"id":"reward-77","status":"insufficient_points"}; "points" is added
-// for an ok reverse, capture or account_close, "conflict_field" for
-// id_conflict. `key` is the --id KEY as given (or the hex id).
+// or {"id":"reward-77","status":"insufficient_points"} (a retried recorded
+// rejection adds "duplicate":true, "seq" and "timestamp"); "points" is
+// added for an ok reverse, capture or account_close, "conflict_field" (by
+// its command-line name: "to", "expires_at" ...) for id_conflict. `key` is
+// the --id KEY as given (or the hex id).
 std::string ResultJson(std::string_view key, ledger::Kind kind, const ledger::Result& r);
 // "order-1001  ok  seq 42  2026-11-22T10:00:00.123456789Z"
 // "reward-77  rejected: insufficient_points (the member has fewer available points than asked)"

@@ -175,7 +175,7 @@ absl::StatusOr<int64_t> ParseDuration(std::string_view text) {
   else if (unit == "h") scale = 3600 * kNanosPerSecond;
   if (pos == 0 || scale == 0 || value > std::numeric_limits<int64_t>::max() / scale) {
     return absl::InvalidArgumentError(
-        StrCat("invalid duration '", text, "' (expected a number and a unit: 30s, 2m, 500ms, 1h)"));
+        StrCat("invalid duration '", text, "' (expected a number and a unit: 30s, 2m, 500ms, 1h; no unit means seconds)"));
   }
   return value * scale;
 }

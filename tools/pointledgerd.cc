@@ -86,7 +86,12 @@ int main(int argc, char** argv) {
                  "Serve Prometheus metrics on HOST:PORT at /metrics (overrides metrics_listen)");
   app.add_option("--config", flags.config,
                  "TOML config file: keys, limits, TLS (docs/operations.md)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help, or the error
+    return rc == 0 ? 0 : 2;      // a usage error: 2, like pointledger's
+  }
   if (flags.data.empty() && flags.config.empty()) {
     std::fprintf(stderr, "pointledgerd: --data DIR is required (see --help)\n");
     return 2;

@@ -225,7 +225,7 @@ TEST(FieldText, ParsesFlagValues) {
   ASSERT_NE(delta, nullptr);
   EXPECT_EQ(ParseFieldText(*points, "120")->u, 120u);
   EXPECT_EQ(ParseFieldText(*delta, "-20")->i, -20);
-  EXPECT_EQ(ParseFieldText(*points, "x").status().message(), "--points: 'x' is not a non-negative integer");
+  EXPECT_EQ(ParseFieldText(*points, "x").status().message(), "--points: 'x' is not an integer from 0 to 18446744073709551615");
   EXPECT_FALSE(ParseFieldText(*points, "-1").ok());
   EXPECT_FALSE(ParseFieldText(*points, "").ok());
   EXPECT_EQ(FlagName("referrer_points"), "--referrer-points");

@@ -256,14 +256,17 @@ TEST(CliFormat, ResultJsonIsExactlyTheSpecShape) {
   rejected.code = Code::kInsufficientPoints;
   EXPECT_EQ(ResultJson("reward-77", Kind::kRedeem, rejected), R"({"id":"reward-77","status":"insufficient_points"})");
   // A recorded rejection (it took the id, SPEC §3) is SPEC §8's shape in
-  // JSON too; the text form shows its seq and whether this answer replays it.
+  // JSON when it is decided; its retry says it is a duplicate, with the
+  // original seq and time (SPEC §3). The text form shows both.
   ledger::Result recorded = rejected;
   recorded.seq = 43;
   recorded.timestamp_ns = ok.timestamp_ns;
-  recorded.duplicate = true;
   recorded.points = 7;  // never shown for a rejection
   EXPECT_EQ(ResultJson("reward-78", Kind::kReverse, recorded),
             R"({"id":"reward-78","status":"insufficient_points"})");
+  recorded.duplicate = true;
+  EXPECT_EQ(ResultJson("reward-78", Kind::kReverse, recorded),
+            R"({"id":"reward-78","status":"insufficient_points","duplicate":true,"seq":43,"timestamp":"2026-11-22T10:00:00.123456789Z"})");
   EXPECT_EQ(ResultText("reward-78", Kind::kRedeem, recorded),
             "reward-78  rejected: insufficient_points (duplicate)  seq 43 - the member has fewer available "
             "points than asked");
@@ -271,6 +274,17 @@ TEST(CliFormat, ResultJsonIsExactlyTheSpecShape) {
   conflict.code = Code::kIdConflict;
   conflict.conflict_field = "points";
   EXPECT_EQ(ResultJson("x", Kind::kEarn, conflict), R"({"id":"x","status":"id_conflict","conflict_field":"points"})");
+  // The differing field by the name the command line knows it by.
+  conflict.conflict_field = "member2";
+  EXPECT_EQ(ResultJson("x", Kind::kTransfer, conflict), R"({"id":"x","status":"id_conflict","conflict_field":"to"})");
+  EXPECT_EQ(ResultText("x", Kind::kReferral, conflict).substr(0, 40), "x  rejected: id_conflict (field referee)");
+  conflict.conflict_field = "time_ns";
+  EXPECT_EQ(ResultJson("x", Kind::kEarn, conflict),
+            R"({"id":"x","status":"id_conflict","conflict_field":"expires_at"})");
+  conflict.conflict_field = "ref";
+  EXPECT_EQ(ResultJson("x", Kind::kCapture, conflict), R"({"id":"x","status":"id_conflict","conflict_field":"hold"})");
+  EXPECT_EQ(ResultJson("x", Kind::kReverse, conflict),
+            R"({"id":"x","status":"id_conflict","conflict_field":"original"})");
   // Invalid UTF-8 in a key is replaced, never thrown.
   EXPECT_EQ(ResultJson("a\xff", Kind::kEarn, rejected), "{\"id\":\"a\xEF\xBF\xBD\",\"status\":\"insufficient_points\"}");
   EXPECT_EQ(ResultText("reward-77", Kind::kRedeem, rejected),

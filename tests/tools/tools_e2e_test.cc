@@ -348,6 +348,23 @@ TEST_F(CliE2E, UsageErrorsSayWhatIsWrong) {
   expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--points", "1", "--id", ""}), 2,
                "--id: the key is empty");
   expect_error(Cli({"load", "--duration", "0s"}), 2, "--duration must be more than 0");
+  // A zero or negative count is a mistake, not "the default" or "everything"
+  // (found in review, session 17: `load --count 0` ran for 10 s).
+  expect_error(Cli({"load", "--count", "0"}), 2, "error: --count: must be at least 1");
+  expect_error(Cli({"history", "--program", "acme", "--member", "a", "--limit", "-1"}), 2,
+               "error: --limit: must be a non-negative integer");
+  expect_error(Cli({"audit", "export", "--format", "csv", "--from-seq", "-1"}), 2,
+               "error: --from-seq: must be a non-negative integer");
+  expect_error(Cli({"reconcile", "external", "--program", "acme", "--csv", "x.csv", "--memory-rows", "-1"}), 2,
+               "error: --memory-rows: must be a non-negative integer");
+  // A mistyped option is named, not reported as the required one missing.
+  expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--poinst", "1", "--id", "k"}), 2,
+               "error: unknown option '--poinst'");
+  expect_error(Bare({"--bogus", "balance"}), 2, "error: unknown option '--bogus'");
+  expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--points", "18446744073709551616", "--id", "k"}),
+               2, "'18446744073709551616' is not an integer from 0 to 18446744073709551615");
+  expect_error(Bare({"audit", "head", "--server", "127.0.0.1:1", "--key-file", dir_->path()}), 2,
+               "is a directory, not a key file");
   expect_error(Cli({"settle", "statement", "--program", "acme", "--partner", "p", "--from",
                     "2027-01-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"}),
                2, "--from is after --to");
