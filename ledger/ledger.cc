@@ -1157,6 +1157,10 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path to(to_dir);
+  if (fs::exists(to, ec) && !fs::is_directory(to, ec)) {
+    return absl::FailedPreconditionError(
+        StrCat(to_dir, " exists and is not a directory: a backup goes into a new directory"));
+  }
   if (fs::exists(to, ec) && !fs::is_empty(to, ec)) {
     return absl::FailedPreconditionError(
         StrCat(to_dir, " exists and is not empty: a backup goes into a new directory"));

@@ -68,6 +68,9 @@ absl::Status CodeStatus(wire::Code code) {
   if (code == wire::Code::permission_denied) {
     return absl::PermissionDeniedError("permission_denied");
   }
+  if (code == wire::Code::overflow) {
+    return absl::OutOfRangeError("overflow: a total of the report exceeds 2^63 - 1");
+  }
   if (static_cast<int>(code) > ledger::kCodeMax) {
     return absl::DataLossError("the server answered an unknown code");
   }
@@ -610,7 +613,9 @@ class ClientImpl final : public Client {
         const uint32_t length = DecodeFrameLength(in_.data() + in_begin_);
         if (length > kResponseBytesMax) {
           CloseTransport();
-          return absl::DataLossError(StrCat("the server sent a frame of ", length, " bytes"));
+          return absl::DataLossError(StrCat("the server sent a frame of ", length, " bytes (more than ",
+                                            kResponseBytesMax, "): is ", options_.host, ":",
+                                            options_.port, " a pointledgerd?"));
         }
         const size_t frame_bytes = kFrameHeaderBytes + length;
         if (available >= frame_bytes) {
@@ -624,7 +629,8 @@ class ClientImpl final : public Client {
           if (!r.ok()) {
             CloseTransport();
             return absl::DataLossError(StrCat("bad answer from the server: ",
-                                              std::string(r.status().message())));
+                                              std::string(r.status().message()), " (is ", options_.host,
+                                              ":", options_.port, " a pointledgerd?)"));
           }
           return r;
         }

@@ -219,8 +219,15 @@ absl::StatusOr<Service::Offset> Service::Statement(const wire::StatementQuery& q
     absl::StatusOr<ledger::Statement> s = ledger_->SettlementStatement(
         View(q.program()), View(q.partner()), q.from_ns(), q.to_ns());
     if (s.ok()) return StatementToWire(*fbb, *s).Union();
-    if (s.status().code() != absl::StatusCode::kNotFound) return s.status();
-    code = wire::Code::partner_not_found;  // the program exists: checked above
+    // Totals past 2^63 - 1: the report cannot be given, and a retry would
+    // not help (not server_busy).
+    if (absl::IsOutOfRange(s.status())) {
+      code = wire::Code::overflow;
+    } else if (absl::IsNotFound(s.status())) {
+      code = wire::Code::partner_not_found;  // the program exists: checked above
+    } else {
+      return s.status();
+    }
   }
   wire::StatementBuilder b(*fbb);
   b.add_code(code);
@@ -338,8 +345,13 @@ absl::StatusOr<Service::Offset> Service::Liability(const wire::LiabilityQuery& q
     absl::StatusOr<ledger::Liability> l =
         ledger_->LiabilityReport(View(q.program()), q.from_ns(), q.to_ns(), q.as_of_ns());
     if (l.ok()) return LiabilityToWire(*fbb, *l).Union();
-    if (!absl::IsNotFound(l.status())) return l.status();
-    code = wire::Code::program_not_found;
+    if (absl::IsOutOfRange(l.status())) {
+      code = wire::Code::overflow;  // as for Statement
+    } else if (absl::IsNotFound(l.status())) {
+      code = wire::Code::program_not_found;
+    } else {
+      return l.status();
+    }
   }
   wire::LiabilityBuilder b(*fbb);
   b.add_code(code);

@@ -419,7 +419,8 @@ void Cli::AddFinanceCommands() {
       "expiring in 30/60/90 days, breakage rate.",
       "pointledger reconcile liability --program acme --from 2026-11-01T00:00:00Z "
       "--to 2026-12-01T00:00:00Z --json\n"
-      "--to defaults to --as-of, --as-of to --to, both to now; --from to the beginning.",
+      "--to defaults to just after --as-of (+1 ns), --as-of to just before --to (-1 ns), --to\n"
+      "to now without either; --from to the beginning. The period is [--from, --to).",
       [this] { return RunLiabilityCommand(); });
   liability->add_option("--program", read_.program, "program name")->required();
   liability->add_option("--from", read_.from, "RFC 3339 start of the period, inclusive")->type_name("RFC3339");

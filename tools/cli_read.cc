@@ -92,6 +92,10 @@ int NotFound(const Output& o, const std::string& message) {
 
 int ReportError(const Output& o, const absl::Status& status, std::string_view hint) {
   std::fprintf(o.err, "error: %s\n", std::string(status.message()).c_str());
+  if (hint.empty() && absl::IsPermissionDenied(status)) {
+    hint = "The API key lacks the scope (read; admin for expire) or the program this needs: "
+           "use another key, or see docs/operations.md, \"API keys\".";
+  }
   if (!hint.empty()) std::fprintf(o.err, "%s\n", std::string(hint).c_str());
   return kExitUsage;
 }

@@ -1,7 +1,11 @@
 // The real pointledgerd, driven through the client library: round trips,
 // keys and permissions, pipelining, exactly-once under concurrent replays,
 // group commit, limits, the sweep and a graceful stop.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -856,6 +860,41 @@ TEST(Server, Tls) {
   untrusted.reconnect_attempts = 0;
   EXPECT_FALSE(Client::Connect(untrusted).ok());
   EXPECT_EQ(HeadSeq(**client), 2u);
+}
+
+// A client pointed at something else (a web server here) says so, instead
+// of only "the server sent a frame of 1347703880 bytes".
+TEST(Client, SomethingThatIsNotPointledgerdIsNamed) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::thread web([listener] {
+    const int c = ::accept(listener, nullptr, nullptr);
+    if (c < 0) return;
+    char buf[512];
+    (void)!::read(c, buf, sizeof(buf));
+    const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    (void)!::write(c, answer, sizeof(answer) - 1);
+    ::close(c);
+  });
+  ClientOptions o;
+  o.host = "127.0.0.1";
+  o.port = ntohs(addr.sin_port);
+  o.api_key = "x";
+  o.reconnect_attempts = 0;
+  o.timeout_ms = 5000;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  web.join();
+  ::close(listener);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(StrCat("is 127.0.0.1:", o.port, " a pointledgerd?")), std::string::npos)
+      << c.status();
 }
 
 // Over connections_max, a TLS client is told why too: the server completes

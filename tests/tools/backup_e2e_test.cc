@@ -2,6 +2,7 @@
 // under load must be a ledger of its own: it audits clean against the head
 // the backup printed, pointledgerd opens it as it is with the same admin
 // key, and every transaction acknowledged before that head is in it.
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -114,6 +115,12 @@ TEST(BackupE2E, RefusesAnExistingDirectoryAndNeedsData) {
   RunResult again = Cli({"backup", "--data", data, "--to", full}, dir.path());
   EXPECT_EQ(again.exit_code, 2);
   EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
+  {
+    std::ofstream(dir.path() + "/a-file") << "x";
+  }
+  RunResult onto_file = Cli({"backup", "--data", data, "--to", dir.path() + "/a-file"}, dir.path());
+  EXPECT_EQ(onto_file.exit_code, 2);
+  EXPECT_NE(onto_file.err.find("is not a directory"), std::string::npos) << onto_file.err;
   RunResult no_data = Cli({"backup", "--to", dir.path() + "/other"}, dir.path());
   EXPECT_EQ(no_data.exit_code, 2);
   EXPECT_NE(no_data.err.find("--data"), std::string::npos) << no_data.err;

@@ -788,6 +788,27 @@ TEST_F(FinanceE2E, WholeLedgerReportsNeedEveryProgram) {
   EXPECT_NE(pos_external.err.find("permission_denied"), std::string::npos) << pos_external.err;
   RunResult wrong = Cli({"reconcile", "trial-balance"}, "not-a-key");
   EXPECT_EQ(wrong.exit_code, 2);
+  // A read refused for its scope says how to fix it, not only that it failed.
+  RunResult balance = Cli({"balance", "--program", "acme", "--member", "a"}, "pos");
+  EXPECT_EQ(balance.exit_code, 2);
+  EXPECT_NE(balance.err.find("lacks the scope"), std::string::npos) << balance.err;
+}
+
+// A liability whose value does not fit 2^63 - 1 micros is refused as an
+// overflow both ways; through the server not as server_busy, which would
+// say "retry" (found in review, session 17).
+TEST_F(FinanceE2E, LiabilityPastTheLimitIsAnOverflowNotServerBusy) {
+  Post({"program", "create", "big", "--currency", "USD", "--point-value-micros", "4", "--expiry-days", "0",
+        "--id", "big"});
+  Post({"earn", "--program", "big", "--member", "a", "--points", "4611686018427387904", "--id", "b1"});
+  RunResult server = Cli({"reconcile", "liability", "--program", "big", "--json"});
+  EXPECT_EQ(server.exit_code, 2);
+  EXPECT_EQ(server.out, "");
+  EXPECT_NE(server.err.find("overflow"), std::string::npos) << server.err;
+  EXPECT_EQ(server.err.find("server_busy"), std::string::npos) << server.err;
+  RunResult data = Data({"reconcile", "liability", "--program", "big", "--json"});
+  EXPECT_EQ(data.exit_code, 2);
+  EXPECT_NE(data.err.find("exceeds 2^63 - 1"), std::string::npos) << data.err;
 }
 
 // 6. Liability at an earlier time (the state rebuilt from the log) and for
