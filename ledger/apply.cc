@@ -37,6 +37,7 @@ bool UsesMember(Kind k) {
   switch (k) {
     case Kind::kEarn: case Kind::kRedeem: case Kind::kReferral: case Kind::kTransfer:
     case Kind::kAdjust: case Kind::kHold: case Kind::kExpire: case Kind::kAccountClose:
+    case Kind::kAccountOpen:
       return true;
     default:
       return false;
@@ -65,6 +66,7 @@ uint8_t ScopeOf(Kind k) {
   switch (k) {
     case Kind::kEarn: case Kind::kRedeem: case Kind::kReferral: case Kind::kTransfer:
     case Kind::kHold: case Kind::kCapture: case Kind::kRelease: case Kind::kReverse:
+    case Kind::kAccountOpen:  // enrollment, by the shop or the POS
       return kScopePost;
     default:
       return kScopeAdmin;
@@ -438,6 +440,7 @@ absl::StatusOr<Code> Applier::ApplyKind(Ctx& c) {
     case Kind::kExpire: return Expire(c);
     case Kind::kSettle: return Settle(c);
     case Kind::kAccountClose: return AccountClose(c);
+    case Kind::kAccountOpen: return AccountOpen(c);
     case Kind::kReverse: return Reverse(c);
     case Kind::kProgramCreate: break;
   }
@@ -1002,6 +1005,25 @@ absl::StatusOr<Code> Applier::Settle(Ctx& c) {
   std::string end;
   ByteWriter(&end).I64(to);
   PL_RETURN_IF_ERROR(view_.Put(dbs_.partners, IdView(partner_id), end));
+  return Code::kOk;
+}
+
+// Enrollment: the only way into a program without auto_open (with it, an
+// open is a convenience: the first earn would open the member anyway).
+// Opening an open member is ok and changes nothing; a closed one stays
+// closed (account_closed). No postings, no history row.
+absl::StatusOr<Code> Applier::AccountOpen(Ctx& c) {
+  const Transaction& t = *c.tx;
+  PL_ASSIGN_OR_RETURN(Slot * s, Account(c, MemberAccountId(t.program, t.member)));
+  if (s->exists) {
+    if (s->rec.kind != AccountKind::kMember) return Code::kAccountNotFound;
+    return s->rec.closed ? Code::kAccountClosed : Code::kOk;
+  }
+  s->rec.kind = AccountKind::kMember;
+  s->rec.program = t.program;
+  s->rec.name = t.member;
+  s->dirty = true;
+  PL_RETURN_IF_ERROR(Flush(c));
   return Code::kOk;
 }
 

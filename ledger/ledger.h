@@ -78,8 +78,10 @@ enum class Kind : uint8_t {
   kAccountClose = 15,
   // Server-generated release of a hold past its timeout (docs/semantics.md).
   kHoldTimeout = 16,
+  // Opens a member, for programs without auto_open (docs/semantics.md).
+  kAccountOpen = 17,
 };
-inline constexpr int kKindMax = 16;
+inline constexpr int kKindMax = 17;
 
 enum class Code : uint8_t {
   kOk = 0,

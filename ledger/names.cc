@@ -63,7 +63,7 @@ constexpr std::array<std::string_view, kKindMax + 1> kKindNames = {
     "",        "program_create", "partner_create", "partner_price", "earn",
     "redeem",  "referral",       "transfer",       "adjust",        "reverse",
     "hold",    "capture",        "release",        "expire",        "settle",
-    "account_close", "hold_timeout"};
+    "account_close", "hold_timeout",  "account_open"};
 
 constexpr std::array<std::string_view, kCodeMax + 1> kCodeNames = {
     "ok",

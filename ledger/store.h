@@ -126,6 +126,7 @@ class Applier {
   absl::StatusOr<Code> Expire(Ctx& c);
   absl::StatusOr<Code> Settle(Ctx& c);
   absl::StatusOr<Code> AccountClose(Ctx& c);
+  absl::StatusOr<Code> AccountOpen(Ctx& c);
   absl::StatusOr<Code> Reverse(Ctx& c);
   absl::StatusOr<Code> ReverseIntoSource(Ctx& c, const TxRecord& original, uint64_t amount,
                                          uint64_t* taken);

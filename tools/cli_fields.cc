@@ -183,6 +183,11 @@ void AddFollowUpKinds(std::vector<KindSpec>& kinds) {
                      PL_SET(d->tx.partner = v.text)},
                     {"to", FieldType::kTime, false, false, 0,
                      "RFC 3339 end of the period, exclusive (default: now)", PL_SET(d->tx.time_ns = v.i)}}});
+  kinds.push_back({Kind::kAccountOpen, "account open",
+                   "Open (enroll) a member; needed before the first earn in a program created with "
+                   "--no-auto-open.",
+                   "pointledger account open --program acme --member alice --id enroll-alice",
+                   {Member()}});
   kinds.push_back({Kind::kAccountClose, "account close",
                    "Close a member account; its points are forfeited to breakage (admin).",
                    "pointledger account close --program acme --member alice --id close-alice",

@@ -148,6 +148,44 @@ TEST_F(EarnTest, WithoutAutoOpenAnUnknownMemberIsAccountNotFound) {
   EXPECT_EQ(MustSystemAccount("closedshop", "issuance").debits_posted, 0u);
 }
 
+// account_open is how a member gets into a program without auto_open
+// (found in review, session 17: no kind could open one).
+TEST_F(EarnTest, WithoutAutoOpenAccountOpenEnrollsTheMember) {
+  ASSERT_EQ(Apply1(ProgramCreate("closedshop", 365, 0, /*auto_open=*/false)).code, Code::kOk);
+  const Result opened = Apply1(AccountOpen("closedshop", "alice", "enroll-alice"));
+  ASSERT_EQ(opened.code, Code::kOk);
+  EXPECT_EQ(opened.seq, 3u);
+  const Balance empty = MustBalance("closedshop", "alice");
+  EXPECT_EQ(empty.posted, 0u);
+  EXPECT_FALSE(empty.closed);
+  absl::StatusOr<std::vector<HistoryEntry>> history = ledger_->GetHistory("closedshop", "alice", 10, 0);
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_TRUE(history->empty());  // no postings, no history row
+  EXPECT_EQ(Apply1(Earn("closedshop", "alice", 10, "e1")).code, Code::kOk);
+  EXPECT_EQ(Available("closedshop", "alice"), 10u);
+  EXPECT_EQ(Apply1(Earn("closedshop", "bob", 10, "e2")).code, Code::kAccountNotFound);
+
+  // Opening an open member changes nothing; a closed one stays closed.
+  EXPECT_EQ(Apply1(AccountOpen("closedshop", "alice", "enroll-alice-2")).code, Code::kOk);
+  EXPECT_EQ(Available("closedshop", "alice"), 10u);
+  ASSERT_EQ(Apply1(AccountClose("closedshop", "alice", "close-alice")).code, Code::kOk);
+  EXPECT_EQ(Apply1(AccountOpen("closedshop", "alice", "enroll-alice-3")).code, Code::kAccountClosed);
+  EXPECT_TRUE(MustBalance("closedshop", "alice").closed);
+  EXPECT_EQ(Apply1(AccountOpen("nope", "carol", "enroll-carol")).code, Code::kProgramNotFound);
+
+  // Enrollment is a shop's or a terminal's job: the post scope will do.
+  Auth pos;
+  pos.scopes = kScopePost;
+  EXPECT_EQ(Apply1(AccountOpen("closedshop", "dave", "enroll-dave"), pos).code, Code::kOk);
+  Auth reader;
+  reader.scopes = kScopeRead;
+  EXPECT_EQ(Apply1(AccountOpen("closedshop", "erin", "enroll-erin"), reader).code, Code::kPermissionDenied);
+  EXPECT_TRUE(MustTrialBalance().empty());
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u);
+}
+
 TEST_F(EarnTest, UnknownProgramIsProgramNotFound) {
   const Result r = Apply1(Earn("nope", "alice", 10, "e1"));
   EXPECT_EQ(r.code, Code::kProgramNotFound);

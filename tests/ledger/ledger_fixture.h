@@ -179,6 +179,13 @@ inline Transaction AccountClose(const std::string& program, const std::string& m
   return t;
 }
 
+inline Transaction AccountOpen(const std::string& program, const std::string& member,
+                               const std::string& key) {
+  Transaction t = Tx(Kind::kAccountOpen, program, key);
+  t.member = member;
+  return t;
+}
+
 inline Transaction Linked(Transaction t) {
   t.linked = true;
   return t;

@@ -419,6 +419,7 @@ class Model {
   Code Expire(Step& s);
   Code Settle(Step& s);
   Code AccountClose(Step& s);
+  Code AccountOpen(Step& s);
   Code Reverse(Step& s);
   Code ReverseIntoSource(Step& s, const Decided& o, uint64_t amount, uint64_t* counted);
   Code ReverseTransfer(Step& s, const Decided& o, uint64_t amount, uint64_t* counted);
@@ -458,7 +459,8 @@ bool FieldsOk(const Transaction& t) {
   const Kind k = t.kind;
   const bool needs_member = k == Kind::kEarn || k == Kind::kRedeem || k == Kind::kReferral ||
                             k == Kind::kTransfer || k == Kind::kAdjust || k == Kind::kHold ||
-                            k == Kind::kExpire || k == Kind::kAccountClose;
+                            k == Kind::kExpire || k == Kind::kAccountClose ||
+                            k == Kind::kAccountOpen;
   if (needs_member && t.member.empty()) return false;
   if ((k == Kind::kReferral || k == Kind::kTransfer) && t.member2.empty()) return false;
   const bool needs_partner =
@@ -477,7 +479,7 @@ bool Permitted(const Transaction& t, const Auth& auth) {
   const Kind k = t.kind;
   const bool post = k == Kind::kEarn || k == Kind::kRedeem || k == Kind::kReferral ||
                     k == Kind::kTransfer || k == Kind::kHold || k == Kind::kCapture ||
-                    k == Kind::kRelease || k == Kind::kReverse;
+                    k == Kind::kRelease || k == Kind::kReverse || k == Kind::kAccountOpen;
   if ((auth.scopes & (post ? kScopePost : kScopeAdmin)) == 0) return false;
   if (auth.programs.empty()) return true;
   for (const std::string& p : auth.programs) {
@@ -643,6 +645,7 @@ Code Model::ApplyKind(Step& s) {
     case Kind::kExpire: return Expire(s);
     case Kind::kSettle: return Settle(s);
     case Kind::kAccountClose: return AccountClose(s);
+    case Kind::kAccountOpen: return AccountOpen(s);
     case Kind::kReverse: return Reverse(s);
     case Kind::kProgramCreate: break;
   }
@@ -969,6 +972,20 @@ Code Model::Settle(Step& s) {
   return Code::kOk;
 }
 
+// Opens a member with zero totals (the only way into p3); an open member
+// stays as it is, a closed one is account_closed.
+Code Model::AccountOpen(Step& s) {
+  const Transaction& t = *s.tx;
+  const std::string text = MemberText(t.program, t.member);
+  if (auto it = members_.find(text); it != members_.end()) {
+    return it->second.closed ? Code::kAccountClosed : Code::kOk;
+  }
+  MutMember(text, t.program, t.member);
+  Save(accounts_, text);
+  accounts_[text] = Totals{};
+  return Code::kOk;
+}
+
 Code Model::AccountClose(Step& s) {
   const Transaction& t = *s.tx;
   std::string member;
@@ -1238,7 +1255,8 @@ struct ProgramSpec {
   uint64_t weight;  // out of 100 with kGhostWeight
 };
 // p0: points never expire; p1: a 3-day expiry and a 1-day return window;
-// p2: a 1-day expiry; p3: no auto_open (every member is account_not_found);
+// p2: a 1-day expiry; p3: no auto_open (a member is account_not_found until
+// an account_open);
 // whale: amounts near kPointsMax, so its totals overflow.
 constexpr ProgramSpec kPrograms[] = {
     {"p0", 0, -1, true, 34}, {"p1", 3, 1, true, 28},   {"p2", 1, 0, true, 28},
@@ -1333,6 +1351,7 @@ class Generator {
   Transaction PartnerCreate();
   Transaction ProgramCreate();
   Transaction AccountClose();
+  Transaction AccountOpen();
   Transaction Replay(const std::vector<Id>& pool);
   Transaction Conflict();
   Transaction ReuseRequestOnlyId();
@@ -1514,6 +1533,7 @@ Transaction Generator::One() {
   if (r < 906) return Replay(pools_->rejected);
   if (r < 921) return ReuseRequestOnlyId();
   if (r < 946) return Garbage();
+  if (r < 956) return AccountOpen();
   return Earn();
 }
 
@@ -1752,6 +1772,13 @@ Transaction Generator::ProgramCreate() {
   if (r >= 91 && r < 94) t.point_value_micros = kPriceMicrosMax + 1;
   if (r >= 94 && r < 97) t.currency = "eur";
   if (r >= 97) t.program = "Late";
+  return t;
+}
+
+// Mostly p3 (the program that needs it), members live, closed or unknown.
+Transaction Generator::AccountOpen() {
+  Transaction t = Base(Kind::kAccountOpen, P(600) ? std::string("p3") : PickProgram());
+  t.member = PickMember(t.program, true);
   return t;
 }
 
