@@ -148,6 +148,7 @@ absl::Status WriteAll(int fd, const iovec* parts, int count, uint64_t offset) {
       if (errno == EINTR) continue;
       return Errno(errno, "write");
     }
+    if (n == 0) return Errno(EIO, "write wrote nothing");
     offset += static_cast<uint64_t>(n);
     for (size_t left = static_cast<size_t>(n); left > 0 && at < iov.size();) {
       const size_t take = std::min(left, iov[at].iov_len);
@@ -545,6 +546,18 @@ absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
     }
   }
   const std::string path = PathOf(number);
+  if (reuse && reuse->size < kMinSegmentBytes) {
+    // Too small to hold a frame (a crash while it was being made left it
+    // short): reused, a group would pass over it without a frame there,
+    // and its parts would not be in consecutive segments. Made anew.
+    if (::unlink(PathOf(reuse->number).c_str()) != 0 && errno != ENOENT) {
+      const int err = errno;
+      absl::MutexLock lock(&mu_);
+      released_.push_front(*reuse);
+      return Errno(err, StrCat("removing the short segment ", reuse->number));
+    }
+    reuse.reset();
+  }
   if (reuse) {
     // Its old frames stay in it, but name the old number: a reader stops
     // at the first of them. The rename must be durable before a frame is
@@ -579,6 +592,9 @@ absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
     return Segment{number, fd, reuse->size, 0, salt};
   }
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EEXIST) {
+    return absl::AlreadyExistsError(StrCat("write-ahead log: creating ", path, ": something else has that name"));
+  }
   if (fd < 0) return Errno(errno, StrCat("creating ", path));
   // Zeros written, not a hole or fallocate's unwritten extents: writing
   // into either changes the file's block map, which each fdatasync would
@@ -613,12 +629,16 @@ void Wal::PrepareLoop() {
       mu_.Await(absl::Condition(
           +[](Wal* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->stop_ || !w->spare_; }, this));
       if (stop_) return;
-      number = next_number_++;
+      number = next_number_;
       size = next_size_;
     }
     absl::StatusOr<Segment> s = Prepare(number, size);
     absl::MutexLock lock(&mu_);
     ++attempts_;
+    // The next attempt takes the same number: a group goes on only into
+    // the next number (Append), and recovery joins nothing else. Only a
+    // name taken by something else here is passed over.
+    if (s.ok() || absl::IsAlreadyExists(s.status())) next_number_ = number + 1;
     if (s.ok()) {
       spare_ = *s;
       prepare_error_ = absl::OkStatus();
@@ -744,11 +764,21 @@ absl::Status Wal::Append(const LogChunk& chunk) {
           ::close(current_.fd);  // full before this group: synced already
         }
       }
+      const uint64_t left = current_.number;
       current_.fd = -1;
       // Frames already written for this group have no last frame: a
       // reader drops them, so the group is simply not there.
       status = Roll();
       if (!status.ok()) break;
+      if (done > 0 && (current_.number != left + 1 || AlignDown(current_.size) < offset_ + kHeaderBytes + 1)) {
+        // Recovery joins a group's parts only across consecutive numbers
+        // (GroupReader::Take). The group is refused whole; sent again, it
+        // starts in this segment.
+        status = absl::ResourceExhaustedError(
+            StrCat("write-ahead log: a group commit cannot go on from segment ", left, " into segment ",
+                   current_.number, "; not written, send it again"));
+        break;
+      }
       if (done > 0 && options_.after_roll_in_group) options_.after_roll_in_group();
       continue;
     }
