@@ -1,7 +1,9 @@
 // Ledger: opening the environment, group commits, and reads.
 #include "ledger/ledger.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -591,6 +593,26 @@ absl::Status CreateDirectory(const std::filesystem::path& dir) {
   return absl::OkStatus();
 }
 
+// The entries of a new data directory (log/, state/, wal/, their files,
+// the directory itself) are durable only once their parents are synced:
+// on a file system whose journal does not order them, a power cut on the
+// first day could drop wal/ with acknowledged commits in it.
+absl::Status SyncDirectories(const std::filesystem::path& dir) {
+  const std::filesystem::path absolute = std::filesystem::absolute(dir);
+  for (const std::filesystem::path& d :
+       {absolute / "log", absolute / "state", absolute / "wal", absolute, absolute.parent_path()}) {
+    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return absl::InternalError(StrCat("opening ", d.string(), ": ", std::strerror(errno)));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0 && err != EINVAL) {  // EINVAL: a file system that cannot sync a directory
+      return absl::InternalError(StrCat("syncing ", d.string(), ": ", std::strerror(err)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
@@ -647,6 +669,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     wal_options.dir = rep->wal_dir;
     wal_options.segment_bytes_max = options.wal_segment_bytes;
     PL_ASSIGN_OR_RETURN(rep->wal, Wal::Open(wal_options, log_seq, &recovered));
+    PL_RETURN_IF_ERROR(SyncDirectories(dir));
     rep->active.AddLog(recovered);
     rep->tail_lmdb_bytes = LmdbBytes(recovered);
     View view(View::Layers{.handles = &rep->handles,

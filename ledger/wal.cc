@@ -428,6 +428,28 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
     return Errno(errno, StrCat("locking ", options.dir));
   }
   PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(options.dir));
+  // What is read back must be on the disk before anything builds on it
+  // (wal.h), so every segment is synced first (a failed sync leaves it
+  // unknown: refuse to open), then dropped from the page cache so that
+  // the reading below sees the disk: a page whose write-back failed in an
+  // earlier life can stay cached, clean, with bytes the disk never got,
+  // and a sync now would not report that old failure again.
+  for (const uint64_t number : numbers) {
+    const std::string path = wal->PathOf(number);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) continue;
+    if (fd < 0) return Errno(errno, StrCat("opening ", path));
+    int rc = ::fdatasync(fd);
+    int err = errno;
+    if (rc == 0) {
+      rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // advice; it returns the error
+      err = rc;
+      if (rc == EINVAL || rc == ESPIPE) rc = 0;  // not a regular file: the reading below says so
+    }
+    ::close(fd);
+    if (rc != 0) return Errno(err, StrCat("syncing ", path));
+    if (options.on_open_sync) options.on_open_sync(number);
+  }
   GroupReader reader(/*check_rest=*/true);
   for (size_t i = 0; i < numbers.size(); ++i) {
     size_t offset = 0;
@@ -437,19 +459,6 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
   recovered->clear();
   PL_RETURN_IF_ERROR(ParseGroups(reader.complete(), recovered, &last_seq));
   PL_RETURN_IF_ERROR(KeepAfter(recovered, after_seq, absl::StatusCode::kDataLoss));
-  // What is read back must be durable before anything builds on it
-  // (wal.h). A failed sync leaves it unknown: refuse to open.
-  for (size_t i = 0; i < numbers.size(); ++i) {
-    if (last_seq[i] <= after_seq) continue;
-    const std::string path = wal->PathOf(numbers[i]);
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Errno(errno, StrCat("opening ", path));
-    const int rc = ::fdatasync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) return Errno(err, StrCat("syncing the recovered ", path));
-    if (options.on_open_sync) options.on_open_sync(numbers[i]);
-  }
   {
     absl::MutexLock lock(&wal->mu_);
     for (size_t i = 0; i < numbers.size(); ++i) {

@@ -95,10 +95,12 @@ class Wal {
   // *recovered gets the complete group commits past after_seq (those the
   // log environment, which holds every seq up to after_seq, lacks), in
   // order. DataLoss if they do not continue after_seq without a gap.
-  // The segments holding them are synced first: a group written by a
-  // process killed before its fdatasync may be read back from the page
-  // cache, and nothing would sync it later (the writer only appends to new
-  // segments), yet the ledger builds on it and answers its retries.
+  // Every segment is synced and dropped from the page cache first: a group
+  // written by a process killed before its fdatasync may be read back from
+  // the page cache, and nothing would sync it later (the writer only appends
+  // to new segments), yet the ledger builds on it and answers its retries;
+  // and a page whose write-back failed in an earlier life may stay cached
+  // with bytes the disk never got.
   static absl::StatusOr<std::unique_ptr<Wal>> Open(const Options& options, uint64_t after_seq,
                                                    LogChunks* recovered);
 

@@ -68,7 +68,7 @@ TEST(Wire, TransactionRoundTripsEveryField) {
 
 TEST(Wire, RejectsUnknownKindsAndMissingKinds) {
   flatbuffers::FlatBufferBuilder fbb;
-  const auto t0 = wire::CreateTransaction(fbb, nullptr, static_cast<wire::Kind>(17));
+  const auto t0 = wire::CreateTransaction(fbb, nullptr, static_cast<wire::Kind>(ledger::kKindMax + 1));
   const auto t1 = wire::CreateTransaction(fbb, nullptr, flatbuffers::nullopt);
   const auto t2 = wire::CreateTransaction(fbb, nullptr, static_cast<wire::Kind>(0));
   fbb.Finish(wire::CreateBatch(fbb, fbb.CreateVector(std::vector{t0, t1, t2})));
