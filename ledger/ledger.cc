@@ -597,6 +597,24 @@ absl::Status CreateDirectory(const std::filesystem::path& dir) {
 // the directory itself) are durable only once their parents are synced:
 // on a file system whose journal does not order them, a power cut on the
 // first day could drop wal/ with acknowledged commits in it.
+// Syncs every file in dir (those gone meanwhile do not matter).
+absl::Status SyncFilesIn(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) continue;
+    if (fd < 0) return absl::InternalError(StrCat("opening ", entry.path().string(), ": ", std::strerror(errno)));
+    const int rc = ::fdatasync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return absl::InternalError(StrCat("syncing ", entry.path().string(), ": ", std::strerror(err)));
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return absl::InternalError(StrCat("listing ", dir, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SyncDirectories(const std::filesystem::path& dir) {
   const std::filesystem::path absolute = std::filesystem::absolute(dir);
   for (const std::filesystem::path& d :
@@ -1193,6 +1211,14 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
   Snapshot snap;
   PL_RETURN_IF_ERROR(rep_->BeginScan(&snap, /*with_state=*/false));
   snap.log_txn.reset();
+  if (rep_->options.read_only) {
+    // Another process writes: what we read of its write-ahead log may not
+    // be synced yet (a group is written, then synced, then answered). A
+    // backup keeps it for good, so it syncs first what it read: a power cut
+    // on the writer's side must not leave the copy with commits the ledger
+    // itself lost, and the two chains different at one seq.
+    PL_RETURN_IF_ERROR(SyncFilesIn(rep_->wal_dir));
+  }
   // State before log, as every reader does: the log copy then reaches at
   // least the checkpoint the state copy holds.
   for (const auto& [env, name] : {std::pair{&rep_->state_env, "state"}, std::pair{&rep_->log_env, "log"}}) {
