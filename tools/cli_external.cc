@@ -1,9 +1,11 @@
 // `pointledger reconcile external`: a POS / e-commerce export matched
 // against the ledger by idempotency key, in bounded memory.
 //
-// How: both sides become streams of rows sorted by transaction id (the
-// file's order_ref turned into the id the CLI's --id derives, the ledger's
-// transactions of the program paged from the log). Each side is sorted in
+// How: both sides become streams of rows sorted by a key id: the file's
+// order_ref turned into the id the CLI's --id derives; a ledger
+// transaction's own order_ref field turned into that id the same way if it
+// has one (a shop that posts with its own ids and the order number as
+// order_ref), else its id (the order number was the --id KEY). Each side is sorted in
 // runs of ExternalOptions::memory_rows that spill to temporary files, then
 // merged; one pass over the two merged streams finds every match and
 // mismatch. Findings therefore come in id order, each naming its file line.
@@ -48,8 +50,12 @@ struct Row {
   std::string status;      // ledger: "ok" or the recorded rejection
 };
 
+// Within one key, a committed ledger transaction comes before rejected
+// ones (a redeem rejected, then posted again under a new id with the same
+// order_ref): the file's row is matched with what was booked.
 bool Before(const Row& a, const Row& b) {
   if (a.id != b.id) return a.id < b.id;
+  if ((a.status == "ok") != (b.status == "ok")) return a.status == "ok";
   return a.line < b.line;
 }
 
@@ -265,7 +271,7 @@ class CsvReader {
     bool quoted = false, was_quoted = false;
     for (;; c = in_.get()) {
       if (quoted) {
-        if (c == EOF) return absl::InvalidArgumentError(StrCat("line ", *line, ": unterminated quoted field"));
+        if (c == EOF) return absl::InvalidArgumentError(StrCat("--csv line ", *line, ": unterminated quoted field"));
         if (c == '"') {
           if (in_.peek() == '"') {
             in_.get();
@@ -292,7 +298,7 @@ class CsvReader {
       }
       if (c == '\r' && in_.peek() == '\n') continue;
       if (was_quoted) {
-        return absl::InvalidArgumentError(StrCat("line ", line_, ": text after a closing quote"));
+        return absl::InvalidArgumentError(StrCat("--csv line ", line_, ": text after a closing quote"));
       }
       field.push_back(static_cast<char>(c));
     }
@@ -364,7 +370,7 @@ int64_t LedgerPoints(const ledger::TxRecord& rec) {
 
 constexpr const char* kFindings[] = {"matched",         "missing_in_ledger", "missing_in_file",
                                      "amount_mismatch", "kind_mismatch",     "member_mismatch",
-                                     "duplicate_in_file"};
+                                     "duplicate_in_file", "duplicate_in_ledger"};
 
 class Matcher {
  public:
@@ -399,8 +405,8 @@ class Matcher {
     if (file != nullptr) text += StrCat("  line ", file->line, " ", file->kind, " ", file->points,
                                         file->member.empty() ? "" : " ", file->member);
     if (ledger != nullptr) {
-      text += StrCat("  ledger seq ", ledger->line, " ", ledger->kind, " ", ledger->points, " ",
-                     ledger->member, ledger->status == "ok" ? "" : " (", ledger->status == "ok" ? "" : ledger->status,
+      text += StrCat("  ledger seq ", ledger->line, " ", ledger->kind, " ", ledger->points,
+                     ledger->member.empty() ? "" : " ", ledger->member, ledger->status == "ok" ? "" : " (", ledger->status == "ok" ? "" : ledger->status,
                      ledger->status == "ok" ? "" : ")");
     }
     Print(text);
@@ -469,7 +475,12 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     for (auto& [col, want] : {std::pair{&col_ref, "order_ref"}, std::pair{&col_kind, "kind"},
                               std::pair{&col_points, "points"}, std::pair{&col_member, "member"},
                               std::pair{&col_ts, "timestamp"}}) {
-      if (name == want) *col = static_cast<int>(i);
+      if (name != want) continue;
+      if (*col >= 0) {
+        return ReportError(o, absl::InvalidArgumentError(
+                                  StrCat("--csv: the header row names the column ", want, " twice")));
+      }
+      *col = static_cast<int>(i);
     }
   }
   if (col_ref < 0 || col_kind < 0 || col_points < 0) {
@@ -545,7 +556,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       if (rec.seq > end) break;
       if (!IsClientKind(rec.tx.kind)) continue;
       Row row;
-      row.id = rec.tx.id;
+      row.id = rec.tx.order_ref.empty() ? rec.tx.id : ledger::TxIdFromKey(options.program, rec.tx.order_ref);
       row.order_ref = rec.tx.order_ref.empty() ? ledger::IdToHex(rec.tx.id) : rec.tx.order_ref;
       row.kind = std::string(ledger::KindName(rec.tx.kind));
       row.points = LedgerPoints(rec);
@@ -567,14 +578,27 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
 
   // One pass over both sorted streams.
   Matcher m(o, options.mismatches_only);
-  Row f, l, prev_file;
-  bool has_f = file_rows.Next(&f), has_l = ledger_rows.Next(&l), has_prev = false;
+  Row f, l, prev_file, prev_ledger;
+  bool has_f = file_rows.Next(&f), has_l = ledger_rows.Next(&l), has_prev = false, has_prev_l = false;
   while (has_f || has_l) {
     if (has_f && has_prev && f.id == prev_file.id) {
       m.Report("duplicate_in_file", &f, nullptr);
       has_f = file_rows.Next(&f);
       continue;
     }
+    // More transactions with the key of one already taken: a second
+    // committed one is named (the row matched the first), a rejected one
+    // booked nothing and is passed over.
+    if (has_l && has_prev_l && l.id == prev_ledger.id) {
+      if (l.status == "ok") m.Report("duplicate_in_ledger", nullptr, &l);
+      has_l = ledger_rows.Next(&l);
+      continue;
+    }
+    auto next_l = [&] {
+      prev_ledger = l;
+      has_prev_l = true;
+      has_l = ledger_rows.Next(&l);
+    };
     if (has_f && (!has_l || f.id < l.id)) {
       m.Report("missing_in_ledger", &f, nullptr);
       prev_file = f;
@@ -583,7 +607,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     } else if (has_l && (!has_f || l.id < f.id)) {
       const bool in_period = !bounded || (l.timestamp_ns >= min_ts && l.timestamp_ns <= max_ts);
       if (l.status == "ok" && in_period) m.Report("missing_in_file", nullptr, &l);
-      has_l = ledger_rows.Next(&l);
+      next_l();
     } else {
       if (l.status != "ok") {
         m.Report("missing_in_ledger", &f, &l);  // recorded, but rejected: nothing was booked
@@ -604,7 +628,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       prev_file = f;
       has_prev = true;
       has_f = file_rows.Next(&f);
-      has_l = ledger_rows.Next(&l);
+      next_l();
     }
   }
   m.Summary(file_count, ledger_count, bounded ? min_ts : 0, bounded ? max_ts : 0);
