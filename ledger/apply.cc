@@ -1094,7 +1094,8 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
     case Kind::kReferral: total = o.points + o.points2; break;
     default: return Code::kOriginalNotReversible;
   }
-  if (o.kind == Kind::kReferral && t.points != 0 && t.points != total) {
+  // Before format 3 a referral was reversed whole, once (docs/semantics.md).
+  if (rules_ < 3 && o.kind == Kind::kReferral && t.points != 0 && t.points != total) {
     return Code::kOriginalNotReversible;
   }
   const std::string done_key = BeU64Key(original_seq);
@@ -1105,7 +1106,7 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
     done = dr.U64();
     if (!dr.done()) return absl::DataLossError("reversed: malformed entry");
   }
-  if (o.kind == Kind::kReferral && done > 0) return Code::kReversalExceedsOriginal;
+  if (rules_ < 3 && o.kind == Kind::kReferral && done > 0) return Code::kReversalExceedsOriginal;
   const uint64_t amount = t.points != 0 ? t.points : total - done;
   if (amount == 0 || amount > total - done) return Code::kReversalExceedsOriginal;
 
@@ -1113,8 +1114,10 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
   absl::StatusOr<Code> code;
   if (o.kind == Kind::kEarn || o.kind == Kind::kReferral || (o.kind == Kind::kAdjust && o.delta > 0)) {
     uint64_t taken = 0;
-    code = ReverseIntoSource(c, *original, amount, &taken);
-    if (o.kind != Kind::kReferral) counted = taken;  // a referral is reversed once, whole
+    code = ReverseIntoSource(c, *original, done, amount, &taken);
+    // A referral's `done` counts what was asked, whatever was taken: it
+    // says which leg the next points come from (ReverseIntoSource).
+    if (o.kind != Kind::kReferral) counted = taken;
   } else if (o.kind == Kind::kTransfer) {
     code = ReverseTransfer(c, *original, amount, &counted);
   } else {  // redeem, capture, adjust down
@@ -1130,7 +1133,10 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
 
 // Earn, adjust up and referral: each leg gives its points back from the
 // original's own lot first, then from the member's other available lots.
-absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original,
+// A referral's points are reversed in their order: the referrer's a first,
+// then the referee's b; [done, done + amount) of [0, a + b) says how many
+// of each this reversal asks for.
+absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original, uint64_t done,
                                                 uint64_t amount, uint64_t* taken) {
   const Transaction& t = *c.tx;
   struct Leg {
@@ -1156,9 +1162,16 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     PL_ASSIGN_OR_RETURN(leg.source, Account(c, p.debit));
     PL_ASSIGN_OR_RETURN(leg.member, Account(c, p.credit));
     if (!leg.member->exists) return absl::DataLossError("reverse: member missing");
-    if (leg.member->rec.closed) return Code::kAccountClosed;
-    // Referral: whole only; the amount is each leg's own points.
-    leg.want = legs_count == 1 ? amount : p.points;
+    if (legs_count == 1) {
+      leg.want = amount;
+    } else {
+      const uint64_t begin = i == 0 ? 0 : original.postings[0].points;
+      const uint64_t end = begin + p.points;
+      const uint64_t from = std::max(begin, done), to = std::min(end, done + amount);
+      leg.want = to > from ? to - from : 0;
+    }
+    // A leg this reversal takes nothing from may be closed.
+    if (leg.want > 0 && leg.member->rec.closed) return Code::kAccountClosed;
     leg.own_key = LotKey(leg.member->id, created[i].expires_at_ns, original.seq,
                          static_cast<uint32_t>(i));
     leg.lots = i == 0 ? &lots_a_ : &lots_b_;

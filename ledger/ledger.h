@@ -220,8 +220,11 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //   2  session 16, the same layout; a member's posted balance past 2^63 - 1
 //      is overflow; a reversal of an earn or redeem at a partner is priced
 //      as the original flow, not at the reversal's own time.
+//   3  session 17, the same layout; a referral is reversible in part
+//      (SPEC §2: "whole or for points of it"), the referrer's points first,
+//      and a reversal past what is left of it is reversal_exceeds_original.
 inline constexpr uint8_t kRecordFormatMin = 1;
-inline constexpr uint8_t kRecordFormat = 2;
+inline constexpr uint8_t kRecordFormat = 3;
 
 struct TxRecord {
   uint8_t format = kRecordFormat;

@@ -128,7 +128,7 @@ class Applier {
   absl::StatusOr<Code> AccountClose(Ctx& c);
   absl::StatusOr<Code> AccountOpen(Ctx& c);
   absl::StatusOr<Code> Reverse(Ctx& c);
-  absl::StatusOr<Code> ReverseIntoSource(Ctx& c, const TxRecord& original, uint64_t amount,
+  absl::StatusOr<Code> ReverseIntoSource(Ctx& c, const TxRecord& original, uint64_t done, uint64_t amount,
                                          uint64_t* taken);
   absl::StatusOr<Code> ReverseIntoMember(Ctx& c, const TxRecord& original, uint64_t done,
                                          uint64_t amount);

@@ -204,7 +204,7 @@ std::string_view CodeHint(Code code) {
     case Code::kExpiryInPast: return "the expiry or effective time is not in the future";
     case Code::kReferralAlreadyRewarded: return "this referee was already rewarded in this program";
     case Code::kOriginalNotFound: return "no transaction with that --original key in this program";
-    case Code::kOriginalNotReversible: return "that transaction cannot be reversed";
+    case Code::kOriginalNotReversible: return "that transaction cannot be reversed (it was rejected, or its kind is not earn, redeem, referral, transfer, adjust or capture)";
     case Code::kReversalExceedsOriginal: return "the reversals would exceed the original's points";
     case Code::kHoldNotFound: return "no hold with that --hold key in this program";
     case Code::kHoldNotPending: return "the hold was already captured, released or timed out";

@@ -195,23 +195,64 @@ TEST_F(ReverseTest, CapturedHoldReversalGivesTheCapturedPointsBack) {
   EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);
 }
 
-TEST_F(ReverseTest, ReferralReversalIsWholeAndOnce) {
+// SPEC §2: reverse "whole or for points of it", a referral too (record
+// format 3; found in review, session 17): the referrer's points go back
+// first, then the referee's, and never more than the referral gave.
+TEST_F(ReverseTest, ReferralReversesInPartReferrerFirst) {
   ASSERT_EQ(Apply1(Referral("acme", "alice", "bob", 500, 250, "ref-bob")).code, Code::kOk);
-  Result r = Apply1(Reverse("acme", "ref-bob", 500, "unref-1"));
-  EXPECT_EQ(r.code, Code::kOriginalNotReversible);  // part of a referral
+  Result r = Apply1(Reverse("acme", "ref-bob", 900, "unref-0"));
+  EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);  // more than the 750 it gave
 
-  r = Apply1(Reverse("acme", "ref-bob", 0, "unref-2"));
-  EXPECT_EQ(r.code, Code::kOk);
-  EXPECT_EQ(r.points, 750u);
+  r = Apply1(Reverse("acme", "ref-bob", 400, "unref-1"));  // the referrer's only
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 400u);
+  EXPECT_EQ(Posted("acme", "alice"), 100u);
+  EXPECT_EQ(Posted("acme", "bob"), 250u);
+
+  r = Apply1(Reverse("acme", "ref-bob", 150, "unref-2"));  // 100 of alice's, 50 of bob's
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 150u);
   EXPECT_EQ(Posted("acme", "alice"), 0u);
+  EXPECT_EQ(Posted("acme", "bob"), 200u);
+
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 201, "unref-3")).code, Code::kReversalExceedsOriginal);
+  r = Apply1(Reverse("acme", "ref-bob", 0, "unref-4"));  // the rest: bob's 200
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 200u);
   EXPECT_EQ(Posted("acme", "bob"), 0u);
   EXPECT_EQ(MustSystemAccount("acme", "referral").credits_posted, 750u);
-
-  r = Apply1(Reverse("acme", "ref-bob", 750, "unref-3"));
-  EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 0, "unref-5")).code, Code::kReversalExceedsOriginal);
   // The referee stays rewarded.
   EXPECT_EQ(Apply1(Referral("acme", "carol", "bob", 5, 5, "ref-bob-2")).code,
             Code::kReferralAlreadyRewarded);
+  EXPECT_TRUE(MustTrialBalance().empty());
+}
+
+// A leg this reversal takes nothing from may be closed; one it takes from
+// may not.
+TEST_F(ReverseTest, ReferralInPartNeedsOnlyTheLegsItTakesFrom) {
+  MustApply({Referral("acme", "alice", "bob", 500, 250, "ref-bob"), AccountClose("acme", "bob", "close-bob")});
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 500, "unref-1")).code, Code::kOk);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 1, "unref-2")).code, Code::kAccountClosed);
+}
+
+// Before record format 3 a referral was reversed whole, once: a ledger
+// decided then replays and audits as it was decided.
+TEST_F(ReverseTest, AFormatTwoReferralIsReversedWholeOnly) {
+  record_format_ = 2;
+  Reopen();
+  MustApply({ProgramCreate("old"), Referral("old", "alice", "bob", 500, 250, "ref-bob")});
+  EXPECT_EQ(Apply1(Reverse("old", "ref-bob", 500, "unref-1")).code, Code::kOriginalNotReversible);
+  Result r = Apply1(Reverse("old", "ref-bob", 0, "unref-2"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 750u);
+  EXPECT_EQ(Apply1(Reverse("old", "ref-bob", 0, "unref-3")).code, Code::kReversalExceedsOriginal);
+  record_format_ = kRecordFormat;
+  Reopen();
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u);
 }
 
 TEST_F(ReverseTest, ReferralReversalChecksBothLegsTogether) {

@@ -421,7 +421,7 @@ class Model {
   Code AccountClose(Step& s);
   Code AccountOpen(Step& s);
   Code Reverse(Step& s);
-  Code ReverseIntoSource(Step& s, const Decided& o, uint64_t amount, uint64_t* counted);
+  Code ReverseIntoSource(Step& s, const Decided& o, uint64_t done, uint64_t amount, uint64_t* counted);
   Code ReverseTransfer(Step& s, const Decided& o, uint64_t amount, uint64_t* counted);
   Code ReverseIntoMember(Step& s, const Decided& o, uint64_t done, uint64_t amount);
 
@@ -1035,15 +1035,13 @@ Code Model::Reverse(Step& s) {
     default: return Code::kOriginalNotReversible;
   }
   const bool referral = o.tx.kind == Kind::kReferral;
-  if (referral && t.points != 0 && t.points != total) return Code::kOriginalNotReversible;
   const uint64_t done = reversed(o.result.seq);
-  if (referral && done > 0) return Code::kReversalExceedsOriginal;
   const uint64_t amount = t.points != 0 ? t.points : total - done;
   if (amount == 0 || amount > total - done) return Code::kReversalExceedsOriginal;
   uint64_t counted = amount;
   Code code;
   if (o.tx.kind == Kind::kEarn || referral || (o.tx.kind == Kind::kAdjust && o.tx.delta > 0)) {
-    code = ReverseIntoSource(s, o, amount, &counted);
+    code = ReverseIntoSource(s, o, done, amount, &counted);
   } else if (o.tx.kind == Kind::kTransfer) {
     code = ReverseTransfer(s, o, amount, &counted);
   } else {
@@ -1057,7 +1055,10 @@ Code Model::Reverse(Step& s) {
 
 // Earn, adjust up, referral: each leg from its own lot first (whatever its
 // state), then from the member's other available lots.
-Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t amount, uint64_t* counted) {
+// A referral in part (record format 3): the referrer's points go back
+// first; `done` (asked for so far, whatever was taken) says how many of
+// them are left.
+Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t done, uint64_t amount, uint64_t* counted) {
   struct Leg {
     std::string member, source;
     uint64_t take = 0;
@@ -1067,8 +1068,13 @@ Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t amount, uint64
   for (size_t i = 0; i < o.postings.size(); ++i) {
     const MPosting& p = o.postings[i];
     const MemberState& m = members_.at(p.credit);
-    if (m.closed) return Code::kAccountClosed;
-    const uint64_t want = o.postings.size() == 1 ? amount : p.points;
+    uint64_t want = amount;
+    if (o.postings.size() == 2) {
+      const uint64_t referrer_points = o.postings[0].points;
+      const uint64_t referrer = std::min(amount, done < referrer_points ? referrer_points - done : 0);
+      want = i == 0 ? referrer : amount - referrer;
+    }
+    if (want > 0 && m.closed) return Code::kAccountClosed;
     const LotId own{o.pieces.at(i).expires_at_ns, o.result.seq, static_cast<uint32_t>(i)};
     uint64_t own_points = 0;
     for (const Lot& lot : m.lots) {
@@ -1098,7 +1104,7 @@ Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t amount, uint64
       AddFlow(leg.source, s.ts, true, -static_cast<int64_t>(leg.take), o.result.timestamp_ns);
     }
   }
-  if (o.tx.kind != Kind::kReferral) *counted = taken;  // a referral is reversed once, whole
+  if (o.tx.kind != Kind::kReferral) *counted = taken;  // a referral's counts what was asked
   s.points = taken;
   return Code::kOk;
 }
