@@ -137,6 +137,11 @@ bool DecodeRecord(std::string_view bytes, TxRecord* rec, Statement* statement) {
     s.net_micros = r.I64();
     s.payer = s.net_micros > 0 ? "partner" : s.net_micros < 0 ? "program" : "none";
   }
+  if (has_statement == 1) {
+    rec->statement = s;
+  } else {
+    rec->statement.reset();
+  }
   if (statement != nullptr) *statement = s;
   return r.done();
 }

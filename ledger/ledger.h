@@ -234,6 +234,8 @@ struct TxRecord {
   Result result;  // duplicate is always false here
   std::vector<Posting> postings;
   std::array<uint8_t, 32> hash{};  // SHA-256(previous hash || canonical bytes)
+  // A committed settle: the statement it recorded (SPEC §2), in the chain.
+  std::optional<Statement> statement;
 };
 
 struct ChainHead {

@@ -232,8 +232,10 @@ flatbuffers::Offset<wire::TxRecord> TxRecordToWire(flatbuffers::FlatBufferBuilde
   }
   const auto posting_vector = fbb.CreateVectorOfStructs(postings);
   const auto hash = fbb.CreateVector(rec.hash.data(), rec.hash.size());
+  const auto statement =
+      rec.statement ? StatementToWire(fbb, *rec.statement) : flatbuffers::Offset<wire::Statement>();
   return wire::CreateTxRecord(fbb, wire::Code::ok, rec.seq, rec.timestamp_ns, tx, result,
-                              posting_vector, hash);
+                              posting_vector, hash, statement);
 }
 
 absl::StatusOr<ledger::TxRecord> TxRecordFromWire(const wire::TxRecord& in) {
@@ -259,6 +261,7 @@ absl::StatusOr<ledger::TxRecord> TxRecordFromWire(const wire::TxRecord& in) {
     return Malformed("transaction record without a 32-byte hash");
   }
   std::memcpy(rec.hash.data(), in.hash()->data(), rec.hash.size());
+  if (in.statement() != nullptr) rec.statement = StatementFromWire(*in.statement());
   return rec;
 }
 

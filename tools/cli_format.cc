@@ -361,6 +361,19 @@ std::string TxRecordJson(std::string_view key, const ledger::TxRecord& rec) {
   }
   j["postings"] = std::move(postings);
   j["hash"] = HexBytes(rec.hash);
+  if (rec.statement) {
+    const ledger::Statement& s = *rec.statement;
+    Json sj;
+    sj["from"] = FormatTime(s.from_ns);
+    sj["to"] = FormatTime(s.to_ns);
+    sj["earned_points"] = s.earned_points;
+    sj["redeemed_points"] = s.redeemed_points;
+    sj["partner_owes_micros"] = s.partner_owes_micros;
+    sj["program_owes_micros"] = s.program_owes_micros;
+    sj["net_micros"] = s.net_micros;
+    sj["payer"] = s.payer;
+    j["statement"] = std::move(sj);
+  }
   return Dump(j);
 }
 
@@ -368,8 +381,14 @@ std::string TxRecordText(std::string_view key, const ledger::TxRecord& rec) {
   Json j = nlohmann::ordered_json::parse(TxRecordJson(key, rec), nullptr, false);
   std::string out;
   for (auto& [name, value] : j.items()) {
-    if (name == "postings") continue;
+    if (name == "postings" || name == "statement") continue;
     out += StrCat(Pad(name, 20), JsonScalarText(value), "\n");
+  }
+  if (j.contains("statement")) {
+    out += "statement\n";
+    for (auto& [name, value] : j["statement"].items()) {
+      out += StrCat("  ", Pad(name, 20), JsonScalarText(value), "\n");
+    }
   }
   out += "postings\n";
   for (const auto& p : j["postings"]) {

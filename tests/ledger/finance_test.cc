@@ -1168,6 +1168,13 @@ TEST_F(StatementTest, EachFlowIsPricedAtItsTimeAndAClosedPeriodNeverChanges) {
                                           PartnerAccountId("acme", "hotelco"), 280}));
   EXPECT_EQ((*rec)->postings[1], (Posting{PartnerAccountId("acme", "hotelco"),
                                           SystemAccountId("acme", "redemption"), 30}));
+  // The statement it recorded reads back with it (found in review, session
+  // 17: it was in the chain but no read returned it): the period [0, T0+5D).
+  ASSERT_TRUE((*rec)->statement.has_value());
+  EXPECT_EQ(*(*rec)->statement, MustStatement(0, T0 + 5 * D));
+  EXPECT_EQ((*rec)->statement->earned_points, 280);
+  EXPECT_EQ((*rec)->statement->redeemed_points, 30);
+  EXPECT_FALSE(ledger_->GetTransaction(TxIdFromKey("acme", "pe-a")).value()->statement.has_value());
 
   // More flows after the close (day 8, at the new price).
   clock_.Set(T0 + 8 * D);

@@ -91,6 +91,7 @@ TEST(Wire, ResultsAndRecordsRoundTrip) {
   rec.postings.push_back({ledger::TxIdFromKey("a", "1"), ledger::TxIdFromKey("a", "2"), 10,
                           ledger::PostingType::kPending});
   rec.hash[0] = 0xab;
+  rec.statement = ledger::Statement{"acme", "hotelco", 1, 2, 280, 30, 2'520'000, 210'000, 2'310'000, "partner"};
   const auto body = TxRecordToWire(fbb, rec);
   FinishResponse(fbb, 3, wire::ConnError::none, "", wire::ResponseBody::TxRecord, body.Union());
   const auto storage = Aligned(fbb);
@@ -103,6 +104,7 @@ TEST(Wire, ResultsAndRecordsRoundTrip) {
   EXPECT_EQ(out->result, rec.result);
   EXPECT_EQ(out->postings, rec.postings);
   EXPECT_EQ(out->hash, rec.hash);
+  EXPECT_EQ(out->statement, rec.statement);
 
   flatbuffers::FlatBufferBuilder bad;
   bad.Finish(wire::CreateResult(bad, static_cast<wire::Code>(99)));

@@ -982,6 +982,15 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
       << before_text.out;
 
   Post({"settle", "close", "--program", "travel", "--partner", "air", "--to", to, "--id", "close-1"});
+  // The close's record holds the statement it settled, both ways.
+  const json closed = ParseJson(Both({"tx", "get", "--program", "travel", "--id", "close-1", "--json"}, 0).out);
+  ASSERT_TRUE(closed.contains("statement")) << closed.dump();
+  for (const char* field : {"earned_points", "redeemed_points", "partner_owes_micros", "program_owes_micros",
+                            "net_micros", "payer", "to"}) {
+    EXPECT_EQ(closed["statement"][field], s[field]) << field << " " << closed.dump();
+  }
+  EXPECT_NE(Both({"tx", "get", "--program", "travel", "--id", "close-1"}, 0).out.find("statement\n  from"),
+            std::string::npos);
   // Later: more flows, another price, another close.
   Post({"partner", "price", "air", "--program", "travel", "--earn-price-micros", "1", "--redeem-price-micros", "1",
         "--id", "air-3"});
