@@ -335,6 +335,25 @@ std::string HistoryText(std::span<const ledger::HistoryEntry> entries) {
   return out;
 }
 
+namespace {
+
+// A statement's period and amounts, as `settle statement --json` and
+// `tx get` of a settle show them.
+Json StatementFields(const ledger::Statement& s) {
+  Json j;
+  j["from"] = FormatTime(s.from_ns);
+  j["to"] = FormatTime(s.to_ns);
+  j["earned_points"] = s.earned_points;
+  j["redeemed_points"] = s.redeemed_points;
+  j["partner_owes_micros"] = s.partner_owes_micros;
+  j["program_owes_micros"] = s.program_owes_micros;
+  j["net_micros"] = s.net_micros;
+  j["payer"] = s.payer;
+  return j;
+}
+
+}  // namespace
+
 std::string TxRecordJson(std::string_view key, const ledger::TxRecord& rec) {
   Json j;
   j["id"] = std::string(key);
@@ -361,19 +380,7 @@ std::string TxRecordJson(std::string_view key, const ledger::TxRecord& rec) {
   }
   j["postings"] = std::move(postings);
   j["hash"] = HexBytes(rec.hash);
-  if (rec.statement) {
-    const ledger::Statement& s = *rec.statement;
-    Json sj;
-    sj["from"] = FormatTime(s.from_ns);
-    sj["to"] = FormatTime(s.to_ns);
-    sj["earned_points"] = s.earned_points;
-    sj["redeemed_points"] = s.redeemed_points;
-    sj["partner_owes_micros"] = s.partner_owes_micros;
-    sj["program_owes_micros"] = s.program_owes_micros;
-    sj["net_micros"] = s.net_micros;
-    sj["payer"] = s.payer;
-    j["statement"] = std::move(sj);
-  }
+  if (rec.statement) j["statement"] = StatementFields(*rec.statement);
   return Dump(j);
 }
 
@@ -404,14 +411,8 @@ std::string StatementJson(const ledger::Statement& s) {
   Json j;
   j["program"] = s.program;
   j["partner"] = s.partner;
-  j["from"] = FormatTime(s.from_ns);
-  j["to"] = FormatTime(s.to_ns);
-  j["earned_points"] = s.earned_points;
-  j["redeemed_points"] = s.redeemed_points;
-  j["partner_owes_micros"] = s.partner_owes_micros;
-  j["program_owes_micros"] = s.program_owes_micros;
-  j["net_micros"] = s.net_micros;
-  j["payer"] = s.payer;
+  const Json fields = StatementFields(s);  // a named object: items() refers into it
+  for (const auto& item : fields.items()) j[item.key()] = item.value();
   return Dump(j);
 }
 
