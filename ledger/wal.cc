@@ -567,6 +567,14 @@ absl::StatusOr<Wal::Segment> Wal::Prepare(uint64_t number, uint64_t size) {
     }
     reuse.reset();
   }
+  struct stat taken {};
+  if (reuse && reuse->number != number && ::lstat(path.c_str(), &taken) == 0) {
+    // Something else has this name (rename would replace a file, or fail
+    // on a directory, at every attempt): the preparer passes the number.
+    absl::MutexLock lock(&mu_);
+    released_.push_front(*reuse);
+    return absl::AlreadyExistsError(StrCat("write-ahead log: ", path, ": something else has that name"));
+  }
   if (reuse) {
     // Its old frames stay in it, but name the old number: a reader stops
     // at the first of them. The rename must be durable before a frame is
@@ -646,8 +654,13 @@ void Wal::PrepareLoop() {
     ++attempts_;
     // The next attempt takes the same number: a group goes on only into
     // the next number (Append), and recovery joins nothing else. Only a
-    // name taken by something else here is passed over.
+    // name taken by something else here is passed over, at once: that is
+    // no reason to refuse commits.
     if (s.ok() || absl::IsAlreadyExists(s.status())) next_number_ = number + 1;
+    if (absl::IsAlreadyExists(s.status())) {
+      std::fprintf(stderr, "pointledger: %s; using the next number\n", std::string(s.status().message()).c_str());
+      continue;
+    }
     if (s.ok()) {
       spare_ = *s;
       prepare_error_ = absl::OkStatus();

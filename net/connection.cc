@@ -59,11 +59,13 @@ class ConnectionImpl final : public Connection,
       // refused (connections_max bounds the served ones).
       self->in_.resize(kRefusedReadBufferBytes);
       self->slots_.resize(1);
-      self->ArmTimer(SteadyClock::now() + std::chrono::seconds(self->limits_.idle_timeout_s));
       if constexpr (kIsTls<Stream>) {
-        // The handshake first, or the client could not read why. Its cost
-        // is bounded like the rest of a refusal: the server refuses at most
-        // kRefusedConnectionsMax at once, each within idle_timeout_s.
+        // The handshake first, or the client could not read why. It gets
+        // as long as a refusal lingers, not idle_timeout_s: a refused
+        // connection counts as open, and clients that never say hello must
+        // not keep the server refusing for minutes.
+        self->refusing_ = true;
+        self->ArmTimer(SteadyClock::now() + std::chrono::milliseconds(kLingerMs));
         self->state_ = State::kHandshake;
         self->stream_.async_handshake(
             asio::ssl::stream_base::server, [self, m](const ErrorCode& ec) {
@@ -72,11 +74,14 @@ class ConnectionImpl final : public Connection,
                 self->Close(StrCat("TLS handshake failed: ", ec.message(), " (refusing: ", m, ")"));
                 return;
               }
+              self->refusing_ = false;  // the answer goes out like a plain refusal's
+              self->ArmTimer(SteadyClock::now() + std::chrono::seconds(self->limits_.idle_timeout_s));
               self->state_ = State::kOpen;
               self->Refuse(0, wire::ConnError::server_busy, m);
             });
         return;
       }
+      self->ArmTimer(SteadyClock::now() + std::chrono::seconds(self->limits_.idle_timeout_s));
       self->state_ = State::kOpen;
       self->Refuse(0, wire::ConnError::server_busy, m);
     });
@@ -160,6 +165,10 @@ class ConnectionImpl final : public Connection,
     const SteadyClock::time_point now = SteadyClock::now();
     if (state_ == State::kLingering) {
       Close(close_reason_);
+      return;
+    }
+    if (refusing_ && state_ == State::kHandshake) {
+      Close("refused (connections_max) and no TLS handshake within the linger time");
       return;
     }
     const auto idle = std::chrono::seconds(limits_.idle_timeout_s);
@@ -715,6 +724,7 @@ class ConnectionImpl final : public Connection,
   std::vector<uint8_t> out_;
   bool writing_ = false;
   bool close_after_write_ = false;
+  bool refusing_ = false;  // a TLS connection refused: its handshake is bounded (StartRefused)
 
   size_t jobs_pending_ = 0;  // batches at the committer
   size_t deferred_reads_ = 0;  // reads waiting behind them

@@ -139,6 +139,7 @@ void AddMemberFields(const ledger::Transaction& t, Json& j) {
       j["lot_index"] = t.lot_index;
       break;
     case Kind::kAccountClose:
+    case Kind::kAccountOpen:
       j["member"] = t.member;
       break;
     default:

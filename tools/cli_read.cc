@@ -92,7 +92,9 @@ int NotFound(const Output& o, const std::string& message) {
 
 int ReportError(const Output& o, const absl::Status& status, std::string_view hint) {
   std::fprintf(o.err, "error: %s\n", std::string(status.message()).c_str());
-  if (hint.empty() && absl::IsPermissionDenied(status)) {
+  // The server's refusal of the key (net/client.cc), not a file the
+  // operating system would not let --data read.
+  if (hint.empty() && absl::IsPermissionDenied(status) && status.message() == "permission_denied") {
     hint = "The API key lacks the scope (read; admin for expire) or the program this needs: "
            "use another key, or see docs/operations.md, \"API keys\".";
   }

@@ -916,6 +916,14 @@ TEST(Server, TlsConnectionsOverTheLimitGetServerBusy) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
   EXPECT_NE(second.status().message().find("server_busy"), std::string::npos) << second.status();
   EXPECT_EQ(HeadSeq(**first), 0u);
+  // A refused connection that never starts its handshake is closed after
+  // the linger time (2 s), not idle_timeout_s (300 s): refused ones count
+  // as open, and silent clients must not keep the server refusing.
+  testing::RawSocket silent(server->port());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(silent.WaitForClose());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
+  EXPECT_TRUE(server->WaitForLog("no TLS handshake within the linger time", std::chrono::seconds(5)));
 }
 
 // A full LMDB map refuses the batch with server_busy and a log line; what

@@ -229,6 +229,26 @@ TEST_F(CliE2E, EveryCommandWithJson) {
   EXPECT_NE(expire_again.out.find("expired 0 points"), std::string::npos) << expire_again.out;
 }
 
+// A program without auto_open enrolls its members with `account open`,
+// through the server, and the record names who was enrolled.
+TEST_F(CliE2E, AccountOpenEnrollsInAProgramWithoutAutoOpen) {
+  ExpectOk(Post({"program", "create", "closedshop", "--currency", "USD", "--point-value-micros", "1000",
+                 "--expiry-days", "0", "--no-auto-open", "--id", "closedshop-v1"}),
+           "closedshop-v1");
+  const json refused = Post({"earn", "--program", "closedshop", "--member", "dana", "--points", "5", "--id", "cs-e1"}, 1);
+  EXPECT_EQ(refused["status"], "account_not_found");
+  ExpectOk(Post({"account", "open", "--program", "closedshop", "--member", "dana", "--id", "enroll-dana"}),
+           "enroll-dana");
+  ExpectOk(Post({"earn", "--program", "closedshop", "--member", "dana", "--points", "5", "--id", "cs-e2"}), "cs-e2");
+  EXPECT_EQ(Balance("closedshop", "dana")["posted"], 5);
+  RunResult tx = Cli({"tx", "get", "--program", "closedshop", "--id", "enroll-dana", "--json"});
+  ASSERT_EQ(tx.exit_code, 0) << tx.err;
+  const json rec = ParseJson(tx.out);
+  EXPECT_EQ(rec["kind"], "account_open");
+  EXPECT_EQ(rec["member"], "dana");
+  EXPECT_TRUE(rec["postings"].empty());
+}
+
 TEST_F(CliE2E, TextOutputIsReadable) {
   ASSERT_EQ(Cli({"program", "create", "texty", "--currency", "EUR", "--point-value-micros", "1", "--expiry-days",
                  "0", "--id", "t1"})
