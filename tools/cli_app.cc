@@ -432,9 +432,9 @@ void Cli::AddFinanceCommands() {
       "Match a POS / e-commerce export (CSV: order_ref,kind,points[,member,timestamp]) against the "
       "ledger by idempotency key. Exit 1 on any mismatch.",
       "pointledger reconcile external --program acme --csv pos-export.csv --json\n"
-      "order_ref is the --id KEY the POS posted with, or a transaction's own --order-ref.\n"
-      "Findings: matched, missing_in_ledger, missing_in_file, amount_mismatch, kind_mismatch,\n"
-      "member_mismatch, duplicate_in_file, duplicate_in_ledger;\n"
+      "order_ref is the --id KEY the POS posted with (a transaction's own --order-ref field is\n"
+      "shown, not matched on). Findings: matched, missing_in_ledger, missing_in_file,\n"
+      "amount_mismatch, kind_mismatch, member_mismatch, duplicate_in_file;\n"
       "they come in id order, each with its file line. Memory stays bounded: rows beyond\n"
       "--memory-rows are sorted in temporary files ($TMPDIR).",
       [this] {

@@ -1,12 +1,13 @@
 // `pointledger reconcile external`: a POS / e-commerce export matched
 // against the ledger by idempotency key, in bounded memory.
 //
-// How: both sides become streams of rows sorted by a key id: the file's
-// order_ref turned into the id the CLI's --id derives; a ledger
-// transaction's own order_ref field turned into that id the same way if it
-// has one (a shop that posts with its own ids and the order number as
-// order_ref), else its id (the order number was the --id KEY). Each side is sorted in
-// runs of ExternalOptions::memory_rows that spill to temporary files, then
+// How: both sides become streams of rows sorted by transaction id (the
+// file's order_ref turned into the id the CLI's --id derives, the ledger's
+// transactions of the program paged from the log). A transaction's own
+// order_ref field is shown, not matched on: one order's hold, capture and
+// refund commonly share it, while each has its own id (tried in session 17
+// and taken back: it turned such orders into kind mismatches). Each side
+// is sorted in runs of ExternalOptions::memory_rows that spill to temporary files, then
 // merged; one pass over the two merged streams finds every match and
 // mismatch. Findings therefore come in id order, each naming its file line.
 #include <fcntl.h>
@@ -50,12 +51,8 @@ struct Row {
   std::string status;      // ledger: "ok" or the recorded rejection
 };
 
-// Within one key, a committed ledger transaction comes before rejected
-// ones (a redeem rejected, then posted again under a new id with the same
-// order_ref): the file's row is matched with what was booked.
 bool Before(const Row& a, const Row& b) {
   if (a.id != b.id) return a.id < b.id;
-  if ((a.status == "ok") != (b.status == "ok")) return a.status == "ok";
   return a.line < b.line;
 }
 
@@ -370,7 +367,7 @@ int64_t LedgerPoints(const ledger::TxRecord& rec) {
 
 constexpr const char* kFindings[] = {"matched",         "missing_in_ledger", "missing_in_file",
                                      "amount_mismatch", "kind_mismatch",     "member_mismatch",
-                                     "duplicate_in_file", "duplicate_in_ledger"};
+                                     "duplicate_in_file"};
 
 class Matcher {
  public:
@@ -392,6 +389,7 @@ class Matcher {
       }
       if (ledger != nullptr) {
         j["seq"] = ledger->line;
+        j["id_hex"] = ledger::IdToHex(ledger->id);  // order_ref is its field, not what it matched by
         j["ledger_kind"] = ledger->kind;
         j["ledger_points"] = ledger->points;
         j["ledger_member"] = ledger->member;
@@ -556,7 +554,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       if (rec.seq > end) break;
       if (!IsClientKind(rec.tx.kind)) continue;
       Row row;
-      row.id = rec.tx.order_ref.empty() ? rec.tx.id : ledger::TxIdFromKey(options.program, rec.tx.order_ref);
+      row.id = rec.tx.id;
       row.order_ref = rec.tx.order_ref.empty() ? ledger::IdToHex(rec.tx.id) : rec.tx.order_ref;
       row.kind = std::string(ledger::KindName(rec.tx.kind));
       row.points = LedgerPoints(rec);
@@ -578,27 +576,14 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
 
   // One pass over both sorted streams.
   Matcher m(o, options.mismatches_only);
-  Row f, l, prev_file, prev_ledger;
-  bool has_f = file_rows.Next(&f), has_l = ledger_rows.Next(&l), has_prev = false, has_prev_l = false;
+  Row f, l, prev_file;
+  bool has_f = file_rows.Next(&f), has_l = ledger_rows.Next(&l), has_prev = false;
   while (has_f || has_l) {
     if (has_f && has_prev && f.id == prev_file.id) {
       m.Report("duplicate_in_file", &f, nullptr);
       has_f = file_rows.Next(&f);
       continue;
     }
-    // More transactions with the key of one already taken: a second
-    // committed one is named (the row matched the first), a rejected one
-    // booked nothing and is passed over.
-    if (has_l && has_prev_l && l.id == prev_ledger.id) {
-      if (l.status == "ok") m.Report("duplicate_in_ledger", nullptr, &l);
-      has_l = ledger_rows.Next(&l);
-      continue;
-    }
-    auto next_l = [&] {
-      prev_ledger = l;
-      has_prev_l = true;
-      has_l = ledger_rows.Next(&l);
-    };
     if (has_f && (!has_l || f.id < l.id)) {
       m.Report("missing_in_ledger", &f, nullptr);
       prev_file = f;
@@ -607,7 +592,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     } else if (has_l && (!has_f || l.id < f.id)) {
       const bool in_period = !bounded || (l.timestamp_ns >= min_ts && l.timestamp_ns <= max_ts);
       if (l.status == "ok" && in_period) m.Report("missing_in_file", nullptr, &l);
-      next_l();
+      has_l = ledger_rows.Next(&l);
     } else {
       if (l.status != "ok") {
         m.Report("missing_in_ledger", &f, &l);  // recorded, but rejected: nothing was booked
@@ -628,7 +613,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       prev_file = f;
       has_prev = true;
       has_f = file_rows.Next(&f);
-      next_l();
+      has_l = ledger_rows.Next(&l);
     }
   }
   m.Summary(file_count, ledger_count, bounded ? min_ts : 0, bounded ? max_ts : 0);
