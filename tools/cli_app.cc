@@ -344,8 +344,8 @@ void Cli::AddPostCommands() {
       "Fields are the kind's command-line flags with '-' as '_' (NAME is \"name\"), plus\n"
       "\"linked\":true to make a transaction succeed or fail together with the next one.\n"
       "Kinds: program_create partner_create partner_price earn redeem referral transfer\n"
-      "adjust reverse hold capture release settle account_close. The whole file is checked\n"
-      "before anything is sent; a line that does not parse is reported with its number.",
+      "adjust reverse hold capture release settle account_open account_close. The whole file\n"
+      "is checked before anything is sent; a line that does not parse is reported with its number.",
       [this] { return RunPostFile(); });
   post->add_option("--file", post_file_, "JSON-lines input; - for stdin")->required()->type_name("FILE");
 
