@@ -319,7 +319,7 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
     ByteReader r(*seen);
     const uint64_t seq = r.U64();
     if (!r.done()) return absl::DataLossError("ids: malformed entry");
-    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original, ReadRecord(view_, dbs_, seq, nullptr));
+    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original, ReadRecord(view_, dbs_, seq));
     if (!original) return absl::DataLossError(StrCat("ids: seq ", seq, " missing"));
     // SPEC §3 names the first field that differs; the program is compared
     // first. Ids are global, but another program's transaction is not this
@@ -368,9 +368,10 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
   rec.result.code = code;
   rec.result.points = ok ? c.result_points : 0;
   if (ok) rec.postings = c.postings;
+  if (ok && c.has_statement) rec.statement = c.statement;
   scratch_.clear();
   scratch_.append(32, '\0');  // room for the hash
-  EncodeRecord(rec, ok && c.has_statement ? &c.statement : nullptr, &scratch_);
+  EncodeRecord(rec, &scratch_);
   PL_CHECK(scratch_.size() <= kRecordBytesMax + 32);
   const Digest hash =
       Sha256({std::string_view(reinterpret_cast<const char*>(head_.hash.data()), head_.hash.size()),
@@ -1080,7 +1081,7 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
   ByteReader sr(*seen);
   const uint64_t original_seq = sr.U64();
   PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original,
-                      ReadRecord(view_, dbs_, original_seq, nullptr));
+                      ReadRecord(view_, dbs_, original_seq));
   if (!original || !sr.done()) return absl::DataLossError("ids: dangling entry");
   const Transaction& o = original->tx;
   if (o.program != t.program) return Code::kOriginalNotFound;

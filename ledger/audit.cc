@@ -43,7 +43,7 @@ absl::Status ReplayPostings(const View& txn, const Dbs& dbs,
   PL_ASSIGN_OR_RETURN(bool found, cursor.First());
   TxRecord rec;
   while (found) {
-    if (cursor.value().size() < 32 || !DecodeRecord(cursor.value().substr(32), &rec, nullptr)) {
+    if (cursor.value().size() < 32 || !DecodeRecord(cursor.value().substr(32), &rec)) {
       return absl::DataLossError("log: a record does not parse (run audit verify)");
     }
     for (const Posting& p : rec.postings) {
@@ -129,7 +129,7 @@ absl::StatusOr<std::vector<Discrepancy>> VerifyChainIn(const View& txn, const Db
     if (std::memcmp(digest, value.data(), 32) != 0) {
       return bad("hash", HashHex(digest), HashHex(reinterpret_cast<const uint8_t*>(value.data())));
     }
-    if (!DecodeRecord(value.substr(32), &rec, nullptr) || rec.seq != seq) {
+    if (!DecodeRecord(value.substr(32), &rec) || rec.seq != seq) {
       return bad("record", "a well-formed record", "does not parse");
     }
     if (rec.timestamp_ns <= prev_ts) {

@@ -65,7 +65,7 @@ void DecodeTransaction(ByteReader& r, Transaction* t) {
 
 }  // namespace
 
-void EncodeRecord(const TxRecord& rec, const Statement* statement, std::string* out) {
+void EncodeRecord(const TxRecord& rec, std::string* out) {
   ByteWriter w(out);
   PL_CHECK(rec.format >= kRecordFormatMin && rec.format <= kRecordFormat);
   w.U8(rec.format);
@@ -82,8 +82,9 @@ void EncodeRecord(const TxRecord& rec, const Statement* statement, std::string* 
     w.U64(p.points);
     w.U8(static_cast<uint8_t>(p.type));
   }
-  w.U8(statement != nullptr ? 1 : 0);
-  if (statement != nullptr) {
+  const std::optional<Statement>& statement = rec.statement;
+  w.U8(statement ? 1 : 0);
+  if (statement) {
     w.I64(statement->from_ns);
     w.I64(statement->to_ns);
     w.I64(statement->earned_points);
@@ -94,7 +95,7 @@ void EncodeRecord(const TxRecord& rec, const Statement* statement, std::string* 
   }
 }
 
-bool DecodeRecord(std::string_view bytes, TxRecord* rec, Statement* statement) {
+bool DecodeRecord(std::string_view bytes, TxRecord* rec) {
   ByteReader r(bytes);
   rec->format = r.U8();
   if (rec->format < kRecordFormatMin || rec->format > kRecordFormat) return false;
@@ -124,8 +125,9 @@ bool DecodeRecord(std::string_view bytes, TxRecord* rec, Statement* statement) {
   }
   const uint8_t has_statement = r.U8();
   if (has_statement > 1) return false;
-  Statement s;
+  rec->statement.reset();
   if (has_statement == 1) {
+    Statement& s = rec->statement.emplace();
     s.program = rec->tx.program;
     s.partner = rec->tx.partner;
     s.from_ns = r.I64();
@@ -137,12 +139,6 @@ bool DecodeRecord(std::string_view bytes, TxRecord* rec, Statement* statement) {
     s.net_micros = r.I64();
     s.payer = s.net_micros > 0 ? "partner" : s.net_micros < 0 ? "program" : "none";
   }
-  if (has_statement == 1) {
-    rec->statement = s;
-  } else {
-    rec->statement.reset();
-  }
-  if (statement != nullptr) *statement = s;
   return r.done();
 }
 

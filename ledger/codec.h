@@ -137,9 +137,9 @@ inline std::string_view IdView(const Id& id) {
 // ---- The transaction record (SPEC §7): canonical bytes, hashed. ----
 
 // Appends the canonical bytes of a stored transaction to *out.
-void EncodeRecord(const TxRecord& record, const Statement* statement, std::string* out);
+void EncodeRecord(const TxRecord& record, std::string* out);
 // Parses canonical bytes. false on malformed input.
-bool DecodeRecord(std::string_view bytes, TxRecord* record, Statement* statement);
+bool DecodeRecord(std::string_view bytes, TxRecord* record);
 
 // ---- Stored state. ----
 

@@ -33,7 +33,7 @@ absl::StatusOr<ChainHead> ReadHead(const View& txn, const Dbs& dbs) {
   if (!found) return head;
   TxRecord rec;
   const std::string_view value = cursor.value();
-  if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec, nullptr)) {
+  if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec)) {
     return absl::DataLossError("log: the last record does not parse");
   }
   head.seq = rec.seq;
@@ -42,12 +42,11 @@ absl::StatusOr<ChainHead> ReadHead(const View& txn, const Dbs& dbs) {
   return head;
 }
 
-absl::StatusOr<std::optional<TxRecord>> ReadRecord(const View& txn, const Dbs& dbs,
-                                                   uint64_t seq, Statement* statement) {
+absl::StatusOr<std::optional<TxRecord>> ReadRecord(const View& txn, const Dbs& dbs, uint64_t seq) {
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, txn.Get(dbs.log, BeU64Key(seq)));
   if (!v) return std::optional<TxRecord>();
   TxRecord rec;
-  if (v->size() < 32 || !DecodeRecord(v->substr(32), &rec, statement) || rec.seq != seq) {
+  if (v->size() < 32 || !DecodeRecord(v->substr(32), &rec) || rec.seq != seq) {
     return absl::DataLossError(StrCat("log: record ", seq, " does not parse"));
   }
   std::memcpy(rec.hash.data(), v->data(), 32);
@@ -145,7 +144,7 @@ absl::StatusOr<ChainHead> ReplayLog(View& view, Clock* clock, uint64_t from_seq,
   const Dbs dbs;
   ChainHead head;
   if (from_seq > 0) {
-    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(view, dbs, from_seq, nullptr));
+    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(view, dbs, from_seq));
     if (!rec) return absl::DataLossError(StrCat("log: checkpoint seq ", from_seq, " missing"));
     head = ChainHead{rec->seq, rec->timestamp_ns, rec->hash};
   }
@@ -174,7 +173,7 @@ absl::StatusOr<ChainHead> ReplayLog(View& view, Clock* clock, uint64_t from_seq,
     const uint64_t seq = ByteReader(cursor.key()).BeU64();
     if (seq > to_seq) break;
     if (failed_seq != nullptr) *failed_seq = seq;
-    if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec, nullptr)) {
+    if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec)) {
       return absl::DataLossError(StrCat("log: record ", seq, " does not parse (run audit verify)"));
     }
     std::memcpy(rec.hash.data(), value.data(), 32);
@@ -593,21 +592,25 @@ absl::Status CreateDirectory(const std::filesystem::path& dir) {
   return absl::OkStatus();
 }
 
-// The entries of a new data directory (log/, state/, wal/, their files,
-// the directory itself) are durable only once their parents are synced:
-// on a file system whose journal does not order them, a power cut on the
-// first day could drop wal/ with acknowledged commits in it.
+// Syncs a file or directory. `skip` errno values of opening it are not
+// errors (a file gone meanwhile; a parent we may search but not read);
+// nor is EINVAL from the sync (a file system that cannot sync a directory).
+absl::Status SyncPath(const std::filesystem::path& path, std::initializer_list<int> skip = {}) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && std::find(skip.begin(), skip.end(), errno) != skip.end()) return absl::OkStatus();
+  if (fd < 0) return absl::InternalError(StrCat("opening ", path.string(), ": ", std::strerror(errno)));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL) return absl::InternalError(StrCat("syncing ", path.string(), ": ", std::strerror(err)));
+  return absl::OkStatus();
+}
+
 // Syncs every file in dir (those gone meanwhile do not matter).
 absl::Status SyncFilesIn(const std::string& dir) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) continue;
-    if (fd < 0) return absl::InternalError(StrCat("opening ", entry.path().string(), ": ", std::strerror(errno)));
-    const int rc = ::fdatasync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) return absl::InternalError(StrCat("syncing ", entry.path().string(), ": ", std::strerror(err)));
+    PL_RETURN_IF_ERROR(SyncPath(entry.path(), {ENOENT}));
   }
   if (ec && ec != std::errc::no_such_file_or_directory) {
     return absl::InternalError(StrCat("listing ", dir, ": ", ec.message()));
@@ -615,25 +618,20 @@ absl::Status SyncFilesIn(const std::string& dir) {
   return absl::OkStatus();
 }
 
+// The entries of a new data directory (log/, state/, wal/, their files,
+// the directory itself) are durable only once their parents are synced:
+// on a file system whose journal does not order them, a power cut on the
+// first day could drop wal/ with acknowledged commits in it.
 absl::Status SyncDirectories(const std::filesystem::path& dir) {
   // "./var/" and "." name the directory itself as their parent_path().
   std::filesystem::path absolute = std::filesystem::absolute(dir).lexically_normal();
   if (absolute.filename().empty()) absolute = absolute.parent_path();
-  const std::filesystem::path parent = absolute.parent_path();
-  for (const std::filesystem::path& d : {absolute / "log", absolute / "state", absolute / "wal", absolute, parent}) {
-    const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    // A parent we may search but not read (mode 0711) opened before: its
-    // entry for the data directory then goes unsynced, as it always did.
-    if (fd < 0 && d == parent && errno == EACCES) continue;
-    if (fd < 0) return absl::InternalError(StrCat("opening ", d.string(), ": ", std::strerror(errno)));
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0 && err != EINVAL) {  // EINVAL: a file system that cannot sync a directory
-      return absl::InternalError(StrCat("syncing ", d.string(), ": ", std::strerror(err)));
-    }
+  for (const std::filesystem::path& d : {absolute / "log", absolute / "state", absolute / "wal", absolute}) {
+    PL_RETURN_IF_ERROR(SyncPath(d));
   }
-  return absl::OkStatus();
+  // A parent we may search but not read (mode 0711) opened before: its
+  // entry for the data directory then goes unsynced, as it always did.
+  return SyncPath(absolute.parent_path(), {EACCES});
 }
 
 }  // namespace
@@ -898,7 +896,7 @@ absl::StatusOr<std::vector<HistoryEntry>> Ledger::GetHistory(std::string_view pr
     e.seq = kr.BeU64();
     e.points = vr.I64();
     if (!kr.done() || !vr.done()) return absl::DataLossError("history: malformed entry");
-    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(txn, Dbs(), e.seq, nullptr));
+    PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(txn, Dbs(), e.seq));
     if (!rec) return absl::DataLossError("history: names a missing transaction");
     e.timestamp_ns = rec->timestamp_ns;
     e.id = rec->tx.id;
@@ -917,13 +915,13 @@ absl::StatusOr<std::optional<TxRecord>> Ledger::GetTransaction(const Id& id) {
   ByteReader r(*v);
   const uint64_t seq = r.U64();
   if (!r.done()) return absl::DataLossError("ids: malformed entry");
-  return ReadRecord(txn, Dbs(), seq, nullptr);
+  return ReadRecord(txn, Dbs(), seq);
 }
 
 absl::StatusOr<std::optional<TxRecord>> Ledger::GetTransactionBySeq(uint64_t seq) {
   PL_ASSIGN_OR_RETURN(std::unique_ptr<Snapshot> snap, rep_->Read(Snapshot::Mode::kLogOnly));
   const View& txn = *snap->view;
-  return ReadRecord(txn, Dbs(), seq, nullptr);
+  return ReadRecord(txn, Dbs(), seq);
 }
 
 absl::StatusOr<ChainHead> Ledger::GetHead() {
@@ -1185,7 +1183,7 @@ absl::StatusOr<RecordsPage> Ledger::GetRecords(uint64_t from_seq, uint32_t limit
   while (found && page.records.size() < limit && scanned < kRecordsScanMax) {
     TxRecord rec;
     const std::string_view value = cursor.value();
-    if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec, nullptr)) {
+    if (value.size() < 32 || !DecodeRecord(value.substr(32), &rec)) {
       return absl::DataLossError(StrCat("log: record ", ByteReader(cursor.key()).BeU64(),
                                         " does not parse (run audit verify)"));
     }

@@ -30,7 +30,7 @@ absl::Status Narrow(const Sum& sum, std::string_view name, uint64_t* out) {
 }
 
 absl::StatusOr<int64_t> RecordTimestamp(const View& view, const Dbs& dbs, uint64_t seq) {
-  PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(view, dbs, seq, nullptr));
+  PL_ASSIGN_OR_RETURN(std::optional<TxRecord> rec, ReadRecord(view, dbs, seq));
   if (!rec) return absl::DataLossError(StrCat("log: record ", seq, " missing"));
   return rec->timestamp_ns;
 }
@@ -166,7 +166,7 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
   TxRecord rec;
   while (found) {
     const std::string_view value_bytes = cursor.value();
-    if (value_bytes.size() < 32 || !DecodeRecord(value_bytes.substr(32), &rec, nullptr)) {
+    if (value_bytes.size() < 32 || !DecodeRecord(value_bytes.substr(32), &rec)) {
       return absl::DataLossError("log: a record does not parse (run audit verify)");
     }
     if (rec.timestamp_ns >= to_ns) break;

@@ -21,8 +21,7 @@ absl::StatusOr<ChainHead> ReadHead(const View& view, const Dbs& dbs);
 
 // Reads a stored transaction by seq; nullopt if absent. DataLoss if it
 // does not parse.
-absl::StatusOr<std::optional<TxRecord>> ReadRecord(const View& view, const Dbs& dbs,
-                                                   uint64_t seq, Statement* statement);
+absl::StatusOr<std::optional<TxRecord>> ReadRecord(const View& view, const Dbs& dbs, uint64_t seq);
 
 // The statement of a partner's flows with from <= ts < to. OutOfRange if a
 // total (points or money, either way) exceeds 2^63 - 1.

@@ -20,6 +20,15 @@ std::string_view View(const flatbuffers::String* s) {
 
 bool HasScope(const ApiKey& key, uint8_t scope) { return (key.auth.scopes & scope) != 0; }
 
+// A report that could not be made, as its answer's code: totals past
+// 2^63 - 1 are overflow (not server_busy: a retry would not help), NotFound
+// is `not_found`; anything else fails the request.
+absl::StatusOr<wire::Code> ReportFailureCode(const absl::Status& status, wire::Code not_found) {
+  if (absl::IsOutOfRange(status)) return wire::Code::overflow;
+  if (absl::IsNotFound(status)) return not_found;
+  return status;
+}
+
 }  // namespace
 
 Service::Service(ledger::Ledger* ledger, const ServerConfig* config, const Committer* committer,
@@ -219,15 +228,8 @@ absl::StatusOr<Service::Offset> Service::Statement(const wire::StatementQuery& q
     absl::StatusOr<ledger::Statement> s = ledger_->SettlementStatement(
         View(q.program()), View(q.partner()), q.from_ns(), q.to_ns());
     if (s.ok()) return StatementToWire(*fbb, *s).Union();
-    // Totals past 2^63 - 1: the report cannot be given, and a retry would
-    // not help (not server_busy).
-    if (absl::IsOutOfRange(s.status())) {
-      code = wire::Code::overflow;
-    } else if (absl::IsNotFound(s.status())) {
-      code = wire::Code::partner_not_found;  // the program exists: checked above
-    } else {
-      return s.status();
-    }
+    // The program exists (checked above): NotFound is the partner.
+    PL_ASSIGN_OR_RETURN(code, ReportFailureCode(s.status(), wire::Code::partner_not_found));
   }
   wire::StatementBuilder b(*fbb);
   b.add_code(code);
@@ -345,13 +347,7 @@ absl::StatusOr<Service::Offset> Service::Liability(const wire::LiabilityQuery& q
     absl::StatusOr<ledger::Liability> l =
         ledger_->LiabilityReport(View(q.program()), q.from_ns(), q.to_ns(), q.as_of_ns());
     if (l.ok()) return LiabilityToWire(*fbb, *l).Union();
-    if (absl::IsOutOfRange(l.status())) {
-      code = wire::Code::overflow;  // as for Statement
-    } else if (absl::IsNotFound(l.status())) {
-      code = wire::Code::program_not_found;
-    } else {
-      return l.status();
-    }
+    PL_ASSIGN_OR_RETURN(code, ReportFailureCode(l.status(), wire::Code::program_not_found));
   }
   wire::LiabilityBuilder b(*fbb);
   b.add_code(code);

@@ -64,6 +64,16 @@ CLI::Validator NonNegative() {
       "", "non-negative");
 }
 
+// 0 where 0 would mean "the default" (a --count of 0 ran for 10 s).
+CLI::Validator NotZero(std::string instead) {
+  return CLI::Validator(
+      [instead](std::string& text) {
+        return text.find_first_not_of("+0") == std::string::npos ? StrCat("must be at least 1 (", instead, ")")
+                                                                  : std::string();
+      },
+      "", "not-zero");
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ResolveKey(const Globals& g) {
@@ -537,13 +547,7 @@ void Cli::AddLoad() {
   CLI::Option* count = load->add_option("--count", load_.count, "post exactly N transactions (N >= 1)")
                            ->type_name("N")
                            ->check(NonNegative())
-                           ->check(CLI::Validator(
-                               [](std::string& text) {
-                                 return text.find_first_not_of("+0") == std::string::npos
-                                            ? std::string("must be at least 1 (or use --duration)")
-                                            : std::string();
-                               },
-                               "", "positive"));
+                           ->check(NotZero("or use --duration"));
   duration->excludes(count);
   count->excludes(duration);
   load->add_option("--mix", load_.mix, "kind weights: earn, redeem, referral, transfer")->capture_default_str();

@@ -208,6 +208,36 @@ LogChunk GroupOf(uint64_t first, uint64_t last, char fill) {
   return group;
 }
 
+using Acknowledged = std::vector<std::pair<uint64_t, uint64_t>>;  // first, last seq of each group
+
+// Appends `groups` groups of 40 entries (40 KB, three 16 KiB segments)
+// from seq *next on, as a committer would: a refused group (nothing of it
+// is read back) is sent again with the same seqs. Counts the refusals.
+void AppendGroups(Wal& wal, int groups, uint64_t* next, Acknowledged* acknowledged, int* refused) {
+  for (int i = 0; i < groups; ++i) {
+    const absl::Status s = wal.Append(GroupOf(*next, *next + 39, 'g'));
+    if (s.ok()) {
+      acknowledged->emplace_back(*next, *next + 39);
+      *next += 40;
+    } else {
+      ASSERT_TRUE(absl::IsResourceExhausted(s)) << s;
+      ++*refused;
+    }
+  }
+}
+
+// Every acknowledged group, and nothing else, is recovered from o.dir.
+void ExpectRecovered(const Wal::Options& o, uint64_t after_seq, const Acknowledged& acknowledged) {
+  LogChunks recovered;
+  absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, after_seq, &recovered);
+  ASSERT_TRUE(wal.ok()) << wal.status();
+  ASSERT_EQ(recovered.size(), acknowledged.size());
+  for (size_t i = 0; i < recovered.size(); ++i) {
+    EXPECT_EQ(recovered[i]->first_seq(), acknowledged[i].first);
+    EXPECT_EQ(recovered[i]->last_seq(), acknowledged[i].second);
+  }
+}
+
 // A follower that reads while a group commit spans two segments (the
 // writer has filled one and moved to the next, whose part is not written
 // yet) still gets the group on its next read. It used to drop the group's
@@ -348,7 +378,7 @@ TEST_F(WalTest, PartsOfGroupsInSegmentsThatDoNotFollowAreNeverJoined) {
 // to jump is refused whole instead, and goes through when sent again.
 TEST_F(WalTest, AGroupNeverSpansASegmentNumberThePreparerSkipped) {
   const std::string wal_dir = dir_ + "/wal";
-  std::vector<std::pair<uint64_t, uint64_t>> acknowledged;
+  Acknowledged acknowledged;
   int refused = 0;
   {
     absl::StatusOr<std::unique_ptr<Wal>> wal = OpenSmallSegmentWal(wal_dir);
@@ -357,29 +387,13 @@ TEST_F(WalTest, AGroupNeverSpansASegmentNumberThePreparerSkipped) {
     acknowledged.emplace_back(1, 1);
     ASSERT_TRUE(fs::create_directory(fs::path(wal_dir) / "0000000000000003.wal"));  // 3 is taken
     uint64_t next = 2;
-    for (int i = 0; i < 8; ++i) {
-      const absl::Status s = (*wal)->Append(GroupOf(next, next + 39, 'b'));  // 40 KB: 3 segments
-      if (s.ok()) {
-        acknowledged.emplace_back(next, next + 39);
-        next += 40;
-      } else {
-        ASSERT_TRUE(absl::IsResourceExhausted(s)) << s;  // nothing of it is read back: same seqs again
-        ++refused;
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(AppendGroups(**wal, 8, &next, &acknowledged, &refused));
   }
   EXPECT_EQ(refused, 1);  // the group that reached the skipped number, once
   ASSERT_TRUE(fs::remove(fs::path(wal_dir) / "0000000000000003.wal"));
   Wal::Options o;
   o.dir = wal_dir;
-  LogChunks recovered;
-  absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 0, &recovered);
-  ASSERT_TRUE(wal.ok()) << wal.status();
-  ASSERT_EQ(recovered.size(), acknowledged.size());
-  for (size_t i = 0; i < recovered.size(); ++i) {
-    EXPECT_EQ(recovered[i]->first_seq(), acknowledged[i].first);
-    EXPECT_EQ(recovered[i]->last_seq(), acknowledged[i].second);
-  }
+  ExpectRecovered(o, 0, acknowledged);
 }
 
 // The same when the preparer reuses released segments (renaming one onto a
@@ -396,7 +410,7 @@ TEST_F(WalTest, AGroupNeverSpansANumberSkippedWhileReusingSegments) {
   Wal::Options o;
   o.dir = wal_dir;
   o.segment_bytes_max = 16 << 10;
-  std::vector<std::pair<uint64_t, uint64_t>> acknowledged;
+  Acknowledged acknowledged;
   int refused = 0;
   const uint64_t first_new = made + 1;  // every segment so far is released: the next are reused ones
   {
@@ -409,27 +423,11 @@ TEST_F(WalTest, AGroupNeverSpansANumberSkippedWhileReusingSegments) {
     std::snprintf(name, sizeof(name), "%016llu.wal", static_cast<unsigned long long>(first_new + 2));
     ASSERT_TRUE(fs::create_directory(fs::path(wal_dir) / name));
     uint64_t next = 102;
-    for (int i = 0; i < 8; ++i) {
-      const absl::Status s = (*wal)->Append(GroupOf(next, next + 39, 'c'));
-      if (s.ok()) {
-        acknowledged.emplace_back(next, next + 39);
-        next += 40;
-      } else {
-        ASSERT_TRUE(absl::IsResourceExhausted(s)) << s;
-        ++refused;
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(AppendGroups(**wal, 8, &next, &acknowledged, &refused));
     ASSERT_TRUE(fs::remove(fs::path(wal_dir) / name));
   }
   EXPECT_EQ(refused, 1);
-  LogChunks recovered;
-  absl::StatusOr<std::unique_ptr<Wal>> wal = Wal::Open(o, 100, &recovered);
-  ASSERT_TRUE(wal.ok()) << wal.status();
-  ASSERT_EQ(recovered.size(), acknowledged.size());
-  for (size_t i = 0; i < recovered.size(); ++i) {
-    EXPECT_EQ(recovered[i]->first_seq(), acknowledged[i].first);
-    EXPECT_EQ(recovered[i]->last_seq(), acknowledged[i].second);
-  }
+  ExpectRecovered(o, 100, acknowledged);
 }
 
 // A crash while a segment was being made can leave an empty file. Reused,
