@@ -842,6 +842,13 @@ absl::StatusOr<std::optional<Balance>> Ledger::GetBalance(std::string_view progr
   }
   std::vector<LotEntry> lots;
   PL_RETURN_IF_ERROR(LoadLots(txn, Dbs(), id, &lots));
+  // A stored balance can only go below zero if the files were changed:
+  // say so rather than print a wrapped number.
+  if (account->debits_posted > account->credits_posted) {
+    return absl::DataLossError(StrCat("account ", IdToHex(id), ": debits_posted ",
+                                      account->debits_posted, " exceed credits_posted ",
+                                      account->credits_posted, " (run audit verify)"));
+  }
   const int64_t now = NowNs();
   Balance b;
   b.debits_posted = account->debits_posted;

@@ -792,6 +792,29 @@ TEST_F(AuditTest, AChangedBalanceIsNamed) {
   ledger_.reset();
 }
 
+// A balance tampered below zero is refused by a balance query, not
+// printed as a wrapped number.
+TEST_F(AuditTest, ABalanceBelowZeroIsRefusedByAQuery) {
+  Workload();
+  ledger_.reset();
+  uint64_t credits = 0;
+  TamperLmdb(dir_ + "/state", "accounts", IdKey(MemberAccountId("acme", "alice")),
+             [&](std::string* v) {
+               // U8 kind, U8 closed, U64 debits_posted, U64 credits_posted ...
+               credits = LeU64(*v, 10);
+               SetLeU64(v, 2, credits + 1);
+             });
+  if (HasFatalFailure()) return;
+  OpenReadOnly();
+  absl::StatusOr<std::optional<Balance>> b = ledger_->GetBalance("acme", "alice");
+  ASSERT_FALSE(b.ok());
+  EXPECT_TRUE(absl::IsDataLoss(b.status())) << b.status();
+  const std::string message(b.status().message());
+  EXPECT_NE(message.find("run audit verify"), std::string::npos) << message;
+  EXPECT_NE(message.find(StrCat("exceed credits_posted ", credits)), std::string::npos) << message;
+  ledger_.reset();
+}
+
 // (c) A lot's remaining.
 TEST_F(AuditTest, AChangedLotIsNamed) {
   Workload();
