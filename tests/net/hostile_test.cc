@@ -238,5 +238,100 @@ TEST_F(Hostile, EarlierAnswersStillComeBeforeTheRefusal) {
   ExpectServerUnharmed();
 }
 
+// SPEC §5: a protocol version the server does not speak, in the Hello or
+// in a later request's envelope, is unsupported_version and ends the
+// connection.
+TEST_F(Hostile, UnsupportedVersionsAreRefused) {
+  flatbuffers::FlatBufferBuilder hello;
+  const std::string key = server_->admin_key();
+  const auto h = wire::CreateHelloDirect(hello, kProtocolVersion + 1, key.c_str(), "future");
+  FinishRequest(hello, 0, wire::RequestBody::Hello, h.Union());
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.Send(hello));
+  ExpectRefusal(s, wire::ConnError::unsupported_version);
+  ExpectServerUnharmed();
+
+  // A batch whose envelope says version 2, after a good Hello.
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
+      TransactionToWire(fbb, testing::Earn("acme", "mallory", 10, "v2-earn"))};
+  const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+  const auto request =
+      wire::CreateRequest(fbb, /*version=*/2, 4, wire::RequestBody::Batch, batch.Union());
+  wire::FinishSizePrefixedRequestBuffer(fbb, request);
+  auto t = Authenticated();
+  ASSERT_TRUE(t->Send(fbb));
+  ExpectRefusal(*t, wire::ConnError::unsupported_version);
+  ExpectServerUnharmed();  // the earn was not applied
+}
+
+TEST_F(Hostile, AnEmptyBatchIsMalformed) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto batch =
+      wire::CreateBatch(fbb, fbb.CreateVector(std::vector<flatbuffers::Offset<wire::Transaction>>{}));
+  FinishRequest(fbb, 6, wire::RequestBody::Batch, batch.Union());
+  auto s = Authenticated();
+  ASSERT_TRUE(s->Send(fbb));
+  ExpectRefusal(*s, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+}
+
+// SPEC §6: the [limits] of the config file are what the server enforces,
+// not only the defaults.
+class ConfiguredLimits : public Hostile {
+ protected:
+  void SetUp() override {
+    testing::WriteFile(dir_.Sub("config.toml"),
+                       "[limits]\nbatch_transactions_max = 3\nframe_bytes_max = 2048\n");
+    server_ = ServerProcess::Start(dir_.Sub("data"), {"--config", dir_.Sub("config.toml")});
+    ASSERT_NE(server_, nullptr);
+    good_ = server_->AdminClient();
+    const ledger::Transaction t = testing::ProgramCreate("acme");
+    auto r = good_->Post(std::span<const ledger::Transaction>(&t, 1));
+    ASSERT_TRUE(r.ok()) << r.status();
+    head_seq_ = Head();
+  }
+
+  // A Batch request of n small earns, padded with `pad` unused bytes.
+  static void BuildBatch(flatbuffers::FlatBufferBuilder& fbb, int n, size_t pad, uint64_t rid) {
+    if (pad > 0) fbb.CreateVector(std::vector<uint8_t>(pad, 0x5a));  // referenced by nothing
+    std::vector<flatbuffers::Offset<wire::Transaction>> txs;
+    for (int i = 0; i < n; ++i) {
+      txs.push_back(TransactionToWire(fbb, testing::Earn("acme", "m", 1, StrCat("lim-", rid, "-", i))));
+    }
+    const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+    FinishRequest(fbb, rid, wire::RequestBody::Batch, batch.Union());
+  }
+};
+
+TEST_F(ConfiguredLimits, ABatchPastTheConfiguredMaximumIsRefused) {
+  flatbuffers::FlatBufferBuilder four;
+  BuildBatch(four, 4, 0, 1);
+  ASSERT_LT(four.GetSize(), 2048u);
+  auto s = Authenticated();
+  ASSERT_TRUE(s->Send(four));
+  ExpectRefusal(*s, wire::ConnError::batch_too_large);
+  ExpectServerUnharmed();
+
+  flatbuffers::FlatBufferBuilder three;  // at the limit: applied
+  BuildBatch(three, 3, 0, 2);
+  auto t = Authenticated();
+  ASSERT_TRUE(t->Send(three));
+  auto answer = t->ReadResponse();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->response->error(), wire::ConnError::none);
+  EXPECT_EQ(Head(), head_seq_ + 3);
+}
+
+TEST_F(ConfiguredLimits, AFramePastTheConfiguredMaximumIsRefused) {
+  flatbuffers::FlatBufferBuilder big;
+  BuildBatch(big, 1, 4096, 1);
+  ASSERT_GT(big.GetSize(), 2048u);
+  auto s = Authenticated();
+  ASSERT_TRUE(s->Send(big));
+  ExpectRefusal(*s, wire::ConnError::request_too_large);
+  ExpectServerUnharmed();
+}
+
 }  // namespace
 }  // namespace pointledger::net
