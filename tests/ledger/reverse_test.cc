@@ -302,6 +302,52 @@ TEST_F(ReverseTest, OnlyEarnRedeemReferralTransferAdjustAndCaptureAreReversible)
   EXPECT_EQ(MustBalance("acme", "alice").pending, 10u);
 }
 
+// The rest of SPEC §2's kinds, each an ok original: none is reversible,
+// and trying records original_not_reversible and moves nothing.
+TEST_F(ReverseTest, EveryOtherKindIsOriginalNotReversible) {
+  MustApply({Earn("acme", "alice", 100, "e1"),
+             EarnExpiring("acme", "alice", 5, kStartNs + kDayNs, "e-soon"),
+             PartnerCreate("acme", "shop", 1000, 2000),
+             PartnerPrice("acme", "shop", 1100, 2100, kStartNs + kDayNs / 2, "price-1"),
+             AccountOpen("acme", "dave", "open-dave"), AccountClose("acme", "dave", "close-dave"),
+             Reverse("acme", "e1", 10, "rev-1"), Hold("acme", "alice", 10, 60, "hold-t"),
+             Settle("acme", "shop", kStartNs, "settle-1")});
+  clock_.Set(kStartNs + 2 * kDayNs);
+  // The hold took the soon-expiring lot first: its timeout gives the
+  // points back expired, and a second sweep expires them.
+  std::vector<Transaction> due;
+  for (int sweep = 0; sweep < 3; ++sweep) {
+    const std::vector<Transaction> more = MustCollectDue(clock_.NowNs());
+    if (more.empty()) break;
+    MustApply(more);
+    due.insert(due.end(), more.begin(), more.end());
+  }
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0].kind, Kind::kHoldTimeout);
+  EXPECT_EQ(due[1].kind, Kind::kExpire);
+  std::vector<Id> originals;
+  for (const char* key : {"partner-create-shop", "price-1", "open-dave", "close-dave", "rev-1",
+                          "settle-1"}) {
+    originals.push_back(TxIdFromKey("acme", key));
+  }
+  for (const Transaction& t : due) originals.push_back(t.id);  // expire, hold_timeout
+  const Balance before = MustBalance("acme", "alice");
+  const ChainHead head = MustHead();
+  int n = 0;
+  for (const Id& original : originals) {
+    Transaction undo = Reverse("acme", "unused", 0, StrCat("undo-", n++));
+    undo.ref = original;
+    const Result r = Apply1(undo);
+    EXPECT_EQ(r.code, Code::kOriginalNotReversible) << IdToHex(original);
+    EXPECT_NE(r.seq, 0u) << IdToHex(original);  // recorded
+  }
+  EXPECT_EQ(MustHead().seq, head.seq + originals.size());
+  const Balance after = MustBalance("acme", "alice");
+  EXPECT_EQ(after.posted, before.posted);
+  EXPECT_EQ(after.pending, before.pending);
+  EXPECT_EQ(Posted("acme", "dave"), 0u);
+}
+
 TEST_F(ReverseTest, UnknownOrForeignOriginalIsOriginalNotFound) {
   Result r = Apply1(Reverse("acme", "never-posted", 0, "undo-1"));
   EXPECT_EQ(r.code, Code::kOriginalNotFound);
