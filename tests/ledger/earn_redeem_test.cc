@@ -350,5 +350,42 @@ TEST_F(LotOrderTest, LockedLotsAreSkippedBySpending) {
   EXPECT_EQ(lots[0].remaining, 10u);
 }
 
+// SPEC §1 "lots": not only redeem; every way of spending (transfer, hold,
+// adjust down) skips expired-but-unswept and locked lots, even when FIFO
+// would reach them first.
+TEST_F(LotOrderTest, TransferHoldAndAdjustDownSkipExpiredAndLockedLots) {
+  const int64_t free_expiry = kStartNs + 365 * kDayNs;
+  for (const std::string m : {"t", "h", "a"}) {
+    Transaction locked = EarnExpiring("acme", m, 10, kStartNs + 100 * kDayNs, "locked-" + m);
+    locked.lock_days = 30;
+    MustApply({EarnExpiring("acme", m, 100, kStartNs + kDayNs, "soon-" + m), locked,
+               EarnExpiring("acme", m, 50, free_expiry, "free-" + m)});
+  }
+  clock_.Set(kStartNs + kDayNs);  // "soon" lots expired, "locked" ones locked
+  auto expect_untouched = [&](const std::string& m) {
+    const Balance b = MustBalance("acme", m);
+    EXPECT_EQ(b.expired, 100u) << m;
+    EXPECT_EQ(b.locked, 10u) << m;
+    EXPECT_EQ(b.available, 0u) << m;
+  };
+
+  EXPECT_EQ(Apply1(Transfer("acme", "t", "carol", 51, "tr-1")).code, Code::kInsufficientPoints);
+  ASSERT_EQ(Apply1(Transfer("acme", "t", "carol", 50, "tr-2")).code, Code::kOk);
+  expect_untouched("t");
+  const std::vector<LotInfo> carol = MustLots("acme", "carol");
+  ASSERT_EQ(carol.size(), 1u);
+  EXPECT_EQ(carol[0].expires_at_ns, free_expiry);  // the free lot's, not the expired one's
+
+  EXPECT_EQ(Apply1(Hold("acme", "h", 51, 300, "hold-1")).code, Code::kInsufficientPoints);
+  ASSERT_EQ(Apply1(Hold("acme", "h", 50, 300, "hold-2")).code, Code::kOk);
+  expect_untouched("h");
+  ASSERT_EQ(Apply1(Release("acme", "hold-2", "rel-2")).code, Code::kOk);
+  EXPECT_EQ(MustBalance("acme", "h").available, 50u);  // the free lot's points came back
+
+  EXPECT_EQ(Apply1(Adjust("acme", "a", -51, "adj-1")).code, Code::kInsufficientPoints);
+  ASSERT_EQ(Apply1(Adjust("acme", "a", -50, "adj-2")).code, Code::kOk);
+  expect_untouched("a");
+}
+
 }  // namespace
 }  // namespace pointledger::ledger::testing
