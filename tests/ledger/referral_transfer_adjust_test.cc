@@ -51,6 +51,17 @@ TEST_F(ReferralTest, ARefereeIsRewardedOncePerProgram) {
   EXPECT_EQ(Apply1(Referral("hotel", "alice", "bob", 5, 5, "ref-1")).code, Code::kOk);
 }
 
+// The rule is keyed on the referee only: a referrer refers many, and a
+// former referrer can still be referred once.
+TEST_F(ReferralTest, OnlyTheRefereeIsLimited) {
+  MustApply({Referral("acme", "alice", "bob", 500, 250, "ref-1"),
+             Referral("acme", "alice", "carol", 500, 250, "ref-2"),
+             Referral("acme", "dave", "alice", 100, 50, "ref-3")});
+  EXPECT_EQ(Posted("acme", "alice"), 1050u);
+  EXPECT_EQ(Apply1(Referral("acme", "bob", "alice", 1, 1, "ref-4")).code,
+            Code::kReferralAlreadyRewarded);
+}
+
 TEST_F(ReferralTest, AZeroLegIsInvalidAmount) {
   Result r = Apply1(Referral("acme", "alice", "bob", 500, 0, "ref-1"));
   EXPECT_EQ(r.code, Code::kInvalidAmount);
@@ -78,7 +89,44 @@ TEST_F(TransferTest, TransferMovesPointsAndTheReceiverKeepsTheSendersExpiry) {
   EXPECT_EQ(carol.expiring[0].points, 30u);
   EXPECT_EQ(carol.expiring[1].expires_at_ns, earned[1].timestamp_ns + 365 * kDayNs);
   EXPECT_EQ(carol.expiring[1].points, 10u);
-  for (const LotInfo& lot : MustLots("acme", "carol")) EXPECT_EQ(lot.locked_until_ns, 0);
+}
+
+// The receiver's lots are not locked, also in a program whose earns are.
+TEST_F(TransferTest, TransferredPointsAreNotLockedInALockingProgram) {
+  ASSERT_EQ(Apply1(ProgramCreate("locky", 365, /*lock_days=*/10)).code, Code::kOk);
+  Transaction unlocked = Earn("locky", "alice", 30, "e1");
+  unlocked.lock_days = 0;  // the earn's own 0 overrides the program's 10
+  MustApply({unlocked, Earn("locky", "dave", 5, "e2")});
+  ASSERT_GT(MustLots("locky", "dave")[0].locked_until_ns, clock_.NowNs());  // the program locks
+  ASSERT_EQ(Apply1(Transfer("locky", "alice", "carol", 20, "gift-1")).code, Code::kOk);
+  const std::vector<LotInfo> lots = MustLots("locky", "carol");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].locked_until_ns, 0);
+  EXPECT_EQ(Available("locky", "carol"), 20u);
+}
+
+TEST_F(TransferTest, ZeroPointsIsInvalidAmount) {
+  ASSERT_EQ(Apply1(Earn("acme", "alice", 30, "e1")).code, Code::kOk);
+  const Result r = Apply1(Transfer("acme", "alice", "carol", 0, "gift-0"));
+  EXPECT_EQ(r.code, Code::kInvalidAmount);
+  EXPECT_EQ(r.seq, 0u);  // a field check: not recorded
+  EXPECT_FALSE(FindBalance("acme", "carol").has_value());
+}
+
+// In a program that does not open accounts on first use, every kind that
+// could open one answers account_not_found instead, and opens nothing.
+TEST_F(TransferTest, WithoutAutoOpenUnknownMembersAreAccountNotFound) {
+  ASSERT_EQ(Apply1(ProgramCreate("closed", 365, 0, /*auto_open=*/false)).code, Code::kOk);
+  MustApply({AccountOpen("closed", "alice", "open-alice"), Adjust("closed", "alice", 100, "adj-0")});
+  EXPECT_EQ(Apply1(Transfer("closed", "alice", "carol", 10, "gift-1")).code, Code::kAccountNotFound);
+  EXPECT_EQ(Apply1(Referral("closed", "alice", "bob", 5, 5, "ref-1")).code, Code::kAccountNotFound);
+  EXPECT_EQ(Apply1(Referral("closed", "bob", "alice", 5, 5, "ref-2")).code, Code::kAccountNotFound);
+  EXPECT_EQ(Apply1(Adjust("closed", "dave", 10, "adj-1")).code, Code::kAccountNotFound);
+  for (const char* m : {"carol", "bob", "dave"}) EXPECT_FALSE(FindBalance("closed", m).has_value()) << m;
+  EXPECT_EQ(Posted("closed", "alice"), 100u);
+  // Opened explicitly, the same transfer goes through.
+  ASSERT_EQ(Apply1(AccountOpen("closed", "carol", "open-carol")).code, Code::kOk);
+  EXPECT_EQ(Apply1(Transfer("closed", "alice", "carol", 10, "gift-2")).code, Code::kOk);
 }
 
 TEST_F(TransferTest, TransferToYourselfIsSameAccount) {
