@@ -249,6 +249,12 @@ absl::Status Applier::ApplyChain(std::span<const Transaction> chain, const Auth&
   for (size_t k = 0; k < chain.size(); ++k) {
     results[k] = Result{};
     results[k].code = Code::kLinkedEventFailed;
+    if (k == failed) continue;
+    // SPEC §3 before §4: a member decided before this chain (not by it: that
+    // was rolled back) keeps its outcome, so a client never reads "failed"
+    // for points it was given, and posts them again under a new id.
+    PL_ASSIGN_OR_RETURN(std::optional<Result> early, Precheck(chain[k], auth));
+    if (early && early->duplicate) results[k] = *std::move(early);
   }
   if (failing.seq != 0 && !failing.duplicate) {
     PL_ASSIGN_OR_RETURN(results[failed], Record(chain[failed], failing.code, NextTimestamp()));
@@ -301,10 +307,35 @@ absl::Status Applier::Replay(const TxRecord& rec) {
 // One transaction.
 
 absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth) {
+  PL_ASSIGN_OR_RETURN(std::optional<Result> early, Precheck(tx, auth));
+  if (early) return *std::move(early);
   Result result;
   auto refuse = [&](Code code) {
     result.code = code;
     return result;
+  };
+  const int64_t ts = NextTimestamp();
+  if (const Code c = CheckTimes(tx, ts); c != Code::kOk) return refuse(c);
+
+  Ctx& c = ctx_;
+  c.tx = &tx;
+  c.ts = ts;
+  c.seq = head_.seq + 1;
+  c.slot_count = 0;
+  c.postings.clear();
+  c.result_points = 0;
+  c.has_statement = false;
+  c.not_recorded = false;
+  PL_ASSIGN_OR_RETURN(const Code code, ApplyKind(c));
+  if (c.not_recorded) return refuse(code);
+  return Record(tx, code, ts);
+}
+
+absl::StatusOr<std::optional<Result>> Applier::Precheck(const Transaction& tx, const Auth& auth) {
+  Result result;
+  auto refuse = [&](Code code) {
+    result.code = code;
+    return std::optional<Result>(result);
   };
   if (IsZero(tx.id)) return refuse(Code::kIdZero);
   if (const Code c = CheckFields(tx); c != Code::kOk) return refuse(c);
@@ -331,28 +362,13 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
     if (!diff.empty()) {
       result.code = Code::kIdConflict;
       result.conflict_field = std::string(diff);
-      return result;
+      return std::optional<Result>(result);
     }
     result = original->result;
     result.duplicate = true;
-    return result;
+    return std::optional<Result>(result);
   }
-
-  const int64_t ts = NextTimestamp();
-  if (const Code c = CheckTimes(tx, ts); c != Code::kOk) return refuse(c);
-
-  Ctx& c = ctx_;
-  c.tx = &tx;
-  c.ts = ts;
-  c.seq = head_.seq + 1;
-  c.slot_count = 0;
-  c.postings.clear();
-  c.result_points = 0;
-  c.has_statement = false;
-  c.not_recorded = false;
-  PL_ASSIGN_OR_RETURN(const Code code, ApplyKind(c));
-  if (c.not_recorded) return refuse(code);
-  return Record(tx, code, ts);
+  return std::optional<Result>();
 }
 
 // Appends the transaction to the log and the hash chain and decides its id.

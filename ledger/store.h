@@ -106,6 +106,10 @@ class Applier {
   };
 
   absl::StatusOr<Result> ApplyOne(const Transaction& tx, const Auth& auth);
+  // The checks that need only the request, then exactly-once: the refusal,
+  // the decided id's outcome (duplicate, or id_conflict), or nullopt for an
+  // id to decide now.
+  absl::StatusOr<std::optional<Result>> Precheck(const Transaction& tx, const Auth& auth);
   absl::Status ApplyChain(std::span<const Transaction> chain, const Auth& auth,
                           std::span<Result> results);
   absl::StatusOr<Result> Record(const Transaction& tx, Code code, int64_t ts);

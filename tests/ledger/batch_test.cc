@@ -108,6 +108,33 @@ TEST_F(LinkedTest, ADuplicateOkCountsAsSuccessInAChain) {
   EXPECT_EQ(Posted("acme", "alice"), 40u);
 }
 
+// SPEC §3 before §4: in a chain that fails, a member decided before the
+// chain (ok or a recorded rejection, before or after the failing member)
+// still answers its original outcome as a duplicate, never
+// linked_event_failed: a POS must not read "failed" for points it gave.
+TEST_F(LinkedTest, AMemberDecidedBeforeAFailingChainKeepsItsOutcome) {
+  const Result earned = Apply1(Earn("acme", "alice", 100, "e1"));
+  ASSERT_EQ(earned.code, Code::kOk);
+  const Result refused = Apply1(Redeem("acme", "bob", 5, "r-bob"));
+  ASSERT_EQ(refused.code, Code::kAccountNotFound);
+  const std::vector<Result> r =
+      Apply({Linked(Earn("acme", "alice", 100, "e1")), Linked(Earn("acme", "carol", 9, "e-new")),
+             Linked(Redeem("acme", "alice", 500, "r-big")), Redeem("acme", "bob", 5, "r-bob")});
+  EXPECT_EQ(r[0].code, Code::kOk);
+  EXPECT_TRUE(r[0].duplicate);
+  EXPECT_EQ(r[0].seq, earned.seq);
+  EXPECT_EQ(r[1].code, Code::kLinkedEventFailed);  // decided by this chain: rolled back
+  EXPECT_EQ(r[1].seq, 0u);
+  EXPECT_EQ(r[2].code, Code::kInsufficientPoints);
+  EXPECT_FALSE(r[2].duplicate);
+  EXPECT_EQ(r[3].code, Code::kAccountNotFound);  // after the failing member: never reached
+  EXPECT_TRUE(r[3].duplicate);
+  EXPECT_EQ(r[3].seq, refused.seq);
+  EXPECT_EQ(Posted("acme", "alice"), 100u);
+  EXPECT_FALSE(FindBalance("acme", "carol").has_value());
+  EXPECT_EQ(MustHead().seq, 4u);  // program, e1, r-bob, r-big's recorded rejection
+}
+
 TEST_F(LinkedTest, AChainMaySpanProgramsToConvertPoints) {
   MustApply({ProgramCreate("hotel"), Earn("acme", "alice", 100, "e1")});
   std::vector<Result> r = Apply({Linked(Redeem("acme", "alice", 60, "convert-out")),

@@ -561,7 +561,21 @@ void Model::ApplyChain(std::span<const Transaction> chain, const Auth& auth, int
   if (failed == chain.size()) return;
   UndoTo(mark);
   const Result failing = results[failed];
-  for (Result& r : results) r = CodeOnly(Code::kLinkedEventFailed);
+  for (size_t k = 0; k < chain.size(); ++k) {
+    results[k] = CodeOnly(Code::kLinkedEventFailed);
+    // A member decided before the chain keeps its outcome (SPEC §3 before
+    // §4). Members decided by the chain were undone: not in decided_.
+    const Transaction& t = chain[k];
+    if (k == failed || IsZero(t.id) || !FieldsOk(t) || !Permitted(t, auth) || !AmountsOk(t)) {
+      continue;
+    }
+    auto it = decided_.find(t.id);
+    if (it != decided_.end() && it->second.tx.program == t.program &&
+        FirstDiff(it->second.tx, t).empty()) {
+      results[k] = it->second.result;
+      results[k].duplicate = true;
+    }
+  }
   if (failing.seq != 0 && !failing.duplicate) {
     // A recordable rejection keeps its id's outcome (SPEC §3).
     results[failed] =
