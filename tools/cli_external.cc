@@ -333,8 +333,9 @@ bool ParseInt(std::string_view s, int64_t* out) {
   return true;
 }
 
-// The kinds a POS or web shop posts with its own ids; the others (expiry,
-// configuration, settlement) are the ledger's own and never in an export.
+// The kinds a POS or web shop posts with its own ids (an enrollment is an
+// account_open); the others (expiry, configuration, settlement, closing an
+// account) are the ledger's own and never in an export.
 bool IsClientKind(ledger::Kind k) {
   switch (k) {
     case ledger::Kind::kEarn:
@@ -346,6 +347,7 @@ bool IsClientKind(ledger::Kind k) {
     case ledger::Kind::kHold:
     case ledger::Kind::kCapture:
     case ledger::Kind::kRelease:
+    case ledger::Kind::kAccountOpen:
       return true;
     default:
       return false;

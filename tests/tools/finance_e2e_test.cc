@@ -527,6 +527,22 @@ TEST_F(ExternalE2E, RelatedTransactionsOfOneOrderMatchByTheirOwnIds) {
   EXPECT_EQ(f["missing_in_file"][0]["id_hex"], ledger::IdToHex(ledger::TxIdFromKey("shop", "uuid-4")));
 }
 
+// Found in review (session 18): account_open is posted by the shop with its
+// own id, so an enrollment in the export matches the ledger's.
+TEST_F(ExternalE2E, AnEnrollmentMatchesItsAccountOpen) {
+  Post({"account", "open", "--program", "shop", "--member", "m9", "--id", "enroll-m9"});
+  Post({"earn", "--program", "shop", "--member", "m9", "--points", "12", "--id", "e-m9"});
+  const std::string csv = WriteFile(
+      "enroll.csv", StrCat("order_ref,kind,points,member,timestamp\n",
+                           "enroll-m9,account_open,0,m9,", Ts("enroll-m9"), "\n",
+                           "e-m9,earn,12,m9,", Ts("e-m9"), "\n"));
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json"}, 0);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  EXPECT_EQ(summary["matched"], 2) << r.out;
+  EXPECT_EQ(f.size(), 1u) << r.out;  // nothing but matches
+}
+
 TEST_F(ExternalE2E, AllMatchingIsExitZero) {
   // No timestamp column: the file covers the whole ledger. CRLF line ends.
   const std::string csv = WriteFile(
