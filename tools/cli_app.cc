@@ -64,12 +64,14 @@ CLI::Validator NonNegative() {
       "", "non-negative");
 }
 
-// 0 where 0 would mean "the default" (a --count of 0 ran for 10 s).
+// 0 where 0 would mean "the default" (a --count of 0 ran for 10 s). The
+// value is converted as CLI11 converts it, so "0x0" and "00" are 0 too.
 CLI::Validator NotZero(std::string instead) {
   return CLI::Validator(
       [instead](std::string& text) {
-        return text.find_first_not_of("+0") == std::string::npos ? StrCat("must be at least 1 (", instead, ")")
-                                                                  : std::string();
+        uint64_t v = 1;
+        return CLI::detail::lexical_cast(text, v) && v == 0 ? StrCat("must be at least 1 (", instead, ")")
+                                                            : std::string();
       },
       "", "not-zero");
 }
@@ -328,6 +330,9 @@ void Cli::AddKindCommand(const KindSpec& spec) {
       opt = app->add_option(f.positional ? name : FlagName(f.name), cmd.text[name], std::string(f.help))
                 ->type_name(TypeName(f.type));
       if (f.required && !(f.name == "id" && HasDefaultId(spec.kind))) opt->required();
+      // On the wire an absent or 0 `points` of capture and reverse means
+      // "all"; a typed 0 is more likely a script's mistake than that.
+      if (f.name == "points" && !f.required) opt->check(NotZero("omit --points for all"));
     }
     cmd.options.emplace_back(&f, opt);
   };

@@ -161,7 +161,7 @@ void AddFollowUpKinds(std::vector<KindSpec>& kinds) {
        "pointledger reverse --program acme --original order-1001 --points 60 --id refund-1001",
        {{"original", FieldType::kKey, true, false, kKeyBytesMax,
          "the --id KEY of the transaction to reverse", PL_SET(d->ref_key = v.text)},
-        Points(false, "points to reverse (default: all that is left)"),
+        Points(false, "points to reverse (omit for all that is left)"),
         {"clawback_partial", FieldType::kBool, false, false, 0,
          "take what the member has if it is less than asked", PL_SET(d->tx.clawback_partial = v.b)}}});
   kinds.push_back({Kind::kHold, "hold", "Reserve a member's points (POS checkout).",
@@ -172,7 +172,7 @@ void AddFollowUpKinds(std::vector<KindSpec>& kinds) {
                      PL_SET(d->tx.timeout_s = static_cast<uint32_t>(v.u))}}});
   kinds.push_back({Kind::kCapture, "capture", "Redeem held points.",
                    "pointledger capture --program acme --hold hold-5 --points 30 --id cap-5",
-                   {HoldKey(), Points(false, "points to redeem (default: all held; the rest is released)")}});
+                   {HoldKey(), Points(false, "points to redeem (omit for all held; the rest is released)")}});
   kinds.push_back({Kind::kRelease, "release", "Release a hold.",
                    "pointledger release --program acme --hold hold-5 --id rel-5", {HoldKey()}});
   kinds.push_back({Kind::kSettle, "settle close",

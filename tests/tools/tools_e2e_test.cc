@@ -371,6 +371,13 @@ TEST_F(CliE2E, UsageErrorsSayWhatIsWrong) {
   // A zero or negative count is a mistake, not "the default" or "everything"
   // (found in review, session 17: `load --count 0` ran for 10 s).
   expect_error(Cli({"load", "--count", "0"}), 2, "error: --count: must be at least 1");
+  // As CLI11 converts it: 0x0 is 0 too (found in review, session 18).
+  expect_error(Cli({"load", "--count", "0x0"}), 2, "error: --count: must be at least 1");
+  // A typed 0 is refused where an omitted --points means "all" (session 18).
+  expect_error(Cli({"capture", "--program", "acme", "--hold", "h", "--points", "0", "--id", "c"}), 2,
+               "error: --points: must be at least 1 (omit --points for all)");
+  expect_error(Cli({"reverse", "--program", "acme", "--original", "o", "--points", "00", "--id", "r"}), 2,
+               "error: --points: must be at least 1 (omit --points for all)");
   expect_error(Cli({"history", "--program", "acme", "--member", "a", "--limit", "-1"}), 2,
                "error: --limit: must be a non-negative integer");
   expect_error(Cli({"audit", "export", "--format", "csv", "--from-seq", "-1"}), 2,
