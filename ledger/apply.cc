@@ -1115,46 +1115,69 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
   if (rules_ < 3 && o.kind == Kind::kReferral && t.points != 0 && t.points != total) {
     return Code::kOriginalNotReversible;
   }
+  // What earlier reversals took: one sum, or for a referral reversed by
+  // format 4 rules, one per leg (docs/storage.md, `reversed`).
   const std::string done_key = BeU64Key(original_seq);
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> dv, view_.Get(dbs_.reversed, done_key));
   uint64_t done = 0;
+  std::array<uint64_t, 2> leg_done{};
+  const bool referral = o.kind == Kind::kReferral;
   if (dv) {
     ByteReader dr(*dv);
     done = dr.U64();
+    if (referral && dv->size() == 16) {
+      leg_done = {done, dr.U64()};
+      done += leg_done[1];
+    } else if (referral) {
+      // A format-3 sum counts what was asked, referrer first: that is
+      // how many of each leg were asked for.
+      leg_done[0] = std::min(done, o.points);
+      leg_done[1] = done - leg_done[0];
+    }
     if (!dr.done()) return absl::DataLossError("reversed: malformed entry");
   }
-  if (rules_ < 3 && o.kind == Kind::kReferral && done > 0) return Code::kReversalExceedsOriginal;
+  if (rules_ < 3 && referral && done > 0) return Code::kReversalExceedsOriginal;
   const uint64_t amount = t.points != 0 ? t.points : total - done;
   if (amount == 0 || amount > total - done) return Code::kReversalExceedsOriginal;
 
-  uint64_t counted = amount;  // what `done` grows by
+  std::string value;
   absl::StatusOr<Code> code;
-  if (o.kind == Kind::kEarn || o.kind == Kind::kReferral || (o.kind == Kind::kAdjust && o.delta > 0)) {
-    uint64_t taken = 0;
-    code = ReverseIntoSource(c, *original, done, amount, &taken);
-    // A referral's `done` counts what was asked, whatever was taken: it
-    // says which leg the next points come from (ReverseIntoSource).
-    if (o.kind != Kind::kReferral) counted = taken;
+  if (o.kind == Kind::kEarn || referral || (o.kind == Kind::kAdjust && o.delta > 0)) {
+    std::array<uint64_t, 2> taken{};
+    code = ReverseIntoSource(c, *original, leg_done, amount, &taken);
+    if (!referral) {
+      ByteWriter(&value).U64(done + taken[0]);
+    } else if (rules_ >= 4) {
+      // Each leg counts what it gave back, so points a clawback could not
+      // take stay reversible, from the leg they belong to (SPEC §2: the
+      // sum of the reversals, what they took, never exceeds the original).
+      ByteWriter(&value).U64(leg_done[0] + taken[0]);
+      ByteWriter(&value).U64(leg_done[1] + taken[1]);
+    } else {
+      ByteWriter(&value).U64(done + amount);  // format 3: what was asked
+    }
   } else if (o.kind == Kind::kTransfer) {
+    uint64_t counted = 0;
     code = ReverseTransfer(c, *original, amount, &counted);
+    ByteWriter(&value).U64(done + counted);
   } else {  // redeem, capture, adjust down
     code = ReverseIntoMember(c, *original, done, amount);
+    ByteWriter(&value).U64(done + amount);
   }
   if (!code.ok()) return code.status();
   if (*code != Code::kOk) return *code;
-  std::string value;
-  ByteWriter(&value).U64(done + counted);
   PL_RETURN_IF_ERROR(view_.Put(dbs_.reversed, done_key, value));
   return Code::kOk;
 }
 
 // Earn, adjust up and referral: each leg gives its points back from the
 // original's own lot first, then from the member's other available lots.
-// A referral's points are reversed in their order: the referrer's a first,
-// then the referee's b; [done, done + amount) of [0, a + b) says how many
-// of each this reversal asks for.
-absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original, uint64_t done,
-                                                uint64_t amount, uint64_t* taken) {
+// A referral's points are reversed referrer first: this reversal asks the
+// referrer for what is left of theirs (a - leg_done[0]), up to `amount`,
+// and the referee for the rest.
+absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original,
+                                                std::array<uint64_t, 2> leg_done, uint64_t amount,
+                                                std::array<uint64_t, 2>* taken) {
   const Transaction& t = *c.tx;
   struct Leg {
     Slot* member = nullptr;
@@ -1182,10 +1205,8 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     if (legs_count == 1) {
       leg.want = amount;
     } else {
-      const uint64_t begin = i == 0 ? 0 : original.postings[0].points;
-      const uint64_t end = begin + p.points;
-      const uint64_t from = std::max(begin, done), to = std::min(end, done + amount);
-      leg.want = to > from ? to - from : 0;
+      const uint64_t referrer = std::min(amount, original.postings[0].points - leg_done[0]);
+      leg.want = i == 0 ? referrer : amount - referrer;
     }
     // A leg this reversal takes nothing from may be closed.
     if (leg.want > 0 && leg.member->rec.closed) return Code::kAccountClosed;
@@ -1208,7 +1229,7 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     }
   }
   PL_RETURN_IF_ERROR(Flush(c));
-  *taken = 0;
+  *taken = {};
   for (size_t i = 0; i < legs_count; ++i) {
     Leg& leg = legs[i];
     uint64_t rest = leg.take;
@@ -1220,13 +1241,13 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     }
     pieces_.clear();
     PL_RETURN_IF_ERROR(Consume(*leg.lots, c.ts, rest, leg.own_key, &pieces_));
-    *taken += leg.take;
+    (*taken)[i] = leg.take;
     if (leg.source->rec.kind == AccountKind::kPartner && leg.take > 0) {
       PL_RETURN_IF_ERROR(
           AddFlow(c, leg.source->id, FlowKind::kEarn, -static_cast<int64_t>(leg.take), &original));
     }
   }
-  c.result_points = *taken;
+  c.result_points = (*taken)[0] + (*taken)[1];
   return Code::kOk;
 }
 

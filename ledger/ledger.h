@@ -223,8 +223,11 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //   3  session 17, the same layout; a referral is reversible in part
 //      (SPEC §2: "whole or for points of it"), the referrer's points first,
 //      and a reversal past what is left of it is reversal_exceeds_original.
+//   4  session 18, the same layout; a referral's reversals count what each
+//      leg gave back, not what was asked: points a clawback_partial could
+//      not take stay reversible, from their own leg.
 inline constexpr uint8_t kRecordFormatMin = 1;
-inline constexpr uint8_t kRecordFormat = 3;
+inline constexpr uint8_t kRecordFormat = 4;
 
 struct TxRecord {
   uint8_t format = kRecordFormat;

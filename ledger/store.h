@@ -131,8 +131,9 @@ class Applier {
   absl::StatusOr<Code> AccountClose(Ctx& c);
   absl::StatusOr<Code> AccountOpen(Ctx& c);
   absl::StatusOr<Code> Reverse(Ctx& c);
-  absl::StatusOr<Code> ReverseIntoSource(Ctx& c, const TxRecord& original, uint64_t done, uint64_t amount,
-                                         uint64_t* taken);
+  absl::StatusOr<Code> ReverseIntoSource(Ctx& c, const TxRecord& original,
+                                         std::array<uint64_t, 2> leg_done, uint64_t amount,
+                                         std::array<uint64_t, 2>* taken);
   absl::StatusOr<Code> ReverseIntoMember(Ctx& c, const TxRecord& original, uint64_t done,
                                          uint64_t amount);
   absl::StatusOr<Code> ReverseTransfer(Ctx& c, const TxRecord& original, uint64_t amount,

@@ -269,8 +269,60 @@ TEST_F(ReverseTest, ReferralReversalChecksBothLegsTogether) {
   EXPECT_EQ(r.points, 550u);
   EXPECT_EQ(Posted("acme", "alice"), 0u);
   EXPECT_EQ(Posted("acme", "bob"), 0u);
-  // A referral is reversed at most once, whatever was taken.
-  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 0, "unref-3")).code, Code::kReversalExceedsOriginal);
+  // The 200 of bob's the clawback could not take stay reversible (record
+  // format 4): only what was taken counts, as for an earn.
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 0, "unref-3")).code, Code::kInsufficientPoints);
+  ASSERT_EQ(Apply1(Earn("acme", "bob", 300, "e-bob")).code, Code::kOk);
+  r = Apply1(Reverse("acme", "ref-bob", 0, "unref-4"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 200u);
+  EXPECT_EQ(Posted("acme", "bob"), 100u);
+  EXPECT_EQ(MustSystemAccount("acme", "referral").credits_posted, 750u);
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-bob", 0, "unref-5")).code, Code::kReversalExceedsOriginal);
+}
+
+// Found in review (session 18): a clawback that took nothing from the
+// referrer used up the referrer's share, so the next reversal went to the
+// referee and the referrer's points could never be taken back.
+TEST_F(ReverseTest, AClawbackCountsWhatEachLegGaveBack) {
+  MustApply({Referral("acme", "al", "bo", 500, 250, "ref-1"), Redeem("acme", "al", 500, "spent")});
+  Result r = Apply1(Clawback(Reverse("acme", "ref-1", 500, "unref-1")));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 0u);
+  ASSERT_EQ(Apply1(Earn("acme", "al", 1000, "e-al")).code, Code::kOk);
+  r = Apply1(Reverse("acme", "ref-1", 1, "unref-2"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(Posted("acme", "al"), 999u);  // from the referrer's leg, still open
+  EXPECT_EQ(Posted("acme", "bo"), 250u);
+  r = Apply1(Reverse("acme", "ref-1", 0, "unref-3"));  // the rest: 499 of al's, 250 of bo's
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 749u);
+  EXPECT_EQ(Posted("acme", "al"), 500u);
+  EXPECT_EQ(Posted("acme", "bo"), 0u);
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-1", 0, "unref-4")).code, Code::kReversalExceedsOriginal);
+}
+
+// A ledger whose referral reversals were decided by format 3 rules (what
+// was asked counts) replays and audits as decided, and a format-4 reversal
+// after them starts from the leg format 3 would have asked next.
+TEST_F(ReverseTest, AFormatThreeReferralClawbackKeepsItsRule) {
+  record_format_ = 3;
+  Reopen();
+  MustApply({Referral("acme", "al", "bo", 500, 250, "ref-1"), Redeem("acme", "al", 500, "spent")});
+  Result r = Apply1(Clawback(Reverse("acme", "ref-1", 500, "unref-1")));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 0u);
+  ASSERT_EQ(Apply1(Earn("acme", "al", 1000, "e-al")).code, Code::kOk);
+  record_format_ = kRecordFormat;
+  Reopen();
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u);
+  r = Apply1(Reverse("acme", "ref-1", 1, "unref-2"));  // the referee's: 500 were asked of al
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(Posted("acme", "al"), 1000u);
+  EXPECT_EQ(Posted("acme", "bo"), 249u);
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-1", 250, "unref-3")).code, Code::kReversalExceedsOriginal);
 }
 
 TEST_F(ReverseTest, AdjustReversalWorksBothWays) {

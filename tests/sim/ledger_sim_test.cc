@@ -421,7 +421,8 @@ class Model {
   Code AccountClose(Step& s);
   Code AccountOpen(Step& s);
   Code Reverse(Step& s);
-  Code ReverseIntoSource(Step& s, const Decided& o, uint64_t done, uint64_t amount, uint64_t* counted);
+  Code ReverseIntoSource(Step& s, const Decided& o, uint64_t* referrer_done, uint64_t amount,
+                         uint64_t* counted);
   Code ReverseTransfer(Step& s, const Decided& o, uint64_t amount, uint64_t* counted);
   Code ReverseIntoMember(Step& s, const Decided& o, uint64_t done, uint64_t amount);
 
@@ -433,6 +434,7 @@ class Model {
   std::map<Id, HoldState> holds_;                   // by hold transaction id
   std::map<Id, Decided> decided_;
   std::map<uint64_t, uint64_t> reversed_;  // original seq -> points reversed
+  std::map<uint64_t, uint64_t> referrer_reversed_;  // a referral's seq -> of those, the referrer's
   std::set<std::string> referees_;         // member texts rewarded as referee
   uint64_t last_seq_ = 0;
   int64_t last_ts_ = 0;
@@ -1055,7 +1057,13 @@ Code Model::Reverse(Step& s) {
   uint64_t counted = amount;
   Code code;
   if (o.tx.kind == Kind::kEarn || referral || (o.tx.kind == Kind::kAdjust && o.tx.delta > 0)) {
-    code = ReverseIntoSource(s, o, done, amount, &counted);
+    auto it = referrer_reversed_.find(o.result.seq);
+    uint64_t referrer_done = it == referrer_reversed_.end() ? 0 : it->second;
+    code = ReverseIntoSource(s, o, &referrer_done, amount, &counted);
+    if (referral && code == Code::kOk) {
+      Save(referrer_reversed_, o.result.seq);
+      referrer_reversed_[o.result.seq] = referrer_done;
+    }
   } else if (o.tx.kind == Kind::kTransfer) {
     code = ReverseTransfer(s, o, amount, &counted);
   } else {
@@ -1069,10 +1077,10 @@ Code Model::Reverse(Step& s) {
 
 // Earn, adjust up, referral: each leg from its own lot first (whatever its
 // state), then from the member's other available lots.
-// A referral in part (record format 3): the referrer's points go back
-// first; `done` (asked for so far, whatever was taken) says how many of
-// them are left.
-Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t done, uint64_t amount, uint64_t* counted) {
+// A referral in part: the referrer's points go back first; each leg counts
+// what it gave back (record format 4), *referrer_done the referrer's.
+Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t* referrer_done, uint64_t amount,
+                              uint64_t* counted) {
   struct Leg {
     std::string member, source;
     uint64_t take = 0;
@@ -1084,8 +1092,7 @@ Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t done, uint64_t
     const MemberState& m = members_.at(p.credit);
     uint64_t want = amount;
     if (o.postings.size() == 2) {
-      const uint64_t referrer_points = o.postings[0].points;
-      const uint64_t referrer = std::min(amount, done < referrer_points ? referrer_points - done : 0);
+      const uint64_t referrer = std::min(amount, o.postings[0].points - *referrer_done);
       want = i == 0 ? referrer : amount - referrer;
     }
     if (want > 0 && m.closed) return Code::kAccountClosed;
@@ -1118,7 +1125,8 @@ Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t done, uint64_t
       AddFlow(leg.source, s.ts, true, -static_cast<int64_t>(leg.take), o.result.timestamp_ns);
     }
   }
-  if (o.tx.kind != Kind::kReferral) *counted = taken;  // a referral's counts what was asked
+  if (legs.size() == 2) *referrer_done += legs[0].take;
+  *counted = taken;
   s.points = taken;
   return Code::kOk;
 }
