@@ -146,7 +146,12 @@ std::string_view FirstDifference(const Transaction& a, const Transaction& b) {
   PL_DIFF(delta);
   PL_DIFF(ref);
   PL_DIFF(time_ns);
-  PL_DIFF(lock_days);
+  // A program_create's lock_days -1 means 0 (docs/semantics.md): the same
+  // content, so `program create` with and without `--lock-days 0` agree.
+  auto lock_days = [](const Transaction& t) {
+    return t.kind == Kind::kProgramCreate && t.lock_days == -1 ? 0 : t.lock_days;
+  };
+  if (lock_days(a) != lock_days(b)) return "lock_days";
   PL_DIFF(timeout_s);
   PL_DIFF(clawback_partial);
   PL_DIFF(currency);

@@ -75,6 +75,30 @@ TEST_F(ExactlyOnceTest, DifferentContentUnderADecidedIdIsIdConflictNamingTheFiel
   EXPECT_FALSE(FindBalance("acme", "bob").has_value());
 }
 
+// A program_create's lock_days -1 means 0: sent again with an explicit 0
+// it is the same content, a duplicate (found in a docs test drive: the
+// CLI's help says the default is 0, and the explicit 0 was id_conflict).
+// An earn's -1 (the program's) and 0 (none) stay different.
+TEST_F(ExactlyOnceTest, AProgramCreateLockDaysOfMinusOneIsTheSameAsZero) {
+  Transaction implicit = ProgramCreate("shop");
+  implicit.lock_days = -1;
+  const Result first = Apply1(implicit);
+  ASSERT_EQ(first.code, Code::kOk);
+  Transaction explicit_zero = implicit;
+  explicit_zero.lock_days = 0;
+  const Result again = Apply1(explicit_zero);
+  EXPECT_EQ(again.code, Code::kOk);
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.seq, first.seq);
+  explicit_zero.lock_days = 1;
+  EXPECT_EQ(Apply1(explicit_zero).conflict_field, "lock_days");
+
+  Transaction earn = Earn("shop", "alice", 10, "e1");  // lock_days -1
+  ASSERT_EQ(Apply1(earn).code, Code::kOk);
+  earn.lock_days = 0;
+  EXPECT_EQ(Apply1(earn).conflict_field, "lock_days");
+}
+
 // Ids are global, but a key may be limited to its programs (SPEC §6): a
 // conflict with another program's transaction names the program and
 // nothing else, so that a caller cannot learn that transaction's kind,
