@@ -104,7 +104,9 @@ uint64_t NewSalt() {
   return (uint64_t{rd()} << 32) ^ rd();
 }
 
-// The segment files of a directory, by number.
+// The segment files of a directory, by number. Anything else with a
+// segment's name (a directory, say) is not ours: the preparer skipped its
+// number, so no group spans it, and reading it would fail the open.
 absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
   std::vector<uint64_t> numbers;
   DIR* d = ::opendir(dir.c_str());
@@ -121,7 +123,13 @@ absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
       digits = digits && c >= '0' && c <= '9';
       n = n * 10 + static_cast<uint64_t>(c - '0');
     }
-    if (digits) numbers.push_back(n);
+    if (!digits) continue;
+    bool file = e->d_type == DT_REG;
+    if (e->d_type == DT_UNKNOWN) {  // some file systems do not say
+      struct stat st {};
+      file = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    }
+    if (file) numbers.push_back(n);
   }
   ::closedir(d);
   std::sort(numbers.begin(), numbers.end());

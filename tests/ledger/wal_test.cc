@@ -390,10 +390,12 @@ TEST_F(WalTest, AGroupNeverSpansASegmentNumberThePreparerSkipped) {
     ASSERT_NO_FATAL_FAILURE(AppendGroups(**wal, 8, &next, &acknowledged, &refused));
   }
   EXPECT_EQ(refused, 1);  // the group that reached the skipped number, once
-  ASSERT_TRUE(fs::remove(fs::path(wal_dir) / "0000000000000003.wal"));
+  // The directory stays: the next open passes over what is not a file, as
+  // the running log did (found in review, session 18: it failed to start).
   Wal::Options o;
   o.dir = wal_dir;
   ExpectRecovered(o, 0, acknowledged);
+  EXPECT_TRUE(fs::is_directory(fs::path(wal_dir) / "0000000000000003.wal"));
 }
 
 // The same when the preparer reuses released segments (renaming one onto a
