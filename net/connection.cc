@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/strip.h"
 #include "boost/asio/post.hpp"
 #include "boost/asio/read.hpp"
 #include "boost/asio/ssl/stream.hpp"
@@ -516,12 +517,14 @@ class ConnectionImpl final : public Connection,
     std::unique_ptr<CommitJob> job = TakeJob();
     job->transactions.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      const absl::Status s = TransactionFromWire(
+      absl::Status s = TransactionFromWire(
           *transactions->Get(static_cast<flatbuffers::uoffset_t>(i)), &job->transactions[i]);
+      if (s.ok()) s = CheckUtf8(job->transactions[i]);
       if (!s.ok()) {
         job_pool_.push_back(std::move(job));
+        // The code is the answer's; the message says what, once.
         Refuse(request.request_id(), wire::ConnError::malformed_request,
-               StrCat("transaction ", i, ": ", std::string(s.message())));
+               StrCat("transaction ", i, ": ", std::string(absl::StripPrefix(s.message(), "malformed_request: "))));
         return;
       }
     }

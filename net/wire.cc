@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 
+#include "flatbuffers/util.h"
 #include "ledger/status.h"
 #include "net/limits.h"
 
@@ -114,6 +115,25 @@ absl::Status TransactionFromWire(const wire::Transaction& in, ledger::Transactio
   Assign(in.order_ref(), &out->order_ref);
   Assign(in.reason(), &out->reason);
   Assign(in.metadata(), &out->metadata);
+  return absl::OkStatus();
+}
+
+absl::Status CheckUtf8(const ledger::Transaction& tx) {
+  auto valid = [](const std::string& s) {
+    const char* p = s.c_str();  // FromUTF8 stops at the terminating NUL
+    const char* end = p + s.size();
+    while (p < end) {
+      if (flatbuffers::FromUTF8(&p) < 0) return false;
+    }
+    return p == end;
+  };
+  const std::pair<const char*, const std::string*> fields[] = {
+      {"program", &tx.program}, {"member", &tx.member},       {"member2", &tx.member2},
+      {"partner", &tx.partner}, {"currency", &tx.currency},   {"order_ref", &tx.order_ref},
+      {"reason", &tx.reason},   {"metadata", &tx.metadata}};
+  for (const auto& [name, text] : fields) {
+    if (!valid(*text)) return Malformed(StrCat(name, " is not valid UTF-8"));
+  }
   return absl::OkStatus();
 }
 
