@@ -197,12 +197,48 @@ TEST_F(RequestCheckTest, AdminKindsWithoutAdminScopeArePermissionDenied) {
 }
 
 TEST_F(RequestCheckTest, PostKindsWithoutPostScopeArePermissionDenied) {
+  MustApply({Earn("acme", "alice", 100, "e0"), Hold("acme", "alice", 10, 300, "h0")});
+  const ChainHead head = MustHead();
   Auth admin_only;
   admin_only.scopes = kScopeAdmin;
-  const Result r = Apply1(Earn("acme", "alice", 10, "e1"), admin_only);
-  EXPECT_EQ(r.code, Code::kPermissionDenied);
-  EXPECT_EQ(r.seq, 0u);
-  EXPECT_FALSE(FindBalance("acme", "alice").has_value());
+  // Every kind SPEC §6 puts under `post` (account_open too: docs/semantics.md).
+  const std::vector<Transaction> post_kinds = {
+      Earn("acme", "bob", 10, "e1"),          Redeem("acme", "alice", 10, "r1"),
+      Referral("acme", "alice", "carol", 5, 5, "ref1"),
+      Transfer("acme", "alice", "dave", 10, "t1"),
+      Hold("acme", "alice", 10, 300, "h1"),   Capture("acme", "h0", 5, "c1"),
+      Release("acme", "h0", "rel1"),          Reverse("acme", "e0", 10, "rev1"),
+      AccountOpen("acme", "erin", "open1")};
+  for (const Transaction& t : post_kinds) {
+    const Result r = Apply1(t, admin_only);
+    EXPECT_EQ(r.code, Code::kPermissionDenied) << KindName(t.kind);
+    EXPECT_EQ(r.seq, 0u) << KindName(t.kind);
+  }
+  EXPECT_EQ(MustHead().seq, head.seq);
+  EXPECT_EQ(Posted("acme", "alice"), 100u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 10u);
+  for (const char* m : {"bob", "carol", "dave", "erin"}) EXPECT_FALSE(FindBalance("acme", m).has_value()) << m;
+  // With the post scope (and no admin) every one of them is decided.
+  for (const Transaction& t : post_kinds) {
+    EXPECT_NE(Apply1(t, PostOnly()).code, Code::kPermissionDenied) << KindName(t.kind);
+  }
+}
+
+// A key limited to acme cannot convert points into another program: the
+// foreign leg is permission_denied, the chain's other member
+// linked_event_failed, and nothing moves (SPEC §4, §6).
+TEST_F(RequestCheckTest, ALinkedChainLeavingTheKeysProgramsFailsWhole) {
+  MustApply({ProgramCreate("hotel"), Earn("acme", "alice", 100, "e0")});
+  Auth acme_only = PostOnly();
+  acme_only.programs = {"acme"};
+  const std::vector<Result> r =
+      Apply({Linked(Redeem("acme", "alice", 50, "conv-out")), Earn("hotel", "alice", 25, "conv-in")},
+            acme_only);
+  EXPECT_EQ(r[0].code, Code::kLinkedEventFailed);
+  EXPECT_EQ(r[1].code, Code::kPermissionDenied);
+  EXPECT_EQ(r[1].seq, 0u);
+  EXPECT_EQ(Posted("acme", "alice"), 100u);
+  EXPECT_FALSE(FindBalance("hotel", "alice").has_value());
 }
 
 TEST_F(RequestCheckTest, AKeyOutsideItsProgramsIsPermissionDenied) {

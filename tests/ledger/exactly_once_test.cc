@@ -169,6 +169,28 @@ TEST_F(ExactlyOnceTest, HoldAndOriginalNotFoundStayRejectionsAfterTheyAppear) {
   EXPECT_EQ(b.pending, 40u);
 }
 
+TEST_F(ExactlyOnceTest, OverflowAndPartnerNotFoundStayRejectionsAfterTheCauseIsGone) {
+  MustApply({Earn("acme", "alice", kPointsMax, "big-1")});
+  const Result over = Apply1(Earn("acme", "alice", kPointsMax, "big-2"));  // posted past 2^63 - 1
+  ASSERT_EQ(over.code, Code::kOverflow);
+  ASSERT_EQ(Apply1(Redeem("acme", "alice", kPointsMax, "spend")).code, Code::kOk);
+  Result r = Apply1(Earn("acme", "alice", kPointsMax, "big-2"));  // it would fit now
+  EXPECT_EQ(r.code, Code::kOverflow);
+  EXPECT_TRUE(r.duplicate);
+  EXPECT_EQ(r.seq, over.seq);
+
+  Transaction at_partner = Earn("acme", "bob", 10, "p-1");
+  at_partner.partner = "shop";
+  const Result missing = Apply1(at_partner);
+  ASSERT_EQ(missing.code, Code::kPartnerNotFound);
+  ASSERT_EQ(Apply1(PartnerCreate("acme", "shop", 1000, 1000)).code, Code::kOk);
+  r = Apply1(at_partner);
+  EXPECT_EQ(r.code, Code::kPartnerNotFound);
+  EXPECT_TRUE(r.duplicate);
+  EXPECT_EQ(r.seq, missing.seq);
+  EXPECT_FALSE(FindBalance("acme", "bob").has_value());
+}
+
 TEST_F(ExactlyOnceTest, ADecidedEarnIsADuplicateEvenAfterItsExpiryHasPassed) {
   const Result first = Apply1(EarnExpiring("acme", "alice", 10, kStartNs + kDayNs, "e1"));
   ASSERT_EQ(first.code, Code::kOk);
