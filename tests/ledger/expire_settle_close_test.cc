@@ -158,6 +158,36 @@ TEST_F(SettleTest, ReversalsOfPartnerFlowsNetOutOfTheStatement) {
   EXPECT_EQ(s.payer, "program");
 }
 
+// A period whose only flows are reversals of an earlier period's: the
+// close posts the other way (partner → issuance, redemption → partner),
+// records the negative statement, and the clearing account nets to 0.
+TEST_F(SettleTest, APeriodOfReversalsOnlySettlesTheOtherWay) {
+  MustApply({AtPartner(Earn("acme", "alice", 100, "p-e1")),
+             AtPartner(Redeem("acme", "alice", 50, "p-r1"))});
+  clock_.Advance(kDayNs);
+  ASSERT_EQ(Apply1(Settle("acme", "hotelco", 0, "settle-1")).code, Code::kOk);
+  clock_.Advance(kDayNs);
+  MustApply({Reverse("acme", "p-e1", 40, "undo-e1"), Reverse("acme", "p-r1", 20, "undo-r1")});
+  clock_.Advance(kDayNs);
+  ASSERT_EQ(Apply1(Settle("acme", "hotelco", 0, "settle-2")).code, Code::kOk);
+  const std::optional<TxRecord> rec = FindTx("acme", "settle-2");
+  ASSERT_TRUE(rec.has_value());
+  const Id partner = PartnerAccountId("acme", "hotelco");
+  const std::vector<Posting> expected = {
+      {partner, SystemAccountId("acme", "issuance"), 40, PostingType::kPosted},
+      {SystemAccountId("acme", "redemption"), partner, 20, PostingType::kPosted}};
+  EXPECT_EQ(rec->postings, expected);
+  ASSERT_TRUE(rec->statement.has_value());
+  EXPECT_EQ(rec->statement->earned_points, -40);
+  EXPECT_EQ(rec->statement->redeemed_points, -20);
+  EXPECT_EQ(rec->statement->partner_owes_micros, -40 * 9000);  // priced as the originals
+  EXPECT_EQ(rec->statement->program_owes_micros, -20 * 7000);
+  EXPECT_EQ(rec->statement->net_micros, -40 * 9000 + 20 * 7000);
+  EXPECT_EQ(rec->statement->payer, "program");
+  const AccountInfo clearing = MustPartnerAccount("acme", "hotelco");
+  EXPECT_EQ(clearing.debits_posted, clearing.credits_posted);
+}
+
 TEST_F(SettleTest, AnEmptyPeriodHasNoPayer) {
   const Statement s = MustStatement(0, clock_.NowNs() + 10);
   EXPECT_EQ(s.net_micros, 0);
