@@ -689,7 +689,10 @@ TEST(Server, GroupCommitSharesCommitsBetweenConnections) {
 // SIGTERM while clients have batches in flight: the server answers what it
 // read, commits, closes the environment and exits 0; every transaction a
 // client saw acknowledged is in the ledger afterwards.
-TEST(Server, SigtermKeepsEveryAcknowledgedTransaction) {
+// Stops a loaded server with `signal` and checks that every transaction it
+// acknowledged is in the ledger, which balances (SPEC §6: SIGTERM and
+// SIGINT stop it cleanly).
+void StopUnderLoadKeepsEveryAcknowledgedTransaction(int signal) {
   TempDir dir;
   auto server = ServerProcess::Start(dir.Sub("data"));
   ASSERT_NE(server, nullptr);
@@ -735,7 +738,7 @@ TEST(Server, SigtermKeepsEveryAcknowledgedTransaction) {
   for (int i = 0; i < 2000 && answered_batches.load() < 40; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
+  EXPECT_EQ(server->Stop(signal), 0) << server->log();
   for (std::thread& t : threads) t.join();
   const std::string log = server->log();
   EXPECT_NE(log.find("closed the ledger cleanly"), std::string::npos) << log;
@@ -751,6 +754,14 @@ TEST(Server, SigtermKeepsEveryAcknowledgedTransaction) {
   auto discrepancies = (*ledger)->TrialBalance();
   ASSERT_TRUE(discrepancies.ok());
   EXPECT_TRUE(discrepancies->empty());
+}
+
+TEST(Server, SigtermKeepsEveryAcknowledgedTransaction) {
+  StopUnderLoadKeepsEveryAcknowledgedTransaction(SIGTERM);
+}
+
+TEST(Server, SigintKeepsEveryAcknowledgedTransaction) {
+  StopUnderLoadKeepsEveryAcknowledgedTransaction(SIGINT);
 }
 
 TEST(Server, ConnectionsOverTheLimitGetServerBusy) {
