@@ -835,6 +835,11 @@ TEST_F(FinanceE2E, WholeLedgerReportsNeedEveryProgram) {
   RunResult pos_external = Cli({"reconcile", "external", "--program", "acme", "--csv", csv}, "pos");
   EXPECT_EQ(pos_external.exit_code, 2);
   EXPECT_NE(pos_external.err.find("permission_denied"), std::string::npos) << pos_external.err;
+  // A write refused for its scope is a rejected transaction: exit 1.
+  RunResult denied = Cli({"earn", "--program", "acme", "--member", "a", "--points", "1", "--id", "a2", "--json"},
+                         "acme-reader");
+  EXPECT_EQ(denied.exit_code, 1) << denied.err;
+  EXPECT_NE(denied.out.find("\"status\":\"permission_denied\""), std::string::npos) << denied.out;
   RunResult wrong = Cli({"reconcile", "trial-balance"}, "not-a-key");
   EXPECT_EQ(wrong.exit_code, 2);
   // A read refused for its scope says how to fix it, not only that it failed.

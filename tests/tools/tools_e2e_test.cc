@@ -231,6 +231,33 @@ TEST_F(CliE2E, EveryCommandWithJson) {
 
 // A program without auto_open enrolls its members with `account open`,
 // through the server, and the record names who was enrolled.
+// The flags no other test runs end to end: reverse --clawback-partial and
+// history --before.
+TEST_F(CliE2E, ClawbackPartialAndHistoryBeforeThroughTheFlags) {
+  ExpectOk(Post({"program", "create", "cb", "--currency", "USD", "--point-value-micros", "1000",
+                 "--expiry-days", "0", "--id", "cb-v1"}),
+           "cb-v1");
+  const json earn = Post({"earn", "--program", "cb", "--member", "m", "--points", "100", "--id", "cb-e1"});
+  ExpectOk(earn, "cb-e1");
+  ExpectOk(Post({"redeem", "--program", "cb", "--member", "m", "--points", "80", "--id", "cb-r1"}), "cb-r1");
+  // Without the flag: insufficient_points (exit 1); with it, what there is.
+  EXPECT_EQ(Post({"reverse", "--program", "cb", "--original", "cb-e1", "--points", "50", "--id", "cb-x0"}, 1)["status"],
+            "insufficient_points");
+  const json rev = Post({"reverse", "--program", "cb", "--original", "cb-e1", "--points", "50", "--clawback-partial",
+                         "--id", "cb-x1"});
+  ExpectOk(rev, "cb-x1");
+  EXPECT_EQ(rev["points"], 20);
+  EXPECT_EQ(Balance("cb", "m")["posted"], 0);
+
+  RunResult before = Cli({"history", "--program", "cb", "--member", "m", "--before",
+                          std::to_string(rev["seq"].get<uint64_t>()), "--json"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  const std::vector<std::string> lines = SplitLines(before.out);
+  ASSERT_EQ(lines.size(), 2u) << before.out;  // the redeem, then the earn: not the reversal
+  EXPECT_EQ(ParseJson(lines[0])["kind"], "redeem");
+  EXPECT_EQ(ParseJson(lines[1])["seq"], earn["seq"]);
+}
+
 TEST_F(CliE2E, AccountOpenEnrollsInAProgramWithoutAutoOpen) {
   ExpectOk(Post({"program", "create", "closedshop", "--currency", "USD", "--point-value-micros", "1000",
                  "--expiry-days", "0", "--no-auto-open", "--id", "closedshop-v1"}),
