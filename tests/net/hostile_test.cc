@@ -20,8 +20,11 @@ using testing::TempDir;
 
 class Hostile : public ::testing::Test {
  protected:
-  void SetUp() override {
-    server_ = ServerProcess::Start(dir_.Sub("data"));
+  void SetUp() override { StartServer(); }
+
+  // pointledgerd with `args`, program acme created.
+  void StartServer(const std::vector<std::string>& args = {}) {
+    server_ = ServerProcess::Start(dir_.Sub("data"), args);
     ASSERT_NE(server_, nullptr);
     good_ = server_->AdminClient();
     const ledger::Transaction t = testing::ProgramCreate("acme");
@@ -310,13 +313,7 @@ class ConfiguredLimits : public Hostile {
   void SetUp() override {
     testing::WriteFile(dir_.Sub("config.toml"),
                        "[limits]\nbatch_transactions_max = 3\nframe_bytes_max = 2048\n");
-    server_ = ServerProcess::Start(dir_.Sub("data"), {"--config", dir_.Sub("config.toml")});
-    ASSERT_NE(server_, nullptr);
-    good_ = server_->AdminClient();
-    const ledger::Transaction t = testing::ProgramCreate("acme");
-    auto r = good_->Post(std::span<const ledger::Transaction>(&t, 1));
-    ASSERT_TRUE(r.ok()) << r.status();
-    head_seq_ = Head();
+    StartServer({"--config", dir_.Sub("config.toml")});
   }
 
   // A Batch request of n small earns, padded with `pad` unused bytes.
