@@ -104,9 +104,10 @@ uint64_t NewSalt() {
   return (uint64_t{rd()} << 32) ^ rd();
 }
 
-// The segment files of a directory, by number. Anything else with a
-// segment's name (a directory, say) is not ours: the preparer skipped its
-// number, so no group spans it, and reading it would fail the open.
+// The segment files of a directory, by number. A directory with a
+// segment's name is not ours: the preparer skipped its number, so no group
+// spans it, and reading it would fail the open. Anything else is read (a
+// symlink to a segment moved elsewhere holds acknowledged groups).
 absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
   std::vector<uint64_t> numbers;
   DIR* d = ::opendir(dir.c_str());
@@ -124,12 +125,12 @@ absl::StatusOr<std::vector<uint64_t>> ListSegments(const std::string& dir) {
       n = n * 10 + static_cast<uint64_t>(c - '0');
     }
     if (!digits) continue;
-    bool file = e->d_type == DT_REG;
-    if (e->d_type == DT_UNKNOWN) {  // some file systems do not say
+    bool dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {  // unknown to some file systems
       struct stat st {};
-      file = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+      dir = ::fstatat(::dirfd(d), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
     }
-    if (file) numbers.push_back(n);
+    if (!dir) numbers.push_back(n);
   }
   ::closedir(d);
   std::sort(numbers.begin(), numbers.end());
