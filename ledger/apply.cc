@@ -1208,11 +1208,20 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
       const uint64_t referrer = std::min(amount, original.postings[0].points - leg_done[0]);
       leg.want = i == 0 ? referrer : amount - referrer;
     }
-    // A leg this reversal takes nothing from may be closed.
-    if (leg.want > 0 && leg.member->rec.closed) return Code::kAccountClosed;
+    // A leg this reversal takes nothing from may be closed. From format 4 a
+    // referral leg's untaken points stay asked for, so with clawback_partial
+    // a closed leg gives what it has, nothing (its points were forfeited at
+    // the close), and the reversal goes on to the other leg; as
+    // account_closed it would keep the referee's points out of reach.
+    const bool gives_nothing = rules_ >= 4 && legs_count == 2 && t.clawback_partial;
+    leg.lots = i == 0 ? &lots_a_ : &lots_b_;
+    if (leg.want > 0 && leg.member->rec.closed) {
+      if (!gives_nothing) return Code::kAccountClosed;
+      leg.lots->clear();
+      continue;  // take 0
+    }
     leg.own_key = LotKey(leg.member->id, created[i].expires_at_ns, original.seq,
                          static_cast<uint32_t>(i));
-    leg.lots = i == 0 ? &lots_a_ : &lots_b_;
     PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, leg.member->id, leg.lots));
     uint64_t own = 0;
     for (const LotEntry& lot : *leg.lots) {

@@ -225,7 +225,8 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      and a reversal past what is left of it is reversal_exceeds_original.
 //   4  session 18, the same layout; a referral's reversals count what each
 //      leg gave back, not what was asked: points a clawback_partial could
-//      not take stay reversible, from their own leg.
+//      not take stay reversible, from their own leg; with it, a closed leg
+//      gives nothing instead of being account_closed.
 inline constexpr uint8_t kRecordFormatMin = 1;
 inline constexpr uint8_t kRecordFormat = 4;
 

@@ -302,6 +302,26 @@ TEST_F(ReverseTest, AClawbackCountsWhatEachLegGaveBack) {
   EXPECT_EQ(Apply1(Reverse("acme", "ref-1", 0, "unref-4")).code, Code::kReversalExceedsOriginal);
 }
 
+// Found in review (session 18): with the referrer's untaken points still
+// asked for first, a referrer closed after a clawback kept every later
+// reversal at account_closed and the referee's points out of reach. With
+// clawback_partial a closed leg gives nothing and the reversal goes on.
+TEST_F(ReverseTest, AClosedReferrerDoesNotKeepTheRefereesPointsOutOfReach) {
+  MustApply({Referral("acme", "cl", "cr", 500, 250, "ref-1"), Redeem("acme", "cl", 500, "spent")});
+  Result r = Apply1(Clawback(Reverse("acme", "ref-1", 500, "unref-1")));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 0u);
+  ASSERT_EQ(Apply1(AccountClose("acme", "cl", "close-cl")).code, Code::kOk);
+  // Without clawback_partial the closed referrer is still account_closed.
+  EXPECT_EQ(Apply1(Reverse("acme", "ref-1", 0, "unref-2")).code, Code::kAccountClosed);
+  r = Apply1(Clawback(Reverse("acme", "ref-1", 0, "unref-3")));  // all that is left
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 250u);  // the referee's; the closed referrer gave nothing
+  EXPECT_EQ(Posted("acme", "cr"), 0u);
+  EXPECT_EQ(MustSystemAccount("acme", "referral").debits_posted, 750u);
+  EXPECT_EQ(MustSystemAccount("acme", "referral").credits_posted, 250u);
+}
+
 // A ledger whose referral reversals were decided by format 3 rules (what
 // was asked counts) replays and audits as decided, and a format-4 reversal
 // after them starts from the leg format 3 would have asked next.

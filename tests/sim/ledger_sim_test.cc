@@ -1099,8 +1099,13 @@ Code Model::ReverseIntoSource(Step& s, const Decided& o, uint64_t* referrer_done
       const uint64_t referrer = std::min(amount, o.postings[0].points - *referrer_done);
       want = i == 0 ? referrer : amount - referrer;
     }
-    if (want > 0 && m.closed) return Code::kAccountClosed;
     const LotId own{o.pieces.at(i).expires_at_ns, o.result.seq, static_cast<uint32_t>(i)};
+    if (want > 0 && m.closed) {
+      // A closed referral leg gives nothing under clawback_partial (format 4).
+      if (o.postings.size() != 2 || !s.tx->clawback_partial) return Code::kAccountClosed;
+      legs.push_back(Leg{p.credit, p.debit, 0, own});
+      continue;
+    }
     uint64_t own_points = 0;
     for (const Lot& lot : m.lots) {
       if (lot.Key() == own) own_points = lot.remaining;
