@@ -517,9 +517,8 @@ class ConnectionImpl final : public Connection,
     std::unique_ptr<CommitJob> job = TakeJob();
     job->transactions.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      absl::Status s = TransactionFromWire(
+      const absl::Status s = TransactionFromWire(
           *transactions->Get(static_cast<flatbuffers::uoffset_t>(i)), &job->transactions[i]);
-      if (s.ok()) s = CheckUtf8(job->transactions[i]);
       if (!s.ok()) {
         job_pool_.push_back(std::move(job));
         // The code is the answer's; the message says what, once.

@@ -118,23 +118,14 @@ absl::Status TransactionFromWire(const wire::Transaction& in, ledger::Transactio
   return absl::OkStatus();
 }
 
-absl::Status CheckUtf8(const ledger::Transaction& tx) {
-  auto valid = [](const std::string& s) {
-    const char* p = s.c_str();  // FromUTF8 stops at the terminating NUL
-    const char* end = p + s.size();
-    while (p < end) {
-      if (flatbuffers::FromUTF8(&p) < 0) return false;
-    }
-    return p == end;
-  };
-  const std::pair<const char*, const std::string*> fields[] = {
-      {"program", &tx.program}, {"member", &tx.member},       {"member2", &tx.member2},
-      {"partner", &tx.partner}, {"currency", &tx.currency},   {"order_ref", &tx.order_ref},
-      {"reason", &tx.reason},   {"metadata", &tx.metadata}};
-  for (const auto& [name, text] : fields) {
-    if (!valid(*text)) return Malformed(StrCat(name, " is not valid UTF-8"));
+bool IsValidUtf8(std::string_view text) {
+  const std::string s(text);  // FromUTF8 stops at the terminating NUL
+  const char* p = s.c_str();
+  const char* end = p + s.size();
+  while (p < end) {
+    if (flatbuffers::FromUTF8(&p) < 0) return false;
   }
-  return absl::OkStatus();
+  return p == end;
 }
 
 flatbuffers::Offset<wire::Transaction> TransactionToWire(flatbuffers::FlatBufferBuilder& fbb,

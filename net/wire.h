@@ -42,11 +42,10 @@ absl::StatusOr<const wire::Response*> VerifyResponseFrame(std::span<const uint8_
 // may be a reused object). InvalidArgument for a missing or unknown kind.
 absl::Status TransactionFromWire(const wire::Transaction& in, ledger::Transaction* out);
 
-// InvalidArgument naming the first text field of a request's transaction
-// that is not valid UTF-8 (SPEC §1: keys are UTF-8; printed, such a key
-// would no longer name its member). Checked on requests only: records
-// decided before this check are read back as they are.
-absl::Status CheckUtf8(const ledger::Transaction& tx);
+// Whether `text` is valid UTF-8 (SPEC §1: keys are UTF-8). The CLI checks
+// what people type; the server takes the bytes it is sent, so that
+// members and ids decided with other bytes stay reachable (docs/cli.md).
+bool IsValidUtf8(std::string_view text);
 flatbuffers::Offset<wire::Transaction> TransactionToWire(flatbuffers::FlatBufferBuilder& fbb,
                                                          const ledger::Transaction& tx);
 

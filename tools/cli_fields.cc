@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "ledger/limits.h"
 #include "ledger/status.h"
+#include "net/wire.h"
 #include "nlohmann/json.hpp"
 #include "tools/cli_time.h"
 
@@ -252,9 +253,14 @@ absl::StatusOr<FieldValue> ParseFieldText(const FieldSpec& f, std::string_view t
         return absl::InvalidArgumentError(
             StrCat(FlagName(f.name), ": the key is too long (", text.size(), " bytes, at most ", f.bytes_max, ")"));
       }
-      v.text = std::string(text);
-      return v;
+      [[fallthrough]];
     case FieldType::kString:
+      // SPEC §1: keys and names are UTF-8; printed back, other bytes would
+      // show as U+FFFD and no longer name what they named. Metadata is
+      // opaque client data. (JSON lines are checked by the JSON parser.)
+      if (f.name != "metadata" && !net::IsValidUtf8(text)) {
+        return absl::InvalidArgumentError(StrCat(FlagName(f.name), ": not valid UTF-8"));
+      }
       v.text = std::string(text);
       return v;
     case FieldType::kBool:

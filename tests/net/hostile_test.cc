@@ -268,33 +268,6 @@ TEST_F(Hostile, UnsupportedVersionsAreRefused) {
   ExpectServerUnharmed();  // the earn was not applied
 }
 
-// SPEC §1: keys are UTF-8. A member key that is not would print as
-// something else (U+FFFD), no longer naming its member: refused whole.
-TEST_F(Hostile, TextThatIsNotUtf8IsMalformed) {
-  for (const std::string& bad : {std::string("bad\xff"), std::string("\xc3"), std::string("\xed\xa0\x80")}) {
-    flatbuffers::FlatBufferBuilder fbb;
-    std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
-        TransactionToWire(fbb, testing::Earn("acme", "fine", 10, "utf-ok")),
-        TransactionToWire(fbb, testing::Earn("acme", bad, 10, "utf-bad"))};
-    const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
-    FinishRequest(fbb, 11, wire::RequestBody::Batch, batch.Union());
-    auto s = Authenticated();
-    ASSERT_TRUE(s->Send(fbb));
-    auto answer = s->ReadResponse();
-    ASSERT_TRUE(answer.has_value());
-    EXPECT_EQ(answer->response->error(), wire::ConnError::malformed_request);
-    const std::string message = answer->response->message() ? answer->response->message()->str() : "";
-    EXPECT_NE(message.find("member is not valid UTF-8"), std::string::npos) << message;
-    EXPECT_TRUE(s->WaitForClose());
-    ExpectServerUnharmed();  // the good earn in that batch was not applied either
-  }
-  // Multi-byte UTF-8 is fine.
-  const ledger::Transaction t = testing::Earn("acme", "j\xc3\xbcrgen \xe2\x82\xac \xf0\x9f\x8e\x81", 5, "utf-good");
-  auto r = good_->Post(std::span<const ledger::Transaction>(&t, 1));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ((*r)[0].code, ledger::Code::kOk);
-}
-
 TEST_F(Hostile, AnEmptyBatchIsMalformed) {
   flatbuffers::FlatBufferBuilder fbb;
   const auto batch =

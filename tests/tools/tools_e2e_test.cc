@@ -281,8 +281,10 @@ TEST_F(CliE2E, TextOutputIsReadable) {
                  "0", "--id", "t1"})
                 .exit_code,
             0);
-  RunResult earn = Cli({"earn", "--program", "texty", "--member", "ann", "--points", "9", "--id", "o1"});
-  EXPECT_EQ(earn.exit_code, 0);
+  // Opaque metadata may hold any bytes (only keys and names must be UTF-8).
+  RunResult earn = Cli({"earn", "--program", "texty", "--member", "ann", "--points", "9", "--id", "o1",
+                        "--metadata", "\xff\x01opaque"});
+  EXPECT_EQ(earn.exit_code, 0) << earn.err;
   EXPECT_EQ(earn.out.rfind("o1  ok  seq ", 0), 0u) << earn.out;
   RunResult bal = Cli({"balance", "--program", "texty", "--member", "ann"});
   EXPECT_NE(bal.out.find("available  9"), std::string::npos) << bal.out;
@@ -400,6 +402,12 @@ TEST_F(CliE2E, UsageErrorsSayWhatIsWrong) {
   expect_error(Cli({"load", "--count", "0"}), 2, "error: --count: must be at least 1");
   // As CLI11 converts it: 0x0 is 0 too (found in review, session 18).
   expect_error(Cli({"load", "--count", "0x0"}), 2, "error: --count: must be at least 1");
+  // SPEC §1: keys and names are UTF-8; other bytes would print as U+FFFD
+  // and no longer name their member (session 18). Metadata is opaque.
+  expect_error(Cli({"earn", "--program", "acme", "--member", "bad\xff", "--points", "1", "--id", "u"}), 2,
+               "error: --member: not valid UTF-8");
+  expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--points", "1", "--id", "u\xc3"}), 2,
+               "error: --id: not valid UTF-8");
   // A typed 0 is refused where an omitted --points means "all" (session 18).
   expect_error(Cli({"capture", "--program", "acme", "--hold", "h", "--points", "0", "--id", "c"}), 2,
                "error: --points: must be at least 1 (omit --points for all)");
