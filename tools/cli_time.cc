@@ -135,11 +135,13 @@ absl::StatusOr<int64_t> ParseTime(std::string_view text) {
   if (hour > 23 || minute > 59 || second > 59) return TimeError(text, "no such time of day");
   const int64_t seconds =
       DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s;
-  // Up to the last nanosecond int64 holds: 2262-04-11T23:47:16.854775807Z.
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  // Up to the last nanosecond but one that int64 holds: the last one,
+  // INT64_MAX, is the ledger's "never" (a lot that never expires), and an
+  // --as-of there would count such lots as expired.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max() - 1;
   if (seconds < 0 || seconds > kMax / kNanosPerSecond ||
       nanos > kMax - seconds * kNanosPerSecond) {
-    return TimeError(text, "out of range (1970-01-01T00:00:00Z to 2262-04-11T23:47:16.854775807Z)");
+    return TimeError(text, "out of range (1970-01-01T00:00:00Z to 2262-04-11T23:47:16.854775806Z)");
   }
   return seconds * kNanosPerSecond + nanos;
 }
