@@ -209,7 +209,17 @@ absl::Status Applier::ApplyBatch(std::span<const Transaction> batch, const Auth&
     }
     i = end + 1;
   }
-  for (size_t i = open_from; i < batch.size(); ++i) (*results)[i].code = Code::kLinkedChainOpen;
+  for (size_t i = open_from; i < batch.size(); ++i) {
+    (*results)[i].code = Code::kLinkedChainOpen;
+    // As in a chain that failed: an id decided before keeps its outcome.
+    if (!status.ok()) continue;
+    absl::StatusOr<std::optional<Result>> early = Precheck(batch[i], auth);
+    if (!early.ok()) {
+      status = early.status();
+    } else if (*early && (*early)->duplicate) {
+      (*results)[i] = **std::move(early);
+    }
+  }
   if (status.ok() && view_.active()->pending_log().lmdb_bytes() > log_bytes_limit_) {
     status = absl::ResourceExhaustedError(
         "the log environment is full: its map (map_size) cannot take this batch");

@@ -175,6 +175,15 @@ TEST_F(LinkedTest, ABatchEndingInsideAChainRejectsThatChainOnly) {
   EXPECT_EQ(Posted("acme", "alice"), 7u);
   EXPECT_EQ(MustHead().seq, 4u);
 
+  // A member of an open chain decided before keeps its outcome (SPEC §3
+  // before §4, as in a chain that fails): e2 answers as the duplicate.
+  const std::vector<Result> open = Apply({Linked(Earn("acme", "alice", 2, "e2")), Linked(Earn("acme", "alice", 8, "e4"))});
+  EXPECT_EQ(open[0].code, Code::kOk);
+  EXPECT_TRUE(open[0].duplicate);
+  EXPECT_EQ(open[0].seq, r[1].seq);
+  EXPECT_EQ(open[1].code, Code::kLinkedChainOpen);
+  EXPECT_EQ(MustHead().seq, 4u);
+
   // Not recorded: the same ids are new when the chain is closed.
   r = Apply({Linked(Earn("acme", "alice", 8, "e4")), Earn("acme", "alice", 16, "e5")});
   EXPECT_EQ(r[0].code, Code::kOk);

@@ -397,6 +397,9 @@ class Model {
     undo_.push_back([&flows] { flows.pop_back(); });
   }
 
+  // A member of a chain that failed or was left open, decided before the
+  // chain with the same content: its original outcome (SPEC §3 before §4).
+  std::optional<Result> DecidedBefore(const Transaction& t, const Auth& auth) const;
   void ApplyChain(std::span<const Transaction> chain, const Auth& auth, int64_t clock_ns,
                   std::span<Result> results);
   Result ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns);
@@ -549,8 +552,22 @@ std::vector<Result> Model::ApplyBatch(std::span<const Transaction> batch, const 
     }
     i = end + 1;
   }
-  for (size_t i = open_from; i < batch.size(); ++i) results[i].code = Code::kLinkedChainOpen;
+  for (size_t i = open_from; i < batch.size(); ++i) {
+    results[i].code = Code::kLinkedChainOpen;
+    if (std::optional<Result> d = DecidedBefore(batch[i], auth)) results[i] = *d;
+  }
   return results;
+}
+
+std::optional<Result> Model::DecidedBefore(const Transaction& t, const Auth& auth) const {
+  if (IsZero(t.id) || !FieldsOk(t) || !Permitted(t, auth) || !AmountsOk(t)) return std::nullopt;
+  auto it = decided_.find(t.id);
+  if (it == decided_.end() || it->second.tx.program != t.program || !FirstDiff(it->second.tx, t).empty()) {
+    return std::nullopt;
+  }
+  Result r = it->second.result;
+  r.duplicate = true;
+  return r;
 }
 
 void Model::ApplyChain(std::span<const Transaction> chain, const Auth& auth, int64_t clock_ns,
@@ -571,16 +588,8 @@ void Model::ApplyChain(std::span<const Transaction> chain, const Auth& auth, int
     results[k] = CodeOnly(Code::kLinkedEventFailed);
     // A member decided before the chain keeps its outcome (SPEC §3 before
     // §4). Members decided by the chain were undone: not in decided_.
-    const Transaction& t = chain[k];
-    if (k == failed || IsZero(t.id) || !FieldsOk(t) || !Permitted(t, auth) || !AmountsOk(t)) {
-      continue;
-    }
-    auto it = decided_.find(t.id);
-    if (it != decided_.end() && it->second.tx.program == t.program &&
-        FirstDiff(it->second.tx, t).empty()) {
-      results[k] = it->second.result;
-      results[k].duplicate = true;
-    }
+    if (k == failed) continue;
+    if (std::optional<Result> d = DecidedBefore(chain[k], auth)) results[k] = *d;
   }
   if (failing.seq != 0 && !failing.duplicate) {
     // A recordable rejection keeps its id's outcome (SPEC §3).
