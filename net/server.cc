@@ -35,6 +35,20 @@ using tcp = asio::ip::tcp;
 using ErrorCode = boost::system::error_code;
 using WorkGuard = asio::executor_work_guard<asio::io_context::executor_type>;
 
+// Opens, binds and listens; *bound gets the address (port 0 picks one).
+absl::Status BindAcceptor(tcp::acceptor& acceptor, const ListenAddress& listen,
+                          std::string_view text, tcp::endpoint* bound) {
+  ErrorCode ec;
+  const tcp::endpoint endpoint(asio::ip::make_address(listen.host, ec), listen.port);
+  if (!ec) acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) *bound = acceptor.local_endpoint(ec);
+  if (ec) return absl::UnavailableError(StrCat("cannot listen on ", text, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerConfig& config) {
   auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
   ErrorCode ec;
@@ -182,18 +196,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
 
  private:
   absl::Status Bind(const ListenAddress& listen) {
-    ErrorCode ec;
-    const tcp::endpoint endpoint(asio::ip::make_address(listen.host, ec), listen.port);
-    if (!ec) acceptor_->open(endpoint.protocol(), ec);
-    if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_->bind(endpoint, ec);
-    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-    if (!ec) endpoint_ = acceptor_->local_endpoint(ec);
-    if (ec) {
-      return absl::UnavailableError(StrCat("cannot listen on ", config_->listen, ": ",
-                                           ec.message()));
-    }
-    return absl::OkStatus();
+    return BindAcceptor(*acceptor_, listen, config_->listen, &endpoint_);
   }
 
   // ---- Accepting (on contexts_[0]).
@@ -404,6 +407,14 @@ class ServerImpl final : public Server, private ConnectionRegistry {
 };
 
 }  // namespace
+
+absl::Status Server::ProbeListen(const ServerConfig& config) {
+  PL_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListen(config.listen));
+  asio::io_context io;
+  tcp::acceptor acceptor(io);
+  tcp::endpoint bound;
+  return BindAcceptor(acceptor, listen, config.listen, &bound);  // closed on return
+}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ledger::Ledger* ledger,
                                                       const ServerConfig* config,

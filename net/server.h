@@ -29,6 +29,11 @@ class Server {
                                                        bool handle_signals);
   virtual ~Server() = default;
 
+  // Whether config.listen can be bound now: pointledgerd asks before it
+  // opens (and so creates) the data directory, so that a start on a port in
+  // use leaves nothing behind. The port may still be taken before Start.
+  static absl::Status ProbeListen(const ServerConfig& config);
+
   // The address actually bound, e.g. "127.0.0.1:41234".
   virtual std::string bound_address() const = 0;
   virtual uint16_t port() const = 0;

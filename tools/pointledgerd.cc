@@ -45,6 +45,7 @@ absl::StatusOr<net::ServerConfig> BuildConfig(const Flags& flags) {
 
 absl::Status Serve(const Flags& flags) {
   PL_ASSIGN_OR_RETURN(net::ServerConfig config, BuildConfig(flags));
+  PL_RETURN_IF_ERROR(net::Server::ProbeListen(config));  // before the data directory is made
   PL_ASSIGN_OR_RETURN(std::unique_ptr<ledger::Ledger> ledger,
                       ledger::Ledger::Open({.dir = config.data_dir,
                                             .map_size_bytes = config.map_size_mb << 20,

@@ -764,6 +764,20 @@ TEST(Server, SigintKeepsEveryAcknowledgedTransaction) {
   StopUnderLoadKeepsEveryAcknowledgedTransaction(SIGINT);
 }
 
+// A start on a port in use fails before it makes the data directory (found
+// in a docs test drive: it left a fresh directory and admin.key behind).
+TEST(Server, APortInUseFailsTheStartAndMakesNoDataDirectory) {
+  TempDir dir;
+  auto first = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(first, nullptr);
+  std::string log;
+  const int code = ServerProcess::RunToExit(
+      {"--data", dir.Sub("second"), "--listen", StrCat("127.0.0.1:", first->port())}, &log);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(log.find(StrCat("cannot listen on 127.0.0.1:", first->port())), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("second")));
+}
+
 TEST(Server, ConnectionsOverTheLimitGetServerBusy) {
   TempDir dir;
   auto server = StartWithConfig(dir, "[limits]\nconnections_max = 2\n");
