@@ -363,6 +363,14 @@ int64_t LedgerPoints(const ledger::TxRecord& rec) {
     case ledger::Kind::kReverse:
     case ledger::Kind::kCapture:
       return static_cast<int64_t>(rec.result.code == ledger::Code::kOk ? rec.result.points : t.points);
+    case ledger::Kind::kRelease: {
+      // What it gave back: the hold's amount, voided from pending.
+      uint64_t released = 0;
+      for (const ledger::Posting& p : rec.postings) {
+        if (p.type == ledger::PostingType::kVoid) released += p.points;
+      }
+      return static_cast<int64_t>(released);
+    }
     default: return static_cast<int64_t>(t.points);
   }
 }
@@ -606,7 +614,9 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
           m.Report("amount_mismatch", &f, &l);
           any = true;
         }
-        if (!f.member.empty() && f.member != l.member) {
+        // Reverse, capture and release name no member (their original or
+        // hold does): the row's member is not compared for them.
+        if (!f.member.empty() && !l.member.empty() && f.member != l.member) {
           m.Report("member_mismatch", &f, &l);
           any = true;
         }

@@ -546,6 +546,36 @@ TEST_F(ExternalE2E, AnEnrollmentMatchesItsAccountOpen) {
   EXPECT_EQ(f.size(), 1u) << r.out;  // nothing but matches
 }
 
+// Found in review (session 18): a row naming the member of a capture,
+// reverse or release was a member_mismatch (the ledger's transaction names
+// no member), and a release's points were compared with 0.
+TEST_F(ExternalE2E, CaptureReverseAndReleaseRowsMatchWithTheirMember) {
+  Post({"earn", "--program", "shop", "--member", "m5", "--points", "90", "--id", "e-m5"});
+  Post({"hold", "--program", "shop", "--member", "m5", "--points", "40", "--timeout", "300", "--id", "h-a"});
+  Post({"capture", "--program", "shop", "--hold", "h-a", "--points", "25", "--id", "c-a"});
+  Post({"hold", "--program", "shop", "--member", "m5", "--points", "30", "--timeout", "300", "--id", "h-b"});
+  Post({"release", "--program", "shop", "--hold", "h-b", "--id", "r-b"});
+  Post({"reverse", "--program", "shop", "--original", "e-m5", "--points", "10", "--id", "x-m5"});
+  const std::string csv = WriteFile(
+      "members.csv", StrCat("order_ref,kind,points,member,timestamp\n",
+                            "e-m5,earn,90,m5,", Ts("e-m5"), "\n",
+                            "h-a,hold,40,m5,", Ts("h-a"), "\n",
+                            "c-a,capture,25,m5,", Ts("c-a"), "\n",
+                            "h-b,hold,30,m5,", Ts("h-b"), "\n",
+                            "r-b,release,30,m5,", Ts("r-b"), "\n",
+                            "x-m5,reverse,10,m5,", Ts("x-m5"), "\n"));
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json"}, 0);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  EXPECT_EQ(summary["matched"], 6) << r.out;
+  EXPECT_EQ(f.size(), 1u) << r.out;  // nothing but matches
+  // A release row with other points is still an amount_mismatch.
+  const std::string wrong = WriteFile(
+      "release.csv", StrCat("order_ref,kind,points,member,timestamp\n", "r-b,release,31,m5,", Ts("r-b"), "\n"));
+  Findings(Both({"reconcile", "external", "--program", "shop", "--csv", wrong, "--json"}, 1).out, &summary);
+  EXPECT_EQ(summary["amount_mismatch"], 1);
+}
+
 TEST_F(ExternalE2E, AllMatchingIsExitZero) {
   // No timestamp column: the file covers the whole ledger. CRLF line ends.
   const std::string csv = WriteFile(
