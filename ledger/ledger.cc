@@ -1229,16 +1229,28 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     // itself lost, and the two chains different at one seq.
     PL_RETURN_IF_ERROR(SyncFilesIn(rep_->wal_dir));
   }
+  // The copies are made under TO/.partial and moved into place only when
+  // whole: a copy cut short (killed, a full disk) has a meta page pointing
+  // past its end, and reading it through the map would crash every tool.
+  PL_RETURN_IF_ERROR(CreateDirectory(to));
+  const fs::path partial = to / ".partial";
+  PL_RETURN_IF_ERROR(CreateDirectory(partial));
   // State before log, as every reader does: the log copy then reaches at
   // least the checkpoint the state copy holds.
   for (const auto& [env, name] : {std::pair{&rep_->state_env, "state"}, std::pair{&rep_->log_env, "log"}}) {
-    PL_RETURN_IF_ERROR(CreateDirectory(to / name));
-    const int rc = mdb_env_copy2(env->get(), (to / name).c_str(), MDB_CP_COMPACT);
+    PL_RETURN_IF_ERROR(CreateDirectory(partial / name));
+    const int rc = mdb_env_copy2(env->get(), (partial / name).c_str(), MDB_CP_COMPACT);
     if (rc != 0) {
+      fs::remove_all(partial, ec);
       return absl::InternalError(StrCat("copying the ", name, " environment to ", (to / name).string(),
                                         ": ", mdb_strerror(rc)));
     }
   }
+  for (const char* name : {"state", "log"}) {
+    fs::rename(partial / name, to / name, ec);
+    if (ec) return absl::InternalError(StrCat("moving the ", name, " copy into ", to_dir, ": ", ec.message()));
+  }
+  fs::remove(partial, ec);
   // The copy's log environment takes the tail, so the backup needs no
   // write-ahead log.
   if (!snap.tail->empty()) {

@@ -748,6 +748,9 @@ TEST_F(WalTest, ABackupHoldsWhatOnlyTheWriteAheadLogHad) {
   ASSERT_TRUE(backed.ok()) << backed.status();
   EXPECT_EQ(backed->seq, 21u);
   EXPECT_FALSE(fs::exists(fs::path(to) / "wal"));
+  // Copied under .partial and moved into place whole (session 18).
+  EXPECT_FALSE(fs::exists(fs::path(to) / ".partial"));
+  EXPECT_TRUE(fs::exists(fs::path(to) / "state" / "data.mdb"));
   Options options;
   options.dir = to;
   options.clock = &clock_;
