@@ -10,6 +10,7 @@
 #include "boost/beast/http.hpp"
 #include "ledger/status.h"
 #include "ledger/ledger.h"
+#include "net/listen.h"
 #include "net/log.h"
 
 namespace pointledger::net {
@@ -124,23 +125,12 @@ class EndpointImpl final : public MetricsEndpoint {
       : acceptor_(*io), state_(std::make_shared<State>(State{std::move(render)})) {}
 
   absl::Status Bind(const std::string& listen) {
-    PL_ASSIGN_OR_RETURN(const ListenAddress address, ParseListen(listen));
-    ErrorCode ec;
-    const tcp::endpoint endpoint(asio::ip::make_address(address.host, ec), address.port);
-    if (!ec) acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (!ec) endpoint_ = acceptor_.local_endpoint(ec);
-    if (ec) return absl::UnavailableError(StrCat("cannot listen on ", listen, " (metrics_listen): ", ec.message()));
+    PL_RETURN_IF_ERROR(BindAcceptor(acceptor_, listen, "metrics_listen", &endpoint_));
     Accept();
     return absl::OkStatus();
   }
 
-  std::string bound_address() const override {
-    return endpoint_.address().is_v6() ? StrCat("[", endpoint_.address().to_string(), "]:", endpoint_.port())
-                                       : StrCat(endpoint_.address().to_string(), ":", endpoint_.port());
-  }
+  std::string bound_address() const override { return EndpointText(endpoint_); }
 
   void Close() override {
     closed_ = true;

@@ -22,6 +22,7 @@
 #include "net/committer.h"
 #include "net/connection.h"
 #include "net/limits.h"
+#include "net/listen.h"
 #include "net/log.h"
 #include "net/metrics.h"
 #include "net/service.h"
@@ -34,20 +35,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using ErrorCode = boost::system::error_code;
 using WorkGuard = asio::executor_work_guard<asio::io_context::executor_type>;
-
-// Opens, binds and listens; *bound gets the address (port 0 picks one).
-absl::Status BindAcceptor(tcp::acceptor& acceptor, const ListenAddress& listen,
-                          std::string_view text, tcp::endpoint* bound) {
-  ErrorCode ec;
-  const tcp::endpoint endpoint(asio::ip::make_address(listen.host, ec), listen.port);
-  if (!ec) acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (!ec) *bound = acceptor.local_endpoint(ec);
-  if (ec) return absl::UnavailableError(StrCat("cannot listen on ", text, ": ", ec.message()));
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerConfig& config) {
   auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -133,7 +120,6 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   }
 
   absl::Status Init(bool handle_signals) {
-    PL_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListen(config_->listen));
     if (!config_->tls_cert.empty()) {
       PL_ASSIGN_OR_RETURN(tls_, MakeTlsContext(*config_));
     }
@@ -141,7 +127,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     acceptor_.emplace(io);
     sweep_timer_.emplace(io);
     sweep_sink_ = std::make_shared<SweepSink>(&io);
-    PL_RETURN_IF_ERROR(Bind(listen));
+    PL_RETURN_IF_ERROR(Bind());
     if (!config_->metrics_listen.empty()) {
       PL_ASSIGN_OR_RETURN(metrics_, MetricsEndpoint::Start(&io, config_->metrics_listen, [this] {
                             return Metrics();
@@ -168,9 +154,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   }
 
   std::string bound_address() const override {
-    const tcp::endpoint& e = endpoint_;
-    return e.address().is_v6() ? StrCat("[", e.address().to_string(), "]:", e.port())
-                               : StrCat(e.address().to_string(), ":", e.port());
+    return EndpointText(endpoint_);
   }
   uint16_t port() const override { return endpoint_.port(); }
   std::string metrics_address() const override {
@@ -195,8 +179,8 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   }
 
  private:
-  absl::Status Bind(const ListenAddress& listen) {
-    return BindAcceptor(*acceptor_, listen, config_->listen, &endpoint_);
+  absl::Status Bind() {
+    return BindAcceptor(*acceptor_, config_->listen, "", &endpoint_);
   }
 
   // ---- Accepting (on contexts_[0]).
@@ -409,11 +393,10 @@ class ServerImpl final : public Server, private ConnectionRegistry {
 }  // namespace
 
 absl::Status Server::ProbeListen(const ServerConfig& config) {
-  PL_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListen(config.listen));
   asio::io_context io;
   tcp::acceptor acceptor(io);
   tcp::endpoint bound;
-  return BindAcceptor(acceptor, listen, config.listen, &bound);  // closed on return
+  return BindAcceptor(acceptor, config.listen, "", &bound);  // closed on return
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ledger::Ledger* ledger,
