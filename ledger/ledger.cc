@@ -1212,6 +1212,11 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     return absl::FailedPreconditionError(
         StrCat(to_dir, " exists and is not a directory: a backup goes into a new directory"));
   }
+  if (fs::exists(to / ".partial", ec)) {
+    return absl::FailedPreconditionError(
+        StrCat(to_dir, " holds a backup that was cut short (", (to / ".partial").string(),
+               "): it is not a ledger; remove ", to_dir, " and back up again"));
+  }
   if (fs::exists(to, ec) && !fs::is_empty(to, ec)) {
     return absl::FailedPreconditionError(
         StrCat(to_dir, " exists and is not empty: a backup goes into a new directory"));
@@ -1235,26 +1240,23 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
   PL_RETURN_IF_ERROR(CreateDirectory(to));
   const fs::path partial = to / ".partial";
   PL_RETURN_IF_ERROR(CreateDirectory(partial));
-  // State before log, as every reader does: the log copy then reaches at
-  // least the checkpoint the state copy holds.
-  for (const auto& [env, name] : {std::pair{&rep_->state_env, "state"}, std::pair{&rep_->log_env, "log"}}) {
-    PL_RETURN_IF_ERROR(CreateDirectory(partial / name));
-    const int rc = mdb_env_copy2(env->get(), (partial / name).c_str(), MDB_CP_COMPACT);
-    if (rc != 0) {
-      fs::remove_all(partial, ec);
-      return absl::InternalError(StrCat("copying the ", name, " environment to ", (to / name).string(),
-                                        ": ", mdb_strerror(rc)));
+  auto make_copies = [&]() -> absl::Status {
+    // State before log, as every reader does: the log copy then reaches at
+    // least the checkpoint the state copy holds.
+    for (const auto& [env, name] :
+         {std::pair{&rep_->state_env, "state"}, std::pair{&rep_->log_env, "log"}}) {
+      PL_RETURN_IF_ERROR(CreateDirectory(partial / name));
+      const int rc = mdb_env_copy2(env->get(), (partial / name).c_str(), MDB_CP_COMPACT);
+      if (rc != 0) {
+        return absl::InternalError(StrCat("copying the ", name, " environment to ",
+                                          (to / name).string(), ": ", mdb_strerror(rc)));
+      }
     }
-  }
-  for (const char* name : {"state", "log"}) {
-    fs::rename(partial / name, to / name, ec);
-    if (ec) return absl::InternalError(StrCat("moving the ", name, " copy into ", to_dir, ": ", ec.message()));
-  }
-  fs::remove(partial, ec);
-  // The copy's log environment takes the tail, so the backup needs no
-  // write-ahead log.
-  if (!snap.tail->empty()) {
-    PL_ASSIGN_OR_RETURN(lmdb::Env env, lmdb::Env::Open({.dir = (to / "log").string(),
+    // The copy's log environment takes the tail, so the backup needs no
+    // write-ahead log. Still under .partial: a copy cut short here lacks
+    // the commits the tail holds and must not look whole.
+    if (snap.tail->empty()) return absl::OkStatus();
+    PL_ASSIGN_OR_RETURN(lmdb::Env env, lmdb::Env::Open({.dir = (partial / "log").string(),
                                                        .map_size_bytes = rep_->options.map_size_bytes}));
     PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(env, nullptr));
     PL_ASSIGN_OR_RETURN(const MDB_dbi log_dbi, lmdb::OpenDbi(txn, TableName(Dbs().log), false));
@@ -1264,8 +1266,18 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     handles.dbi[Dbs().effects] = effects_dbi;
     PL_ASSIGN_OR_RETURN(const uint64_t log_seq, LastLogSeq(txn, handles));
     PL_RETURN_IF_ERROR(AppendLog(txn, handles, *snap.tail, log_seq));
-    PL_RETURN_IF_ERROR(txn.Commit());
+    return txn.Commit();
+  };
+  if (absl::Status s = make_copies(); !s.ok()) {
+    fs::remove_all(partial, ec);
+    return s;
   }
+  // A ledger is there once log/ is: state/ moves first.
+  for (const char* name : {"state", "log"}) {
+    fs::rename(partial / name, to / name, ec);
+    if (ec) return absl::InternalError(StrCat("moving the ", name, " copy into ", to_dir, ": ", ec.message()));
+  }
+  fs::remove(partial, ec);
   Options options;
   options.dir = to_dir;
   options.read_only = true;

@@ -599,5 +599,68 @@ TEST(KillNine, AKilledReaderPinsNoSpace) {
   CheckDataDir(data, nullptr);
 }
 
+// A backup killed at any moment leaves either no ledger (the copies are
+// still under TO/.partial, which no tool opens, and a new backup into TO is
+// refused with a reason) or a whole one that audits clean: never a
+// truncated copy that reads past its end, nor one without the write-ahead
+// log's tail.
+TEST(KillNine, ABackupKilledMidwayIsNeverTakenForALedger) {
+  const int kills = std::max(4, LoadKills());
+  const uint64_t seed = StartRun("KillNine.Backup", kills);
+  SCOPED_TRACE(StrCat("PL_SEED=", seed));
+  std::mt19937_64 rng(seed);
+  TempDir dir;
+  const std::string data = dir.Sub("data");
+  Daemon server(data, "", dir.Sub("server"));
+  ASSERT_TRUE(server.WaitReady()) << server.LogTail();
+  const CommandResult setup = RunCommand(
+      LoadCommand(server, "load", rng() | 1, 40'000, "earn=100", dir.Sub("acks.log")), dir.Sub("setup"));
+  ASSERT_EQ(setup.exit_code, 0) << setup.err;
+  auto backup = [&](const std::string& to) {
+    return std::vector<std::string>{Bin("pointledger"), "backup", "--data", data, "--to", to, "--json"};
+  };
+  const Clock::time_point start = Clock::now();
+  const CommandResult whole = RunCommand(backup(dir.Sub("whole")), dir.Sub("whole"));
+  const auto took_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  // The server is idle from here: every whole copy has this head, the
+  // write-ahead log's tail included.
+  const ledger::ChainHead expected = CheckDataDir(dir.Sub("whole"), nullptr);
+  ASSERT_GE(expected.seq, 40'000u);
+
+  int cut_short = 0;
+  for (int k = 0; k < kills; ++k) {
+    const std::string to = dir.Sub(StrCat("copy-", k));
+    const uint64_t delay_us = Uniform(rng, 0, static_cast<uint64_t>(took_us));
+    Child copy(backup(to), dir.Sub(StrCat("backup-", k)));
+    SleepMicros(delay_us);
+    copy.Signal(SIGKILL);
+    ASSERT_TRUE(copy.WaitExit(milliseconds(30'000)));
+    const CommandResult head =
+        RunCommand({Bin("pointledger"), "audit", "head", "--data", to}, dir.Sub(StrCat("head-", k)));
+    if (head.exit_code == 0) {
+      const ledger::ChainHead got = CheckDataDir(to, nullptr);  // finished, or killed while syncing it
+      EXPECT_EQ(got.seq, expected.seq) << "a copy that opens lacks commits";
+    } else {
+      ++cut_short;
+      EXPECT_EQ(head.exit_code, 2);
+      EXPECT_TRUE(head.err.find("no ledger in") != std::string::npos ||
+                  head.err.find("no such directory") != std::string::npos)  // killed before mkdir
+          << head.err;
+      if (std::filesystem::exists(to + "/.partial")) {
+        const CommandResult again = RunCommand(backup(to), dir.Sub(StrCat("again-", k)));
+        EXPECT_EQ(again.exit_code, 2);
+        EXPECT_NE(again.err.find("cut short"), std::string::npos) << again.err;
+      }
+    }
+    Note(StrCat("kill ", k + 1, " after ", delay_us / 1000, " of ", took_us / 1000, " ms: exit ",
+                copy.exit_code(), head.exit_code == 0 ? ", a whole ledger" : ", no ledger"));
+    if (HasFailure()) return;
+  }
+  // Kills spread over one backup's duration: most land before it ends.
+  EXPECT_GT(cut_short, 0) << "no kill landed inside a backup";
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace pointledger::crash
