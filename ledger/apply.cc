@@ -966,6 +966,7 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
   hold.state = t.kind == Kind::kCapture   ? HoldState::kCaptured
                : t.kind == Kind::kRelease ? HoldState::kReleased
                                           : HoldState::kTimedOut;
+  if (t.kind == Kind::kCapture && rules_ >= 5) hold.capture_seq = c.seq;
   PL_RETURN_IF_ERROR(PutHold(t.ref, hold));
   PL_RETURN_IF_ERROR(view_.Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.ref)).status());
   PL_RETURN_IF_ERROR(view_.Del(dbs_.member_holds, TwoIdKey(hold.member, t.ref)).status());
@@ -1105,13 +1106,26 @@ absl::StatusOr<Code> Applier::Reverse(Ctx& c) {
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> seen, view_.Get(dbs_.ids, IdView(t.ref)));
   if (!seen) return Code::kOriginalNotFound;
   ByteReader sr(*seen);
-  const uint64_t original_seq = sr.U64();
+  uint64_t original_seq = sr.U64();
   PL_ASSIGN_OR_RETURN(std::optional<TxRecord> original,
                       ReadRecord(view_, dbs_, original_seq));
   if (!original || !sr.done()) return absl::DataLossError("ids: dangling entry");
-  const Transaction& o = original->tx;
-  if (o.program != t.program) return Code::kOriginalNotFound;
+  if (original->tx.program != t.program) return Code::kOriginalNotFound;
   if (original->result.code != Code::kOk) return Code::kOriginalNotReversible;
+  if (original->tx.kind == Kind::kHold && rules_ >= 5) {
+    // SPEC §2: a captured hold is reversible. Named by the hold's own id
+    // it is its capture, with one count of what was reversed for both ids.
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> hv, view_.Get(dbs_.holds, IdView(t.ref)));
+    HoldRec hold;
+    if (!hv || !DecodeHold(*hv, &hold)) return absl::DataLossError("holds: a hold's entry is missing or malformed");
+    if (hold.capture_seq == 0) return Code::kOriginalNotReversible;  // not captured, or before format 5
+    original_seq = hold.capture_seq;
+    PL_ASSIGN_OR_RETURN(original, ReadRecord(view_, dbs_, original_seq));
+    if (!original || original->tx.kind != Kind::kCapture) {
+      return absl::DataLossError("holds: a captured hold names no capture");
+    }
+  }
+  const Transaction& o = original->tx;
 
   uint64_t total = 0;
   switch (o.kind) {

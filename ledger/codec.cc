@@ -260,6 +260,7 @@ void EncodeHold(const HoldRec& h, std::string* out) {
   w.I64(h.deadline_ns);
   w.U64(h.hold_seq);
   EncodePieces(h.pieces, out);
+  if (h.capture_seq != 0) w.U64(h.capture_seq);  // absent before format 5
 }
 
 bool DecodeHold(std::string_view bytes, HoldRec* h) {
@@ -272,7 +273,9 @@ bool DecodeHold(std::string_view bytes, HoldRec* h) {
   h->amount = r.U64();
   h->deadline_ns = r.I64();
   h->hold_seq = r.U64();
-  return ReadPieces(r, &h->pieces) && r.done();
+  if (!ReadPieces(r, &h->pieces)) return false;
+  h->capture_seq = r.done() ? 0 : r.U64();
+  return r.done() && (h->capture_seq == 0 || h->state == HoldState::kCaptured);
 }
 
 std::string BeU64Key(uint64_t v) {

@@ -203,6 +203,9 @@ struct HoldRec {
   int64_t deadline_ns = 0;
   uint64_t hold_seq = 0;
   std::vector<Piece> pieces;  // in consumption order
+  // The seq of the capture that ended it (record format 5; 0 before, and
+  // for a hold not captured): a captured hold is reversed by its own id.
+  uint64_t capture_seq = 0;
 };
 void EncodeHold(const HoldRec& h, std::string* out);
 bool DecodeHold(std::string_view bytes, HoldRec* h);

@@ -227,8 +227,11 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      leg gave back, not what was asked: points a clawback_partial could
 //      not take stay reversible, from their own leg; with it, a closed leg
 //      gives nothing instead of being account_closed.
+//   5  session 19, the same layout; a captured hold is reversible by the
+//      hold's own id (SPEC §2), as its capture: a capture records its seq
+//      in the hold (HoldRec::capture_seq).
 inline constexpr uint8_t kRecordFormatMin = 1;
-inline constexpr uint8_t kRecordFormat = 4;
+inline constexpr uint8_t kRecordFormat = 5;
 
 struct TxRecord {
   uint8_t format = kRecordFormat;

@@ -195,6 +195,61 @@ TEST_F(ReverseTest, CapturedHoldReversalGivesTheCapturedPointsBack) {
   EXPECT_EQ(r.code, Code::kReversalExceedsOriginal);
 }
 
+// SPEC §2: "captured holds are reversible". Named by the hold's own id
+// (record format 5; found by a semantics review, session 19), the reversal
+// is its capture's: what it gave back counts for both ids.
+TEST_F(ReverseTest, ACapturedHoldIsReversibleByItsOwnId) {
+  MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 40, 300, "hold-5"),
+             Capture("acme", "hold-5", 30, "cap-5")});
+  Result r = Apply1(Reverse("acme", "hold-5", 10, "unhold-1"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 10u);
+  EXPECT_EQ(Available("acme", "alice"), 80u);
+  EXPECT_EQ(MustSystemAccount("acme", "redemption").debits_posted, 10u);
+  // One count for both names: 20 of the capture's 30 are left.
+  EXPECT_EQ(Apply1(Reverse("acme", "cap-5", 21, "uncap-1")).code, Code::kReversalExceedsOriginal);
+  r = Apply1(Reverse("acme", "cap-5", 15, "uncap-2"));
+  ASSERT_EQ(r.code, Code::kOk);
+  r = Apply1(Reverse("acme", "hold-5", 0, "unhold-2"));  // the rest
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 5u);
+  EXPECT_EQ(Available("acme", "alice"), 100u);
+  EXPECT_EQ(Apply1(Reverse("acme", "hold-5", 0, "unhold-3")).code, Code::kReversalExceedsOriginal);
+  EXPECT_TRUE(MustTrialBalance().empty());
+}
+
+TEST_F(ReverseTest, AHoldNotCapturedIsNotReversible) {
+  MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 40, 300, "pending"),
+             Hold("acme", "alice", 10, 300, "released"), Release("acme", "released", "rel-1")});
+  EXPECT_EQ(Apply1(Reverse("acme", "pending", 0, "r1")).code, Code::kOriginalNotReversible);
+  EXPECT_EQ(Apply1(Reverse("acme", "released", 0, "r2")).code, Code::kOriginalNotReversible);
+  EXPECT_EQ(Apply1(Reverse("acme", "rel-1", 0, "r3")).code, Code::kOriginalNotReversible);
+  // Recorded (SPEC §3): capturing the hold later does not turn r1 into a success.
+  ASSERT_EQ(Apply1(Capture("acme", "pending", 0, "cap")).code, Code::kOk);
+  Result again = Apply1(Reverse("acme", "pending", 0, "r1"));
+  EXPECT_EQ(again.code, Code::kOriginalNotReversible);
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(Apply1(Reverse("acme", "pending", 0, "r4")).code, Code::kOk);
+}
+
+// Before format 5 a hold's own id was not reversible, and a hold captured
+// then carries no capture seq: such a ledger replays and audits as it was
+// decided, and its holds stay reversible through their captures.
+TEST_F(ReverseTest, AFormatFourHoldKeepsItsRule) {
+  record_format_ = 4;
+  Reopen();
+  MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 40, 300, "hold-5"),
+             Capture("acme", "hold-5", 30, "cap-5")});
+  EXPECT_EQ(Apply1(Reverse("acme", "hold-5", 0, "unhold-1")).code, Code::kOriginalNotReversible);
+  record_format_ = kRecordFormat;
+  Reopen();
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u);
+  EXPECT_EQ(Apply1(Reverse("acme", "hold-5", 0, "unhold-2")).code, Code::kOriginalNotReversible);
+  EXPECT_EQ(Apply1(Reverse("acme", "cap-5", 0, "uncap")).code, Code::kOk);
+}
+
 // SPEC §2: reverse "whole or for points of it", a referral too (record
 // format 3; found in review, session 17): the referrer's points go back
 // first, then the referee's, and never more than the referral gave.

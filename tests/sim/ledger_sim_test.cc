@@ -249,6 +249,7 @@ struct HoldState {
   int64_t deadline_ns = 0;
   HoldPhase phase = HoldPhase::kPending;
   std::vector<Piece> pieces;  // consumption order
+  Id capture{};               // the capture that ended it (format 5)
 };
 
 struct MPosting {
@@ -926,6 +927,7 @@ Code Model::EndHold(Step& s) {
   mh.phase = t.kind == Kind::kCapture   ? HoldPhase::kCaptured
              : t.kind == Kind::kRelease ? HoldPhase::kReleased
                                         : HoldPhase::kTimedOut;
+  if (t.kind == Kind::kCapture) mh.capture = t.id;
   s.points = captured;
   return Code::kOk;
 }
@@ -1048,8 +1050,14 @@ Code Model::Reverse(Step& s) {
   const Transaction& t = *s.tx;
   auto it = decided_.find(t.ref);
   if (it == decided_.end() || it->second.tx.program != t.program) return Code::kOriginalNotFound;
+  if (it->second.result.code != Code::kOk) return Code::kOriginalNotReversible;
+  if (it->second.tx.kind == Kind::kHold) {
+    // A captured hold, named by its own id, is its capture (format 5).
+    const HoldState& h = holds_.at(t.ref);
+    if (h.phase != HoldPhase::kCaptured) return Code::kOriginalNotReversible;
+    it = decided_.find(h.capture);
+  }
   const Decided& o = it->second;
-  if (o.result.code != Code::kOk) return Code::kOriginalNotReversible;
   uint64_t total = 0;
   switch (o.tx.kind) {
     case Kind::kEarn:
@@ -1680,8 +1688,10 @@ Transaction Generator::Adjust() {
 Transaction Generator::Reverse() {
   Transaction t = Base(Kind::kReverse, PickProgram());
   const uint64_t r = R(1000);
-  if (r < 720 && !pools_->reversible.empty()) {
+  if (r < 660 && !pools_->reversible.empty()) {
     t.ref = PickFrom(pools_->reversible, 300);
+  } else if (r < 720 && !pools_->holds.empty()) {
+    t.ref = PickFrom(pools_->holds, 300);  // reversible once captured (format 5)
   } else if (r < 800 && !pools_->rejected.empty()) {
     t.ref = PickFrom(pools_->rejected, 300);
   } else if (r < 900 && !pools_->decided.empty()) {
@@ -1690,6 +1700,10 @@ Transaction Generator::Reverse() {
     t.ref = CounterId(R(1u << 30) + 1, 0x5A);  // never a transaction id
   }
   auto it = model_->decided().find(t.ref);
+  if (auto h = model_->holds().find(t.ref);
+      h != model_->holds().end() && h->second.phase == HoldPhase::kCaptured) {
+    it = model_->decided().find(h->second.capture);
+  }
   uint64_t total = 0, done = 0;
   if (it != model_->decided().end()) {
     const Decided& o = it->second;
