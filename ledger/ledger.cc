@@ -1095,10 +1095,20 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
                                    .frozen = nullptr,
                                    .log_tail = snap.tail.get()});
 
-  // 1. The chain. Past a broken link nothing can be trusted: stop there
-  // (reporting the stored head, if its record still parses).
+  // 0. The write-ahead log. A reader follows it up to the first frame that
+  // does not check, so a damaged acknowledged frame would cut the chain
+  // short without a word, and everything below would look clean (found by
+  // a storage review, session 19).
   absl::StatusOr<ChainHead> head = ReadHead(log_view, Dbs());
   if (head.ok()) report.head = *head;
+  if (absl::Status s = CheckSegments(rep_->wal_dir); !s.ok()) {
+    if (!absl::IsDataLoss(s)) return s;
+    add({"wal", rep_->wal_dir, "every acknowledged group commit in it checks", std::string(s.message())});
+    return report;
+  }
+
+  // 1. The chain. Past a broken link nothing can be trusted: stop there
+  // (reporting the stored head, if its record still parses).
   PL_ASSIGN_OR_RETURN(std::vector<Discrepancy> chain, VerifyChainIn(log_view, Dbs(), progress));
   for (Discrepancy& d : chain) add(std::move(d));
   if (report.discrepancy_count > 0) return report;

@@ -78,6 +78,15 @@ class WalReader {
   std::shared_ptr<const LogChunks> shared_;  // chunks_ as last handed out
 };
 
+// What the writer's open checks of every segment: a header or an
+// acknowledged frame the disk changed is DataLoss. A reader (audit verify
+// --data) calls it, since following the writer it stops at the first frame
+// that does not check, which beside a writer may be one being written.
+// With no writer (the directory's lock taken shared, briefly) it checks
+// every segment; beside one, those it no longer writes to (all but the
+// last that holds frames, and the prepared ones after it).
+absl::Status CheckSegments(const std::string& dir);
+
 class Wal {
  public:
   struct Options {

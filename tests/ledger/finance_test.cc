@@ -899,6 +899,27 @@ TEST_F(AuditTest, AChangedEffectsEntryIsNamedByItsSeq) {
   ledger_.reset();
 }
 
+// The effects of the redeem r1 (seq 6) say it took 10 points, not 50: a
+// reversal that reads them is DataLoss, not a crash of the writer (found by
+// a storage review, session 19: the server aborted at every such reverse).
+TEST_F(AuditTest, AReversalReadingChangedEffectsIsDataLossNotACrash) {
+  Workload();
+  ledger_.reset();
+  TamperLmdb(dir_ + "/log", "effects", SeqKey(6), [](std::string* v) {
+    ASSERT_EQ(v->size(), 4u + 16u);  // U32 n = 1, then I64 expiry, U64 points
+    ASSERT_EQ(LeU64(*v, 12), 50u);
+    SetLeU64(v, 12, 10);
+  });
+  if (HasFatalFailure()) return;
+  Open();
+  std::vector<Result> results;
+  const absl::Status s = ledger_->ApplyBatch(std::vector<Transaction>{Reverse("acme", "r1", 0, "undo-rest")},
+                                             Auth::Admin(), &results);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("effects"), std::string_view::npos) << s;
+  ledger_.reset();
+}
+
 // (f) An effects entry for a transaction that has none: the rejected
 // redeem "too-much" (seq 16).
 TEST_F(AuditTest, AnEffectsEntryNoTransactionWroteIsNamed) {
