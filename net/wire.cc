@@ -1,5 +1,6 @@
 #include "net/wire.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -38,6 +39,14 @@ void Assign(const flatbuffers::String* s, std::string* out) {
     out->clear();
   } else {
     out->assign(s->data(), s->size());
+  }
+}
+
+void AssignUpTo(const flatbuffers::String* s, size_t limit, std::string* out) {
+  if (s == nullptr) {
+    out->clear();
+  } else {
+    out->assign(s->data(), std::min<size_t>(s->size(), limit + 1));
   }
 }
 
@@ -92,10 +101,15 @@ absl::Status TransactionFromWire(const wire::Transaction& in, ledger::Transactio
   out->id = IdFromWire(in.id());
   out->kind = static_cast<ledger::Kind>(k);
   out->linked = in.linked();
-  Assign(in.program(), &out->program);
-  Assign(in.member(), &out->member);
-  Assign(in.member2(), &out->member2);
-  Assign(in.partner(), &out->partner);
+  // Each string field is copied up to one byte past its limit: enough for
+  // the ledger to answer field_too_long, and no more. The Verifier lets
+  // every field of 8,190 transactions point at one long string, so
+  // copying whole fields let a 49 KB frame cost the server gigabytes
+  // (found by a hostile-client review, session 19).
+  AssignUpTo(in.program(), ledger::kNameBytesMax, &out->program);
+  AssignUpTo(in.member(), ledger::kMemberKeyBytesMax, &out->member);
+  AssignUpTo(in.member2(), ledger::kMemberKeyBytesMax, &out->member2);
+  AssignUpTo(in.partner(), ledger::kNameBytesMax, &out->partner);
   out->points = in.points();
   out->points2 = in.points2();
   out->delta = in.delta();
@@ -104,7 +118,7 @@ absl::Status TransactionFromWire(const wire::Transaction& in, ledger::Transactio
   out->lock_days = in.lock_days();
   out->timeout_s = in.timeout_s();
   out->clawback_partial = in.clawback_partial();
-  Assign(in.currency(), &out->currency);
+  AssignUpTo(in.currency(), ledger::kCurrencyBytes, &out->currency);
   out->point_value_micros = in.point_value_micros();
   out->expiry_days = in.expiry_days();
   out->auto_open = in.auto_open();
@@ -112,9 +126,9 @@ absl::Status TransactionFromWire(const wire::Transaction& in, ledger::Transactio
   out->redeem_price_micros = in.redeem_price_micros();
   out->lot_seq = in.lot_seq();
   out->lot_index = in.lot_index();
-  Assign(in.order_ref(), &out->order_ref);
-  Assign(in.reason(), &out->reason);
-  Assign(in.metadata(), &out->metadata);
+  AssignUpTo(in.order_ref(), ledger::kOrderRefBytesMax, &out->order_ref);
+  AssignUpTo(in.reason(), ledger::kReasonBytesMax, &out->reason);
+  AssignUpTo(in.metadata(), ledger::kMetadataBytesMax, &out->metadata);
   return absl::OkStatus();
 }
 

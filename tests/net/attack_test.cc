@@ -928,5 +928,71 @@ TEST_F(Attack, ClaimedFrameLengthsReserveNothing) {
   Finish(StrCat("claimed 4 MiB frames x", fds.size()));
 }
 
+// Every string field of 8,190 transactions pointing at one 16 KiB string
+// (the Verifier allows shared offsets): the server copies each only up to
+// one byte past its limit and answers field_too_long for each. It used to
+// copy all of it: ~1 GiB from a frame of under 1 MB (found by a
+// hostile-client review, session 19).
+TEST_F(Attack, SharedLongStringsCostOnlyTheirLimits) {
+  Start("");
+  Fd fd = ConnectTo(server_->port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_TRUE(SayHello(fd.get(), server_->admin_key()));
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto big = fbb.CreateString(std::string(16 << 10, 'a'));
+  std::vector<flatbuffers::Offset<wire::Transaction>> txs;
+  for (int i = 0; i < 8190; ++i) {
+    txs.push_back(testing::EarnWithEveryStringField(fbb, StrCat("long-", i), big));
+  }
+  const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+  FinishRequest(fbb, 1, wire::RequestBody::Batch, batch.Union());
+  ASSERT_LT(fbb.GetSize(), 1u << 20);
+  ASSERT_TRUE(SendAll(fd.get(), Bytes(fbb)));
+
+  std::string received;
+  const auto deadline = SteadyClock::now() + seconds(60);
+  size_t frame_bytes = 0;
+  while (SteadyClock::now() < deadline) {
+    pollfd pfd{fd.get(), POLLIN, 0};
+    ::poll(&pfd, 1, 100);
+    const bool open = StillOpen(fd.get(), &received);
+    if (received.size() >= kFrameHeaderBytes) {
+      frame_bytes = kFrameHeaderBytes + DecodeFrameLength(reinterpret_cast<const uint8_t*>(received.data()));
+      if (received.size() >= frame_bytes) break;
+    }
+    ASSERT_TRUE(open) << server_->log();
+  }
+  ASSERT_GT(frame_bytes, 0u);
+  ASSERT_GE(received.size(), frame_bytes);
+  std::vector<uint64_t> aligned((frame_bytes + 7) / 8);
+  std::memcpy(aligned.data(), received.data(), frame_bytes);
+  absl::StatusOr<const wire::Response*> r = VerifyResponseFrame(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(aligned.data()), frame_bytes));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ((*r)->body_type(), wire::ResponseBody::BatchResult);
+  const auto* results = (*r)->body_as_BatchResult()->results();
+  ASSERT_EQ(results->size(), 8190u);
+  for (const wire::Result* result : *results) ASSERT_EQ(result->code(), wire::Code::field_too_long);
+  ExpectPeakGrowthBelow(64 << 10, __LINE__);  // KiB; was ~1 GiB
+  Finish("8,190 transactions sharing one 16 KiB string");
+}
+
+// A client name with a newline and an escape sequence, in a refused Hello:
+// logged escaped, so it cannot forge a line (found by the same review).
+TEST_F(Attack, AClientNameCannotForgeALogLine) {
+  Start("");
+  Fd fd = ConnectTo(server_->port());
+  ASSERT_TRUE(fd.valid());
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, "not-a-key",
+                                             "x\npointledgerd: closed the ledger cleanly\x1b[2J");
+  FinishRequest(fbb, 0, wire::RequestBody::Hello, hello.Union());
+  ASSERT_TRUE(SendAll(fd.get(), Bytes(fbb)));
+  ASSERT_EQ(WaitForLogCount("x\\npointledgerd: closed the ledger cleanly\\x1b[2J", 1), 1u) << server_->log();
+  EXPECT_EQ(server_->log().find("\npointledgerd: closed the ledger cleanly"), std::string::npos);
+  EXPECT_EQ(server_->log().find('\x1b'), std::string::npos);
+  Finish("a forged client name");
+}
+
 }  // namespace
 }  // namespace pointledger::net

@@ -5,8 +5,27 @@
 #include <string>
 
 #include "ledger/ledger.h"
+#include "net/wire.h"
 
 namespace pointledger::net::testing {
+
+// An earn on the wire whose every string field is `text` (one string,
+// shared: the FlatBuffers Verifier allows it).
+inline flatbuffers::Offset<wire::Transaction> EarnWithEveryStringField(
+    flatbuffers::FlatBufferBuilder& fbb, const std::string& key, flatbuffers::Offset<flatbuffers::String> text) {
+  const wire::Id128 id = IdToWire(ledger::TxIdFromKey("acme", key));
+  wire::TransactionBuilder b(fbb);
+  b.add_id(&id);
+  b.add_kind(wire::Kind::earn);
+  b.add_points(1);
+  for (auto add : {&wire::TransactionBuilder::add_program, &wire::TransactionBuilder::add_member,
+                   &wire::TransactionBuilder::add_member2, &wire::TransactionBuilder::add_partner,
+                   &wire::TransactionBuilder::add_currency, &wire::TransactionBuilder::add_order_ref,
+                   &wire::TransactionBuilder::add_reason, &wire::TransactionBuilder::add_metadata}) {
+    (b.*add)(text);
+  }
+  return b.Finish();
+}
 
 inline ledger::Transaction ProgramCreate(const std::string& program) {
   ledger::Transaction t;

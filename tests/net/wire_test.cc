@@ -2,7 +2,9 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "ledger/limits.h"
 #include "net/wire.h"
+#include "tests/net/test_tx.h"
 
 namespace pointledger::net {
 namespace {
@@ -64,6 +66,37 @@ TEST(Wire, TransactionRoundTripsEveryField) {
     ASSERT_TRUE(TransactionFromWire(*(*r)->body_as_Batch()->transactions()->Get(0), &out).ok());
     EXPECT_EQ(out, in);
   }
+}
+
+// Every string field of every transaction may point at one long string
+// (the Verifier allows shared offsets): each is copied only up to one byte
+// past its limit, which is still field_too_long for the ledger (found by a
+// hostile-client review, session 19: a 49 KB frame cost gigabytes).
+TEST(Wire, AnOverlongSharedStringIsCopiedOnlyPastItsLimit) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto big = fbb.CreateString(std::string(100'000, 'a'));
+  std::vector<flatbuffers::Offset<wire::Transaction>> txs;
+  for (int i = 0; i < 100; ++i) {
+    txs.push_back(testing::EarnWithEveryStringField(fbb, "k", big));
+  }
+  const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+  FinishRequest(fbb, 7, wire::RequestBody::Batch, batch.Union());
+  ASSERT_LT(fbb.GetSize(), 120'000u);
+  const auto storage = Aligned(fbb);
+  absl::StatusOr<const wire::Request*> r = VerifyRequestFrame(Bytes(storage, fbb.GetSize()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  size_t copied = 0;
+  for (const wire::Transaction* in : *(*r)->body_as_Batch()->transactions()) {
+    ledger::Transaction out;
+    ASSERT_TRUE(TransactionFromWire(*in, &out).ok());
+    EXPECT_EQ(out.program.size(), ledger::kNameBytesMax + 1);
+    EXPECT_EQ(out.member.size(), ledger::kMemberKeyBytesMax + 1);
+    EXPECT_EQ(out.metadata.size(), ledger::kMetadataBytesMax + 1);
+    EXPECT_EQ(out.currency.size(), ledger::kCurrencyBytes + 1);
+    copied += out.program.size() + out.member.size() + out.member2.size() + out.partner.size() +
+              out.currency.size() + out.order_ref.size() + out.reason.size() + out.metadata.size();
+  }
+  EXPECT_LT(copied, 100u * 1024);  // not 100 × 8 × 100,000 bytes
 }
 
 TEST(Wire, RejectsUnknownKindsAndMissingKinds) {
