@@ -186,6 +186,11 @@ absl::Status ParseKeyField(std::string_view n, const toml::node& node, std::stri
       return KeyError(source, key,
                       "must be 64 hex digits (printf %s KEY | sha256sum)");
     }
+    // A hash made from an unset variable would let a Hello with no key
+    // in (found by a hostile-client review, session 19).
+    if (k->sha256 == Sha256("")) {
+      return KeyError(source, key, "is the SHA-256 of an empty key; a key must not be empty");
+    }
     *has_hash = true;
   } else if (n == "programs") {
     PL_ASSIGN_OR_RETURN(std::vector<std::string> programs, ReadStringList(node, source, key));

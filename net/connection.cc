@@ -131,7 +131,8 @@ class ConnectionImpl final : public Connection,
     in_.resize(kReadBufferBytesInitial);
     slots_.resize(limits_.inflight_requests_max);
     last_progress_ = SteadyClock::now();
-    ArmTimer(last_progress_ + std::chrono::seconds(limits_.idle_timeout_s));
+    hello_deadline_ = last_progress_ + std::chrono::seconds(std::min(limits_.idle_timeout_s, kHelloTimeoutSeconds));
+    ArmTimer(hello_deadline_);
     if constexpr (kIsTls<Stream>) {
       state_ = State::kHandshake;
       stream_.async_handshake(asio::ssl::stream_base::server,
@@ -174,6 +175,14 @@ class ConnectionImpl final : public Connection,
       return;
     }
     const auto idle = std::chrono::seconds(limits_.idle_timeout_s);
+    if (key_ == nullptr && state_ != State::kDraining) {
+      if (now >= hello_deadline_) {
+        Close(StrCat("no Hello within ", std::min(limits_.idle_timeout_s, kHelloTimeoutSeconds), " s"));
+      } else {
+        ArmTimer(hello_deadline_);
+      }
+      return;
+    }
     if (now < last_progress_ + idle) {
       ArmTimer(last_progress_ + idle);
     } else if (jobs_pending_ > 0 || reports_pending_ > 0) {
@@ -723,6 +732,7 @@ class ConnectionImpl final : public Connection,
   uint64_t requests_ = 0;
 
   const ApiKey* key_ = nullptr;  // set by a good Hello
+  SteadyClock::time_point hello_deadline_;
 
   std::vector<uint8_t> in_;
   std::vector<uint64_t> aligned_;  // a misaligned frame's copy

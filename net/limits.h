@@ -63,6 +63,11 @@ inline constexpr uint32_t kInflightRequestsMaxCap = 4096;
 // trickled into a frame (slowloris) do not count as progress.
 inline constexpr uint32_t kIdleTimeoutSecondsDefault = 300;
 inline constexpr uint32_t kIdleTimeoutSecondsCap = 7 * 24 * 3600;
+// A connection must be through its TLS handshake and a good Hello within
+// this (or idle_timeout_s, if shorter): sockets that never log in would
+// otherwise hold connections_max slots for the whole idle timeout and lock
+// every client out (found by a hostile-client review, session 19).
+inline constexpr uint32_t kHelloTimeoutSeconds = 10;
 
 // Answers waiting to be written to one connection. At it the server stops
 // reading that socket; when answers to requests already taken push the

@@ -47,9 +47,9 @@ const ApiKey* Service::Hello(const wire::Hello& hello, uint64_t request_id,
                    wire::ResponseBody::NONE, 0);
     return nullptr;
   }
-  const ApiKey* key = View(hello.api_key()).size() > kApiKeyBytesMax
-                          ? nullptr
-                          : FindKey(config_->keys, View(hello.api_key()));
+  const std::string_view given = View(hello.api_key());
+  const ApiKey* key =
+      given.empty() || given.size() > kApiKeyBytesMax ? nullptr : FindKey(config_->keys, given);
   if (key == nullptr) {
     *why = "unknown API key";
     FinishResponse(*fbb, request_id, wire::ConnError::unauthorized, *why,

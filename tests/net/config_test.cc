@@ -87,6 +87,10 @@ TEST(Config, ErrorsNameTheKey) {
        "scopes = [\"post\"]\ncolour = 1",
        "key[0].colour: unknown key"},
       {"listen = ", "bad.toml:1"},
+      // printf %s "$UNSET" | sha256sum: a Hello with no key would match it.
+      {"[[key]]\nprincipal = \"a\"\nsha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n"
+       "programs = \"*\"\nscopes = [\"post\"]",
+       "key[0].sha256: is the SHA-256 of an empty key"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<ServerConfig> config = ParseConfig(c.text, "bad.toml");

@@ -281,11 +281,11 @@ class RawSocket {
 
   // True if the server closes the connection (EOF or reset) within 10 s,
   // discarding whatever else arrives first.
-  bool WaitForClose() {
+  bool WaitForClose(int timeout_ms = 10'000) {
     uint8_t buffer[4096];
     for (;;) {
       pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, 10'000) <= 0) return false;
+      if (::poll(&pfd, 1, timeout_ms) <= 0) return false;
       const ssize_t k = ::recv(fd_, buffer, sizeof(buffer), 0);
       if (k <= 0) return true;
     }

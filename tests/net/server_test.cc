@@ -806,7 +806,23 @@ TEST(Server, IdleConnectionsAreClosed) {
   ASSERT_NE(server, nullptr);
   testing::RawSocket idle(server->port());
   EXPECT_TRUE(idle.WaitForClose());
-  EXPECT_TRUE(server->WaitForLog("idle timeout", std::chrono::seconds(5)));
+  EXPECT_TRUE(server->WaitForLog("no Hello within 1 s", std::chrono::seconds(5))) << server->log();
+  auto client = server->AdminClient();  // after its Hello: the idle timeout
+  ASSERT_NE(client, nullptr);
+  EXPECT_TRUE(server->WaitForLog("closed: idle timeout", std::chrono::seconds(5))) << server->log();
+}
+
+// With the default idle timeout (300 s), a socket that never says Hello is
+// closed after kHelloTimeoutSeconds: such sockets would otherwise hold
+// every slot for five minutes (found by a hostile-client review, session 19).
+TEST(Server, ASocketWithoutHelloIsClosedAfterTheHelloTimeout) {
+  TempDir dir;
+  auto server = StartWithConfig(dir, "");
+  ASSERT_NE(server, nullptr);
+  testing::RawSocket silent(server->port());
+  EXPECT_TRUE(silent.WaitForClose(static_cast<int>(kHelloTimeoutSeconds) * 1000 + 5000));
+  EXPECT_TRUE(server->WaitForLog(StrCat("no Hello within ", kHelloTimeoutSeconds, " s"), std::chrono::seconds(5)))
+      << server->log();
 }
 
 // The sweep books expiries and hold timeouts by itself, once.
