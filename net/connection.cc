@@ -1,6 +1,7 @@
 #include "net/connection.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -224,6 +225,7 @@ class ConnectionImpl final : public Connection,
   void Close(const std::string& reason) {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
+    closed_.store(true, std::memory_order_release);
     timer_.cancel();
     ErrorCode ec;
     stream_.lowest_layer().close(ec);
@@ -438,13 +440,30 @@ class ConnectionImpl final : public Connection,
   // (8-aligned: operator new) and builder; its answer comes back to this
   // thread and takes its slot, so answers stay in request order.
   void RunReport(size_t slot, std::span<const uint8_t> frame) {
+    if (reports_pending_ >= kReportsPendingMax) {
+      // One report thread serves every connection: a queue of audits from
+      // one client would hold up everyone's (found by a hostile-client
+      // review, session 19).
+      fbb_.Clear();
+      const wire::Request& request = *wire::GetSizePrefixedRequest(frame.data());
+      FinishResponse(fbb_, request.request_id(), wire::ConnError::server_busy,
+                     StrCat("at most ", kReportsPendingMax, " reports in flight on a connection; retry"),
+                     wire::ResponseBody::NONE, 0);
+      SetReady(slot);
+      return;
+    }
     ++reports_pending_;
     env_.counters->reports_running.fetch_add(1, std::memory_order_relaxed);
     asio::post(*env_.reports, [self = this->shared_from_this(), slot,
                                request = std::vector<uint8_t>(frame.begin(), frame.end())] {
-      flatbuffers::FlatBufferBuilder fbb;
-      self->env_.service->Read(*wire::GetSizePrefixedRequest(request.data()), *self->key_, &fbb);
-      std::vector<uint8_t> answer(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+      // A connection closed meanwhile gets no answer: not run for nobody
+      // (the server's stop would wait for it).
+      std::vector<uint8_t> answer;
+      if (!self->closed_.load(std::memory_order_acquire)) {
+        flatbuffers::FlatBufferBuilder fbb;
+        self->env_.service->Read(*wire::GetSizePrefixedRequest(request.data()), *self->key_, &fbb);
+        answer.assign(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+      }
       self->env_.counters->reports_running.fetch_sub(1, std::memory_order_relaxed);
       asio::post(self->stream_.get_executor(), [self, slot, answer = std::move(answer)]() mutable {
         self->OnReportDone(slot, std::move(answer));
@@ -732,6 +751,8 @@ class ConnectionImpl final : public Connection,
   uint64_t requests_ = 0;
 
   const ApiKey* key_ = nullptr;  // set by a good Hello
+  std::atomic<bool> closed_{false};  // state_ == kClosed, for the report thread
+  static constexpr uint32_t kReportsPendingMax = 4;
   SteadyClock::time_point hello_deadline_;
 
   std::vector<uint8_t> in_;

@@ -137,7 +137,13 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       signals_.emplace(io, SIGINT, SIGTERM);
       signals_->async_wait([this](const ErrorCode& ec, int signal) {
         if (ec) return;
-        LogLine(StrCat("signal ", signal, ": stopping (answering what is in flight)"));
+        LogLine(StrCat("signal ", signal,
+                       ": stopping (answering what is in flight; a second signal stops at once)"));
+        // Back to the default action: an operator's second Ctrl-C is not
+        // swallowed while the stop waits (what is acknowledged is durable
+        // either way).
+        ErrorCode ignored;
+        signals_->clear(ignored);
         RequestStop();
       });
     }

@@ -268,6 +268,35 @@ TEST_F(Hostile, UnsupportedVersionsAreRefused) {
   ExpectServerUnharmed();  // the earn was not applied
 }
 
+// One report thread serves every connection: a connection may have at most
+// four reports queued; more are answered server_busy, in order, and the
+// connection stays open (found by a hostile-client review, session 19).
+TEST_F(Hostile, AtMostFourReportsQueueOnAConnection) {
+  auto s = Authenticated();
+  std::vector<uint8_t> bytes;
+  for (uint64_t id = 1; id <= 8; ++id) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto q = wire::CreateTrialBalanceQuery(fbb);
+    FinishRequest(fbb, id, wire::RequestBody::TrialBalanceQuery, q.Union());
+    bytes.insert(bytes.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  }
+  ASSERT_TRUE(s->Send(bytes));  // one send: read and queued in one go
+  int busy = 0;
+  for (uint64_t id = 1; id <= 8; ++id) {
+    auto answer = s->ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << server_->log();
+    EXPECT_EQ(answer->response->request_id(), id);
+    if (answer->response->error() == wire::ConnError::server_busy) {
+      ++busy;
+      EXPECT_GT(id, 4u);
+    } else {
+      EXPECT_EQ(answer->response->body_type(), wire::ResponseBody::Discrepancies);
+    }
+  }
+  EXPECT_EQ(busy, 4);
+  ExpectServerUnharmed();
+}
+
 TEST_F(Hostile, AnEmptyBatchIsMalformed) {
   flatbuffers::FlatBufferBuilder fbb;
   const auto batch =
