@@ -29,9 +29,10 @@ class Server {
                                                        bool handle_signals);
   virtual ~Server() = default;
 
-  // Whether config.listen can be bound now: pointledgerd asks before it
-  // opens (and so creates) the data directory, so that a start on a port in
-  // use leaves nothing behind. The port may still be taken before Start.
+  // Whether config.listen can be bound now and the TLS files (if any)
+  // load: pointledgerd asks before it opens (and so creates) the data
+  // directory, so that a start on a port in use or with a bad TLS file
+  // leaves nothing behind. The port may still be taken before Start.
   static absl::Status ProbeListen(const ServerConfig& config);
 
   // The address actually bound, e.g. "127.0.0.1:41234".
