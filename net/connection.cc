@@ -775,7 +775,7 @@ class ConnectionImpl final : public Connection,
   size_t jobs_pending_ = 0;  // batches at the committer
   size_t deferred_reads_ = 0;  // reads waiting behind them
   size_t reports_pending_ = 0;  // reports on the report thread
-  static constexpr size_t kJobPoolMax = 2;
+  static constexpr size_t kJobPoolMax = 4;  // the load generator's --in-flight 4 reuses all
   std::vector<std::unique_ptr<CommitJob>> job_pool_;
   flatbuffers::FlatBufferBuilder fbb_;
   std::vector<flatbuffers::Offset<wire::Result>> result_offsets_;
