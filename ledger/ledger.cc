@@ -1101,7 +1101,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
   // a storage review, session 19).
   absl::StatusOr<ChainHead> head = ReadHead(log_view, Dbs());
   if (head.ok()) report.head = *head;
-  if (absl::Status s = CheckSegments(rep_->wal_dir); !s.ok()) {
+  if (absl::Status s = CheckSegments(rep_->wal_dir, checkpoint_seq); !s.ok()) {
     if (!absl::IsDataLoss(s)) return s;
     add({"wal", rep_->wal_dir, "every acknowledged group commit in it checks", std::string(s.message())});
     return report;

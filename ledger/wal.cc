@@ -215,8 +215,11 @@ class GroupReader {
   // `check_rest`: after the last frame that checks, read the rest of the
   // segment for frames of this life that check (DataLoss: see Frames).
   // Recovery does; a follower of a live directory, reading while frames
-  // are written, does not.
-  explicit GroupReader(bool check_rest) : check_rest_(check_rest) {}
+  // are written, does not. Frames of groups at or below `checked_seq` (in
+  // the log environment already) are no loss there: only the damage a
+  // crash could not explain, before a group past it, is DataLoss.
+  explicit GroupReader(bool check_rest, uint64_t checked_seq = 0)
+      : check_rest_(check_rest), checked_seq_(checked_seq) {}
 
   // Reads one segment file from *offset on, and moves *offset past the
   // last frame that checks. A file that is gone (renamed for reuse since
@@ -334,7 +337,7 @@ class GroupReader {
     uint64_t first_seq = 0;
     std::string_view payload;
     for (size_t i = data.find(magic, 1); i != std::string_view::npos; i = data.find(magic, i + 1)) {
-      if (FrameAt(data, i, number, *salt, &flags, &first_seq, &payload)) {
+      if (FrameAt(data, i, number, *salt, &flags, &first_seq, &payload) && first_seq > checked_seq_) {
         return absl::DataLossError(StrCat("write-ahead log: segment ", number, " has a frame at byte ",
                                           *offset, " that does not check, and one at byte ",
                                           *offset + i, " (group commit at seq ", first_seq,
@@ -392,6 +395,7 @@ class GroupReader {
 
  private:
   const bool check_rest_;
+  const uint64_t checked_seq_;
   std::optional<Group> partial_;
   std::vector<Group> complete_;
   std::optional<Rewind> rewind_;
@@ -490,7 +494,7 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
     if (rc != 0) return Errno(err, StrCat("syncing ", path));
     if (options.on_open_sync) options.on_open_sync(number);
   }
-  GroupReader reader(/*check_rest=*/true);
+  GroupReader reader(/*check_rest=*/true, after_seq);
   for (size_t i = 0; i < numbers.size(); ++i) {
     size_t offset = 0;
     PL_RETURN_IF_ERROR(reader.ReadSegment(wal->PathOf(numbers[i]), numbers[i], i, &offset));
@@ -553,11 +557,11 @@ absl::StatusOr<std::shared_ptr<const LogChunks>> WalReader::Read(uint64_t after_
   return shared_;
 }
 
-absl::Status CheckSegments(const std::string& dir) {
+absl::Status CheckSegments(const std::string& dir, uint64_t checked_seq) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? absl::OkStatus() : Errno(errno, StrCat("opening ", dir));
   const bool at_rest = ::flock(fd, LOCK_SH | LOCK_NB) == 0;
-  auto check = [&dir, at_rest]() -> absl::Status {
+  auto check = [&dir, at_rest, checked_seq]() -> absl::Status {
     PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(dir));
     GroupReader probe(/*check_rest=*/false);
     size_t sealed = at_rest ? numbers.size() : 0;  // the segments to check
@@ -566,7 +570,7 @@ absl::Status CheckSegments(const std::string& dir) {
       PL_RETURN_IF_ERROR(probe.ReadSegment(Path(dir, numbers[i]), numbers[i], i, &offset));
       if (offset > kSegmentHeaderBytes) sealed = i;
     }
-    GroupReader strict(/*check_rest=*/true);
+    GroupReader strict(/*check_rest=*/true, checked_seq);
     for (size_t i = 0; i < sealed; ++i) {
       size_t offset = 0;
       PL_RETURN_IF_ERROR(strict.ReadSegment(Path(dir, numbers[i]), numbers[i], i, &offset));

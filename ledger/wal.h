@@ -85,7 +85,9 @@ class WalReader {
 // With no writer (the directory's lock taken shared, briefly) it checks
 // every segment; beside one, those it no longer writes to (all but the
 // last that holds frames, and the prepared ones after it).
-absl::Status CheckSegments(const std::string& dir);
+// Damage to groups at or below `checked_seq` (the log environment's last
+// seq: it has them) is not reported.
+absl::Status CheckSegments(const std::string& dir, uint64_t checked_seq);
 
 class Wal {
  public:

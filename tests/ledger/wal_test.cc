@@ -606,7 +606,7 @@ TEST_F(WalTest, CheckSegmentsFindsADamagedFrameOrHeader) {
       ASSERT_TRUE((*wal)->Append(GroupOf(first, first + 4, 'a')).ok());
     }
   }
-  EXPECT_TRUE(CheckSegments(wal_dir).ok());
+  EXPECT_TRUE(CheckSegments(wal_dir, 0).ok());
   std::vector<fs::path> segments;
   for (const auto& e : fs::directory_iterator(wal_dir)) segments.push_back(e.path());
   std::sort(segments.begin(), segments.end());
@@ -619,19 +619,19 @@ TEST_F(WalTest, CheckSegmentsFindsADamagedFrameOrHeader) {
   std::string data = good;
   data[frames[0] + 40] ^= 0x5a;  // the first group's payload, before good ones
   WriteFile(first, data);
-  absl::Status s = CheckSegments(wal_dir);
+  absl::Status s = CheckSegments(wal_dir, 0);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("does not check"), std::string_view::npos) << s;
 
   data = good;
   data[20] ^= 0x01;  // the header's salt
   WriteFile(first, data);
-  s = CheckSegments(wal_dir);
+  s = CheckSegments(wal_dir, 0);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("header that does not check"), std::string_view::npos) << s;
 
   WriteFile(first, good);
-  EXPECT_TRUE(CheckSegments(wal_dir).ok());
+  EXPECT_TRUE(CheckSegments(wal_dir, 0).ok());
 }
 
 // The same through audit verify of a read-only ledger with no writer: a
@@ -663,6 +663,34 @@ TEST_F(WalTest, AuditVerifyOfAReaderNamesADamagedFrame) {
   EXPECT_EQ(audit->discrepancies[0].what, "wal");
   EXPECT_NE(audit->discrepancies[0].found.find("does not check"), std::string::npos)
       << audit->discrepancies[0].found;
+}
+
+// The same damage to groups the log environment has already (checkpointed)
+// loses nothing: the open goes on (found by a storage review, session 19:
+// it refused to start).
+TEST_F(WalTest, ADamagedFrameOfCheckpointedGroupsIsNoLoss) {
+  ASSERT_TRUE(Open(/*checkpoints=*/true).ok());
+  ProgramCreate();
+  EarnBatches(1, 3, 5);
+  const uint64_t head = ledger_->GetHead()->seq;
+  ledger_.reset();  // a final checkpoint: every group is in the log environment
+  fs::path target;
+  std::vector<size_t> frames;
+  for (const fs::path& p : Segments()) {
+    frames = FrameOffsets(ReadFile(p));
+    if (frames.size() >= 3) {
+      target = p;
+      break;
+    }
+  }
+  ASSERT_FALSE(target.empty());
+  std::string data = ReadFile(target);
+  data[frames[1] + 40] ^= 0x5a;
+  WriteFile(target, data);
+  ASSERT_TRUE(Open(/*checkpoints=*/true).ok());
+  EXPECT_EQ(ledger_->GetHead()->seq, head);
+  EXPECT_EQ(Posted(), 15u * 16 / 2);
+  EXPECT_TRUE(ledger_->VerifyChain()->empty());
 }
 
 TEST_F(WalTest, SegmentsAreReusedOnceCheckpointed) {
