@@ -365,6 +365,15 @@ int RunExpire(net::Client& client, const Output& o, int64_t as_of_ns, int64_t no
                    static_cast<unsigned long long>(totals.rejected));
     }
   }
+  if (as_of_ns > now_ns + kClockMarginNs && totals.expired_lots > 0) {
+    // Booked now, for good (an expiry is not reversible): say so, where
+    // a mistyped year would otherwise pass unnoticed (found by a semantics
+    // review, session 19).
+    std::fprintf(o.err,
+                 "note: --as-of %s is in the future: these lots were booked as expired now, "
+                 "before their expiry (the server's sweep books each lot at its own time)\n",
+                 FormatTime(as_of_ns).c_str());
+  }
   return totals.rejected == 0 ? kExitOk : kExitRejected;
 }
 

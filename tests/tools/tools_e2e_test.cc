@@ -223,6 +223,9 @@ TEST_F(CliE2E, EveryCommandWithJson) {
   EXPECT_EQ(e["expired_points"], 485 + 250);
   EXPECT_EQ(e["rejected"], 0);
   EXPECT_EQ(Balance("acme", "alice")["posted"], 0);
+  // A future --as-of is the point of the command, but said on stderr.
+  EXPECT_NE(expire.err.find("note: --as-of 2031-01-01T00:00:00.000000000Z is in the future"), std::string::npos)
+      << expire.err;
   // Run twice: nothing is booked twice.
   RunResult expire_again = Cli({"expire", "--as-of", "2031-01-01T00:00:00Z"});
   EXPECT_EQ(expire_again.exit_code, 0);
