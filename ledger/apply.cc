@@ -398,8 +398,10 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
   scratch_.clear();
   scratch_.append(32, '\0');  // room for the hash
   EncodeRecord(rec, &scratch_);
-  // Unreachable for a transaction Precheck passed; a stored record replayed
-  // may have been changed on disk (found by a storage review, session 19).
+  // Unreachable for a transaction Precheck passed (the largest, an
+  // account_close, has its holds' voids in one posting since format 5); a
+  // stored record replayed may have been changed on disk (found by a
+  // storage review, session 19).
   if (scratch_.size() > kRecordBytesMax + 32) {
     return absl::DataLossError(StrCat("seq ", rec.seq, ": a record of ", scratch_.size() - 32,
                                       " bytes, over the limit of ", kRecordBytesMax));
@@ -953,6 +955,9 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
   PL_ASSIGN_OR_RETURN(Slot * holds, Account(c, SystemAccountId(t.program, "holds")));
   PL_ASSIGN_OR_RETURN(Slot * redemption, Account(c, SystemAccountId(t.program, "redemption")));
   if (!member->exists) return absl::DataLossError("holds: member account missing");
+  if (member->rec.debits_pending < hold.amount || holds->rec.credits_pending < hold.amount) {
+    return absl::DataLossError("holds: a hold's amount is past the pending points it voids");
+  }
   Post(c, member, holds, hold.amount, PostingType::kVoid);
   if (Code o = Post(c, member, redemption, captured, PostingType::kPosted); o != Code::kOk) return o;
 
@@ -1082,10 +1087,22 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
       PL_ASSIGN_OR_RETURN(found, cursor.Next());
     }
   }
+  uint64_t held = 0;  // Σ amounts, at most debits_pending: no overflow
   for (auto& [hold_id, hold] : pending) {
     PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.holds, IdView(hold_id)));
     if (!v || !DecodeHold(*v, &hold)) return absl::DataLossError("holds: missing or malformed");
-    Post(c, member, holds, hold.amount, PostingType::kVoid);
+    if (!CheckedAdd(&held, hold.amount)) return absl::DataLossError("holds: a member's holds overflow");
+  }
+  // One void posting for all of them (format 5): one per hold let a member
+  // with a few hundred holds make a record past its limits, and closing
+  // that account crashed the server (found in review, session 19).
+  if (member->rec.debits_pending < held || holds->rec.credits_pending < held) {
+    return absl::DataLossError("holds: a member's holds are past the pending points they void");
+  }
+  if (rules_ < 5) {
+    for (const auto& [hold_id, hold] : pending) Post(c, member, holds, hold.amount, PostingType::kVoid);
+  } else if (held > 0) {
+    Post(c, member, holds, held, PostingType::kVoid);
   }
   const uint64_t posted = member->rec.credits_posted - member->rec.debits_posted;
   if (Code o = Post(c, member, breakage, posted, PostingType::kPosted); o != Code::kOk) return o;
@@ -1225,7 +1242,9 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     if (!ev || !DecodePieces(*ev, &created)) return absl::DataLossError("effects: missing");
   }
   const size_t legs_count = original.postings.size();
-  PL_CHECK(legs_count >= 1 && legs_count <= 2 && created.size() == legs_count);
+  if (legs_count < 1 || legs_count > 2 || created.size() != legs_count) {
+    return absl::DataLossError("effects: the original's lots do not match its postings");
+  }
   std::array<Leg, 2> legs;
   for (size_t i = 0; i < legs_count; ++i) {
     const Posting& p = original.postings[i];

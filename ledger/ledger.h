@@ -229,7 +229,8 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      gives nothing instead of being account_closed.
 //   5  session 19, the same layout; a captured hold is reversible by the
 //      hold's own id (SPEC §2), as its capture: a capture records its seq
-//      in the hold (HoldRec::capture_seq).
+//      in the hold (HoldRec::capture_seq); account_close voids the
+//      member's pending holds in one posting, not one per hold.
 inline constexpr uint8_t kRecordFormatMin = 1;
 inline constexpr uint8_t kRecordFormat = 5;
 

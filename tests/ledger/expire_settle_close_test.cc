@@ -301,6 +301,46 @@ TEST_F(CloseTest, CloseForfeitsEveryPointIncludingHoldsToBreakage) {
   EXPECT_TRUE(MustCollectDue(clock_.NowNs() + 400 * kDayNs).empty());
 }
 
+// A member with 300 pending holds (any post key can make them): the close
+// voids them in one posting (record format 5). One posting each made a
+// record past its limits, and the server crashed at every retry (found in
+// review, session 19).
+TEST_F(CloseTest, AMemberWithHundredsOfHoldsClosesInOneVoidPosting) {
+  std::vector<Transaction> batch = {Earn("acme", "alice", 1000, "e1")};
+  for (int i = 0; i < 300; ++i) batch.push_back(Hold("acme", "alice", 2, 300, "hold-" + std::to_string(i)));
+  MustApply(batch);
+  ASSERT_EQ(MustBalance("acme", "alice").pending, 600u);
+  const Result r = Apply1(AccountClose("acme", "alice", "close-1"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 1000u);
+  absl::StatusOr<std::optional<TxRecord>> rec = ledger_->GetTransaction(TxIdFromKey("acme", "close-1"));
+  ASSERT_TRUE(rec.ok() && rec->has_value()) << rec.status();
+  ASSERT_EQ((*rec)->postings.size(), 2u);  // the holds' void, then the forfeit
+  EXPECT_EQ((*rec)->postings[0].type, PostingType::kVoid);
+  EXPECT_EQ((*rec)->postings[0].points, 600u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+  EXPECT_EQ(MustSystemAccount("acme", "holds").credits_pending, 0u);
+  EXPECT_EQ(MustSystemAccount("acme", "breakage").credits_posted, 1000u);
+  EXPECT_TRUE(MustTrialBalance().empty());
+}
+
+// Under format 4 a close voided each hold in a posting of its own, and a
+// ledger decided so replays and audits as it was.
+TEST_F(CloseTest, AFormatFourCloseKeepsAVoidPerHold) {
+  record_format_ = 4;
+  Reopen();
+  MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 30, 300, "h1"),
+             Hold("acme", "alice", 20, 300, "h2"), AccountClose("acme", "alice", "close-1")});
+  absl::StatusOr<std::optional<TxRecord>> rec = ledger_->GetTransaction(TxIdFromKey("acme", "close-1"));
+  ASSERT_TRUE(rec.ok() && rec->has_value()) << rec.status();
+  EXPECT_EQ((*rec)->postings.size(), 3u);
+  record_format_ = kRecordFormat;
+  Reopen();
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u);
+}
+
 TEST_F(CloseTest, EveryLaterTransactionNamingAClosedMemberIsAccountClosed) {
   MustApply({Earn("acme", "alice", 100, "e1"), Earn("acme", "bob", 100, "e2"),
              Hold("acme", "alice", 30, 300, "hold-1"), AccountClose("acme", "alice", "close-1")});

@@ -920,6 +920,45 @@ TEST_F(AuditTest, AReversalReadingChangedEffectsIsDataLossNotACrash) {
   ledger_.reset();
 }
 
+// The effects of the earn e1 (seq 3) name two lots for its one posting:
+// reversing it is DataLoss, not a crash (same review).
+TEST_F(AuditTest, AnEarnsEffectsWithTheWrongLotCountIsDataLossNotACrash) {
+  Workload();
+  ledger_.reset();
+  TamperLmdb(dir_ + "/log", "effects", SeqKey(3), [](std::string* v) {
+    ASSERT_EQ(v->size(), 4u + 16u);  // U32 n = 1, one (I64 expiry, U64 points)
+    (*v)[0] = 2;
+    v->append(v->substr(4, 16));
+  });
+  if (HasFatalFailure()) return;
+  Open();
+  std::vector<Result> results;
+  const absl::Status s = ledger_->ApplyBatch(std::vector<Transaction>{Reverse("acme", "e1", 1, "undo-more")},
+                                             Auth::Admin(), &results);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  ledger_.reset();
+}
+
+// A member's debits_pending below its pending hold (hold-bob, 10): ending
+// the hold is DataLoss, not a crash of the writer.
+TEST_F(AuditTest, AHoldPastItsMembersPendingPointsIsDataLossNotACrash) {
+  Workload();
+  ledger_.reset();
+  TamperLmdb(dir_ + "/state", "accounts", IdKey(MemberAccountId("acme", "bob")), [](std::string* v) {
+    // U8 kind, U8 closed, U64 debits_posted, U64 credits_posted, U64 debits_pending ...
+    ASSERT_EQ(LeU64(*v, 18), 10u);
+    SetLeU64(v, 18, 5);
+  });
+  if (HasFatalFailure()) return;
+  Open();
+  std::vector<Result> results;
+  const absl::Status s = ledger_->ApplyBatch(std::vector<Transaction>{Release("acme", "hold-bob", "rel-bob")},
+                                             Auth::Admin(), &results);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("pending"), std::string_view::npos) << s;
+  ledger_.reset();
+}
+
 // (f) An effects entry for a transaction that has none: the rejected
 // redeem "too-much" (seq 16).
 TEST_F(AuditTest, AnEffectsEntryNoTransactionWroteIsNamed) {

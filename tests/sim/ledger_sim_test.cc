@@ -1024,11 +1024,13 @@ Code Model::AccountClose(Step& s) {
   const std::string holds = SystemText(t.program, "holds");
   std::vector<MPosting> postings;
   std::vector<Id> pending;
+  uint64_t held = 0;
   for (const auto& [id, h] : holds_) {
     if (h.member != member || h.phase != HoldPhase::kPending) continue;
     pending.push_back(id);
-    postings.push_back({member, holds, h.amount, PostingType::kVoid});
+    held += h.amount;
   }
+  if (held > 0) postings.push_back({member, holds, held, PostingType::kVoid});  // one (format 5)
   const Totals& totals = accounts_.at(member);
   const uint64_t posted = totals.credits_posted - totals.debits_posted;
   postings.push_back({member, SystemText(t.program, "breakage"), posted});
