@@ -693,6 +693,32 @@ TEST_F(WalTest, ADamagedFrameOfCheckpointedGroupsIsNoLoss) {
   EXPECT_TRUE(ledger_->VerifyChain()->empty());
 }
 
+// A damaged frame in an earlier segment, with groups after it in later
+// ones: a reader sees a gap. The open of a read-only ledger names the
+// damage instead of the gap (found in review, session 19).
+TEST_F(WalTest, AReaderNamesADamagedFrameBeforeLaterSegments) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 1, 5);
+  for (int round = 0; round < 3; ++round) EarnBatches(6 + round * 1000, 1, 1000);  // past 1 MiB
+  ledger_.reset();
+  std::vector<fs::path> segments = Segments();
+  ASSERT_GE(segments.size(), 2u);
+  std::string data = ReadFile(segments.front());
+  const std::vector<size_t> frames = FrameOffsets(data);
+  ASSERT_GE(frames.size(), 2u);
+  data[frames[0] + 40] ^= 0x5a;
+  WriteFile(segments.front(), data);
+  Options options;
+  options.dir = dir_;
+  options.read_only = true;
+  options.clock = &clock_;
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_TRUE(absl::IsDataLoss(opened.status())) << opened.status();
+  EXPECT_NE(opened.status().message().find("does not check"), std::string_view::npos) << opened.status();
+}
+
 TEST_F(WalTest, SegmentsAreReusedOnceCheckpointed) {
   ASSERT_TRUE(Open(/*checkpoints=*/true).ok());
   ProgramCreate();
