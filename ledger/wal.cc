@@ -465,9 +465,13 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
     if (errno != EWOULDBLOCK) return Errno(errno, StrCat("locking ", options.dir));
     const bool shared = ::flock(wal->dir_fd_, LOCK_SH | LOCK_NB) == 0;
     if (shared) ::flock(wal->dir_fd_, LOCK_UN);
-    if (!shared || tries == 3000) {
+    if (!shared) {
       return absl::FailedPreconditionError(
           StrCat(options.dir, " is in use: another process has this ledger open for writing"));
+    }
+    if (tries == 3000) {
+      return absl::UnavailableError(StrCat(options.dir, " is being checked by audit verify (a shared lock "
+                                           "held for 30 s); start again when it is done"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
