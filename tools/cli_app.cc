@@ -742,11 +742,27 @@ int Cli::RunKind(KindCommand& cmd) {
 
 int Cli::RunPostFile() {
   if (!g_.data.empty()) return RefuseData("post");
-  std::string stdin_text;
-  if (post_file_ == "-") {
+  // The input is read twice (checked, then sent), so stdin and anything
+  // else that can be read only once (a pipe, <(...), a FIFO) is read whole
+  // first: read again, a pipe was empty and nothing was sent, with exit 0
+  // (found in review, session 19).
+  std::string text;
+  const std::string* buffered = nullptr;
+  std::error_code ec;
+  if (post_file_ == "-" || !std::filesystem::is_regular_file(post_file_, ec)) {
+    std::FILE* in = post_file_ == "-" ? stdin : std::fopen(post_file_.c_str(), "r");
+    if (in == nullptr) {
+      return ReportError(Out(), absl::NotFoundError(StrCat("--file ", post_file_, ": ", std::strerror(errno))));
+    }
     char buf[1 << 16];
     size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof(buf), stdin)) > 0) stdin_text.append(buf, n);
+    while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0) text.append(buf, n);
+    const int err = std::ferror(in) ? errno : 0;
+    if (in != stdin) std::fclose(in);
+    if (err != 0) {
+      return ReportError(Out(), absl::DataLossError(StrCat("--file ", post_file_, ": ", std::strerror(err))));
+    }
+    buffered = &text;
   }
   int exit_code = kExitUsage;
   std::unique_ptr<net::Client> client = Connect(&exit_code);
@@ -755,9 +771,9 @@ int Cli::RunPostFile() {
   // limits this server gave in its Hello answer (a chain must fit in one
   // of its requests).
   absl::StatusOr<uint64_t> count =
-      ValidatePostFile(post_file_, &stdin_text, client->batch_transactions_max(), client->frame_bytes_max());
+      ValidatePostFile(post_file_, buffered, client->batch_transactions_max(), client->frame_bytes_max());
   if (!count.ok()) return ReportError(Out(), count.status());
-  return tools::RunPostFile(*client, Out(), post_file_, &stdin_text);
+  return tools::RunPostFile(*client, Out(), post_file_, buffered);
 }
 
 int Cli::RunExpireCommand() {

@@ -96,7 +96,7 @@ class LineSource {
   static absl::StatusOr<std::unique_ptr<LineSource>> Open(const std::string& path,
                                                           const std::string* stdin_text) {
     auto source = std::make_unique<LineSource>();
-    if (path == "-") {
+    if (path == "-" || stdin_text != nullptr) {
       PL_CHECK(stdin_text != nullptr);
       source->text_ = *stdin_text;
       return source;
@@ -120,16 +120,26 @@ class LineSource {
       return true;
     }
     const ssize_t n = getline(&buf_, &cap_, file_);
-    if (n < 0) return false;
+    if (n < 0) {
+      if (std::ferror(file_)) read_errno_ = errno;  // not the end: a read that failed
+      return false;
+    }
     *line = std::string_view(buf_, static_cast<size_t>(n));
     if (!line->empty() && line->back() == '\n') line->remove_suffix(1);
     return true;
   }
 
   uint64_t line_number() const { return line_number_; }
+  // After Next returned false: whether it was a read error, not the end.
+  absl::Status status(const std::string& path) const {
+    if (read_errno_ == 0) return absl::OkStatus();
+    return absl::DataLossError(StrCat("--file ", path, ": reading line ", line_number_, ": ",
+                                      std::strerror(read_errno_)));
+  }
 
  private:
   std::FILE* file_ = nullptr;
+  int read_errno_ = 0;
   char* buf_ = nullptr;
   size_t cap_ = 0;
   std::string_view text_;
@@ -213,6 +223,8 @@ absl::Status SendAll(net::Client& client, LineSource& source, const PostFileOpti
       PL_RETURN_IF_ERROR(batcher.Add(std::move(parsed), &ready));
       PL_RETURN_IF_ERROR(send_ready());
     }
+    // A read error is not the end of the file: the rest would go unsent.
+    PL_RETURN_IF_ERROR(source.status("(input)"));
     batcher.Finish(&ready);
     return send_ready();
   };
@@ -243,6 +255,7 @@ absl::StatusOr<uint64_t> ValidatePostFile(const std::string& path, const std::st
     PL_RETURN_IF_ERROR(batcher.Add(std::move(parsed), &ready));
     ready.clear();
   }
+  PL_RETURN_IF_ERROR(source->status(path));
   if (count == 0) {
     return absl::InvalidArgumentError(StrCat("--file ", path, ": no transactions (one JSON object a line)"));
   }

@@ -54,8 +54,9 @@ class ChainBatcher {
   size_t chain_bytes_ = 0;
 };
 
-// Reads every line of `path` ("-" = the text already read from stdin, in
-// *stdin_text) and checks it parses and that no chain is longer than a
+// Reads every line of `path` (or, when `stdin_text` is given, of that text:
+// stdin or a file that can be read only once, already read whole) and
+// checks it parses and that no chain is longer than a
 // batch of `batch_max` transactions and `bytes_max` bytes (the server's
 // limits, from its Hello answer), without sending anything. Returns the
 // number of transactions, or InvalidArgument "line N: ..." / NotFound for a

@@ -1,7 +1,11 @@
 // End to end: the real pointledgerd on a free loopback port, driven by the
 // real pointledger binary as a subprocess; stdout JSON and exit codes are
 // checked as SPEC §8 states them.
+#include <sys/stat.h>
+
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -561,6 +565,32 @@ TEST_F(CliE2E, PostFromStdinWithALinkedChain) {
   EXPECT_EQ(ParseJson(lines[2]), json::parse(R"({"id":"c2","status":"linked_event_failed"})"));
   EXPECT_EQ(ParseJson(lines[3]), json::parse(R"({"id":"c3","status":"invalid_amount"})"));
   EXPECT_EQ(Balance("chain", "a")["posted"], 10);
+}
+
+// A file that can be read only once (a FIFO, a pipe, <(...)): read whole
+// first, since the input is read twice. Read again it was empty: nothing
+// was sent and the command exited 0 (found in review, session 19).
+TEST_F(CliE2E, PostFromAFifoSendsEveryLine) {
+  ASSERT_EQ(Cli({"program", "create", "fifo", "--currency", "USD", "--point-value-micros", "1", "--expiry-days",
+                 "0", "--id", "fifo"})
+                .exit_code,
+            0);
+  const std::string fifo = WriteFile("unused", "") + ".fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] {
+    std::ofstream out(fifo);
+    out << R"({"kind":"earn","id":"f1","program":"fifo","member":"a","points":10})" << "\n"
+        << R"({"kind":"earn","id":"f2","program":"fifo","member":"a","points":5})" << "\n";
+  });
+  RunResult r = Cli({"post", "--file", fifo, "--json"});
+  writer.join();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(SplitLines(r.out).size(), 2u) << r.out << r.err;
+  EXPECT_EQ(Balance("fifo", "a")["posted"], 15);
+  // A directory is an error, not an empty file.
+  RunResult dir = Cli({"post", "--file", "/tmp"});
+  EXPECT_EQ(dir.exit_code, 2);
+  EXPECT_NE(dir.err.find("--file /tmp"), std::string::npos) << dir.err;
 }
 
 TEST_F(CliE2E, DataDirReadsMatchTheServer) {
