@@ -20,6 +20,13 @@ bool IsJsonOnly(const FieldSpec& field) { return field.help.starts_with("(JSON o
 
 namespace {
 
+// A transaction's time fields use 0 for "not given" (the default: now, or
+// the program's expiry), so the epoch itself would silently mean that:
+// `settle close --to 1970-01-01T00:00:00Z` settled everything up to now
+// (found in review, session 19).
+constexpr const char* kEpochMeansUnset =
+    "1970-01-01T00:00:00Z itself is not accepted here (it would mean \"not given\"); give a later time";
+
 constexpr size_t kKeyBytesMax = 256;  // an --id / --original / --hold key
 
 // Field setters. Captureless lambdas convert to the function pointer.
@@ -290,6 +297,7 @@ absl::StatusOr<FieldValue> ParseFieldText(const FieldSpec& f, std::string_view t
       if (!ns.ok()) {
         return absl::InvalidArgumentError(StrCat(FlagName(f.name), ": ", std::string(ns.status().message())));
       }
+      if (*ns == 0) return absl::InvalidArgumentError(StrCat(FlagName(f.name), ": ", kEpochMeansUnset));
       v.i = *ns;
       return v;
     }
@@ -504,6 +512,7 @@ absl::StatusOr<FieldValue> FromJson(const FieldSpec& f, const JsonScalar& j) {
       if (!ns.ok()) {
         return absl::InvalidArgumentError(StrCat("field \"", f.name, "\": ", std::string(ns.status().message())));
       }
+      if (*ns == 0) return absl::InvalidArgumentError(StrCat("field \"", f.name, "\": ", kEpochMeansUnset));
       v.i = *ns;
       return v;
     }

@@ -177,6 +177,13 @@ TEST(PostLine, WrongTypes) {
   EXPECT_EQ(ErrorOf(base + R"("points":1,"expires_at":"tomorrow"})")
                 .rfind("line 12: field \"expires_at\": invalid time 'tomorrow'", 0),
             0u);
+  // The epoch itself would mean "not given" (session 19).
+  EXPECT_EQ(ErrorOf(base + R"("points":1,"expires_at":"1970-01-01T00:00:00Z"})")
+                .rfind("line 12: field \"expires_at\": 1970-01-01T00:00:00Z itself is not accepted here", 0),
+            0u);
+  EXPECT_EQ(ErrorOf(R"({"kind":"settle","id":"x","program":"acme","partner":"p","to":"1970-01-01T00:00:00Z"})")
+                .rfind("line 12: field \"to\": 1970-01-01T00:00:00Z itself", 0),
+            0u);
   EXPECT_EQ(ErrorOf(R"({"kind":"hold","id":"x","program":"acme","member":"a","points":1,"timeout":4294967296})"),
             "line 12: field \"timeout\" must be an integer from 0 to 4294967295, not an integer");
   EXPECT_EQ(ErrorOf(R"({"kind":"adjust","id":"x","program":"acme","member":"a","delta":9223372036854775808})"),

@@ -382,6 +382,10 @@ TEST_F(CliE2E, UsageErrorsAreExitTwo) {
                         "2027-13-01T00:00:00Z"});
   EXPECT_EQ(time.exit_code, 2);
   EXPECT_NE(time.err.find("--expires-at: invalid time"), std::string::npos) << time.err;
+  RunResult epoch = Cli({"settle", "close", "--program", "acme", "--partner", "p", "--to", "1970-01-01T00:00:00Z",
+                         "--id", "s-epoch"});
+  EXPECT_EQ(epoch.exit_code, 2);
+  EXPECT_NE(epoch.err.find("--to: 1970-01-01T00:00:00Z itself is not accepted"), std::string::npos) << epoch.err;
   EXPECT_EQ(Cli({"nosuchcommand"}).exit_code, 2);
   EXPECT_EQ(Bare({}).exit_code, 2);
   RunResult data = Cli({"earn", "--program", "acme", "--member", "x", "--points", "1", "--id", "k", "--data", "/tmp"});
