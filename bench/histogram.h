@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -55,7 +56,10 @@ class Histogram {
   uint64_t ValueAtPercentile(double percentile) const {
     if (count_ == 0) return 0;
     percentile = std::clamp(percentile, 0.0, 100.0);
-    uint64_t rank = static_cast<uint64_t>(percentile / 100.0 * static_cast<double>(count_) + 0.5);
+    // The rank rounds up: rounding to nearest let p99 of 1,059 ones and 11
+    // hundreds say 1, with 1% of the values above it (found in review,
+    // session 19).
+    uint64_t rank = static_cast<uint64_t>(std::ceil(percentile / 100.0 * static_cast<double>(count_)));
     rank = std::clamp<uint64_t>(rank, 1, count_);
     uint64_t seen = 0;
     for (size_t i = 0; i < kBucketCount; ++i) {

@@ -60,6 +60,21 @@ TEST(Histogram, SmallValuesAreExact) {
   EXPECT_DOUBLE_EQ(h->mean(), 50.5);
 }
 
+// The rank rounds up (session 19): p99 of 1,059 ones and 11 hundreds is
+// 100, since more than 1% of the values are above 1.
+TEST(Histogram, APercentileNeverHasMoreThanItsShareAbove) {
+  auto h = std::make_unique<Histogram>();
+  for (int i = 0; i < 1059; ++i) h->Record(1);
+  for (int i = 0; i < 11; ++i) h->Record(100);
+  EXPECT_EQ(h->ValueAtPercentile(99), 100u);
+  EXPECT_EQ(h->ValueAtPercentile(98), 1u);
+  auto two = std::make_unique<Histogram>();
+  two->Record(1);
+  two->Record(100);
+  EXPECT_EQ(two->ValueAtPercentile(50), 1u);
+  EXPECT_EQ(two->ValueAtPercentile(74), 100u);
+}
+
 TEST(Histogram, UniformDistribution) {
   auto h = std::make_unique<Histogram>();
   for (uint64_t v = 1; v <= 1'000'000; ++v) h->Record(v * 1000);  // 1 us .. 1 s in ns

@@ -270,17 +270,46 @@ TEST_F(LoadGen, AFailedConnectionDoesNotStopItsThread) {
 
 // A send due after the end of a --duration run is not waited for: the run
 // ends at its duration, not at the next send interval (here 10 s).
-TEST_F(LoadGen, ARateSlowerThanTheDurationEndsOnTime) {
+// A rate too slow for one batch per connection in the run is refused: it
+// used to send every connection's first batch at once, a burst the rate
+// never allowed, and report its throughput (found in review, session 19).
+TEST_F(LoadGen, ARateSlowerThanTheDurationIsRefused) {
   LoadOptions o = Options();
   o.count = 0;
   o.duration_ns = 300'000'000;
   o.rate_tx_per_s = 2;  // 0.5 tx/s per connection: a batch of 5 every 10 s
   o.batch = 5;
-  o.threads = 2;
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("less than one batch in the run"), std::string_view::npos) << r.status();
+}
+
+// Paced: the connections' sends are spread over the interval, so the run
+// sends about rate x duration, never more.
+TEST_F(LoadGen, ARateIsKeptFromTheFirstBatch) {
+  LoadOptions o = Options();
+  o.count = 0;
+  o.duration_ns = 300'000'000;
+  o.rate_tx_per_s = 400;  // 100 tx/s a connection: a batch of 5 every 50 ms
+  o.batch = 5;
   absl::StatusOr<LoadReport> r = RunLoad(o);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->sent, 20u);  // each connection's first batch, sent at the start
-  EXPECT_LT(r->seconds, 5.0);
+  EXPECT_LE(r->sent, 120u);  // 6 due times a connection in 300 ms
+  EXPECT_GE(r->sent, 60u);
+  EXPECT_LT(r->seconds, 2.0);
+}
+
+// A member count near 2^64 divides without wrapping (session 19: it was a
+// division by zero, SIGFPE).
+TEST_F(LoadGen, AHugeMemberCountRuns) {
+  LoadOptions o = Options();
+  o.members = UINT64_MAX;
+  o.connections = 8;
+  o.batch = 5;
+  o.count = 40;
+  absl::StatusOr<LoadReport> r = RunLoad(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->sent, 40u);
 }
 
 TEST_F(LoadGen, RefusesBadOptions) {
