@@ -438,7 +438,7 @@ class Matcher {
         j["from"] = FormatTime(from_ns);
         j["to"] = FormatTime(to_ns);
       }
-      Print(j.dump());
+      Print(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return;
     }
     Print(StrCat("external reconciliation: ", file_rows, " file rows, ", ledger_rows,

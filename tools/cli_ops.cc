@@ -84,7 +84,7 @@ int RunBackup(const Output& o, const std::string& from, const std::string& to) {
     j["to"] = to;
     j["seq"] = head->seq;
     j["hash"] = HexBytes(head->hash);
-    const std::string text = j.dump();
+    const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // bytes that are not UTF-8 are replaced, never an abort
     std::fprintf(o.out, "%s\n", text.c_str());
   } else {
     std::fprintf(o.out, "backup of %s written to %s\nhead %llu:%s\n", from.c_str(), to.c_str(),
@@ -133,7 +133,7 @@ int RunStats(net::Client& client, const Output& o) {
   j["state_map_used_bytes"] = s->state_map_used_bytes;
   j["state_map_size_bytes"] = s->state_map_size_bytes;
   if (o.json) {
-    const std::string text = j.dump();
+    const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // bytes that are not UTF-8 are replaced, never an abort
     std::fprintf(o.out, "%s\n", text.c_str());
     return kExitOk;
   }
@@ -163,7 +163,7 @@ int RunPing(net::Client& client, const Output& o, double connect_ms, const std::
     j["connect_ms"] = connect_ms;
     j["read_ms"] = read_ms;
     j["seq"] = head->seq;
-    const std::string text = j.dump();
+    const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // bytes that are not UTF-8 are replaced, never an abort
     std::fprintf(o.out, "%s\n", text.c_str());
   } else {
     std::fprintf(o.out, "ok: pointledgerd at %s answered as %s (connect %.1f ms, read %.1f ms, head seq %llu)\n",

@@ -195,12 +195,14 @@ int RunSettleStatement(Reader& reader, const Output& o, const std::string& progr
   if (!s.ok()) {
     if (absl::IsNotFound(s.status())) {
       // The engine and the server say only the code; say what was not there.
-      const std::string code(s.status().message());
+      // (The engine read through --data adds ": NAME" after the code.)
+      const std::string message(s.status().message());
+      const std::string code = message.substr(0, message.find(':'));
       if (code == "program_not_found") return NotFound(o, StrCat("no program '", program, "'"));
       if (code == "partner_not_found") {
         return NotFound(o, StrCat("no partner '", partner, "' in program '", program, "'"));
       }
-      return NotFound(o, code);
+      return NotFound(o, message);
     }
     return ReportError(o, s.status());
   }

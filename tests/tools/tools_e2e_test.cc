@@ -461,6 +461,11 @@ TEST_F(CliE2E, SettleStatementNamesWhatIsNotThere) {
   RunResult partner = Cli({"settle", "statement", "--program", "stmt", "--partner", "nobody"});
   EXPECT_EQ(partner.exit_code, 1);
   EXPECT_NE(partner.err.find("no partner 'nobody' in program 'stmt'"), std::string::npos) << partner.err;
+  // The same words from --data (session 19: the engine's raw message).
+  RunResult direct = Bare({"settle", "statement", "--program", "stmt", "--partner", "nobody", "--data",
+                           dir_->path() + "/data"});
+  EXPECT_EQ(direct.exit_code, 1);
+  EXPECT_NE(direct.err.find("no partner 'nobody' in program 'stmt'"), std::string::npos) << direct.err;
 }
 
 TEST_F(CliE2E, HelpOnEveryCommandHasAnExample) {
