@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -141,12 +142,10 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       signals_->async_wait([this](const ErrorCode& ec, int signal) {
         if (ec) return;
         LogLine(StrCat("signal ", signal,
-                       ": stopping (answering what is in flight; a second signal stops at once)"));
-        // Back to the default action: an operator's second Ctrl-C is not
-        // swallowed while the stop waits (what is acknowledged is durable
-        // either way).
-        ErrorCode ignored;
-        signals_->clear(ignored);
+                       ": stopping (answering what is in flight; another signal a second or more "
+                       "later stops at once)"));
+        first_signal_ = std::chrono::steady_clock::now();
+        WaitForAnotherSignal();
         RequestStop();
       });
     }
@@ -190,6 +189,22 @@ class ServerImpl final : public Server, private ConnectionRegistry {
  private:
   absl::Status Bind() {
     return BindAcceptor(*acceptor_, config_->listen, "", &endpoint_);
+  }
+
+  // An operator's second Ctrl-C is not swallowed while the stop waits: it
+  // ends the process at once (what was acknowledged is durable either
+  // way). One within a second of the first is the same Ctrl-C, forwarded
+  // by a wrapper to the whole process group, and is ignored.
+  void WaitForAnotherSignal() {
+    signals_->async_wait([this](const ErrorCode& ec, int signal) {
+      if (ec) return;
+      if (std::chrono::steady_clock::now() - first_signal_ < std::chrono::seconds(1)) {
+        WaitForAnotherSignal();
+        return;
+      }
+      LogLine(StrCat("signal ", signal, " again: stopping at once"));
+      std::_Exit(128 + signal);
+    });
   }
 
   // ---- Accepting (on contexts_[0]).
@@ -311,7 +326,6 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       acceptor_->close(ignored);
       sweep_timer_->cancel();
       if (metrics_) metrics_->Close();
-      if (signals_) signals_->cancel(ignored);
     });
     LogLine("stopped accepting; answering requests in flight");
     std::vector<std::shared_ptr<Connection>> open = Snapshot();
@@ -383,6 +397,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::steady_timer> sweep_timer_;
   std::optional<asio::signal_set> signals_;
+  std::chrono::steady_clock::time_point first_signal_;  // on contexts_[0]
   std::shared_ptr<SweepSink> sweep_sink_;
   std::unique_ptr<MetricsEndpoint> metrics_;  // with metrics_listen
   bool accepting_stopped_ = false;
