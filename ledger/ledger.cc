@@ -1269,6 +1269,9 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
   PL_RETURN_IF_ERROR(CreateDirectory(to));
   const fs::path partial = to / ".partial";
   PL_RETURN_IF_ERROR(CreateDirectory(partial));
+  auto stop_at = [&](std::string_view step) {
+    return rep_->options.backup_stop_at && rep_->options.backup_stop_at(step);
+  };
   auto make_copies = [&]() -> absl::Status {
     // State before log, as every reader does: the log copy then reaches at
     // least the checkpoint the state copy holds.
@@ -1281,6 +1284,7 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
                                           (to / name).string(), ": ", mdb_strerror(rc)));
       }
     }
+    if (stop_at("copied")) return absl::OkStatus();
     // The copy's log environment takes the tail, so the backup needs no
     // write-ahead log. Still under .partial: a copy cut short here lacks
     // the commits the tail holds and must not look whole.
@@ -1301,10 +1305,13 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     fs::remove_all(partial, ec);
     return s;
   }
+  const absl::Status stopped = absl::AbortedError("backup stopped by a test");
+  if (stop_at("copied") || stop_at("tail")) return stopped;
   // A ledger is there once log/ is: state/ moves first.
   for (const char* name : {"state", "log"}) {
     fs::rename(partial / name, to / name, ec);
     if (ec) return absl::InternalError(StrCat("moving the ", name, " copy into ", to_dir, ": ", ec.message()));
+    if (std::string_view(name) == "state" && stop_at("state")) return stopped;
   }
   fs::remove(partial, ec);
   Options options;

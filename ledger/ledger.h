@@ -326,6 +326,11 @@ struct Options {
   // Tests: called on the checkpointer's thread after it freed frozen maps
   // that writers parked, with how many it held the last reference to.
   std::function<void(size_t)> after_free = nullptr;
+  // Tests: Backup asks it at each step ("copied": both environments under
+  // TO/.partial; "tail": the write-ahead log's tail added there; "state":
+  // state/ moved into place); true stops the backup there, its files left
+  // as a process killed at that moment would leave them.
+  std::function<bool(std::string_view step)> backup_stop_at = nullptr;
   // Tests only: decide and write new transactions in this older record
   // format (kRecordFormatMin ... kRecordFormat), to make the ledgers an
   // older binary made and check that this one replays them as decided.
