@@ -1003,6 +1003,13 @@ absl::StatusOr<Code> Applier::Expire(Ctx& c) {
   lot.info.locked_until_ns = r.I64();
   lot.info.expires_at_ns = t.time_ns;
   if (!r.done()) return absl::DataLossError("lots: malformed entry");
+  if (rules_ >= 5 && t.time_ns == kNever) {
+    // SPEC §2: expiry books lots "past their expiry"; a lot that never
+    // expires is never due, however early --as-of is (found in review,
+    // session 19). Request-only: the id stays free.
+    c.not_recorded = true;
+    return Code::kInvalidAmount;
+  }
   if (Code o = Post(c, member, breakage, lot.info.remaining, PostingType::kPosted); o != Code::kOk) {
     return o;
   }

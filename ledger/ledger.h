@@ -230,7 +230,8 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //   5  session 19, the same layout; a captured hold is reversible by the
 //      hold's own id (SPEC §2), as its capture: a capture records its seq
 //      in the hold (HoldRec::capture_seq); account_close voids the
-//      member's pending holds in one posting, not one per hold.
+//      member's pending holds in one posting, not one per hold; an expire
+//      of a lot that never expires is invalid_amount.
 inline constexpr uint8_t kRecordFormatMin = 1;
 inline constexpr uint8_t kRecordFormat = 5;
 

@@ -1,5 +1,6 @@
 // expire (the sweep through CollectDue), settle with its statement, and
 // account_close (SPEC §2).
+#include <limits>
 #include <string>
 
 #include "tests/ledger/ledger_fixture.h"
@@ -283,6 +284,26 @@ TEST_F(SettleTest, SettleWithAnUnknownPartnerOrProgramIsNotFound) {
   EXPECT_NE(r.seq, 0u);
   absl::StatusOr<Statement> s = ledger_->SettlementStatement("acme", "spaco", 0, 1);
   EXPECT_TRUE(absl::IsNotFound(s.status())) << s.status();
+}
+
+// A lot that never expires is never due: an expire naming it (by hand:
+// the sweep never would) is invalid_amount and takes nothing, nor its id.
+TEST_F(ExpireTest, ALotThatNeverExpiresCannotBeExpired) {
+  const std::vector<Result> setup = Apply({ProgramCreate("forever", 0), Earn("forever", "alice", 50, "e1")});
+  ASSERT_EQ(setup[1].code, Code::kOk);
+  Transaction t;
+  t.kind = Kind::kExpire;
+  t.program = "forever";
+  t.member = "alice";
+  t.time_ns = std::numeric_limits<int64_t>::max();
+  t.lot_seq = setup[1].seq;
+  t.lot_index = 0;
+  t.id = TxIdFromKey("forever", "by-hand");
+  const Result r = Apply1(t);
+  EXPECT_EQ(r.code, Code::kInvalidAmount);
+  EXPECT_EQ(r.seq, 0u);  // not recorded
+  EXPECT_EQ(Posted("forever", "alice"), 50u);
+  EXPECT_TRUE(MustCollectDue(std::numeric_limits<int64_t>::max() - 1).empty());
 }
 
 TEST_F(CloseTest, CloseForfeitsEveryPointIncludingHoldsToBreakage) {
