@@ -937,7 +937,13 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.holds, IdView(t.ref)));
   HoldRec hold;
   if (v && !DecodeHold(*v, &hold)) return absl::DataLossError("holds: malformed entry");
-  if (!v || hold.program != t.program) return Code::kHoldNotFound;
+  if (!v || hold.program != t.program) {
+    // A timeout's id derives from its hold's: recorded before the hold
+    // exists, it would be the one the sweep needs, and the hold would
+    // never time out (found in review, session 19).
+    if (t.kind == Kind::kHoldTimeout && rules_ >= 5) c.not_recorded = true;
+    return Code::kHoldNotFound;
+  }
   const bool due = c.ts >= hold.deadline_ns;
   if (hold.state != HoldState::kPending) return Code::kHoldNotPending;
   if (t.kind == Kind::kHoldTimeout && !due) {
@@ -991,6 +997,13 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
 
 absl::StatusOr<Code> Applier::Expire(Ctx& c) {
   const Transaction& t = *c.tx;
+  if (rules_ >= 5 && t.lot_seq >= c.seq) {
+    // A lot that cannot exist yet: recorded, this derived id would be the
+    // one the sweep books that lot under, and the lot would never expire
+    // (found in review, session 19). Request-only: the id stays free.
+    c.not_recorded = true;
+    return Code::kInvalidAmount;
+  }
   PL_ASSIGN_OR_RETURN(Slot * member, Account(c, MemberAccountId(t.program, t.member)));
   if (!member->exists || member->rec.kind != AccountKind::kMember) return Code::kAccountNotFound;
   PL_ASSIGN_OR_RETURN(Slot * breakage, Account(c, SystemAccountId(t.program, "breakage")));

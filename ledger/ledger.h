@@ -231,7 +231,8 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      hold's own id (SPEC §2), as its capture: a capture records its seq
 //      in the hold (HoldRec::capture_seq); account_close voids the
 //      member's pending holds in one posting, not one per hold; an expire
-//      of a lot that never expires is invalid_amount.
+//      of a lot that never expires or is not made yet is invalid_amount,
+//      and a hold_timeout of a hold not found is not recorded.
 inline constexpr uint8_t kRecordFormatMin = 1;
 inline constexpr uint8_t kRecordFormat = 5;
 

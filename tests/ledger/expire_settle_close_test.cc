@@ -306,6 +306,26 @@ TEST_F(ExpireTest, ALotThatNeverExpiresCannotBeExpired) {
   EXPECT_TRUE(MustCollectDue(std::numeric_limits<int64_t>::max() - 1).empty());
 }
 
+// An expire naming a lot that cannot exist yet (its seq is not reached)
+// takes no id: the sweep books that lot under that id once it exists and
+// expires (record format 5; found in review, session 19).
+TEST_F(ExpireTest, AnExpireOfALotNotMadeYetTakesNoId) {
+  const int64_t soon = clock_.NowNs() + kDayNs;
+  const Result e1 = Apply1(EarnExpiring("acme", "alice", 100, soon, "e1"));
+  ASSERT_EQ(e1.code, Code::kOk);
+  clock_.Set(soon + 1);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  Transaction future = due[0];
+  future.lot_seq = e1.seq + 2;  // the next earn's seq, after this one
+  future.id = DeriveId("acme/expire/" + IdToHex(MemberAccountId("acme", "alice")) + "/" +
+                       std::to_string(future.lot_seq) + "/0");
+  const Result pre = Apply1(future);
+  EXPECT_EQ(pre.code, Code::kInvalidAmount);
+  EXPECT_EQ(pre.seq, 0u);
+  EXPECT_EQ(Apply1(due[0]).code, Code::kOk);
+}
+
 TEST_F(CloseTest, CloseForfeitsEveryPointIncludingHoldsToBreakage) {
   MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 30, 300, "hold-1")});
   const Result r = Apply1(AccountClose("acme", "alice", "close-1"));

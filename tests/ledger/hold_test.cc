@@ -233,5 +233,33 @@ TEST_F(HoldTest, AnEarlyTimeoutIsRefusedWithoutTakingTheId) {
   EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
 }
 
+// A timeout posted before its hold exists (ids are predictable: the hold's
+// is the client's, the timeout's derives from it) takes no id, so the
+// hold made later still times out (record format 5; found in review,
+// session 19).
+TEST_F(HoldTest, ATimeoutBeforeItsHoldTakesNoId) {
+  const Result hold = Apply1(Hold("acme", "alice", 40, 60, "hold-7"));
+  ASSERT_EQ(hold.code, Code::kOk);
+  const std::vector<Transaction> due = MustCollectDue(hold.timestamp_ns + 60 * kNanosPerSecond);
+  ASSERT_EQ(due.size(), 1u);
+  Transaction early = due[0];
+  early.ref = TxIdFromKey("acme", "hold-8");  // not made yet
+  early.id = DeriveId("acme/hold-timeout/" + IdToHex(early.ref));
+  const Result pre = Apply1(early);
+  EXPECT_EQ(pre.code, Code::kHoldNotFound);
+  EXPECT_EQ(pre.seq, 0u);  // not recorded
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 10, 60, "hold-8")).code, Code::kOk);
+  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+  size_t timed_out = 0;
+  for (const Transaction& t : MustCollectDue(clock_.NowNs())) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kOk);
+    EXPECT_FALSE(r.duplicate);
+    ++timed_out;
+  }
+  EXPECT_EQ(timed_out, 2u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+}
+
 }  // namespace
 }  // namespace pointledger::ledger::testing

@@ -896,7 +896,10 @@ Code Model::Hold(Step& s) {
 Code Model::EndHold(Step& s) {
   const Transaction& t = *s.tx;
   auto it = holds_.find(t.ref);
-  if (it == holds_.end() || it->second.program != t.program) return Code::kHoldNotFound;
+  if (it == holds_.end() || it->second.program != t.program) {
+    if (t.kind == Kind::kHoldTimeout) s.not_recorded = true;  // format 5
+    return Code::kHoldNotFound;
+  }
   const HoldState& h = it->second;
   const bool due = s.ts >= h.deadline_ns;
   if (h.phase != HoldPhase::kPending) return Code::kHoldNotPending;
@@ -936,6 +939,10 @@ Code Model::EndHold(Step& s) {
 
 Code Model::Expire(Step& s) {
   const Transaction& t = *s.tx;
+  if (t.lot_seq >= s.seq) {  // a lot that cannot exist yet (format 5)
+    s.not_recorded = true;
+    return Code::kInvalidAmount;
+  }
   const std::string text = MemberText(t.program, t.member);
   auto it = members_.find(text);
   if (it == members_.end()) return Code::kAccountNotFound;
