@@ -255,7 +255,13 @@ absl::Status Applier::ApplyChain(std::span<const Transaction> chain, const Auth&
   view_.active()->RollbackTo(mark);
   head_ = saved_head;
   recorded_ = saved_recorded;
-  const Result failing = results[failed];
+  Result failing = results[failed];
+  // Recorded first, so that another member with the same id answers as its
+  // duplicate, not linked_event_failed: one attempt, one outcome (found in
+  // review, session 19).
+  if (failing.seq != 0 && !failing.duplicate) {
+    PL_ASSIGN_OR_RETURN(failing, Record(chain[failed], failing.code, NextTimestamp()));
+  }
   for (size_t k = 0; k < chain.size(); ++k) {
     results[k] = Result{};
     results[k].code = Code::kLinkedEventFailed;
@@ -266,11 +272,7 @@ absl::Status Applier::ApplyChain(std::span<const Transaction> chain, const Auth&
     PL_ASSIGN_OR_RETURN(std::optional<Result> early, Precheck(chain[k], auth));
     if (early && early->duplicate) results[k] = *std::move(early);
   }
-  if (failing.seq != 0 && !failing.duplicate) {
-    PL_ASSIGN_OR_RETURN(results[failed], Record(chain[failed], failing.code, NextTimestamp()));
-  } else {
-    results[failed] = failing;
-  }
+  results[failed] = failing;
   return absl::OkStatus();
 }
 

@@ -135,6 +135,21 @@ TEST_F(LinkedTest, AMemberDecidedBeforeAFailingChainKeepsItsOutcome) {
   EXPECT_EQ(MustHead().seq, 4u);  // program, e1, r-bob, r-big's recorded rejection
 }
 
+// The failing member's id again, later in its chain: one attempt, one
+// outcome. It answers as the recorded rejection's duplicate, not
+// linked_event_failed (found in review, session 19).
+TEST_F(LinkedTest, TheFailingMembersIdLaterInItsChainIsItsDuplicate) {
+  const std::vector<Result> r =
+      Apply({Linked(Redeem("acme", "alice", 5, "r-x")), Linked(Earn("acme", "bob", 9, "e-bob")),
+             Redeem("acme", "alice", 5, "r-x")});
+  EXPECT_EQ(r[0].code, Code::kAccountNotFound);
+  EXPECT_FALSE(r[0].duplicate);
+  EXPECT_EQ(r[1].code, Code::kLinkedEventFailed);
+  EXPECT_EQ(r[2].code, Code::kAccountNotFound);
+  EXPECT_TRUE(r[2].duplicate);
+  EXPECT_EQ(r[2].seq, r[0].seq);
+}
+
 TEST_F(LinkedTest, AChainMaySpanProgramsToConvertPoints) {
   MustApply({ProgramCreate("hotel"), Earn("acme", "alice", 100, "e1")});
   std::vector<Result> r = Apply({Linked(Redeem("acme", "alice", 60, "convert-out")),

@@ -584,7 +584,12 @@ void Model::ApplyChain(std::span<const Transaction> chain, const Auth& auth, int
   }
   if (failed == chain.size()) return;
   UndoTo(mark);
-  const Result failing = results[failed];
+  Result failing = results[failed];
+  if (failing.seq != 0 && !failing.duplicate) {
+    // A recordable rejection keeps its id's outcome (SPEC §3), recorded
+    // first: another member with its id is its duplicate.
+    failing = Record(chain[failed], failing.code, std::max(clock_ns, last_ts_ + 1), nullptr);
+  }
   for (size_t k = 0; k < chain.size(); ++k) {
     results[k] = CodeOnly(Code::kLinkedEventFailed);
     // A member decided before the chain keeps its outcome (SPEC §3 before
@@ -592,13 +597,7 @@ void Model::ApplyChain(std::span<const Transaction> chain, const Auth& auth, int
     if (k == failed) continue;
     if (std::optional<Result> d = DecidedBefore(chain[k], auth)) results[k] = *d;
   }
-  if (failing.seq != 0 && !failing.duplicate) {
-    // A recordable rejection keeps its id's outcome (SPEC §3).
-    results[failed] =
-        Record(chain[failed], failing.code, std::max(clock_ns, last_ts_ + 1), nullptr);
-  } else {
-    results[failed] = failing;
-  }
+  results[failed] = failing;
 }
 
 Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns) {
