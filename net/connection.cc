@@ -616,6 +616,9 @@ class ConnectionImpl final : public Connection,
     SetReady(job->tag);
     job->sink.reset();
     ReturnJob(std::move(job));
+    // Nothing left at the committer: keep one job, not a burst's worth
+    // (4 full batches are ~9 MB) for a connection that may now idle.
+    if (jobs_pending_ == 0 && job_pool_.size() > 1) job_pool_.resize(1);
     if (state_ == State::kClosed) return;
     if (deferred_reads_ > 0) RunDeferredReads();
     if (state_ == State::kOpen) {
