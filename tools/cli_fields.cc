@@ -289,6 +289,9 @@ absl::StatusOr<FieldValue> ParseFieldText(const FieldSpec& f, std::string_view t
     case FieldType::kInt32: {
       int32_t i32 = 0;
       if (!ParseInteger(text, &i32)) return FieldError(f, text, "a 32-bit integer");
+      // -1 is the engine's "not given" for lock_days: typed, it silently
+      // meant the program's default (found in review, session 19).
+      if (i32 < 0) return FieldError(f, text, "a non-negative number of days");
       v.i = i32;
       return v;
     }
@@ -502,7 +505,8 @@ absl::StatusOr<FieldValue> FromJson(const FieldSpec& f, const JsonScalar& j) {
       else return wrong("a 64-bit integer");
       return v;
     case FieldType::kInt32:
-      if (j.type == T::kInt && j.i >= std::numeric_limits<int32_t>::min()) v.i = j.i;
+      if (j.type == T::kInt && j.i < 0) return wrong("a non-negative number of days");
+      if (j.type == T::kInt && j.i <= std::numeric_limits<int32_t>::max()) v.i = j.i;
       else if (j.type == T::kUint && j.u <= uint64_t{std::numeric_limits<int32_t>::max()}) v.i = static_cast<int64_t>(j.u);
       else return wrong("a 32-bit integer");
       return v;

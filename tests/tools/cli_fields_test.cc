@@ -174,6 +174,9 @@ TEST(PostLine, WrongTypes) {
             "line 12: field \"id\" must be a string, not an integer");
   EXPECT_EQ(ErrorOf(base + R"("points":1,"lock_days":3000000000})"),
             "line 12: field \"lock_days\" must be a 32-bit integer, not an integer");
+  // -1 was the engine's "not given", silently (session 19).
+  EXPECT_EQ(ErrorOf(base + R"("points":1,"lock_days":-1})"),
+            "line 12: field \"lock_days\" must be a non-negative number of days, not a negative integer");
   EXPECT_EQ(ErrorOf(base + R"("points":1,"expires_at":"tomorrow"})")
                 .rfind("line 12: field \"expires_at\": invalid time 'tomorrow'", 0),
             0u);

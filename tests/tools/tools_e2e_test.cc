@@ -382,6 +382,9 @@ TEST_F(CliE2E, UsageErrorsAreExitTwo) {
                         "2027-13-01T00:00:00Z"});
   EXPECT_EQ(time.exit_code, 2);
   EXPECT_NE(time.err.find("--expires-at: invalid time"), std::string::npos) << time.err;
+  RunResult lock = Cli({"earn", "--program", "acme", "--member", "x", "--points", "1", "--id", "k", "--lock-days", "-1"});
+  EXPECT_EQ(lock.exit_code, 2);
+  EXPECT_NE(lock.err.find("a non-negative number of days"), std::string::npos) << lock.err;
   RunResult epoch = Cli({"settle", "close", "--program", "acme", "--partner", "p", "--to", "1970-01-01T00:00:00Z",
                          "--id", "s-epoch"});
   EXPECT_EQ(epoch.exit_code, 2);
