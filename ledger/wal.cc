@@ -109,13 +109,8 @@ std::optional<uint64_t> SegmentSalt(std::string_view header, uint64_t number) {
 bool HeaderOfNoSegment(std::string_view header) {
   if (header.find_first_not_of('\0') == std::string_view::npos) return true;
   if (header.size() < 28) return false;
-  ByteReader r(header.substr(0, 28));
-  const uint32_t magic = r.U32();
-  const uint32_t version = r.U32();
-  r.U64();
-  r.U64();
-  const uint32_t crc = r.U32();
-  return magic == kSegmentMagic && version == 1 && crc == Crc32(0, header.data(), 24);
+  const uint64_t named = ByteReader(header.substr(8, 8)).U64();  // after magic and version
+  return SegmentSalt(header, named).has_value();
 }
 
 uint64_t NewSalt() {

@@ -132,7 +132,7 @@ class ConnectionImpl final : public Connection,
     in_.resize(kReadBufferBytesInitial);
     slots_.resize(limits_.inflight_requests_max);
     last_progress_ = SteadyClock::now();
-    hello_deadline_ = last_progress_ + std::chrono::seconds(std::min(limits_.idle_timeout_s, kHelloTimeoutSeconds));
+    hello_deadline_ = last_progress_ + std::chrono::seconds(HelloTimeoutSeconds());
     ArmTimer(hello_deadline_);
     if constexpr (kIsTls<Stream>) {
       state_ = State::kHandshake;
@@ -158,6 +158,8 @@ class ConnectionImpl final : public Connection,
     MaybeFinishDrain();
   }
 
+  uint32_t HelloTimeoutSeconds() const { return std::min(limits_.idle_timeout_s, kHelloTimeoutSeconds); }
+
   void ArmTimer(SteadyClock::time_point at) {
     timer_.expires_at(at);
     timer_.async_wait(
@@ -178,7 +180,7 @@ class ConnectionImpl final : public Connection,
     const auto idle = std::chrono::seconds(limits_.idle_timeout_s);
     if (key_ == nullptr && state_ != State::kDraining) {
       if (now >= hello_deadline_) {
-        Close(StrCat("no Hello within ", std::min(limits_.idle_timeout_s, kHelloTimeoutSeconds), " s"));
+        Close(StrCat("no Hello within ", HelloTimeoutSeconds(), " s"));
       } else {
         ArmTimer(hello_deadline_);
       }
@@ -755,7 +757,6 @@ class ConnectionImpl final : public Connection,
 
   const ApiKey* key_ = nullptr;  // set by a good Hello
   std::atomic<bool> closed_{false};  // state_ == kClosed, for the report thread
-  static constexpr uint32_t kReportsPendingMax = 4;
   SteadyClock::time_point hello_deadline_;
 
   std::vector<uint8_t> in_;
@@ -778,7 +779,6 @@ class ConnectionImpl final : public Connection,
   size_t jobs_pending_ = 0;  // batches at the committer
   size_t deferred_reads_ = 0;  // reads waiting behind them
   size_t reports_pending_ = 0;  // reports on the report thread
-  static constexpr size_t kJobPoolMax = 4;  // the load generator's --in-flight 4 reuses all
   std::vector<std::unique_ptr<CommitJob>> job_pool_;
   flatbuffers::FlatBufferBuilder fbb_;
   std::vector<flatbuffers::Offset<wire::Result>> result_offsets_;

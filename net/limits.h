@@ -69,6 +69,15 @@ inline constexpr uint32_t kIdleTimeoutSecondsCap = 7 * 24 * 3600;
 // every client out (found by a hostile-client review, session 19).
 inline constexpr uint32_t kHelloTimeoutSeconds = 10;
 
+// Reports (audit, statements, trial balance) queued or running for one
+// connection; more are answered server_busy (one report thread serves all).
+inline constexpr uint32_t kReportsPendingMax = 4;
+
+// Finished batch jobs a connection keeps for reuse (with their vectors):
+// as many as the load generator's --in-flight 4 needs; one once nothing is
+// at the committer.
+inline constexpr size_t kJobPoolMax = 4;
+
 // Answers waiting to be written to one connection. At it the server stops
 // reading that socket; when answers to requests already taken push the
 // unsent total past it, the client is not reading them and the connection

@@ -27,6 +27,9 @@ using namespace testing;  // NOLINT: the fixture's builders
 
 namespace fs = std::filesystem;
 
+// The offsets of the frames in a segment file (below).
+std::vector<size_t> FrameOffsets(const std::string& data);
+
 class WalTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -101,6 +104,15 @@ class WalTest : public ::testing::Test {
   }
 
   // The segment holding the newest frames: the biggest number with a frame.
+  // The first segment with at least `n` frames, and their offsets in
+  // *frames; empty if none.
+  fs::path FirstSegmentWithFrames(size_t n, std::vector<size_t>* frames) {
+    for (const fs::path& p : Segments()) {
+      *frames = FrameOffsets(ReadFile(p));
+      if (frames->size() >= n) return p;
+    }
+    return {};
+  }
   static std::string ReadFile(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -549,16 +561,8 @@ TEST_F(WalTest, ADamagedFrameBeforeGoodOnesIsDataLoss) {
   ProgramCreate();
   EarnBatches(1, 3, 5);
   ledger_.reset();
-  std::vector<fs::path> segments = Segments();
-  fs::path target;
   std::vector<size_t> frames;
-  for (const fs::path& p : segments) {
-    frames = FrameOffsets(ReadFile(p));
-    if (frames.size() >= 3) {
-      target = p;
-      break;
-    }
-  }
+  const fs::path target = FirstSegmentWithFrames(3, &frames);
   ASSERT_FALSE(target.empty());
   std::string data = ReadFile(target);
   data[frames[1] + 40] ^= 0x5a;  // the second of several acknowledged commits
@@ -676,15 +680,8 @@ TEST_F(WalTest, ADamagedFrameOfCheckpointedGroupsIsNoLoss) {
   EarnBatches(1, 3, 5);
   const uint64_t head = ledger_->GetHead()->seq;
   ledger_.reset();  // a final checkpoint: every group is in the log environment
-  fs::path target;
   std::vector<size_t> frames;
-  for (const fs::path& p : Segments()) {
-    frames = FrameOffsets(ReadFile(p));
-    if (frames.size() >= 3) {
-      target = p;
-      break;
-    }
-  }
+  const fs::path target = FirstSegmentWithFrames(3, &frames);
   ASSERT_FALSE(target.empty());
   std::string data = ReadFile(target);
   data[frames[1] + 40] ^= 0x5a;
