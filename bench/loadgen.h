@@ -24,6 +24,7 @@
 #ifndef POINTLEDGER_BENCH_LOADGEN_H_
 #define POINTLEDGER_BENCH_LOADGEN_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -74,6 +75,10 @@ struct LoadOptions {
   std::function<void(const Progress&)> on_progress;
   // How to open a connection; default: net::Client::Connect(client).
   std::function<absl::StatusOr<std::unique_ptr<net::Client>>()> connect;
+  // When set (by a signal handler: Ctrl-C), the run ends early: nothing more
+  // is sent, the answers in flight are awaited, and the report covers what
+  // was answered, with `interrupted`. May be null.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct LoadReport {
@@ -90,6 +95,7 @@ struct LoadReport {
   int batch = 0;
   uint64_t seed = 0;  // what --seed replays this run with
   std::string error;  // a connection failed (the figures cover what was answered)
+  bool interrupted = false;  // LoadOptions::stop ended the run early
 };
 
 // Runs the load. A non-OK status means nothing ran (bad options, the setup

@@ -1,7 +1,9 @@
 #include "tools/cli_app.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cctype>
 #include <chrono>
@@ -538,7 +540,8 @@ void Cli::AddLoad() {
       "pointledger load --connections 64 --batch 100 --duration 30s --mix earn=60,redeem=30,referral=10\n"
       "Creates its program (--program, default load) if missing; redeems target members it has\n"
       "earned to. Exits 0 when the run completes (rejections are counted in the report), 2 on a\n"
-      "connection error.",
+      "connection error. Ctrl-C (or SIGTERM) ends the run early: the answers in flight are awaited\n"
+      "and the report covers what was answered (exit 0); a second Ctrl-C quits at once.",
       [this] { return RunLoadCommand(); });
   load->add_option("--connections", load_.connections, "connections")->capture_default_str();
   load->add_option("--threads", load_.threads,
@@ -862,6 +865,38 @@ int Cli::RunAuditVerifyCommand() {
   return WithReader([&](Reader& r) { return RunAuditVerify(r, Out(), expect); }, true);
 }
 
+// Set by SIGINT/SIGTERM during `load`. A lock-free atomic is safe to store
+// from a signal handler.
+std::atomic<bool> g_load_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void OnLoadSignal(int) { g_load_stop.store(true); }
+
+// While alive, SIGINT and SIGTERM end the load run early instead of killing
+// the process (which lost the whole report). SA_RESETHAND: a second signal
+// takes the default action, so a run stuck on a silent server still quits.
+class LoadSignals {
+ public:
+  LoadSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = OnLoadSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~LoadSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  LoadSignals(const LoadSignals&) = delete;
+  LoadSignals& operator=(const LoadSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
 int Cli::RunLoadCommand() {
   if (!g_.data.empty()) return RefuseData("load");
   bench::LoadOptions o;
@@ -896,7 +931,12 @@ int Cli::RunLoadCommand() {
                    p.last_second_tx_per_s, static_cast<unsigned long long>(p.connections_alive));
     };
   }
-  absl::StatusOr<bench::LoadReport> report = bench::RunLoad(o);
+  o.stop = &g_load_stop;
+  absl::StatusOr<bench::LoadReport> report;
+  {
+    const LoadSignals signals;
+    report = bench::RunLoad(o);
+  }
   if (tty) std::fprintf(stderr, "\r%80s\r", "");
   if (!report.ok()) return ConnectFailed(report.status());
   const std::string text = g_.json ? bench::ReportJson(*report) + "\n" : bench::ReportText(*report);

@@ -43,10 +43,18 @@ struct RunResult {
   std::string err;
 };
 
-// Runs `argv` (argv[0] a path) in `cwd` with a clean environment plus
-// `env` ("NAME=value"), stdin from `stdin_path` (or /dev/null).
-inline RunResult RunProcess(const std::vector<std::string>& argv, const std::string& cwd,
-                            const std::vector<std::string>& env = {}, const std::string& stdin_path = "") {
+// A process started by StartProcess, not yet waited for.
+struct StartedProcess {
+  pid_t pid = -1;
+  std::string out_path;
+  std::string err_path;
+};
+
+// Starts `argv` (argv[0] a path) in `cwd` with a clean environment plus
+// `env` ("NAME=value"), stdin from `stdin_path` (or /dev/null), its output
+// captured to files; WaitProcess collects it.
+inline StartedProcess StartProcess(const std::vector<std::string>& argv, const std::string& cwd,
+                                   const std::vector<std::string>& env = {}, const std::string& stdin_path = "") {
   static std::mutex counter_mu;
   static int counter = 0;
   int n = 0;
@@ -80,16 +88,26 @@ inline RunResult RunProcess(const std::vector<std::string>& argv, const std::str
     execve(args[0], args.data(), envp.data());
     _exit(127);
   }
+  return StartedProcess{pid, out_path, err_path};
+}
+
+inline RunResult WaitProcess(const StartedProcess& p) {
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(p.pid, &status, 0) < 0 && errno == EINTR) {
   }
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadWholeFile(out_path);
-  r.err = ReadWholeFile(err_path);
-  unlink(out_path.c_str());
-  unlink(err_path.c_str());
+  r.out = ReadWholeFile(p.out_path);
+  r.err = ReadWholeFile(p.err_path);
+  unlink(p.out_path.c_str());
+  unlink(p.err_path.c_str());
   return r;
+}
+
+// StartProcess, then WaitProcess.
+inline RunResult RunProcess(const std::vector<std::string>& argv, const std::string& cwd,
+                            const std::vector<std::string>& env = {}, const std::string& stdin_path = "") {
+  return WaitProcess(StartProcess(argv, cwd, env, stdin_path));
 }
 
 // pointledgerd --data DIR --listen 127.0.0.1:0 [extra_args], waiting for its
