@@ -486,7 +486,10 @@ void Ledger::Rep::CheckpointLoop() {
     // this the files would grow by each checkpoint's copies until the next
     // restart (tests/crash: KillNine.AKilledReaderPinsNoSpace).
     ClearStaleReaders();
-    if (absl::Status s = WriteCheckpoint(*map, seq); !s.ok()) {
+    absl::Status written =
+        options.before_checkpoint ? options.before_checkpoint(seq) : absl::OkStatus();
+    if (written.ok()) written = WriteCheckpoint(*map, seq);
+    if (const absl::Status& s = written; !s.ok()) {
       // The log still holds everything; the map stays in memory and the
       // next attempt retries. Nothing acknowledged is at risk.
       std::fprintf(stderr, "pointledger: checkpoint at seq %llu failed: %s; retrying\n",
@@ -754,6 +757,20 @@ absl::StatusOr<Ledger::Writer> Ledger::BeginWrite() {
     rep_->writer_active.store(false);
     return s;
   };
+  // Backpressure: everything since the last checkpoint is in memory, and
+  // one checkpoint runs at a time. Past the bound, wait for the one under
+  // way and start the next; if checkpoints keep failing, refuse (the log
+  // has everything acknowledged; nothing is lost by refusing more).
+  if (rep_->active.size() >= rep_->options.memory_entries_max) {
+    rep_->WaitForCheckpoint();
+    rep_->MaybeFreeze(/*force=*/true);
+    if (const size_t waiting = rep_->active.size(); waiting >= rep_->options.memory_entries_max) {
+      return fail(absl::ResourceExhaustedError(
+          StrCat(waiting, " entries of state wait in memory for a checkpoint, and the last checkpoint failed "
+                          "(the log says why: a full disk or state map); new batches are refused until one "
+                          "succeeds")));
+    }
+  }
   absl::StatusOr<lmdb::Txn> state;
   absl::StatusOr<lmdb::Txn> log;
   {

@@ -316,12 +316,21 @@ struct Options {
   // page writes per transaction, more memory, longer replays on open.
   uint64_t checkpoint_entries = uint64_t{1} << 21;
   int64_t checkpoint_interval_ms = 1000;
+  // Backpressure: once this many entries wait in memory for a checkpoint
+  // (~200 bytes each), a new group commit first waits for the checkpoint
+  // under way; if the last one failed (a full disk or state map), its
+  // batches are refused (ResourceExhausted: server_busy) until one
+  // succeeds, instead of memory growing until the process is killed.
+  uint64_t memory_entries_max = uint64_t{1} << 23;
   // A clean close writes a final checkpoint, so the next open replays
   // nothing. Tests turn it off to exercise the replay a crash would need.
   bool checkpoint_on_close = true;
   // The write-ahead log's segment files (docs/storage.md) start at 256 KiB
   // and double up to this size.
   uint64_t wal_segment_bytes = uint64_t{16} << 20;
+  // Tests: called on the checkpointer's thread before each checkpoint
+  // attempt; a non-OK status fails the attempt as a full disk would.
+  std::function<absl::Status(uint64_t)> before_checkpoint = nullptr;
   // Tests: called on the checkpointer's thread with the checkpoint's seq
   // once it is written and its in-memory map dropped.
   std::function<void(uint64_t)> after_checkpoint = nullptr;

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "tests/common/self_exec.h"
 #include "tests/ledger/ledger_fixture.h"
 
@@ -356,6 +357,116 @@ TEST_F(CheckpointTest, AFullMapLosesNothingAcknowledged) {
   ASSERT_TRUE(ledger->ApplyBatch(std::vector<Transaction>{Earn("acme", "after", 5, "after-1")},
                                  Auth::Admin(), &results).ok());
   EXPECT_EQ(results[0].code, Code::kOk);
+}
+
+// Checkpoints that keep failing (a full disk or state map) must not let the
+// state waiting in memory grow without bound: past memory_entries_max new
+// batches are refused, nothing acknowledged is lost, and once a checkpoint
+// succeeds again the ledger carries on.
+TEST_F(CheckpointTest, FailingCheckpointsRefuseBatchesPastTheMemoryBound) {
+  std::atomic<bool> fail{true};
+  Options options;
+  options.dir = a_dir_;
+  options.map_size_bytes = uint64_t{64} << 20;
+  options.clock = &clock_;
+  options.checkpoint_entries = 50;
+  options.memory_entries_max = 500;
+  options.before_checkpoint = [&fail](uint64_t) {
+    return fail.load() ? absl::ResourceExhaustedError("test: disk full") : absl::OkStatus();
+  };
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Ledger>& ledger = *opened;
+  std::vector<Result> results;
+  ASSERT_TRUE(ledger->ApplyBatch(std::vector<Transaction>{ProgramCreate("acme", 0)}, Auth::Admin(), &results).ok());
+  std::map<std::string, uint64_t> acknowledged;
+  absl::Status refused;
+  int i = 0;
+  for (; i < 5000 && refused.ok(); ++i) {
+    const std::string member = "m" + std::to_string(i);
+    refused = ledger->ApplyBatch(std::vector<Transaction>{Earn("acme", member, 10, "e" + std::to_string(i))},
+                                 Auth::Admin(), &results);
+    if (refused.ok()) acknowledged[member] += 10;
+  }
+  ASSERT_FALSE(refused.ok()) << "5000 earns were taken with every checkpoint failing";
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(std::string(refused.message()).find("checkpoint failed"), std::string::npos) << refused;
+  // Each earn keeps a few entries in memory: the refusal came near the bound
+  // (the frozen map of 50-odd entries plus the active one's 500).
+  EXPECT_LT(i, 300) << "refused only after " << i << " earns";
+  // Refused again, not applied: the head stays where it was.
+  const uint64_t head = ledger->GetHead()->seq;
+  EXPECT_FALSE(ledger->ApplyBatch(std::vector<Transaction>{Earn("acme", "late", 10, "late")}, Auth::Admin(),
+                                  &results).ok());
+  EXPECT_EQ(ledger->GetHead()->seq, head);
+  // Room again: the checkpointer retries every second; then batches go in.
+  fail.store(false);
+  absl::Status after = absl::UnknownError("not tried");
+  for (int tries = 0; tries < 100 && !after.ok(); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = ledger->ApplyBatch(std::vector<Transaction>{Earn("acme", "late", 10, "late")}, Auth::Admin(), &results);
+  }
+  ASSERT_TRUE(after.ok()) << after;
+  EXPECT_EQ(results[0].code, Code::kOk);
+  for (const auto& [member, points] : acknowledged) {
+    absl::StatusOr<std::optional<Balance>> b = ledger->GetBalance("acme", member);
+    ASSERT_TRUE(b.ok() && b->has_value()) << member;
+    EXPECT_EQ((*b)->posted, points) << member;
+  }
+  EXPECT_TRUE(ledger->TrialBalance()->empty());
+}
+
+// A checkpoint that is slow (not failing) holds new group commits back at the
+// bound instead: they wait for it, then go on.
+TEST_F(CheckpointTest, ASlowCheckpointHoldsCommitsBackAtTheMemoryBound) {
+  absl::Notification release;
+  std::atomic<int> attempts{0};
+  Options options;
+  options.dir = a_dir_;
+  options.map_size_bytes = uint64_t{64} << 20;
+  options.clock = &clock_;
+  options.checkpoint_entries = 50;
+  options.memory_entries_max = 500;
+  options.before_checkpoint = [&](uint64_t) {
+    attempts.fetch_add(1);
+    release.WaitForNotification();
+    return absl::OkStatus();
+  };
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Ledger>& ledger = *opened;
+  constexpr int kEarns = 2000;
+  std::atomic<int> applied{0};
+  std::thread writer([&] {
+    std::vector<Result> results;
+    ASSERT_TRUE(
+        ledger->ApplyBatch(std::vector<Transaction>{ProgramCreate("acme", 0)}, Auth::Admin(), &results).ok());
+    for (int i = 0; i < kEarns; ++i) {
+      const absl::Status s = ledger->ApplyBatch(
+          std::vector<Transaction>{Earn("acme", "m" + std::to_string(i), 10, "e" + std::to_string(i))},
+          Auth::Admin(), &results);
+      ASSERT_TRUE(s.ok()) << s;
+      applied.fetch_add(1);
+    }
+  });
+  // The writer stalls with the checkpoint blocked: its count stops moving
+  // well short of the end.
+  int last = -1;
+  for (int polls = 0; polls < 400; ++polls) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const int now = applied.load();
+    if (now == last || now == kEarns) break;
+    last = now;
+  }
+  const int stalled_at = applied.load();
+  EXPECT_LT(stalled_at, 300) << "the writer did not wait for the blocked checkpoint";
+  EXPECT_GE(attempts.load(), 1);
+  release.Notify();
+  writer.join();
+  EXPECT_EQ(applied.load(), kEarns);
+  absl::StatusOr<std::optional<Balance>> b = ledger->GetBalance("acme", "m1999");
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->posted, 10u);
 }
 
 // The writer skips LMDB for ids its filter has never seen (ledger/id_filter.h).
