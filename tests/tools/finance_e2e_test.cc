@@ -599,6 +599,19 @@ TEST_F(ExternalE2E, AllMatchingIsExitZero) {
   EXPECT_EQ(summary["missing_in_file"], 1) << s.out;
 }
 
+// A file's bytes need not be UTF-8; --json must still print valid JSON (each
+// bad byte as U+FFFD), not abort in the JSON library or print bytes a JSON
+// parser refuses.
+TEST_F(ExternalE2E, AnOrderRefThatIsNotUtf8IsPrintedAsValidJson) {
+  const std::string csv = WriteFile("bytes.csv", "order_ref,points,kind\nab\xff\xfe" "c,5,earn\n");
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json"}, 1);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);  // parses every line
+  ASSERT_EQ(f["missing_in_ledger"].size(), 1u) << r.out;
+  EXPECT_EQ(f["missing_in_ledger"][0]["order_ref"], "ab\xef\xbf\xbd\xef\xbf\xbd" "c") << r.out;
+  EXPECT_EQ(summary["missing_in_ledger"], 1);
+}
+
 // Found in review: a byte-order mark kept a quoted first header field from
 // being read as quoted, and a file stamped in whole seconds covered only the
 // first nanosecond of its last second.
