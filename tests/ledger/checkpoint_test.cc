@@ -140,6 +140,17 @@ class CheckpointTest : public ::testing::Test {
     return opened.ok() ? *std::move(opened) : nullptr;
   }
 
+  // Checkpoints every 50 entries, and at most 500 waiting in memory.
+  Options MemoryBoundOptions() {
+    Options options;
+    options.dir = a_dir_;
+    options.map_size_bytes = uint64_t{64} << 20;
+    options.clock = &clock_;
+    options.checkpoint_entries = 50;
+    options.memory_entries_max = 500;
+    return options;
+  }
+
   // The Fingerprint of a read-only ledger of `dir`, taken by this test
   // binary run again as CheckpointTest.ReaderProcess.
   static std::string ReadInAnotherProcess(const std::string& dir) {
@@ -365,12 +376,7 @@ TEST_F(CheckpointTest, AFullMapLosesNothingAcknowledged) {
 // succeeds again the ledger carries on.
 TEST_F(CheckpointTest, FailingCheckpointsRefuseBatchesPastTheMemoryBound) {
   std::atomic<bool> fail{true};
-  Options options;
-  options.dir = a_dir_;
-  options.map_size_bytes = uint64_t{64} << 20;
-  options.clock = &clock_;
-  options.checkpoint_entries = 50;
-  options.memory_entries_max = 500;
+  Options options = MemoryBoundOptions();
   options.before_checkpoint = [&fail](uint64_t) {
     return fail.load() ? absl::ResourceExhaustedError("test: disk full") : absl::OkStatus();
   };
@@ -421,12 +427,7 @@ TEST_F(CheckpointTest, FailingCheckpointsRefuseBatchesPastTheMemoryBound) {
 TEST_F(CheckpointTest, ASlowCheckpointHoldsCommitsBackAtTheMemoryBound) {
   absl::Notification release;
   std::atomic<int> attempts{0};
-  Options options;
-  options.dir = a_dir_;
-  options.map_size_bytes = uint64_t{64} << 20;
-  options.clock = &clock_;
-  options.checkpoint_entries = 50;
-  options.memory_entries_max = 500;
+  Options options = MemoryBoundOptions();
   options.before_checkpoint = [&](uint64_t) {
     attempts.fetch_add(1);
     release.WaitForNotification();
