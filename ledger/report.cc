@@ -94,8 +94,11 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
   // Balances and lots at as_of.
   Sum outstanding, unswept, in30, in60, in90;
   const int64_t day = kNanosPerDay;
+  // INT64_MAX marks a lot that never expires (ledger.h): not a date, so
+  // never "expiring", however near the end of time as_of is.
   auto within = [&](int64_t expires, int64_t days) {
-    return expires > as_of_ns && expires - as_of_ns <= days * day;
+    return expires != std::numeric_limits<int64_t>::max() && expires > as_of_ns &&
+           expires - as_of_ns <= days * day;
   };
   PL_ASSIGN_OR_RETURN(ViewCursor accounts, ViewCursor::Open(at, dbs.accounts));
   PL_ASSIGN_OR_RETURN(bool found, accounts.First());
@@ -116,7 +119,7 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
       for (const LotEntry& lot : lots) {
         const int64_t expires = lot.info.expires_at_ns;
         const uint64_t n = lot.info.remaining;
-        if (expires <= as_of_ns) unswept.Add(n);
+        if (expires <= as_of_ns && expires != std::numeric_limits<int64_t>::max()) unswept.Add(n);
         if (within(expires, 30)) in30.Add(n);
         if (within(expires, 60)) in60.Add(n);
         if (within(expires, 90)) in90.Add(n);

@@ -460,6 +460,31 @@ TEST_F(LiabilityTest, AsOfInThePastIsTheBalanceThenAndWhatAReportThenSaid) {
   EXPECT_EQ(future.expired_unswept_points, 70u);
 }
 
+// Points that never expire carry expires_at INT64_MAX as a marker, not a
+// date: they are never "expiring", however close as_of comes to the end of
+// time (found in review, session 20: an as_of within 90 days of 2262-04-11
+// counted them all).
+TEST_F(LiabilityTest, PointsThatNeverExpireAreNeverExpiring) {
+  constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+  clock_.Set(T0);
+  MustApply({ProgramCreate("never", /*expiry_days=*/0), Earn("never", "alice", 100, "e-forever"),
+             EarnExpiring("never", "alice", 7, kEnd - 6 * D, "e-late")});
+  const int64_t as_of = kEnd - 10 * D;
+  const Liability l = MustLiability("never", T0, T0 + D, as_of);
+  EXPECT_EQ(l.outstanding_points, 107u);
+  EXPECT_EQ(l.expiring_30d_points, 7u);
+  EXPECT_EQ(l.expiring_60d_points, 7u);
+  EXPECT_EQ(l.expiring_90d_points, 7u);
+  EXPECT_EQ(l.expired_unswept_points, 0u);
+  // 40 days before the end: the 7 are 34 days out.
+  const Liability earlier = MustLiability("never", T0, T0 + D, kEnd - 40 * D);
+  EXPECT_EQ(earlier.expiring_30d_points, 0u);
+  EXPECT_EQ(earlier.expiring_60d_points, 7u);
+  EXPECT_EQ(earlier.expiring_90d_points, 7u);
+  // At the very end of time the 7 have expired (not swept); the 100 never do.
+  EXPECT_EQ(MustLiability("never", T0, T0 + D, kEnd).expired_unswept_points, 7u);
+}
+
 TEST_F(LiabilityTest, UnknownProgramIsNotFound) {
   BuildFixture();
   if (HasFatalFailure()) return;
