@@ -87,7 +87,7 @@ absl::StatusOr<Statement> ComputeStatement(const View& txn, const Dbs& dbs,
   const __int128 net = partner_owes - program_owes;
   for (const __int128 v : {earned, redeemed, partner_owes, program_owes, net}) {
     if (v > std::numeric_limits<int64_t>::max() || v < -std::numeric_limits<int64_t>::max()) {
-      return absl::OutOfRangeError("statement: an amount exceeds 2^63 - 1");
+      return absl::OutOfRangeError("overflow: statement: an amount exceeds 2^63 - 1");
     }
   }
   s.earned_points = static_cast<int64_t>(earned);

@@ -23,7 +23,7 @@ class Sum {
 
 absl::Status Narrow(const Sum& sum, std::string_view name, uint64_t* out) {
   if (sum.total() > std::numeric_limits<uint64_t>::max()) {
-    return absl::OutOfRangeError(StrCat("liability: ", name, " exceeds 2^64 - 1"));
+    return absl::OutOfRangeError(StrCat("overflow: liability: ", name, " exceeds 2^64 - 1"));
   }
   *out = static_cast<uint64_t>(sum.total());
   return absl::OkStatus();
@@ -134,7 +134,7 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
   PL_RETURN_IF_ERROR(Narrow(in90, "expiring_90d_points", &out.expiring_90d_points));
   const __int128 value = static_cast<__int128>(out.outstanding_points) * out.point_value_micros;
   if (value > std::numeric_limits<int64_t>::max()) {
-    return absl::OutOfRangeError("liability: outstanding_value_micros exceeds 2^63 - 1");
+    return absl::OutOfRangeError("overflow: liability: outstanding_value_micros exceeds 2^63 - 1");
   }
   out.outstanding_value_micros = static_cast<int64_t>(value);
 

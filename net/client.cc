@@ -69,7 +69,7 @@ absl::Status CodeStatus(wire::Code code) {
     return absl::PermissionDeniedError("permission_denied");
   }
   if (code == wire::Code::overflow) {
-    return absl::OutOfRangeError("overflow: a total of the report exceeds 2^63 - 1");
+    return absl::OutOfRangeError("overflow: a total of the report is too large to state (points beyond 2^64 - 1, or money beyond 2^63 - 1 micros)");
   }
   if (static_cast<int>(code) > ledger::kCodeMax) {
     return absl::DataLossError("the server answered an unknown code");

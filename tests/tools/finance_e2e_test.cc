@@ -936,6 +936,9 @@ TEST_F(FinanceE2E, LiabilityPastTheLimitIsAnOverflowNotServerBusy) {
   RunResult data = Data({"reconcile", "liability", "--program", "big", "--json"});
   EXPECT_EQ(data.exit_code, 2);
   EXPECT_NE(data.err.find("exceeds 2^63 - 1"), std::string::npos) << data.err;
+  // Both ways the message starts alike (found in review, session 20).
+  EXPECT_EQ(server.err.rfind("error: overflow: ", 0), 0u) << server.err;
+  EXPECT_EQ(data.err.rfind("error: overflow: ", 0), 0u) << data.err;
 }
 
 // 6. Liability at an earlier time (the state rebuilt from the log) and for
