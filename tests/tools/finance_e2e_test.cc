@@ -599,6 +599,19 @@ TEST_F(ExternalE2E, AllMatchingIsExitZero) {
   EXPECT_EQ(summary["missing_in_file"], 1) << s.out;
 }
 
+// A quoted CSV field may hold a line break; the text output escapes it, so
+// that each finding stays one line (found in review, session 20).
+TEST_F(ExternalE2E, AnOrderRefWithALineBreakStaysOnOneLineOfText) {
+  const std::string csv = WriteFile("nl.csv", "order_ref,points,kind,member\n\"two\nlines\",5,earn,\"m\tx\"\n");
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--mismatches-only"}, 1);
+  const std::vector<std::string> lines = SplitLines(r.out);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "missing_in_ledger  two\\nlines  line 2 earn 5 m\\tx"), 1)
+      << r.out;
+  for (const std::string& line : lines) {
+    EXPECT_NE(line.rfind("lines", 0), 0u) << "a finding was split: " << r.out;
+  }
+}
+
 // A row may name a transaction of a kind the ledger posts on its own (an
 // account_close, the program's creation): it is matched against it, not
 // reported missing_in_ledger; unnamed, such a transaction is never
