@@ -6,6 +6,7 @@
 #include "ledger/limits.h"
 #include "ledger/status.h"
 #include "tools/cli_format.h"
+#include "tools/cli_time.h"
 
 namespace pointledger::tools {
 namespace {
@@ -205,6 +206,15 @@ int RunSettleStatement(Reader& reader, const Output& o, const std::string& progr
       return NotFound(o, message);
     }
     return ReportError(o, s.status());
+  }
+  if (s->from_ns > s->to_ns) {
+    // Only without --from (checked against --to before): the period starts
+    // where the last settlement ended, after this --to. An all-zero
+    // statement of a backwards period would read as "nothing to settle".
+    return ReportError(o, absl::InvalidArgumentError(
+                              StrCat("--to ", FormatTime(s->to_ns), " is before the end of the last settlement (",
+                                     FormatTime(s->from_ns), "), where the period starts without --from; give "
+                                     "--from to print an earlier period")));
   }
   if (o.json) {
     PrintLine(o, StatementJson(*s));

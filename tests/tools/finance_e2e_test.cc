@@ -1112,6 +1112,12 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
                                     FormatTime(WallNs()), "--json"}, 0).out);
   EXPECT_GT(TimeOf(json{{"timestamp", open["from"]}}), posted_["t5"].ts_ns) << open.dump();
   EXPECT_EQ(open["earned_points"], 0) << open.dump();
+  // A --to before that start, without --from, is a usage error, not an
+  // all-zero statement of a backwards period (found in review, session 20).
+  const RunResult backwards =
+      Both({"settle", "statement", "--program", "travel", "--partner", "air", "--to", to, "--json"}, 2);
+  EXPECT_EQ(backwards.out, "");
+  EXPECT_NE(backwards.err.find("is before the end of the last settlement"), std::string::npos) << backwards.err;
   EXPECT_EQ(Both(statement, 0).out, before_text.out);
   // The period after: 7 earned at the price in effect then, and 10 of t2
   // reversed at t2's own price (docs/semantics.md: a reversal refunds what
