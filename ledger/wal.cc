@@ -577,9 +577,15 @@ absl::Status CheckSegments(const std::string& dir, uint64_t checked_seq) {
     return absl::OkStatus();
   };
   // A segment the writer renames for reuse while it is read can show a
-  // header half written: a finding must hold on a second look.
+  // header half written: beside a writer, a finding must be the same on
+  // two looks in a row (a busy writer can race one look after another, so
+  // up to five).
   absl::Status status = check();
-  if (absl::IsDataLoss(status) && !at_rest) status = check();
+  for (int look = 1; absl::IsDataLoss(status) && !at_rest && look < 5; ++look) {
+    absl::Status again = check();
+    if (again == status) break;
+    status = std::move(again);
+  }
   ::close(fd);  // and with it the lock
   return status;
 }
