@@ -36,11 +36,13 @@ inline constexpr uint32_t kResponseBytesMax = uint32_t{64} << 20;
 
 // The FlatBuffers Verifier's limits. Our deepest path is
 // Request -> body -> transactions vector -> Transaction -> string: 5 levels;
-// 8 leaves room for fields added at the end of tables. Tables: one per
-// transaction plus the envelope and the body.
+// 8 leaves room for fields added at the end of tables. Tables: as many as
+// the largest frame can hold (a table is at least 4 bytes), so the bound
+// on the verifier's work is the frame size alone. A bound by batch size
+// (it was 2 × 8,190 + 16) refused a batch of 16,395 small transactions as
+// malformed_request before the server could answer it batch_too_large.
 inline constexpr uint32_t kVerifierDepthMax = 8;
-inline constexpr uint32_t kVerifierTablesMax =
-    static_cast<uint32_t>(ledger::kBatchTransactionsMax) * 2 + 16;
+inline constexpr uint32_t kVerifierTablesMax = kFrameBytesMaxCap / 4;
 
 // ---------------------------------------------------------------------------
 // Connections. Each default is a config key; the caps keep a typo in the
