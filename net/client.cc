@@ -90,7 +90,12 @@ class ClientImpl final : public Client {
       std::span<const ledger::Transaction> batch) override {
     PL_ASSIGN_OR_RETURN(const uint64_t id, Send(batch));
     for (;;) {
-      PL_ASSIGN_OR_RETURN(Answer answer, NextAnswer());
+      absl::StatusOr<Answer> next = NextAnswer();
+      if (!next.ok()) {
+        Abandon(id);
+        return next.status();
+      }
+      const Answer& answer = *next;
       absl::StatusOr<BatchAnswer> batch_answer = ToBatchAnswer(answer);
       if (answer.request_id == id) {
         if (!batch_answer.ok()) return batch_answer.status();
@@ -347,11 +352,29 @@ class ClientImpl final : public Client {
     }
     pending_.push_back(Pending{id, fbb_.Release(), batch_size});
     absl::Status s = connected_ ? WriteAll(pending_.back().frame) : absl::UnavailableError("connection: not connected");
+    if (!s.ok() && (IsConnectionError(s) || s.code() == absl::StatusCode::kDeadlineExceeded)) {
+      s = Recover(s);  // resends everything pending, this one too
+    }
     if (!s.ok()) {
-      if (!IsConnectionError(s) && s.code() != absl::StatusCode::kDeadlineExceeded) return s;
-      PL_RETURN_IF_ERROR(Recover(s));  // resends everything pending, this one too
+      Abandon(id);
+      return s;
     }
     return id;
+  }
+
+  // Forgets a request whose caller got an error instead of its answer (a
+  // Send, a Post or a read that failed): it is not resent later, and its
+  // answer never turns up in Receive(). A batch so abandoned may or may not
+  // have been applied; posting it again with the same ids tells (exactly
+  // once: a duplicate answers with the original result). The connection is
+  // closed, since the server may still answer the request on it; the other
+  // requests in flight are resent on the next one.
+  void Abandon(uint64_t id) {
+    const auto it = std::find_if(pending_.begin(), pending_.end(),
+                                 [id](const Pending& p) { return p.request_id == id; });
+    if (it == pending_.end()) return;
+    pending_.erase(it);
+    CloseTransport();
   }
 
   // A read: send, then wait for its answer (buffering batch answers that
@@ -360,7 +383,12 @@ class ClientImpl final : public Client {
                                              flatbuffers::Offset<void> body) {
     PL_ASSIGN_OR_RETURN(const uint64_t id, Enqueue(type, body, 0));
     for (;;) {
-      PL_ASSIGN_OR_RETURN(Answer answer, NextAnswer());
+      absl::StatusOr<Answer> next = NextAnswer();
+      if (!next.ok()) {
+        Abandon(id);
+        return next.status();
+      }
+      const Answer& answer = *next;
       if (answer.request_id != id) {
         buffered_.push_back(ToBatchAnswer(answer));
         continue;
@@ -389,12 +417,21 @@ class ClientImpl final : public Client {
   }
 
   // Reads the answer to pending_.front() and pops it, reconnecting and
-  // resending on connection errors.
+  // resending on connection errors: reconnect_attempts times in all, since
+  // a reconnect that works resets Recover's own count (a server that takes
+  // each new connection and drops it again was retried for ever).
   absl::StatusOr<Answer> NextAnswer() {
     PL_CHECK(!pending_.empty());
-    for (;;) {
-      absl::Status s = connected_ ? absl::OkStatus() : Recover(absl::UnavailableError("connection: closed"));
-      if (!s.ok()) return s;
+    absl::Status lost = absl::UnavailableError("connection: closed");
+    for (int drops = 0;; ++drops) {
+      if (!connected_) {
+        if (drops > options_.reconnect_attempts) {
+          return absl::UnavailableError(StrCat("connection: ", options_.host, ":", options_.port, " closed ",
+                                               drops, " connections before answering: ",
+                                               std::string(lost.message())));
+        }
+        PL_RETURN_IF_ERROR(Recover(lost));
+      }
       absl::StatusOr<const wire::Response*> r = ReadResponse();
       if (!r.ok()) {
         if (r.status().code() == absl::StatusCode::kDeadlineExceeded) {
@@ -402,7 +439,8 @@ class ClientImpl final : public Client {
           return r.status();
         }
         if (!IsConnectionError(r.status())) return r.status();
-        PL_RETURN_IF_ERROR(Recover(r.status()));
+        lost = r.status();
+        CloseTransport();
         continue;
       }
       const Pending& front = pending_.front();
@@ -536,14 +574,23 @@ class ClientImpl final : public Client {
 
   // ---- Bytes, each operation bounded by timeout_ms.
 
+  using Deadline = std::chrono::steady_clock::time_point;
+  Deadline FromNow() const {
+    return std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+  }
+
   // Starts an operation with start(done) and runs it to completion or the
-  // timeout (which closes the transport and reports timed_out).
+  // deadline (which closes the transport and reports timed_out).
   template <typename StartFn>
   ErrorCode RunTimed(StartFn start) {
+    return RunTimed(start, FromNow());
+  }
+  template <typename StartFn>
+  ErrorCode RunTimed(StartFn start, Deadline deadline) {
     ErrorCode result = asio::error::would_block;
     start([&result](const ErrorCode& ec) { result = ec; });
     io_.restart();
-    io_.run_for(std::chrono::milliseconds(options_.timeout_ms));
+    io_.run_until(deadline);
     if (result == asio::error::would_block) {
       CloseTransport();  // cancels the operation
       io_.restart();
@@ -571,7 +618,7 @@ class ClientImpl final : public Client {
     return WriteAll(std::span<const uint8_t>(frame.data(), frame.size()));
   }
 
-  absl::Status ReadSome() {
+  absl::Status ReadSome(Deadline deadline) {
     if (in_end_ == in_.size()) {
       PL_CHECK(in_begin_ > 0);
       Compact();
@@ -588,7 +635,7 @@ class ClientImpl final : public Client {
       } else {
         socket_->async_read_some(buffer, handler);
       }
-    });
+    }, deadline);
     if (ec == asio::error::timed_out) {
       return absl::DeadlineExceededError(
           StrCat("no answer within ", options_.timeout_ms, " ms"));
@@ -604,8 +651,11 @@ class ClientImpl final : public Client {
     in_begin_ = 0;
   }
 
-  // The next verified frame; valid until the next call.
+  // The next verified frame; valid until the next call. timeout_ms bounds
+  // the whole frame, not each read of it: a peer that trickles a byte at a
+  // time cannot stretch it.
   absl::StatusOr<const wire::Response*> ReadResponse() {
+    const Deadline deadline = FromNow();
     if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
     for (;;) {
       const size_t available = in_end_ - in_begin_;
@@ -639,7 +689,7 @@ class ClientImpl final : public Client {
           if (in_.size() < frame_bytes) in_.resize(frame_bytes);
         }
       }
-      PL_RETURN_IF_ERROR(ReadSome());
+      PL_RETURN_IF_ERROR(ReadSome(deadline));
     }
   }
 

@@ -28,9 +28,14 @@ struct ClientOptions {
   std::string client_name = "pointledger";
   bool tls = false;
   std::string tls_ca_file;   // empty: system default roots
-  int timeout_ms = 30'000;   // connect and per-response
+  // Bounds a connect, a write, and the wait for each answer (the whole
+  // frame, however slowly it trickles in). Reports (TrialBalance, Audit,
+  // LiabilityReport) can take minutes on a big ledger: give them a Client
+  // with a longer timeout.
+  int timeout_ms = 30'000;
   // Connection errors are retried this many times on a fresh connection,
-  // re-sending the unanswered batches with the same ids (safe: exactly once).
+  // re-sending the unanswered batches with the same ids (safe: exactly once);
+  // while waiting for one answer, this many connections in all.
   int reconnect_attempts = 3;
 };
 
@@ -43,6 +48,15 @@ struct ClientOptions {
 //   server_busy         -> Unavailable
 //   socket errors, timeouts, refused connections -> Unavailable / DeadlineExceeded
 // The message names the SPEC word (e.g. "server_busy: map full").
+//
+// When a call fails with a connection error or a timeout:
+// - Post, Send and every read abandon their own request: it is not resent
+//   and its answer never turns up in Receive(). A batch so abandoned may or
+//   may not have been applied; post it again with the same ids to know (a
+//   duplicate answers with the original result).
+// - Receive keeps the request it waited for in flight: the next call
+//   reconnects, resends it with the other unanswered batches, and a
+//   Receive then returns its answer.
 class Client {
  public:
   // Connects and says Hello. Unauthenticated if the key is refused.

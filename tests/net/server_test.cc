@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -939,6 +940,153 @@ TEST(Client, SomethingThatIsNotPointledgerdIsNamed) {
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find(StrCat("is 127.0.0.1:", o.port, " a pointledgerd?")), std::string::npos)
       << c.status();
+}
+
+// A call that fails abandons its own request: after a read timed out (the
+// server stopped with SIGSTOP), the next Post gets its own answer, nothing
+// stays in flight, and the read's answer never turns up in Receive() (found
+// in review, session 20: the read was resent and its answer read as a
+// batch's, DATA_LOSS).
+TEST(Client, ATimedOutReadIsAbandonedNotAnsweredLater) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  ClientOptions o = server->Options(server->admin_key());
+  o.timeout_ms = 500;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  Client& client = **c;
+  MustPost(client, {ProgramCreate("acme")});
+  ::kill(server->pid(), SIGSTOP);
+  absl::StatusOr<ledger::ChainHead> head = client.GetHead();
+  ::kill(server->pid(), SIGCONT);
+  ASSERT_FALSE(head.ok());
+  EXPECT_EQ(head.status().code(), absl::StatusCode::kDeadlineExceeded) << head.status();
+  EXPECT_EQ(client.in_flight(), 0u);
+  std::vector<ledger::Result> r = MustPost(client, {Earn("acme", "alice", 5, "after-stop")});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].code, ledger::Code::kOk);
+  EXPECT_EQ(client.in_flight(), 0u);
+  EXPECT_EQ(client.Receive().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(HeadSeq(client), 2u);
+}
+
+// A fake server on a loopback port; `serve` runs for each connection
+// accepted (until the test ends), with the socket.
+class FakeServer {
+ public:
+  explicit FakeServer(std::function<void(int)> serve) : serve_(std::move(serve)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    PL_CHECK(listener_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    PL_CHECK(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    PL_CHECK(::listen(listener_, 16) == 0);
+    PL_CHECK(::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int c = ::accept(listener_, nullptr, nullptr);
+        if (c < 0) return;  // shut down
+        accepted_.fetch_add(1);
+        serve_(c);
+        ::close(c);
+      }
+    });
+  }
+  ~FakeServer() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+
+  // A HelloOk frame, as pointledgerd answers a good Hello.
+  static std::vector<uint8_t> HelloOk() {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto ok = wire::CreateHelloOkDirect(fbb, kProtocolVersion, "admin", "fake", 8190, 4 << 20);
+    FinishResponse(fbb, 0, wire::ConnError::none, "", wire::ResponseBody::HelloOk, ok.Union());
+    return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  }
+  // Reads one whole frame (length prefix and body); false at the end.
+  static bool ReadFrame(int fd) {
+    uint8_t header[4];
+    if (!ReadExactly(fd, header, 4)) return false;
+    std::vector<uint8_t> body(static_cast<uint32_t>(header[0]) | static_cast<uint32_t>(header[1]) << 8 |
+                              static_cast<uint32_t>(header[2]) << 16 | static_cast<uint32_t>(header[3]) << 24);
+    return ReadExactly(fd, body.data(), body.size());
+  }
+
+ private:
+  static bool ReadExactly(int fd, uint8_t* p, size_t n) {
+    while (n > 0) {
+      const ssize_t k = ::read(fd, p, n);
+      if (k <= 0) return false;
+      p += k;
+      n -= static_cast<size_t>(k);
+    }
+    return true;
+  }
+  std::function<void(int)> serve_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// A server that takes each connection, answers Hello, then drops it at the
+// first request: the client gives up after reconnect_attempts connections
+// (found in review, session 20: each reconnect that worked reset the count,
+// and the call never returned).
+TEST(Client, AServerThatDropsEveryRequestIsGivenUpOn) {
+  FakeServer fake([](int fd) {
+    if (!FakeServer::ReadFrame(fd)) return;  // the Hello
+    const std::vector<uint8_t> ok = FakeServer::HelloOk();
+    if (::write(fd, ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) return;
+    (void)FakeServer::ReadFrame(fd);  // the request, then close
+  });
+  ClientOptions o;
+  o.port = fake.port();
+  o.api_key = "x";
+  o.reconnect_attempts = 2;
+  o.timeout_ms = 3000;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<ledger::ChainHead> head = (*c)->GetHead();
+  ASSERT_FALSE(head.ok());
+  EXPECT_EQ(head.status().code(), absl::StatusCode::kUnavailable) << head.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_LE(fake.accepted(), 1 + 3) << "the first connection, then at most reconnect_attempts + 1 more";
+}
+
+// timeout_ms bounds the whole answer: a peer that trickles a byte every
+// 100 ms cannot stretch a 1 s timeout to the frame's length (found in
+// review, session 20: each read restarted the clock; Connect took 8 s).
+TEST(Client, ATrickledAnswerIsBoundByTheTimeout) {
+  std::atomic<bool> stop{false};
+  FakeServer fake([&stop](int fd) {
+    if (!FakeServer::ReadFrame(fd)) return;
+    for (const uint8_t byte : FakeServer::HelloOk()) {
+      if (stop.load() || ::write(fd, &byte, 1) != 1) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  ClientOptions o;
+  o.port = fake.port();
+  o.api_key = "x";
+  o.reconnect_attempts = 0;
+  o.timeout_ms = 1000;
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  stop.store(true);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kDeadlineExceeded) << c.status();
+  EXPECT_LT(took, std::chrono::seconds(4));
 }
 
 // Over connections_max, a TLS client is told why too: the server completes
