@@ -38,7 +38,12 @@ using TlsStream = asio::ssl::stream<tcp::socket>;
 constexpr int kReconnectBackoffMsMax = 2000;
 
 absl::Status ConnErrorStatus(wire::ConnError error, std::string_view message) {
-  const std::string text = StrCat(ConnErrorName(error), ": ", message);
+  // The server's message may name the word already ("malformed_request: …").
+  const std::string_view name = ConnErrorName(error);
+  if (message.substr(0, name.size()) == name && message.substr(name.size(), 2) == ": ") {
+    message.remove_prefix(name.size() + 2);
+  }
+  const std::string text = StrCat(name, ": ", message);
   switch (error) {
     case wire::ConnError::unauthorized: return absl::UnauthenticatedError(text);
     case wire::ConnError::malformed_request: return absl::InvalidArgumentError(text);
@@ -106,7 +111,8 @@ class ClientImpl final : public Client {
   }
 
   absl::StatusOr<uint64_t> Send(std::span<const ledger::Transaction> batch) override {
-    if (batch.empty() || batch.size() > batch_transactions_max_) {
+    if (batch.empty()) return absl::InvalidArgumentError("malformed_request: an empty batch");
+    if (batch.size() > batch_transactions_max_) {
       return absl::OutOfRangeError(StrCat("batch_too_large: a batch holds 1 to ",
                                           batch_transactions_max_, " transactions, not ",
                                           batch.size()));

@@ -161,10 +161,11 @@ inline constexpr int kAcceptRetryMs = 100;
 // The committer.
 
 // Batches waiting for the committer, from all connections. A full queue
-// answers server_busy: the bound is connections_max × inflight, far above
-// what the committer can drain in one group, so reaching it means the disk
-// cannot keep up. Transactions are bounded separately because a batch may
-// hold 1 or 8,190 (~350 bytes each in memory).
+// answers server_busy (the client retries): it bounds the memory queued
+// batches take. Reaching it means the disk cannot keep up with what is sent,
+// or one client pipelines more than it should: 32 full batches (a single
+// connection may have 64 in flight) fill the transactions' bound. Each is
+// bounded because a batch may hold 1 or 8,190 (~350 bytes each in memory).
 inline constexpr size_t kCommitQueueBatchesMax = 16384;
 inline constexpr size_t kCommitQueueTransactionsMax = 32 * ledger::kBatchTransactionsMax;
 

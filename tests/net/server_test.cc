@@ -83,6 +83,10 @@ TEST(Server, EarnRedeemRoundTrip) {
   std::unique_ptr<Client> client = server->AdminClient();
   EXPECT_EQ(client->principal(), "admin");
   EXPECT_EQ(client->batch_transactions_max(), 8190u);
+  // An empty batch is malformed (as the server calls it), not too large.
+  const absl::Status empty = client->Post({}).status();
+  EXPECT_EQ(empty.code(), absl::StatusCode::kInvalidArgument) << empty;
+  EXPECT_EQ(empty.message().rfind("malformed_request: ", 0), 0u) << empty;
 
   std::vector<ledger::Result> r = MustPost(*client, {ProgramCreate("acme")});
   ASSERT_EQ(r.size(), 1u);
