@@ -651,6 +651,14 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     return absl::InvalidArgumentError(StrCat("record format ", options.record_format, " is not one this build writes"));
   }
   const std::filesystem::path dir(options.dir);
+  // A backup cut short leaves its copies under .partial (Backup, below).
+  // Opened for writing, such a directory became a new, empty ledger beside
+  // them (found in review, session 20): it is refused, both ways.
+  if (std::error_code ec; std::filesystem::exists(dir / ".partial", ec)) {
+    return absl::FailedPreconditionError(
+        StrCat(options.dir, " holds a backup that was cut short (", (dir / ".partial").string(),
+               "): it is not a ledger; restore from a complete backup"));
+  }
   if (!options.read_only) {
     PL_RETURN_IF_ERROR(CreateDirectory(dir / "log"));
     PL_RETURN_IF_ERROR(CreateDirectory(dir / "state"));
