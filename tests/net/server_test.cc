@@ -1067,6 +1067,31 @@ TEST(Client, AServerThatDropsEveryRequestIsGivenUpOn) {
   EXPECT_LE(fake.accepted(), 1 + 3) << "the first connection, then at most reconnect_attempts + 1 more";
 }
 
+// A TLS client against a peer that takes the connection and never speaks
+// gives up after one timeout, as a plain one does (found in review, session
+// 20: the handshake's timeout was retried as a connection error, so `ping
+// --tls` took four timeouts and the backoff).
+TEST(Client, ATlsHandshakeThatNeverAnswersTimesOutOnce) {
+  FakeServer fake([](int fd) {
+    char buf[4096];
+    while (::read(fd, buf, sizeof(buf)) > 0) {
+    }
+  });
+  ClientOptions o;
+  o.port = fake.port();
+  o.api_key = "x";
+  o.tls = true;
+  o.reconnect_attempts = 3;
+  o.timeout_ms = 500;
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kDeadlineExceeded) << c.status();
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+  EXPECT_EQ(fake.accepted(), 1);
+}
+
 // timeout_ms bounds the whole answer: a peer that trickles a byte every
 // 100 ms cannot stretch a 1 s timeout to the frame's length (found in
 // review, session 20: each read restarted the clock; Connect took 8 s).
