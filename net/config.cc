@@ -32,6 +32,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -241,7 +242,7 @@ absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::stri
                            ServerConfig* config) {
   if (n == "listen") {
     PL_ASSIGN_OR_RETURN(config->listen, ReadString(node, source, n));
-    PL_RETURN_IF_ERROR(ParseListen(config->listen).status());
+    if (absl::Status s = ParseListen(config->listen).status(); !s.ok()) return KeyError(source, n, std::string(s.message()));
   } else if (n == "data") {
     PL_ASSIGN_OR_RETURN(config->data_dir, ReadString(node, source, n));
   } else if (n == "map_size_mb") {
@@ -251,13 +252,18 @@ absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::stri
                         ReadUint(node, source, n, kCheckpointIntervalMsMin, kCheckpointIntervalMsCap));
   } else if (n == "metrics_listen") {
     PL_ASSIGN_OR_RETURN(config->metrics_listen, ReadString(node, source, n));
-    PL_RETURN_IF_ERROR(ParseListen(config->metrics_listen).status());
+    if (absl::Status s = ParseListen(config->metrics_listen).status(); !s.ok()) {
+      return KeyError(source, n, std::string(s.message()));
+    }
   } else if (n == "io_threads") {
     PL_RETURN_IF_ERROR(SetUint(node, source, n, 1, kIoThreadsCap, &config->io_threads));
-  } else if (n == "tls_cert") {
-    PL_ASSIGN_OR_RETURN(config->tls_cert, ReadString(node, source, n));
-  } else if (n == "tls_key") {
-    PL_ASSIGN_OR_RETURN(config->tls_key, ReadString(node, source, n));
+  } else if (n == "tls_cert" || n == "tls_key") {
+    // An empty path is a mistake (an unset template variable), not "no TLS":
+    // leave the key out for that (found in review, session 20: two empty
+    // paths served plaintext).
+    PL_ASSIGN_OR_RETURN(std::string path, ReadString(node, source, n));
+    if (path.empty()) return KeyError(source, n, "must not be empty (leave both TLS keys out for plain TCP)");
+    (n == "tls_cert" ? config->tls_cert : config->tls_key) = std::move(path);
   } else if (n == "limits") {
     const toml::table* table = node.as_table();
     if (table == nullptr) return KeyError(source, n, "must be a [limits] table");
@@ -396,10 +402,18 @@ absl::StatusOr<ServerConfig> ParseConfig(std::string_view text, std::string_view
   for (const auto& [name, node] : parsed.table()) {
     PL_RETURN_IF_ERROR(ParseTopLevel(name.str(), node, source, &config));
   }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return KeyError(source, config.tls_cert.empty() ? "tls_key" : "tls_cert",
+                    config.tls_cert.empty() ? "needs tls_cert too" : "needs tls_key too");
+  }
   return config;
 }
 
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
+  // A directory opens as an empty stream: it was read as an empty config.
+  if (std::error_code ec; path.empty() || std::filesystem::is_directory(path, ec)) {
+    return absl::NotFoundError(StrCat("cannot read config \"", path, "\": not a file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(StrCat("cannot read config ", path));
   std::ostringstream text;

@@ -6,6 +6,7 @@
 //   pointledgerd: listening on 127.0.0.1:7600, data ./var, admin key in ./var/admin.key
 // (tests and scripts wait for "listening on"; with --listen HOST:0 it names
 // the port actually bound). SIGINT/SIGTERM stop it gracefully.
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -25,13 +26,14 @@ struct Flags {
   std::string data;
   std::string listen;
   std::string config;
+  bool config_given = false;  // --config "" is an error, not "no config"
   std::string metrics_listen;
 };
 
 // The config file (if any), with the command line on top.
 absl::StatusOr<net::ServerConfig> BuildConfig(const Flags& flags) {
   net::ServerConfig config;
-  if (!flags.config.empty()) {
+  if (flags.config_given) {
     PL_ASSIGN_OR_RETURN(config, net::LoadConfigFile(flags.config));
   }
   if (!flags.data.empty()) config.data_dir = flags.data;
@@ -75,6 +77,10 @@ int main(int argc, char** argv) {
   // Debian's abseil checks lock order on every lock (docs/operations.md,
   // "Lock-order checks"): the tests keep that, the shipped programs don't.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // The log is stderr, often a pipe (`2>&1 | grep -m1 'listening on'`): a
+  // reader that goes away must not kill the server at its next log line
+  // (SIGPIPE; found in review, session 20). Sockets send with MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
   pointledger::Flags flags;
   CLI::App app{
       "pointledgerd: the PointLedger server.\n"
@@ -85,15 +91,16 @@ int main(int argc, char** argv) {
                  "Address to listen on, HOST:PORT (default 127.0.0.1:7600; port 0 picks one)");
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "Serve Prometheus metrics on HOST:PORT at /metrics (overrides metrics_listen)");
-  app.add_option("--config", flags.config,
-                 "TOML config file: keys, limits, TLS (docs/operations.md)");
+  CLI::Option* config = app.add_option("--config", flags.config,
+                                       "TOML config file: keys, limits, TLS (docs/operations.md)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);  // prints help, or the error
     return rc == 0 ? 0 : 2;      // a usage error: 2, like pointledger's
   }
-  if (flags.data.empty() && flags.config.empty()) {
+  flags.config_given = config->count() > 0;
+  if (flags.data.empty() && !flags.config_given) {
     std::fprintf(stderr, "pointledgerd: --data DIR is required (see --help)\n");
     return 2;
   }

@@ -72,9 +72,14 @@ TEST(Config, ErrorsNameTheKey) {
       {"[limits]\nframe_bytes = 5", "limits.frame_bytes: unknown key"},
       {"[limits]\nbatch_transactions_max = 8191", "limits.batch_transactions_max: must be between"},
       {"[limits]\ninflight_requests_max = \"many\"", "limits.inflight_requests_max: must be an integer"},
-      {"listen = \"somewhere:7600\"", "IP address or localhost"},
-      {"listen = \"127.0.0.1\"", "expected HOST:PORT"},
-      {"metrics_listen = \"127.0.0.1\"", "expected HOST:PORT"},
+      // The file and the key, not only the value (found in review, session 20).
+      {"listen = \"somewhere:7600\"", "bad.toml: listen: listen \"somewhere:7600\": the host must be an IP address or localhost"},
+      {"listen = \"127.0.0.1\"", "bad.toml: listen: listen \"127.0.0.1\": expected HOST:PORT"},
+      {"metrics_listen = \"127.0.0.1\"", "bad.toml: metrics_listen: listen \"127.0.0.1\": expected HOST:PORT"},
+      {"tls_cert = \"a.pem\"", "bad.toml: tls_cert: needs tls_key too"},
+      {"tls_key = \"a.key\"", "bad.toml: tls_key: needs tls_cert too"},
+      // Empty paths are a mistake, not "no TLS" (they served plaintext).
+      {"tls_cert = \"\"\ntls_key = \"\"", "bad.toml: tls_cert: must not be empty"},
       {"checkpoint_interval_ms = 10", "checkpoint_interval_ms: must be between 50 and 600000"},
       {"checkpoint_interval_ms = 600001", "checkpoint_interval_ms: must be between 50 and 600000"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"abc\"\nprograms = \"*\"\nscopes = [\"post\"]",

@@ -764,6 +764,88 @@ void StopUnderLoadKeepsEveryAcknowledgedTransaction(int signal) {
   EXPECT_TRUE(discrepancies->empty());
 }
 
+// Found in review, session 20: a metrics port that could not be bound, or
+// a --config that was a directory or empty, was found only after the data
+// directory and admin.key were made, or not at all (an empty config).
+TEST(Server, BadStartOptionsFailBeforeTheDataDirectoryIsMade) {
+  TempDir dir;
+  auto first = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(first, nullptr);
+  const struct {
+    std::vector<std::string> args;
+    std::string expect;
+  } cases[] = {
+      {{"--listen", "127.0.0.1:0", "--metrics-listen", StrCat("127.0.0.1:", first->port())},
+       StrCat("127.0.0.1:", first->port())},
+      {{"--listen", "127.0.0.1:0", "--config", dir.path()}, "not a file"},
+      {{"--listen", "127.0.0.1:0", "--config", ""}, "not a file"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"--data", dir.Sub("second")};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    std::string log;
+    EXPECT_EQ(ServerProcess::RunToExit(args, &log), 1) << log;
+    EXPECT_NE(log.find(c.expect), std::string::npos) << log;
+    EXPECT_FALSE(std::filesystem::exists(dir.Sub("second"))) << log;
+  }
+}
+
+// The log goes to stderr, often a pipe a script reads until the ready line
+// (`2>&1 | grep -m1 'listening on'`). With that reader gone the server
+// goes on serving and stops cleanly (found in review, session 20: it died
+// of SIGPIPE at its next log line).
+TEST(Server, AClosedLogPipeDoesNotKillTheServer) {
+  TempDir dir;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string bin = std::string(PL_BIN_DIR) + "/pointledgerd";
+  const std::string data = dir.Sub("data");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(fds[1], STDERR_FILENO);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::execl(bin.c_str(), bin.c_str(), "--data", data.c_str(), "--listen", "127.0.0.1:0", nullptr);
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string log;
+  char buf[512];
+  while (log.find('\n', log.find("listening on ")) == std::string::npos) {
+    const ssize_t n = ::read(fds[0], buf, sizeof(buf));
+    ASSERT_GT(n, 0) << log;
+    log.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);  // the reader goes away
+  const size_t at = log.find("listening on ");
+  ClientOptions o;
+  o.port = static_cast<uint16_t>(std::stoi(log.substr(log.find(':', at + 13) + 1)));
+  o.api_key = testing::ReadFile(data + "/admin.key");
+  while (!o.api_key.empty() && o.api_key.back() == '\n') o.api_key.pop_back();
+  for (int i = 0; i < 3; ++i) {  // each connection logs a line or two
+    absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    MustPost(**c, {ProgramCreate("acme")});
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+}
+
+// SIGHUP (the terminal the server was started from went away) stops it
+// like SIGTERM, cleanly.
+TEST(Server, SighupStopsCleanly) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  MustPost(*server->AdminClient(), {ProgramCreate("acme")});
+  EXPECT_EQ(server->Stop(SIGHUP), 0);
+  EXPECT_NE(server->log().find("closed the ledger cleanly"), std::string::npos) << server->log();
+}
+
 TEST(Server, SigtermKeepsEveryAcknowledgedTransaction) {
   StopUnderLoadKeepsEveryAcknowledgedTransaction(SIGTERM);
 }
