@@ -275,7 +275,7 @@ void Cli::AddGlobals() {
                          "); safe while the server runs"))
       ->type_name("DIR");
   app_.add_flag("--tls", tls_, "connect with TLS");
-  app_.add_option("--tls-ca", tls_ca_, "CA certificate file for --tls (default: system roots)")->type_name("FILE");
+  app_.add_option("--tls-ca", tls_ca_, "CA certificate file for TLS (implies --tls; default: system roots)")->type_name("FILE");
 }
 
 CLI::App* Cli::Group(const std::string& name, const std::string& description) {
@@ -660,8 +660,19 @@ absl::StatusOr<net::ClientOptions> Cli::ClientOptions() {
         "start), or set POINTLEDGER_KEY");
   }
   options.client_name = "pointledger";
-  options.tls = tls_;
+  // --tls-ca means TLS: without --tls it was ignored and the Hello, key
+  // included, went out in cleartext (found in review, session 20).
+  options.tls = tls_ || !tls_ca_.empty();
   options.tls_ca_file = tls_ca_;
+  if (!tls_ca_.empty()) {  // said plainly, not as "TLS CA: asio.ssl error"
+    std::error_code ec;
+    if (std::filesystem::is_directory(tls_ca_, ec)) {
+      return absl::InvalidArgumentError(StrCat("--tls-ca ", tls_ca_, " is a directory, not a PEM file"));
+    }
+    if (std::ifstream ca(tls_ca_); !ca) {
+      return absl::InvalidArgumentError(StrCat("--tls-ca ", tls_ca_, ": cannot read it (", std::strerror(errno), ")"));
+    }
+  }
   if (long_running_) options.timeout_ms = 3'600'000;  // a whole-ledger scan on the server
   return options;
 }

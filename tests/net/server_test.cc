@@ -504,6 +504,28 @@ TEST(Server, AdminKeyFileIsPrivateAndReused) {
   EXPECT_TRUE(server->Connect(key).ok());
 }
 
+// admin.key is read as `pointledger --key-file` reads it: trailing white
+// space is not part of the key; an empty file says so (found in review,
+// session 20: a trailing tab made a key the CLI could never send, and an
+// empty file was "cannot read").
+TEST(Server, AdminKeyFileIsReadAsTheCommandLineReadsIt) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.Sub("data"));
+  testing::WriteFile(dir.Sub("data/admin.key"), "sesame\t \n");
+  {
+    auto server = ServerProcess::Start(dir.Sub("data"));
+    ASSERT_NE(server, nullptr);
+    absl::StatusOr<std::unique_ptr<Client>> c = server->Connect("sesame");
+    EXPECT_TRUE(c.ok()) << c.status();
+  }
+  TempDir empty;
+  std::filesystem::create_directories(empty.Sub("data"));
+  testing::WriteFile(empty.Sub("data/admin.key"), "\n");
+  std::string log;
+  EXPECT_EQ(ServerProcess::RunToExit({"--data", empty.Sub("data"), "--listen", "127.0.0.1:0"}, &log), 1);
+  EXPECT_NE(log.find("admin.key is empty"), std::string::npos) << log;
+}
+
 TEST(Server, RefusesToListenBeyondLoopbackWithoutKeys) {
   TempDir dir;
   std::string log;
@@ -991,6 +1013,19 @@ TEST(Server, Tls) {
   untrusted.reconnect_attempts = 0;
   EXPECT_FALSE(Client::Connect(untrusted).ok());
   EXPECT_EQ(HeadSeq(**client), 2u);
+
+  // The command line: --tls-ca alone means TLS (it was ignored without
+  // --tls, and the key went out in cleartext; found in review, session 20),
+  // and a CA file it cannot read is named as such.
+  const std::string cli = StrCat(PL_BIN_DIR, "/pointledger --server localhost:", server->port(), " --key ",
+                                 server->admin_key(), " ping > ", dir.Sub("ping.out"), " 2>&1");
+  const int with_ca = std::system(StrCat(cli, " --tls-ca ", cert).c_str());
+  EXPECT_TRUE(WIFEXITED(with_ca) && WEXITSTATUS(with_ca) == 0) << testing::ReadFile(dir.Sub("ping.out"));
+  const int missing = std::system(StrCat(cli, " --tls-ca ", dir.Sub("nope.pem")).c_str());
+  EXPECT_TRUE(WIFEXITED(missing) && WEXITSTATUS(missing) == 2);
+  EXPECT_NE(testing::ReadFile(dir.Sub("ping.out")).find("--tls-ca " + dir.Sub("nope.pem") + ": cannot read it"),
+            std::string::npos)
+      << testing::ReadFile(dir.Sub("ping.out"));
 }
 
 // A client pointed at something else (a web server here) says so, instead
