@@ -786,6 +786,28 @@ void StopUnderLoadKeepsEveryAcknowledgedTransaction(int signal) {
   EXPECT_TRUE(discrepancies->empty());
 }
 
+// A group that records nothing (only duplicates here) syncs nothing and is
+// no commit; it is still a batch answered (found in review, session 20).
+TEST(Server, OnlyGroupsThatRecordSomethingCountAsCommits) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Client> client = server->AdminClient();
+  MustPost(*client, {ProgramCreate("acme"), Earn("acme", "alice", 5, "e1")});
+  absl::StatusOr<Client::ServerStats> before = client->GetStats();
+  ASSERT_TRUE(before.ok()) << before.status();
+  std::vector<ledger::Result> again = MustPost(*client, {ProgramCreate("acme"), Earn("acme", "alice", 5, "e1")});
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_TRUE(again[1].duplicate);
+  absl::StatusOr<Client::ServerStats> after = client->GetStats();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->commits, before->commits);
+  EXPECT_EQ(after->batches, before->batches + 1);
+  EXPECT_EQ(after->transactions, before->transactions + 2);
+  MustPost(*client, {Earn("acme", "alice", 5, "e2")});
+  EXPECT_EQ(client->GetStats()->commits, before->commits + 1);
+}
+
 // Found in review, session 20: a metrics port that could not be bound, or
 // a --config that was a directory or empty, was found only after the data
 // directory and admin.key were made, or not at all (an empty config).
