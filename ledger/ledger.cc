@@ -839,6 +839,13 @@ absl::Status Ledger::Writer::Commit() && {
 
 uint64_t Ledger::Writer::recorded_count() const { return rep_->applier.recorded_count(); }
 
+void Ledger::CheckpointIfDue() {
+  if (rep_->options.read_only) return;
+  if (rep_->writer_active.exchange(true)) return;  // a Writer's commit will check
+  rep_->MaybeFreeze(/*force=*/false);
+  rep_->writer_active.store(false);
+}
+
 absl::Status Ledger::ApplyBatch(std::span<const Transaction> batch, const Auth& auth,
                                 std::vector<Result>* results) {
   PL_ASSIGN_OR_RETURN(Writer writer, BeginWrite());

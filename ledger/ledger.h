@@ -495,6 +495,13 @@ class Ledger {
   // Starts a group commit. REQUIRES: not read_only.
   absl::StatusOr<Writer> BeginWrite();
 
+  // Starts a checkpoint if one is due by checkpoint_interval_ms. A commit
+  // checks that as it ends; a writer that goes idle after a burst calls
+  // this now and then, or the burst's state would stay in memory (and a
+  // crash would replay it) until the next commit. From the thread that
+  // writes; a no-op while a Writer exists or when read_only.
+  void CheckpointIfDue();
+
   // BeginWrite + Apply + Commit, for callers that need no grouping.
   absl::Status ApplyBatch(std::span<const Transaction> batch, const Auth& auth,
                           std::vector<Result>* results);

@@ -169,6 +169,10 @@ inline constexpr int kAcceptRetryMs = 100;
 inline constexpr size_t kCommitQueueBatchesMax = 16384;
 inline constexpr size_t kCommitQueueTransactionsMax = 32 * ledger::kBatchTransactionsMax;
 
+// How often an idle committer looks for a checkpoint that came due since
+// its last commit (Ledger::CheckpointIfDue).
+inline constexpr int kIdleCheckpointCheckMs = 200;
+
 // One group commit takes at most this many transactions (whole batches; the
 // first batch is always taken). A larger group amortises the fsync further
 // but delays every answer in it, and a write transaction that dirties too
