@@ -19,12 +19,7 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
-bool ValidName(std::string_view s) {
-  if (s.empty() || s.size() > kNameBytesMax) return false;
-  return std::all_of(s.begin(), s.end(), [](char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
-  });
-}
+bool ValidName(std::string_view s) { return IsValidName(s); }
 
 bool ValidKey(std::string_view s) { return !s.empty() && s.size() <= kMemberKeyBytesMax; }
 

@@ -51,6 +51,8 @@ Id SystemAccountId(std::string_view program, std::string_view kind);
 Id PartnerAccountId(std::string_view program, std::string_view partner);
 // SHA-256(program + "/tx/" + key): a transaction id from a natural key.
 Id TxIdFromKey(std::string_view program, std::string_view key);
+// A program or partner name: 1 to 32 bytes of [a-z0-9_-] (SPEC §1).
+bool IsValidName(std::string_view name);
 // Lower-case hex, 32 characters.
 std::string IdToHex(const Id& id);
 // Parses 32 hex digits; nullopt on anything else.

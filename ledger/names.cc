@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "ledger/ledger.h"
+#include "ledger/limits.h"
 #include "ledger/sha256.h"
 
 namespace pointledger::ledger {
@@ -27,6 +28,13 @@ Id PartnerAccountId(std::string_view program, std::string_view partner) {
 }
 Id TxIdFromKey(std::string_view program, std::string_view key) {
   return DeriveId(StrCat(program, "/tx/", key));
+}
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > kNameBytesMax) return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+  });
 }
 
 std::string IdToHex(const Id& id) {

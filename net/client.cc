@@ -551,7 +551,12 @@ class ClientImpl final : public Client {
       return absl::DeadlineExceededError(StrCat("TLS handshake with ", options_.host, ":", options_.port,
                                                 ": no answer within ", options_.timeout_ms, " ms"));
     }
-    if (ec) return ConnectionError("TLS handshake", ec);
+    // Not a connection error: a refused certificate (or a server without
+    // TLS) refuses the next connection alike, so it is not retried.
+    if (ec) {
+      return absl::UnavailableError(
+          StrCat("TLS handshake with ", options_.host, ":", options_.port, ": ", ec.message()));
+    }
     return absl::OkStatus();
   }
 

@@ -196,6 +196,13 @@ absl::Status ParseKeyField(std::string_view n, const toml::node& node, std::stri
   } else if (n == "programs") {
     PL_ASSIGN_OR_RETURN(std::vector<std::string> programs, ReadStringList(node, source, key));
     if (programs.empty()) return KeyError(source, key, "must name a program or \"*\"");
+    // A name no program can have makes a key that can do nothing: a typo
+    // (found in review, session 20: "ACME Corp!" was taken).
+    for (const std::string& p : programs) {
+      if (p != "*" && !ledger::IsValidName(p)) {
+        return KeyError(source, key, StrCat("\"", p, "\" is not a program name ([a-z0-9_-], 1 to 32 bytes)"));
+      }
+    }
     const bool all = std::find(programs.begin(), programs.end(), "*") != programs.end();
     k->auth.programs = all ? std::vector<std::string>() : std::move(programs);
   } else if (n == "scopes") {

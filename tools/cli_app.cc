@@ -697,6 +697,14 @@ int Cli::ConnectFailed(const absl::Status& s) {
                        "The server refused the API key. Pass it with --key KEY, --key-file FILE (the server "
                        "creates DATA/admin.key at its first start) or $POINTLEDGER_KEY.");
   }
+  // A certificate refused is the server answering, not the server missing
+  // (found in review, session 20: it got the "Is it running?" hint).
+  if (absl::IsUnavailable(s) && s.message().find("TLS handshake") != absl::string_view::npos) {
+    return ReportError(Out(), s,
+                       "The TLS handshake failed: check --tls-ca (the CA that signed the server's "
+                       "certificate), that --server names a host the certificate is for, and that the "
+                       "certificate has not expired; a server without TLS fails this way too.");
+  }
   if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
     return ReportError(Out(), s,
                        StrCat("Cannot reach pointledgerd at ", g_.server,

@@ -89,6 +89,12 @@ TEST(Config, ErrorsNameTheKey) {
        "unknown scope \"write\""},
       {"[[key]]\nprincipal = \"a\"\nprograms = \"*\"\nscopes = [\"post\"]", "key[0]: needs sha256"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
+       "programs = [\"acme\", \"ACME Corp!\"]\nscopes = [\"post\"]",
+       "key[0].programs: \"ACME Corp!\" is not a program name"},
+      {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
+       "programs = [\"\"]\nscopes = [\"post\"]",
+       "key[0].programs: \"\" is not a program name"},
+      {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
        "scopes = [\"post\"]\ncolour = 1",
        "key[0].colour: unknown key"},
       {"listen = ", "bad.toml:1"},

@@ -1043,6 +1043,10 @@ TEST(Server, Tls) {
                                  server->admin_key(), " ping > ", dir.Sub("ping.out"), " 2>&1");
   const int with_ca = std::system(StrCat(cli, " --tls-ca ", cert).c_str());
   EXPECT_TRUE(WIFEXITED(with_ca) && WEXITSTATUS(with_ca) == 0) << testing::ReadFile(dir.Sub("ping.out"));
+  const int untrusted_cli = std::system(StrCat(cli, " --tls").c_str());  // system roots: not ours
+  EXPECT_TRUE(WIFEXITED(untrusted_cli) && WEXITSTATUS(untrusted_cli) == 2);
+  EXPECT_NE(testing::ReadFile(dir.Sub("ping.out")).find("The TLS handshake failed"), std::string::npos)
+      << testing::ReadFile(dir.Sub("ping.out"));
   const int missing = std::system(StrCat(cli, " --tls-ca ", dir.Sub("nope.pem")).c_str());
   EXPECT_TRUE(WIFEXITED(missing) && WEXITSTATUS(missing) == 2);
   EXPECT_NE(testing::ReadFile(dir.Sub("ping.out")).find("--tls-ca " + dir.Sub("nope.pem") + ": cannot read it"),
