@@ -429,13 +429,14 @@ class ClientImpl final : public Client {
   absl::StatusOr<Answer> NextAnswer() {
     PL_CHECK(!pending_.empty());
     absl::Status lost = absl::UnavailableError("connection: closed");
-    for (int drops = 0;; ++drops) {
+    for (int reconnects = 0;;) {
       if (!connected_) {
-        if (drops > options_.reconnect_attempts) {
-          return absl::UnavailableError(StrCat("connection: ", options_.host, ":", options_.port, " closed ",
-                                               drops, " connections before answering: ",
+        if (reconnects == options_.reconnect_attempts) {
+          return absl::UnavailableError(StrCat("connection: ", options_.host, ":", options_.port, ": ",
+                                               reconnects, " reconnects, and no answer: ",
                                                std::string(lost.message())));
         }
+        ++reconnects;
         PL_RETURN_IF_ERROR(Recover(lost));
       }
       absl::StatusOr<const wire::Response*> r = ReadResponse();
@@ -475,7 +476,8 @@ class ClientImpl final : public Client {
           std::chrono::milliseconds(std::min(100 << std::min(attempt, 8), kReconnectBackoffMsMax)));
       absl::Status s = OpenAndResend();
       if (s.ok()) return s;
-      if (!IsConnectionError(s) && s.code() != absl::StatusCode::kDeadlineExceeded) return s;
+      // A timeout is not retried either: another try would wait as long.
+      if (!IsConnectionError(s)) return s;
       cause = s;
     }
     return absl::UnavailableError(StrCat("connection: ", options_.host, ":", options_.port,
@@ -512,7 +514,7 @@ class ClientImpl final : public Client {
                           [done](const ErrorCode& e, const tcp::endpoint&) { done(e); });
     });
     if (ec == asio::error::timed_out) {
-      // Not retried by Connect: another try would wait as long again.
+      // Not retried (Connect, Recover): another try would wait as long again.
       return absl::DeadlineExceededError(StrCat("connect to ", options_.host, ":", options_.port,
                                                 ": no answer within ", options_.timeout_ms, " ms"));
     }
@@ -551,8 +553,15 @@ class ClientImpl final : public Client {
       return absl::DeadlineExceededError(StrCat("TLS handshake with ", options_.host, ":", options_.port,
                                                 ": no answer within ", options_.timeout_ms, " ms"));
     }
-    // Not a connection error: a refused certificate (or a server without
-    // TLS) refuses the next connection alike, so it is not retried.
+    // A connection lost mid-handshake (a server stopping or restarting) is
+    // retried like any lost connection. Anything else (a refused
+    // certificate, a server without TLS) would fail the next connection
+    // alike: not a connection error, not retried.
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+        ec == asio::error::connection_reset || ec == asio::error::connection_aborted ||
+        ec == asio::error::broken_pipe) {
+      return ConnectionError("TLS handshake", ec);
+    }
     if (ec) {
       return absl::UnavailableError(
           StrCat("TLS handshake with ", options_.host, ":", options_.port, ": ", ec.message()));

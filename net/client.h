@@ -35,7 +35,8 @@ struct ClientOptions {
   int timeout_ms = 30'000;
   // Connection errors are retried this many times on a fresh connection,
   // re-sending the unanswered batches with the same ids (safe: exactly once);
-  // while waiting for one answer, this many connections in all.
+  // while waiting for one answer, at most this many reconnects in all. A
+  // connect, TLS handshake or answer that times out is not retried.
   int reconnect_attempts = 3;
 };
 

@@ -699,7 +699,7 @@ int Cli::ConnectFailed(const absl::Status& s) {
   }
   // A certificate refused is the server answering, not the server missing
   // (found in review, session 20: it got the "Is it running?" hint).
-  if (absl::IsUnavailable(s) && s.message().find("TLS handshake") != absl::string_view::npos) {
+  if (absl::IsUnavailable(s) && s.message().rfind("TLS handshake", 0) == 0) {  // not "connection: TLS handshake"
     return ReportError(Out(), s,
                        "The TLS handshake failed: check --tls-ca (the CA that signed the server's "
                        "certificate), that --server names a host the certificate is for, and that the "

@@ -1207,7 +1207,7 @@ TEST(Client, AServerThatDropsEveryRequestIsGivenUpOn) {
   ASSERT_FALSE(head.ok());
   EXPECT_EQ(head.status().code(), absl::StatusCode::kUnavailable) << head.status();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
-  EXPECT_LE(fake.accepted(), 1 + 3) << "the first connection, then at most reconnect_attempts + 1 more";
+  EXPECT_EQ(fake.accepted(), 1 + 2) << "the first connection, then reconnect_attempts more";
 }
 
 // A TLS client against a peer that takes the connection and never speaks
@@ -1233,6 +1233,23 @@ TEST(Client, ATlsHandshakeThatNeverAnswersTimesOutOnce) {
   EXPECT_EQ(c.status().code(), absl::StatusCode::kDeadlineExceeded) << c.status();
   EXPECT_LT(took, std::chrono::milliseconds(1500));
   EXPECT_EQ(fake.accepted(), 1);
+}
+
+// A TLS handshake cut short (a server stopping or restarting) is a lost
+// connection, retried like one; a refused certificate is not (Server.Tls).
+TEST(Client, ATlsHandshakeCutShortIsRetried) {
+  FakeServer fake([](int) {});  // accepts, then closes at once
+  ClientOptions o;
+  o.port = fake.port();
+  o.api_key = "x";
+  o.tls = true;
+  o.reconnect_attempts = 2;
+  o.timeout_ms = 2000;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable) << c.status();
+  EXPECT_EQ(c.status().message().rfind("connection: TLS handshake", 0), 0u) << c.status();
+  EXPECT_EQ(fake.accepted(), 1 + 2);
 }
 
 // timeout_ms bounds the whole answer: a peer that trickles a byte every
