@@ -769,15 +769,26 @@ absl::StatusOr<Ledger::Writer> Ledger::BeginWrite() {
   // one checkpoint runs at a time. Past the bound, wait for the one under
   // way and start the next; if checkpoints keep failing, refuse (the log
   // has everything acknowledged; nothing is lost by refusing more).
-  if (rep_->active.size() >= rep_->options.memory_entries_max) {
+  // Both maps count: the one being checkpointed and the one filling (found
+  // in review: counting the active one alone let twice the bound pile up).
+  auto waiting = [this] {
+    absl::ReaderMutexLock lock(&rep_->active.mutex());
+    return rep_->active.size() + (rep_->frozen != nullptr ? rep_->frozen->size() : 0);
+  };
+  for (size_t now = waiting(); now >= rep_->options.memory_entries_max; now = waiting()) {
     rep_->WaitForCheckpoint();
-    rep_->MaybeFreeze(/*force=*/true);
-    if (const size_t waiting = rep_->active.size(); waiting >= rep_->options.memory_entries_max) {
-      return fail(absl::ResourceExhaustedError(
-          StrCat(waiting, " entries of state wait in memory for a checkpoint, and the last checkpoint failed "
-                          "(the log says why: a full disk or state map); new batches are refused until one "
-                          "succeeds")));
+    bool failed = false;
+    {
+      absl::MutexLock lock(&rep_->cp_mu);
+      failed = rep_->cp_failed;
     }
+    if (failed) {
+      return fail(absl::ResourceExhaustedError(
+          StrCat(now, " entries of state wait in memory for a checkpoint, and the last checkpoint failed "
+                      "(the log says why: a full disk or state map); new batches are refused until one "
+                      "succeeds")));
+    }
+    rep_->MaybeFreeze(/*force=*/true);  // the next checkpoint starts; look again
   }
   absl::StatusOr<lmdb::Txn> state;
   absl::StatusOr<lmdb::Txn> log;

@@ -581,10 +581,17 @@ absl::Status CheckSegments(const std::string& dir, uint64_t checked_seq) {
   // two looks in a row (a busy writer can race one look after another, so
   // up to five).
   absl::Status status = check();
-  for (int look = 1; absl::IsDataLoss(status) && !at_rest && look < 5; ++look) {
-    absl::Status again = check();
-    if (again == status) break;
-    status = std::move(again);
+  if (absl::IsDataLoss(status) && !at_rest) {
+    absl::Status confirmed = absl::OkStatus();  // five looks, never the same twice: the writer's doing
+    for (int look = 1; look < 5; ++look) {
+      absl::Status again = check();
+      if (again == status || !absl::IsDataLoss(again)) {
+        confirmed = again;
+        break;
+      }
+      status = std::move(again);
+    }
+    status = std::move(confirmed);
   }
   ::close(fd);  // and with it the lock
   return status;

@@ -138,9 +138,12 @@ class ServerImpl final : public Server, private ConnectionRegistry {
                           }));
     }
     if (handle_signals) {
+      signals_.emplace(io, SIGINT, SIGTERM);
       // SIGHUP too: a server started from a terminal that goes away stops
-      // cleanly instead of dying at once (there is no reload).
-      signals_.emplace(io, SIGINT, SIGTERM, SIGHUP);
+      // cleanly instead of dying at once (there is no reload). Unless it is
+      // ignored already (nohup, a supervisor): then it stays ignored.
+      struct sigaction hup {};
+      if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) signals_->add(SIGHUP);
       signals_->async_wait([this](const ErrorCode& ec, int signal) {
         if (ec) return;
         LogLine(StrCat("signal ", signal,

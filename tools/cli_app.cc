@@ -48,9 +48,10 @@ absl::StatusOr<std::string> ReadKeyFile(const std::string& path, std::string_vie
   if (!in) {
     return absl::InvalidArgumentError(StrCat(source, " ", path, ": cannot read it (", std::strerror(errno), ")"));
   }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  std::string key = buf.str();
+  // The first line, without trailing white space: as pointledgerd reads
+  // its admin.key (net/config.cc).
+  std::string key;
+  std::getline(in, key);
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
   if (key.empty()) return absl::InvalidArgumentError(StrCat(source, " ", path, " is empty"));
   return key;

@@ -451,12 +451,13 @@ TEST_F(CheckpointTest, FailingCheckpointsRefuseBatchesPastTheMemoryBound) {
 // A checkpoint that is slow (not failing) holds new group commits back at the
 // bound instead: they wait for it, then go on.
 TEST_F(CheckpointTest, ASlowCheckpointHoldsCommitsBackAtTheMemoryBound) {
-  absl::Notification release;
+  // Checkpoint n may run once `allowed` reaches n.
+  std::atomic<int> allowed{0};
   std::atomic<int> attempts{0};
   Options options = MemoryBoundOptions();
   options.before_checkpoint = [&](uint64_t) {
-    attempts.fetch_add(1);
-    release.WaitForNotification();
+    const int n = attempts.fetch_add(1) + 1;
+    while (allowed.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return absl::OkStatus();
   };
   absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
@@ -476,19 +477,30 @@ TEST_F(CheckpointTest, ASlowCheckpointHoldsCommitsBackAtTheMemoryBound) {
       applied.fetch_add(1);
     }
   });
-  // The writer stalls with the checkpoint blocked: its count stops moving
-  // well short of the end.
-  int last = -1;
-  for (int polls = 0; polls < 400; ++polls) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    const int now = applied.load();
-    if (now == last || now == kEarns) break;
-    last = now;
-  }
-  const int stalled_at = applied.load();
-  EXPECT_LT(stalled_at, 300) << "the writer did not wait for the blocked checkpoint";
-  EXPECT_GE(attempts.load(), 1);
-  release.Notify();
+  // Until the writer's count stops moving (or it is done).
+  auto stalled = [&applied] {
+    int last = -1;
+    for (int polls = 0; polls < 400; ++polls) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const int now = applied.load();
+      if (now == last || now == kEarns) break;
+      last = now;
+    }
+    return applied.load();
+  };
+  // The first checkpoint blocked: the writer stalls well short of the end
+  // (an earn keeps ~5 entries in memory; the bound is 500).
+  const int first = stalled();
+  EXPECT_LT(first, 300) << "the writer did not wait for the blocked checkpoint";
+  EXPECT_EQ(attempts.load(), 1);
+  // The first one written, the second (all the writer had) blocked: both
+  // maps count, so the writer gets little further. Counting the filling
+  // map alone let it add another ~500 entries (~100 earns; found in review).
+  allowed.store(1);
+  const int second = stalled();
+  EXPECT_EQ(attempts.load(), 2);
+  EXPECT_LT(second - first, 40) << first << " then " << second;
+  allowed.store(1'000'000);
   writer.join();
   EXPECT_EQ(applied.load(), kEarns);
   absl::StatusOr<std::optional<Balance>> b = ledger->GetBalance("acme", "m1999");

@@ -511,12 +511,17 @@ TEST(Server, AdminKeyFileIsPrivateAndReused) {
 TEST(Server, AdminKeyFileIsReadAsTheCommandLineReadsIt) {
   TempDir dir;
   std::filesystem::create_directories(dir.Sub("data"));
-  testing::WriteFile(dir.Sub("data/admin.key"), "sesame\t \n");
+  testing::WriteFile(dir.Sub("data/admin.key"), "sesame\t \nsecond line\n");
   {
     auto server = ServerProcess::Start(dir.Sub("data"));
     ASSERT_NE(server, nullptr);
     absl::StatusOr<std::unique_ptr<Client>> c = server->Connect("sesame");
     EXPECT_TRUE(c.ok()) << c.status();
+    // And `pointledger --key-file` sends the same key.
+    const int ping = std::system(StrCat(PL_BIN_DIR, "/pointledger --server 127.0.0.1:", server->port(),
+                                        " --key-file ", dir.Sub("data/admin.key"), " ping > /dev/null 2>&1")
+                                     .c_str());
+    EXPECT_TRUE(WIFEXITED(ping) && WEXITSTATUS(ping) == 0);
   }
   TempDir empty;
   std::filesystem::create_directories(empty.Sub("data"));
@@ -834,19 +839,24 @@ TEST(Server, BadStartOptionsFailBeforeTheDataDirectoryIsMade) {
   }
 }
 
-// The log goes to stderr, often a pipe a script reads until the ready line
-// (`2>&1 | grep -m1 'listening on'`). With that reader gone the server
-// goes on serving and stops cleanly (found in review, session 20: it died
-// of SIGPIPE at its next log line).
-TEST(Server, AClosedLogPipeDoesNotKillTheServer) {
-  TempDir dir;
+// pointledgerd started by hand, for what ServerProcess cannot do: its stderr
+// is a pipe this test holds (`log_fd`, read up to the ready line), and SIGHUP
+// may be ignored before the exec, as nohup does.
+struct RawServer {
+  pid_t pid = -1;
+  int log_fd = -1;
+  uint16_t port = 0;
+  std::string log;
+};
+RawServer StartRaw(const std::string& data, bool ignore_sighup) {
+  RawServer r;
   int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
+  PL_CHECK(::pipe(fds) == 0);
   const std::string bin = std::string(PL_BIN_DIR) + "/pointledgerd";
-  const std::string data = dir.Sub("data");
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  r.pid = ::fork();
+  PL_CHECK(r.pid >= 0);
+  if (r.pid == 0) {
+    if (ignore_sighup) ::signal(SIGHUP, SIG_IGN);
     ::dup2(fds[1], STDERR_FILENO);
     ::close(fds[0]);
     ::close(fds[1]);
@@ -854,29 +864,58 @@ TEST(Server, AClosedLogPipeDoesNotKillTheServer) {
     ::_exit(127);
   }
   ::close(fds[1]);
-  std::string log;
+  r.log_fd = fds[0];
   char buf[512];
-  while (log.find('\n', log.find("listening on ")) == std::string::npos) {
-    const ssize_t n = ::read(fds[0], buf, sizeof(buf));
-    ASSERT_GT(n, 0) << log;
-    log.append(buf, static_cast<size_t>(n));
+  while (r.log.find('\n', r.log.find("listening on ")) == std::string::npos) {
+    const ssize_t n = ::read(r.log_fd, buf, sizeof(buf));
+    if (n <= 0) return r;  // port stays 0
+    r.log.append(buf, static_cast<size_t>(n));
   }
-  ::close(fds[0]);  // the reader goes away
-  const size_t at = log.find("listening on ");
+  const size_t at = r.log.find("listening on ");
+  r.port = static_cast<uint16_t>(std::stoi(r.log.substr(r.log.find(':', at + 13) + 1)));
+  return r;
+}
+int WaitExit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The log goes to stderr, often a pipe a script reads until the ready line
+// (`2>&1 | grep -m1 'listening on'`). With that reader gone the server
+// goes on serving and stops cleanly (found in review, session 20: it died
+// of SIGPIPE at its next log line).
+TEST(Server, AClosedLogPipeDoesNotKillTheServer) {
+  TempDir dir;
+  RawServer server = StartRaw(dir.Sub("data"), /*ignore_sighup=*/false);
+  ASSERT_NE(server.port, 0) << server.log;
+  ::close(server.log_fd);  // the reader goes away
   ClientOptions o;
-  o.port = static_cast<uint16_t>(std::stoi(log.substr(log.find(':', at + 13) + 1)));
-  o.api_key = testing::ReadFile(data + "/admin.key");
+  o.port = server.port;
+  o.api_key = testing::ReadFile(dir.Sub("data/admin.key"));
   while (!o.api_key.empty() && o.api_key.back() == '\n') o.api_key.pop_back();
   for (int i = 0; i < 3; ++i) {  // each connection logs a line or two
     absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
     ASSERT_TRUE(c.ok()) << c.status();
     MustPost(**c, {ProgramCreate("acme")});
   }
-  ::kill(pid, SIGTERM);
+  ::kill(server.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(server.pid), 0);
+}
+
+// Started under nohup (SIGHUP ignored), the server keeps ignoring it
+// (found in review, session 20: handling SIGHUP overrode nohup).
+TEST(Server, AnIgnoredSighupStaysIgnored) {
+  TempDir dir;
+  RawServer server = StartRaw(dir.Sub("data"), /*ignore_sighup=*/true);
+  ASSERT_NE(server.port, 0) << server.log;
+  ::kill(server.pid, SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+  EXPECT_EQ(::waitpid(server.pid, &status, WNOHANG), 0) << "the server stopped on SIGHUP under nohup";
+  ::kill(server.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(server.pid), 0);
+  ::close(server.log_fd);
 }
 
 // SIGHUP (the terminal the server was started from went away) stops it
