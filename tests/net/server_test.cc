@@ -1144,6 +1144,14 @@ TEST(Client, ATimedOutReadIsAbandonedNotAnsweredLater) {
   Client& client = **c;
   MustPost(client, {ProgramCreate("acme")});
   ::kill(server->pid(), SIGSTOP);
+  // A stop is delivered asynchronously: wait until the process is stopped,
+  // or it may still answer (it did under AddressSanitizer).
+  for (int i = 0; i < 1000; ++i) {
+    const std::string stat = testing::ReadFile(StrCat("/proc/", server->pid(), "/stat"));
+    const size_t paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T') break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   absl::StatusOr<ledger::ChainHead> head = client.GetHead();
   ::kill(server->pid(), SIGCONT);
   ASSERT_FALSE(head.ok());
