@@ -206,15 +206,21 @@ class ConnectionImpl final : public Connection,
     MaybeFinishDrain();
   }
 
+  // Lingers rather than closes: a client that pipelines has requests we
+  // will not read in the socket, and a close with unread input sends a
+  // reset, which makes the client's kernel drop answers it has not read
+  // yet (found in review, session 20: a SIGTERM under load committed
+  // batches whose answers never arrived).
   void MaybeFinishDrain() {
     if (state_ == State::kDraining && slot_count_ == 0 && jobs_pending_ == 0 &&
         reports_pending_ == 0 && !writing_) {
-      Close(close_reason_);
+      Linger();
     }
   }
 
-  // After the last answer of a refused connection: half-close and discard
-  // input for a moment so that the client reads our answer, not a reset.
+  // After the last answer (of a refused connection, or a drained one):
+  // half-close and discard input for a moment, so that the client reads
+  // our answers, not a reset; its EOF or the timer ends it.
   void Linger() {
     state_ = State::kLingering;
     ErrorCode ec;
