@@ -140,12 +140,18 @@ class CheckpointTest : public ::testing::Test {
     return opened.ok() ? *std::move(opened) : nullptr;
   }
 
-  // Checkpoints every 50 entries, and at most 500 waiting in memory.
-  Options MemoryBoundOptions() {
+  // A ledger of a_dir_ on the test's clock.
+  Options BaseOptions() {
     Options options;
     options.dir = a_dir_;
     options.map_size_bytes = uint64_t{64} << 20;
     options.clock = &clock_;
+    return options;
+  }
+
+  // Checkpoints every 50 entries, and at most 500 waiting in memory.
+  Options MemoryBoundOptions() {
+    Options options = BaseOptions();
     options.checkpoint_entries = 50;
     options.memory_entries_max = 500;
     return options;
@@ -183,10 +189,7 @@ class CheckpointTest : public ::testing::Test {
   // Options for a ledger of a_dir_ that checkpoints after every commit
   // and tells AwaitCheckpoint how far its checkpoints have got.
   Options CheckpointEveryCommit() {
-    Options options;
-    options.dir = a_dir_;
-    options.map_size_bytes = uint64_t{64} << 20;
-    options.clock = &clock_;
+    Options options = BaseOptions();
     options.checkpoint_entries = 1;
     options.after_checkpoint = [this](uint64_t seq) {
       absl::MutexLock lock(&cp_mu_);
@@ -375,10 +378,7 @@ TEST_F(CheckpointTest, AFullMapLosesNothingAcknowledged) {
 // state stayed in memory until the next commit (found in review, session
 // 20: 20,000 transactions, then 15 s idle, and nothing checkpointed).
 TEST_F(CheckpointTest, AnIdleWriterCheckpointsOnceTheIntervalIsDue) {
-  Options options;
-  options.dir = a_dir_;
-  options.map_size_bytes = uint64_t{64} << 20;
-  options.clock = &clock_;
+  Options options = BaseOptions();
   options.checkpoint_interval_ms = 1000;
   absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status();
