@@ -117,7 +117,15 @@ size_t Committer::CommitOnce(Group& jobs, size_t begin, size_t end) {
   const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<ledger::Ledger::Writer> writer = ledger_->BeginWrite();
   if (!writer.ok()) {
-    LogLine(StrCat("error: cannot begin a write transaction: ", writer.status().ToString()));
+    if (started - refusal_logged_ >= std::chrono::seconds(1)) {
+      LogLine(StrCat("error: cannot begin a write transaction: ", writer.status().ToString(),
+                     refusals_unlogged_ > 0 ? StrCat(" (and ", refusals_unlogged_, " more groups refused since the last such line)")
+                                            : std::string()));
+      refusal_logged_ = started;
+      refusals_unlogged_ = 0;
+    } else {
+      ++refusals_unlogged_;
+    }
     for (size_t i = begin; i < end; ++i) jobs[i]->status = writer.status();
     busy_batches_.fetch_add(end - begin, std::memory_order_relaxed);
     return end;

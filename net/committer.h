@@ -9,6 +9,7 @@
 #define POINTLEDGER_NET_COMMITTER_H_
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -105,6 +106,12 @@ class Committer {
   bool stopping_ = false;           // guarded by mu_
 
   Group group_;  // the committer thread's swap buffer (keeps its capacity)
+
+  // BeginWrite refusals are logged at most once a second, with how many
+  // were not: a client retrying against a full disk refuses a group every
+  // few milliseconds. Committer thread only.
+  std::chrono::steady_clock::time_point refusal_logged_{};
+  uint64_t refusals_unlogged_ = 0;
 
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> batches_{0};
