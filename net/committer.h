@@ -9,8 +9,8 @@
 #define POINTLEDGER_NET_COMMITTER_H_
 
 #include <array>
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
