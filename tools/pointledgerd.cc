@@ -6,12 +6,15 @@
 //   pointledgerd: listening on 127.0.0.1:7600, data ./var, admin key in ./var/admin.key
 // (tests and scripts wait for "listening on"; with --listen HOST:0 it names
 // the port actually bound). SIGINT/SIGTERM stop it gracefully.
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "ledger/ledger.h"
 #include "ledger/status.h"
@@ -53,7 +56,17 @@ absl::Status Serve(const Flags& flags) {
                                             .map_size_bytes = config.map_size_mb << 20,
                                             .checkpoint_interval_ms = static_cast<int64_t>(
                                                 config.checkpoint_interval_ms)}));
-  if (config.keys.empty()) PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&config));
+  if (config.keys.empty()) {
+    PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&config));
+    // Made 0600; one loosened by hand (or copied without its mode) still
+    // works, but anyone who can read it can do anything (found in review,
+    // session 20: accepted without a word).
+    struct stat st {};
+    if (::stat(config.admin_key_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      net::LogLine(StrCat("warning: ", config.admin_key_file, " is readable by others (mode ",
+                          absl::StrFormat("%04o", st.st_mode & 07777), "): chmod 600 it"));
+    }
+  }
   PL_ASSIGN_OR_RETURN(std::unique_ptr<net::Server> server,
                       net::Server::Start(ledger.get(), &config, /*handle_signals=*/true));
   std::string ready = StrCat("listening on ", server->bound_address(), ", data ", config.data_dir);

@@ -512,9 +512,13 @@ TEST(Server, AdminKeyFileIsReadAsTheCommandLineReadsIt) {
   TempDir dir;
   std::filesystem::create_directories(dir.Sub("data"));
   testing::WriteFile(dir.Sub("data/admin.key"), "sesame\t \nsecond line\n");
+  ::chmod(dir.Sub("data/admin.key").c_str(), 0644);
   {
     auto server = ServerProcess::Start(dir.Sub("data"));
     ASSERT_NE(server, nullptr);
+    // Readable by others: it works, with a warning.
+    EXPECT_NE(server->log().find("admin.key is readable by others (mode 0644): chmod 600 it"), std::string::npos)
+        << server->log();
     absl::StatusOr<std::unique_ptr<Client>> c = server->Connect("sesame");
     EXPECT_TRUE(c.ok()) << c.status();
     // And `pointledger --key-file` sends the same key.
