@@ -1284,6 +1284,18 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     return absl::FailedPreconditionError(
         StrCat(to_dir, " exists and is not a directory: a backup goes into a new directory"));
   }
+  // Inside the live data directory, a backup would sit among the files it
+  // copies (and be copied by the next one): found in review, session 20.
+  {
+    fs::path data = fs::weakly_canonical(rep_->options.dir, ec);
+    if (!data.has_filename()) data = data.parent_path();  // "d/"
+    const fs::path target = fs::weakly_canonical(to, ec);
+    const auto [end, _] = std::mismatch(data.begin(), data.end(), target.begin(), target.end());
+    if (!data.empty() && end == data.end()) {
+      return absl::FailedPreconditionError(
+          StrCat(to_dir, " is inside the data directory ", rep_->options.dir, ": back up to another directory"));
+    }
+  }
   if (fs::exists(to / ".partial", ec)) {
     return absl::FailedPreconditionError(
         StrCat(to_dir, " holds a backup that was cut short (", (to / ".partial").string(),

@@ -36,11 +36,15 @@ class WalTest : public ::testing::Test {
     char pattern[] = "/tmp/pl_wal_test.XXXXXX";
     ASSERT_NE(mkdtemp(pattern), nullptr);
     dir_ = pattern;
+    char backups[] = "/tmp/pl_wal_backups.XXXXXX";
+    ASSERT_NE(mkdtemp(backups), nullptr);
+    backups_ = backups;
   }
   void TearDown() override {
     ledger_.reset();
     std::error_code ec;
     fs::remove_all(dir_, ec);
+    fs::remove_all(backups_, ec);
   }
 
   // No checkpoint unless `checkpoints`: everything stays in the
@@ -129,6 +133,7 @@ class WalTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string backups_;  // beside dir_: a backup inside the data directory is refused
   FakeClock clock_;
   std::unique_ptr<Ledger> ledger_;
   std::function<bool(std::string_view)> backup_stop_at_;
@@ -895,7 +900,10 @@ TEST_F(WalTest, ABackupHoldsWhatOnlyTheWriteAheadLogHad) {
   ASSERT_TRUE(Open().ok());
   ProgramCreate();
   EarnBatches(1, 4, 5);
-  const std::string to = dir_ + "/backup";
+  // Not inside the data directory: that is refused.
+  EXPECT_TRUE(absl::IsFailedPrecondition(ledger_->Backup(dir_ + "/backup").status()));
+  EXPECT_FALSE(fs::exists(dir_ + "/backup"));
+  const std::string to = backups_ + "/backup";
   absl::StatusOr<ChainHead> backed = ledger_->Backup(to);
   ASSERT_TRUE(backed.ok()) << backed.status();
   EXPECT_EQ(backed->seq, 21u);
@@ -924,7 +932,7 @@ TEST_F(WalTest, ABackupCutShortAtAnyStepIsNoLedger) {
   EarnBatches(1, 4, 5);  // all of it in the write-ahead log: the tail
   for (const char* step : {"copied", "tail", "state"}) {
     stop_at = step;
-    const std::string to = dir_ + "/backup-" + step;
+    const std::string to = backups_ + "/backup-" + step;
     EXPECT_TRUE(absl::IsAborted(ledger_->Backup(to).status())) << step;
     // Neither a reader nor a writer takes it for a ledger, and a writer's
     // open does not make a new, empty one beside the copies (the restore
@@ -942,7 +950,7 @@ TEST_F(WalTest, ABackupCutShortAtAnyStepIsNoLedger) {
         << step;
   }
   stop_at.clear();
-  absl::StatusOr<ChainHead> whole = ledger_->Backup(dir_ + "/backup");
+  absl::StatusOr<ChainHead> whole = ledger_->Backup(backups_ + "/backup");
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(whole->seq, 21u);
 }
