@@ -19,7 +19,6 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
-bool ValidName(std::string_view s) { return IsValidName(s); }
 
 bool ValidKey(std::string_view s) { return !s.empty() && s.size() <= kMemberKeyBytesMax; }
 
@@ -43,7 +42,7 @@ Code CheckFields(const Transaction& t) {
   if (t.member.size() > kMemberKeyBytesMax || t.member2.size() > kMemberKeyBytesMax ||
       t.partner.size() > kNameBytesMax || t.order_ref.size() > kOrderRefBytesMax ||
       t.reason.size() > kReasonBytesMax || t.metadata.size() > kMetadataBytesMax ||
-      t.currency.size() > kCurrencyBytes || !ValidName(t.program)) {
+      t.currency.size() > kCurrencyBytes || !IsValidName(t.program)) {
     return Code::kFieldTooLong;
   }
   if (UsesMember(t.kind) && !ValidKey(t.member)) return Code::kFieldTooLong;
@@ -52,7 +51,7 @@ Code CheckFields(const Transaction& t) {
   }
   const bool needs_partner = t.kind == Kind::kPartnerCreate || t.kind == Kind::kPartnerPrice ||
                              t.kind == Kind::kSettle;
-  if ((needs_partner || !t.partner.empty()) && !ValidName(t.partner)) return Code::kFieldTooLong;
+  if ((needs_partner || !t.partner.empty()) && !IsValidName(t.partner)) return Code::kFieldTooLong;
   if (t.kind == Kind::kProgramCreate && !ValidCurrency(t.currency)) return Code::kFieldTooLong;
   return Code::kOk;
 }
