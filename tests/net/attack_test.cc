@@ -1009,5 +1009,48 @@ TEST_F(Attack, AClientNameCannotForgeALogLine) {
   Finish("a forged client name");
 }
 
+// An operator's second Ctrl-C while a stop waits (here, for a client whose
+// answers cannot be written because it reads nothing) ends the process at
+// once; one within a second of the first is the same Ctrl-C forwarded to
+// the process group by a wrapper, and is ignored. Either way the ledger
+// opens again: what was acknowledged is in the write-ahead log.
+TEST(Signals, ASecondSignalStopsAtOnceButNotOneWithinASecond) {
+  TempDir dir;
+  std::unique_ptr<ServerProcess> server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  {
+    std::vector<ledger::Transaction> create = {testing::ProgramCreate("acme")};
+    auto r = server->AdminClient()->Post(create);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  Fd fd = ConnectTo(server->port(), 4096);
+  ASSERT_TRUE(SayHello(fd.get(), server->admin_key()));
+  ASSERT_EQ(SendWithoutReading(fd.get(), HeadFrame(9)), Flood::kBackpressure);
+
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(server->WaitForLog("stopped accepting", milliseconds(5'000))) << server->log();
+  const auto first = SteadyClock::now();
+  server->Signal(SIGTERM);  // within the second: the same Ctrl-C
+  std::this_thread::sleep_until(first + milliseconds(1'300));
+  EXPECT_EQ(server->log().find("again"), std::string::npos) << server->log();
+  EXPECT_EQ(server->log().find("stopped:"), std::string::npos)
+      << "the stop did not wait for the client (the test needs it to)\n" << server->log();
+
+  const auto second = SteadyClock::now();
+  EXPECT_EQ(server->Stop(SIGTERM), 128 + SIGTERM);
+  // kShutdownGraceMs (10 s) is what the stop would have waited otherwise.
+  EXPECT_LT(SteadyClock::now() - second, seconds(5));
+  EXPECT_NE(server->log().find("signal 15 again: stopping at once"), std::string::npos)
+      << server->log();
+
+  std::unique_ptr<ServerProcess> again = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(again, nullptr);
+  std::vector<ledger::Transaction> create = {testing::ProgramCreate("acme")};
+  auto r = again->AdminClient()->Post(create);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_TRUE((*r)[0].duplicate) << "program_create acknowledged before the stop was lost";
+}
+
 }  // namespace
 }  // namespace pointledger::net

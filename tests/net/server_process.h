@@ -130,6 +130,12 @@ class ServerProcess {
     return *std::move(c);
   }
 
+  // Sends `signal` without waiting.
+  void Signal(int signal) const {
+    PL_CHECK(pid_ > 0);
+    ::kill(pid_, signal);
+  }
+
   // Sends `signal` and waits for the exit; returns the exit code (or 128 +
   // the signal that killed it).
   int Stop(int signal = SIGTERM) {
