@@ -1024,8 +1024,7 @@ absl::StatusOr<std::vector<Transaction>> Ledger::CollectDue(int64_t as_of_ns, si
       t.time_ns = lot.expires_at_ns;
       t.lot_seq = lot.source_seq;
       t.lot_index = lot.index;
-      t.id = DeriveId(StrCat(t.program, "/expire/", IdToHex(account), "/", lot.source_seq,
-                                   "/", lot.index));
+      t.id = ExpireId(t.program, account, lot.source_seq, lot.index);
       due.push_back(std::move(t));
       PL_ASSIGN_OR_RETURN(found, cursor.Next());
     }
@@ -1045,7 +1044,7 @@ absl::StatusOr<std::vector<Transaction>> Ledger::CollectDue(int64_t as_of_ns, si
     t.kind = Kind::kHoldTimeout;
     t.program = hold.program;
     t.ref = hold_id;
-    t.id = DeriveId(StrCat(hold.program, "/hold-timeout/", IdToHex(hold_id)));
+    t.id = HoldTimeoutId(hold.program, hold_id);
     due.push_back(std::move(t));
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }

@@ -51,6 +51,13 @@ Id SystemAccountId(std::string_view program, std::string_view kind);
 Id PartnerAccountId(std::string_view program, std::string_view partner);
 // SHA-256(program + "/tx/" + key): a transaction id from a natural key.
 Id TxIdFromKey(std::string_view program, std::string_view key);
+// The ids the sweep (Ledger::CollectDue) books under, derived from what it
+// books, so that a sweep run twice books nothing twice (SPEC §2):
+// SHA-256(program + "/expire/" + hex(member account) + "/" + lot_seq + "/"
+// + lot_index) and SHA-256(program + "/hold-timeout/" + hex(hold id)).
+Id ExpireId(std::string_view program, const Id& member_account, uint64_t lot_seq,
+            uint32_t lot_index);
+Id HoldTimeoutId(std::string_view program, const Id& hold);
 // A program or partner name: 1 to 32 bytes of [a-z0-9_-] (SPEC §1).
 bool IsValidName(std::string_view name);
 // Lower-case hex, 32 characters.
@@ -235,8 +242,14 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      member's pending holds in one posting, not one per hold; an expire
 //      of a lot that never expires or is not made yet is invalid_amount,
 //      and a hold_timeout of a hold not found is not recorded.
+//   6  session 21, the same layout; an expire or hold_timeout must carry
+//      the id derived from its content (ExpireId, HoldTimeoutId), and an
+//      expire must name its lot's own expiry, a time after the epoch;
+//      a settle's end must be after the epoch. Each is invalid_amount and
+//      not recorded: recorded, a hand-made one took the id the sweep books
+//      a real lot or hold under, and it never expired or timed out.
 inline constexpr uint8_t kRecordFormatMin = 1;
-inline constexpr uint8_t kRecordFormat = 5;
+inline constexpr uint8_t kRecordFormat = 6;
 
 struct TxRecord {
   uint8_t format = kRecordFormat;

@@ -29,6 +29,13 @@ Id PartnerAccountId(std::string_view program, std::string_view partner) {
 Id TxIdFromKey(std::string_view program, std::string_view key) {
   return DeriveId(StrCat(program, "/tx/", key));
 }
+Id ExpireId(std::string_view program, const Id& member_account, uint64_t lot_seq,
+            uint32_t lot_index) {
+  return DeriveId(StrCat(program, "/expire/", IdToHex(member_account), "/", lot_seq, "/", lot_index));
+}
+Id HoldTimeoutId(std::string_view program, const Id& hold) {
+  return DeriveId(StrCat(program, "/hold-timeout/", IdToHex(hold)));
+}
 
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > kNameBytesMax) return false;

@@ -806,6 +806,13 @@ int Cli::RunExpireCommand() {
   if (!as_of_.empty()) {
     absl::StatusOr<int64_t> t = ParseTime(as_of_);
     if (!t.ok()) return ReportError(Out(), absl::InvalidArgumentError(StrCat("--as-of: ", std::string(t.status().message()))));
+    // The wire's "as of 0" means now: the epoch itself expired everything
+    // due now while the report said 1970 (found in review, session 21).
+    if (*t == 0) {
+      return ReportError(Out(), absl::InvalidArgumentError(
+                                    "--as-of: 1970-01-01T00:00:00Z itself is not accepted here (it would "
+                                    "mean \"now\"); give a later time"));
+    }
     as_of_ns = *t;
   }
   int exit_code = kExitUsage;

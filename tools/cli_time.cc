@@ -147,11 +147,14 @@ absl::StatusOr<int64_t> ParseTime(std::string_view text) {
 }
 
 std::string FormatTime(int64_t ns) {
-  PL_CHECK(ns >= 0);
-  const int64_t seconds = ns / kNanosPerSecond;
-  const int64_t nanos = ns % kNanosPerSecond;
-  const Civil c = CivilFromDays(seconds / 86400);
-  const int64_t sod = seconds % 86400;
+  // Floor division: a time before the epoch (a record an older binary let
+  // through, found in review, session 21) prints as one, not a crash.
+  auto floor_div = [](int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); };
+  const int64_t seconds = floor_div(ns, kNanosPerSecond);
+  const int64_t nanos = ns % kNanosPerSecond + (ns % kNanosPerSecond < 0 ? kNanosPerSecond : 0);
+  const int64_t days = floor_div(seconds, 86400);
+  const Civil c = CivilFromDays(days);
+  const int64_t sod = seconds - days * 86400;
   char buf[48];
   std::snprintf(buf, sizeof(buf), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%09lldZ",
                 static_cast<long long>(c.year), static_cast<long long>(c.month),

@@ -19,7 +19,8 @@ namespace pointledger::tools {
 absl::StatusOr<int64_t> ParseTime(std::string_view text);
 
 // Formats nanoseconds since the epoch as `2026-11-22T10:00:00.123456789Z`
-// (UTC, always 9 fractional digits). REQUIRES: ns >= 0.
+// (UTC, always 9 fractional digits); a time before the epoch as one
+// (`1969-12-31T23:59:59.999999999Z` for -1).
 std::string FormatTime(int64_t ns);
 
 // Parses a duration: a number followed by ns, us, ms, s, m or h

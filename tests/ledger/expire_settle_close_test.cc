@@ -298,7 +298,7 @@ TEST_F(ExpireTest, ALotThatNeverExpiresCannotBeExpired) {
   t.time_ns = std::numeric_limits<int64_t>::max();
   t.lot_seq = setup[1].seq;
   t.lot_index = 0;
-  t.id = TxIdFromKey("forever", "by-hand");
+  t.id = ExpireId("forever", MemberAccountId("forever", "alice"), t.lot_seq, 0);
   const Result r = Apply1(t);
   EXPECT_EQ(r.code, Code::kInvalidAmount);
   EXPECT_EQ(r.seq, 0u);  // not recorded
@@ -324,6 +324,93 @@ TEST_F(ExpireTest, AnExpireOfALotNotMadeYetTakesNoId) {
   EXPECT_EQ(pre.code, Code::kInvalidAmount);
   EXPECT_EQ(pre.seq, 0u);
   EXPECT_EQ(Apply1(due[0]).code, Code::kOk);
+}
+
+// The sweep books a lot under one id, derived from the lot (SPEC §2). A
+// hand-made expire with that id but another expiry (1 ns off: no lot
+// under that key) was recorded as an ok of 0 points, and the lot never
+// expired: the sweep's own expire was an id_conflict every second. Since
+// record format 6 it is invalid_amount and takes nothing, nor the id
+// (found in review, session 21).
+TEST_F(ExpireTest, AnExpireWithTheSweepsIdButAnotherExpiryTakesNoId) {
+  const int64_t soon = clock_.NowNs() + kDayNs;
+  ASSERT_EQ(Apply1(EarnExpiring("acme", "alice", 100, soon, "e1")).code, Code::kOk);
+  clock_.Set(soon + 1);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  for (const int64_t off : {int64_t{-1}, int64_t{1}}) {
+    Transaction forged = due[0];
+    forged.time_ns += off;
+    const Result r = Apply1(forged);
+    EXPECT_EQ(r.code, Code::kInvalidAmount) << off;
+    EXPECT_EQ(r.seq, 0u) << off;  // not recorded
+  }
+  const Result swept = Apply1(due[0]);
+  EXPECT_EQ(swept.code, Code::kOk);
+  EXPECT_FALSE(swept.duplicate);
+  EXPECT_EQ(swept.points, 100u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+}
+
+// An expire must carry the id derived from the lot it names; any other id
+// (another lot's, a client's own) is invalid_amount and not recorded
+// (format 6). So are expiry times at or before the epoch, which no lot has.
+TEST_F(ExpireTest, AnExpireWhoseIdIsNotItsLotsIsRefused) {
+  const int64_t soon = clock_.NowNs() + kDayNs;
+  MustApply({EarnExpiring("acme", "alice", 100, soon, "e1"), EarnExpiring("acme", "bob", 70, soon, "e2")});
+  clock_.Set(soon + 1);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 2u);
+  Transaction other = due[0];
+  other.id = due[1].id;  // bob's lot's id on alice's expire
+  Transaction own = due[0];
+  own.id = TxIdFromKey("acme", "by-hand");
+  Transaction negative = due[0];
+  negative.time_ns = -5;
+  for (const Transaction& t : {other, own, negative}) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kInvalidAmount);
+    EXPECT_EQ(r.seq, 0u);
+  }
+  for (const Transaction& t : due) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kOk);
+    EXPECT_FALSE(r.duplicate);
+  }
+  EXPECT_EQ(MustSystemAccount("acme", "breakage").credits_posted, 170u);
+}
+
+// Under format 5 such an expire was recorded, and a ledger decided so
+// replays and audits as it was.
+TEST_F(ExpireTest, AFormatFiveExpireKeepsItsRule) {
+  record_format_ = 5;
+  Reopen();
+  const int64_t soon = clock_.NowNs() + kDayNs;
+  ASSERT_EQ(Apply1(EarnExpiring("acme", "alice", 100, soon, "e1")).code, Code::kOk);
+  clock_.Set(soon + 1);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  Transaction forged = due[0];
+  forged.time_ns += 1;
+  const Result r = Apply1(forged);
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_NE(r.seq, 0u);
+  EXPECT_EQ(r.points, 0u);
+  record_format_ = kRecordFormat;
+  Reopen();
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u);
+}
+
+// A settlement period ending before the epoch is invalid_amount, not
+// recorded (format 6): recorded, its time could not be printed, and
+// `tx get` and `audit export` aborted on it (found in review, session 21).
+TEST_F(SettleTest, ASettleEndingBeforeTheEpochIsRefused) {
+  const Result r = Apply1(Settle("acme", "hotelco", -1, "settle-neg"));
+  EXPECT_EQ(r.code, Code::kInvalidAmount);
+  EXPECT_EQ(r.seq, 0u);
+  EXPECT_EQ(Apply1(Settle("acme", "hotelco", clock_.NowNs(), "settle-neg")).code, Code::kOk);
 }
 
 TEST_F(CloseTest, CloseForfeitsEveryPointIncludingHoldsToBreakage) {

@@ -261,5 +261,31 @@ TEST_F(HoldTest, ATimeoutBeforeItsHoldTakesNoId) {
   EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
 }
 
+
+// A timeout must carry the id derived from the hold it names (format 6).
+// With hold A's id and hold B's ref (B captured), it was recorded as
+// hold_not_pending, took A's one timeout id, and A's points stayed
+// reserved for good: the sweep's timeout was an id_conflict, and a
+// capture or release past the deadline is hold_not_pending (found in
+// review, session 21).
+TEST_F(HoldTest, ATimeoutWithAnotherHoldsIdTakesNoId) {
+  MustApply({Hold("acme", "alice", 40, 60, "hold-a"), Hold("acme", "alice", 10, 60, "hold-b"),
+             Capture("acme", "hold-b", 0, "cap-b")});
+  Transaction forged;
+  forged.kind = Kind::kHoldTimeout;
+  forged.program = "acme";
+  forged.ref = TxIdFromKey("acme", "hold-b");
+  forged.id = HoldTimeoutId("acme", TxIdFromKey("acme", "hold-a"));
+  const Result r = Apply1(forged);
+  EXPECT_EQ(r.code, Code::kInvalidAmount);
+  EXPECT_EQ(r.seq, 0u);  // not recorded
+  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  const Result timed_out = Apply1(due[0]);
+  EXPECT_EQ(timed_out.code, Code::kOk);
+  EXPECT_FALSE(timed_out.duplicate);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+}
 }  // namespace
 }  // namespace pointledger::ledger::testing

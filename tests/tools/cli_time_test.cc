@@ -47,6 +47,16 @@ TEST(CliTime, FormatsWithNineFractionalDigits) {
   EXPECT_EQ(FormatTime(INT64_MAX), "2262-04-11T23:47:16.854775807Z");
 }
 
+// A time before the epoch (a record an older binary let through: a settle
+// ending at -1 ns) prints as one; `tx get` and `audit export` aborted on
+// it (found in review, session 21).
+TEST(CliTime, FormatsTimesBeforeTheEpoch) {
+  EXPECT_EQ(FormatTime(-1), "1969-12-31T23:59:59.999999999Z");
+  EXPECT_EQ(FormatTime(-1'000'000'000), "1969-12-31T23:59:59.000000000Z");
+  EXPECT_EQ(FormatTime(-86'400'000'000'001), "1969-12-30T23:59:59.999999999Z");
+  EXPECT_EQ(FormatTime(INT64_MIN), "1677-09-21T00:12:43.145224192Z");
+}
+
 // The int64 range parses up to its last nanosecond but one (the last is
 // the ledger's "never"), and no further (found in a docs test drive: the
 // last second was refused).

@@ -221,6 +221,14 @@ TEST_F(CliE2E, EveryCommandWithJson) {
   EXPECT_EQ(h["seq"], closed["seq"]);
   EXPECT_EQ(h["hash"].get<std::string>().size(), 64u);
 
+  // The epoch is "now" on the wire: refused, not run as of now while the
+  // report says 1970 (found in review, session 21).
+  RunResult epoch = Cli({"expire", "--as-of", "1970-01-01T00:00:00Z"});
+  EXPECT_EQ(epoch.exit_code, 2);
+  EXPECT_NE(epoch.err.find("--as-of: 1970-01-01T00:00:00Z itself is not accepted here"), std::string::npos)
+      << epoch.err;
+  EXPECT_EQ(epoch.out, "");
+
   // Everything left in acme expires by 2031 (other tests' programs never expire).
   RunResult expire = Cli({"expire", "--as-of", "2031-01-01T00:00:00Z", "--json"});
   ASSERT_EQ(expire.exit_code, 0) << expire.err;
