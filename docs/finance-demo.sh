@@ -2,13 +2,24 @@
 # Builds the month-end demo ledger of docs/finance.md in DIR (default
 # /tmp/pointledger-finance-demo), served on 127.0.0.1:7661; prints the
 # server's pid at the end. Run from the repository after `make build`.
+# Run again, it first stops the demo server it started before (its pid is
+# kept in DIR/server.pid), then starts afresh.
 set -u
 B=$(cd "$(dirname "$0")/.." && pwd)/build/bin
 DIR=${1:-/tmp/pointledger-finance-demo}
+if [[ -f "$DIR/server.pid" ]] && kill "$(cat "$DIR/server.pid")" 2>/dev/null; then
+  while kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; do sleep 0.1; done
+fi
 rm -rf "$DIR" && mkdir -p "$DIR"
 "$B/pointledgerd" --data "$DIR/var" --listen 127.0.0.1:7661 > "$DIR/server.log" 2>&1 &
 PID=$!
-for _ in $(seq 50); do [[ -f "$DIR/var/admin.key" ]] && break; sleep 0.1; done
+echo "$PID" > "$DIR/server.pid"
+for _ in $(seq 100); do grep -q 'listening on' "$DIR/server.log" 2>/dev/null && break; sleep 0.1; done
+if ! grep -q 'listening on' "$DIR/server.log"; then
+  echo "pointledgerd did not start; its log:" >&2
+  cat "$DIR/server.log" >&2
+  exit 2
+fi
 P="$B/pointledger --server 127.0.0.1:7661 --key-file $DIR/var/admin.key"
 day() { date -u -d "+$1 days" +%Y-%m-%dT00:00:00Z; }
 soon=$(date -u -d "+3 seconds" +%Y-%m-%dT%H:%M:%SZ)
@@ -32,4 +43,4 @@ $P capture --program acme --hold hold-31 --points 80 --id cap-31
 $P account close --program acme --member dave --id close-dave
 sleep 4
 $P expire   # erin's lot expired; the server's own sweep may have booked it already
-echo "pointledgerd pid $PID (data in $DIR/var)"
+echo "pointledgerd pid $PID (data in $DIR/var; stop it with: kill $PID)"

@@ -384,7 +384,7 @@ void Cli::AddReadCommands() {
 
   CLI::App* history = AddCommand(
       "history", "A member's transactions, newest first.",
-      "pointledger history --program acme --member alice --limit 50 [--before SEQ]",
+      "pointledger history --program acme --member alice --limit 50 --before 42",
       [this] { return WithReader([this](Reader& r) {
         return RunHistory(r, Out(), read_.program, read_.member, read_.limit, read_.before);
       }); });

@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
       "pointledgerd: the PointLedger server.\n"
       "Example: pointledgerd --data ./var --listen 127.0.0.1:7600"};
   app.add_option("--data", flags.data,
-                 "Data directory (the LMDB environment; created if missing)");
+                 "Data directory: the write-ahead log and two LMDB environments, created if missing "
+                 "(or `data` in the config file; docs/storage.md)");
   app.add_option("--listen", flags.listen,
                  "Address to listen on, HOST:PORT (default 127.0.0.1:7600; port 0 picks one)");
   app.add_option("--metrics-listen", flags.metrics_listen,
