@@ -529,7 +529,22 @@ Code TimeRules(const Transaction& t, int64_t ts) {
     return Code::kExpiryInPast;
   }
   if (t.kind == Kind::kSettle && t.time_ns > ts) return Code::kInvalidAmount;
+  if (t.kind == Kind::kSettle && t.time_ns < 0) return Code::kInvalidAmount;  // format 6
   return Code::kOk;
+}
+
+// Format 6: an expire or hold_timeout carries the id the sweep derives
+// from its content, and an expire a time after the epoch.
+bool SweepIdOk(const Transaction& t) {
+  if (t.kind == Kind::kExpire) {
+    return t.time_ns > 0 &&
+           t.id == DeriveId(StrCat(t.program, "/expire/", IdToHex(MemberAccountId(t.program, t.member)),
+                                   "/", t.lot_seq, "/", t.lot_index));
+  }
+  if (t.kind == Kind::kHoldTimeout) {
+    return t.id == DeriveId(StrCat(t.program, "/hold-timeout/", IdToHex(t.ref)));
+  }
+  return true;
 }
 
 // --- Batches, chains, one transaction.
@@ -620,6 +635,7 @@ Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns)
     r.duplicate = true;
     return r;
   }
+  if (!SweepIdOk(t)) return refuse(Code::kInvalidAmount);
   Step s;
   s.tx = &t;
   s.ts = std::max(clock_ns, last_ts_ + 1);
@@ -948,7 +964,17 @@ Code Model::Expire(Step& s) {
   const LotId id{t.time_ns, t.lot_seq, t.lot_index};
   auto lot = std::find_if(it->second.lots.begin(), it->second.lots.end(),
                           [&](const Lot& l) { return l.Key() == id; });
-  if (lot == it->second.lots.end()) return Code::kOk;  // consumed meanwhile
+  if (lot == it->second.lots.end()) {
+    // The lot there under another expiry: not the sweep's expire for it
+    // (format 6).
+    if (std::any_of(it->second.lots.begin(), it->second.lots.end(), [&](const Lot& l) {
+          return std::get<1>(l.Key()) == t.lot_seq && std::get<2>(l.Key()) == t.lot_index;
+        })) {
+      s.not_recorded = true;
+      return Code::kInvalidAmount;
+    }
+    return Code::kOk;  // consumed meanwhile
+  }
   const uint64_t remaining = lot->remaining;
   if (!Post(s, {{text, SystemText(t.program, "breakage"), remaining}})) return Code::kOverflow;
   MemberState& m = MutMember(text);
@@ -1789,7 +1815,8 @@ Transaction Generator::Settle() {
               : r < 75 ? now_ns_ - static_cast<int64_t>(R(2 * kDayNs))
               : r < 85 ? now_ns_ + 1 + static_cast<int64_t>(R(kSecondNs))
               : r < 95 ? now_ns_ - static_cast<int64_t>(R(60 * kSecondNs))
-                       : 1;
+              : r < 98 ? 1
+                       : -1 - static_cast<int64_t>(R(kSecondNs));  // before the epoch
   return t;
 }
 
@@ -2229,6 +2256,21 @@ void Sim::Sweep() {
   }
   ++sweeps_;
   if (due->empty()) return;
+  // Hand-made imitations first, sometimes: the id of a due item with other
+  // content, or another item's id (format 6: refused, not recorded, so the
+  // real item is still booked below).
+  if (R(3) == 0) {
+    Transaction forged = (*due)[R(due->size())];
+    const Transaction& other = (*due)[R(due->size())];
+    switch (R(4)) {
+      case 0: forged.time_ns += R(2) == 0 ? 1 : -1; break;
+      case 1: forged.id = other.id; break;
+      case 2: forged.time_ns = -static_cast<int64_t>(R(3)); break;
+      default: forged.ref = other.kind == Kind::kHoldTimeout ? other.ref : other.id; break;
+    }
+    ASSERT_NO_FATAL_FAILURE(ApplyAndCompare(nullptr, {forged}, Auth::Admin(), false));
+    model_.Forget();
+  }
   const int rounds = R(8) == 0 ? 2 : 1;
   for (int round = 0; round < rounds; ++round) {
     for (size_t i = 0; i < due->size(); i += kBatchTransactionsMax) {
