@@ -225,6 +225,43 @@ TEST_F(EarnTest, ABalanceTotalPast64BitsIsOverflowAndMovesNothing) {
   EXPECT_EQ(MustSystemAccount("acme", "issuance").debits_posted, 3 * kPointsMax);
 }
 
+// Every total may reach 2^64 − 1 exactly, and not one point more; pending
+// totals are checked as posted ones are (found by mutation testing,
+// session 21: `>=` for `>` in the check, and a hold's pending totals
+// added unchecked, both passed every test).
+TEST_F(EarnTest, TotalsReachExactly64BitsAndPendingTotalsAreCheckedToo) {
+  MustApply({Earn("acme", "alice", kPointsMax, "e1"), Earn("acme", "bob", kPointsMax, "e2"),
+             Earn("acme", "carol", kPointsMax, "e3")});
+  EXPECT_EQ(Apply1(Earn("acme", "dave", kPointsMax - 1, "e4")).code, Code::kOk);
+  EXPECT_EQ(MustSystemAccount("acme", "issuance").debits_posted, std::numeric_limits<uint64_t>::max());
+  // The holds account's credits_pending: three holds of 2^62, then a
+  // fourth (erin's points come from the adjustment account) would wrap.
+  MustApply({Adjust("acme", "erin", static_cast<int64_t>(kPointsMax), "a1")});
+  MustApply({Hold("acme", "alice", kPointsMax, 600, "h1"), Hold("acme", "bob", kPointsMax, 600, "h2"),
+             Hold("acme", "carol", kPointsMax, 600, "h3")});
+  const Result past = Apply1(Hold("acme", "erin", kPointsMax, 600, "h4"));
+  EXPECT_EQ(past.code, Code::kOverflow);
+  EXPECT_NE(past.seq, 0u);
+  EXPECT_EQ(MustSystemAccount("acme", "holds").credits_pending, 3 * kPointsMax);
+  EXPECT_EQ(MustBalance("acme", "erin").pending, 0u);
+}
+
+// The credit side of a posting is checked on its own: a member whose
+// credits reach 2^64 while its posted balance stays small (it redeemed in
+// between), fed from a system account that has room (found by mutation
+// testing, session 21: only the model test caught its removal).
+TEST_F(EarnTest, AMembersCreditsPast64BitsAreOverflowWhateverTheDebitSide) {
+  MustApply({Earn("acme", "alice", kPointsMax, "e1"), Redeem("acme", "alice", kPointsMax, "r1"),
+             Earn("acme", "alice", kPointsMax, "e2"), Redeem("acme", "alice", kPointsMax, "r2"),
+             Adjust("acme", "alice", static_cast<int64_t>(kPointsMax), "a1"),
+             Redeem("acme", "alice", kPointsMax, "r3")});
+  EXPECT_EQ(MustBalance("acme", "alice").credits_posted, 3 * kPointsMax);
+  const Result past = Apply1(Referral("acme", "alice", "bob", kPointsMax, 1, "ref"));
+  EXPECT_EQ(past.code, Code::kOverflow);
+  EXPECT_EQ(MustBalance("acme", "alice").credits_posted, 3 * kPointsMax);
+  EXPECT_FALSE(FindBalance("acme", "bob").has_value());
+}
+
 // A member's posted balance stays within int64 (docs/semantics.md): its
 // history rows are signed changes, and closing the account posts all of it
 // at once. Two earns of 2^62 would make 2^63; the second is overflow.

@@ -103,6 +103,24 @@ TEST_F(ExactlyOnceTest, AProgramCreateLockDaysOfMinusOneIsTheSameAsZero) {
 // conflict with another program's transaction names the program and
 // nothing else, so that a caller cannot learn that transaction's kind,
 // member or amount by varying its own, field by field.
+// The first differing field in declaration order: `points` before
+// `points2`, and `clawback_partial` is content too (found by mutation
+// testing, session 21: only the model test caught either).
+TEST_F(ExactlyOnceTest, IdConflictNamesPointsBeforePoints2AndSeesClawbackPartial) {
+  MustApply({Earn("acme", "alice", 100, "e1"), Referral("acme", "alice", "bob", 30, 20, "ref")});
+  Result r = Apply1(Referral("acme", "alice", "bob", 31, 21, "ref"));
+  EXPECT_EQ(r.code, Code::kIdConflict);
+  EXPECT_EQ(r.conflict_field, "points");
+  r = Apply1(Referral("acme", "alice", "bob", 30, 21, "ref"));
+  EXPECT_EQ(r.conflict_field, "points2");
+  Transaction reverse = Reverse("acme", "e1", 10, "undo-e1");
+  ASSERT_EQ(Apply1(reverse).code, Code::kOk);
+  reverse.clawback_partial = true;
+  r = Apply1(reverse);
+  EXPECT_EQ(r.code, Code::kIdConflict);
+  EXPECT_EQ(r.conflict_field, "clawback_partial");
+}
+
 TEST_F(ExactlyOnceTest, AConflictWithAnotherProgramsTransactionNamesOnlyTheProgram) {
   MustApply({ProgramCreate("hotel"), Earn("hotel", "guest", 10, "h1")});
   Transaction probe = Redeem("acme", "alice", 99, "h1");

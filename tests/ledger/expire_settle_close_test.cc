@@ -323,6 +323,14 @@ TEST_F(ExpireTest, AnExpireOfALotNotMadeYetTakesNoId) {
   const Result pre = Apply1(future);
   EXPECT_EQ(pre.code, Code::kInvalidAmount);
   EXPECT_EQ(pre.seq, 0u);
+  // The expire's own seq is not made yet either (found by mutation
+  // testing, session 21: `>` for `>=` passed).
+  future.lot_seq = e1.seq + 1;
+  future.id = DeriveId("acme/expire/" + IdToHex(MemberAccountId("acme", "alice")) + "/" +
+                       std::to_string(future.lot_seq) + "/0");
+  const Result own = Apply1(future);
+  EXPECT_EQ(own.code, Code::kInvalidAmount);
+  EXPECT_EQ(own.seq, 0u);
   EXPECT_EQ(Apply1(due[0]).code, Code::kOk);
 }
 

@@ -181,6 +181,40 @@ TEST_F(ReverseTest, TransferReversalNeedsTheReceiversPointsUnlessClawbackPartial
   EXPECT_EQ(Posted("acme", "alice"), 15u);
 }
 
+// A clawback counts what it took, not what it asked: the rest of the
+// transfer stays reversible once the receiver has points again (found by
+// mutation testing, session 21: only the model test caught the count of
+// the points asked).
+TEST_F(ReverseTest, ATransferClawbackCountsWhatItTook) {
+  MustApply({Earn("acme", "alice", 30, "e1"), Transfer("acme", "alice", "carol", 20, "gift-1"),
+             Redeem("acme", "carol", 15, "r1")});
+  Result r = Apply1(Clawback(Reverse("acme", "gift-1", 0, "ungift-1")));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 5u);
+  MustApply({Earn("acme", "carol", 100, "e2")});
+  r = Apply1(Reverse("acme", "gift-1", 15, "ungift-2"));
+  EXPECT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 15u);
+  EXPECT_EQ(Apply1(Reverse("acme", "gift-1", 1, "ungift-3")).code, Code::kReversalExceedsOriginal);
+  EXPECT_EQ(Posted("acme", "alice"), 30u);
+}
+
+// Points reversed back to a closed member are refused, for a redeem (the
+// member gets its points back) and a transfer (the sender does), and
+// recorded (found by mutation testing, session 21: only the model test
+// caught either).
+TEST_F(ReverseTest, ReversingIntoAClosedMemberIsAccountClosed) {
+  MustApply({Earn("acme", "alice", 100, "e1"), Redeem("acme", "alice", 30, "r1"),
+             Transfer("acme", "alice", "carol", 20, "gift-1"), AccountClose("acme", "alice", "close")});
+  for (const Transaction& t : {Reverse("acme", "r1", 0, "unredeem"), Reverse("acme", "gift-1", 0, "ungift")}) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kAccountClosed);
+    EXPECT_NE(r.seq, 0u);
+  }
+  EXPECT_EQ(Posted("acme", "carol"), 20u);
+  EXPECT_EQ(MustSystemAccount("acme", "redemption").credits_posted, 30u);
+}
+
 TEST_F(ReverseTest, CapturedHoldReversalGivesTheCapturedPointsBack) {
   MustApply({Earn("acme", "alice", 100, "e1"), Hold("acme", "alice", 40, 300, "hold-5"),
              Capture("acme", "hold-5", 30, "cap-5")});
