@@ -1,7 +1,6 @@
 #include "bench/loadgen.h"
 
 #include <algorithm>
-#include <optional>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -10,6 +9,7 @@
 #include <deque>
 #include <latch>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>

@@ -7,8 +7,10 @@
 set -u
 B=$(cd "$(dirname "$0")/.." && pwd)/build/bin
 DIR=${1:-/tmp/pointledger-finance-demo}
-if [[ -f "$DIR/server.pid" ]] && kill "$(cat "$DIR/server.pid")" 2>/dev/null; then
-  while kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; do sleep 0.1; done
+# Only if that pid is still a pointledgerd (a pid can be reused).
+OLD=$(cat "$DIR/server.pid" 2>/dev/null || true)
+if [[ -n "$OLD" ]] && grep -q pointledgerd "/proc/$OLD/cmdline" 2>/dev/null && kill "$OLD" 2>/dev/null; then
+  while kill -0 "$OLD" 2>/dev/null; do sleep 0.1; done
 fi
 rm -rf "$DIR" && mkdir -p "$DIR"
 "$B/pointledgerd" --data "$DIR/var" --listen 127.0.0.1:7661 > "$DIR/server.log" 2>&1 &

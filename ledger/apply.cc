@@ -118,15 +118,26 @@ Code CheckAmounts(const Transaction& t) {
 // recorded, took the one id the sweep books that lot or hold under, and
 // the lot never expired or the hold never timed out (found in review,
 // session 21). Request-only, so the id stays free.
+// Nor may one differ from what CollectDue makes in any other field (a
+// `reason`, a `time_ns` on a timeout): stored under the reserved id, it
+// left the sweep's own item an id_conflict (found in review, session 21).
 Code CheckSweepId(const Transaction& t) {
-  if (t.kind == Kind::kExpire &&
-      (t.time_ns <= 0 ||
-       t.id != ExpireId(t.program, MemberAccountId(t.program, t.member), t.lot_seq, t.lot_index))) {
-    return Code::kInvalidAmount;
+  if (t.kind != Kind::kExpire && t.kind != Kind::kHoldTimeout) return Code::kOk;
+  Transaction want;  // as Ledger::CollectDue makes it
+  want.kind = t.kind;
+  want.program = t.program;
+  if (t.kind == Kind::kExpire) {
+    if (t.time_ns <= 0) return Code::kInvalidAmount;
+    want.member = t.member;
+    want.time_ns = t.time_ns;
+    want.lot_seq = t.lot_seq;
+    want.lot_index = t.lot_index;
+    want.id = ExpireId(t.program, MemberAccountId(t.program, t.member), t.lot_seq, t.lot_index);
+  } else {
+    want.ref = t.ref;
+    want.id = HoldTimeoutId(t.program, t.ref);
   }
-  if (t.kind == Kind::kHoldTimeout && t.id != HoldTimeoutId(t.program, t.ref)) {
-    return Code::kInvalidAmount;
-  }
+  if (t.id != want.id || !FirstDifference(want, t).empty()) return Code::kInvalidAmount;
   return Code::kOk;
 }
 

@@ -242,9 +242,10 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      member's pending holds in one posting, not one per hold; an expire
 //      of a lot that never expires or is not made yet is invalid_amount,
 //      and a hold_timeout of a hold not found is not recorded.
-//   6  session 21, the same layout; an expire or hold_timeout must carry
-//      the id derived from its content (ExpireId, HoldTimeoutId), and an
-//      expire must name its lot's own expiry, a time after the epoch;
+//   6  session 21, the same layout; an expire or hold_timeout must be
+//      exactly what the sweep makes (the id derived from its content by
+//      ExpireId or HoldTimeoutId, no other field set), and an expire must
+//      name its lot's own expiry, a time after the epoch;
 //      a settle's end must be after the epoch. Each is invalid_amount and
 //      not recorded: recorded, a hand-made one took the id the sweep books
 //      a real lot or hold under, and it never expired or timed out.

@@ -102,10 +102,10 @@ class SweepSink : public JobSink {
       // (docs/semantics.md). Said, but not every second (found in review,
       // session 21: it was silent).
       const auto now = std::chrono::steady_clock::now();
-      if (refused > 0 && now - refusal_logged_ >= std::chrono::minutes(1)) {
+      if (refused > 0 && (!refusal_logged_ || now - *refusal_logged_ >= std::chrono::minutes(1))) {
         refusal_logged_ = now;
         const ledger::Transaction& t = job->transactions[first_refused];
-        LogLine(StrCat("sweep: ", refused, " due items refused and left due, e.g. ",
+        LogLine(StrCat("sweep: ", refused, " due item(s) refused and left due, e.g. ",
                        ledger::KindName(t.kind), " ", ledger::IdToHex(t.id), ": ",
                        ledger::CodeName(job->results[first_refused].code),
                        " (pointledger tx get --program P --hex ID shows what holds that id)"));
@@ -115,7 +115,9 @@ class SweepSink : public JobSink {
     spare = std::move(job);
   }
   asio::io_context* io_;
-  std::chrono::steady_clock::time_point refusal_logged_{};  // on io_ only
+  // When a refusal was last logged (none yet: log the first at once, even
+  // within a minute of the steady clock's epoch, i.e. of boot).
+  std::optional<std::chrono::steady_clock::time_point> refusal_logged_;  // on io_ only
 };
 
 class ServerImpl final : public Server, private ConnectionRegistry {

@@ -99,10 +99,6 @@ TEST_F(ExactlyOnceTest, AProgramCreateLockDaysOfMinusOneIsTheSameAsZero) {
   EXPECT_EQ(Apply1(earn).conflict_field, "lock_days");
 }
 
-// Ids are global, but a key may be limited to its programs (SPEC §6): a
-// conflict with another program's transaction names the program and
-// nothing else, so that a caller cannot learn that transaction's kind,
-// member or amount by varying its own, field by field.
 // The first differing field in declaration order: `points` before
 // `points2`, and `clawback_partial` is content too (found by mutation
 // testing, session 21: only the model test caught either).
@@ -121,6 +117,10 @@ TEST_F(ExactlyOnceTest, IdConflictNamesPointsBeforePoints2AndSeesClawbackPartial
   EXPECT_EQ(r.conflict_field, "clawback_partial");
 }
 
+// Ids are global, but a key may be limited to its programs (SPEC §6): a
+// conflict with another program's transaction names the program and
+// nothing else, so that a caller cannot learn that transaction's kind,
+// member or amount by varying its own, field by field.
 TEST_F(ExactlyOnceTest, AConflictWithAnotherProgramsTransactionNamesOnlyTheProgram) {
   MustApply({ProgramCreate("hotel"), Earn("hotel", "guest", 10, "h1")});
   Transaction probe = Redeem("acme", "alice", 99, "h1");

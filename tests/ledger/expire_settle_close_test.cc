@@ -388,6 +388,33 @@ TEST_F(ExpireTest, AnExpireWhoseIdIsNotItsLotsIsRefused) {
   EXPECT_EQ(MustSystemAccount("acme", "breakage").credits_posted, 170u);
 }
 
+// Nor may an expire carry anything the sweep's would not (a reason), and
+// its time must be after the epoch even when its lot is gone (consumed
+// before the sweep: otherwise an ok of 0 points with a time no lot has).
+TEST_F(ExpireTest, AnExpireWithFieldsTheSweepsHasNotOrBeforeTheEpochTakesNoId) {
+  const int64_t soon = clock_.NowNs() + kDayNs;
+  MustApply({EarnExpiring("acme", "alice", 100, soon, "e1"), EarnExpiring("acme", "bob", 70, soon, "e2")});
+  clock_.Set(soon + 1);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 2u);
+  Transaction with_reason = due[0];
+  with_reason.reason = "by hand";
+  const Result r = Apply1(with_reason);
+  EXPECT_EQ(r.code, Code::kInvalidAmount);
+  EXPECT_EQ(r.seq, 0u);
+  // bob's lot gone (closed: forfeited), then an expire of it before the epoch.
+  ASSERT_EQ(Apply1(AccountClose("acme", "bob", "close-bob")).code, Code::kOk);
+  Transaction gone = due[1];
+  ASSERT_EQ(gone.member, "bob");
+  gone.time_ns = -5;
+  const Result early = Apply1(gone);
+  EXPECT_EQ(early.code, Code::kInvalidAmount);
+  EXPECT_EQ(early.seq, 0u);
+  const Result swept = Apply1(due[0]);
+  EXPECT_EQ(swept.code, Code::kOk);
+  EXPECT_FALSE(swept.duplicate);
+}
+
 // Under format 5 such an expire was recorded, and a ledger decided so
 // replays and audits as it was.
 TEST_F(ExpireTest, AFormatFiveExpireKeepsItsRule) {

@@ -261,7 +261,6 @@ TEST_F(HoldTest, ATimeoutBeforeItsHoldTakesNoId) {
   EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
 }
 
-
 // A timeout must carry the id derived from the hold it names (format 6).
 // With hold A's id and hold B's ref (B captured), it was recorded as
 // hold_not_pending, took A's one timeout id, and A's points stayed
@@ -286,6 +285,28 @@ TEST_F(HoldTest, ATimeoutWithAnotherHoldsIdTakesNoId) {
   EXPECT_EQ(timed_out.code, Code::kOk);
   EXPECT_FALSE(timed_out.duplicate);
   EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+}
+
+// Nor may a timeout carry anything the sweep's would not (a time, a
+// reason): stored under the hold's one timeout id, it left the sweep's own
+// timeout an id_conflict (found in review, session 21).
+TEST_F(HoldTest, ATimeoutWithFieldsTheSweepsHasNotTakesNoId) {
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 40, 60, "hold-a")).code, Code::kOk);
+  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  Transaction with_time = due[0];
+  with_time.time_ns = -7;
+  Transaction with_reason = due[0];
+  with_reason.reason = "by hand";
+  for (const Transaction& t : {with_time, with_reason}) {
+    const Result r = Apply1(t);
+    EXPECT_EQ(r.code, Code::kInvalidAmount);
+    EXPECT_EQ(r.seq, 0u);
+  }
+  const Result timed_out = Apply1(due[0]);
+  EXPECT_EQ(timed_out.code, Code::kOk);
+  EXPECT_FALSE(timed_out.duplicate);
 }
 }  // namespace
 }  // namespace pointledger::ledger::testing

@@ -978,7 +978,7 @@ TEST(Server, ASweepItemRefusedIsLogged) {
   }
   auto server = ServerProcess::Start(dir.Sub("data"));
   ASSERT_NE(server, nullptr);
-  EXPECT_TRUE(server->WaitForLog(StrCat("sweep: 1 due items refused and left due, e.g. expire ",
+  EXPECT_TRUE(server->WaitForLog(StrCat("sweep: 1 due item(s) refused and left due, e.g. expire ",
                                         ledger::IdToHex(forged_id), ": id_conflict"),
                                  std::chrono::seconds(10)))
       << server->log();

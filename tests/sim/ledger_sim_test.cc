@@ -533,18 +533,27 @@ Code TimeRules(const Transaction& t, int64_t ts) {
   return Code::kOk;
 }
 
-// Format 6: an expire or hold_timeout carries the id the sweep derives
-// from its content, and an expire a time after the epoch.
+// Format 6: an expire or hold_timeout is exactly what the sweep makes (the
+// model's Due, below): the id derived from its content, nothing else set,
+// and an expire's time after the epoch.
 bool SweepIdOk(const Transaction& t) {
+  if (t.kind != Kind::kExpire && t.kind != Kind::kHoldTimeout) return true;
+  Transaction want;
+  want.kind = t.kind;
+  want.program = t.program;
   if (t.kind == Kind::kExpire) {
-    return t.time_ns > 0 &&
-           t.id == DeriveId(StrCat(t.program, "/expire/", IdToHex(MemberAccountId(t.program, t.member)),
-                                   "/", t.lot_seq, "/", t.lot_index));
+    if (t.time_ns <= 0) return false;
+    want.member = t.member;
+    want.time_ns = t.time_ns;
+    want.lot_seq = t.lot_seq;
+    want.lot_index = t.lot_index;
+    want.id = DeriveId(StrCat(t.program, "/expire/", IdToHex(MemberAccountId(t.program, t.member)), "/",
+                              t.lot_seq, "/", t.lot_index));
+  } else {
+    want.ref = t.ref;
+    want.id = DeriveId(StrCat(t.program, "/hold-timeout/", IdToHex(t.ref)));
   }
-  if (t.kind == Kind::kHoldTimeout) {
-    return t.id == DeriveId(StrCat(t.program, "/hold-timeout/", IdToHex(t.ref)));
-  }
-  return true;
+  return t.id == want.id && FirstDiff(want, t).empty();
 }
 
 // --- Batches, chains, one transaction.
@@ -2258,14 +2267,16 @@ void Sim::Sweep() {
   if (due->empty()) return;
   // Hand-made imitations first, sometimes: the id of a due item with other
   // content, or another item's id (format 6: refused, not recorded, so the
-  // real item is still booked below).
+  // real item is still booked below, unless a forgery happens to equal
+  // it: then it is that item, booked once).
   if (R(3) == 0) {
     Transaction forged = (*due)[R(due->size())];
     const Transaction& other = (*due)[R(due->size())];
-    switch (R(4)) {
+    switch (R(5)) {
       case 0: forged.time_ns += R(2) == 0 ? 1 : -1; break;
       case 1: forged.id = other.id; break;
       case 2: forged.time_ns = -static_cast<int64_t>(R(3)); break;
+      case 3: forged.reason = "by hand"; break;
       default: forged.ref = other.kind == Kind::kHoldTimeout ? other.ref : other.id; break;
     }
     ASSERT_NO_FATAL_FAILURE(ApplyAndCompare(nullptr, {forged}, Auth::Admin(), false));
