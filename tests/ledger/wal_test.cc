@@ -304,6 +304,11 @@ void KillAWriterInsideAGroup(const std::string& dir) {
 TEST_F(WalTest, KilledInsideAGroupProcess) {
   const char* dir = std::getenv("PL_WAL_KILL_DIR");
   if (dir == nullptr) GTEST_SKIP() << "the writer process of AFollowerDoesNotRereadGroupsAfterAGroupThatNeverGoesOn";
+  // This process ends in _exit, past TearDown: the fixture's own
+  // directories (unused here) go now, or every run left two in /tmp.
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  fs::remove_all(backups_, ec);
   Wal::Options o;
   o.after_roll_in_group = [] { ::_exit(0); };
   absl::StatusOr<std::unique_ptr<Wal>> wal = OpenSmallSegmentWal(dir, o);
