@@ -375,6 +375,25 @@ TEST_F(FinanceE2E, TamperingIsDetected) {
   EditValue(data_ + "/state", "accounts", alice, [&](std::string* v) { *v = original; });
   ASSERT_EQ(Data({"audit", "verify"}).exit_code, 0);
 
+  // One discrepancy alone fails the checks too: debits and credits both
+  // one more (her posted balance, and so her lots, still agree), which
+  // only the replay of her postings sees (found by mutation testing,
+  // session 21: `<= 1` for `== 0` passed).
+  EditValue(data_ + "/state", "accounts", alice, [&](std::string* v) {
+    (*v)[2] = static_cast<char>((*v)[2] + 1);
+    (*v)[10] = static_cast<char>((*v)[10] + 1);
+  });
+  RunResult one = Data({"reconcile", "trial-balance", "--json"});
+  EXPECT_EQ(one.exit_code, 1) << one.out;
+  ASSERT_EQ(JsonLines(one.out).size(), 2u) << one.out;  // the finding, then the summary
+  EXPECT_EQ(JsonLines(one.out).back()["ok"], false);
+  RunResult one_audit = Data({"audit", "verify", "--json"});
+  EXPECT_EQ(one_audit.exit_code, 1) << one_audit.out;
+  EXPECT_EQ(JsonLines(one_audit.out).back()["discrepancies"], 1);
+  EXPECT_EQ(JsonLines(one_audit.out).back()["ok"], false);
+  EditValue(data_ + "/state", "accounts", alice, [&](std::string* v) { *v = original; });
+  ASSERT_EQ(Data({"audit", "verify"}).exit_code, 0);
+
   // e1's record: hash(32) ‖ format, seq, ts, id, kind, linked, "acme",
   // "alice", "", "", points (U64 LE: 1000 = e8 03 ...). 1000 -> 1001.
   const uint64_t seq = posted_["e1"].seq;
