@@ -525,6 +525,22 @@ TEST_F(LiabilityTest, PointsThatNeverExpireAreNeverExpiring) {
   EXPECT_EQ(MustLiability("never", T0, T0 + D, kEnd).expired_unswept_points, 7u);
 }
 
+// The movements are what happened, not what was asked: an adjustment down
+// of a single point counts, and a capture without `points` (the whole
+// hold) counts what it captured (found by mutation testing, session 21:
+// `delta < -1` and the capture's asked points both passed).
+TEST_F(LiabilityTest, MovementsCountASinglePointDownAndAWholeCapture) {
+  clock_.Set(T0);
+  MustApply({ProgramCreate("acme"), Earn("acme", "alice", 100, "e1"), Adjust("acme", "alice", -1, "down-1"),
+             Hold("acme", "alice", 30, 600, "h1"), Capture("acme", "h1", 0, "cap-all")});
+  const Liability l = MustLiability("acme", T0, T0 + D, T0 + D);  // timestamps T0 … T0 + 4
+  EXPECT_EQ(l.issued_points, 100u);
+  EXPECT_EQ(l.adjusted_down_points, 1u);
+  EXPECT_EQ(l.redeemed_points, 30u);
+  EXPECT_EQ(l.outstanding_points, 69u);
+  EXPECT_EQ(static_cast<int64_t>(l.outstanding_points), Movement(l));
+}
+
 TEST_F(LiabilityTest, UnknownProgramIsNotFound) {
   BuildFixture();
   if (HasFatalFailure()) return;
