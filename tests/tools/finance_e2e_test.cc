@@ -618,6 +618,58 @@ TEST_F(ExternalE2E, AllMatchingIsExitZero) {
   EXPECT_EQ(summary["missing_in_file"], 1) << s.out;
 }
 
+// A referral's points are both legs'; a transaction the ledger recorded
+// as rejected matches no row (nothing was booked) and, absent from the
+// file, is not missing from it (found by mutation testing, session 21:
+// each of these passed every test).
+TEST_F(ExternalE2E, AReferralMatchesBothLegsAndRejectionsBookedNothing) {
+  Post({"referral", "--program", "shop", "--referrer", "m1", "--referee", "m8", "--referrer-points", "30",
+        "--referee-points", "20", "--id", "ref-8"});
+  for (const char* id : {"r-bad", "r-bad-2"}) {
+    const RunResult r = Cli({"redeem", "--program", "shop", "--member", "m0", "--points", "1000", "--id", id});
+    ASSERT_EQ(r.exit_code, 1) << r.out << r.err;  // insufficient_points, recorded
+  }
+  const std::string csv = WriteFile(
+      "ref.csv",
+      "order_ref,points,kind\no-0,5,earn\n\"o,1\",100,earn\no-2,50,earn\n\"say \"\"hi\"\"\",70,earn\n"
+      "o-4,20,earn\no-5,30,earn\no-late,9,earn\nref-8,50,referral\nr-bad,1000,redeem\n");
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json"}, 1);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  EXPECT_EQ(summary["matched"], 8) << r.out;
+  ASSERT_EQ(f["missing_in_ledger"].size(), 1u) << r.out;
+  EXPECT_EQ(f["missing_in_ledger"][0]["order_ref"], "r-bad");
+  EXPECT_EQ(f.count("missing_in_file"), 0u) << r.out;  // not r-bad-2
+  EXPECT_EQ(f.size(), 2u) << r.out;
+}
+
+// The period a file covers runs from its earliest timestamp, inclusive;
+// and a file with a row without one covers the whole ledger (found by
+// mutation testing, session 21).
+TEST_F(ExternalE2E, ThePeriodStartsAtTheFirstStampAndAnUnstampedRowOpensIt) {
+  // o-9 (not in the ledger) is stamped with o-2's time: o-2, at exactly
+  // the period's start, and say "hi" after it are missing from the file.
+  const std::string stamped = WriteFile(
+      "stamped.csv", StrCat("order_ref,kind,points,member,timestamp\n", "o-9,earn,10,m9,", Ts("o-2"), "\n",
+                            "o-4,earn,20,m4,", Ts("o-4"), "\n"));
+  RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", stamped, "--json"}, 1);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  ASSERT_EQ(f["missing_in_file"].size(), 2u) << r.out;
+  EXPECT_EQ(f["missing_in_file"][0]["order_ref"].get<std::string>() == "o-2" ||
+                f["missing_in_file"][1]["order_ref"].get<std::string>() == "o-2",
+            true)
+      << r.out;
+  // One row without a stamp: every other transaction is missing.
+  const std::string mixed = WriteFile(
+      "mixed.csv", StrCat("order_ref,kind,points,member,timestamp\n", "o-4,earn,20,m4,", Ts("o-4"), "\n",
+                          "o-5,earn,30,m5,\n"));
+  r = Both({"reconcile", "external", "--program", "shop", "--csv", mixed, "--json"}, 1);
+  f = Findings(r.out, &summary);
+  EXPECT_EQ(f["missing_in_file"].size(), 5u) << r.out;  // o-0, o,1, o-2, say "hi", o-late
+  EXPECT_EQ(summary["matched"], 2) << r.out;
+}
+
 // A quoted CSV field may hold a line break; the text output escapes it, so
 // that each finding stays one line (found in review, session 20).
 TEST_F(ExternalE2E, AnOrderRefWithALineBreakStaysOnOneLineOfText) {
