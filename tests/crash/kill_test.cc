@@ -10,8 +10,10 @@
 // the random choices of a run (each test prints its seed).
 #include <lmdb.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -619,10 +621,18 @@ TEST(KillNine, ABackupKilledMidwayIsNeverTakenForALedger) {
   auto backup = [&](const std::string& to) {
     return std::vector<std::string>{Bin("pointledger"), "backup", "--data", data, "--to", to, "--json"};
   };
-  const Clock::time_point start = Clock::now();
-  const CommandResult whole = RunCommand(backup(dir.Sub("whole")), dir.Sub("whole"));
-  const auto took_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  // Timed twice, the shorter kept: the first copy reads the files cold,
+  // later ones from the page cache, and kills drawn over the cold time
+  // could all land after a warm copy had finished (the check below then
+  // failed now and then; found by a reviewer, session 21).
+  int64_t took_us = std::numeric_limits<int64_t>::max();
+  for (const char* name : {"whole", "whole-warm"}) {
+    const Clock::time_point start = Clock::now();
+    const CommandResult whole = RunCommand(backup(dir.Sub(name)), dir.Sub(name));
+    took_us = std::min<int64_t>(
+        took_us, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+    ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  }
   // The server is idle from here: every whole copy has this head, the
   // write-ahead log's tail included.
   const ledger::ChainHead expected = CheckDataDir(dir.Sub("whole"), nullptr);
