@@ -1161,6 +1161,15 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
       << before_text.out;
 
   Post({"settle", "close", "--program", "travel", "--partner", "air", "--to", to, "--id", "close-1"});
+  // Right after the close, without --from: the empty period [to, to) is a
+  // statement of zeros, exit 0, and t5 (1 ns before `to`) is settled, not
+  // in it (found by mutation testing, session 21: an empty period refused,
+  // and a start 1 ns early, both passed).
+  const json empty = ParseJson(
+      Both({"settle", "statement", "--program", "travel", "--partner", "air", "--to", to, "--json"}, 0).out);
+  EXPECT_EQ(empty["earned_points"], 0) << empty.dump();
+  EXPECT_EQ(empty["redeemed_points"], 0) << empty.dump();
+  EXPECT_EQ(empty["net_micros"], 0) << empty.dump();
   // The close's record holds the statement it settled, both ways.
   const json closed = ParseJson(Both({"tx", "get", "--program", "travel", "--id", "close-1", "--json"}, 0).out);
   ASSERT_TRUE(closed.contains("statement")) << closed.dump();
