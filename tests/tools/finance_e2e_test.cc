@@ -944,6 +944,14 @@ TEST_F(FinanceE2E, AuditExport) {
   ASSERT_EQ(across.size(), 21u);
   EXPECT_EQ(across.front(), paged[989]);
   EXPECT_EQ(across.back(), paged[1009]);
+
+  // A line break in a field is quoted too, so the row parses back as one
+  // (found by mutation testing, session 21: dropping \r\n from the
+  // characters that force quotes passed).
+  const Posted broken = Post({"adjust", "--program", "acme", "--member", "alice", "--delta", "1", "--reason",
+                              "two\nlines", "--id", "adj-lines"});
+  const std::string last = Both({"audit", "export", "--from-seq", StrCat(broken.seq), "--format", "csv"}, 0).out;
+  EXPECT_NE(last.find(",\"two\nlines\","), std::string::npos) << last;
 }
 
 // 5b. Whole-ledger reports need a read key for every program.
