@@ -954,6 +954,22 @@ TEST_F(FinanceE2E, AuditExport) {
   EXPECT_NE(last.find(",\"two\nlines\","), std::string::npos) << last;
 }
 
+// A stored record that does not decode is a finding, not a usage error:
+// exit 1 with "FAILED:" and the reason, in text and JSON (SPEC §8; found by
+// mutation testing, session 21: exit 2 passed).
+TEST_F(FinanceE2E, ARecordThatDoesNotDecodeFailsTheReport) {
+  BuildAcme();
+  StopServer();
+  EditValue(data_ + "/log", "log", BeU64Key(posted_["e1"].seq), [](std::string* v) { v->resize(40); });
+  const RunResult text = Data({"reconcile", "liability", "--program", "acme"});
+  EXPECT_EQ(text.exit_code, 1) << text.out << text.err;
+  EXPECT_NE(text.out.find("FAILED: "), std::string::npos) << text.out << text.err;
+  const RunResult j = Data({"reconcile", "liability", "--program", "acme", "--json"});
+  EXPECT_EQ(j.exit_code, 1) << j.out << j.err;
+  ASSERT_FALSE(JsonLines(j.out).empty()) << j.out << j.err;
+  EXPECT_EQ(JsonLines(j.out).back()["ok"], false) << j.out;
+}
+
 // 5b. Whole-ledger reports need a read key for every program.
 TEST_F(FinanceE2E, WholeLedgerReportsNeedEveryProgram) {
   StopServer();
