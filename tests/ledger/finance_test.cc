@@ -541,6 +541,21 @@ TEST_F(LiabilityTest, MovementsCountASinglePointDownAndAWholeCapture) {
   EXPECT_EQ(static_cast<int64_t>(l.outstanding_points), Movement(l));
 }
 
+// The outstanding value is refused from exactly 2^63 micros, and stated
+// one point below it (found by mutation testing, session 21: refusing only
+// past 2^63 passed).
+TEST_F(LiabilityTest, AnOutstandingValueOf2To63IsRefused) {
+  clock_.Set(T0);
+  Transaction program = ProgramCreate("big");
+  program.point_value_micros = kPriceMicrosMax;  // 2^31
+  MustApply({program, Earn("big", "alice", (uint64_t{1} << 32) - 1, "e1")});
+  const Liability below = MustLiability("big", T0, T0 + D, T0 + D);
+  EXPECT_EQ(below.outstanding_value_micros, static_cast<int64_t>(((uint64_t{1} << 32) - 1) << 31));
+  MustApply({Earn("big", "bob", 1, "e2")});  // 2^32 points: 2^63 micros
+  absl::StatusOr<Liability> at = ledger_->LiabilityReport("big", T0, T0 + D, T0 + D);
+  EXPECT_EQ(at.status().code(), absl::StatusCode::kOutOfRange) << at.status();
+}
+
 TEST_F(LiabilityTest, UnknownProgramIsNotFound) {
   BuildFixture();
   if (HasFatalFailure()) return;
