@@ -563,6 +563,17 @@ TEST_F(ExternalE2E, AnEnrollmentMatchesItsAccountOpen) {
   std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
   EXPECT_EQ(summary["matched"], 2) << r.out;
   EXPECT_EQ(f.size(), 1u) << r.out;  // nothing but matches
+  // An enrollment is the shop's own kind: left out of a file without
+  // timestamps (the whole ledger), it is missing from it (found
+  // by mutation testing, session 21: counting it as the ledger's own
+  // passed).
+  const std::string without = WriteFile(
+      "no-enroll.csv", StrCat("order_ref,kind,points,member\n", "e-m9,earn,12,m9\n"));
+  const RunResult w = Both({"reconcile", "external", "--program", "shop", "--csv", without, "--json"}, 1);
+  f = Findings(w.out, &summary);
+  bool enrollment_missing = false;
+  for (const json& j : f["missing_in_file"]) enrollment_missing |= j["ledger_kind"] == "account_open";
+  EXPECT_TRUE(enrollment_missing) << w.out;
 }
 
 // Found in review (session 18): a row naming the member of a capture,
