@@ -192,6 +192,14 @@ class FinanceTest : public LedgerTest {
     ledger_.reset();
     OpenWith([](Options* o) { o->read_only = true; });
   }
+  // What is applied from here stays in the log past the checkpoint, as
+  // after a crash.
+  void OpenWithoutCheckpoints() {
+    OpenWith([](Options* o) {
+      o->checkpoint_on_close = false;
+      o->checkpoint_interval_ms = 3'600'000;
+    });
+  }
 
   Liability MustLiability(std::string_view program, int64_t from_ns, int64_t to_ns,
                           int64_t as_of_ns) {
@@ -811,10 +819,7 @@ TEST_F(AuditTest, ACleanLedgerHasNoDiscrepanciesAndReportsTheHead) {
 
   // With log past the checkpoint (the close writes none), read-only.
   ledger_.reset();
-  OpenWith([](Options* o) {
-    o->checkpoint_on_close = false;
-    o->checkpoint_interval_ms = 3'600'000;
-  });
+  OpenWithoutCheckpoints();
   MustApply({Earn("acme", "alice", 7, "later-1"), Redeem("acme", "bob", 5, "later-2")});
   const ChainHead later = MustHead();
   EXPECT_EQ(later.seq, 20u);
@@ -1084,10 +1089,7 @@ TEST_F(AuditTest, AnEffectsEntryNoTransactionWroteIsNamed) {
 TEST_F(AuditTest, AChangedCheckpointWithLogPastItIsNamed) {
   Workload();
   ledger_.reset();  // checkpoint at seq 18
-  OpenWith([](Options* o) {
-    o->checkpoint_on_close = false;
-    o->checkpoint_interval_ms = 3'600'000;
-  });
+  OpenWithoutCheckpoints();
   // seq 19: alice earns (her tampered credits will be carried forward);
   // seq 20: bob redeems all he has available: his 20 referral points less
   // the 10 held.
@@ -1254,10 +1256,7 @@ TEST_F(AuditTest, AMissingAccountWhosePostingsNetToZeroIsNamed) {
 TEST_F(AuditTest, AReplayThatDecidesDifferentlyIsNamedAtItsSeq) {
   Workload();
   ledger_.reset();  // checkpoint at seq 18
-  OpenWith([](Options* o) {
-    o->checkpoint_on_close = false;
-    o->checkpoint_interval_ms = 3'600'000;
-  });
+  OpenWithoutCheckpoints();
   const Result close = Apply1(AccountClose("acme", "bob", "close-bob"));
   ASSERT_EQ(close.code, Code::kOk);
   ledger_.reset();  // no checkpoint: the close is only in the log
