@@ -105,37 +105,52 @@ void SetLeU64(std::string* bytes, size_t offset, uint64_t v) {
   for (size_t i = 0; i < 8; ++i) (*bytes)[offset + i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
-// Opens one of the data directory's LMDB environments with the C API (the
-// ledger must be closed), reads table[key], lets `edit` change the value and
-// writes it back. With `insert`, the key must be absent and `edit` starts
-// from an empty value.
+// One table of one of the data directory's LMDB environments, opened for
+// writing with the C API (the ledger must be closed). Aborts the write
+// unless Commit() ran.
+struct RawTable {
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  MDB_dbi dbi = 0;
+  RawTable() = default;
+  RawTable(const RawTable&) = delete;
+  RawTable& operator=(const RawTable&) = delete;
+  ~RawTable() {
+    if (txn != nullptr) mdb_txn_abort(txn);
+    if (env != nullptr) mdb_env_close(env);
+  }
+  void Commit() {
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    txn = nullptr;
+  }
+};
+
+void OpenRawTable(const std::string& env_dir, const char* table, RawTable* raw) {
+  ASSERT_EQ(mdb_env_create(&raw->env), 0);
+  ASSERT_EQ(mdb_env_set_maxdbs(raw->env, 32), 0);
+  ASSERT_EQ(mdb_env_set_mapsize(raw->env, size_t{64} << 20), 0);
+  ASSERT_EQ(mdb_env_open(raw->env, env_dir.c_str(), 0, 0644), 0) << env_dir;
+  ASSERT_EQ(mdb_txn_begin(raw->env, nullptr, 0, &raw->txn), 0);
+  ASSERT_EQ(mdb_dbi_open(raw->txn, table, 0, &raw->dbi), 0) << table;
+}
+
+// Reads table[key], lets `edit` change the value and writes it back. With
+// `insert`, the key must be absent and `edit` starts from an empty value.
 void TamperLmdb(const std::string& env_dir, const char* table, const std::string& key,
                 const std::function<void(std::string*)>& edit, bool insert = false) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  ASSERT_EQ(mdb_env_set_maxdbs(env, 32), 0);
-  ASSERT_EQ(mdb_env_set_mapsize(env, size_t{64} << 20), 0);
-  ASSERT_EQ(mdb_env_open(env, env_dir.c_str(), 0, 0644), 0) << env_dir;
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi = 0;
-  ASSERT_EQ(mdb_dbi_open(txn, table, 0, &dbi), 0) << table;
+  RawTable raw;
+  ASSERT_NO_FATAL_FAILURE(OpenRawTable(env_dir, table, &raw));
   MDB_val k{key.size(), const_cast<char*>(key.data())};
   MDB_val v{0, nullptr};
-  const int rc = mdb_get(txn, dbi, &k, &v);
-  if (rc != (insert ? MDB_NOTFOUND : 0)) {
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-    FAIL() << table << (insert ? ": key exists" : ": key not found (") << mdb_strerror(rc) << ")";
-  }
+  const int rc = mdb_get(raw.txn, raw.dbi, &k, &v);
+  ASSERT_EQ(rc, insert ? MDB_NOTFOUND : 0) << table << (insert ? ": key exists" : ": key not found");
   std::string value = insert ? "" : std::string(static_cast<const char*>(v.mv_data), v.mv_size);
   const std::string before = value;
   edit(&value);
   ASSERT_NE(value, before) << "the edit changed nothing";
   MDB_val nv{value.size(), value.data()};
-  ASSERT_EQ(mdb_put(txn, dbi, &k, &nv, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &nv, 0), 0);
+  raw.Commit();
 }
 
 // The first key of `table` (the ledger must be closed); empty if none.
@@ -161,19 +176,11 @@ std::string FirstLmdbKey(const std::string& env_dir, const char* table) {
 
 // Deletes table[key] (the ledger must be closed).
 void DeleteLmdb(const std::string& env_dir, const char* table, const std::string& key) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  ASSERT_EQ(mdb_env_set_maxdbs(env, 32), 0);
-  ASSERT_EQ(mdb_env_set_mapsize(env, size_t{64} << 20), 0);
-  ASSERT_EQ(mdb_env_open(env, env_dir.c_str(), 0, 0644), 0) << env_dir;
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi = 0;
-  ASSERT_EQ(mdb_dbi_open(txn, table, 0, &dbi), 0) << table;
+  RawTable raw;
+  ASSERT_NO_FATAL_FAILURE(OpenRawTable(env_dir, table, &raw));
   MDB_val k{key.size(), const_cast<char*>(key.data())};
-  ASSERT_EQ(mdb_del(txn, dbi, &k, nullptr), 0) << table;
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  ASSERT_EQ(mdb_del(raw.txn, raw.dbi, &k, nullptr), 0) << table;
+  raw.Commit();
 }
 
 class FinanceTest : public LedgerTest {
