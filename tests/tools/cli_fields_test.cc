@@ -259,5 +259,27 @@ TEST(FieldText, AnEmptyKeyIsRefused) {
             "line 12: field \"original\" is empty");
 }
 
+// `--delta +20` reads as the opposite of `--delta -20`; a 32-bit flag
+// (--timeout, --expiry-days) past 4294967295 is refused here, not wrapped
+// around to a small number on its way into the transaction.
+TEST(FieldText, SignedAndThirtyTwoBitValues) {
+  const FieldSpec* delta = nullptr;
+  const FieldSpec* timeout = nullptr;
+  for (const FieldSpec& f : FindKind("adjust")->fields) {
+    if (f.name == "delta") delta = &f;
+  }
+  for (const FieldSpec& f : FindKind("hold")->fields) {
+    if (f.name == "timeout") timeout = &f;
+  }
+  ASSERT_NE(delta, nullptr);
+  ASSERT_NE(timeout, nullptr);
+  ASSERT_TRUE(ParseFieldText(*delta, "+20").ok());
+  EXPECT_EQ(ParseFieldText(*delta, "+20")->i, 20);
+  EXPECT_EQ(ParseFieldText(*timeout, "4294967295")->u, 4294967295u);
+  EXPECT_EQ(ParseFieldText(*timeout, "4294967296").status().message(),
+            "--timeout: '4294967296' is not an integer from 0 to 4294967295");
+  EXPECT_FALSE(ParseFieldText(*timeout, "18446744073709551616").ok());
+}
+
 }  // namespace
 }  // namespace pointledger::tools

@@ -305,5 +305,25 @@ TEST_F(CliPost, ExpireBooksDueLotsAndOnlyPastHolds) {
   EXPECT_EQ((*m9)->available, 5u);
 }
 
+// docs/cli.md, `expire`: a future --as-of that expired lots says so on
+// stderr (an expiry is not reversible); one that expired nothing has
+// nothing to warn about.
+TEST_F(CliPost, ExpireNotesAFutureAsOfOnlyWhenItExpiredLots) {
+  const std::string text = std::string(kProgram) + "\n" +
+                           R"({"kind":"earn","id":"soon","program":"acme","member":"m","points":10,"expires_at":"2026-12-01T00:00:00Z"})" "\n";
+  Captured setup;
+  ASSERT_EQ(RunPostFile(*client_, setup.output(true), "-", &text), kExitOk) << setup.err();
+  const int64_t as_of = *ParseTime("2026-12-02T00:00:00Z");  // after the server's (test) clock
+  Captured first;
+  ASSERT_EQ(RunExpire(*client_, first.output(true), as_of, clock_.now_ns), kExitOk) << first.err();
+  EXPECT_EQ(nlohmann::json::parse(first.out())["expired_lots"], 1);
+  EXPECT_NE(first.err().find("note: --as-of 2026-12-02T00:00:00.000000000Z is in the future"), std::string::npos)
+      << first.err();
+  Captured again;
+  ASSERT_EQ(RunExpire(*client_, again.output(true), as_of, clock_.now_ns), kExitOk) << again.err();
+  EXPECT_EQ(nlohmann::json::parse(again.out())["expired_lots"], 0);
+  EXPECT_EQ(again.err(), "");
+}
+
 }  // namespace
 }  // namespace pointledger::tools

@@ -2,6 +2,7 @@
 // and then opened read-only the way `--data DIR` opens it.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "ledger/ledger.h"
+#include "ledger/limits.h"
 #include "nlohmann/json.hpp"
 #include "tools/cli_format.h"
 #include "tools/cli_read.h"
@@ -291,6 +293,93 @@ TEST(CliFormat, ResultJsonIsExactlyTheSpecShape) {
             "reward-77  rejected: insufficient_points - the member has fewer available points than asked");
   EXPECT_EQ(MicrosToDecimal(-1234567), "-1.234567");
   EXPECT_EQ(MicrosToDecimal(5), "0.000005");
+}
+
+// docs/cli.md, "Results": conflict_field is named as the command's flag.
+// The kinds whose wire field has another name than their flag, beyond the
+// ones above: a referral's two amounts, a hold's timeout, a settle's --to,
+// a partner price's --effective-from, a program create's NAME.
+TEST(CliFormat, EveryConflictFieldIsNamedAsTheFlag) {
+  ledger::Result conflict;
+  conflict.code = Code::kIdConflict;
+  auto field = [&](Kind kind, const std::string& wire) {
+    conflict.conflict_field = wire;
+    return nlohmann::json::parse(ResultJson("x", kind, conflict))["conflict_field"].get<std::string>();
+  };
+  EXPECT_EQ(field(Kind::kReferral, "points"), "referrer_points");
+  EXPECT_EQ(field(Kind::kReferral, "points2"), "referee_points");
+  EXPECT_EQ(field(Kind::kReferral, "member"), "referrer");
+  EXPECT_EQ(field(Kind::kTransfer, "member"), "from");
+  EXPECT_EQ(field(Kind::kTransfer, "points"), "points");
+  EXPECT_EQ(field(Kind::kHold, "timeout_s"), "timeout");
+  EXPECT_EQ(field(Kind::kSettle, "time_ns"), "to");
+  EXPECT_EQ(field(Kind::kPartnerPrice, "time_ns"), "effective_from");
+  EXPECT_EQ(field(Kind::kProgramCreate, "program"), "name");
+  EXPECT_EQ(field(Kind::kEarn, "program"), "program");
+  conflict.conflict_field = "timeout_s";
+  EXPECT_EQ(ResultText("x", Kind::kHold, conflict).substr(0, 40), "x  rejected: id_conflict (field timeout)");
+}
+
+// tx get names a transfer's members by their flags, and shows what a
+// capture (reverse, account close) actually moved as result_points.
+TEST(CliFormat, TxRecordJsonNamesTheFlagsAndTheResult) {
+  ledger::TxRecord transfer;
+  transfer.seq = 9;
+  transfer.tx.kind = Kind::kTransfer;
+  transfer.tx.program = "acme";
+  transfer.tx.member = "alice";
+  transfer.tx.member2 = "carol";
+  transfer.tx.points = 10;
+  const nlohmann::json t = nlohmann::json::parse(TxRecordJson("gift-1", transfer));
+  EXPECT_EQ(t["from"], "alice") << t.dump();
+  EXPECT_EQ(t["to"], "carol") << t.dump();
+  EXPECT_EQ(t["points"], 10);
+  EXPECT_FALSE(t.contains("result_points")) << t.dump();
+  ledger::TxRecord capture;
+  capture.seq = 13;
+  capture.tx.kind = Kind::kCapture;
+  capture.tx.program = "acme";
+  capture.tx.points = 0;  // all that was held
+  capture.result.points = 40;
+  const nlohmann::json c = nlohmann::json::parse(TxRecordJson("cap-5", capture));
+  EXPECT_EQ(c["result_points"], 40) << c.dump();
+  EXPECT_FALSE(c.contains("points")) << c.dump();
+  capture.result.code = Code::kHoldNotPending;  // nothing moved
+  EXPECT_FALSE(nlohmann::json::parse(TxRecordJson("cap-5", capture)).contains("result_points"));
+}
+
+// A statement the program pays prints its net unsigned, with the payer;
+// an empty ledger's head has no time (docs/cli.md, `audit head`).
+TEST(CliFormat, StatementNetAndTheEmptyHead) {
+  ledger::Statement s;
+  s.program = "acme";
+  s.partner = "hotelco";
+  s.redeemed_points = 30;
+  s.program_owes_micros = 210000;
+  s.net_micros = -210000;
+  s.payer = "program";
+  const std::string text = StatementText(s);
+  EXPECT_NE(text.find("net                   0.210000  paid by the program\n"), std::string::npos) << text;
+  EXPECT_EQ(nlohmann::json::parse(StatementJson(s))["net_micros"], -210000);
+  EXPECT_EQ(HeadJson(ledger::ChainHead{}),
+            StrCat(R"({"seq":0,"timestamp":null,"hash":")", std::string(64, '0'), R"("})"));
+  EXPECT_EQ(HeadText(ledger::ChainHead{}), StrCat("empty ledger  head 0:", std::string(64, '0'), "\n"));
+}
+
+// --limit is 1 to 1000 (kHistoryLimitMax), both ends included.
+TEST_F(CliRead, HistoryLimitIsOneToTheMaximum) {
+  Populate();
+  std::unique_ptr<Reader> reader = DataDir();
+  Captured max;
+  EXPECT_EQ(RunHistory(*reader, max.output(true), "acme", "alice", ledger::kHistoryLimitMax, 0), kExitOk)
+      << max.err();
+  const std::string lines = max.out();
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 3) << lines;
+  Captured over;
+  EXPECT_EQ(RunHistory(*reader, over.output(true), "acme", "alice", ledger::kHistoryLimitMax + 1, 0), kExitUsage);
+  EXPECT_NE(over.err().find(StrCat("--limit must be from 1 to ", ledger::kHistoryLimitMax)), std::string::npos)
+      << over.err();
+  EXPECT_EQ(over.out(), "");
 }
 
 }  // namespace

@@ -96,5 +96,19 @@ TEST(CliTime, ParsesDurations) {
   EXPECT_FALSE(ParseDuration("-3s").ok());
 }
 
+// RFC 3339's time-numoffset is time-hour ":" time-minute: 00-23 and 00-59.
+TEST(CliTime, OffsetsAreHoursAndMinutesOfADay) {
+  EXPECT_EQ(*ParseTime("2027-12-31T23:59:00+23:59"), *ParseTime("2027-12-31T00:00:00Z"));
+  EXPECT_EQ(*ParseTime("2027-12-31T00:00:00-23:59"), *ParseTime("2027-12-31T23:59:00Z"));
+  for (const char* bad : {"2027-12-31T00:00:00+24:00", "2027-12-31T00:00:00-24:00", "2027-12-31T00:00:00+00:60",
+                          "2027-12-31T00:00:00+99:99"}) {
+    absl::StatusOr<int64_t> ns = ParseTime(bad);
+    EXPECT_FALSE(ns.ok()) << bad;
+    if (!ns.ok()) {
+      EXPECT_NE(ns.status().message().find("bad zone"), std::string::npos) << ns.status();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pointledger::tools

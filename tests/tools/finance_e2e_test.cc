@@ -856,6 +856,8 @@ TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
       {"order_ref,kind,points\n\"a\nb\",earn,5\no-3,earn,1.5\n", "line 4: points '1.5' is not an integer"},
       {"order_ref,kind,points,timestamp\no-0,earn,5,yesterday\n", "line 2: timestamp"},
       {"order_ref,kind,points\n,earn,5\n", "line 2: order_ref is empty"},
+      // RFC 4180: a quoted field ends at its closing quote.
+      {"order_ref,kind,points\n\"o-0\"x,earn,5\n", "--csv line 2: text after a closing quote"},
       // 4e19 does not fit 64 bits: refused, not wrapped around to another number.
       {"order_ref,kind,points\no-0,earn,40000000000000000000\n", "line 2: points '40000000000000000000'"},
       {"order_ref,kind,points\no-0,earn,18446744073709551621\n", "line 2: points '18446744073709551621'"},
@@ -1244,6 +1246,59 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
   // The books still balance, and the ledger verifies.
   EXPECT_EQ(Both({"reconcile", "trial-balance"}, 0).exit_code, 0);
   EXPECT_EQ(Both({"audit", "verify"}, 0).exit_code, 0);
+}
+
+// An adjust's points are its signed delta (docs/finance.md): a negative
+// one in the file matches (here in a file with CRLF line ends, RFC 4180's).
+TEST_F(ExternalE2E, ANegativeAdjustMatchesItsDelta) {
+  Post({"adjust", "--program", "shop", "--member", "m0", "--delta", "-3", "--id", "adj-neg"});
+  const std::string csv = WriteFile(
+      "crlf.csv", "order_ref,kind,points\r\no-0,earn,5\r\nadj-neg,adjust,-3\r\n\"o,1\",earn,100\r\n");
+  // Exit 1: shop's other transactions are missing in the file.
+  const RunResult r = Both({"reconcile", "external", "--program", "shop", "--csv", csv, "--json"}, 1);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  EXPECT_EQ(summary["file_rows"], 3) << r.out;
+  EXPECT_EQ(summary["matched"], 3) << r.out;
+  EXPECT_EQ(summary["amount_mismatch"], 0) << r.out;
+  EXPECT_EQ(summary["missing_in_ledger"], 0) << r.out;
+  ASSERT_EQ(f["matched"].size(), 3u) << r.out;
+  for (const json& m : f["matched"]) {
+    if (m["order_ref"] == "adj-neg") {
+      EXPECT_EQ(m["file_points"], -3) << m.dump();
+    }
+  }
+}
+
+// --from-seq and --to-seq are both inclusive: equal, they export one record.
+TEST_F(FinanceE2E, AuditExportOfOneSeq) {
+  Post({"program", "create", "one", "--currency", "USD", "--point-value-micros", "1", "--expiry-days", "0",
+        "--id", "one"});
+  const Posted earn = Post({"earn", "--program", "one", "--member", "m", "--points", "3", "--id", "one-1"});
+  Post({"earn", "--program", "one", "--member", "m", "--points", "4", "--id", "one-2"});
+  const std::string seq = StrCat(earn.seq);
+  const std::vector<json> one =
+      JsonLines(Both({"audit", "export", "--from-seq", seq, "--to-seq", seq, "--format", "jsonl"}, 0).out);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0]["seq"], earn.seq);
+  EXPECT_EQ(one[0]["points"], 3);
+  EXPECT_EQ(SplitLines(Both({"audit", "export", "--from-seq", seq, "--to-seq", seq, "--format", "csv"}, 0).out).size(),
+            2u);
+}
+
+// A head recorded at seq 1 (the first transaction) is checked like any other.
+TEST_F(FinanceE2E, AuditVerifyChecksAnExpectedHeadAtSeqOne) {
+  Post({"program", "create", "first", "--currency", "USD", "--point-value-micros", "1", "--expiry-days", "0",
+        "--id", "first"});
+  const std::vector<json> records = JsonLines(Both({"audit", "export", "--format", "jsonl"}, 0).out);
+  ASSERT_EQ(records.size(), 1u);
+  const std::string hash = records[0]["hash"];
+  Both({"audit", "verify", "--expect-head", "1:" + hash}, 0);
+  const RunResult wrong = Both({"audit", "verify", "--expect-head", "1:" + std::string(64, 'f'), "--json"}, 1);
+  const std::vector<json> lines = JsonLines(wrong.out);
+  ASSERT_FALSE(lines.empty()) << wrong.out;
+  EXPECT_EQ(lines.back()["ok"], false) << wrong.out;
+  EXPECT_EQ(lines.back()["first_bad_seq"], 1) << wrong.out;
 }
 
 }  // namespace

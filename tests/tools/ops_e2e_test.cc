@@ -274,5 +274,25 @@ TEST_F(OpsE2E, PingIsHealthyOnlyWhenTheServerAnswersTheKey) {
   EXPECT_FALSE(down.err.empty());
 }
 
+// pointledgerd's own usage errors exit 2, like pointledger's (and it never
+// starts on a default directory: --data or --config is required). Run under
+// timeout(1) in an empty directory, so a server that did start cannot hang
+// the test or leave a ./var behind.
+TEST(PointledgerdUsage, MissingDataOrABadOptionIsExitTwo) {
+  if (!BinExists("pointledgerd")) GTEST_SKIP() << "build/bin/pointledgerd is not built";
+  TempDir dir;
+  const RunResult no_data =
+      RunProcess({"/usr/bin/timeout", "10", BinPath("pointledgerd"), "--listen", "127.0.0.1:0"}, dir.path());
+  EXPECT_EQ(no_data.exit_code, 2) << no_data.err;
+  EXPECT_NE(no_data.err.find("--data DIR is required"), std::string::npos) << no_data.err;
+  const RunResult bogus = RunProcess({"/usr/bin/timeout", "10", BinPath("pointledgerd"), "--data",
+                                      dir.path() + "/data", "--listen", "127.0.0.1:0", "--bogus"},
+                                     dir.path());
+  EXPECT_EQ(bogus.exit_code, 2) << bogus.err;
+  EXPECT_NE(bogus.err.find("--bogus"), std::string::npos) << bogus.err;
+  const RunResult help = RunProcess({"/usr/bin/timeout", "10", BinPath("pointledgerd"), "--help"}, dir.path());
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+}
+
 }  // namespace
 }  // namespace pointledger::tools

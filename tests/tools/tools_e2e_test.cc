@@ -654,6 +654,101 @@ TEST_F(CliE2E, DataDirReadsMatchTheServer) {
   EXPECT_EQ(unknown.exit_code, 1);
 }
 
+// docs/cli.md, "Global options": the key is looked up in the order --key,
+// --key-file, $POINTLEDGER_KEY, $POINTLEDGER_KEY_FILE, ./var/admin.key;
+// --key and --key-file together are a usage error. Each step is checked
+// against a wrong key in every later place (and an empty variable is unset).
+TEST_F(CliE2E, TheKeyIsLookedUpInTheDocumentedOrder) {
+  const std::string good_file = server_->key_file();
+  const std::string good = ReadWholeFile(good_file).substr(0, 64);
+  const std::string bad_file = WriteFile("wrong.key", "not-the-key\n");
+  const std::string bad = "POINTLEDGER_KEY=not-the-key";
+  // A directory with ./var/admin.key, as `make run` leaves the repository root.
+  const std::string root = dir_->path() + "/key-order";
+  ASSERT_EQ(mkdir(root.c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((root + "/var").c_str(), 0700), 0);
+  std::ofstream(root + "/var/admin.key") << good << "\n";
+  auto head = [&](std::vector<std::string> flags, const std::vector<std::string>& env,
+                  const std::string& cwd) {
+    std::vector<std::string> args = {BinPath("pointledger"), "audit", "head", "--server", server_->address()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return RunProcess(args, cwd, env);
+  };
+  auto expect_exit = [](const RunResult& r, int want, const std::string& what) {
+    EXPECT_EQ(r.exit_code, want) << what << "\nstdout: " << r.out << "\nstderr: " << r.err;
+  };
+  // Both flags: refused, even when both hold the right key.
+  const RunResult both = head({"--key", good, "--key-file", good_file}, {}, dir_->path());
+  expect_exit(both, 2, "--key and --key-file");
+  EXPECT_NE(both.err.find("give --key or --key-file, not both"), std::string::npos) << both.err;
+  // Each flag before the environment and the default file.
+  expect_exit(head({"--key", good}, {bad, "POINTLEDGER_KEY_FILE=" + bad_file}, root), 0, "--key first");
+  expect_exit(head({"--key-file", good_file}, {bad, "POINTLEDGER_KEY_FILE=" + bad_file}, root), 0,
+              "--key-file before $POINTLEDGER_KEY");
+  expect_exit(head({"--key", "not-the-key"}, {"POINTLEDGER_KEY=" + good}, root), 2, "a wrong --key is not skipped");
+  // $POINTLEDGER_KEY before $POINTLEDGER_KEY_FILE and ./var/admin.key.
+  expect_exit(head({}, {"POINTLEDGER_KEY=" + good, "POINTLEDGER_KEY_FILE=" + bad_file}, dir_->path()), 0,
+              "$POINTLEDGER_KEY before $POINTLEDGER_KEY_FILE");
+  expect_exit(head({}, {bad}, root), 2, "$POINTLEDGER_KEY before ./var/admin.key");
+  // $POINTLEDGER_KEY_FILE before ./var/admin.key; an empty $POINTLEDGER_KEY is unset.
+  expect_exit(head({}, {"POINTLEDGER_KEY=", "POINTLEDGER_KEY_FILE=" + good_file}, dir_->path()), 0,
+              "$POINTLEDGER_KEY_FILE");
+  expect_exit(head({}, {"POINTLEDGER_KEY_FILE=" + bad_file}, root), 2, "$POINTLEDGER_KEY_FILE before ./var/admin.key");
+  // ./var/admin.key last, relative to the working directory.
+  expect_exit(head({}, {}, root), 0, "./var/admin.key");
+  // A key file is read as the server reads admin.key: its first line,
+  // trailing white space (a Windows line end too) dropped.
+  const std::string crlf = WriteFile("crlf.key", good + " \t\r\nsecond line\n");
+  expect_exit(head({"--key-file", crlf}, {}, dir_->path()), 0, "a key file with trailing white space");
+}
+
+// docs/cli.md: --data is for the read-only commands; the others refuse it
+// (exit 2) instead of quietly posting through the server.
+TEST_F(CliE2E, CommandsThatWriteOrAskTheServerRefuseData) {
+  const std::string batch =
+      WriteFile("data-refused.jsonl", R"({"kind":"earn","id":"dr-1","program":"acme","member":"dr","points":1})" "\n");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"post", "--file", batch}, {"expire", "--as-of", "2030-01-01T00:00:00Z"},
+        {"load", "--count", "1"}}) {
+    std::vector<std::string> with_data = args;
+    with_data.insert(with_data.end(), {"--data", dir_->path() + "/data"});
+    const RunResult r = Cli(with_data);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << "\nstdout: " << r.out << "\nstderr: " << r.err;
+    EXPECT_EQ(r.out, "") << args[0];
+    EXPECT_NE(r.err.find("--data works only for the read-only commands"), std::string::npos) << args[0] << ": " << r.err;
+  }
+  // Nothing was posted.
+  EXPECT_EQ(Cli({"tx", "get", "--program", "acme", "--id", "dr-1"}).exit_code, 1);
+}
+
+// tx get: neither --id nor --hex is a usage error (not a lookup of the empty
+// key's id); --hex echoes the hex as the result's id. settle statement: a
+// period with --from equal to --to is empty, not "--from is after --to".
+TEST_F(CliE2E, TxGetByHexAndAnEmptyStatementPeriod) {
+  ASSERT_EQ(Cli({"program", "create", "edges", "--currency", "USD", "--point-value-micros", "1",
+                 "--expiry-days", "0"}).exit_code, 0);
+  ASSERT_EQ(Cli({"partner", "create", "hotel", "--program", "edges", "--earn-price-micros", "1",
+                 "--redeem-price-micros", "1"}).exit_code, 0);
+  ASSERT_EQ(Cli({"earn", "--program", "edges", "--member", "m", "--points", "5", "--id", "edge-1"}).exit_code, 0);
+  const RunResult neither = Cli({"tx", "get", "--program", "edges"});
+  EXPECT_EQ(neither.exit_code, 2) << neither.out << neither.err;
+  EXPECT_NE(neither.err.find("give --id KEY or --hex HEX"), std::string::npos) << neither.err;
+  const std::string hex = ledger::IdToHex(ledger::TxIdFromKey("edges", "edge-1"));
+  const RunResult by_hex = Cli({"tx", "get", "--program", "edges", "--hex", hex, "--json"});
+  ASSERT_EQ(by_hex.exit_code, 0) << by_hex.err;
+  const json tx = ParseJson(by_hex.out);
+  EXPECT_EQ(tx["id"], hex);
+  EXPECT_EQ(tx["id_hex"], hex);
+  EXPECT_EQ(tx["points"], 5);
+  const RunResult empty = Cli({"settle", "statement", "--program", "edges", "--partner", "hotel", "--from",
+                               "2026-01-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z", "--json"});
+  ASSERT_EQ(empty.exit_code, 0) << empty.err;
+  const json s = ParseJson(empty.out);
+  EXPECT_EQ(s["from"], "2026-01-01T00:00:00.000000000Z");
+  EXPECT_EQ(s["to"], "2026-01-01T00:00:00.000000000Z");
+  EXPECT_EQ(s["earned_points"], 0);
+}
+
 TEST(CliLoadE2E, LoadCountJsonAgainstAFreshServer) {
   if (!BinExists("pointledgerd") || !BinExists("pointledger")) GTEST_SKIP() << "binaries not built";
   TempDir dir;
