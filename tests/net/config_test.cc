@@ -1,6 +1,8 @@
 // The config file, keys and listen policy (no server needed).
 #include "gtest/gtest.h"
+#include "ledger/limits.h"
 #include "net/config.h"
+#include "net/limits.h"
 
 namespace pointledger::net {
 namespace {
@@ -142,6 +144,76 @@ TEST(Config, HashesMatchSha256sum) {
   Sha256Digest d;
   EXPECT_TRUE(DigestFromHex("2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B", &d));
   EXPECT_EQ(d, Sha256("secret"));
+}
+
+// Every [limits] bound is inclusive at both ends: the documented minimum and
+// the cap of net/limits.h are accepted, one past either is refused.
+TEST(Config, LimitBoundsAreInclusive) {
+  const struct {
+    const char* key;
+    uint64_t min;
+    uint64_t max;
+  } bounds[] = {
+      {"frame_bytes_max", kFrameBytesMinCap, kFrameBytesMaxCap},
+      {"batch_transactions_max", 1, ledger::kBatchTransactionsMax},
+      {"connections_max", 1, kConnectionsMaxCap},
+      {"inflight_requests_max", 1, kInflightRequestsMaxCap},
+      {"idle_timeout_s", 1, kIdleTimeoutSecondsCap},
+      {"output_bytes_max", 4096, kOutputBytesMaxCap},
+  };
+  for (const auto& b : bounds) {
+    for (const uint64_t v : {b.min, b.max}) {
+      absl::StatusOr<ServerConfig> c = ParseConfig(StrCat("[limits]\n", b.key, " = ", v, "\n"), "l.toml");
+      EXPECT_TRUE(c.ok()) << b.key << " = " << v << ": " << c.status();
+    }
+    for (const uint64_t v : {b.min - 1, b.max + 1}) {
+      absl::StatusOr<ServerConfig> c = ParseConfig(StrCat("[limits]\n", b.key, " = ", v, "\n"), "l.toml");
+      EXPECT_FALSE(c.ok()) << b.key << " = " << v << " was accepted";
+    }
+  }
+}
+
+// A [[key]] must say who it is, what it may touch and how: a missing
+// principal or programs, an empty programs list (which would otherwise mean
+// every program) or an empty scopes list, and a key given twice are refused.
+TEST(Config, KeysMustBeCompleteAndDistinct) {
+  const std::string hash = StrCat("sha256 = \"", DigestToHex(Sha256("k1")), "\"\n");
+  const struct {
+    std::string text;
+    const char* expect;
+  } cases[] = {
+      {StrCat("[[key]]\n", hash, "programs = \"*\"\nscopes = [\"post\"]"), "key[0]: needs a principal"},
+      {StrCat("[[key]]\nprincipal = \"a\"\n", hash, "scopes = [\"post\"]"), "key[0]: needs programs"},
+      {StrCat("[[key]]\nprincipal = \"a\"\n", hash, "programs = []\nscopes = [\"post\"]"),
+       "key[0].programs: must name a program"},
+      {StrCat("[[key]]\nprincipal = \"a\"\n", hash, "programs = \"*\"\nscopes = []"),
+       "key[0].scopes: needs at least one scope"},
+      {StrCat("[[key]]\nprincipal = \"a\"\n", hash, "programs = \"*\"\nscopes = [\"post\"]\n\n",
+              "[[key]]\nprincipal = \"b\"\n", hash, "programs = \"*\"\nscopes = [\"read\"]"),
+       "key[1]: same key as principal a"},
+      // 65 hex digits: not a SHA-256 with a digit to spare.
+      {StrCat("[[key]]\nprincipal = \"a\"\nsha256 = \"", DigestToHex(Sha256("k1")),
+              "0\"\nprograms = \"*\"\nscopes = [\"post\"]"),
+       "key[0].sha256: must be 64 hex digits"},
+      {"listen = \"127.0.0.1:65536\"", "bad.toml: listen: listen \"127.0.0.1:65536\": bad port"},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<ServerConfig> config = ParseConfig(c.text, "bad.toml");
+    ASSERT_FALSE(config.ok()) << c.text;
+    EXPECT_NE(config.status().message().find(c.expect), std::string::npos)
+        << config.status() << " should mention " << c.expect;
+  }
+}
+
+// FindKey compares the whole SHA-256, not a prefix of it.
+TEST(Config, FindKeyComparesTheWholeDigest) {
+  std::vector<ApiKey> keys(1);
+  keys[0].principal = "near";
+  keys[0].sha256 = Sha256("secret");
+  keys[0].sha256[31] ^= 1;
+  EXPECT_EQ(FindKey(keys, "secret"), nullptr);
+  keys[0].sha256[31] ^= 1;
+  EXPECT_EQ(FindKey(keys, "secret"), &keys[0]);
 }
 
 }  // namespace

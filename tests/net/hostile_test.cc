@@ -314,6 +314,158 @@ TEST_F(Hostile, AnEmptyBatchIsMalformed) {
   ExpectServerUnharmed();
 }
 
+// A request whose union names a body type but carries no body: the
+// FlatBuffers verifier accepts a missing union value, so VerifyRequestFrame
+// must refuse it (malformed_request), before Hello and after it, or the
+// server dereferences a null body (found by mutation testing, session 22).
+TEST_F(Hostile, ARequestTypeWithoutItsBodyIsMalformed) {
+  const auto bodiless = [](wire::RequestBody type, uint64_t rid) {
+    auto fbb = std::make_unique<flatbuffers::FlatBufferBuilder>();
+    const auto request = wire::CreateRequest(*fbb, /*version=*/1, rid, type, /*body=*/0);
+    wire::FinishSizePrefixedRequestBuffer(*fbb, request);
+    return fbb;
+  };
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.Send(*bodiless(wire::RequestBody::Hello, 0)));
+  ExpectRefusal(s, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+  if (HasFailure()) return;  // the server is gone: no more sockets to it
+
+  for (const wire::RequestBody type : {wire::RequestBody::BalanceQuery, wire::RequestBody::Batch,
+                                       wire::RequestBody::StatementQuery}) {
+    auto t = Authenticated();
+    ASSERT_TRUE(t->Send(*bodiless(type, 5)));
+    ExpectRefusal(*t, wire::ConnError::malformed_request);
+    ExpectServerUnharmed();
+  }
+}
+
+// SPEC §5: a Hello with a protocol_version other than 1 is
+// unsupported_version, an older one (0) as much as a newer one.
+TEST_F(Hostile, AnOlderHelloVersionIsRefusedToo) {
+  flatbuffers::FlatBufferBuilder hello;
+  const std::string key = server_->admin_key();
+  const auto h = wire::CreateHelloDirect(hello, kProtocolVersion - 1, key.c_str(), "past");
+  FinishRequest(hello, 0, wire::RequestBody::Hello, h.Union());
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.Send(hello));
+  ExpectRefusal(s, wire::ConnError::unsupported_version);
+  ExpectServerUnharmed();
+}
+
+// docs/protocol.md, "Connection-level errors": after a refused request the
+// server reads nothing more; a batch pipelined behind a malformed frame is
+// not applied (nor answered).
+TEST_F(Hostile, ABatchBehindARefusedFrameIsNotApplied) {
+  auto s = Authenticated();
+  const uint8_t junk[12] = {8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<uint8_t> bytes(junk, junk + sizeof(junk));
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
+      TransactionToWire(fbb, testing::Earn("acme", "mallory", 10, "behind-junk"))};
+  const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(txs));
+  FinishRequest(fbb, 2, wire::RequestBody::Batch, batch.Union());
+  bytes.insert(bytes.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  ASSERT_TRUE(s->Send(bytes));  // one send: both frames arrive in one read
+  ExpectRefusal(*s, wire::ConnError::malformed_request);
+  // A batch of another client, queued after anything the refused
+  // connection could have submitted: once it is answered, the earn behind
+  // the junk would be committed too.
+  const ledger::Transaction t = testing::Earn("acme", "alice", 1, "after-junk");
+  auto r = good_->Post(std::span<const ledger::Transaction>(&t, 1));
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto behind = good_->GetTransaction("acme", ledger::TxIdFromKey("acme", "behind-junk"));
+  ASSERT_TRUE(behind.ok()) << behind.status();
+  EXPECT_FALSE(behind->has_value()) << "the batch behind the refused frame was applied";
+  EXPECT_EQ(Head(), head_seq_ + 1);
+}
+
+// A frame of exactly a limit is served; one byte more is refused. The limits
+// are on the length prefix (docs/protocol.md): 4 KiB before Hello and for a
+// read, frame_bytes_max for a batch. FlatBuffers sizes are multiples of 8,
+// so the frames are padded past the buffer's end (the prefix covers it).
+std::vector<uint8_t> PaddedTo(const flatbuffers::FlatBufferBuilder& fbb, uint32_t length) {
+  std::vector<uint8_t> bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  PL_CHECK(bytes.size() <= kFrameHeaderBytes + length);
+  bytes.resize(kFrameHeaderBytes + length, 0);
+  for (int i = 0; i < 4; ++i) bytes[i] = static_cast<uint8_t>(length >> (8 * i));
+  return bytes;
+}
+
+TEST_F(Hostile, FramesOfExactlyTheLimitAreServed) {
+  const std::string key = server_->admin_key();
+  for (const uint32_t extra : {0u, 1u}) {
+    flatbuffers::FlatBufferBuilder hello;
+    const auto h = wire::CreateHelloDirect(hello, kProtocolVersion, key.c_str(), "edge");
+    FinishRequest(hello, 0, wire::RequestBody::Hello, h.Union());
+    RawSocket s(server_->port());
+    ASSERT_TRUE(s.Send(PaddedTo(hello, kHelloFrameBytesMax + extra)));
+    if (extra == 1) {
+      ExpectRefusal(s, wire::ConnError::request_too_large);
+      continue;
+    }
+    auto answer = s.ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << server_->log();
+    ASSERT_EQ(answer->response->error(), wire::ConnError::none);
+    ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::HelloOk);
+  }
+  ExpectServerUnharmed();
+
+  for (const uint32_t extra : {0u, 1u}) {
+    flatbuffers::FlatBufferBuilder read;
+    const auto q = wire::CreateBalanceQueryDirect(read, "acme", "alice");
+    FinishRequest(read, 9, wire::RequestBody::BalanceQuery, q.Union());
+    auto t = Authenticated();
+    ASSERT_TRUE(t->Send(PaddedTo(read, kReadFrameBytesMax + extra)));
+    if (extra == 1) {
+      ExpectRefusal(*t, wire::ConnError::request_too_large);
+      continue;
+    }
+    auto answer = t->ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << server_->log();
+    EXPECT_EQ(answer->response->error(), wire::ConnError::none);
+    EXPECT_EQ(answer->response->body_type(), wire::ResponseBody::Balance);
+  }
+  ExpectServerUnharmed();
+}
+
+// docs/protocol.md: a second Hello on a connection is malformed_request.
+TEST_F(Hostile, ASecondHelloIsMalformed) {
+  auto s = Authenticated();
+  flatbuffers::FlatBufferBuilder fbb;
+  const std::string key = server_->admin_key();
+  const auto hello = wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), "again");
+  FinishRequest(fbb, 4, wire::RequestBody::Hello, hello.Union());
+  ASSERT_TRUE(s->Send(fbb));
+  ExpectRefusal(*s, wire::ConnError::malformed_request);
+  ExpectServerUnharmed();
+}
+
+// docs/protocol.md, "Frames": a peer whose frames are not multiples of 8
+// bytes is served all the same (the server reads a misaligned frame from an
+// aligned copy). A Hello 4 bytes longer than its buffer puts the read sent
+// with it at 4 mod 8 in the server's read buffer.
+TEST_F(Hostile, AFrameAtAnOddOffsetIsServed) {
+  flatbuffers::FlatBufferBuilder hello;
+  const std::string key = server_->admin_key();
+  const auto h = wire::CreateHelloDirect(hello, kProtocolVersion, key.c_str(), "odd");
+  FinishRequest(hello, 0, wire::RequestBody::Hello, h.Union());
+  std::vector<uint8_t> bytes = PaddedTo(hello, static_cast<uint32_t>(hello.GetSize()));  // +4 bytes
+  ASSERT_EQ(bytes.size() % 8, 4u);
+  flatbuffers::FlatBufferBuilder head;
+  FinishRequest(head, 1, wire::RequestBody::HeadQuery, wire::CreateHeadQuery(head).Union());
+  bytes.insert(bytes.end(), head.GetBufferPointer(), head.GetBufferPointer() + head.GetSize());
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.Send(bytes));  // one send: both frames in one read
+  for (uint64_t rid = 0; rid <= 1; ++rid) {
+    auto answer = s.ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << rid << "\n" << server_->log();
+    EXPECT_EQ(answer->response->request_id(), rid);
+    EXPECT_EQ(answer->response->error(), wire::ConnError::none);
+  }
+  ExpectServerUnharmed();
+}
+
 // SPEC §6: the [limits] of the config file are what the server enforces,
 // not only the defaults.
 class ConfiguredLimits : public Hostile {
@@ -362,6 +514,43 @@ TEST_F(ConfiguredLimits, AFramePastTheConfiguredMaximumIsRefused) {
   auto s = Authenticated();
   ASSERT_TRUE(s->Send(big));
   ExpectRefusal(*s, wire::ConnError::request_too_large);
+  ExpectServerUnharmed();
+}
+
+// HelloOk states the configured limits, not the defaults, and the client
+// library sizes its requests by them (docs/protocol.md, "A connection"),
+// refusing a larger batch or frame itself.
+TEST_F(ConfiguredLimits, HelloOkStatesTheConfiguredLimits) {
+  RawSocket s(server_->port());
+  flatbuffers::FlatBufferBuilder fbb;
+  const std::string key = server_->admin_key();
+  FinishRequest(fbb, 0, wire::RequestBody::Hello,
+                wire::CreateHelloDirect(fbb, kProtocolVersion, key.c_str(), "limits").Union());
+  ASSERT_TRUE(s.Send(fbb));
+  auto answer = s.ReadResponse();
+  ASSERT_TRUE(answer.has_value());
+  const wire::HelloOk* ok = answer->response->body_as_HelloOk();
+  ASSERT_NE(ok, nullptr);
+  EXPECT_EQ(ok->batch_transactions_max(), 3u);
+  EXPECT_EQ(ok->frame_bytes_max(), 2048u);
+
+  EXPECT_EQ(good_->batch_transactions_max(), 3u);
+  EXPECT_EQ(good_->frame_bytes_max(), 2048u);
+  // The client refuses what the server would, without sending it: its
+  // connection (and anything pipelined on it) goes on.
+  absl::StatusOr<Client::ServerStats> before = good_->GetStats();
+  ASSERT_TRUE(before.ok()) << before.status();
+  std::vector<ledger::Transaction> four;
+  for (int i = 0; i < 4; ++i) four.push_back(testing::Earn("acme", "m", 1, StrCat("four-", i)));
+  EXPECT_EQ(good_->Post(four).status().code(), absl::StatusCode::kOutOfRange);
+  ledger::Transaction fat = testing::Earn("acme", "m", 1, "fat");
+  fat.metadata = std::string(3000, 'x');
+  EXPECT_EQ(good_->Post(std::span<const ledger::Transaction>(&fat, 1)).status().code(),
+            absl::StatusCode::kOutOfRange);
+  absl::StatusOr<Client::ServerStats> after = good_->GetStats();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->connections_accepted, before->connections_accepted)
+      << "the server refused them and the client reconnected";
   ExpectServerUnharmed();
 }
 

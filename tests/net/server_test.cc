@@ -1434,5 +1434,289 @@ TEST(Server, FullMapAnswersServerBusy) {
   EXPECT_EQ(server->Stop(), 0);
 }
 
+// Reads that span programs need a key for every program: a key limited to
+// some programs gets permission_denied for the whole-ledger reads (records
+// of every program, trial balance, audit) and for CollectDue even with the
+// admin scope; a transaction is found only under its own program (a key of
+// another program must not read it by naming its own).
+TEST(Server, ReadsAcrossProgramsNeedEveryProgram) {
+  TempDir dir;
+  auto server = StartWithConfig(
+      dir, StrCat(ThreeKeyConfig(), "\n[[key]]\nprincipal = \"acme-admin\"\nsha256 = \"",
+                  DigestToHex(Sha256("acme-admin-key")),
+                  "\"\nprograms = [\"acme\"]\nscopes = [\"post\", \"read\", \"admin\"]\n"));
+  ASSERT_NE(server, nullptr);
+  auto admin = server->Connect("admin-key");
+  auto pos = server->Connect("pos-key");
+  auto finance = server->Connect("finance-key");
+  auto acme_admin = server->Connect("acme-admin-key");
+  ASSERT_TRUE(admin.ok() && pos.ok() && finance.ok() && acme_admin.ok());
+  MustPost(**admin, {ProgramCreate("acme"), ProgramCreate("beta"), Earn("acme", "bob", 5, "a-1")});
+
+  for (Client* c : {pos->get(), acme_admin->get()}) {
+    EXPECT_EQ(c->GetRecords(1, 10, "").status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(c->TrialBalance().status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(c->Audit().status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_TRUE(c->GetRecords(1, 10, "acme").ok());
+  }
+  EXPECT_EQ((*acme_admin)->CollectDue(0, 10).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE((*finance)->GetRecords(1, 10, "").ok());
+  EXPECT_TRUE((*finance)->TrialBalance().ok());
+
+  const ledger::Id id = ledger::TxIdFromKey("acme", "a-1");
+  absl::StatusOr<std::optional<ledger::TxRecord>> rec = (*finance)->GetTransaction("acme", id);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_TRUE(rec->has_value());
+  rec = (*finance)->GetTransaction("beta", id);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_FALSE(rec->has_value()) << "acme's transaction was found under beta";
+}
+
+// A Balance's code tells a missing member from a missing program
+// (docs/protocol.md: account_not_found, program_not_found).
+TEST(Server, ABalanceNamesWhatIsMissing) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  auto admin = server->AdminClient();
+  MustPost(*admin, {ProgramCreate("acme")});
+  testing::RawSocket raw(server->port());
+  RawHello(raw, *server, "codes");
+  const struct {
+    const char* program;
+    wire::Code code;
+  } cases[] = {{"acme", wire::Code::account_not_found}, {"nope", wire::Code::program_not_found}};
+  uint64_t rid = 1;
+  for (const auto& c : cases) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto q = wire::CreateBalanceQueryDirect(fbb, c.program, "nobody");
+    FinishRequest(fbb, rid, wire::RequestBody::BalanceQuery, q.Union());
+    ASSERT_TRUE(raw.Send(fbb));
+    auto answer = raw.ReadResponse();
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ(answer->response->request_id(), rid++);
+    ASSERT_NE(answer->response->body_as_Balance(), nullptr);
+    EXPECT_EQ(answer->response->body_as_Balance()->code(), c.code) << c.program;
+  }
+}
+
+// The committer's queue is bounded by what is waiting in it, not by what
+// ever went through it: 33 full batches, one after another, are more than
+// the queue's 262,080 transactions and are all answered (here: the first
+// applied, the others its duplicates).
+TEST(Server, TheCommitQueueBoundCountsOnlyWhatIsWaiting) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  auto admin = server->AdminClient();
+  MustPost(*admin, {ProgramCreate("acme")});
+  std::vector<ledger::Transaction> batch;
+  for (size_t i = 0; i < ledger::kBatchTransactionsMax; ++i) {
+    batch.push_back(Earn("acme", StrCat("m", i % 16), 1, StrCat("q-", i)));
+  }
+  const size_t rounds = kCommitQueueTransactionsMax / ledger::kBatchTransactionsMax + 1;
+  for (size_t round = 0; round < rounds; ++round) {
+    absl::StatusOr<std::vector<ledger::Result>> r = admin->Post(batch);
+    ASSERT_TRUE(r.ok()) << "round " << round << ": " << r.status();
+    ASSERT_EQ(r->size(), batch.size());
+    EXPECT_EQ((*r)[0].duplicate, round > 0);
+  }
+}
+
+// Read your writes holds for every batch sent before the read, not only the
+// first: with batch A at the committer, a pipelined [read, batch B, read]
+// answers the second read only once B is committed, though A's commit
+// frees the first read (RunDeferredReads stops at B).
+TEST(Server, AReadWaitsForEveryBatchSentBeforeIt) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  auto admin = server->AdminClient();
+  MustPost(*admin, {ProgramCreate("acme")});
+  testing::RawSocket raw(server->port());
+  RawHello(raw, *server, "ryw");
+  // A full batch (it takes the committer a while) that gives alice `points`.
+  const auto batch = [](uint64_t rid, const std::string& tag, uint64_t points) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::Transaction>> txs;
+    for (size_t i = 0; i < ledger::kBatchTransactionsMax; ++i) {
+      txs.push_back(TransactionToWire(
+          fbb, i == 0 ? Earn("acme", "alice", points, StrCat(tag, "-alice"))
+                      : Earn("acme", StrCat("m", i % 64), 1, StrCat(tag, "-", i))));
+    }
+    FinishRequest(fbb, rid, wire::RequestBody::Batch, wire::CreateBatch(fbb, fbb.CreateVector(txs)).Union());
+    return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  };
+  const auto balance = [](uint64_t rid) {
+    flatbuffers::FlatBufferBuilder fbb;
+    FinishRequest(fbb, rid, wire::RequestBody::BalanceQuery,
+                  wire::CreateBalanceQueryDirect(fbb, "acme", "alice").Union());
+    return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  };
+  // Three rounds: whether A's answer comes while B is still at the
+  // committer depends on timing, so one round alone may miss a read run early.
+  for (uint64_t round = 0; round < 3; ++round) {
+    const uint64_t base = 4 * round;
+    ASSERT_TRUE(raw.Send(batch(base + 1, StrCat("a", round), 1)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // A at the committer
+    std::vector<uint8_t> rest = balance(base + 2);
+    for (const auto& frame : {batch(base + 3, StrCat("b", round), 10), balance(base + 4)}) {
+      rest.insert(rest.end(), frame.begin(), frame.end());
+    }
+    ASSERT_TRUE(raw.Send(rest));
+    for (uint64_t rid = base + 1; rid <= base + 4; ++rid) {
+      auto answer = raw.ReadResponse();
+      ASSERT_TRUE(answer.has_value()) << rid;
+      ASSERT_EQ(answer->response->request_id(), rid);
+      ASSERT_EQ(answer->response->error(), wire::ConnError::none) << rid;
+      if (rid == base + 2) {
+        EXPECT_GE(answer->response->body_as_Balance()->posted(), 11 * round + 1);
+      }
+      if (rid == base + 4) {
+        EXPECT_EQ(answer->response->body_as_Balance()->posted(), 11 * (round + 1))
+            << "a read ran before the batch sent ahead of it was committed";
+      }
+    }
+  }
+}
+
+// docs/protocol.md, output_bytes_max: "One answer alone may exceed it": a
+// batch whose results are larger than the limit is answered, not cut off.
+TEST(Server, OneAnswerLargerThanTheOutputLimitIsStillAnswered) {
+  TempDir dir;
+  auto server = StartWithConfig(dir, "[limits]\noutput_bytes_max = 4096\n");
+  ASSERT_NE(server, nullptr);
+  ClientOptions options = server->Options(server->admin_key());
+  options.reconnect_attempts = 0;  // a closed connection shows as an error
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  MustPost(**client, {ProgramCreate("acme")});
+  std::vector<ledger::Transaction> batch;
+  for (int i = 0; i < 400; ++i) batch.push_back(Earn("acme", "alice", 1, StrCat("big-", i)));
+  absl::StatusOr<std::vector<ledger::Result>> r = (*client)->Post(batch);  // ~11 KB of results
+  ASSERT_TRUE(r.ok()) << r.status() << "\n" << server->log();
+  EXPECT_EQ(r->size(), 400u);
+  EXPECT_EQ(HeadSeq(**client), 401u);
+}
+
+// SPEC §6: reads need the read scope: a key that may only post to acme gets
+// permission_denied for every read of acme, as for the whole-ledger ones.
+TEST(Server, ReadsNeedTheReadScope) {
+  TempDir dir;
+  auto server = StartWithConfig(
+      dir, StrCat(ThreeKeyConfig(), "\n[[key]]\nprincipal = \"till\"\nsha256 = \"",
+                  DigestToHex(Sha256("till-key")), "\"\nprograms = [\"acme\"]\nscopes = [\"post\"]\n"));
+  ASSERT_NE(server, nullptr);
+  auto admin = server->Connect("admin-key");
+  auto till = server->Connect("till-key");
+  ASSERT_TRUE(admin.ok() && till.ok());
+  MustPost(**admin, {ProgramCreate("acme")});
+  MustPost(**till, {Earn("acme", "bob", 5, "t-1")});  // it may post
+  Client& c = **till;
+  EXPECT_EQ(c.GetBalance("acme", "bob").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c.GetHistory("acme", "bob", 10, 0).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c.GetTransaction("acme", ledger::TxIdFromKey("acme", "t-1")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c.GetRecords(1, 10, "acme").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c.GetHead().status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c.GetStats().status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+// docs/protocol.md, HistoryQuery: limit 0 is 50, at most 1,000, and `more`
+// says whether older entries exist; RecordsQuery pages are capped too.
+TEST(Server, HistoryPagesAreCappedAndSayWhetherThereIsMore) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  auto admin = server->AdminClient();
+  MustPost(*admin, {ProgramCreate("acme")});
+  std::vector<ledger::Transaction> batch;
+  for (int i = 0; i < 1005; ++i) batch.push_back(Earn("acme", "alice", 1, StrCat("h-", i)));
+  MustPost(*admin, batch);
+  testing::RawSocket raw(server->port());
+  RawHello(raw, *server, "history");
+  uint64_t rid = 0;
+  const auto page = [&](uint32_t limit, uint64_t before_seq, size_t expect_entries, bool expect_more) {
+    flatbuffers::FlatBufferBuilder fbb;
+    FinishRequest(fbb, ++rid, wire::RequestBody::HistoryQuery,
+                  wire::CreateHistoryQueryDirect(fbb, "acme", "alice", limit, before_seq).Union());
+    ASSERT_TRUE(raw.Send(fbb));
+    auto answer = raw.ReadResponse();
+    ASSERT_TRUE(answer.has_value());
+    const wire::History* h = answer->response->body_as_History();
+    ASSERT_NE(h, nullptr);
+    ASSERT_EQ(h->code(), wire::Code::ok);
+    EXPECT_EQ(h->entries()->size(), expect_entries) << "limit " << limit << " before " << before_seq;
+    EXPECT_EQ(h->more(), expect_more) << "limit " << limit << " before " << before_seq;
+  };
+  page(0, 0, 50, true);
+  page(5000, 0, 1000, true);
+  page(1005, 0, 1000, true);
+  // Seqs 2 .. 1006 are alice's; before seq 7: 2 .. 6.
+  page(5, 7, 5, false);
+  page(4, 7, 4, true);
+  page(6, 7, 5, false);
+
+  // RecordsQuery likewise: 0 or more than 1,000 is 1,000.
+  for (const uint32_t limit : {0u, 5000u}) {
+    absl::StatusOr<ledger::RecordsPage> records = admin->GetRecords(1, limit, "");
+    ASSERT_TRUE(records.ok()) << records.status();
+    EXPECT_EQ(records->records.size(), 1000u) << "limit " << limit;
+    EXPECT_EQ(records->next_seq, 1001u) << "limit " << limit;
+  }
+}
+
+// docs/protocol.md, CollectDueQuery: at most 8,190 (0 or more = 8,190), so
+// that what it returns can always be posted as one batch.
+TEST(Server, CollectDueReturnsAtMostOneBatch) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  auto admin = server->AdminClient();
+  MustPost(*admin, {ProgramCreate("acme")});  // expiry_days 365: each earn is a lot due in a year
+  for (int b = 0; b < 2; ++b) {
+    std::vector<ledger::Transaction> batch;
+    for (size_t i = 0; i < (b == 0 ? ledger::kBatchTransactionsMax : 10); ++i) {
+      batch.push_back(Earn("acme", StrCat("m", i % 32), 1, StrCat("due-", b, "-", i)));
+    }
+    MustPost(*admin, batch);
+  }
+  const int64_t in_two_years =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          (std::chrono::system_clock::now() + std::chrono::hours(24 * 2 * 366)).time_since_epoch())
+          .count();
+  for (const uint32_t limit : {0u, static_cast<uint32_t>(ledger::kBatchTransactionsMax) + 5}) {
+    absl::StatusOr<std::vector<ledger::Transaction>> due = admin->CollectDue(in_two_years, limit);
+    ASSERT_TRUE(due.ok()) << due.status();
+    EXPECT_EQ(due->size(), ledger::kBatchTransactionsMax) << "limit " << limit;
+  }
+}
+
+// Answers come in request order: an answer carrying another request's id
+// is the server's mistake, reported as DataLoss, never taken as the answer.
+TEST(Client, AnAnswerToAnotherRequestIsRefused) {
+  FakeServer fake([](int fd) {
+    if (!FakeServer::ReadFrame(fd)) return;  // the Hello
+    const std::vector<uint8_t> ok = FakeServer::HelloOk();
+    if (::write(fd, ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) return;
+    if (!FakeServer::ReadFrame(fd)) return;  // the HeadQuery, request id 1
+    flatbuffers::FlatBufferBuilder fbb;
+    const ledger::ChainHead head;
+    FinishResponse(fbb, 7, wire::ConnError::none, "", wire::ResponseBody::Head, HeadToWire(fbb, head).Union());
+    (void)!::write(fd, fbb.GetBufferPointer(), fbb.GetSize());
+    (void)FakeServer::ReadFrame(fd);  // until the client closes
+  });
+  ClientOptions o;
+  o.port = fake.port();
+  o.api_key = "x";
+  o.reconnect_attempts = 0;
+  o.timeout_ms = 3000;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<ledger::ChainHead> head = (*c)->GetHead();
+  ASSERT_FALSE(head.ok()) << "the answer to request 7 was taken for request 1's";
+  EXPECT_EQ(head.status().code(), absl::StatusCode::kDataLoss) << head.status();
+}
+
 }  // namespace
 }  // namespace pointledger::net

@@ -164,5 +164,95 @@ TEST(Wire, VerifierRefusesTruncatedAndForeignFrames) {
   EXPECT_FALSE(VerifyRequestFrame(Bytes(corrupt, fbb.GetSize())).ok());
 }
 
+// Every kind the ledger knows, the last one (account_open) included, is
+// taken from the wire; 0 and kKindMax + 1 are not (RejectsUnknownKinds...).
+TEST(Wire, EveryKnownKindIsAccepted) {
+  for (int k = 1; k <= ledger::kKindMax; ++k) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto t = wire::CreateTransaction(fbb, nullptr, static_cast<wire::Kind>(k));
+    fbb.Finish(wire::CreateBatch(fbb, fbb.CreateVector(std::vector{t})));
+    const wire::Batch* batch = flatbuffers::GetRoot<wire::Batch>(fbb.GetBufferPointer());
+    ledger::Transaction out;
+    ASSERT_TRUE(TransactionFromWire(*batch->transactions()->Get(0), &out).ok()) << k;
+    EXPECT_EQ(static_cast<int>(out.kind), k);
+  }
+}
+
+// Reads decoded by the client: every field of a Balance and a Liability
+// comes back as sent, each with a value of its own so that a field copied
+// from its neighbour shows.
+TEST(Wire, BalanceAndLiabilityRoundTripEveryField) {
+  ledger::Balance b;
+  b.debits_posted = 1;
+  b.credits_posted = 2;
+  b.debits_pending = 3;
+  b.credits_pending = 4;
+  b.posted = 5;
+  b.pending = 6;
+  b.locked = 7;
+  b.expired = 8;
+  b.available = 9;
+  b.closed = true;
+  b.expiring = {{100, 10}, {200, 11}};
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto body = BalanceToWire(fbb, "acme", "alice", b);
+  FinishResponse(fbb, 3, wire::ConnError::none, "", wire::ResponseBody::Balance, body.Union());
+  auto storage = Aligned(fbb);
+  absl::StatusOr<const wire::Response*> r = VerifyResponseFrame(Bytes(storage, fbb.GetSize()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const ledger::Balance out = BalanceFromWire(*(*r)->body_as_Balance());
+  EXPECT_EQ(out.debits_posted, 1u);
+  EXPECT_EQ(out.credits_posted, 2u);
+  EXPECT_EQ(out.debits_pending, 3u);
+  EXPECT_EQ(out.credits_pending, 4u);
+  EXPECT_EQ(out.posted, 5u);
+  EXPECT_EQ(out.pending, 6u);
+  EXPECT_EQ(out.locked, 7u);
+  EXPECT_EQ(out.expired, 8u);
+  EXPECT_EQ(out.available, 9u);
+  EXPECT_TRUE(out.closed);
+  ASSERT_EQ(out.expiring.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(out.expiring[i].expires_at_ns, b.expiring[i].expires_at_ns);
+    EXPECT_EQ(out.expiring[i].points, b.expiring[i].points);
+  }
+
+  ledger::Liability l;
+  l.program = "acme";
+  l.currency = "USD";
+  uint64_t v = 1;
+  for (uint64_t* f : {&l.point_value_micros, &l.as_of_seq, &l.outstanding_points,
+                      &l.expired_unswept_points, &l.expiring_30d_points, &l.expiring_60d_points,
+                      &l.expiring_90d_points, &l.issued_points, &l.redeemed_points,
+                      &l.reversed_points, &l.reversed_issued_points, &l.reversed_redeemed_points,
+                      &l.expired_points, &l.forfeited_points, &l.adjusted_down_points}) {
+    *f = ++v;
+  }
+  l.from_ns = 101;
+  l.to_ns = 102;
+  l.as_of_ns = 103;
+  l.outstanding_value_micros = -104;
+  l.breakage_rate = 0.25;
+  l.partners = {{"hotelco", 105, 106}, {"airline", 107, 108}};
+  flatbuffers::FlatBufferBuilder lf;
+  const auto lbody = LiabilityToWire(lf, l);
+  FinishResponse(lf, 4, wire::ConnError::none, "", wire::ResponseBody::Liability, lbody.Union());
+  storage = Aligned(lf);
+  r = VerifyResponseFrame(Bytes(storage, lf.GetSize()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(LiabilityFromWire(*(*r)->body_as_Liability()), l);
+}
+
+// The names in refusal messages and client statuses are SPEC §5's words.
+TEST(Wire, ConnErrorNamesAreTheSpecWords) {
+  EXPECT_EQ(ConnErrorName(wire::ConnError::none), "none");
+  EXPECT_EQ(ConnErrorName(wire::ConnError::unauthorized), "unauthorized");
+  EXPECT_EQ(ConnErrorName(wire::ConnError::malformed_request), "malformed_request");
+  EXPECT_EQ(ConnErrorName(wire::ConnError::request_too_large), "request_too_large");
+  EXPECT_EQ(ConnErrorName(wire::ConnError::batch_too_large), "batch_too_large");
+  EXPECT_EQ(ConnErrorName(wire::ConnError::unsupported_version), "unsupported_version");
+  EXPECT_EQ(ConnErrorName(wire::ConnError::server_busy), "server_busy");
+}
+
 }  // namespace
 }  // namespace pointledger::net

@@ -223,6 +223,15 @@ TEST_F(OpsE2E, MetricsEndpointServesTheSameFiguresAsStats) {
   EXPECT_GT(m.at("pointledger_map_used_bytes{env=\"state\"}"), 0u);
   EXPECT_GT(m.at("pointledger_commit_latency_microseconds{quantile=\"0.99\"}"), 0u);
   EXPECT_GE(m.at("pointledger_connections_accepted_total"), 3u);  // the three posts
+  // The CLI runs have closed theirs: open is a gauge, not the accepted total.
+  EXPECT_LT(m.at("pointledger_connections_open"), m.at("pointledger_connections_accepted_total"));
+  // A scraper's query string is allowed; another path is not.
+  EXPECT_EQ(HttpExchange(server_->metrics_port(), "GET /metrics?format=text HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .rfind("HTTP/1.1 200", 0),
+            0u);
+  EXPECT_EQ(HttpExchange(server_->metrics_port(), "GET /metricsx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .rfind("HTTP/1.1 404", 0),
+            0u);
 
   // Anything but GET /metrics is refused with a status, and the server goes on.
   EXPECT_EQ(HttpExchange(server_->metrics_port(), "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
