@@ -1718,5 +1718,35 @@ TEST(Client, AnAnswerToAnotherRequestIsRefused) {
   EXPECT_EQ(head.status().code(), absl::StatusCode::kDataLoss) << head.status();
 }
 
+// A batch the server refuses as batch_too_large (its limit lowered since
+// the HelloOk the client sized its batches by) is OutOfRange, as
+// request_too_large is: the caller must split it, not send it again as it is.
+TEST(Client, ABatchTooLargeRefusalIsOutOfRange) {
+  FakeServer fake([](int fd) {
+    if (!FakeServer::ReadFrame(fd)) return;  // the Hello
+    const std::vector<uint8_t> ok = FakeServer::HelloOk();
+    if (::write(fd, ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) return;
+    if (!FakeServer::ReadFrame(fd)) return;  // the Batch, request id 1
+    flatbuffers::FlatBufferBuilder fbb;
+    FinishResponse(fbb, 1, wire::ConnError::batch_too_large, "batch_too_large: 2 transactions, at most 1",
+                   wire::ResponseBody::NONE, 0);
+    (void)!::write(fd, fbb.GetBufferPointer(), fbb.GetSize());
+    (void)FakeServer::ReadFrame(fd);  // until the client closes
+  });
+  ClientOptions o;
+  o.port = fake.port();
+  o.api_key = "x";
+  o.reconnect_attempts = 0;
+  o.timeout_ms = 3000;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::vector<ledger::Transaction> batch = {Earn("acme", "alice", 1, "too-1"),
+                                                  Earn("acme", "alice", 1, "too-2")};
+  absl::StatusOr<std::vector<ledger::Result>> r = (*c)->Post(batch);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange) << r.status();
+  EXPECT_EQ(r.status().message(), "batch_too_large: 2 transactions, at most 1") << r.status();
+}
+
 }  // namespace
 }  // namespace pointledger::net
