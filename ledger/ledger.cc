@@ -1190,8 +1190,13 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
                            .writer = true,
                            .replaying = true});
   uint64_t failed = 0;
+  // To the end of the snapshot's log (which the chain check found ending at
+  // report.head.seq), not to the head: the walk of the stored effects must
+  // go on past the last record, as the open's does, or an entry there (which
+  // stops the server's start) goes unreported.
   if (absl::StatusOr<ChainHead> h = ReplayLog(stored, rep_->clock, checkpoint_seq,
-                                              report.head.seq, nullptr, &failed);
+                                              std::numeric_limits<uint64_t>::max(), nullptr,
+                                              &failed);
       !h.ok()) {
     if (!absl::IsDataLoss(h.status())) return h.status();
     replay_failed(failed, h.status(), "the stored state");

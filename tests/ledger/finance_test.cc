@@ -1612,6 +1612,99 @@ TEST_F(StatementTest, AFormatOneLedgerReplaysByItsOwnRules) {
   EXPECT_EQ((*new_rec)->format, kRecordFormat);
 }
 
+// A record is read by its seq only if it says that seq (ReadRecord): one
+// stored under another seq (a log environment changed by hand, or keys
+// mixed up by a restore) is DataLoss, never taken for the transaction that
+// seq or an id names. Found by mutation testing (session 22): dropping the
+// check passed.
+TEST_F(AuditTest, ARecordStoredUnderAnotherSeqIsDataLoss) {
+  const uint64_t e1 = Workload();
+  ledger_.reset();  // a final checkpoint: the log is all in DIR/log
+  TamperLmdb(dir_ + "/log", "log", SeqKey(e1), [](std::string* v) {
+    SetLeU64(v, 32 + 1, LeU64(*v, 32 + 1) + 1);  // the record's own seq (after hash, format)
+  });
+  if (HasFatalFailure()) return;
+  OpenReadOnly();
+  absl::StatusOr<std::optional<TxRecord>> by_seq = ledger_->GetTransactionBySeq(e1);
+  EXPECT_TRUE(absl::IsDataLoss(by_seq.status())) << by_seq.status();
+  absl::StatusOr<std::optional<TxRecord>> by_id = ledger_->GetTransaction(TxIdFromKey("acme", "e1"));
+  EXPECT_TRUE(absl::IsDataLoss(by_id.status())) << by_id.status();
+  ledger_.reset();
+}
+
+// An effects entry past the last record: the open's replay walks the
+// stored effects to the end of the log and refuses it (DataLoss). Opened
+// anyway, the next transaction given that seq could never be checkpointed:
+// the checkpoint appends its effects with MDB_APPEND, which finds the key
+// taken, and fails (and retries) for good. Found by mutation testing
+// (session 22): dropping the check after the replay loop passed.
+TEST_F(AuditTest, AnEffectsEntryPastTheLastRecordIsDataLossAtOpen) {
+  Workload();
+  const uint64_t head = MustHead().seq;
+  ledger_.reset();
+  TamperLmdb(
+      dir_ + "/log", "effects", SeqKey(head + 1),
+      [](std::string* v) {
+        *v = std::string("\x01\0\0\0", 4) + std::string(8, '\x7f') + std::string("\x05", 1) +
+             std::string(7, '\0');
+      },
+      /*insert=*/true);
+  if (HasFatalFailure()) return;
+  Options options;
+  options.dir = dir_;
+  options.map_size_bytes = MapSizeBytes();
+  options.clock = &clock_;
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+  ASSERT_FALSE(opened.ok()) << "opened over a stray effects entry at seq " << head + 1;
+  EXPECT_TRUE(absl::IsDataLoss(opened.status())) << opened.status();
+  EXPECT_NE(opened.status().message().find(std::to_string(head + 1)), std::string::npos)
+      << opened.status();
+}
+
+// audit verify walks the stored effects in step with its replays too
+// (docs/storage.md, "What is derived"): an entry past the last record,
+// which stops the server's start (above) and every scan, is a finding, not
+// a clean report. Found by mutation testing (session 22): the audit's
+// replay of the stored state stopped at the head and never looked further.
+TEST_F(AuditTest, AnEffectsEntryPastTheLastRecordIsNamedByAudit) {
+  Workload();
+  const uint64_t head = MustHead().seq;
+  ledger_.reset();
+  TamperLmdb(
+      dir_ + "/log", "effects", SeqKey(head + 1),
+      [](std::string* v) {
+        *v = std::string("\x01\0\0\0", 4) + std::string(8, '\x7f') + std::string("\x05", 1) +
+             std::string(7, '\0');
+      },
+      /*insert=*/true);
+  if (HasFatalFailure()) return;
+  OpenReadOnly();
+  const AuditReport r = MustAudit();
+  EXPECT_EQ(r.first_bad_seq, head + 1) << DescribeAudit(r);
+  ASSERT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
+  EXPECT_EQ(r.discrepancies[0].what, "replay");
+  EXPECT_NE(r.discrepancies[0].found.find("the replay of that seq writes none"), std::string::npos)
+      << DescribeAudit(r);
+  ledger_.reset();
+}
+
+// meta/checkpoint_seq is one U64 (docs/storage.md): anything else is
+// DataLoss at the open, not a checkpoint read from its first 8 bytes.
+// Found by mutation testing (session 22).
+TEST_F(AuditTest, AMalformedCheckpointSeqIsDataLossAtOpen) {
+  Workload();
+  ledger_.reset();
+  TamperLmdb(dir_ + "/state", "meta", "checkpoint_seq", [](std::string* v) { v->push_back('\0'); });
+  if (HasFatalFailure()) return;
+  Options options;
+  options.dir = dir_;
+  options.map_size_bytes = MapSizeBytes();
+  options.clock = &clock_;
+  absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
+  ASSERT_FALSE(opened.ok()) << "opened over a 9-byte checkpoint_seq";
+  EXPECT_TRUE(absl::IsDataLoss(opened.status())) << opened.status();
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pointledger::ledger
