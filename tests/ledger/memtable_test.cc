@@ -373,5 +373,84 @@ TEST_F(ViewCursorTest, HistoryInLmdbAndInARunIsSeenOnce) {
   }
 }
 
+// What the writer has not published (its group commit's fsync has not
+// returned) is the writer's alone: a reader's Get, cursor or log read must
+// not see it, and a slot a reader cannot see must not hide the keys after
+// it. Found by mutation testing (session 22): letting readers see pending
+// values, or stopping a reader's scan at a pending-only slot, passed.
+TEST_F(ViewCursorTest, ReadersSeeNeitherPendingValuesNorPendingLog) {
+  active_.Put(Full("m1a"), "pending");   // over an LMDB key
+  active_.Put(Full("m1d5"), "pending");  // a new key, before m1e (committed)
+  active_.Del(Full("m1d"));              // a pending delete of an LMDB key
+  active_.PutLog(Dbs().log, 9, "pending record");
+  const View reader = Reader();
+  absl::StatusOr<std::optional<std::string_view>> got = reader.Get(kLots, "m1a");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, "lmdb");
+  got = reader.Get(kLots, "m1d5");
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+  got = reader.Get(Dbs().log, BeU64Key(9));
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+
+  auto c = ViewCursor::Open(reader, kLots);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(Keys(*c, c->First()), (std::vector<std::string>{"m1a", "m1bb", "m1d", "m1e", "m2a"}));
+  ASSERT_TRUE(c->SeekAtLeast("m1a").value_or(false));
+  EXPECT_EQ(c->value(), "lmdb");
+  auto log = ViewCursor::Open(reader, Dbs().log);
+  ASSERT_TRUE(log.ok());
+  EXPECT_FALSE(log->Last().value_or(true)) << "the reader saw the pending log entry";
+  EXPECT_FALSE(log->First().value_or(true)) << "the reader saw the pending log entry";
+
+  // The writer sees all of it.
+  View writer(View::Layers{.handles = &handles_,
+                           .log_txn = &*log_txn_,
+                           .state_txn = &*state_txn_,
+                           .active = &active_,
+                           .frozen = frozen_,
+                           .writer = true});
+  auto w = ViewCursor::Open(writer, kLots);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(Keys(*w, w->First()), (std::vector<std::string>{"m1a", "m1bb", "m1d5", "m1e", "m2a"}));
+  got = writer.Get(Dbs().log, BeU64Key(9));
+  ASSERT_TRUE(got.ok() && got->has_value());
+  active_.RollbackTo({});
+}
+
+
+// LogChunk::Parse reads a group commit's payload back (the write-ahead log,
+// docs/storage.md): each table's entries in rising seq order, tables 0 (log)
+// and 1 (effects) only; lookups binary-search them. Found by mutation
+// testing (session 22): accepting entries out of order passed.
+TEST(LogChunkTest, ParseRefusesEntriesOutOfOrderOrOfAnotherTable) {
+  LogChunk chunk;
+  chunk.Add(Dbs().log, 1, "one");
+  chunk.Add(Dbs().effects, 1, "fx");
+  chunk.Add(Dbs().log, 2, "two");
+  LogChunk parsed;
+  ASSERT_TRUE(LogChunk::Parse(chunk.bytes(), &parsed));
+  EXPECT_EQ(parsed.first_seq(), 1u);
+  EXPECT_EQ(parsed.last_seq(), 2u);
+  EXPECT_EQ(parsed.refs(Dbs().effects).size(), 1u);
+
+  auto entries = [](std::initializer_list<std::pair<Table, uint64_t>> list) {
+    std::string bytes;
+    ByteWriter w(&bytes);
+    for (const auto& [table, seq] : list) {
+      w.U8(table);
+      w.U64(seq);
+      w.U32(1);
+      w.Bytes("x");
+    }
+    return bytes;
+  };
+  EXPECT_FALSE(LogChunk::Parse(entries({{Dbs().log, 2}, {Dbs().log, 1}}), &parsed));
+  EXPECT_FALSE(LogChunk::Parse(entries({{Dbs().log, 2}, {Dbs().log, 2}}), &parsed));
+  EXPECT_FALSE(LogChunk::Parse(entries({{Dbs().ids, 1}}), &parsed));
+  EXPECT_TRUE(LogChunk::Parse(entries({{Dbs().log, 1}, {Dbs().effects, 1}, {Dbs().log, 2}}), &parsed));
+}
+
 }  // namespace
 }  // namespace pointledger::ledger

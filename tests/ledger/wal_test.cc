@@ -986,5 +986,28 @@ TEST_F(WalTest, ABackupCutShortAtAnyStepIsNoLedger) {
   EXPECT_EQ(whole->seq, 21u);
 }
 
+// A backup goes into a new directory (docs/operations.md): one that holds
+// anything at all (an older backup, someone's notes) is refused as it is,
+// and an empty one is new. Found by mutation testing (session 22): dropping
+// the check passed, and the copies landed beside what was there.
+TEST_F(WalTest, ABackupIntoADirectoryThatHoldsAnythingIsRefused) {
+  ASSERT_TRUE(Open().ok());
+  ProgramCreate();
+  EarnBatches(1, 4, 5);
+  const std::string to = backups_ + "/backup";
+  ASSERT_TRUE(fs::create_directories(to));
+  std::ofstream(to + "/notes.txt") << "not a ledger\n";
+  const absl::Status refused = ledger_->Backup(to).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_FALSE(fs::exists(fs::path(to) / "log"));
+  EXPECT_FALSE(fs::exists(fs::path(to) / "state"));
+  EXPECT_TRUE(fs::exists(fs::path(to) / "notes.txt"));
+  const std::string empty = backups_ + "/empty";
+  ASSERT_TRUE(fs::create_directories(empty));
+  absl::StatusOr<ChainHead> backed = ledger_->Backup(empty);
+  ASSERT_TRUE(backed.ok()) << backed.status();
+  EXPECT_EQ(backed->seq, 21u);
+}
+
 }  // namespace
 }  // namespace pointledger::ledger
