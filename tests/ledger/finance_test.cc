@@ -183,6 +183,18 @@ void DeleteLmdb(const std::string& env_dir, const char* table, const std::string
   raw.Commit();
 }
 
+// Adds an effects entry at `seq` (one lot of 5 points, expiring far ahead)
+// where no transaction wrote one.
+void InsertEffects(const std::string& dir, uint64_t seq) {
+  TamperLmdb(
+      dir + "/log", "effects", SeqKey(seq),
+      [](std::string* v) {
+        *v = std::string("\x01\0\0\0", 4) + std::string(8, '\x7f') + std::string("\x05", 1) +
+             std::string(7, '\0');
+      },
+      /*insert=*/true);
+}
+
 class FinanceTest : public LedgerTest {
  protected:
   void OpenWith(const std::function<void(Options*)>& tweak) {
@@ -1072,13 +1084,7 @@ TEST_F(AuditTest, AHoldPastItsMembersPendingPointsIsDataLossNotACrash) {
 TEST_F(AuditTest, AnEffectsEntryNoTransactionWroteIsNamed) {
   Workload();
   ledger_.reset();
-  TamperLmdb(
-      dir_ + "/log", "effects", SeqKey(16),
-      [](std::string* v) {
-        *v = std::string("\x01\0\0\0", 4) + std::string(8, '\x7f') + std::string("\x05", 1) +
-             std::string(7, '\0');
-      },
-      /*insert=*/true);
+  InsertEffects(dir_, 16);
   if (HasFatalFailure()) return;
   OpenReadOnly();
   const AuditReport r = MustAudit();
@@ -1642,13 +1648,7 @@ TEST_F(AuditTest, AnEffectsEntryPastTheLastRecordIsDataLossAtOpen) {
   Workload();
   const uint64_t head = MustHead().seq;
   ledger_.reset();
-  TamperLmdb(
-      dir_ + "/log", "effects", SeqKey(head + 1),
-      [](std::string* v) {
-        *v = std::string("\x01\0\0\0", 4) + std::string(8, '\x7f') + std::string("\x05", 1) +
-             std::string(7, '\0');
-      },
-      /*insert=*/true);
+  InsertEffects(dir_, head + 1);
   if (HasFatalFailure()) return;
   Options options;
   options.dir = dir_;
@@ -1670,13 +1670,7 @@ TEST_F(AuditTest, AnEffectsEntryPastTheLastRecordIsNamedByAudit) {
   Workload();
   const uint64_t head = MustHead().seq;
   ledger_.reset();
-  TamperLmdb(
-      dir_ + "/log", "effects", SeqKey(head + 1),
-      [](std::string* v) {
-        *v = std::string("\x01\0\0\0", 4) + std::string(8, '\x7f') + std::string("\x05", 1) +
-             std::string(7, '\0');
-      },
-      /*insert=*/true);
+  InsertEffects(dir_, head + 1);
   if (HasFatalFailure()) return;
   OpenReadOnly();
   const AuditReport r = MustAudit();

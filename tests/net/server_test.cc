@@ -1253,6 +1253,21 @@ class FakeServer {
     FinishResponse(fbb, 0, wire::ConnError::none, "", wire::ResponseBody::HelloOk, ok.Union());
     return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
   }
+  // Reads the Hello and answers HelloOk; false if the client went away.
+  static bool Greet(int fd) {
+    if (!ReadFrame(fd)) return false;
+    const std::vector<uint8_t> ok = HelloOk();
+    return ::write(fd, ok.data(), ok.size()) == static_cast<ssize_t>(ok.size());
+  }
+  // A client's options for this server (any key will do).
+  ClientOptions Options(int reconnect_attempts, int timeout_ms) const {
+    ClientOptions o;
+    o.port = port_;
+    o.api_key = "x";
+    o.reconnect_attempts = reconnect_attempts;
+    o.timeout_ms = timeout_ms;
+    return o;
+  }
   // Reads one whole frame (length prefix and body); false at the end.
   static bool ReadFrame(int fd) {
     uint8_t header[4];
@@ -1285,16 +1300,10 @@ class FakeServer {
 // and the call never returned).
 TEST(Client, AServerThatDropsEveryRequestIsGivenUpOn) {
   FakeServer fake([](int fd) {
-    if (!FakeServer::ReadFrame(fd)) return;  // the Hello
-    const std::vector<uint8_t> ok = FakeServer::HelloOk();
-    if (::write(fd, ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) return;
+    if (!FakeServer::Greet(fd)) return;
     (void)FakeServer::ReadFrame(fd);  // the request, then close
   });
-  ClientOptions o;
-  o.port = fake.port();
-  o.api_key = "x";
-  o.reconnect_attempts = 2;
-  o.timeout_ms = 3000;
+  ClientOptions o = fake.Options(/*reconnect_attempts=*/2, /*timeout_ms=*/3000);
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
   ASSERT_TRUE(c.ok()) << c.status();
   const auto t0 = std::chrono::steady_clock::now();
@@ -1315,12 +1324,8 @@ TEST(Client, ATlsHandshakeThatNeverAnswersTimesOutOnce) {
     while (::read(fd, buf, sizeof(buf)) > 0) {
     }
   });
-  ClientOptions o;
-  o.port = fake.port();
-  o.api_key = "x";
+  ClientOptions o = fake.Options(/*reconnect_attempts=*/3, /*timeout_ms=*/500);
   o.tls = true;
-  o.reconnect_attempts = 3;
-  o.timeout_ms = 500;
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
   const auto took = std::chrono::steady_clock::now() - t0;
@@ -1334,12 +1339,8 @@ TEST(Client, ATlsHandshakeThatNeverAnswersTimesOutOnce) {
 // connection, retried like one; a refused certificate is not (Server.Tls).
 TEST(Client, ATlsHandshakeCutShortIsRetried) {
   FakeServer fake([](int) {});  // accepts, then closes at once
-  ClientOptions o;
-  o.port = fake.port();
-  o.api_key = "x";
+  ClientOptions o = fake.Options(/*reconnect_attempts=*/2, /*timeout_ms=*/2000);
   o.tls = true;
-  o.reconnect_attempts = 2;
-  o.timeout_ms = 2000;
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable) << c.status();
@@ -1359,11 +1360,7 @@ TEST(Client, ATrickledAnswerIsBoundByTheTimeout) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  ClientOptions o;
-  o.port = fake.port();
-  o.api_key = "x";
-  o.reconnect_attempts = 0;
-  o.timeout_ms = 1000;
+  ClientOptions o = fake.Options(/*reconnect_attempts=*/0, /*timeout_ms=*/1000);
   const auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
   const auto took = std::chrono::steady_clock::now() - t0;
@@ -1696,9 +1693,7 @@ TEST(Server, CollectDueReturnsAtMostOneBatch) {
 // is the server's mistake, reported as DataLoss, never taken as the answer.
 TEST(Client, AnAnswerToAnotherRequestIsRefused) {
   FakeServer fake([](int fd) {
-    if (!FakeServer::ReadFrame(fd)) return;  // the Hello
-    const std::vector<uint8_t> ok = FakeServer::HelloOk();
-    if (::write(fd, ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) return;
+    if (!FakeServer::Greet(fd)) return;
     if (!FakeServer::ReadFrame(fd)) return;  // the HeadQuery, request id 1
     flatbuffers::FlatBufferBuilder fbb;
     const ledger::ChainHead head;
@@ -1706,11 +1701,7 @@ TEST(Client, AnAnswerToAnotherRequestIsRefused) {
     (void)!::write(fd, fbb.GetBufferPointer(), fbb.GetSize());
     (void)FakeServer::ReadFrame(fd);  // until the client closes
   });
-  ClientOptions o;
-  o.port = fake.port();
-  o.api_key = "x";
-  o.reconnect_attempts = 0;
-  o.timeout_ms = 3000;
+  ClientOptions o = fake.Options(/*reconnect_attempts=*/0, /*timeout_ms=*/3000);
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
   ASSERT_TRUE(c.ok()) << c.status();
   absl::StatusOr<ledger::ChainHead> head = (*c)->GetHead();
@@ -1723,9 +1714,7 @@ TEST(Client, AnAnswerToAnotherRequestIsRefused) {
 // request_too_large is: the caller must split it, not send it again as it is.
 TEST(Client, ABatchTooLargeRefusalIsOutOfRange) {
   FakeServer fake([](int fd) {
-    if (!FakeServer::ReadFrame(fd)) return;  // the Hello
-    const std::vector<uint8_t> ok = FakeServer::HelloOk();
-    if (::write(fd, ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) return;
+    if (!FakeServer::Greet(fd)) return;
     if (!FakeServer::ReadFrame(fd)) return;  // the Batch, request id 1
     flatbuffers::FlatBufferBuilder fbb;
     FinishResponse(fbb, 1, wire::ConnError::batch_too_large, "batch_too_large: 2 transactions, at most 1",
@@ -1733,11 +1722,7 @@ TEST(Client, ABatchTooLargeRefusalIsOutOfRange) {
     (void)!::write(fd, fbb.GetBufferPointer(), fbb.GetSize());
     (void)FakeServer::ReadFrame(fd);  // until the client closes
   });
-  ClientOptions o;
-  o.port = fake.port();
-  o.api_key = "x";
-  o.reconnect_attempts = 0;
-  o.timeout_ms = 3000;
+  ClientOptions o = fake.Options(/*reconnect_attempts=*/0, /*timeout_ms=*/3000);
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
   ASSERT_TRUE(c.ok()) << c.status();
   const std::vector<ledger::Transaction> batch = {Earn("acme", "alice", 1, "too-1"),
