@@ -195,6 +195,16 @@ void InsertEffects(const std::string& dir, uint64_t seq) {
       /*insert=*/true);
 }
 
+// The audit's one finding is the effects entry at `seq` that no
+// transaction wrote.
+void ExpectOnlyStrayEffectsAt(const AuditReport& r, uint64_t seq) {
+  EXPECT_EQ(r.first_bad_seq, seq) << DescribeAudit(r);
+  ASSERT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
+  EXPECT_EQ(r.discrepancies[0].what, "replay");
+  EXPECT_NE(r.discrepancies[0].found.find("the replay of that seq writes none"), std::string::npos)
+      << DescribeAudit(r);
+}
+
 class FinanceTest : public LedgerTest {
  protected:
   void OpenWith(const std::function<void(Options*)>& tweak) {
@@ -1087,12 +1097,7 @@ TEST_F(AuditTest, AnEffectsEntryNoTransactionWroteIsNamed) {
   InsertEffects(dir_, 16);
   if (HasFatalFailure()) return;
   OpenReadOnly();
-  const AuditReport r = MustAudit();
-  EXPECT_EQ(r.first_bad_seq, 16u) << DescribeAudit(r);
-  ASSERT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
-  EXPECT_EQ(r.discrepancies[0].what, "replay");
-  EXPECT_NE(r.discrepancies[0].found.find("the replay of that seq writes none"), std::string::npos)
-      << DescribeAudit(r);
+  ExpectOnlyStrayEffectsAt(MustAudit(), 16u);
   ledger_.reset();
 }
 
@@ -1673,12 +1678,7 @@ TEST_F(AuditTest, AnEffectsEntryPastTheLastRecordIsNamedByAudit) {
   InsertEffects(dir_, head + 1);
   if (HasFatalFailure()) return;
   OpenReadOnly();
-  const AuditReport r = MustAudit();
-  EXPECT_EQ(r.first_bad_seq, head + 1) << DescribeAudit(r);
-  ASSERT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
-  EXPECT_EQ(r.discrepancies[0].what, "replay");
-  EXPECT_NE(r.discrepancies[0].found.find("the replay of that seq writes none"), std::string::npos)
-      << DescribeAudit(r);
+  ExpectOnlyStrayEffectsAt(MustAudit(), head + 1);
   ledger_.reset();
 }
 
