@@ -1204,7 +1204,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
   }
 
   // 3. The state rebuilt from seq 1, compared with the stored one.
-  MemTable rebuilt_mem(/*order_all=*/true);
+  MemTable rebuilt_mem;  // ordered once, after the replay
   View rebuilt(View::Layers{.handles = &rep_->handles,
                             .log_txn = &log_txn,
                             .state_txn = nullptr,
@@ -1220,6 +1220,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
     replay_failed(failed, h.status(), "an empty ledger");
     return report;
   }
+  rebuilt_mem.OrderAll();
   PL_RETURN_IF_ERROR(CompareState(rebuilt, stored, add, progress));
   return report;
 }

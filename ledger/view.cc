@@ -230,6 +230,22 @@ MemTable::Slot& MemTable::SlotFor(std::string_view full_key) {
   return it->second;
 }
 
+void MemTable::OrderAll() {
+  PL_CHECK(!pending());
+  if (order_all_) return;
+  std::vector<OrderKey> rest;
+  for (const auto& [full_key, slot] : map_.slots) {
+    if (!Ordered(static_cast<Table>(full_key[0]))) rest.emplace_back(full_key, &slot);
+  }
+  std::sort(rest.begin(), rest.end());
+  absl::MutexLock lock(&mu_);
+  // In order, each after the last: no search from the root.
+  auto hint = map_.order.end();
+  for (const OrderKey& k : rest) hint = std::next(map_.order.insert(hint, k));
+  ++map_.order_version;
+  order_all_ = true;
+}
+
 void MemTable::Put(std::string_view full_key, std::string_view value) {
   Slot& s = SlotFor(full_key);
   undo_.push_back(Undo{&s, s.pending, std::move(s.pending_value)});
