@@ -35,6 +35,8 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	PL_SIM_SCALE=small
 # libFuzzer targets (tests/fuzz/*_fuzz.cc), run concurrently for FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
+# Where `make run` serves (make run LISTEN=127.0.0.1:7601 when 7600 is taken).
+LISTEN ?= 127.0.0.1:7600
 FUZZ_TARGETS := frame post_line config
 FUZZ_CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_FUZZ=ON \
 	-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1"
@@ -114,7 +116,7 @@ bench: build
 
 run: build
 	@if [[ -x $(BUILD_DIR)/bin/pointledgerd ]]; then \
-	  mkdir -p var && exec $(BUILD_DIR)/bin/pointledgerd --data ./var --listen 127.0.0.1:7600; \
+	  mkdir -p var && exec $(BUILD_DIR)/bin/pointledgerd --data ./var --listen $(LISTEN); \
 	elif [[ -x $(BUILD_DIR)/bin/pointledger-demo ]]; then \
 	  exec $(BUILD_DIR)/bin/pointledger-demo; \
 	else \

@@ -258,8 +258,9 @@ Cli::Cli()
   AddLoad();
   app_.footer(
       "Run `pointledger COMMAND --help` for a command's options and an example.\n"
-      "Exit codes: 0 all committed (or duplicates); 1 a transaction was rejected or\n"
-      "something was not found; 2 usage, connection or authentication error.\n"
+      "Exit codes: 0 all committed (or duplicates); 1 a transaction was rejected,\n"
+      "something was not found, or a check found a discrepancy; 2 usage, connection\n"
+      "or authentication error.\n"
       "The API key: --key, --key-file, $POINTLEDGER_KEY, $POINTLEDGER_KEY_FILE, or\n"
       "./var/admin.key (what `make run` creates), in that order.");
 }
@@ -658,7 +659,8 @@ absl::StatusOr<net::ClientOptions> Cli::ClientOptions() {
   if (options.api_key.empty()) {
     return absl::InvalidArgumentError(
         "no API key: pass --key KEY or --key-file FILE (pointledgerd writes DATA/admin.key at its first "
-        "start), or set POINTLEDGER_KEY");
+        "start), set POINTLEDGER_KEY or POINTLEDGER_KEY_FILE, or run from the directory holding "
+        "./var/admin.key (make run's); read-only commands also take --data DIR instead");
   }
   options.client_name = "pointledger";
   // --tls-ca means TLS: without --tls it was ignored and the Hello, key
