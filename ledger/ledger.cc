@@ -140,7 +140,8 @@ namespace {
 absl::StatusOr<ChainHead> ReplayLog(View& view, Clock* clock, uint64_t from_seq,
                                     uint64_t to_seq = std::numeric_limits<uint64_t>::max(),
                                     const Progress& progress = nullptr,
-                                    uint64_t* failed_seq = nullptr) {
+                                    uint64_t* failed_seq = nullptr,
+                                    const std::function<absl::Status()>& after_publish = nullptr) {
   const Dbs dbs;
   ChainHead head;
   if (from_seq > 0) {
@@ -186,6 +187,7 @@ absl::StatusOr<ChainHead> ReplayLog(View& view, Clock* clock, uint64_t from_seq,
     if (++count % 4096 == 0) {
       view.active()->Publish();
       if (progress) progress("rebuild", count, total);
+      if (after_publish) PL_RETURN_IF_ERROR(after_publish());
     }
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
@@ -222,6 +224,168 @@ absl::StatusOr<std::unique_ptr<IdFilter>> BuildIdFilter(const lmdb::Txn& state_t
   for (std::string_view id : replayed) filter->Add(id);
   return filter;
 }
+
+// Writes a map's committed state (every table but the log's) into txn.
+absl::Status WriteStateTables(lmdb::Txn& txn, const Handles& handles, const MemTable::Map& map) {
+  // In key order: each B+tree page is written once per checkpoint. Not
+  // every table keeps `order`, so sort here (a checkpoint is off the
+  // writer's thread).
+  std::vector<MemTable::OrderKey> keys;
+  keys.reserve(map.slots.size());
+  for (const auto& [full_key, slot] : map.slots) keys.emplace_back(full_key, &slot);
+  std::sort(keys.begin(), keys.end());
+  for (const MemTable::OrderKey& order_key : keys) {
+    const std::string_view full_key = order_key.key;
+    const MemTable::Slot& slot = *order_key.slot;
+    if (slot.committed == MemTable::kAbsent) continue;
+    const Table t = static_cast<Table>(full_key[0]);
+    PL_CHECK(!IsLogTable(t) && t < kTableCount);
+    const std::string_view key = std::string_view(full_key).substr(1);
+    if (slot.committed == MemTable::kValue) {
+      PL_RETURN_IF_ERROR(txn.Put(handles.dbi[t], key, slot.committed_value));
+    } else {
+      PL_RETURN_IF_ERROR(txn.Del(handles.dbi[t], key).status());
+    }
+  }
+  // History: its runs are each sorted; merged into one key order.
+  std::vector<const MemTable::HistoryRow*> rows;
+  rows.reserve(map.history_rows);
+  for (const auto& run : map.history) {
+    for (const MemTable::HistoryRow& r : *run) rows.push_back(&r);
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  for (const MemTable::HistoryRow* r : rows) {
+    PL_RETURN_IF_ERROR(txn.Put(handles.dbi[Dbs().history], r->key_view(), r->value_view()));
+  }
+  return absl::OkStatus();
+}
+
+// Where a rebuild (StateRebuild, below) keeps the state it has no memory
+// for: an LMDB environment in a new directory, deleted with this object.
+// Nothing in it outlives the rebuild, so it is never synced. The rebuild's
+// View reads it as its state layer once the first Spill() has written it.
+class RebuildScratch {
+ public:
+  // `handles`: the ledger's; the log tables stay theirs.
+  RebuildScratch(std::string parent, uint64_t map_size_bytes, const Handles& handles)
+      : parent_(std::move(parent)), map_size_bytes_(map_size_bytes), handles_(handles) {}
+  ~RebuildScratch() {
+    read_.reset();
+    env_.reset();
+    if (!dir_.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir_, ignored);
+    }
+  }
+  RebuildScratch(const RebuildScratch&) = delete;
+  RebuildScratch& operator=(const RebuildScratch&) = delete;
+
+  // The state tables' handles in the scratch environment (the log tables'
+  // in the ledger's); valid for the View's lifetime, updated by Spill().
+  const Handles* handles() const { return &handles_; }
+
+  // Writes the committed state of `view`'s MemTable here, empties it, and
+  // makes this environment the view's state layer. Between records only.
+  absl::Status Spill(View& view) {
+    if (!env_) PL_RETURN_IF_ERROR(Create());
+    view.set_state_txn(nullptr);
+    read_.reset();
+    MemTable& mem = *view.active();
+    {
+      PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(*env_, nullptr));
+      PL_RETURN_IF_ERROR(WriteStateTables(txn, handles_, mem.map()));
+      PL_RETURN_IF_ERROR(txn.Commit());
+    }
+    std::shared_ptr<const MemTable::Map> spilled;
+    {
+      absl::MutexLock lock(&mem.mutex());
+      spilled = mem.Freeze(MemTable::Map());
+    }
+    spilled.reset();  // the memory this was for
+    PL_ASSIGN_OR_RETURN(read_, lmdb::Txn::BeginRead(*env_));
+    view.set_state_txn(&*read_);
+    ++spills_;
+    return absl::OkStatus();
+  }
+  uint64_t spills() const { return spills_; }
+
+ private:
+  absl::Status Create() {
+    std::error_code ec;
+    std::filesystem::path parent = parent_;
+    if (parent.empty()) parent = std::filesystem::temp_directory_path(ec);
+    std::string pattern = (parent / "pointledger-rebuild-XXXXXX").string();
+    if (ec || ::mkdtemp(pattern.data()) == nullptr) {
+      const int err = ec ? ec.value() : errno;
+      const std::string message =
+          StrCat("making the rebuild's scratch directory under ", parent.string(), ": ",
+                 std::strerror(err), " (set TMPDIR to a directory with room; docs/operations.md)");
+      return err == ENOSPC ? absl::ResourceExhaustedError(message) : absl::InternalError(message);
+    }
+    dir_ = pattern;
+    PL_ASSIGN_OR_RETURN(lmdb::Env env, lmdb::Env::Open({.dir = dir_,
+                                                        .map_size_bytes = map_size_bytes_,
+                                                        .scratch = true}));
+    env_ = std::move(env);
+    PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(*env_, nullptr));
+    for (Table t = 0; t < kTableCount; ++t) {
+      if (IsLogTable(t)) continue;
+      PL_ASSIGN_OR_RETURN(handles_.dbi[t], lmdb::OpenDbi(txn, TableName(t), /*create=*/true));
+    }
+    return txn.Commit();
+  }
+
+  const std::string parent_;
+  const uint64_t map_size_bytes_;
+  Handles handles_;
+  std::string dir_;
+  std::optional<lmdb::Env> env_;
+  std::optional<lmdb::Txn> read_;
+  uint64_t spills_ = 0;
+};
+
+// The state at a seq, rebuilt from seq 1 by applying the log again (audit
+// verify; a liability report as of the past). At most `memory_entries`
+// entries stay in memory; past that, they move to a scratch environment,
+// as the server's checkpoints move its own state: the memory a rebuild
+// needs does not grow with the ledger's length.
+class StateRebuild {
+ public:
+  StateRebuild(const Handles& handles, const lmdb::Txn& log_txn, const LogChunks* tail,
+               const Options& options, uint64_t map_size_bytes)
+      : scratch_(options.scratch_dir, map_size_bytes, handles),
+        memory_entries_(options.rebuild_memory_entries),
+        view_(View::Layers{.handles = scratch_.handles(),
+                           .log_txn = &log_txn,
+                           .state_txn = nullptr,
+                           .active = &mem_,
+                           .frozen = nullptr,
+                           .log_tail = tail,
+                           .writer = true,
+                           .id_filter = &ids_,
+                           .replaying = true}) {}
+
+  // Replays seqs 1..to_seq; then every table of view() can be scanned.
+  absl::StatusOr<ChainHead> Run(Clock* clock, uint64_t to_seq, const Progress& progress,
+                                uint64_t* failed_seq) {
+    auto spill_if_full = [&]() -> absl::Status {
+      return mem_.size() < memory_entries_ ? absl::OkStatus() : scratch_.Spill(view_);
+    };
+    PL_ASSIGN_OR_RETURN(const ChainHead head,
+                        ReplayLog(view_, clock, 0, to_seq, progress, failed_seq, spill_if_full));
+    mem_.OrderAll();
+    return head;
+  }
+  const View& view() const { return view_; }
+  uint64_t spills() const { return scratch_.spills(); }
+
+ private:
+  RebuildScratch scratch_;  // outlives the view, which reads it
+  const uint64_t memory_entries_;
+  MemTable mem_;  // orders only what the replay scans, the rest at the end
+  IdFilter ids_;  // every id written, so a fresh one is looked up nowhere
+  View view_;
+};
 
 // The last seq in the log environment (0: none).
 absl::StatusOr<uint64_t> LastLogSeq(const lmdb::Txn& log_txn, const Handles& handles) {
@@ -417,35 +581,7 @@ absl::Status Ledger::Rep::WriteCheckpoint(const MemTable::Map& map, uint64_t seq
     wal->Release(map.log.back()->last_seq());
   }
   PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(state_env, nullptr));
-  // In key order: each B+tree page is written once per checkpoint. Not
-  // every table keeps `order`, so sort here, off the writer's thread.
-  std::vector<MemTable::OrderKey> keys;
-  keys.reserve(map.slots.size());
-  for (const auto& [full_key, slot] : map.slots) keys.emplace_back(full_key, &slot);
-  std::sort(keys.begin(), keys.end());
-  for (const MemTable::OrderKey& order_key : keys) {
-    const std::string_view full_key = order_key.key;
-    const MemTable::Slot& slot = *order_key.slot;
-    if (slot.committed == MemTable::kAbsent) continue;
-    const Table t = static_cast<Table>(full_key[0]);
-    PL_CHECK(!IsLogTable(t) && t < kTableCount);
-    const std::string_view key = std::string_view(full_key).substr(1);
-    if (slot.committed == MemTable::kValue) {
-      PL_RETURN_IF_ERROR(txn.Put(handles.dbi[t], key, slot.committed_value));
-    } else {
-      PL_RETURN_IF_ERROR(txn.Del(handles.dbi[t], key).status());
-    }
-  }
-  // History: its runs are each sorted; merged into one key order.
-  std::vector<const MemTable::HistoryRow*> rows;
-  rows.reserve(map.history_rows);
-  for (const auto& run : map.history) {
-    for (const MemTable::HistoryRow& r : *run) rows.push_back(&r);
-  }
-  std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return *a < *b; });
-  for (const MemTable::HistoryRow* r : rows) {
-    PL_RETURN_IF_ERROR(txn.Put(handles.dbi[Dbs().history], r->key_view(), r->value_view()));
-  }
+  PL_RETURN_IF_ERROR(WriteStateTables(txn, handles, map));
   std::string value;
   ByteWriter(&value).U64(seq);
   PL_RETURN_IF_ERROR(txn.Put(handles.meta, "checkpoint_seq", value));
@@ -1204,23 +1340,16 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
   }
 
   // 3. The state rebuilt from seq 1, compared with the stored one.
-  MemTable rebuilt_mem;  // ordered once, after the replay
-  View rebuilt(View::Layers{.handles = &rep_->handles,
-                            .log_txn = &log_txn,
-                            .state_txn = nullptr,
-                            .active = &rebuilt_mem,
-                            .frozen = nullptr,
-                            .log_tail = snap.tail.get(),
-                            .writer = true,
-                            .replaying = true});
-  if (absl::StatusOr<ChainHead> h = ReplayLog(rebuilt, rep_->clock, 0,
-                                              report.head.seq, progress, &failed);
+  PL_ASSIGN_OR_RETURN(const auto state_usage, rep_->state_env.MapUsage());
+  StateRebuild rebuild(rep_->handles, log_txn, snap.tail.get(), rep_->options, state_usage.second);
+  if (absl::StatusOr<ChainHead> h = rebuild.Run(rep_->clock, report.head.seq, progress, &failed);
       !h.ok()) {
     if (!absl::IsDataLoss(h.status())) return h.status();
     replay_failed(failed, h.status(), "an empty ledger");
     return report;
   }
-  rebuilt_mem.OrderAll();
+  report.rebuild_spills = rebuild.spills();
+  const View& rebuilt = rebuild.view();
   PL_RETURN_IF_ERROR(CompareState(rebuilt, stored, add, progress));
   return report;
 }
@@ -1237,17 +1366,11 @@ absl::StatusOr<Liability> Ledger::LiabilityReport(std::string_view program, int6
     return LiabilityIn(current, current, Dbs(), program, from_ns, to_ns, as_of_ns, as_of_seq);
   }
   // The state at as_of is not stored anywhere: rebuild it from the log.
-  MemTable mem(/*order_all=*/true);
-  View at(View::Layers{.handles = &rep_->handles,
-                       .log_txn = &*snap->log_txn,
-                       .state_txn = nullptr,
-                       .active = &mem,
-                       .frozen = nullptr,
-                       .log_tail = snap->tail.get(),
-                       .writer = true,
-                       .replaying = true});
-  PL_RETURN_IF_ERROR(ReplayLog(at, rep_->clock, 0, as_of_seq).status());
-  return LiabilityIn(at, current, Dbs(), program, from_ns, to_ns, as_of_ns, as_of_seq);
+  PL_ASSIGN_OR_RETURN(const auto state_usage, rep_->state_env.MapUsage());
+  StateRebuild rebuild(rep_->handles, *snap->log_txn, snap->tail.get(), rep_->options,
+                       state_usage.second);
+  PL_RETURN_IF_ERROR(rebuild.Run(rep_->clock, as_of_seq, nullptr, nullptr).status());
+  return LiabilityIn(rebuild.view(), current, Dbs(), program, from_ns, to_ns, as_of_ns, as_of_seq);
 }
 
 absl::StatusOr<RecordsPage> Ledger::GetRecords(uint64_t from_seq, uint32_t limit,

@@ -338,6 +338,14 @@ struct Options {
   // batches are refused (ResourceExhausted: server_busy) until one
   // succeeds, instead of memory growing until the process is killed.
   uint64_t memory_entries_max = uint64_t{1} << 23;
+  // Audit, and a liability report as of the past, rebuild the state from
+  // seq 1. Past this many entries in memory (~200 bytes each), a rebuild
+  // moves them to a scratch LMDB environment in a new directory under
+  // `scratch_dir` (empty: the system's temporary directory, $TMPDIR or
+  // /tmp), deleted when it ends: its memory stays bounded whatever the
+  // ledger's length (docs/finance.md).
+  uint64_t rebuild_memory_entries = uint64_t{1} << 23;
+  std::string scratch_dir = {};
   // A clean close writes a final checkpoint, so the next open replays
   // nothing. Tests turn it off to exercise the replay a crash would need.
   bool checkpoint_on_close = true;
@@ -448,6 +456,8 @@ struct AuditReport {
   uint64_t first_bad_seq = 0;            // the first transaction to blame; 0: none is
   uint64_t discrepancy_count = 0;        // all of them
   std::vector<Discrepancy> discrepancies;  // the first kAuditListedMax
+  // How often the rebuild moved its state to scratch (Options::rebuild_memory_entries).
+  uint64_t rebuild_spills = 0;
 };
 inline constexpr size_t kAuditListedMax = 100;
 

@@ -324,6 +324,9 @@ class View {
 
   MemTable* active() const { return l_.active; }
   const Layers& layers() const { return l_; }
+  // An audit's rebuild moves its state to a scratch environment as it goes
+  // (Ledger::Audit). REQUIRES: no cursor of this View is open.
+  void set_state_txn(const lmdb::Txn* txn) { l_.state_txn = txn; }
   // How many `effects` writes a replaying View has checked so far.
   uint64_t effects_checked() const { return effects_checked_; }
 
