@@ -2107,6 +2107,10 @@ void Sim::Open() {
   options.dir = dir_;
   options.map_size_bytes = uint64_t{4} << 30;
   options.clock = &clock_;
+  // Small, so that the final audit's rebuild moves its state to a scratch
+  // environment several times (docs/operations.md): a ledger of every kind
+  // must rebuild the same across those moves.
+  options.rebuild_memory_entries = 20'000;
   absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status();
   ledger_ = *std::move(opened);
@@ -2465,16 +2469,18 @@ void Sim::Run() {
                   << " found " << d.found;
   }
   EXPECT_EQ(audit->discrepancy_count, 0u);
+  EXPECT_GE(audit->rebuild_spills, 2u) << "the rebuild never left memory: the bound above is too high";
   std::fprintf(
       stderr,
       "sim: %llu transactions in %llu batches, %llu groups (%llu abandoned), %llu sweeps, "
-      "%llu reopens, %llu full checks, head seq %llu, simulated %lld s\n",
+      "%llu reopens, %llu full checks, head seq %llu, simulated %lld s, audit's rebuild moved to scratch %llu times\n",
       static_cast<unsigned long long>(tx_count_), static_cast<unsigned long long>(batch_count_),
       static_cast<unsigned long long>(groups_), static_cast<unsigned long long>(aborted_groups_),
       static_cast<unsigned long long>(sweeps_), static_cast<unsigned long long>(reopens_),
       static_cast<unsigned long long>(full_checks_),
       static_cast<unsigned long long>(model_.last_seq()),
-      static_cast<long long>((clock_.NowNs() - kStartNs) / kSecondNs));
+      static_cast<long long>((clock_.NowNs() - kStartNs) / kSecondNs),
+      static_cast<unsigned long long>(audit->rebuild_spills));
   if (std::getenv("PL_SIM_STATS") != nullptr) {
     for (const auto& [what, n] : stats_) {
       std::fprintf(stderr, "  %-48s %llu\n", what.c_str(), static_cast<unsigned long long>(n));
