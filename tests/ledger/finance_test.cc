@@ -826,6 +826,24 @@ class AuditTest : public FinanceTest {
     Sweep();
     return r[2].seq;
   }
+
+  // A new ledger in DIR, made by `workload` and closed (a final checkpoint:
+  // the state is all in DIR/state); then the `table` entry at `key` (the
+  // table's first key when empty) gets a byte appended, or, with `insert`,
+  // a key of the same shape that no transaction wrote is added.
+  void TamperAfresh(const std::function<void()>& workload, const char* table, std::string key,
+                    bool insert) {
+    ledger_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    Open();
+    workload();
+    ledger_.reset();
+    if (key.empty()) key = FirstLmdbKey(dir_ + "/state", table);
+    ASSERT_FALSE(key.empty()) << "the workload leaves nothing in " << table;
+    if (insert) key.back() = static_cast<char>(key.back() ^ 0x5a);
+    TamperLmdb(dir_ + "/state", table, key, [](std::string* v) { v->push_back('\x01'); }, insert);
+  }
 };
 
 TEST_F(AuditTest, ACleanLedgerHasNoDiscrepanciesAndReportsTheHead) {
@@ -1165,16 +1183,7 @@ TEST_F(AuditTest, EveryStateTableIsCompared) {
                             "flows"}) {
     for (const bool insert : {false, true}) {
       SCOPED_TRACE(StrCat(table, insert ? ": a key added" : ": a value changed"));
-      ledger_.reset();
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-      Open();
-      Workload();
-      ledger_.reset();  // a final checkpoint: the state is all in DIR/state
-      std::string key = FirstLmdbKey(dir_ + "/state", table);
-      ASSERT_FALSE(key.empty()) << "the workload leaves nothing in " << table;
-      if (insert) key.back() = static_cast<char>(key.back() ^ 0x5a);  // a key of the same shape
-      TamperLmdb(dir_ + "/state", table, key, [](std::string* v) { v->push_back('\x01'); }, insert);
+      TamperAfresh([this] { Workload(); }, table, "", insert);
       if (HasFatalFailure()) return;
       OpenReadOnly();
       const AuditReport r = MustAudit();
@@ -1266,16 +1275,7 @@ TEST_F(AuditSpillTest, ChangesAreFoundWhicheverLayerHoldsTheRebuiltEntry) {
   for (const Case& c : cases) {
     SCOPED_TRACE(StrCat(c.table, " ", c.key.empty() ? "first key" : "a late key",
                         c.insert ? ": a key added" : ": a value changed"));
-    ledger_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-    Open();
-    LongWorkload();
-    ledger_.reset();  // a final checkpoint: the state is all in DIR/state
-    std::string key = c.key.empty() ? FirstLmdbKey(dir_ + "/state", c.table) : c.key;
-    ASSERT_FALSE(key.empty()) << "the workload leaves nothing in " << c.table;
-    if (c.insert) key.back() = static_cast<char>(key.back() ^ 0x5a);
-    TamperLmdb(dir_ + "/state", c.table, key, [](std::string* v) { v->push_back('\x01'); }, c.insert);
+    TamperAfresh([this] { LongWorkload(); }, c.table, c.key, c.insert);
     if (HasFatalFailure()) return;
     OpenForAudit();
     const AuditReport r = MustAudit();
