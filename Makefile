@@ -85,8 +85,8 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-# What `make run` needs, without the test suite: a first start builds in
-# about half the time.
+# What `make run` needs, without compiling the test suite (which made a
+# newcomer's first start on 2 cores take ~9 minutes).
 programs: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS) --target pointledgerd pointledger
 
