@@ -261,21 +261,24 @@ absl::Status WriteStateTables(lmdb::Txn& txn, const Handles& handles, const MemT
 }
 
 // Where a rebuild (StateRebuild, below) keeps the state it has no memory
-// for: an LMDB environment in a new directory, deleted with this object.
-// Nothing in it outlives the rebuild, so it is never synced. The rebuild's
-// View reads it as its state layer once the first Spill() has written it.
+// for: an LMDB environment in a new directory under $TMPDIR (/var/tmp
+// without it: a disk, where /tmp may be memory). Its files are unlinked as
+// soon as they are open, so that nothing is left behind however the
+// process ends; nothing in them outlives the rebuild, so they are never
+// synced. The rebuild's View reads it as its state layer once the first
+// Spill() has written it.
 class RebuildScratch {
  public:
   // `handles`: the ledger's; the log tables stay theirs.
+  // The scratch's map is twice the state's: its copy-on-write pages and a
+  // state map nearly full still fit (address space only: the file grows
+  // as pages are written).
   RebuildScratch(std::string parent, uint64_t map_size_bytes, const Handles& handles)
-      : parent_(std::move(parent)), map_size_bytes_(map_size_bytes), handles_(handles) {}
+      : parent_(std::move(parent)), map_size_bytes_(2 * map_size_bytes), handles_(handles) {}
   ~RebuildScratch() {
     read_.reset();
     env_.reset();
-    if (!dir_.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir_, ignored);
-    }
+    RemoveDir();
   }
   RebuildScratch(const RebuildScratch&) = delete;
   RebuildScratch& operator=(const RebuildScratch&) = delete;
@@ -287,22 +290,18 @@ class RebuildScratch {
   // Writes the committed state of `view`'s MemTable here, empties it, and
   // makes this environment the view's state layer. Between records only.
   absl::Status Spill(View& view) {
-    if (!env_) PL_RETURN_IF_ERROR(Create());
+    if (!env_) PL_RETURN_IF_ERROR(Named(Create()));
     view.set_state_txn(nullptr);
     read_.reset();
     MemTable& mem = *view.active();
-    {
-      PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(*env_, nullptr));
-      PL_RETURN_IF_ERROR(WriteStateTables(txn, handles_, mem.map()));
-      PL_RETURN_IF_ERROR(txn.Commit());
-    }
+    PL_RETURN_IF_ERROR(Named(Write(mem.map())));
     std::shared_ptr<const MemTable::Map> spilled;
     {
       absl::MutexLock lock(&mem.mutex());
       spilled = mem.Freeze(MemTable::Map());
     }
     spilled.reset();  // the memory this was for
-    PL_ASSIGN_OR_RETURN(read_, lmdb::Txn::BeginRead(*env_));
+    PL_ASSIGN_OR_RETURN(read_, Named(lmdb::Txn::BeginRead(*env_)));
     view.set_state_txn(&*read_);
     ++spills_;
     return absl::OkStatus();
@@ -310,16 +309,33 @@ class RebuildScratch {
   uint64_t spills() const { return spills_; }
 
  private:
+  std::filesystem::path Parent() const {
+    if (!parent_.empty()) return parent_;
+    const char* tmpdir = std::getenv("TMPDIR");
+    return tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/var/tmp";
+  }
+
+  // A failure here is the scratch's, never the ledger's: not DataLoss
+  // (which an audit reports as tampering), and named, with what to do.
+  absl::Status Named(const absl::Status& s) const {
+    if (s.ok()) return s;
+    const std::string message =
+        StrCat("the rebuild's scratch environment under ", Parent().string(), ": ",
+               std::string(s.message()), " (set TMPDIR to a directory with room; docs/operations.md)");
+    return absl::IsResourceExhausted(s) ? absl::ResourceExhaustedError(message)
+                                        : absl::InternalError(message);
+  }
+  template <typename T>
+  absl::StatusOr<T> Named(absl::StatusOr<T> s) const {
+    if (s.ok()) return s;
+    return Named(s.status());
+  }
+
   absl::Status Create() {
-    std::error_code ec;
-    std::filesystem::path parent = parent_;
-    if (parent.empty()) parent = std::filesystem::temp_directory_path(ec);
-    std::string pattern = (parent / "pointledger-rebuild-XXXXXX").string();
-    if (ec || ::mkdtemp(pattern.data()) == nullptr) {
-      const int err = ec ? ec.value() : errno;
-      const std::string message =
-          StrCat("making the rebuild's scratch directory under ", parent.string(), ": ",
-                 std::strerror(err), " (set TMPDIR to a directory with room; docs/operations.md)");
+    std::string pattern = (Parent() / "pointledger-rebuild-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      const int err = errno;
+      const std::string message = StrCat("making a directory: ", std::strerror(err));
       return err == ENOSPC ? absl::ResourceExhaustedError(message) : absl::InternalError(message);
     }
     dir_ = pattern;
@@ -327,12 +343,28 @@ class RebuildScratch {
                                                         .map_size_bytes = map_size_bytes_,
                                                         .scratch = true}));
     env_ = std::move(env);
+    // LMDB keeps its files open and mapped: unlinked now, their space is
+    // given back when the environment closes, or the process dies.
+    RemoveDir();
     PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(*env_, nullptr));
     for (Table t = 0; t < kTableCount; ++t) {
       if (IsLogTable(t)) continue;
       PL_ASSIGN_OR_RETURN(handles_.dbi[t], lmdb::OpenDbi(txn, TableName(t), /*create=*/true));
     }
     return txn.Commit();
+  }
+
+  absl::Status Write(const MemTable::Map& map) {
+    PL_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::BeginWrite(*env_, nullptr));
+    PL_RETURN_IF_ERROR(WriteStateTables(txn, handles_, map));
+    return txn.Commit();
+  }
+
+  void RemoveDir() {
+    if (dir_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+    dir_.clear();
   }
 
   const std::string parent_;
@@ -369,19 +401,23 @@ class StateRebuild {
   absl::StatusOr<ChainHead> Run(Clock* clock, uint64_t to_seq, const Progress& progress,
                                 uint64_t* failed_seq) {
     auto spill_if_full = [&]() -> absl::Status {
+      peak_entries_ = std::max<uint64_t>(peak_entries_, mem_.size());
       return mem_.size() < memory_entries_ ? absl::OkStatus() : scratch_.Spill(view_);
     };
     PL_ASSIGN_OR_RETURN(const ChainHead head,
                         ReplayLog(view_, clock, 0, to_seq, progress, failed_seq, spill_if_full));
+    peak_entries_ = std::max<uint64_t>(peak_entries_, mem_.size());
     mem_.OrderAll();
     return head;
   }
   const View& view() const { return view_; }
   uint64_t spills() const { return scratch_.spills(); }
+  uint64_t peak_entries() const { return peak_entries_; }
 
  private:
   RebuildScratch scratch_;  // outlives the view, which reads it
   const uint64_t memory_entries_;
+  uint64_t peak_entries_ = 0;
   MemTable mem_;  // orders only what the replay scans, the rest at the end
   IdFilter ids_;  // every id written, so a fresh one is looked up nowhere
   View view_;
@@ -1349,6 +1385,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
     return report;
   }
   report.rebuild_spills = rebuild.spills();
+  report.rebuild_peak_entries = rebuild.peak_entries();
   const View& rebuilt = rebuild.view();
   PL_RETURN_IF_ERROR(CompareState(rebuilt, stored, add, progress));
   return report;

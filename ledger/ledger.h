@@ -341,9 +341,9 @@ struct Options {
   // Audit, and a liability report as of the past, rebuild the state from
   // seq 1. Past this many entries in memory (~200 bytes each), a rebuild
   // moves them to a scratch LMDB environment in a new directory under
-  // `scratch_dir` (empty: the system's temporary directory, $TMPDIR or
-  // /tmp), deleted when it ends: its memory stays bounded whatever the
-  // ledger's length (docs/finance.md).
+  // `scratch_dir` (empty: $TMPDIR, or /var/tmp without it), whose files
+  // are unlinked as soon as they are open: its memory stays bounded
+  // whatever the ledger's length (docs/operations.md).
   uint64_t rebuild_memory_entries = uint64_t{1} << 23;
   std::string scratch_dir = {};
   // A clean close writes a final checkpoint, so the next open replays
@@ -456,8 +456,11 @@ struct AuditReport {
   uint64_t first_bad_seq = 0;            // the first transaction to blame; 0: none is
   uint64_t discrepancy_count = 0;        // all of them
   std::vector<Discrepancy> discrepancies;  // the first kAuditListedMax
-  // How often the rebuild moved its state to scratch (Options::rebuild_memory_entries).
+  // How often the rebuild moved its state to scratch, and the most entries
+  // it held in memory (Options::rebuild_memory_entries: at most that plus
+  // what 4,096 transactions write, the replay's step between checks).
   uint64_t rebuild_spills = 0;
+  uint64_t rebuild_peak_entries = 0;
 };
 inline constexpr size_t kAuditListedMax = 100;
 

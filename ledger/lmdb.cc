@@ -53,7 +53,7 @@ absl::StatusOr<Env> Env::Open(const Options& options) {
   // so reads may run on any I/O thread.
   unsigned flags = MDB_NOTLS;
   if (options.read_only) flags |= MDB_RDONLY;
-  if (options.scratch) flags |= MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP;
+  if (options.scratch) flags |= MDB_NOSYNC | MDB_NOMETASYNC;
   PL_RETURN_IF_ERROR(FromMdb(mdb_env_open(raw, options.dir.c_str(), flags, 0644),
                              StrCat("open ", options.dir)));
   return env;

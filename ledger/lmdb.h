@@ -28,10 +28,9 @@ class Env {
     size_t map_size_bytes = 0;
     unsigned max_dbs = 32;
     bool read_only = false;
-    // For scratch data that no crash needs: never synced (MDB_NOSYNC), and
-    // written in place in the map (MDB_WRITEMAP: no page copied per write;
-    // the file is sparse up to the map size). A 10M-transaction audit's
-    // rebuild spilled in 175 s without it, 150 s with it (BENCHMARKS.md).
+    // For scratch data that no crash needs: never synced (MDB_NOSYNC).
+    // Not MDB_WRITEMAP, though it was faster (BENCHMARKS.md): a full disk
+    // under a writable map is SIGBUS, not an error (found in review).
     bool scratch = false;
   };
   static absl::StatusOr<Env> Open(const Options& options);

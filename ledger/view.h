@@ -324,8 +324,9 @@ class View {
 
   MemTable* active() const { return l_.active; }
   const Layers& layers() const { return l_; }
-  // An audit's rebuild moves its state to a scratch environment as it goes
-  // (Ledger::Audit). REQUIRES: no cursor of this View is open.
+  // A rebuild moves its state to a scratch environment as it goes
+  // (ledger.cc, StateRebuild). REQUIRES: no cursor of this View on a state
+  // table is open (log tables never read the state layer).
   void set_state_txn(const lmdb::Txn* txn) { l_.state_txn = txn; }
   // How many `effects` writes a replaying View has checked so far.
   uint64_t effects_checked() const { return effects_checked_; }

@@ -3,8 +3,6 @@
 // server_busy with a log line, nothing partial is stored, the server stays
 // up, and with more room (a bigger map; more space; the directory copied to
 // a bigger disk) it opens with everything it acknowledged and carries on.
-#include <sys/mount.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +12,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/tmpfs.h"
 #include "tests/crash/harness.h"
 
 namespace pointledger::crash {
@@ -109,44 +108,13 @@ TEST(FullMap, RefusesWithServerBusyThenABiggerMapCarriesOn) {
               " duplicate answers on the replay"));
 }
 
-// A tmpfs mounted for the test and unmounted when it goes. ok() is false
-// (with why()) when this process may not mount (not root, no
-// CAP_SYS_ADMIN, no tmpfs).
-class Tmpfs {
- public:
-  Tmpfs(const std::string& dir, int size_mb) : dir_(dir) {
-    std::filesystem::create_directories(dir);
-    const std::string options = StrCat("size=", size_mb, "m");
-    if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, options.c_str()) != 0) {
-      why_ = StrCat("mount -t tmpfs -o ", options, " tmpfs ", dir, ": ", std::strerror(errno));
-      return;
-    }
-    mounted_ = true;
-  }
-  ~Tmpfs() {
-    if (mounted_ && ::umount2(dir_.c_str(), 0) != 0) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  bool ok() const { return mounted_; }
-  const std::string& why() const { return why_; }
-  // Frees space the way an operator would: a bigger size, same contents.
-  bool Grow(int size_mb) {
-    const std::string options = StrCat("size=", size_mb, "m");
-    return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, options.c_str()) == 0;
-  }
-
- private:
-  std::string dir_;
-  bool mounted_ = false;
-  std::string why_;
-};
-
 TEST(FullDisk, EnospcRefusesWithServerBusyThenMoreRoomCarriesOn) {
   const uint64_t seed = SeedFromEnvOrRandom();
   Note(StrCat("FullDisk: PL_SEED=", seed));
   SCOPED_TRACE(StrCat("PL_SEED=", seed));
   constexpr uint64_t kCount = 60'000;  // far more than 4 MiB holds
   TempDir dir;
-  Tmpfs disk(dir.Sub("disk"), 4);
+  test::Tmpfs disk(dir.Sub("disk"), 4);
   if (!disk.ok()) {
     GTEST_SKIP() << "cannot mount a small tmpfs to fill (" << disk.why()
                  << "); this test needs root or CAP_SYS_ADMIN, as in CI";

@@ -2470,6 +2470,10 @@ void Sim::Run() {
   }
   EXPECT_EQ(audit->discrepancy_count, 0u);
   EXPECT_GE(audit->rebuild_spills, 2u) << "the rebuild never left memory: the bound above is too high";
+  // At most the bound plus one step of the replay (4,096 transactions of a
+  // few entries each): a spill that kept its map held 47,000 at the small
+  // scale, a million at the full one.
+  EXPECT_LT(audit->rebuild_peak_entries, 20'000u + 4096u * 6u);
   std::fprintf(
       stderr,
       "sim: %llu transactions in %llu batches, %llu groups (%llu abandoned), %llu sweeps, "
