@@ -269,10 +269,10 @@ absl::Status WriteStateTables(lmdb::Txn& txn, const Handles& handles, const MemT
 // Spill() has written it.
 class RebuildScratch {
  public:
-  // `handles`: the ledger's; the log tables stay theirs.
-  // The scratch's map is twice the state's: its copy-on-write pages and a
-  // state map nearly full still fit (address space only: the file grows
-  // as pages are written).
+  // `handles`: the ledger's (the log tables stay theirs). The scratch's map
+  // is twice the state's, so that its copy-on-write pages and a state map
+  // nearly full still fit (address space only: the file grows as pages
+  // are written).
   RebuildScratch(std::string parent, uint64_t map_size_bytes, const Handles& handles)
       : parent_(std::move(parent)), map_size_bytes_(2 * map_size_bytes), handles_(handles) {}
   ~RebuildScratch() {
