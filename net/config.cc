@@ -257,6 +257,8 @@ absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::stri
   } else if (n == "checkpoint_interval_ms") {
     PL_ASSIGN_OR_RETURN(config->checkpoint_interval_ms,
                         ReadUint(node, source, n, kCheckpointIntervalMsMin, kCheckpointIntervalMsCap));
+  } else if (n == "rebuild_memory_rows") {
+    PL_ASSIGN_OR_RETURN(config->rebuild_memory_rows, ReadUint(node, source, n, 1, kRebuildMemoryRowsCap));
   } else if (n == "metrics_listen") {
     PL_ASSIGN_OR_RETURN(config->metrics_listen, ReadString(node, source, n));
     if (absl::Status s = ParseListen(config->metrics_listen).status(); !s.ok()) {

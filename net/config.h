@@ -43,6 +43,7 @@ struct ServerConfig {
   std::string data_dir;
   uint64_t map_size_mb = kMapSizeMbDefault;
   uint64_t checkpoint_interval_ms = kCheckpointIntervalMsDefault;
+  uint64_t rebuild_memory_rows = kRebuildMemoryRowsDefault;
   std::string metrics_listen;  // "HOST:PORT" of the Prometheus endpoint; "" = none
   uint32_t io_threads = kIoThreadsDefault;
   Limits limits;

@@ -111,6 +111,13 @@ inline constexpr uint64_t kCheckpointIntervalMsDefault = 1000;
 inline constexpr uint64_t kCheckpointIntervalMsMin = 50;
 inline constexpr uint64_t kCheckpointIntervalMsCap = 600'000;
 
+// State rows an audit's rebuild (or a past liability's) holds in memory
+// before it moves them to a scratch environment under $TMPDIR
+// (ledger::Options::rebuild_memory_entries, ~200-300 bytes a row). The cap
+// only refuses a typo's worth: 2^40 rows would never fit anyway.
+inline constexpr uint64_t kRebuildMemoryRowsDefault = uint64_t{1} << 23;
+inline constexpr uint64_t kRebuildMemoryRowsCap = uint64_t{1} << 40;
+
 // The read buffer starts at this size and grows only for a frame that does
 // not fit, doubling as that frame's bytes arrive (never to the length its
 // prefix merely claims), at most to the frame limit.

@@ -443,7 +443,8 @@ flatbuffers::Offset<wire::Discrepancies> AuditToWire(flatbuffers::FlatBufferBuil
   const auto items_vec = fbb.CreateVector(items);
   const auto head = HeadToWire(fbb, report.head);
   return wire::CreateDiscrepancies(fbb, wire::Code::ok, head, report.first_bad_seq,
-                                   report.discrepancy_count, items_vec);
+                                   report.discrepancy_count, items_vec, report.rebuild_peak_entries,
+                                   report.rebuild_spills);
 }
 
 absl::StatusOr<ledger::AuditReport> AuditFromWire(const wire::Discrepancies& in) {
@@ -453,6 +454,8 @@ absl::StatusOr<ledger::AuditReport> AuditFromWire(const wire::Discrepancies& in)
   }
   report.first_bad_seq = in.first_bad_seq();
   report.discrepancy_count = in.count();
+  report.rebuild_peak_entries = in.rebuild_peak_rows();
+  report.rebuild_spills = in.rebuild_spills();
   if (in.items() != nullptr) {
     for (const wire::Discrepancy* d : *in.items()) {
       report.discrepancies.push_back({std::string(View(d->what())), std::string(View(d->where())),

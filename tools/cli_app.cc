@@ -204,6 +204,7 @@ class Cli {
   void AddOpsCommands();
   void AddPostCommands();
   void AddLoad();
+  void AddRebuildMemoryOption(CLI::App* command);
 
   Output Out() const { return Output{stdout, stderr, g_.json}; }
   absl::StatusOr<net::ClientOptions> ClientOptions();
@@ -239,6 +240,11 @@ class Cli {
   std::string backup_to_;
   bool long_running_ = false;
   bool read_only_command_ = false;
+  // `--memory-rows` of a rebuild (audit verify, a past liability): bounds
+  // this process's rebuild, so only with --data (0: the engine's default).
+  uint64_t rebuild_memory_rows_ = 0;
+  std::vector<CLI::Option*> rebuild_memory_options_;
+  int RefuseRebuildBoundWithoutData();
   std::vector<std::string> args_;  // argv after the program name, for PlainParseError
   std::string post_file_;
   std::string as_of_;
@@ -445,6 +451,7 @@ void Cli::AddFinanceCommands() {
   liability->add_option("--from", read_.from, "RFC 3339 start of the period, inclusive")->type_name("RFC3339");
   liability->add_option("--to", read_.to, "RFC 3339 end of the period, exclusive")->type_name("RFC3339");
   liability->add_option("--as-of", read_.as_of, "RFC 3339 time of the outstanding balance")->type_name("RFC3339");
+  AddRebuildMemoryOption(liability);
 
   CLI::App* external = AddCommand(
       "reconcile external",
@@ -481,6 +488,7 @@ void Cli::AddFinanceCommands() {
   verify->add_option("--expect-head", finance_.expect_head,
                      "a head recorded earlier (`audit head`): it must still be in the chain")
       ->type_name("SEQ:HASH");
+  AddRebuildMemoryOption(verify);
 
   CLI::App* exp = AddCommand(
       "audit export", "Stream stored transactions as JSON lines or CSV, a page at a time.",
@@ -728,7 +736,7 @@ int Cli::WithReader(const std::function<int(Reader&)>& fn, bool long_running) {
   long_running_ = long_running;
   read_only_command_ = true;  // --data would serve it: the connection hint says so
   if (!g_.data.empty()) {
-    absl::StatusOr<std::unique_ptr<Reader>> reader = OpenDataDir(g_.data);
+    absl::StatusOr<std::unique_ptr<Reader>> reader = OpenDataDir(g_.data, rebuild_memory_rows_);
     if (!reader.ok()) return ReportError(Out(), reader.status());
     return fn(**reader);
   }
@@ -879,6 +887,7 @@ int Cli::RunLiabilityCommand() {
   if (from_ns > to_ns) {
     return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));
   }
+  if (int refused = RefuseRebuildBoundWithoutData(); refused != 0) return refused;
   return WithReader([&](Reader& r) {
     return RunLiability(r, Out(), read_.program, from_ns, to_ns, as_of_ns);
   }, true);
@@ -891,7 +900,33 @@ int Cli::RunAuditVerifyCommand() {
     if (!parsed.ok()) return ReportError(Out(), parsed.status());
     expect = *parsed;
   }
+  if (int refused = RefuseRebuildBoundWithoutData(); refused != 0) return refused;
   return WithReader([&](Reader& r) { return RunAuditVerify(r, Out(), expect); }, true);
+}
+
+void Cli::AddRebuildMemoryOption(CLI::App* command) {
+  rebuild_memory_options_.push_back(
+      command
+          ->add_option("--memory-rows", rebuild_memory_rows_,
+                       "with --data: state rows a rebuild from seq 1 holds in memory before moving them "
+                       "to a scratch directory under $TMPDIR (default 8388608, ~2 GB)")
+          ->type_name("N")
+          ->check(NonNegative())
+          ->check(NotZero("leave it out for the default")));
+}
+
+// Through the server, the rebuild runs there, bounded by its config
+// (`rebuild_memory_rows`): a read-scope key does not get to size the
+// server's memory.
+int Cli::RefuseRebuildBoundWithoutData() {
+  if (!g_.data.empty()) return 0;
+  for (const CLI::Option* option : rebuild_memory_options_) {
+    if (option->count() == 0) continue;
+    return ReportError(Out(), absl::InvalidArgumentError(
+                                  "--memory-rows bounds a rebuild in this process, so it needs --data DIR; "
+                                  "through the server, its config key rebuild_memory_rows does (docs/operations.md)"));
+  }
+  return 0;
 }
 
 // Set by SIGINT/SIGTERM during `load`. A lock-free atomic is safe to store

@@ -243,6 +243,8 @@ int RunAuditVerify(Reader& reader, const Output& o, const std::optional<Expected
     j["hash"] = HashHex(report->head.hash);
     j["first_bad_seq"] = report->first_bad_seq;
     j["discrepancies"] = report->discrepancy_count;
+    j["rebuild_peak_rows"] = report->rebuild_peak_entries;
+    j["rebuild_spills"] = report->rebuild_spills;
     if (expect) j["expect_head"] = StrCat(expect->seq, ":", expect->hash_hex);
     PrintLine(o, Dump(j));
   } else if (ok) {
@@ -261,6 +263,12 @@ int RunAuditVerify(Reader& reader, const Output& o, const std::optional<Expected
       PrintLine(o, StrCat("  ... and ", report->discrepancy_count - report->discrepancies.size(),
                           " more"));
     }
+  }
+  if (!o.json && report->rebuild_spills > 0) {
+    PrintLine(o, StrCat("the rebuild held at most ", report->rebuild_peak_entries,
+                        " state rows in memory and moved them to its scratch directory ",
+                        report->rebuild_spills, " time", report->rebuild_spills == 1 ? "" : "s",
+                        " (--memory-rows; through the server, its rebuild_memory_rows)"));
   }
   return ok ? kExitOk : kExitRejected;
 }

@@ -103,7 +103,7 @@ int ReportError(const Output& o, const absl::Status& status, std::string_view hi
   return kExitUsage;
 }
 
-absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint64_t rebuild_memory_rows) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
     return absl::FailedPreconditionError(StrCat("--data ", dir, ": no such directory"));
@@ -111,6 +111,7 @@ absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir) {
   ledger::Options options;
   options.dir = dir;
   options.read_only = true;
+  if (rebuild_memory_rows != 0) options.rebuild_memory_entries = rebuild_memory_rows;
   absl::StatusOr<std::unique_ptr<ledger::Ledger>> opened = ledger::Ledger::Open(options);
   if (!opened.ok()) {
     return absl::FailedPreconditionError(StrCat("--data ", dir, ": cannot open the ledger there: ",

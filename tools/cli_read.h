@@ -48,8 +48,9 @@ class Reader {
 };
 
 // Opens DIR read-only. FailedPrecondition with a clear message if DIR holds
-// no ledger.
-absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir);
+// no ledger. `rebuild_memory_rows` (0: the engine's default) bounds what a
+// rebuild from seq 1 holds in memory (ledger::Options::rebuild_memory_entries).
+absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint64_t rebuild_memory_rows = 0);
 // Reads through an already open ledger (tests).
 std::unique_ptr<Reader> ReaderOverLedger(ledger::Ledger* ledger);
 

@@ -55,7 +55,8 @@ absl::Status Serve(const Flags& flags) {
                       ledger::Ledger::Open({.dir = config.data_dir,
                                             .map_size_bytes = config.map_size_mb << 20,
                                             .checkpoint_interval_ms = static_cast<int64_t>(
-                                                config.checkpoint_interval_ms)}));
+                                                config.checkpoint_interval_ms),
+                                            .rebuild_memory_entries = config.rebuild_memory_rows}));
   if (config.keys.empty()) {
     PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&config));
     // Made 0600; one loosened by hand (or copied without its mode) still

@@ -37,6 +37,9 @@ void Run(std::string_view text) {
   CheckLimits(config->limits);
   PL_CHECK(config->map_size_mb >= 1 && config->map_size_mb <= kMapSizeMbCap);
   PL_CHECK(config->io_threads >= 1 && config->io_threads <= kIoThreadsCap);
+  PL_CHECK(config->checkpoint_interval_ms >= kCheckpointIntervalMsMin &&
+           config->checkpoint_interval_ms <= kCheckpointIntervalMsCap);
+  PL_CHECK(config->rebuild_memory_rows >= 1 && config->rebuild_memory_rows <= kRebuildMemoryRowsCap);
   PL_CHECK(ParseListen(config->listen).ok());
   for (size_t i = 0; i < config->keys.size(); ++i) {
     const ApiKey& k = config->keys[i];

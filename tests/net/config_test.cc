@@ -1,5 +1,6 @@
 // The config file, keys and listen policy (no server needed).
 #include "gtest/gtest.h"
+#include "ledger/ledger.h"
 #include "ledger/limits.h"
 #include "net/config.h"
 #include "net/limits.h"
@@ -16,6 +17,7 @@ TEST(Config, DefaultsWithoutAFile) {
   EXPECT_EQ(c->limits.connections_max, 1024u);
   EXPECT_EQ(c->io_threads, 2u);
   EXPECT_EQ(c->checkpoint_interval_ms, 1000u);
+  EXPECT_EQ(c->rebuild_memory_rows, ledger::Options().rebuild_memory_entries);
   EXPECT_TRUE(c->keys.empty());
 }
 
@@ -25,6 +27,7 @@ listen = "0.0.0.0:7700"
 data = "/srv/pointledger"
 map_size_mb = 1024
 checkpoint_interval_ms = 250
+rebuild_memory_rows = 100000
 metrics_listen = "127.0.0.1:9100"
 io_threads = 3
 tls_cert = "/etc/pl/cert.pem"
@@ -50,6 +53,7 @@ scopes = ["post", "read"]
   EXPECT_EQ(c->data_dir, "/srv/pointledger");
   EXPECT_EQ(c->map_size_mb, 1024u);
   EXPECT_EQ(c->checkpoint_interval_ms, 250u);
+  EXPECT_EQ(c->rebuild_memory_rows, 100000u);
   EXPECT_EQ(c->io_threads, 3u);
   EXPECT_EQ(c->limits.frame_bytes_max, 1048576u);
   EXPECT_EQ(c->limits.batch_transactions_max, 1000u);
@@ -84,6 +88,7 @@ TEST(Config, ErrorsNameTheKey) {
       {"tls_cert = \"\"\ntls_key = \"\"", "bad.toml: tls_cert: must not be empty"},
       {"checkpoint_interval_ms = 10", "checkpoint_interval_ms: must be between 50 and 600000"},
       {"checkpoint_interval_ms = 600001", "checkpoint_interval_ms: must be between 50 and 600000"},
+      {"rebuild_memory_rows = 0", "rebuild_memory_rows: must be between 1 and"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"abc\"\nprograms = \"*\"\nscopes = [\"post\"]",
        "key[0].sha256: must be 64 hex digits"},
       {"[[key]]\nprincipal = \"a\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"

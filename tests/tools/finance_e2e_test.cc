@@ -425,6 +425,74 @@ TEST_F(FinanceE2E, TamperingIsDetected) {
   EXPECT_EQ(via_server.out, chain.out);
 }
 
+// 3b. The bound on a rebuild's memory is the operator's to set: --memory-rows
+// with --data, the server's rebuild_memory_rows through it. A rebuild that
+// moves its state to the scratch directory finds what one in memory finds.
+TEST_F(FinanceE2E, TheRebuildsMemoryBoundIsSetWithDataOrInTheServersConfig) {
+  BuildAcme();
+  // The rebuild checks its bound every 4,096 transactions it replays.
+  std::string jsonl;
+  for (int i = 0; i < 4200; ++i) {
+    jsonl += StrCat(R"({"kind":"earn","id":"many-)", i, R"(","program":"acme","member":"m)", i % 50,
+                    R"(","points":)", 1 + i % 9, "}\n");
+  }
+  const RunResult posted = Cli({"post", "--file", WriteFile("many.jsonl", jsonl)});
+  ASSERT_EQ(posted.exit_code, 0) << posted.err;
+  Post({"earn", "--program", "acme", "--member", "alice", "--points", "7", "--id", "last"});
+  const json head = Head();
+
+  const RunResult in_memory = Data({"audit", "verify", "--json"});
+  ASSERT_EQ(in_memory.exit_code, 0) << in_memory.err;
+  const json m = JsonLines(in_memory.out).back();
+  EXPECT_EQ(m["rebuild_spills"], 0) << in_memory.out;
+  EXPECT_GT(m["rebuild_peak_rows"].get<uint64_t>(), 4214u) << in_memory.out;  // ids alone are 4,214
+
+  const RunResult spilled = Data({"audit", "verify", "--json", "--memory-rows", "1"});
+  ASSERT_EQ(spilled.exit_code, 0) << spilled.err;
+  const json s = JsonLines(spilled.out).back();
+  EXPECT_GE(s["rebuild_spills"].get<uint64_t>(), 1u) << spilled.out;
+  EXPECT_EQ(s["ok"], true);
+  EXPECT_EQ(s["seq"], head["seq"]);
+  const RunResult spilled_text = Data({"audit", "verify", "--memory-rows", "1"});
+  EXPECT_EQ(spilled_text.exit_code, 0) << spilled_text.err;
+  EXPECT_NE(spilled_text.out.find("moved them to its scratch directory"), std::string::npos)
+      << spilled_text.out;
+  // Only a rebuild that spilled says so.
+  EXPECT_EQ(Data({"audit", "verify"}).out.find("scratch"), std::string::npos);
+
+  // A past liability rebuilds too (here past the bound's first check):
+  // the same figures either way.
+  const std::string as_of = FormatTime(posted_["last"].ts_ns - 1);
+  const RunResult past = Data({"reconcile", "liability", "--program", "acme", "--as-of", as_of, "--json"});
+  ASSERT_EQ(past.exit_code, 0) << past.err;
+  const RunResult past_spilled = Data(
+      {"reconcile", "liability", "--program", "acme", "--as-of", as_of, "--json", "--memory-rows", "1"});
+  EXPECT_EQ(past_spilled.exit_code, 0) << past_spilled.err;
+  EXPECT_EQ(past_spilled.out, past.out);
+
+  // Through the server the rebuild is the server's: the flag is refused,
+  // and so is a bound of 0.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"audit", "verify", "--memory-rows", "1"},
+        std::vector<std::string>{"reconcile", "liability", "--program", "acme", "--memory-rows", "1"}}) {
+    const RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0];
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("rebuild_memory_rows"), std::string::npos) << r.err;
+  }
+  const RunResult zero = Data({"audit", "verify", "--memory-rows", "0"});
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_NE(zero.err.find("must be at least 1"), std::string::npos) << zero.err;
+
+  // The server's config bounds its own rebuilds.
+  StopServer();
+  const std::string config = WriteFile("bounded.toml", "rebuild_memory_rows = 1\n");
+  StartServer({"--config", config});
+  const RunResult via_server = Cli({"audit", "verify", "--json"});
+  ASSERT_EQ(via_server.exit_code, 0) << via_server.err;
+  EXPECT_EQ(via_server.out, spilled.out);
+}
+
 // 4. A POS export matched against the ledger.
 class ExternalE2E : public FinanceE2E {
  protected:
