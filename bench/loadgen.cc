@@ -480,10 +480,14 @@ void Report(const LoadOptions& o, Shared* shared, SteadyClock::time_point start)
 
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
+// At most 2^53 - 1: `--json` prints it as a number, and a consumer that
+// reads numbers as doubles (jq, JavaScript) would round a larger one, and
+// then replay other ids with it.
 uint64_t RandomSeed() {
   std::random_device rd;
-  const uint64_t seed = (uint64_t{rd()} << 32) ^ rd() ^
-                        static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  const uint64_t seed = ((uint64_t{rd()} << 32) ^ rd() ^
+                         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count())) &
+                        kJsonSafeIntMax;
   return seed == 0 ? 1 : seed;
 }
 

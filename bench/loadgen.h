@@ -69,7 +69,7 @@ struct LoadOptions {
   uint64_t members = 1'000'000;
   double rate_tx_per_s = 0;      // 0: as fast as the server answers
   std::string program = "load";
-  uint64_t seed = 0;             // 0: a random seed (reported in LoadReport::seed)
+  uint64_t seed = 0;             // 0: a random seed below 2^53 (reported in LoadReport::seed)
   std::string ack_log;           // append "<id hex> <seq> <code>" per recorded result; "" = none
   // Called about once a second from a reporter thread.
   std::function<void(const Progress&)> on_progress;
@@ -80,6 +80,9 @@ struct LoadOptions {
   // was answered, with `interrupted`. May be null.
   const std::atomic<bool>* stop = nullptr;
 };
+
+// The largest integer every JSON reader keeps exactly (a double's 53 bits).
+inline constexpr uint64_t kJsonSafeIntMax = (uint64_t{1} << 53) - 1;
 
 struct LoadReport {
   uint64_t sent = 0;

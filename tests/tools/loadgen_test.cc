@@ -113,12 +113,18 @@ TEST_F(LoadGen, CountRunPostsExactlyThatManyAndLogsEveryAck) {
   }
   EXPECT_EQ(j["committed"], r->committed);
   EXPECT_NE(ReportText(*r).find("batch latency  p50"), std::string::npos);
+  // The random seed survives a reader that takes numbers as doubles (jq):
+  // the one --seed replays must be the one printed.
+  EXPECT_LE(r->seed, kJsonSafeIntMax);
+  EXPECT_EQ(static_cast<uint64_t>(j["seed"].get<double>()), r->seed);
 
   // A second run reuses the program (a duplicate create) with new ids.
   o.ack_log.clear();
   absl::StatusOr<LoadReport> again = RunLoad(o);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->committed + again->rejected, 2000u);
+  EXPECT_LE(again->seed, kJsonSafeIntMax);
+  EXPECT_NE(again->seed, r->seed);
   absl::StatusOr<ledger::ChainHead> head = ledger_->GetHead();
   EXPECT_EQ(head->seq, 4001u);  // one program_create + 2 x 2000
 }
