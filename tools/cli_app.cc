@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_join.h"
 #include "bench/loadgen.h"
 #include "ledger/limits.h"
 #include "ledger/status.h"
@@ -216,6 +217,9 @@ class Cli {
   // A clearer message than CLI11's for an unknown command or a value that is
   // not a number; nullopt: CLI11's own.
   std::optional<std::string> PlainParseError(const CLI::ParseError& e) const;
+  // "pointledger earn", "pointledger reconcile liability": the command the
+  // parse got to (just "pointledger" before one), and its App.
+  std::string ParsedCommandPath(const CLI::App** command) const;
   // long_running: reports that scan the whole ledger wait for the server
   // far longer than a point read.
   int WithReader(const std::function<int(Reader&)>& fn, bool long_running = false);
@@ -592,19 +596,42 @@ int Cli::Run(int argc, char** argv) {
   try {
     app_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (std::optional<std::string> message = PlainParseError(e)) {
-      std::fprintf(stderr, "error: %s\nRun with --help for the commands and their options.\n",
-                   message->c_str());
-      return kExitUsage;
+    // --help and --version end the parse as "errors" that succeed.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
+      app_.exit(e);
+      return kExitOk;
     }
-    const int rc = app_.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    // Every usage error in one shape (CLI11's own, "--points is required /
+    // Run with --help for more information.", was a second one), with the
+    // help that has the command's options.
+    const std::optional<std::string> message = PlainParseError(e);
+    const CLI::App* command = nullptr;
+    const std::string path = ParsedCommandPath(&command);
+    std::fprintf(stderr, "error: %s\nRun `%s --help` for %s.\n", message ? message->c_str() : e.what(),
+                 path.c_str(), command->get_subcommands({}).empty() ? "its options" : "the commands");
+    return kExitUsage;
   }
   for (auto& [app, run] : commands_) {
     if (app->parsed()) return run();
   }
   std::fprintf(stderr, "error: no command given\n%s", app_.help().c_str());
   return kExitUsage;
+}
+
+std::string Cli::ParsedCommandPath(const CLI::App** command) const {
+  std::string path = "pointledger";
+  for (const CLI::App* app = &app_;;) {
+    const CLI::App* next = nullptr;
+    for (const CLI::App* sub : app->get_subcommands({})) {
+      if (sub->parsed()) next = sub;
+    }
+    if (next == nullptr) {
+      *command = app;
+      return path;
+    }
+    path += " " + next->get_name();
+    app = next;
+  }
 }
 
 std::optional<std::string> Cli::PlainParseError(const CLI::ParseError& e) const {
@@ -631,12 +658,18 @@ std::optional<std::string> Cli::PlainParseError(const CLI::ParseError& e) const 
       words.push_back(a);
       if (words.size() == 2) break;
     }
+    if (words.empty() && std::string_view(e.what()) == "A subcommand is required") return "no command given";
     if (!words.empty()) {
       const CLI::App* top = nullptr;
       for (const CLI::App* sub : app_.get_subcommands({})) {
         if (sub->check_name(std::string(words[0]))) top = sub;
       }
       if (top == nullptr) return StrCat("unknown command '", words[0], "'");
+      if (words.size() == 1 && !top->get_subcommands({}).empty()) {
+        std::vector<std::string> names;
+        for (const CLI::App* sub : top->get_subcommands({})) names.push_back(sub->get_name());
+        return StrCat("'", words[0], "' needs one of: ", absl::StrJoin(names, ", "));
+      }
       if (words.size() == 2 && !top->get_subcommands({}).empty()) {
         bool known = false;
         for (const CLI::App* sub : top->get_subcommands({})) known |= sub->check_name(std::string(words[1]));

@@ -111,8 +111,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);  // prints help, or the error
-    return rc == 0 ? 0 : 2;      // a usage error: 2, like pointledger's
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    // A usage error: 2, like pointledger's, in the shape of the one below.
+    std::fprintf(stderr, "pointledgerd: %s (see --help)\n", e.what());
+    return 2;
   }
   flags.config_given = config->count() > 0;
   if (flags.data.empty() && !flags.config_given) {

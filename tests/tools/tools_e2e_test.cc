@@ -408,10 +408,23 @@ TEST_F(CliE2E, UsageErrorsAreExitTwo) {
 // Each usage error says what is wrong, not only that something is (found
 // in review, session 16).
 TEST_F(CliE2E, UsageErrorsSayWhatIsWrong) {
+  // One shape for all of them: "error: " first (CLI11's own messages had
+  // another until session 24).
   auto expect_error = [](const RunResult& r, int exit_code, const std::string& text) {
     EXPECT_EQ(r.exit_code, exit_code) << r.err;
     EXPECT_NE(r.err.find(text), std::string::npos) << "wanted: " << text << "\ngot: " << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.out, "");
   };
+  // A parse error points at the help that has the command's options.
+  expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--id", "k"}), 2,
+               "error: --points is required\nRun `pointledger earn --help` for its options.");
+  expect_error(Cli({"reconcile"}), 2,
+               "error: 'reconcile' needs one of: trial-balance, liability, external\n"
+               "Run `pointledger reconcile --help` for the commands.");
+  expect_error(Bare({}), 2, "error: no command given\nRun `pointledger --help` for the commands.");
+  expect_error(Cli({"reconcile", "liability", "--program", "acme", "--bogus"}), 2,
+               "Run `pointledger reconcile liability --help` for its options.");
   expect_error(Cli({"frobnicate"}), 2, "error: unknown command 'frobnicate'");
   expect_error(Cli({"tx", "frob"}), 2, "error: unknown command 'tx frob'");
   expect_error(Cli({"history", "--program", "acme", "--member", "a", "--limit", "abc"}), 2,
