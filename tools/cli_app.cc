@@ -206,6 +206,9 @@ class Cli {
   void AddPostCommands();
   void AddLoad();
   void AddRebuildMemoryOption(CLI::App* command);
+  // Whether --memory-rows was given without --data (then prints why that
+  // is refused).
+  bool RefusedRebuildBound();
 
   Output Out() const { return Output{stdout, stderr, g_.json}; }
   absl::StatusOr<net::ClientOptions> ClientOptions();
@@ -248,7 +251,6 @@ class Cli {
   // this process's rebuild, so only with --data (0: the engine's default).
   uint64_t rebuild_memory_rows_ = 0;
   std::vector<CLI::Option*> rebuild_memory_options_;
-  int RefuseRebuildBoundWithoutData();
   std::vector<std::string> args_;  // argv after the program name, for PlainParseError
   std::string post_file_;
   std::string as_of_;
@@ -596,7 +598,7 @@ int Cli::Run(int argc, char** argv) {
   try {
     app_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // --help and --version end the parse as "errors" that succeed.
+    // --help ends the parse as an "error" that succeeds.
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
       app_.exit(e);
       return kExitOk;
@@ -920,7 +922,7 @@ int Cli::RunLiabilityCommand() {
   if (from_ns > to_ns) {
     return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));
   }
-  if (int refused = RefuseRebuildBoundWithoutData(); refused != 0) return refused;
+  if (RefusedRebuildBound()) return kExitUsage;
   return WithReader([&](Reader& r) {
     return RunLiability(r, Out(), read_.program, from_ns, to_ns, as_of_ns);
   }, true);
@@ -933,7 +935,7 @@ int Cli::RunAuditVerifyCommand() {
     if (!parsed.ok()) return ReportError(Out(), parsed.status());
     expect = *parsed;
   }
-  if (int refused = RefuseRebuildBoundWithoutData(); refused != 0) return refused;
+  if (RefusedRebuildBound()) return kExitUsage;
   return WithReader([&](Reader& r) { return RunAuditVerify(r, Out(), expect); }, true);
 }
 
@@ -951,15 +953,16 @@ void Cli::AddRebuildMemoryOption(CLI::App* command) {
 // Through the server, the rebuild runs there, bounded by its config
 // (`rebuild_memory_rows`): a read-scope key does not get to size the
 // server's memory.
-int Cli::RefuseRebuildBoundWithoutData() {
-  if (!g_.data.empty()) return 0;
+bool Cli::RefusedRebuildBound() {
+  if (!g_.data.empty()) return false;
   for (const CLI::Option* option : rebuild_memory_options_) {
     if (option->count() == 0) continue;
-    return ReportError(Out(), absl::InvalidArgumentError(
-                                  "--memory-rows bounds a rebuild in this process, so it needs --data DIR; "
-                                  "through the server, its config key rebuild_memory_rows does (docs/operations.md)"));
+    ReportError(Out(), absl::InvalidArgumentError(
+                           "--memory-rows bounds a rebuild in this process, so it needs --data DIR; "
+                           "through the server, its config key rebuild_memory_rows does (docs/operations.md)"));
+    return true;
   }
-  return 0;
+  return false;
 }
 
 // Set by SIGINT/SIGTERM during `load`. A lock-free atomic is safe to store
