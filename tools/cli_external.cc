@@ -29,6 +29,7 @@
 #include "ledger/limits.h"
 #include "ledger/status.h"
 #include "nlohmann/json.hpp"
+#include "tools/cli_csv.h"
 #include "tools/cli_finance.h"
 #include "tools/cli_format.h"
 #include "tools/cli_progress.h"
@@ -256,71 +257,6 @@ int64_t LastInstantOf(std::string_view text, int64_t ns) {
   return ns > std::numeric_limits<int64_t>::max() - (span - 1) ? std::numeric_limits<int64_t>::max()
                                                                : ns + (span - 1);
 }
-
-// RFC 4180 records from a stream: quoted fields may hold commas, quotes
-// ("" inside quotes) and line breaks. Tracks line numbers for messages.
-class CsvReader {
- public:
-  explicit CsvReader(std::istream& in) : in_(in) {}
-
-  // False at the end of input. *line is the line the record starts on.
-  absl::StatusOr<bool> Next(std::vector<std::string>* fields, uint64_t* line) {
-    fields->clear();
-    if (line_ == 0) SkipByteOrderMark();
-    int c = in_.get();
-    if (c == EOF) return false;
-    *line = ++line_;
-    std::string field;
-    bool quoted = false, was_quoted = false;
-    for (;; c = in_.get()) {
-      if (quoted) {
-        if (c == EOF) return absl::InvalidArgumentError(StrCat("--csv line ", *line, ": unterminated quoted field"));
-        if (c == '"') {
-          if (in_.peek() == '"') {
-            in_.get();
-            field.push_back('"');
-          } else {
-            quoted = false;
-          }
-        } else {
-          if (c == '\n') ++line_;
-          field.push_back(static_cast<char>(c));
-        }
-        continue;
-      }
-      if (c == '"' && field.empty() && !was_quoted) {
-        quoted = was_quoted = true;
-        continue;
-      }
-      if (c == ',' || c == '\n' || c == EOF) {
-        fields->push_back(std::move(field));
-        field.clear();
-        was_quoted = false;
-        if (c != ',') return true;
-        continue;
-      }
-      if (c == '\r' && in_.peek() == '\n') continue;
-      if (was_quoted) {
-        return absl::InvalidArgumentError(StrCat("--csv line ", line_, ": text after a closing quote"));
-      }
-      field.push_back(static_cast<char>(c));
-    }
-  }
-
- private:
-  // A UTF-8 byte-order mark (spreadsheets write one) is not part of the
-  // first field: left in it, it kept a quoted header field from being read
-  // as quoted. Read byte by byte, so a pipe works too (no seeking back).
-  void SkipByteOrderMark() {
-    for (const int want : {0xEF, 0xBB, 0xBF}) {
-      if (in_.peek() != want) return;  // not a BOM: the header check says what is wrong
-      in_.get();
-    }
-  }
-
-  std::istream& in_;
-  uint64_t line_ = 0;
-};
 
 bool ParseInt(std::string_view s, int64_t* out) {
   if (s.empty()) return false;

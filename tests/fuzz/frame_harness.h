@@ -23,11 +23,8 @@
 #ifndef POINTLEDGER_TESTS_FUZZ_FRAME_HARNESS_H_
 #define POINTLEDGER_TESTS_FUZZ_FRAME_HARNESS_H_
 
-#include <signal.h>
 #include <stdlib.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -46,6 +43,7 @@
 #include "net/limits.h"
 #include "net/service.h"
 #include "net/wire.h"
+#include "tests/fuzz/scratch_dir.h"
 
 namespace pointledger::fuzz {
 
@@ -88,7 +86,7 @@ class FrameHarness {
     ledger::Auth read;
     read.scopes = ledger::kScopeRead;
     config_.keys.push_back(Key("read", kReadKey, read));
-    dir_ = MakeDir();
+    dir_ = NewScratchDir();
     Reset();
   }
 
@@ -133,27 +131,6 @@ class FrameHarness {
     k.sha256 = net::Sha256(key);
     k.auth = std::move(auth);
     return k;
-  }
-
-  // A fresh directory, /dev/shm/pl_fuzz.<pid>.<n>; first removes those of
-  // processes that are gone (a crashed fuzzer cannot clean up after itself).
-  static std::string MakeDir() {
-    std::error_code ec;
-    std::filesystem::path parent = "/dev/shm";
-    if (!std::filesystem::is_directory(parent, ec) || ::access("/dev/shm", W_OK) != 0) {
-      parent = std::filesystem::temp_directory_path();
-    }
-    for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (!name.starts_with("pl_fuzz.")) continue;
-      const long pid = std::strtol(name.c_str() + 8, nullptr, 10);
-      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-        std::filesystem::remove_all(entry.path(), ec);
-      }
-    }
-    static int count = 0;
-    return (parent / ("pl_fuzz." + std::to_string(::getpid()) + "." + std::to_string(count++)))
-        .string();
   }
 
   void Close() {
