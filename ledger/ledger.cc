@@ -179,7 +179,7 @@ absl::StatusOr<ChainHead> ReplayLog(View& view, Clock* clock, uint64_t from_seq,
     }
     std::memcpy(rec.hash.data(), value.data(), 32);
     const uint64_t checked = view.effects_checked();
-    PL_RETURN_IF_ERROR(applier.Replay(rec));
+    PL_RETURN_IF_ERROR(applier.Replay(rec, value));
     if (has_effects && effects_seq() <= seq) {
       if (effects_seq() < seq || view.effects_checked() == checked) return unwritten(effects_seq());
       PL_ASSIGN_OR_RETURN(has_effects, effects.Next());

@@ -39,9 +39,14 @@ inline constexpr uint32_t kHoldTimeoutSecondsMax = 30 * 24 * 3600;
 inline constexpr int64_t kNanosPerSecond = 1'000'000'000;
 inline constexpr int64_t kNanosPerDay = 86'400 * kNanosPerSecond;
 
-// Expiry and lock arithmetic must not overflow int64 nanoseconds for any
-// timestamp before 2200 (7.3e18 ns).
+// The latest time a transaction is recorded at (2116-02-20T23:53:38Z): up
+// to it, the expiry and lock arithmetic cannot overflow int64 nanoseconds.
+// No clock gets there; a stored record past it is damage (Applier::Replay).
+inline constexpr int64_t kTimestampMax = int64_t{1} << 62;
 static_assert(int64_t{kExpiryDaysMax} * kNanosPerDay < (int64_t{1} << 62));
+static_assert((int64_t{kExpiryDaysMax} + kLockDaysMax) * kNanosPerDay +
+                  int64_t{kHoldTimeoutSecondsMax} * kNanosPerSecond <
+              INT64_MAX - kTimestampMax);
 
 // A stored transaction record: the largest wire strings plus fixed fields
 // and up to 3 postings must fit comfortably in one LMDB overflow-free value.

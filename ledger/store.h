@@ -73,9 +73,11 @@ class Applier {
   void set_log_bytes_limit(uint64_t limit) { log_bytes_limit_ = limit; }
 
   // Re-applies the next stored transaction (recovery and private
-  // snapshots). DataLoss if its outcome or hash differ from the record.
-  // REQUIRES: the view is replaying.
-  absl::Status Replay(const TxRecord& rec);
+  // snapshots): `rec` decoded from `stored`, its log value (hash ‖
+  // record). DataLoss if the stored record does not hash to its hash
+  // (checked first), or its outcome or hash differ from the replay's.
+  // REQUIRES: the view is replaying; stored.size() >= 32.
+  absl::Status Replay(const TxRecord& rec, std::string_view stored);
 
   const ChainHead& head() const { return head_; }
   uint64_t recorded_count() const { return recorded_; }

@@ -25,6 +25,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/tools/subprocess.h"
 #include "tests/tools/test_util.h"
+#include "tools/cli_csv.h"
 #include "tools/cli_time.h"
 
 namespace pointledger::tools {
@@ -929,6 +930,14 @@ TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
       // 4e19 does not fit 64 bits: refused, not wrapped around to another number.
       {"order_ref,kind,points\no-0,earn,40000000000000000000\n", "line 2: points '40000000000000000000'"},
       {"order_ref,kind,points\no-0,earn,18446744073709551621\n", "line 2: points '18446744073709551621'"},
+      // No ledger member is that long, and a row holds its member: refused as a long
+      // order_ref is. One over 1 MiB did not read back from a sort run, and its row
+      // went missing_in_file when the file spilled (session 24).
+      {StrCat("order_ref,kind,points,member\no-0,earn,5,", std::string(257, 'm'), "\n"),
+       "line 2: member is too long"},
+      // Nor is a record read whole, however long (tools/cli_csv.h).
+      {StrCat("order_ref,kind,points\n\"", std::string(kCsvRecordBytesMax, 'x'), "\n"),
+       "--csv line 2: a record of more than"},
   };
   int n = 0;
   for (const Case& c : cases) {
