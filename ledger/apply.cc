@@ -331,7 +331,11 @@ absl::Status Applier::Replay(const TxRecord& rec, std::string_view stored) {
   // (Precheck) before it was decided, and times only go forward
   // (NextTimestamp), up to kTimestampMax. The engine's arithmetic relies
   // on both: a lock of 184 million days, and a time near the end of int64,
-  // overflowed.
+  // overflowed. These are today's checks applied to records of every
+  // format: they have not changed since the first. One that tightens must
+  // apply only to records of the format that brings it (rules_), or a
+  // ledger recorded before it would no longer open (docs/storage.md,
+  // "Compatibility").
   if (CheckFields(rec.tx) != Code::kOk || CheckAmounts(rec.tx) != Code::kOk) {
     return absl::DataLossError(
         StrCat("replay: seq ", rec.seq, " holds a transaction with a field out of range"));
