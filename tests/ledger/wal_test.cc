@@ -1259,6 +1259,23 @@ void RewriteLogValue(const std::vector<fs::path>& segments, uint64_t seq,
   FAIL() << "no log entry " << seq << " in the write-ahead log";
 }
 
+// Changes log entry 2's record with `change` and stores it with the hash
+// the chain gives it (after entry 1's): a forgery only the replay's own
+// checks can catch, since the hashes match.
+void ForgeRecordTwo(const std::vector<fs::path>& segments, const std::function<void(TxRecord*)>& change) {
+  std::string prev_hash;
+  RewriteLogValue(segments, 1, [&](std::string* value) { prev_hash = value->substr(0, 32); });
+  RewriteLogValue(segments, 2, [&](std::string* value) {
+    TxRecord rec;
+    ASSERT_TRUE(DecodeRecord(std::string_view(*value).substr(32), &rec));
+    change(&rec);
+    std::string record;
+    EncodeRecord(rec, &record);
+    const Digest hash = Sha256({prev_hash, record});
+    *value = std::string(reinterpret_cast<const char*>(hash.data()), hash.size()) + record;
+  });
+}
+
 // Found by the wal fuzz target (session 24): a record whose postings
 // changed under its hash (the replay compared its own record's hash with
 // the stored one, which vouches only for the fields the replay reads)
@@ -1289,17 +1306,7 @@ TEST_F(WalTest, ARecordWithAFieldOutOfRangeIsDataLossAtOpen) {
   ProgramCreate();
   EarnBatches(1, 1, 1);  // seq 2
   ledger_.reset();
-  std::string prev_hash;
-  RewriteLogValue(Segments(), 1, [&](std::string* value) { prev_hash = value->substr(0, 32); });
-  RewriteLogValue(Segments(), 2, [&](std::string* value) {
-    TxRecord rec;
-    ASSERT_TRUE(DecodeRecord(std::string_view(*value).substr(32), &rec));
-    rec.tx.lock_days = 184'549'375;
-    std::string record;
-    EncodeRecord(rec, &record);
-    const Digest hash = Sha256({prev_hash, record});
-    *value = std::string(reinterpret_cast<const char*>(hash.data()), hash.size()) + record;
-  });
+  ForgeRecordTwo(Segments(), [](TxRecord* rec) { rec->tx.lock_days = 184'549'375; });
   const absl::Status opened = Open();
   EXPECT_TRUE(absl::IsDataLoss(opened)) << opened;
   EXPECT_NE(std::string(opened.message()).find("seq 2 holds a transaction with a field out of range"),
@@ -1315,17 +1322,7 @@ TEST_F(WalTest, ARecordTimedOutOfOrderOrPastTheLatestTimeIsDataLossAtOpen) {
     ProgramCreate();
     EarnBatches(1, 1, 1);  // seq 2
     ledger_.reset();
-    std::string prev_hash;
-    RewriteLogValue(Segments(), 1, [&](std::string* value) { prev_hash = value->substr(0, 32); });
-    RewriteLogValue(Segments(), 2, [&](std::string* value) {
-      TxRecord rec;
-      ASSERT_TRUE(DecodeRecord(std::string_view(*value).substr(32), &rec));
-      rec.timestamp_ns = when;
-      std::string record;
-      EncodeRecord(rec, &record);
-      const Digest hash = Sha256({prev_hash, record});
-      *value = std::string(reinterpret_cast<const char*>(hash.data()), hash.size()) + record;
-    });
+    ForgeRecordTwo(Segments(), [&](TxRecord* rec) { rec->timestamp_ns = when; });
     const absl::Status opened = Open();
     EXPECT_TRUE(absl::IsDataLoss(opened)) << when << ": " << opened;
     EXPECT_NE(std::string(opened.message()).find("seq 2 is timed at"), std::string::npos) << opened;
