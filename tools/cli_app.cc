@@ -1052,8 +1052,17 @@ int Cli::RunLoadCommand() {
 
 int RunCli(int argc, char** argv) {
   Cli cli;
-  const int rc = cli.Run(argc, argv);
-  std::fflush(stdout);
+  int rc = cli.Run(argc, argv);
+  // Output that did not reach its file (a full disk) must not pass for
+  // success: an export or a report cut short would look whole, exit 0.
+  // Most output sits in stdout's buffer until here, so this is where
+  // the error shows.
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "error: writing the output failed: %s\n",
+                 errno != 0 ? std::strerror(errno) : "an earlier write failed");
+    rc = kExitUsage;
+  }
   return rc;
 }
 

@@ -27,7 +27,10 @@ struct Globals {
 // be read; "" when there is no key at all (the server will then refuse).
 absl::StatusOr<std::string> ResolveKey(const Globals& g);
 
-// Parses argv and runs the command. Returns the process exit code (0, 1, 2).
+// Parses argv and runs the command. Returns the process exit code (0, 1, 2);
+// 2 also when stdout could not be written (a full disk), whatever the
+// command's outcome: a transaction posted is then on the ledger, and the
+// same command again answers it as a duplicate.
 // CLI11 reports parse errors by throwing; this function is the one place
 // that catches them (STYLE.md: our own code throws nothing).
 int RunCli(int argc, char** argv);

@@ -331,12 +331,13 @@ int RunAuditExport(Reader& reader, const Output& o, uint64_t from_seq, uint64_t 
       }());
     }
     bar.Update("export", page->next_seq - from_seq, end >= from_seq ? end - from_seq + 1 : 0);
+    // A full disk: no use reading the rest of a long ledger.
+    if (std::ferror(o.out)) break;
     if (page->next_seq > end || page->next_seq > page->head_seq || page->records.empty()) break;
     next = page->next_seq;
   }
-  if (std::ferror(o.out)) {
-    return ReportError(o, absl::UnavailableError("writing the export failed (disk full? pipe closed?)"));
-  }
+  // A write that failed is reported, exit 2, by RunCli once the rest of
+  // the output is flushed (cli_app.cc).
   return kExitOk;
 }
 

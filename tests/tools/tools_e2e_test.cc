@@ -99,6 +99,37 @@ class CliE2E : public ::testing::Test {
 TempDir* CliE2E::dir_ = nullptr;
 ServerProcess* CliE2E::server_ = nullptr;
 
+// Output that cannot be written (stdout on a full disk: /dev/full) is exit
+// 2 with the reason, never a success: an export or a report cut short
+// would look whole. A transaction posted meanwhile is on the ledger, and
+// the same command again answers it as a duplicate.
+TEST_F(CliE2E, OutputThatCannotBeWrittenIsExitTwo) {
+  const auto to_full = [&](const std::string& args) {
+    const std::string command = StrCat("exec ", BinPath("pointledger"), " ", args, " --server ",
+                                       server_->address(), " --key-file ", server_->key_file(), " >/dev/full");
+    return RunProcess({"/bin/sh", "-c", command}, dir_->path());
+  };
+  ExpectOk(Post({"program", "create", "fullout", "--currency", "USD", "--point-value-micros", "5000",
+                 "--expiry-days", "365", "--id", "fullout-v1"}),
+           "fullout-v1");
+  const RunResult earn = to_full("earn --program fullout --member ann --points 7 --id fullout-e1 --json");
+  EXPECT_EQ(earn.exit_code, 2) << earn.err;
+  EXPECT_NE(earn.err.find("error: writing the output failed: No space left on device"), std::string::npos)
+      << earn.err;
+  const json again = Post({"earn", "--program", "fullout", "--member", "ann", "--points", "7", "--id", "fullout-e1"});
+  EXPECT_EQ(again["status"], "ok");
+  EXPECT_EQ(again["duplicate"], true);
+  for (const char* read : {"balance --program fullout --member ann", "audit export --format jsonl",
+                                  "audit export --format csv", "audit head --json",
+                                  "reconcile trial-balance"}) {
+    const RunResult r = to_full(read);
+    EXPECT_EQ(r.exit_code, 2) << read << ": " << r.err;
+    EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << read << ": " << r.err;
+  }
+  // The same reads to a file that takes them pass.
+  EXPECT_EQ(Cli({"audit", "export", "--format", "jsonl"}).exit_code, 0);
+}
+
 TEST_F(CliE2E, EveryCommandWithJson) {
   ExpectOk(Post({"program", "create", "acme", "--currency", "USD", "--point-value-micros", "5000",
                  "--expiry-days", "365", "--id", "acme-v1"}),
