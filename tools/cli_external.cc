@@ -429,6 +429,11 @@ class Matcher {
 }  // namespace
 
 int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions& options) {
+  // A directory opens as a stream and reads as an empty file: say what it is.
+  std::error_code ec;
+  if (std::filesystem::is_directory(options.csv_path, ec)) {
+    return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, " is a directory, not a file")));
+  }
   std::ifstream in(options.csv_path, std::ios::binary);
   if (!in) {
     return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, ": cannot read it (",

@@ -953,6 +953,10 @@ TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
   RunResult missing = Cli({"reconcile", "external", "--program", "shop", "--csv", dir_.path() + "/nope.csv"});
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.err.find("nope.csv"), std::string::npos) << missing.err;
+  // A directory opened and read as an empty file ("the file is empty").
+  RunResult directory = Cli({"reconcile", "external", "--program", "shop", "--csv", dir_.path()});
+  EXPECT_EQ(directory.exit_code, 2);
+  EXPECT_NE(directory.err.find("is a directory, not a file"), std::string::npos) << directory.err;
 }
 
 TEST_F(ExternalE2E, UnknownProgramIsExitOne) {
