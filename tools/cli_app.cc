@@ -210,7 +210,7 @@ class Cli {
   // is refused).
   bool RefusedRebuildBound();
 
-  Output Out() const { return Output{stdout, stderr, g_.json}; }
+  Output Out() const { return Output{stdout, stderr, g_.json, UsageHint()}; }
   absl::StatusOr<net::ClientOptions> ClientOptions();
   // Connects; on failure prints why and sets *exit_code.
   std::unique_ptr<net::Client> Connect(int* exit_code);
@@ -223,6 +223,9 @@ class Cli {
   // "pointledger earn", "pointledger reconcile liability": the command the
   // parse got to (just "pointledger" before one), and its App.
   std::string ParsedCommandPath(const CLI::App** command) const;
+  // "Run `pointledger CMD --help` for its options." (or "the commands",
+  // for a group): the line under every usage error.
+  std::string UsageHint() const;
   // long_running: reports that scan the whole ledger wait for the server
   // far longer than a point read.
   int WithReader(const std::function<int(Reader&)>& fn, bool long_running = false);
@@ -607,10 +610,7 @@ int Cli::Run(int argc, char** argv) {
     // Run with --help for more information.", was a second one), with the
     // help that has the command's options.
     const std::optional<std::string> message = PlainParseError(e);
-    const CLI::App* command = nullptr;
-    const std::string path = ParsedCommandPath(&command);
-    std::fprintf(stderr, "error: %s\nRun `%s --help` for %s.\n", message ? message->c_str() : e.what(),
-                 path.c_str(), command->get_subcommands({}).empty() ? "its options" : "the commands");
+    std::fprintf(stderr, "error: %s\n%s\n", message ? message->c_str() : e.what(), UsageHint().c_str());
     return kExitUsage;
   }
   for (auto& [app, run] : commands_) {
@@ -618,6 +618,13 @@ int Cli::Run(int argc, char** argv) {
   }
   std::fprintf(stderr, "error: no command given\n%s", app_.help().c_str());
   return kExitUsage;
+}
+
+std::string Cli::UsageHint() const {
+  const CLI::App* command = nullptr;
+  const std::string path = ParsedCommandPath(&command);
+  return StrCat("Run `", path, " --help` for ",
+                command->get_subcommands({}).empty() ? "its options" : "the commands", ".");
 }
 
 std::string Cli::ParsedCommandPath(const CLI::App** command) const {

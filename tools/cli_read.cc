@@ -99,6 +99,7 @@ int ReportError(const Output& o, const absl::Status& status, std::string_view hi
     hint = "The API key lacks the scope (read; admin for expire) or the program this needs: "
            "use another key, or see docs/operations.md, \"API keys\".";
   }
+  if (hint.empty() && absl::IsInvalidArgument(status)) hint = o.usage_hint;
   if (!hint.empty()) std::fprintf(o.err, "%s\n", std::string(hint).c_str());
   return kExitUsage;
 }

@@ -59,6 +59,9 @@ struct Output {
   std::FILE* out = stdout;
   std::FILE* err = stderr;
   bool json = false;
+  // Printed under an InvalidArgument error (a flag's value, a file's
+  // line): where the command's options are described. Empty: none.
+  std::string usage_hint;
 };
 
 // Each returns the exit code (cli_format.h). A read failure (connection,
@@ -73,7 +76,9 @@ int RunAuditHead(Reader& reader, const Output& o);
 int RunSettleStatement(Reader& reader, const Output& o, const std::string& program,
                        const std::string& partner, int64_t from_ns, int64_t to_ns);
 
-// Prints "error: <message>" (and a hint line if not empty) on o.err; returns kExitUsage.
+// Prints "error: <message>" and a hint line on o.err: `hint`, or, when
+// that is empty and the status is InvalidArgument (a usage error),
+// o.usage_hint. Returns kExitUsage.
 int ReportError(const Output& o, const absl::Status& status, std::string_view hint = "");
 
 }  // namespace pointledger::tools

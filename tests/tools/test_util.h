@@ -54,7 +54,7 @@ class Captured {
   Captured(const Captured&) = delete;
   Captured& operator=(const Captured&) = delete;
 
-  Output output(bool json) { return Output{out_, err_, json}; }
+  Output output(bool json) { return Output{out_, err_, json, ""}; }
   std::string out() {
     std::fflush(out_);
     return std::string(out_buf_, out_size_);
