@@ -281,10 +281,10 @@ int RunPostFile(net::Client& client, const Output& o, const std::string& path,
                               "as a duplicate."));
   }
   if (!o.json) {
-    std::fprintf(o.err, "%llu transactions: %llu ok (%llu duplicates), %llu rejected\n",
-                 static_cast<unsigned long long>(printer.answered()),
+    std::fprintf(o.err, "%llu transaction%s: %llu ok (%llu duplicate%s), %llu rejected\n",
+                 static_cast<unsigned long long>(printer.answered()), printer.answered() == 1 ? "" : "s",
                  static_cast<unsigned long long>(printer.answered() - printer.rejected()),
-                 static_cast<unsigned long long>(printer.duplicates()),
+                 static_cast<unsigned long long>(printer.duplicates()), printer.duplicates() == 1 ? "" : "s",
                  static_cast<unsigned long long>(printer.rejected()));
   }
   return printer.rejected() == 0 ? kExitOk : kExitRejected;

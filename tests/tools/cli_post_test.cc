@@ -196,6 +196,14 @@ TEST_F(CliPost, PostsAFileInBatchesAndPrintsResultsInOrder) {
   EXPECT_NE(again.err().find("24 transactions: 22 ok (22 duplicates), 2 rejected"), std::string::npos)
       << again.err();
   EXPECT_EQ(Available("alice"), 50u);
+
+  // One line: one transaction, one duplicate.
+  const std::string one =
+      WriteFile(R"({"kind":"earn","id":"e0","program":"acme","member":"alice","points":10})" "\n");
+  Captured single;
+  EXPECT_EQ(RunPostFile(*client_, single.output(false), one, nullptr, options), kExitOk);
+  EXPECT_NE(single.err().find("1 transaction: 1 ok (1 duplicate), 0 rejected"), std::string::npos)
+      << single.err();
 }
 
 // When sending stops early (a connection lost), the answers to the batches
