@@ -6,8 +6,10 @@
 //   pointledgerd: listening on 127.0.0.1:7600, data ./var, admin key in ./var/admin.key
 // (tests and scripts wait for "listening on"; with --listen HOST:0 it names
 // the port actually bound). SIGINT/SIGTERM stop it gracefully.
+#include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -19,6 +21,7 @@
 #include "ledger/ledger.h"
 #include "ledger/status.h"
 #include "net/config.h"
+#include "net/limits.h"
 #include "net/log.h"
 #include "net/server.h"
 
@@ -48,8 +51,38 @@ absl::StatusOr<net::ServerConfig> BuildConfig(const Flags& flags) {
   return config;
 }
 
+// Descriptors besides connections: the two LMDB environments, write-ahead
+// log segments, the listening and metrics sockets, an audit's scratch
+// files, TLS files, with room to spare.
+constexpr uint64_t kFdsBesideConnections = 256;
+
+// Raises the soft limit on open files to what connections_max needs (a
+// served connection and each one being refused hold a descriptor), as far
+// as the hard limit allows. Debian's soft limit is 1,024, which the default
+// connections_max alone reaches: past it, accept fails (EMFILE) and new
+// connections wait in the backlog. Says so when the hard limit is lower.
+void RaiseOpenFileLimit(const net::ServerConfig& config) {
+  const uint64_t needed =
+      config.limits.connections_max + net::kRefusedConnectionsMax + kFdsBesideConnections;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= needed) return;
+  const rlim_t raised = limit.rlim_max == RLIM_INFINITY ? needed : std::min<rlim_t>(needed, limit.rlim_max);
+  if (raised > limit.rlim_cur) {
+    rlimit wanted = limit;
+    wanted.rlim_cur = raised;
+    if (::setrlimit(RLIMIT_NOFILE, &wanted) == 0) limit = wanted;
+  }
+  if (limit.rlim_cur < needed) {
+    net::LogLine(StrCat("warning: connections_max ", config.limits.connections_max, " needs about ", needed,
+                        " open files, and RLIMIT_NOFILE allows ", limit.rlim_cur,
+                        ": connections past that wait in the backlog (raise the hard limit: "
+                        "ulimit -Hn, or LimitNOFILE= under systemd)"));
+  }
+}
+
 absl::Status Serve(const Flags& flags) {
   PL_ASSIGN_OR_RETURN(net::ServerConfig config, BuildConfig(flags));
+  RaiseOpenFileLimit(config);
   PL_RETURN_IF_ERROR(net::Server::ProbeListen(config));  // before the data directory is made
   PL_ASSIGN_OR_RETURN(std::unique_ptr<ledger::Ledger> ledger,
                       ledger::Ledger::Open({.dir = config.data_dir,

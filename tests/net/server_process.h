@@ -66,9 +66,18 @@ class ServerProcess {
   static std::unique_ptr<ServerProcess> Start(const std::string& data_dir,
                                               const std::vector<std::string>& args = {},
                                               std::string* log = nullptr) {
+    return StartUnder({}, data_dir, args, log);
+  }
+  // The same, run by `prefix` (a wrapper that execs its arguments, e.g.
+  // {"/bin/sh", "-c", "ulimit -n 300 && exec \"$0\" \"$@\""}).
+  static std::unique_ptr<ServerProcess> StartUnder(const std::vector<std::string>& prefix,
+                                                   const std::string& data_dir,
+                                                   const std::vector<std::string>& args = {},
+                                                   std::string* log = nullptr) {
     std::unique_ptr<ServerProcess> p(new ServerProcess());
-    std::vector<std::string> argv = {std::string(PL_BIN_DIR) + "/pointledgerd", "--data",
-                                     data_dir, "--listen", "127.0.0.1:0"};
+    std::vector<std::string> argv = prefix;
+    argv.insert(argv.end(), {std::string(PL_BIN_DIR) + "/pointledgerd", "--data", data_dir, "--listen",
+                             "127.0.0.1:0"});
     argv.insert(argv.end(), args.begin(), args.end());
     if (!p->Spawn(argv)) return nullptr;
     const bool ready = p->WaitForLog("listening on ", std::chrono::seconds(20));

@@ -3,6 +3,7 @@
 // group commit, limits, the sweep and a graceful stop.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -259,6 +261,54 @@ TEST(Server, PipelinedBigReadsTakeTurnsWithOtherConnections) {
 // request it has read, if it ends within the stop's grace (kShutdownGraceMs,
 // 10 s): the audit's answer arrives, then the server exits 0. The ledger is
 // small enough for that under a sanitizer too.
+// The soft "Max open files" of /proc/PID/limits; 0 if unreadable.
+uint64_t SoftOpenFileLimit(pid_t pid) {
+  std::ifstream in(StrCat("/proc/", pid, "/limits"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("Max open files")) return std::strtoull(line.c_str() + 26, nullptr, 10);
+  }
+  return 0;
+}
+
+// Debian's soft limit on open files (1,024) is what the default
+// connections_max alone takes: the server raises it to what its
+// connections_max needs (served and refused connections, plus 256 of its
+// own), as far as the hard limit goes, and says so at start when that is
+// too low; then it serves anyway.
+TEST(Server, TheOpenFileLimitIsRaisedForConnectionsMax) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"), "[limits]\nconnections_max = 500\n");
+  const std::vector<std::string> args = {"--config", dir.Sub("config.toml")};
+  const uint64_t needed = 500 + kRefusedConnectionsMax + 256;
+  rlimit own{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &own), 0);
+  if (own.rlim_max != RLIM_INFINITY && own.rlim_max < needed) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << needed;
+  {
+    std::string log;
+    std::unique_ptr<ServerProcess> server =
+        ServerProcess::StartUnder({"/bin/sh", "-c", "ulimit -Sn 200 && exec \"$0\" \"$@\""}, dir.Sub("data"), args, &log);
+    ASSERT_NE(server, nullptr);
+    EXPECT_EQ(SoftOpenFileLimit(server->pid()), needed);
+    EXPECT_EQ(log.find("RLIMIT_NOFILE"), std::string::npos) << log;
+    EXPECT_EQ(server->Stop(), 0);
+  }
+  {
+    std::string log;
+    std::unique_ptr<ServerProcess> server =
+        ServerProcess::StartUnder({"/bin/sh", "-c", "ulimit -n 300 && exec \"$0\" \"$@\""}, dir.Sub("data"), args, &log);
+    ASSERT_NE(server, nullptr);
+    EXPECT_NE(log.find(StrCat("warning: connections_max 500 needs about ", needed,
+                              " open files, and RLIMIT_NOFILE allows 300")),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(SoftOpenFileLimit(server->pid()), 300u);
+    absl::StatusOr<std::unique_ptr<Client>> client = server->Connect(server->admin_key());  // it serves
+    ASSERT_TRUE(client.ok()) << client.status();
+    EXPECT_TRUE((*client)->GetHead().ok());
+    EXPECT_EQ(server->Stop(), 0);
+  }
+}
+
 TEST(Server, SigtermAnswersAReportInFlight) {
   TempDir dir;
   auto server = ServerProcess::Start(dir.Sub("data"));
