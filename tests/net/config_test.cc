@@ -1,9 +1,15 @@
-// The config file, keys and listen policy (no server needed).
+// The config file, keys and listen policy (no server needed), and the
+// shipped example config and systemd unit (tools/pointledgerd.*).
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 #include "gtest/gtest.h"
 #include "ledger/ledger.h"
 #include "ledger/limits.h"
 #include "net/config.h"
 #include "net/limits.h"
+#include "tests/net/server_process.h"
 
 namespace pointledger::net {
 namespace {
@@ -219,6 +225,68 @@ TEST(Config, FindKeyComparesTheWholeDigest) {
   EXPECT_EQ(FindKey(keys, "secret"), nullptr);
   keys[0].sha256[31] ^= 1;
   EXPECT_EQ(FindKey(keys, "secret"), &keys[0]);
+}
+
+std::string ReadSourceFile(const std::string& relative) {
+  std::ifstream in(StrCat(PL_SOURCE_DIR, "/", relative));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The example a service install starts from loads as it is, passes the
+// start policy, and the unit's LimitNOFILE covers its connections_max
+// (served, refused, and the server's own descriptors).
+TEST(Config, TheShippedExampleLoadsAndTheUnitLeavesItRoom) {
+  absl::StatusOr<ServerConfig> c = LoadConfigFile(StrCat(PL_SOURCE_DIR, "/tools/pointledgerd.toml"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_dir, "/var/lib/pointledger");
+  EXPECT_EQ(c->listen, "127.0.0.1:7600");
+  ASSERT_EQ(c->keys.size(), 1u);
+  EXPECT_TRUE(CheckStartPolicy(*c).ok()) << CheckStartPolicy(*c);
+  const std::string unit = ReadSourceFile("tools/pointledgerd.service");
+  const size_t at = unit.find("\nLimitNOFILE=");
+  ASSERT_NE(at, std::string::npos) << unit;
+  const uint64_t nofile = std::strtoull(unit.c_str() + at + 13, nullptr, 10);
+  EXPECT_GE(nofile, c->limits.connections_max + kRefusedConnectionsMax + 256);
+  EXPECT_NE(unit.find("ExecStart=/usr/local/bin/pointledgerd --config /etc/pointledger/pointledgerd.toml\n"),
+            std::string::npos);
+  EXPECT_NE(unit.find("StateDirectory=pointledger\n"), std::string::npos);
+}
+
+// systemd reads the unit without a warning (an unknown or misspelt key is
+// only a warning at start, so it is looked for here), with ExecStart
+// pointed at the built server. Skipped where systemd-analyze is missing
+// or cannot verify even a minimal unit.
+TEST(Config, TheShippedServiceUnitVerifies) {
+  if (std::system("command -v systemd-analyze > /dev/null 2>&1") != 0) GTEST_SKIP() << "no systemd-analyze";
+  testing::TempDir dir;
+  const auto verify = [&](const std::string& name, const std::string& text, std::string* out) {
+    const std::string path = dir.Sub(name);
+    std::ofstream(path) << text;
+    const std::string log = dir.Sub(name + ".log");
+    const int rc = std::system(StrCat("systemd-analyze verify ", path, " > ", log, " 2>&1").c_str());
+    std::ifstream in(log);
+    std::stringstream text_out;
+    text_out << in.rdbuf();
+    *out = text_out.str();
+    return rc;
+  };
+  std::string out;
+  if (verify("control.service", "[Service]\nExecStart=/bin/true\n", &out) != 0 || !out.empty()) {
+    GTEST_SKIP() << "systemd-analyze cannot verify here: " << out;
+  }
+  std::string unit = ReadSourceFile("tools/pointledgerd.service");
+  const std::string shipped = "ExecStart=/usr/local/bin/pointledgerd ";
+  const size_t at = unit.find(shipped);
+  ASSERT_NE(at, std::string::npos);
+  unit.replace(at, shipped.size(), StrCat("ExecStart=", PL_BIN_DIR, "/pointledgerd "));
+  EXPECT_EQ(verify("pointledgerd.service", unit, &out), 0) << out;
+  EXPECT_EQ(out, "");
+  // And the check can fail: a misspelt key is reported.
+  unit.replace(unit.find("RestartSec="), 11, "RestartSecs=");
+  verify("misspelt.service", unit, &out);
+  EXPECT_NE(out.find("Unknown key 'RestartSecs'"), std::string::npos) << out;
 }
 
 }  // namespace
