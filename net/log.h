@@ -5,16 +5,30 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace pointledger::net {
 
-// Writes "pointledgerd: <line>\n" with one write(2), so lines from several
-// threads never interleave.
+// Whether stderr is systemd's journal: JOURNAL_STREAM names its device and
+// inode ("DEV:INODE"), and the journal stamps each line itself.
+bool StderrIsJournal();
+
+// "2026-12-06T23:02:24.123Z " (UTC, milliseconds) for a Unix time in ns.
+std::string LogTimestamp(int64_t unix_ns);
+
+// The wall clock, in ns since the Unix epoch.
+int64_t LogNowNs();
+
+// Writes "<time> pointledgerd: <line>\n" with one write(2), so lines from
+// several threads never interleave. The time is left out when stderr is
+// the journal (since session 25; a log written to a file had no times).
 inline void LogLine(std::string_view line) {
+  static const bool stamp = !StderrIsJournal();
   std::string out;
-  out.reserve(line.size() + 16);
+  out.reserve(line.size() + 48);
+  if (stamp) out.append(LogTimestamp(LogNowNs()));
   out.append("pointledgerd: ");
   out.append(line);
   out.push_back('\n');

@@ -3,7 +3,7 @@
 //   pointledgerd --data DIR [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--config FILE]
 //
 // Prints one ready line on stderr once it accepts connections:
-//   pointledgerd: listening on 127.0.0.1:7600, data ./var, admin key in ./var/admin.key
+//   2026-12-06T23:03:51.640Z pointledgerd: listening on 127.0.0.1:7600, data ./var, admin key in ./var/admin.key
 // (tests and scripts wait for "listening on"; with --listen HOST:0 it names
 // the port actually bound). SIGINT/SIGTERM stop it gracefully.
 #include <sys/resource.h>

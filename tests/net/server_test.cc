@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -307,6 +308,28 @@ TEST(Server, TheOpenFileLimitIsRaisedForConnectionsMax) {
     EXPECT_TRUE((*client)->GetHead().ok());
     EXPECT_EQ(server->Stop(), 0);
   }
+}
+
+// Log lines start with the UTC time, for a log kept in a file; under
+// systemd's journal (JOURNAL_STREAM names stderr), which stamps lines
+// itself, they do not.
+TEST(Server, LogLinesStartWithTheTimeUnlessStderrIsTheJournal) {
+  const std::regex stamped(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z pointledgerd: listening on )");
+  TempDir dir;
+  std::string log;
+  {
+    std::unique_ptr<ServerProcess> server = ServerProcess::Start(dir.Sub("data"), {}, &log);
+    ASSERT_NE(server, nullptr);
+    EXPECT_TRUE(std::regex_search(log, stamped)) << log;
+    EXPECT_EQ(server->Stop(), 0);
+  }
+  std::unique_ptr<ServerProcess> journal = ServerProcess::StartUnder(
+      {"/bin/sh", "-c", "JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) && export JOURNAL_STREAM && "
+                        "exec \"$0\" \"$@\""},
+      dir.Sub("data"), {}, &log);
+  ASSERT_NE(journal, nullptr);
+  EXPECT_EQ(log.rfind("pointledgerd: listening on ", 0), 0u) << log;
+  EXPECT_EQ(journal->Stop(), 0);
 }
 
 TEST(Server, SigtermAnswersAReportInFlight) {
