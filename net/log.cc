@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
