@@ -37,7 +37,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 FUZZ_SECONDS ?= 60
 # Where `make run` serves (make run LISTEN=127.0.0.1:7601 when 7600 is taken).
 LISTEN ?= 127.0.0.1:7600
-FUZZ_TARGETS := frame post_line config csv wal
+FUZZ_TARGETS := frame post_line config csv wal state
 FUZZ_CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_FUZZ=ON \
 	-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1"
 # ThreadSanitizer: only the server and committer tests (tests/net, which run
