@@ -1,5 +1,7 @@
 #include "ledger/codec.h"
 
+#include "ledger/limits.h"
+
 namespace pointledger::ledger {
 
 namespace {
@@ -199,7 +201,15 @@ bool DecodeProgram(std::string_view bytes, ProgramRec* p) {
   p->expiry_days = r.U32();
   p->lock_days = r.U32();
   p->auto_open = r.U8() != 0;
-  return r.done();
+  // Every stored program passed CheckAmounts' bounds when it was created,
+  // and the engine's time arithmetic relies on them (ts + expiry_days
+  // days cannot overflow: limits.h). A row past them is damage, not a
+  // program: before, an earn under a programs row whose expiry_days had
+  // been changed overflowed int64 (undefined behaviour; found by the state
+  // fuzz target, session 25).
+  return r.done() && p->expiry_days <= kExpiryDaysMax &&
+         p->lock_days <= static_cast<uint32_t>(kLockDaysMax) &&
+         p->point_value_micros <= kPriceMicrosMax;
 }
 
 void EncodePieces(const std::vector<Piece>& pieces, std::string* out) {

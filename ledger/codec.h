@@ -176,6 +176,9 @@ struct ProgramRec {
   bool auto_open = true;
 };
 void EncodeProgram(const ProgramRec& p, std::string* out);
+// False for bytes that do not parse, or a program outside the bounds every
+// program_create is accepted with (expiry and lock days, point value:
+// limits.h), which the engine's time arithmetic relies on.
 bool DecodeProgram(std::string_view bytes, ProgramRec* p);
 
 // A piece of points with its expiry: what a hold reserves, what a redeem

@@ -1108,6 +1108,110 @@ TEST_F(AuditTest, AHoldPastItsMembersPendingPointsIsDataLossNotACrash) {
   ledger_.reset();
 }
 
+// A programs row whose expiry or lock days are past what any program_create
+// is accepted with (limits.h) is damage: every reader of it reports
+// DataLoss. Before, an earn under expiry_days 256,000,365 computed its
+// lot's expiry as ts + days * kNanosPerDay, which overflowed int64
+// (undefined behaviour; UBSan stopped there): found by the state fuzz
+// target (tests/fuzz/corpus/state/regress_program_expiry_days). A program
+// at the bounds is still one.
+TEST_F(AuditTest, AProgramPastItsBoundsIsDataLossNotAnOverflow) {
+  Workload();
+  ledger_.reset();
+  // ProgramRec: Str currency ("USD": U16 3, 3 bytes), U64 point_value_micros,
+  // U32 expiry_days at 13, U32 lock_days at 17, U8 auto_open.
+  auto set_u32 = [](std::string* v, size_t offset, uint32_t value) {
+    for (size_t i = 0; i < 4; ++i) (*v)[offset + i] = static_cast<char>((value >> (8 * i)) & 0xff);
+  };
+  // The audit names the program (before any transaction is decided by it:
+  // those would be named first, by the replay).
+  TamperLmdb(dir_ + "/state", "programs", "acme", [&](std::string* v) { set_u32(v, 13, 256'000'365); });
+  if (HasFatalFailure()) return;
+  OpenReadOnly();
+  const AuditReport r = MustAudit();
+  EXPECT_EQ(r.discrepancy_count, 1u) << DescribeAudit(r);
+  EXPECT_TRUE(HasFinding(r.discrepancies, "programs", "61636d65")) << DescribeAudit(r);
+
+  struct Case {
+    size_t offset;
+    uint32_t value;
+    bool ok;
+  };
+  // point_value_micros is a U64 at 5; 5,000 leaves its high half zero.
+  constexpr uint32_t kPriceMax = static_cast<uint32_t>(kPriceMicrosMax);
+  for (const Case& c : {Case{13, kExpiryDaysMax, true}, Case{17, kLockDaysMax, true},
+                        Case{5, kPriceMax, true}, Case{13, 256'000'365, false},
+                        Case{13, kExpiryDaysMax + 1, false}, Case{17, kLockDaysMax + 1, false},
+                        Case{5, kPriceMax + 1, false}}) {
+    SCOPED_TRACE(StrCat("the U32 at ", c.offset, " := ", c.value));
+    ledger_.reset();
+    TamperLmdb(dir_ + "/state", "programs", "acme", [&](std::string* v) {
+      ASSERT_EQ(v->size(), 22u);
+      set_u32(v, c.offset, c.value);
+    });
+    if (HasFatalFailure()) return;
+    Open();
+    std::vector<Result> results;
+    const absl::Status earned = ledger_->ApplyBatch(
+        std::vector<Transaction>{Earn("acme", "alice", 7, StrCat("e-", c.offset, "-", c.value))},
+        Auth::Admin(), &results);
+    const absl::StatusOr<std::optional<ProgramInfo>> program = ledger_->GetProgram("acme");
+    if (c.ok) {
+      EXPECT_TRUE(earned.ok()) << earned;
+      EXPECT_TRUE(program.ok()) << program.status();
+    } else {
+      EXPECT_TRUE(absl::IsDataLoss(earned)) << earned;
+      EXPECT_TRUE(absl::IsDataLoss(program.status())) << program.status();
+      EXPECT_TRUE(absl::IsDataLoss(ledger_->LiabilityReport("acme", 0, kMaxNs, kMaxNs).status()));
+    }
+    // Put back what the workload wrote (5,000 micros, 365 days, no lock)
+    // for the next case.
+    ledger_.reset();
+    TamperLmdb(dir_ + "/state", "programs", "acme", [&](std::string* v) {
+      set_u32(v, 5, 5000);
+      set_u32(v, 13, 365);
+      set_u32(v, 17, 0);
+    });
+    if (HasFatalFailure()) return;
+  }
+  ledger_.reset();
+}
+
+// An `expiry` entry whose key is shorter than its 8-byte expiry (the index
+// of lots by expiry: BeI64 expires_at ‖ lot key) is DataLoss for the sweep,
+// read-only (`pointledger expire`) and in the server. Before, CollectDue
+// took it as due at once and its key.substr(8) threw std::out_of_range:
+// the process aborted, and a server would at every start. Found by the
+// state fuzz target (tests/fuzz/corpus/state/regress_expiry_key_cut_short).
+TEST_F(AuditTest, AnExpiryKeyCutShortIsDataLossNotAnAbort) {
+  Workload();
+  ledger_.reset();
+  const std::string first = FirstLmdbKey(dir_ + "/state", "expiry");
+  ASSERT_EQ(first.size(), 8u + 36u);
+  for (const size_t cut : {size_t{1}, size_t{7}}) {
+    SCOPED_TRACE(StrCat("a key of ", cut, " bytes"));
+    {
+      RawTable raw;
+      ASSERT_NO_FATAL_FAILURE(OpenRawTable(dir_ + "/state", "expiry", &raw));
+      std::string key = first.substr(0, cut);
+      MDB_val k{key.size(), key.data()};
+      MDB_val v{0, nullptr};
+      ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+      raw.Commit();
+    }
+    OpenReadOnly();
+    EXPECT_TRUE(absl::IsDataLoss(ledger_->CollectDue(kMaxNs, 100).status()));
+    const AuditReport r = MustAudit();
+    EXPECT_TRUE(HasFinding(r.discrepancies, "lot", "expiry key")) << DescribeAudit(r);
+    ledger_.reset();
+    Open();
+    EXPECT_TRUE(absl::IsDataLoss(ledger_->CollectDue(kMaxNs, 100).status()));
+    ledger_.reset();
+    DeleteLmdb(dir_ + "/state", "expiry", first.substr(0, cut));
+    if (HasFatalFailure()) return;
+  }
+}
+
 // (f) An effects entry for a transaction that has none: the rejected
 // redeem "too-much" (seq 16).
 TEST_F(AuditTest, AnEffectsEntryNoTransactionWroteIsNamed) {
