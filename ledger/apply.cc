@@ -1181,6 +1181,9 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
                         ViewCursor::Open(view_, dbs_.member_holds, IdView(member->id)));
     PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(member->id)));
     while (found && cursor.key().substr(0, 16) == IdView(member->id)) {
+      // member id ‖ hold id. Another length is damage, named as such
+      // (before, a later check caught what it led to, less clearly).
+      if (cursor.key().size() != 32) return absl::DataLossError("member_holds: malformed entry");
       ByteReader kr(cursor.key().substr(16));
       pending.emplace_back(kr.IdBytes(), HoldRec{});
       PL_ASSIGN_OR_RETURN(found, cursor.Next());

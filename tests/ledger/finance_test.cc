@@ -1177,6 +1177,45 @@ TEST_F(AuditTest, AProgramPastItsBoundsIsDataLossNotAnOverflow) {
   ledger_.reset();
 }
 
+// A member_holds key (member id ‖ hold id) of another length is DataLoss
+// naming the index for account_close, which voids the member's pending
+// holds. Before (seen in the state fuzz target's review, session 25), such
+// a key was read as a hold id all the same, and only a later check caught
+// what it led to: a longer key counted its hold twice ("past the pending
+// points"), a shorter one named no hold ("holds: missing").
+TEST_F(AuditTest, AMemberHoldsKeyOfAnotherLengthIsDataLossForAccountClose) {
+  Workload();
+  ledger_.reset();
+  const std::string bob = IdKey(MemberAccountId("acme", "bob"));
+  const std::string hold = IdKey(TxIdFromKey("acme", "hold-bob"));
+  for (const std::string& key : {bob + hold + "x", bob + hold.substr(0, 15)}) {
+    SCOPED_TRACE(StrCat("a key of ", key.size(), " bytes"));
+    {
+      RawTable raw;
+      ASSERT_NO_FATAL_FAILURE(OpenRawTable(dir_ + "/state", "member_holds", &raw));
+      std::string k_bytes = key;
+      MDB_val k{k_bytes.size(), k_bytes.data()};
+      MDB_val v{0, nullptr};
+      ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+      raw.Commit();
+    }
+    Open();
+    std::vector<Result> results;
+    const absl::Status closed = ledger_->ApplyBatch(
+        std::vector<Transaction>{AccountClose("acme", "bob", StrCat("close-bob-", key.size()))}, Auth::Admin(),
+        &results);
+    EXPECT_TRUE(absl::IsDataLoss(closed)) << closed;
+    EXPECT_NE(closed.message().find("member_holds"), std::string_view::npos) << closed;
+    ledger_.reset();
+    DeleteLmdb(dir_ + "/state", "member_holds", key);
+    if (HasFatalFailure()) return;
+  }
+  // The clean index closes bob's account, voiding his hold once.
+  Open();
+  EXPECT_EQ(Apply1(AccountClose("acme", "bob", "close-bob")).code, Code::kOk);
+  ledger_.reset();
+}
+
 // An `expiry` entry whose key is shorter than its 8-byte expiry (the index
 // of lots by expiry: BeI64 expires_at ‖ lot key) is DataLoss for the sweep,
 // read-only (`pointledger expire`) and in the server. Before, CollectDue
