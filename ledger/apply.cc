@@ -17,9 +17,6 @@ namespace pointledger::ledger {
 
 namespace {
 
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-
-
 bool ValidKey(std::string_view s) { return !s.empty() && s.size() <= kMemberKeyBytesMax; }
 
 bool ValidCurrency(std::string_view s) {

@@ -191,6 +191,9 @@ struct Piece {
 void EncodePieces(const std::vector<Piece>& pieces, std::string* out);
 bool DecodePieces(std::string_view bytes, std::vector<Piece>* pieces);
 
+// A lot's expires_at_ns when its program's points never expire.
+inline constexpr int64_t kNever = INT64_MAX;
+
 // lots: account(16) | BeI64 expires_at | BeU64 source seq | BeU32 index
 //   -> U64 remaining | I64 locked_until
 inline constexpr size_t kLotKeyBytes = 16 + 8 + 8 + 4;

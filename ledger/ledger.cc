@@ -22,10 +22,6 @@
 
 namespace pointledger::ledger {
 
-namespace {
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-}  // namespace
-
 absl::StatusOr<ChainHead> ReadHead(const View& txn, const Dbs& dbs) {
   ChainHead head;
   PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.log));

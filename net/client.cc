@@ -65,10 +65,6 @@ absl::Status ConnectionError(std::string_view what, const ErrorCode& ec) {
   return absl::UnavailableError(StrCat("connection: ", what, ": ", ec.message()));
 }
 
-std::string_view View(const flatbuffers::String* s) {
-  return s == nullptr ? std::string_view() : std::string_view(s->data(), s->size());
-}
-
 absl::Status CodeStatus(wire::Code code) {
   if (code == wire::Code::permission_denied) {
     return absl::PermissionDeniedError("permission_denied");

@@ -14,10 +14,6 @@ namespace {
 // `pointledger history` shows 50 entries unless asked otherwise.
 constexpr uint32_t kHistoryLimitDefault = 50;
 
-std::string_view View(const flatbuffers::String* s) {
-  return s == nullptr ? std::string_view() : std::string_view(s->data(), s->size());
-}
-
 bool HasScope(const ApiKey& key, uint8_t scope) { return (key.auth.scopes & scope) != 0; }
 
 // A report that could not be made, as its answer's code: totals past

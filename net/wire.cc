@@ -30,10 +30,6 @@ flatbuffers::Verifier::Options VerifierOptions() {
 
 bool Aligned(const uint8_t* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
 
-std::string_view View(const flatbuffers::String* s) {
-  return s == nullptr ? std::string_view() : std::string_view(s->data(), s->size());
-}
-
 void Assign(const flatbuffers::String* s, std::string* out) {
   if (s == nullptr) {
     out->clear();

@@ -23,6 +23,11 @@ namespace pointledger::net {
 // FlatBuffers buffer with a file identifier (a FlatBuffers size-prefixed
 // buffer is exactly this).
 
+// A FlatBuffers string as a view; empty when the field is absent.
+inline std::string_view View(const flatbuffers::String* s) {
+  return s == nullptr ? std::string_view() : std::string_view(s->data(), s->size());
+}
+
 inline uint32_t DecodeFrameLength(const uint8_t* header) {
   return uint32_t{header[0]} | uint32_t{header[1]} << 8 | uint32_t{header[2]} << 16 |
          uint32_t{header[3]} << 24;

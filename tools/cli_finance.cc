@@ -13,8 +13,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
 void PrintLine(const Output& o, const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), o.out);
   std::fputc('\n', o.out);

@@ -15,11 +15,11 @@ using ledger::Code;
 using ledger::Kind;
 using Json = nlohmann::ordered_json;
 
-namespace {
-
 // Keys and member names come from users and may hold invalid UTF-8: replace
 // it rather than let nlohmann throw.
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+namespace {
 
 bool ReportsPoints(Kind kind) {
   return kind == Kind::kReverse || kind == Kind::kCapture || kind == Kind::kAccountClose ||

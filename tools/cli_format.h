@@ -10,8 +10,13 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "nlohmann/json_fwd.hpp"
 
 namespace pointledger::tools {
+
+// One line of JSON. Invalid UTF-8 (keys and member names come from users)
+// is replaced rather than thrown on.
+std::string Dump(const nlohmann::ordered_json& j);
 
 // Exit codes (SPEC §8).
 inline constexpr int kExitOk = 0;        // all committed (or duplicates), check passed
