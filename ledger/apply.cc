@@ -1190,6 +1190,11 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
   for (auto& [hold_id, hold] : pending) {
     PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.holds, IdView(hold_id)));
     if (!v || !DecodeHold(*v, &hold)) return absl::DataLossError("holds: missing or malformed");
+    // A damaged index could name another member's hold: voiding it would
+    // spread the damage to that member's books.
+    if (hold.member != member->id || hold.state != HoldState::kPending || hold.program != t.program) {
+      return absl::DataLossError("member_holds: names a hold that is not this member's pending hold");
+    }
     if (!CheckedAdd(&held, hold.amount)) return absl::DataLossError("holds: a member's holds overflow");
   }
   // One void posting for all of them (format 5): one per hold let a member

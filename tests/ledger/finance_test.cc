@@ -1216,6 +1216,38 @@ TEST_F(AuditTest, AMemberHoldsKeyOfAnotherLengthIsDataLossForAccountClose) {
   ledger_.reset();
 }
 
+// A `member_holds` entry that names another member's pending hold (the
+// index damaged: bob's own entry swapped for alice's hold, of no more
+// points, so no total gives it away) is DataLoss for account_close. Before,
+// closing bob voided alice's hold, spreading the damage to her books.
+TEST_F(AuditTest, AMemberHoldsEntryNamingAnotherMembersHoldIsDataLoss) {
+  Workload();
+  EXPECT_EQ(Apply1(Hold("acme", "alice", 5, kHoldTimeoutSecondsMax, "hold-alice")).code, Code::kOk);
+  ledger_.reset();
+  const std::string bob = IdKey(MemberAccountId("acme", "bob"));
+  const std::string own = bob + IdKey(TxIdFromKey("acme", "hold-bob"));
+  const std::string alices = bob + IdKey(TxIdFromKey("acme", "hold-alice"));
+  DeleteLmdb(dir_ + "/state", "member_holds", own);
+  {
+    RawTable raw;
+    ASSERT_NO_FATAL_FAILURE(OpenRawTable(dir_ + "/state", "member_holds", &raw));
+    std::string k_bytes = alices;
+    MDB_val k{k_bytes.size(), k_bytes.data()};
+    MDB_val v{0, nullptr};
+    ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
+    raw.Commit();
+  }
+  Open();
+  std::vector<Result> results;
+  const absl::Status closed = ledger_->ApplyBatch(
+      std::vector<Transaction>{AccountClose("acme", "bob", "close-bob")}, Auth::Admin(), &results);
+  EXPECT_TRUE(absl::IsDataLoss(closed)) << closed;
+  EXPECT_NE(closed.message().find("member_holds"), std::string_view::npos) << closed;
+  // Alice's hold is untouched: she can still capture it.
+  EXPECT_EQ(Apply1(Capture("acme", "hold-alice", 5, "cap-alice")).code, Code::kOk);
+  ledger_.reset();
+}
+
 // An `expiry` entry whose key is shorter than its 8-byte expiry (the index
 // of lots by expiry: BeI64 expires_at ‖ lot key) is DataLoss for the sweep,
 // read-only (`pointledger expire`) and in the server. Before, CollectDue
