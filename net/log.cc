@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "absl/time/time.h"
+
 namespace pointledger::net {
 
 bool StderrIsJournal() {
@@ -19,20 +21,9 @@ bool StderrIsJournal() {
 }
 
 std::string LogTimestamp(int64_t unix_ns) {
-  const int64_t ns_per_s = 1'000'000'000;
-  int64_t seconds = unix_ns / ns_per_s;
-  int64_t ns = unix_ns % ns_per_s;
-  if (ns < 0) {
-    ns += ns_per_s;
-    --seconds;
-  }
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ns / 1'000'000));
-  return buf;
+  // %E3S: seconds with milliseconds, truncated (never rounded up past the
+  // second the line was written in).
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::FromUnixNanos(unix_ns), absl::UTCTimeZone());
 }
 
 int64_t LogNowNs() {
