@@ -80,9 +80,22 @@ void RaiseOpenFileLimit(const net::ServerConfig& config) {
   }
 }
 
+// The shipped example config's placeholder (tools/pointledgerd.toml) is an
+// all-zero hash, which no key has: it locks its principal out. Say so at
+// start, rather than leave an operator to guess why no client can connect.
+void WarnOfPlaceholderKeys(const net::ServerConfig& config) {
+  for (const net::ApiKey& k : config.keys) {
+    if (k.sha256 != net::Sha256Digest{}) continue;
+    net::LogLine(StrCat("warning: key '", k.principal,
+                        "' has the placeholder sha256 (all zeros), which no key matches: nobody can "
+                        "connect with it until it is replaced (docs/operations.md, \"Running as a service\")"));
+  }
+}
+
 absl::Status Serve(const Flags& flags) {
   PL_ASSIGN_OR_RETURN(net::ServerConfig config, BuildConfig(flags));
   RaiseOpenFileLimit(config);
+  WarnOfPlaceholderKeys(config);
   PL_RETURN_IF_ERROR(net::Server::ProbeListen(config));  // before the data directory is made
   PL_ASSIGN_OR_RETURN(std::unique_ptr<ledger::Ledger> ledger,
                       ledger::Ledger::Open({.dir = config.data_dir,

@@ -647,6 +647,25 @@ std::string ThreeKeyConfig() {
                 "\"\nprograms = [\"*\"]\nscopes = [\"read\"]\n");
 }
 
+// A key left at the shipped example's placeholder hash (all zeros, which
+// no key has) is named in a warning at start; the other keys work.
+TEST(Server, APlaceholderKeyIsNamedAtStart) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"),
+                     StrCat(ThreeKeyConfig(), "\n[[key]]\nprincipal = \"till\"\nsha256 = \"",
+                            std::string(64, '0'), "\"\nprograms = \"*\"\nscopes = [\"post\"]\n"));
+  std::string log;
+  auto server = ServerProcess::Start(dir.Sub("data"), {"--config", dir.Sub("config.toml")}, &log);
+  ASSERT_NE(server, nullptr);
+  EXPECT_NE(log.find("warning: key 'till' has the placeholder sha256 (all zeros)"), std::string::npos) << log;
+  // Named once, and only the placeholder.
+  EXPECT_EQ(log.find("warning: key", log.find("warning: key") + 1), std::string::npos) << log;
+  absl::StatusOr<std::unique_ptr<Client>> admin = server->Connect("admin-key");
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  EXPECT_TRUE((*admin)->GetHead().ok());
+  EXPECT_EQ(server->Stop(), 0);
+}
+
 TEST(Server, PermissionDeniedByProgramAndByScope) {
   TempDir dir;
   auto server = StartWithConfig(dir, ThreeKeyConfig());
