@@ -12,12 +12,13 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields, uint64_t*
   fields->clear();
   if (line_ == 0) SkipByteOrderMark();
   int c = Get();
-  if (c == EOF) return false;
+  if (c == EOF) return ReadFailed() ? ReadError() : absl::StatusOr<bool>(false);
   *line = ++line_;
   std::string field;
   bool quoted = false, was_quoted = false;
   size_t record_bytes = 0;
   for (;; c = Get()) {
+    if (c == EOF && ReadFailed()) return ReadError();
     if (c != EOF && ++record_bytes > kCsvRecordBytesMax) {
       return absl::InvalidArgumentError(
           StrCat("--csv line ", *line, ": a record of more than ", kCsvRecordBytesMax, " bytes"));
@@ -55,6 +56,11 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields, uint64_t*
     }
     field.push_back(static_cast<char>(c));
   }
+}
+
+absl::Status CsvReader::ReadError() const {
+  return absl::UnavailableError(StrCat("--csv: reading the file failed after line ", line_,
+                                       " (an I/O error): the rest of it was not read"));
 }
 
 // A UTF-8 byte-order mark (spreadsheets write one) is not part of the

@@ -38,10 +38,15 @@ class CsvReader {
   // field); *line is the line the record starts on. False at the end of
   // input. InvalidArgument naming the line ("--csv line N: ...") for an
   // unterminated quoted field, text after a closing quote, or a record
-  // over kCsvRecordBytesMax.
+  // over kCsvRecordBytesMax. Unavailable if reading `in` failed (an I/O
+  // error): a stream ends at one as at the end of the file, and the rows
+  // past it would otherwise be reported as missing from the file.
   absl::StatusOr<bool> Next(std::vector<std::string>* fields, uint64_t* line);
 
  private:
+  // libstdc++'s filebuf turns a failed read() into badbit, not just EOF.
+  bool ReadFailed() const { return in_.bad(); }
+  absl::Status ReadError() const;
   void SkipByteOrderMark();
   // The next byte, or EOF; those SkipByteOrderMark read but kept come first.
   int Get() {

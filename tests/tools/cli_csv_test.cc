@@ -1,11 +1,14 @@
 #include "tools/cli_csv.h"
 
+#include <fstream>
+#include <ios>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/temp_dir.h"
 
 namespace pointledger::tools {
 namespace {
@@ -73,6 +76,54 @@ TEST(CsvReader, ARecordOverTheLimitIsAnErrorNamingItsLine) {
       ReadAll("a,b\n" + big.substr(1) + "\n");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ((*r)[1][0].size(), kCsvRecordBytesMax - 1);
+}
+
+// A stream buffer that serves `text`, then fails as a disk read does:
+// libstdc++'s filebuf throws from underflow() when read() fails, and the
+// stream turns that into badbit and EOF.
+class FailingBuf : public std::streambuf {
+ public:
+  explicit FailingBuf(std::string text) : text_(std::move(text)) {
+    setg(text_.data(), text_.data(), text_.data() + text_.size());
+  }
+
+ protected:
+  int_type underflow() override { throw std::ios_base::failure("read failed"); }
+
+ private:
+  std::string text_;
+};
+
+// A read error ends the stream as the end of the file does; read as the
+// end, the rows past it were reported missing from the file. It is an
+// error naming the last line read.
+TEST(CsvReader, AReadErrorIsAnErrorNotTheEndOfTheFile) {
+  FailingBuf buf("order_ref,kind,points\no-1,earn,5\n");
+  std::istream in(&buf);
+  CsvReader reader(in);
+  std::vector<std::string> fields;
+  uint64_t line = 0;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<bool> more = reader.Next(&fields, &line);
+    ASSERT_TRUE(more.ok() && *more) << more.status();
+  }
+  absl::StatusOr<bool> more = reader.Next(&fields, &line);
+  ASSERT_FALSE(more.ok());
+  EXPECT_EQ(more.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(more.status().message()), HasSubstr("reading the file failed after line 2"));
+
+  // The same mid-record, and from a real file stream: read() of a
+  // directory fails (EISDIR).
+  FailingBuf cut("order_ref,kind,points\no-1,ea");
+  std::istream cut_in(&cut);
+  CsvReader cut_reader(cut_in);
+  ASSERT_TRUE(cut_reader.Next(&fields, &line).ok());
+  EXPECT_EQ(cut_reader.Next(&fields, &line).status().code(), absl::StatusCode::kUnavailable);
+  test::TempDir dir;
+  std::ifstream file(dir.path(), std::ios::binary);
+  ASSERT_TRUE(file.is_open());
+  CsvReader file_reader(file);
+  EXPECT_EQ(file_reader.Next(&fields, &line).status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace
