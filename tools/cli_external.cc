@@ -23,7 +23,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <queue>
 #include <string_view>
 
 #include "ledger/limits.h"
@@ -33,197 +32,13 @@
 #include "tools/cli_finance.h"
 #include "tools/cli_format.h"
 #include "tools/cli_progress.h"
+#include "tools/cli_sort.h"
 #include "tools/cli_time.h"
 
 namespace pointledger::tools {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-// One side's view of one transaction.
-struct Row {
-  ledger::Id id{};
-  std::string order_ref;
-  std::string kind;
-  int64_t points = 0;
-  std::string member;
-  uint64_t line = 0;       // file: its line number; ledger: its seq
-  int64_t timestamp_ns = 0;  // 0: none given
-  std::string status;      // ledger: "ok" or the recorded rejection
-  // Ledger: a kind the ledger posts on its own (IsClientKind false). A row
-  // naming its id is matched against it, but no export is expected to
-  // list it, so it is never missing_in_file.
-  bool ledgers_own = false;
-};
-
-bool Before(const Row& a, const Row& b) {
-  if (a.id != b.id) return a.id < b.id;
-  return a.line < b.line;
-}
-
-void WriteString(std::ostream& out, const std::string& s) {
-  const uint32_t n = static_cast<uint32_t>(s.size());
-  out.write(reinterpret_cast<const char*>(&n), sizeof(n));
-  out.write(s.data(), n);
-}
-
-// The longest string a sort run holds: a longer one reads as the run's end
-// (a damaged run). The file's strings are bounded far below it: a row
-// with a field longer than that was dropped from the merge without a word
-// (found in the csv fuzz target's review, session 24).
-constexpr uint32_t kRunStringBytesMax = uint32_t{1} << 20;
-static_assert(ledger::kMemberKeyBytesMax * 4 <= kRunStringBytesMax,
-              "an order_ref or member the file may have reads back from a run");
-
-bool ReadString(std::istream& in, std::string* s) {
-  uint32_t n = 0;
-  if (!in.read(reinterpret_cast<char*>(&n), sizeof(n)) || n > kRunStringBytesMax) return false;
-  s->resize(n);
-  return static_cast<bool>(in.read(s->data(), n));
-}
-
-template <typename T>
-void WritePod(std::ostream& out, const T& v) {
-  out.write(reinterpret_cast<const char*>(&v), sizeof(v));
-}
-template <typename T>
-bool ReadPod(std::istream& in, T* v) {
-  return static_cast<bool>(in.read(reinterpret_cast<char*>(v), sizeof(*v)));
-}
-
-void WriteRow(std::ostream& out, const Row& r) {
-  out.write(reinterpret_cast<const char*>(r.id.data()), 16);
-  WriteString(out, r.order_ref);
-  WriteString(out, r.kind);
-  WritePod(out, r.points);
-  WriteString(out, r.member);
-  WritePod(out, r.line);
-  WritePod(out, r.timestamp_ns);
-  WriteString(out, r.status);
-  WritePod(out, r.ledgers_own);
-}
-
-bool ReadRow(std::istream& in, Row* r) {
-  return in.read(reinterpret_cast<char*>(r->id.data()), 16) && ReadString(in, &r->order_ref) &&
-         ReadString(in, &r->kind) && ReadPod(in, &r->points) && ReadString(in, &r->member) &&
-         ReadPod(in, &r->line) && ReadPod(in, &r->timestamp_ns) && ReadString(in, &r->status) &&
-         ReadPod(in, &r->ledgers_own);
-}
-
-// At most this many sorted runs of one side are open at once (the file's
-// and the ledger's are merged side by side: twice this). Past it, runs are
-// first merged this many at a time into longer ones: a small --memory-rows
-// on a big file makes thousands of runs, more than a process may open.
-constexpr size_t kMergeWidth = 32;
-
-// Sorts rows in memory_rows runs, spilling each full run to a file in dir,
-// then hands them back merged, in Before order.
-class ExternalSorter {
- public:
-  ExternalSorter(std::filesystem::path dir, std::string name, size_t memory_rows)
-      : dir_(std::move(dir)), name_(std::move(name)), memory_rows_(std::max<size_t>(memory_rows, 1)) {}
-
-  absl::Status Add(Row row) {
-    rows_.push_back(std::move(row));
-    if (rows_.size() >= memory_rows_) return Spill();
-    return absl::OkStatus();
-  }
-
-  // Call once, after the last Add.
-  absl::Status Finish() {
-    if (runs_.empty()) {
-      std::sort(rows_.begin(), rows_.end(), Before);
-      return absl::OkStatus();
-    }
-    if (!rows_.empty()) PL_RETURN_IF_ERROR(Spill());
-    // Merge passes: the oldest kMergeWidth runs become one, at the back.
-    while (runs_.size() > kMergeWidth) {
-      std::vector<std::filesystem::path> group(runs_.begin(), runs_.begin() + kMergeWidth);
-      runs_.erase(runs_.begin(), runs_.begin() + kMergeWidth);
-      PL_RETURN_IF_ERROR(OpenSources(group));
-      const std::filesystem::path path = NextRunPath();
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      Row row;
-      while (Next(&row)) WriteRow(out, row);
-      out.close();
-      if (!out) return RunNotWritten(path);
-      sources_.clear();
-      for (const std::filesystem::path& done : group) std::filesystem::remove(done);
-      runs_.push_back(path);
-    }
-    return OpenSources(runs_);
-  }
-
-  // The next row in order; false at the end.
-  bool Next(Row* out) {
-    if (runs_.empty()) {
-      if (next_ >= rows_.size()) return false;
-      *out = std::move(rows_[next_++]);
-      return true;
-    }
-    if (heap_.empty()) return false;
-    const size_t i = heap_.top();
-    heap_.pop();
-    *out = std::move(sources_[i].row);
-    if (ReadRow(*sources_[i].in, &sources_[i].row)) heap_.push(i);
-    return true;
-  }
-
-  size_t runs() const { return runs_.size(); }
-
- private:
-  struct Source {
-    std::unique_ptr<std::ifstream> in;
-    Row row;
-  };
-  struct Later {
-    const ExternalSorter* s;
-    bool operator()(size_t a, size_t b) const { return Before(s->sources_[b].row, s->sources_[a].row); }
-  };
-
-  // Opens each run and puts its first row on the heap (which is empty).
-  absl::Status OpenSources(const std::vector<std::filesystem::path>& runs) {
-    for (const std::filesystem::path& path : runs) {
-      auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
-      if (!*in) return absl::InternalError(StrCat("cannot reopen ", path.string()));
-      Source source{std::move(in), Row{}};
-      if (ReadRow(*source.in, &source.row)) {
-        sources_.push_back(std::move(source));
-        heap_.push(sources_.size() - 1);
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  std::filesystem::path NextRunPath() { return dir_ / StrCat(name_, "-", run_count_++); }
-
-  static absl::Status RunNotWritten(const std::filesystem::path& path) {
-    return absl::ResourceExhaustedError(
-        StrCat("cannot write the sort run ", path.string(), " (is the temporary directory full?)"));
-  }
-
-  absl::Status Spill() {
-    std::sort(rows_.begin(), rows_.end(), Before);
-    const std::filesystem::path path = NextRunPath();
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    for (const Row& r : rows_) WriteRow(out, r);
-    out.close();
-    if (!out) return RunNotWritten(path);
-    runs_.push_back(path);
-    rows_.clear();
-    return absl::OkStatus();
-  }
-
-  std::filesystem::path dir_;
-  std::string name_;
-  size_t memory_rows_;
-  std::vector<Row> rows_;
-  size_t next_ = 0;
-  std::vector<std::filesystem::path> runs_;
-  size_t run_count_ = 0;  // names runs uniquely, merged ones included
-  std::vector<Source> sources_;
-  std::priority_queue<size_t, std::vector<size_t>, Later> heap_{Later{this}};
-};
 
 // A temporary directory removed with everything in it when done.
 class TempDir {
@@ -606,6 +421,11 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       has_f = file_rows.Next(&f);
       has_l = ledger_rows.Next(&l);
     }
+  }
+  // A run that read back short ended its side early: the findings above
+  // are not the whole answer.
+  for (const ExternalSorter* s : {&file_rows, &ledger_rows}) {
+    if (!s->status().ok()) return ReportError(o, s->status());
   }
   m.Summary(file_count, ledger_count, bounded ? min_ts : 0, bounded ? max_ts : 0);
   return m.AllMatched() ? kExitOk : kExitRejected;
