@@ -175,6 +175,16 @@ std::string FirstLmdbKey(const std::string& env_dir, const char* table) {
   return key;
 }
 
+// Adds table[key] with an empty value (the ledger must be closed).
+void PutEmptyLmdb(const std::string& env_dir, const char* table, const std::string& key) {
+  RawTable raw;
+  ASSERT_NO_FATAL_FAILURE(OpenRawTable(env_dir, table, &raw));
+  MDB_val k{key.size(), const_cast<char*>(key.data())};
+  MDB_val v{0, nullptr};
+  ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0) << table;
+  raw.Commit();
+}
+
 // Deletes table[key] (the ledger must be closed).
 void DeleteLmdb(const std::string& env_dir, const char* table, const std::string& key) {
   RawTable raw;
@@ -1190,15 +1200,7 @@ TEST_F(AuditTest, AMemberHoldsKeyOfAnotherLengthIsDataLossForAccountClose) {
   const std::string hold = IdKey(TxIdFromKey("acme", "hold-bob"));
   for (const std::string& key : {bob + hold + "x", bob + hold.substr(0, 15)}) {
     SCOPED_TRACE(StrCat("a key of ", key.size(), " bytes"));
-    {
-      RawTable raw;
-      ASSERT_NO_FATAL_FAILURE(OpenRawTable(dir_ + "/state", "member_holds", &raw));
-      std::string k_bytes = key;
-      MDB_val k{k_bytes.size(), k_bytes.data()};
-      MDB_val v{0, nullptr};
-      ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
-      raw.Commit();
-    }
+    ASSERT_NO_FATAL_FAILURE(PutEmptyLmdb(dir_ + "/state", "member_holds", key));
     Open();
     std::vector<Result> results;
     const absl::Status closed = ledger_->ApplyBatch(
@@ -1227,16 +1229,8 @@ TEST_F(AuditTest, AMemberHoldsEntryNamingAnotherMembersHoldIsDataLoss) {
   const std::string bob = IdKey(MemberAccountId("acme", "bob"));
   const std::string own = bob + IdKey(TxIdFromKey("acme", "hold-bob"));
   const std::string alices = bob + IdKey(TxIdFromKey("acme", "hold-alice"));
-  DeleteLmdb(dir_ + "/state", "member_holds", own);
-  {
-    RawTable raw;
-    ASSERT_NO_FATAL_FAILURE(OpenRawTable(dir_ + "/state", "member_holds", &raw));
-    std::string k_bytes = alices;
-    MDB_val k{k_bytes.size(), k_bytes.data()};
-    MDB_val v{0, nullptr};
-    ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
-    raw.Commit();
-  }
+  ASSERT_NO_FATAL_FAILURE(DeleteLmdb(dir_ + "/state", "member_holds", own));
+  ASSERT_NO_FATAL_FAILURE(PutEmptyLmdb(dir_ + "/state", "member_holds", alices));
   Open();
   std::vector<Result> results;
   const absl::Status closed = ledger_->ApplyBatch(
@@ -1261,15 +1255,7 @@ TEST_F(AuditTest, AnExpiryKeyCutShortIsDataLossNotAnAbort) {
   ASSERT_EQ(first.size(), 8u + 36u);
   for (const size_t cut : {size_t{1}, size_t{7}}) {
     SCOPED_TRACE(StrCat("a key of ", cut, " bytes"));
-    {
-      RawTable raw;
-      ASSERT_NO_FATAL_FAILURE(OpenRawTable(dir_ + "/state", "expiry", &raw));
-      std::string key = first.substr(0, cut);
-      MDB_val k{key.size(), key.data()};
-      MDB_val v{0, nullptr};
-      ASSERT_EQ(mdb_put(raw.txn, raw.dbi, &k, &v, 0), 0);
-      raw.Commit();
-    }
+    ASSERT_NO_FATAL_FAILURE(PutEmptyLmdb(dir_ + "/state", "expiry", first.substr(0, cut)));
     OpenReadOnly();
     EXPECT_TRUE(absl::IsDataLoss(ledger_->CollectDue(kMaxNs, 100).status()));
     const AuditReport r = MustAudit();
