@@ -26,7 +26,8 @@ CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=Release -DPL_WERROR=ON -DPL_UNITY_TES
 # -O1 -g1: line numbers in reports, and a build that fits CI's time budget.
 # Unity builds (several sources compiled as one) take a third off the
 # sanitizer builds' compile time, most of CI's run; the Release build
-# compiles each file alone, so it still checks every file's includes.
+# unifies only the test suites (PL_UNITY_TESTS), so each library and
+# program file is still compiled alone and must include what it uses.
 ASAN_CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPL_SANITIZE=ON \
 	-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_UNITY_BUILD=ON
 # What the suites run: every test binary and the two programs they start

@@ -12,13 +12,13 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields, uint64_t*
   fields->clear();
   if (line_ == 0) SkipByteOrderMark();
   int c = Get();
-  if (c == EOF) return ReadFailed() ? ReadError() : absl::StatusOr<bool>(false);
+  if (c == EOF) return ReadFailed() ? ReadError(/*inside_record=*/false) : absl::StatusOr<bool>(false);
   *line = ++line_;
   std::string field;
   bool quoted = false, was_quoted = false;
   size_t record_bytes = 0;
   for (;; c = Get()) {
-    if (c == EOF && ReadFailed()) return ReadError();
+    if (c == EOF && ReadFailed()) return ReadError(/*inside_record=*/true);
     if (c != EOF && ++record_bytes > kCsvRecordBytesMax) {
       return absl::InvalidArgumentError(
           StrCat("--csv line ", *line, ": a record of more than ", kCsvRecordBytesMax, " bytes"));
@@ -58,9 +58,9 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields, uint64_t*
   }
 }
 
-absl::Status CsvReader::ReadError() const {
-  return absl::UnavailableError(StrCat("--csv: reading the file failed after line ", line_,
-                                       " (an I/O error): the rest of it was not read"));
+absl::Status CsvReader::ReadError(bool inside_record) const {
+  return absl::UnavailableError(StrCat("--csv: reading the file failed ", inside_record ? "in" : "after",
+                                       " line ", line_, " (an I/O error): the rest of it was not read"));
 }
 
 // A UTF-8 byte-order mark (spreadsheets write one) is not part of the

@@ -46,7 +46,8 @@ class CsvReader {
  private:
   // libstdc++'s filebuf turns a failed read() into badbit, not just EOF.
   bool ReadFailed() const { return in_.bad(); }
-  absl::Status ReadError() const;
+  // Names the line being read (inside_record), or the last one read.
+  absl::Status ReadError(bool inside_record) const;
   void SkipByteOrderMark();
   // The next byte, or EOF; those SkipByteOrderMark read but kept come first.
   int Get() {

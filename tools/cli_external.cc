@@ -382,7 +382,12 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
   Matcher m(o, options.mismatches_only);
   Row f, l, prev_file;
   bool has_f = file_rows.Next(&f), has_l = ledger_rows.Next(&l), has_prev = false;
-  while (has_f || has_l) {
+  // A side whose sort run read back short ends early: stop there, before
+  // the other side's rows read as missing from it. What was printed up to
+  // then is right (rows come in id order, and the lost rows sort after the
+  // last one read), but it is not the whole answer.
+  auto sorted_whole = [&] { return file_rows.status().ok() && ledger_rows.status().ok(); };
+  while ((has_f || has_l) && sorted_whole()) {
     if (has_f && has_prev && f.id == prev_file.id) {
       m.Report("duplicate_in_file", &f, nullptr);
       has_f = file_rows.Next(&f);
@@ -422,8 +427,6 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       has_l = ledger_rows.Next(&l);
     }
   }
-  // A run that read back short ended its side early: the findings above
-  // are not the whole answer.
   for (const ExternalSorter* s : {&file_rows, &ledger_rows}) {
     if (!s->status().ok()) return ReportError(o, s->status());
   }

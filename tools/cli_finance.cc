@@ -13,11 +13,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-void PrintLine(const Output& o, const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), o.out);
-  std::fputc('\n', o.out);
-}
-
 Json DiscrepancyJson(const ledger::Discrepancy& d) {
   Json j;
   j["what"] = d.what;

@@ -78,11 +78,6 @@ void Print(const Output& o, const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), o.out);
 }
 
-void PrintLine(const Output& o, const std::string& text) {
-  Print(o, text);
-  std::fputc('\n', o.out);
-}
-
 // A "not found" message on stderr and exit 1 (SPEC §8: a check found nothing).
 int NotFound(const Output& o, const std::string& message) {
   std::fprintf(o.err, "%s\n", message.c_str());
@@ -90,6 +85,11 @@ int NotFound(const Output& o, const std::string& message) {
 }
 
 }  // namespace
+
+void PrintLine(const Output& o, const std::string& text) {
+  Print(o, text);
+  std::fputc('\n', o.out);
+}
 
 int ReportError(const Output& o, const absl::Status& status, std::string_view hint) {
   std::fprintf(o.err, "error: %s\n", std::string(status.message()).c_str());

@@ -64,6 +64,9 @@ struct Output {
   std::string usage_hint;
 };
 
+// `text` and a line break on o.out.
+void PrintLine(const Output& o, const std::string& text);
+
 // Each returns the exit code (cli_format.h). A read failure (connection,
 // storage) is exit 2 with the message on err; "not found" is exit 1.
 int RunBalance(Reader& reader, const Output& o, const std::string& program, const std::string& member);

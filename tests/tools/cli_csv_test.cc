@@ -118,7 +118,9 @@ TEST(CsvReader, AReadErrorIsAnErrorNotTheEndOfTheFile) {
   std::istream cut_in(&cut);
   CsvReader cut_reader(cut_in);
   ASSERT_TRUE(cut_reader.Next(&fields, &line).ok());
-  EXPECT_EQ(cut_reader.Next(&fields, &line).status().code(), absl::StatusCode::kUnavailable);
+  more = cut_reader.Next(&fields, &line);
+  EXPECT_EQ(more.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(more.status().message()), HasSubstr("reading the file failed in line 2"));
   test::TempDir dir;
   std::ifstream file(dir.path(), std::ios::binary);
   ASSERT_TRUE(file.is_open());

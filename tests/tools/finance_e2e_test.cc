@@ -42,12 +42,6 @@ int64_t WallNs() {
       .count();
 }
 
-json ParseJson(const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << "not one JSON value: " << text;
-  return j.is_discarded() ? json::object() : j;
-}
-
 std::vector<json> JsonLines(const std::string& out) {
   std::vector<json> lines;
   for (const std::string& line : SplitLines(out)) lines.push_back(ParseJson(line));

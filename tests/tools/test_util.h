@@ -13,6 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "ledger/ledger.h"
+#include "nlohmann/json.hpp"
 #include "tools/cli_read.h"
 #include "tools/cli_time.h"
 #include "tests/common/temp_dir.h"
@@ -72,6 +73,14 @@ class Captured {
   std::FILE* out_;
   std::FILE* err_;
 };
+
+// `text` as one JSON value; an empty object, and a test failure, if it is
+// not one.
+inline nlohmann::json ParseJson(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << "not one JSON value: " << text;
+  return j.is_discarded() ? nlohmann::json::object() : j;
+}
 
 inline std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> lines;

@@ -20,12 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-json ParseJson(const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << "not one JSON value: " << text;
-  return j;
-}
-
 // 2026-11-22T10:00:00.123456789Z: digits where the pattern has '9'.
 bool IsTimestamp(const std::string& s) {
   constexpr std::string_view kPattern = "9999-99-99T99:99:99.999999999Z";
@@ -109,8 +103,10 @@ TEST_F(CliE2E, OutputThatCannotBeWrittenIsExitTwo) {
                                        server_->address(), " --key-file ", server_->key_file(), " >/dev/full");
     return RunProcess({"/bin/sh", "-c", command}, dir_->path());
   };
+  // Its points never expire: the suite shares one server, and
+  // EveryCommandWithJson's sweep counts every program's expiries.
   ExpectOk(Post({"program", "create", "fullout", "--currency", "USD", "--point-value-micros", "5000",
-                 "--expiry-days", "365", "--id", "fullout-v1"}),
+                 "--expiry-days", "0", "--id", "fullout-v1"}),
            "fullout-v1");
   const RunResult earn = to_full("earn --program fullout --member ann --points 7 --id fullout-e1 --json");
   EXPECT_EQ(earn.exit_code, 2) << earn.err;
