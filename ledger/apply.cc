@@ -169,12 +169,12 @@ uint64_t AvailableIn(const std::vector<LotEntry>& lots, int64_t ts, std::string_
   return sum;
 }
 
-std::string ExpiryKey(std::string_view lot_key, int64_t expires_at_ns) {
-  std::string key;
-  key.reserve(8 + lot_key.size());
-  ByteWriter(&key).BeI64(expires_at_ns);
-  key.append(lot_key);
-  return key;
+// Into `key`, whose capacity is reused: no allocation per lot.
+std::string_view ExpiryKey(std::string_view lot_key, int64_t expires_at_ns, std::string* key) {
+  key->clear();
+  ByteWriter(key).BeI64(expires_at_ns);
+  key->append(lot_key);
+  return *key;
 }
 
 std::string TwoIdKey(const Id& a, const Id& b) {
@@ -451,14 +451,20 @@ absl::StatusOr<std::optional<Result>> Applier::Precheck(const Transaction& tx, c
 absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t ts) {
   Ctx& c = ctx_;
   const bool ok = code == Code::kOk;
-  TxRecord rec;
+  // Assigned field by field into the reused record: copies into its
+  // strings and postings keep their capacity.
+  TxRecord& rec = record_;
   rec.format = rules_;
   rec.seq = head_.seq + 1;
   rec.timestamp_ns = ts;
   rec.tx = tx;
+  rec.result = Result{};
   rec.result.code = code;
   rec.result.points = ok ? c.result_points : 0;
-  if (ok) rec.postings = c.postings;
+  rec.postings.clear();
+  if (ok) rec.postings.assign(c.postings.begin(), c.postings.end());
+  rec.hash = {};
+  rec.statement.reset();
   if (ok && c.has_statement) rec.statement = c.statement;
   scratch_.clear();
   scratch_.append(32, '\0');  // room for the hash
@@ -498,9 +504,11 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
         if (p.type == PostingType::kVoid) pending += n;
       }
       if (!touched) continue;
-      std::string key(IdView(s.id));
+      std::string& key = key_buf_;
+      key.assign(IdView(s.id));
       ByteWriter(&key).BeU64(rec.seq);
-      std::string value;
+      std::string& value = value_buf_;
+      value.clear();
       ByteWriter(&value).I64(posted != 0 ? posted : pending);
       PL_RETURN_IF_ERROR(view_.Put(dbs_.history, key, value));
     }
@@ -661,8 +669,11 @@ int64_t Applier::DefaultExpiry(const Ctx& c) const {
 absl::Status Applier::AddLot(const Id& account, int64_t expires_at_ns, uint64_t seq,
                              uint32_t index, uint64_t points, int64_t locked_until_ns) {
   if (points == 0) return absl::OkStatus();
-  const std::string key = LotKey(account, expires_at_ns, seq, index);
-  std::string value;
+  std::string& key = key_buf_;
+  key.clear();
+  AppendLotKey(account, expires_at_ns, seq, index, &key);
+  std::string& value = value_buf_;
+  value.clear();
   ByteWriter w(&value);
   w.U64(points);
   w.I64(locked_until_ns);
@@ -671,7 +682,7 @@ absl::Status Applier::AddLot(const Id& account, int64_t expires_at_ns, uint64_t 
   // layer down to LMDB on every earn.
   PL_RETURN_IF_ERROR(view_.Put(dbs_.lots, key, value));
   if (expires_at_ns != kNever) {
-    PL_RETURN_IF_ERROR(view_.Put(dbs_.expiry, ExpiryKey(key, expires_at_ns), ""));
+    PL_RETURN_IF_ERROR(view_.Put(dbs_.expiry, ExpiryKey(key, expires_at_ns, &key2_buf_), ""));
   }
   return absl::OkStatus();
 }
@@ -684,11 +695,13 @@ absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
     PL_ASSIGN_OR_RETURN(bool existed, view_.Del(dbs_.lots, lot.key));
     if (!existed) return absl::DataLossError("lots: a lot read is not there");
     if (lot.info.expires_at_ns != kNever) {
-      PL_ASSIGN_OR_RETURN(existed, view_.Del(dbs_.expiry, ExpiryKey(lot.key, lot.info.expires_at_ns)));
+      PL_ASSIGN_OR_RETURN(existed,
+                          view_.Del(dbs_.expiry, ExpiryKey(lot.key, lot.info.expires_at_ns, &key2_buf_)));
     }
     return absl::OkStatus();
   }
-  std::string value;
+  std::string& value = value_buf_;
+  value.clear();
   ByteWriter w(&value);
   w.U64(lot.info.remaining - points);
   w.I64(lot.info.locked_until_ns);
@@ -860,7 +873,8 @@ absl::StatusOr<Code> Applier::Earn(Ctx& c) {
   const int64_t locked_until = lock_days > 0 ? c.ts + lock_days * kNanosPerDay : 0;
   PL_RETURN_IF_ERROR(Flush(c));
   PL_RETURN_IF_ERROR(AddLot(member->id, expires, c.seq, 0, t.points, locked_until));
-  PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, t.points}}));
+  pieces_.assign({Piece{expires, t.points}});
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
   if (!t.partner.empty()) {
     PL_RETURN_IF_ERROR(AddFlow(c, source->id, FlowKind::kEarn, static_cast<int64_t>(t.points)));
   }
@@ -913,7 +927,8 @@ absl::StatusOr<Code> Applier::Referral(Ctx& c) {
   PL_RETURN_IF_ERROR(Flush(c));
   PL_RETURN_IF_ERROR(AddLot(referrer->id, expires, c.seq, 0, t.points, 0));
   PL_RETURN_IF_ERROR(AddLot(referee->id, expires, c.seq, 1, t.points2, 0));
-  PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, t.points}, Piece{expires, t.points2}}));
+  pieces_.assign({Piece{expires, t.points}, Piece{expires, t.points2}});
+  PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
   std::string seq_value;
   ByteWriter(&seq_value).U64(c.seq);
   PL_RETURN_IF_ERROR(view_.Put(dbs_.referees, IdView(referee->id), seq_value));
@@ -957,7 +972,8 @@ absl::StatusOr<Code> Applier::Adjust(Ctx& c) {
     const int64_t expires = DefaultExpiry(c);
     PL_RETURN_IF_ERROR(Flush(c));
     PL_RETURN_IF_ERROR(AddLot(member->id, expires, c.seq, 0, n, 0));
-    PL_RETURN_IF_ERROR(PutEffects(c.seq, {Piece{expires, n}}));
+    pieces_.assign({Piece{expires, n}});
+    PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
     return Code::kOk;
   }
   PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));

@@ -243,12 +243,17 @@ bool DecodePieces(std::string_view bytes, std::vector<Piece>* pieces) {
 std::string LotKey(const Id& account, int64_t expires_at_ns, uint64_t seq, uint32_t index) {
   std::string key;
   key.reserve(kLotKeyBytes);
-  ByteWriter w(&key);
+  AppendLotKey(account, expires_at_ns, seq, index, &key);
+  return key;
+}
+
+void AppendLotKey(const Id& account, int64_t expires_at_ns, uint64_t seq, uint32_t index,
+                  std::string* out) {
+  ByteWriter w(out);
   w.IdBytes(account);
   w.BeI64(expires_at_ns);
   w.BeU64(seq);
   w.BeU32(index);
-  return key;
 }
 
 bool DecodeLotKey(std::string_view key, Id* account, LotInfo* lot) {

@@ -198,6 +198,9 @@ inline constexpr int64_t kNever = INT64_MAX;
 //   -> U64 remaining | I64 locked_until
 inline constexpr size_t kLotKeyBytes = 16 + 8 + 8 + 4;
 std::string LotKey(const Id& account, int64_t expires_at_ns, uint64_t seq, uint32_t index);
+// The same key appended to `out` (the writer reuses one buffer).
+void AppendLotKey(const Id& account, int64_t expires_at_ns, uint64_t seq, uint32_t index,
+                  std::string* out);
 bool DecodeLotKey(std::string_view key, Id* account, LotInfo* lot);
 
 enum class HoldState : uint8_t { kPending = 0, kCaptured = 1, kReleased = 2, kTimedOut = 3 };

@@ -1,6 +1,5 @@
-// Internal to ledger/: SHA-256 without OpenSSL 3's per-call algorithm
-// fetch, which cost more than the hashing itself for our short inputs
-// (a third of the hash chain's time in BM_LedgerApply).
+// Internal to ledger/: SHA-256 with no allocation and no per-call
+// algorithm fetch (OpenSSL 3's EVP interface does both; sha256.cc).
 #ifndef POINTLEDGER_LEDGER_SHA256_H_
 #define POINTLEDGER_LEDGER_SHA256_H_
 

@@ -177,7 +177,14 @@ class Applier {
   // the newest, or the stored record's own while it is replayed.
   uint8_t rules_ = kRecordFormat;
   Ctx ctx_;
-  std::string scratch_;        // reused encode buffer
+  // Reused buffers: SPEC §9 asks for no allocation per transaction on the
+  // writer's path, and a std::string over 15 bytes allocates. scratch_ is
+  // the record's and the encoders'; key_buf_, key2_buf_ and value_buf_ are
+  // the leaf writes' (a lot and its expiry entry, a history row), never
+  // held across a call that may use them.
+  std::string scratch_;
+  std::string key_buf_, key2_buf_, value_buf_;
+  TxRecord record_;  // Record()'s, its strings and postings reused
   std::vector<LotEntry> lots_a_, lots_b_;
   std::vector<Piece> pieces_;
 };
