@@ -193,8 +193,21 @@ std::string DeadlineKey(int64_t deadline_ns, const Id& hold) {
 
 }  // namespace
 
-Applier::Applier(View& view, Clock* clock, const ChainHead& head)
-    : view_(view), clock_(clock), head_(head) {
+Applier::Applier(View& view, Clock* clock, const ChainHead& head, Buffers* buffers)
+    : view_(view),
+      clock_(clock),
+      head_(head),
+      own_buffers_(buffers == nullptr ? std::make_unique<Buffers>() : nullptr),
+      buffers_(buffers == nullptr ? *own_buffers_ : *buffers),
+      ctx_(buffers_.ctx),
+      scratch_(buffers_.scratch),
+      key_buf_(buffers_.key),
+      key2_buf_(buffers_.key2),
+      value_buf_(buffers_.value),
+      record_(buffers_.record),
+      lots_a_(buffers_.lots_a),
+      lots_b_(buffers_.lots_b),
+      pieces_(buffers_.pieces) {
   ctx_.postings.reserve(4);
 }
 

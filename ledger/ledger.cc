@@ -467,6 +467,9 @@ struct Ledger::Rep {
   Clock* clock = nullptr;
   ChainHead head;  // committed head; touched only by the (single) writer
   std::atomic<bool> writer_active{false};
+  // Lent to each Writer's Applier in turn (one writer at a time): its
+  // buffers keep their capacity from one group commit to the next.
+  Applier::Buffers writer_buffers;
 
   MemTable active;
   // The writer's filter over the ids in the state environment (built at
@@ -737,7 +740,7 @@ struct Ledger::Writer::Rep {
                           .frozen = frozen,
                           .writer = true,
                           .id_filter = l->id_filter.get()}),
-        applier(view, l->clock, l->head) {
+        applier(view, l->clock, l->head, &l->writer_buffers) {
     applier.set_record_format(l->options.record_format);
   }
 };

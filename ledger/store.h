@@ -4,6 +4,7 @@
 #define POINTLEDGER_LEDGER_STORE_H_
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,8 +63,11 @@ absl::Status LoadLots(const View& view, const Dbs& dbs, const Id& account,
 // Applies batches inside a group commit. Owned by a Ledger::Writer.
 class Applier {
  public:
-  // `view` is a writer View.
-  Applier(View& view, Clock* clock, const ChainHead& head);
+  struct Buffers;
+  // `view` is a writer View. `buffers`: what it reuses from transaction to
+  // transaction, lent for its lifetime (a Ledger keeps one across its
+  // group commits); null: its own.
+  Applier(View& view, Clock* clock, const ChainHead& head, Buffers* buffers = nullptr);
 
   // See Ledger::Writer::Apply. A batch that takes the group's pending log
   // entries past the limit is refused whole with ResourceExhausted.
@@ -106,6 +110,26 @@ class Applier {
     Statement statement;
     bool not_recorded = false;  // a hold_timeout before its deadline
   };
+
+ public:
+  // SPEC §9 asks for no allocation per transaction on the writer's path,
+  // and a std::string over 15 bytes allocates: these keep their capacity.
+  // A Ledger lends its writer's to each group commit's Applier, so that a
+  // commit of one transaction does not grow them again (41 allocations a
+  // transaction at batch 1 before, BENCHMARKS.md "Session 27").
+  struct Buffers {
+    Ctx ctx;
+    // The record's and the encoders'.
+    std::string scratch;
+    // The leaf writes' (a lot and its expiry entry, a history row), never
+    // held across a call that may use them.
+    std::string key, key2, value;
+    TxRecord record;  // Record()'s: copies into its strings keep capacity
+    std::vector<LotEntry> lots_a, lots_b;
+    std::vector<Piece> pieces;
+  };
+
+ private:
 
   absl::StatusOr<Result> ApplyOne(const Transaction& tx, const Auth& auth);
   // The checks that need only the request, then exactly-once: the refusal,
@@ -176,17 +200,15 @@ class Applier {
   // The rules (record format, ledger.h) of the transaction being decided:
   // the newest, or the stored record's own while it is replayed.
   uint8_t rules_ = kRecordFormat;
-  Ctx ctx_;
-  // Reused buffers: SPEC §9 asks for no allocation per transaction on the
-  // writer's path, and a std::string over 15 bytes allocates. scratch_ is
-  // the record's and the encoders'; key_buf_, key2_buf_ and value_buf_ are
-  // the leaf writes' (a lot and its expiry entry, a history row), never
-  // held across a call that may use them.
-  std::string scratch_;
-  std::string key_buf_, key2_buf_, value_buf_;
-  TxRecord record_;  // Record()'s, its strings and postings reused
-  std::vector<LotEntry> lots_a_, lots_b_;
-  std::vector<Piece> pieces_;
+  std::unique_ptr<Buffers> own_buffers_;  // when none was lent
+  Buffers& buffers_;
+  // Names for buffers_' members.
+  Ctx& ctx_;
+  std::string& scratch_;
+  std::string &key_buf_, &key2_buf_, &value_buf_;
+  TxRecord& record_;
+  std::vector<LotEntry>&lots_a_, &lots_b_;
+  std::vector<Piece>& pieces_;
 };
 
 }  // namespace pointledger::ledger

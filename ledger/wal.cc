@@ -20,6 +20,7 @@
 
 #include <zlib.h>
 
+#include "absl/container/inlined_vector.h"
 #include "ledger/codec.h"
 
 namespace pointledger::ledger {
@@ -163,7 +164,7 @@ void DirectIo(int fd) {
 }
 
 absl::Status WriteAll(int fd, const iovec* parts, int count, uint64_t offset) {
-  std::vector<iovec> iov(parts, parts + count);
+  absl::InlinedVector<iovec, 4> iov(parts, parts + count);  // no allocation per commit
   size_t at = 0;
   while (at < iov.size()) {
     const ssize_t n = ::pwritev(fd, &iov[at], static_cast<int>(iov.size() - at), static_cast<off_t>(offset));
@@ -852,7 +853,9 @@ absl::Status Wal::Append(const LogChunk& chunk) {
   const std::string_view bytes = chunk.bytes();
   const uint64_t first_seq = chunk.first_seq();
   group_last_seq_ = chunk.last_seq();
-  std::vector<Segment> touched;  // to sync; all but the last are closed after
+  // To sync; all but the last are closed after. Two inline: a group that
+  // spans more segments than that allocates, no other commit does.
+  absl::InlinedVector<Segment, 2> touched;
   size_t done = 0;
   absl::Status status;
   while (done < bytes.size()) {
