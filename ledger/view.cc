@@ -113,6 +113,12 @@ bool LogChunk::Parse(std::string bytes, LogChunk* out) {
   return true;
 }
 
+void LogChunk::Reserve(const Mark& m) {
+  bytes_.reserve(m.bytes);
+  refs_[0].reserve(m.refs[0]);
+  refs_[1].reserve(m.refs[1]);
+}
+
 LogChunk::Mark LogChunk::mark() const {
   return Mark{bytes_.size(), {refs_[0].size(), refs_[1].size()}, lmdb_bytes_};
 }
@@ -328,9 +334,22 @@ void MemTable::Publish() {
   if (!pending_log_.empty()) {
     // Every transaction that writes effects also writes its record.
     PL_CHECK(!pending_log_.refs(Dbs().log).empty());
+    last_log_ = pending_log_.mark();
     map_.log.push_back(std::make_shared<const LogChunk>(std::move(pending_log_)));
     pending_log_ = LogChunk();
   }
+}
+
+void MemTable::ReserveLog() {
+  // Capped: a bulk group's chunk (megabytes) reserved again for a small
+  // one would sit in memory mostly empty until the checkpoint.
+  constexpr size_t kBytesMax = 64 << 10;
+  constexpr size_t kRefsMax = 256;
+  LogChunk::Mark m = last_log_;
+  m.bytes = std::min(m.bytes, kBytesMax);
+  m.refs[0] = std::min(m.refs[0], kRefsMax);
+  m.refs[1] = std::min(m.refs[1], kRefsMax);
+  pending_log_.Reserve(m);
 }
 
 void MemTable::AddLog(const LogChunks& chunks) {

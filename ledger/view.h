@@ -81,6 +81,8 @@ class LogChunk {
 
   // REQUIRES: t is a log table, seq above every seq of t so far.
   void Add(Table t, uint64_t seq, std::string_view value);
+  // Room for as much as `m` counts, without growing step by step.
+  void Reserve(const Mark& m);
   // Rebuilds a chunk from bytes written by Add; false if they do not parse
   // or are out of order.
   static bool Parse(std::string bytes, LogChunk* out);
@@ -227,7 +229,10 @@ class MemTable {
   void Put(std::string_view full_key, std::string_view value);
   void Del(std::string_view full_key);
   // A log-table write, pending until Publish().
-  void PutLog(Table t, uint64_t seq, std::string_view value) { pending_log_.Add(t, seq, value); }
+  void PutLog(Table t, uint64_t seq, std::string_view value) {
+    if (pending_log_.empty()) ReserveLog();
+    pending_log_.Add(t, seq, value);
+  }
   // A `history` write (key: member id ‖ BeU64 seq, value: I64), pending
   // until Publish(). REQUIRES: a key not written before.
   void PutHistory(std::string_view key, std::string_view value);
@@ -274,11 +279,16 @@ class MemTable {
     std::string value;
   };
   Slot& SlotFor(std::string_view full_key);
+  // Before a group commit's first log write: room for what the last one
+  // wrote, up to a cap. A chunk grown from empty reallocated at every
+  // doubling, five or six times for one transaction's record at batch 1.
+  void ReserveLog();
 
   bool order_all_;
   Map map_;
   std::vector<Undo> undo_;
   LogChunk pending_log_;
+  LogChunk::Mark last_log_;  // the size of the last chunk published
   // In the order written (seq order); sorted into a run by Publish(). The
   // writer never scans history, so cursors do not look here.
   HistoryRun pending_history_;
