@@ -206,7 +206,7 @@ absl::StatusOr<std::unique_ptr<IdFilter>> BuildIdFilter(const lmdb::Txn& state_t
   std::vector<std::string_view> replayed;
   for (const auto& [full_key, slot] : mem.map().slots) {
     if (static_cast<Table>(full_key[0]) == Dbs().ids) {
-      replayed.push_back(std::string_view(full_key).substr(1));
+      replayed.push_back(std::string_view(full_key.data(), full_key.size()).substr(1));
     }
   }
   // Room for as many again before it grows.
@@ -228,7 +228,9 @@ absl::Status WriteStateTables(lmdb::Txn& txn, const Handles& handles, const MemT
   // writer's thread).
   std::vector<MemTable::OrderKey> keys;
   keys.reserve(map.slots.size());
-  for (const auto& [full_key, slot] : map.slots) keys.emplace_back(full_key, &slot);
+  for (const auto& [full_key, slot] : map.slots) {
+    keys.emplace_back(std::string_view(full_key.data(), full_key.size()), slot);
+  }
   std::sort(keys.begin(), keys.end());
   for (const MemTable::OrderKey& order_key : keys) {
     const std::string_view full_key = order_key.key;

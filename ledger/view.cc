@@ -1,7 +1,9 @@
 #include "ledger/view.h"
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
+#include <new>
 #include <utility>
 
 #include "ledger/codec.h"
@@ -184,17 +186,17 @@ MemTable::OrderKey::OrderKey(std::string_view k, const Slot* s) : key(k), slot(s
 
 const MemTable::Slot* MemTable::Map::Find(std::string_view full_key) const {
   auto it = slots.find(absl::string_view(full_key.data(), full_key.size()));
-  return it == slots.end() ? nullptr : &it->second;
+  return it == slots.end() ? nullptr : it->second;
 }
 
 const MemTable::Slot* MemTable::Map::Find(std::string_view full_key, size_t hash) const {
   auto it = slots.find(absl::string_view(full_key.data(), full_key.size()), hash);
-  return it == slots.end() ? nullptr : &it->second;
+  return it == slots.end() ? nullptr : it->second;
 }
 
 MemTable::Slot* MemTable::Map::Find(std::string_view full_key) {
   auto it = slots.find(absl::string_view(full_key.data(), full_key.size()));
-  return it == slots.end() ? nullptr : &it->second;
+  return it == slots.end() ? nullptr : it->second;
 }
 
 namespace {
@@ -223,17 +225,54 @@ bool MemTable::Ordered(Table t) {
          t == d.history || t == d.prices || t == d.flows;
 }
 
+char* Arena::Allocate(size_t n) {
+  n = (n + 7) & ~size_t{7};
+  if (n > left_) {
+    // A value larger than a block gets a block of its own; the current
+    // block's rest is left unused.
+    const size_t size = std::max(n, kBlock);
+    blocks_.push_back(std::make_unique<char[]>(size));
+    next_ = blocks_.back().get();
+    left_ = size;
+    bytes_ += size;
+  }
+  char* p = next_;
+  next_ += n;
+  left_ -= n;
+  return p;
+}
+
 MemTable::Slot& MemTable::SlotFor(std::string_view full_key) {
   if (Slot* s = map_.Find(full_key)) return *s;
+  // The key and slot go to the arena first: only this thread allocates
+  // there, and readers see neither until the insert below.
+  char* key = map_.arena->Allocate(full_key.size());
+  std::memcpy(key, full_key.data(), full_key.size());
+  Slot* slot = new (map_.arena->Allocate(sizeof(Slot))) Slot();
+  const std::string_view stored(key, full_key.size());
   // Inserting may rehash and rebalance: readers must not be inside the map.
   absl::MutexLock lock(&mu_);
-  auto [it, inserted] = map_.slots.try_emplace(std::string(full_key));
+  const bool inserted = map_.slots.try_emplace(absl::string_view(key, full_key.size()), slot).second;
   PL_CHECK(inserted);
   if (ordered(static_cast<Table>(full_key[0]))) {
-    map_.order.insert(OrderKey(it->first, &it->second));
+    map_.order.insert(OrderKey(stored, slot));
     ++map_.order_version;
   }
-  return it->second;
+  return *slot;
+}
+
+MemTable::Bytes MemTable::ValueFor(const Slot& s, std::string_view value) {
+  PL_CHECK(value.size() <= UINT32_MAX);
+  Bytes b = s.pending_value;
+  // A pending write of this slot in this group left an undo entry that
+  // may point at its pending bytes: those stay as they are.
+  if (s.pending != kAbsent || b.capacity < value.size()) {
+    b.data = map_.arena->Allocate(value.size());
+    b.capacity = static_cast<uint32_t>(value.size());
+  }
+  if (!value.empty()) std::memcpy(b.data, value.data(), value.size());
+  b.size = static_cast<uint32_t>(value.size());
+  return b;
 }
 
 void MemTable::OrderAll() {
@@ -241,7 +280,9 @@ void MemTable::OrderAll() {
   if (order_all_) return;
   std::vector<OrderKey> rest;
   for (const auto& [full_key, slot] : map_.slots) {
-    if (!Ordered(static_cast<Table>(full_key[0]))) rest.emplace_back(full_key, &slot);
+    if (!Ordered(static_cast<Table>(full_key[0]))) {
+      rest.emplace_back(std::string_view(full_key.data(), full_key.size()), slot);
+    }
   }
   std::sort(rest.begin(), rest.end());
   absl::MutexLock lock(&mu_);
@@ -254,16 +295,17 @@ void MemTable::OrderAll() {
 
 void MemTable::Put(std::string_view full_key, std::string_view value) {
   Slot& s = SlotFor(full_key);
-  undo_.push_back(Undo{&s, s.pending, std::move(s.pending_value)});
+  const Bytes bytes = ValueFor(s, value);
+  undo_.push_back(Undo{&s, s.pending, s.pending_value});
   s.pending = kValue;
-  s.pending_value.assign(value.data(), value.size());
+  s.pending_value = bytes;
 }
 
 void MemTable::Del(std::string_view full_key) {
   Slot& s = SlotFor(full_key);
-  undo_.push_back(Undo{&s, s.pending, std::move(s.pending_value)});
+  undo_.push_back(Undo{&s, s.pending, s.pending_value});
   s.pending = kDeleted;
-  s.pending_value.clear();
+  s.pending_value.size = 0;
 }
 
 void MemTable::PutHistory(std::string_view key, std::string_view value) {
@@ -281,7 +323,7 @@ void MemTable::RollbackTo(const Mark& mark) {
   while (undo_.size() > mark.undo) {
     Undo& u = undo_.back();
     u.slot->pending = u.pending;
-    u.slot->pending_value = std::move(u.value);
+    u.slot->pending_value = u.value;
     undo_.pop_back();
   }
 }
@@ -327,7 +369,7 @@ void MemTable::Publish() {
     Slot& s = *u.slot;
     if (s.pending == kAbsent) continue;  // a key written twice: already done
     s.committed = s.pending;
-    s.committed_value.swap(s.pending_value);
+    std::swap(s.committed_value, s.pending_value);
     s.pending = kAbsent;
   }
   undo_.clear();

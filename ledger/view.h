@@ -23,7 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_set.h"
-#include "absl/container/node_hash_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "ledger/id_filter.h"
 #include "ledger/lmdb.h"
@@ -127,6 +127,29 @@ absl::StatusOr<Handles> OpenHandles(const lmdb::Txn& log_txn, const lmdb::Txn& s
 // The seq up to which the state environment holds the state (0: none).
 absl::StatusOr<uint64_t> ReadCheckpointSeq(const lmdb::Txn& state_txn, const Handles& handles);
 
+// Bump allocation for one MemTable map's keys, slots and values, all freed
+// with the map. SPEC §9 asks for no allocation per transaction on the
+// writer's path: a node, a key string and a value string for every new key
+// were ~11 allocations a transaction (BENCHMARKS.md, "Session 27"), and
+// freeing a frozen map slot by slot was the checkpointer's work. Only the
+// writer allocates (in the active map); a frozen map is read only.
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  // `n` bytes, 8-aligned, valid until the arena is destroyed.
+  char* Allocate(size_t n);
+  size_t bytes() const { return bytes_; }  // in its blocks
+
+ private:
+  static constexpr size_t kBlock = 1 << 20;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* next_ = nullptr;
+  size_t left_ = 0;
+  size_t bytes_ = 0;
+};
+
 // State written since the last checkpoint, as a sorted map from
 // (table byte ‖ key) to a slot. Each slot has a committed value, which
 // readers see, and a pending value, which only the writer sees until
@@ -139,11 +162,21 @@ absl::StatusOr<uint64_t> ReadCheckpointSeq(const lmdb::Txn& state_txn, const Han
 class MemTable {
  public:
   enum State : uint8_t { kAbsent = 0, kValue = 1, kDeleted = 2 };
+  // A value's bytes in the map's arena, with room for `capacity`.
+  struct Bytes {
+    char* data = nullptr;
+    uint32_t size = 0;
+    uint32_t capacity = 0;
+    operator std::string_view() const { return {data, size}; }
+  };
+  // In the map's arena, as its key is: a pointer to either is stable.
   struct Slot {
     State committed = kAbsent;  // kAbsent: look in the layers below
     State pending = kAbsent;    // kAbsent: no pending write
-    std::string committed_value;
-    std::string pending_value;
+    Bytes committed_value;
+    // After Publish, the committed value's former bytes: reused by the
+    // next Put while no undo entry can point at them (ValueFor).
+    Bytes pending_value;
   };
   // An entry of the sorted index: a view of the slot's key, led by its
   // first 16 bytes packed big-endian, so that comparisons rarely need to
@@ -179,10 +212,14 @@ class MemTable {
 
   // Point lookups go to a hash map (one probe, where a B-tree of string
   // keys costs a dozen cache misses); range scans walk a sorted set of views
-  // of the same keys. Nodes are stable, so the views and undo entries may
-  // point into them.
+  // of the same keys. Keys and slots live in the arena, so the views and
+  // undo entries may point into them.
   struct Map {
-    absl::node_hash_map<std::string, Slot> slots;
+    // First: the map's keys, slots and values outlive its indexes.
+    std::unique_ptr<Arena> arena = std::make_unique<Arena>();
+    // absl::string_view: Debian's abseil has its own, which its string hash
+    // takes (one hash for every map, and lookups by std::string_view).
+    absl::flat_hash_map<absl::string_view, Slot*> slots;
     absl::btree_set<OrderKey> order;
     // The log entries committed into this map, one chunk per group commit.
     LogChunks log;
@@ -276,9 +313,14 @@ class MemTable {
   struct Undo {
     Slot* slot;
     State pending;
-    std::string value;
+    Bytes value;
   };
   Slot& SlotFor(std::string_view full_key);
+  // Bytes for a new pending value of `s` (before it is changed): its
+  // pending bytes if nothing refers to them (no pending write of it in
+  // this group: an undo entry would) and they are large enough, else new
+  // ones from the arena.
+  Bytes ValueFor(const Slot& s, std::string_view value);
   // Before a group commit's first log write: room for what the last one
   // wrote, up to a cap. A chunk grown from empty reallocated at every
   // doubling, five or six times for one transaction's record at batch 1.
