@@ -231,7 +231,8 @@ char* Arena::Allocate(size_t n) {
     // A value larger than a block gets a block of its own; the current
     // block's rest is left unused.
     const size_t size = std::max(n, kBlock);
-    blocks_.push_back(std::make_unique<char[]>(size));
+    // Not value-initialized: a block is written before it is read.
+    blocks_.push_back(std::unique_ptr<char[]>(new char[size]));
     next_ = blocks_.back().get();
     left_ = size;
     bytes_ += size;
