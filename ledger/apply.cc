@@ -578,7 +578,15 @@ absl::StatusOr<Applier::Slot*> Applier::Account(Ctx& c, const Id& id) {
   Slot* s = &c.slots[c.slot_count++];
   s->id = id;
   s->dirty = false;
+  // Reset, keeping the strings' capacity: a member key over 15 bytes would
+  // otherwise be allocated again by every transaction.
+  std::string program = std::move(s->rec.program);
+  std::string name = std::move(s->rec.name);
   s->rec = AccountRec{};
+  program.clear();
+  name.clear();
+  s->rec.program = std::move(program);
+  s->rec.name = std::move(name);
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.accounts, IdView(id)));
   s->exists = v.has_value();
   if (v && !DecodeAccount(*v, &s->rec)) {
@@ -594,7 +602,7 @@ absl::StatusOr<Code> Applier::Member(Ctx& c, std::string_view key, bool open_if_
     if (!open_if_needed || !c.program.auto_open) return Code::kAccountNotFound;
     s->rec.kind = AccountKind::kMember;
     s->rec.program = c.tx->program;
-    s->rec.name = std::string(key);
+    s->rec.name.assign(key);
     s->dirty = true;  // created only if the transaction succeeds
   } else if (s->rec.kind != AccountKind::kMember) {
     return Code::kAccountNotFound;

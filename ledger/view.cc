@@ -385,9 +385,11 @@ void MemTable::Publish() {
 
 void MemTable::ReserveLog() {
   // Capped: a bulk group's chunk (megabytes) reserved again for a small
-  // one would sit in memory mostly empty until the checkpoint.
-  constexpr size_t kBytesMax = 64 << 10;
-  constexpr size_t kRefsMax = 256;
+  // one would sit in memory mostly empty until the checkpoint. What a
+  // published chunk may hold unused is the cap, and only after a bigger
+  // group.
+  constexpr size_t kBytesMax = 16 << 10;
+  constexpr size_t kRefsMax = 64;
   LogChunk::Mark m = last_log_;
   m.bytes = std::min(m.bytes, kBytesMax);
   m.refs[0] = std::min(m.refs[0], kRefsMax);

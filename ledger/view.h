@@ -167,7 +167,8 @@ class MemTable {
     char* data = nullptr;
     uint32_t size = 0;
     uint32_t capacity = 0;
-    operator std::string_view() const { return {data, size}; }
+    // Never a null pointer, as std::string gave: LMDB gets it for "".
+    operator std::string_view() const { return {data != nullptr ? data : "", size}; }
   };
   // In the map's arena, as its key is: a pointer to either is stable.
   struct Slot {
@@ -322,7 +323,7 @@ class MemTable {
   // ones from the arena.
   Bytes ValueFor(const Slot& s, std::string_view value);
   // Before a group commit's first log write: room for what the last one
-  // wrote, up to a cap. A chunk grown from empty reallocated at every
+  // wrote, up to 16 KiB. A chunk grown from empty reallocated at every
   // doubling, five or six times for one transaction's record at batch 1.
   void ReserveLog();
 

@@ -230,6 +230,37 @@ TEST(MemTableArenaTest, RollbacksRestoreEachValueThoughBytesAreReused) {
   EXPECT_EQ(Read(reader, key), value(6));
 }
 
+// The two other halves of the rule: spare bytes too small for the value
+// are not written past (the next key's value sits right after them in the
+// arena), and a pending delete keeps its undo entry's bytes too.
+TEST(MemTableArenaTest, AGrowingValueAndADeleteInsideAChainKeepTheirNeighbours) {
+  MemTable mem;
+  const View reader = ReaderView(&mem);
+  const View writer(View::Layers{.active = &mem, .frozen = nullptr, .writer = true});
+  const std::string a = "account-0000000a", b = "account-0000000b";
+  auto full = [](const std::string& key) { return std::string(1, static_cast<char>(Dbs().accounts)) + key; };
+  mem.Put(full(a), "short-a");
+  mem.Put(full(b), "short-b");
+  mem.Publish();
+  mem.Put(full(a), "short-A");
+  mem.Put(full(b), "short-B");
+  mem.Publish();  // each key's spare bytes: 7, beside the other key's
+  mem.Put(full(a), std::string(200, 'a'));  // too long for its spare bytes
+  mem.Publish();
+  EXPECT_EQ(Read(reader, a), std::string(200, 'a'));
+  EXPECT_EQ(Read(reader, b), "short-B");
+
+  mem.Put(full(b), "value-3");
+  const MemTable::Mark mark = mem.Savepoint();
+  mem.Del(full(b));  // its undo entry holds value-3's bytes
+  mem.Put(full(b), "value-4");  // so these must be new ones
+  mem.RollbackTo(mark);
+  EXPECT_EQ(Read(writer, b), "value-3");
+  mem.Publish();
+  EXPECT_EQ(Read(reader, b), "value-3");
+  EXPECT_EQ(Read(reader, a), std::string(200, 'a'));
+}
+
 TEST(MemTableArenaTest, ValuesLargerThanABlockAndManyKeysKeepTheirBytes) {
   MemTable mem;
   std::map<std::string, std::string> want;
