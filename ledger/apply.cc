@@ -164,7 +164,7 @@ bool Usable(const LotInfo& lot, int64_t ts) { return !Locked(lot, ts) && !Expire
 uint64_t AvailableIn(const std::vector<LotEntry>& lots, int64_t ts, std::string_view skip_key) {
   uint64_t sum = 0;
   for (const LotEntry& lot : lots) {
-    if (lot.key != skip_key && Usable(lot.info, ts)) sum += lot.info.remaining;
+    if (lot.key() != skip_key && Usable(lot.info, ts)) sum += lot.info.remaining;
   }
   return sum;
 }
@@ -663,23 +663,37 @@ absl::Status Applier::Flush(Ctx& c) {
 
 absl::Status LoadLots(const View& txn, const Dbs& dbs, const Id& account,
                       std::vector<LotEntry>* lots) {
+  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.lots));
+  return LoadLots(cursor, account, lots);
+}
+
+absl::Status LoadLots(ViewCursor& cursor, const Id& account, std::vector<LotEntry>* lots) {
   lots->clear();
-  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(txn, dbs.lots, IdView(account)));
+  cursor.Bound(IdView(account));
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(IdView(account)));
   while (found && cursor.key().substr(0, 16) == IdView(account)) {
-    LotEntry e;
-    e.key = std::string(cursor.key());
+    LotEntry& e = lots->emplace_back();
     Id owner;
     ByteReader r(cursor.value());
     e.info.remaining = r.U64();
     e.info.locked_until_ns = r.I64();
-    if (!DecodeLotKey(e.key, &owner, &e.info) || !r.done()) {
+    if (!DecodeLotKey(cursor.key(), &owner, &e.info) || !r.done()) {
       return absl::DataLossError("lots: malformed entry");
     }
-    lots->push_back(std::move(e));
+    std::copy(cursor.key().begin(), cursor.key().end(), e.key_bytes.begin());
     PL_ASSIGN_OR_RETURN(found, cursor.Next());
   }
   return absl::OkStatus();
+}
+
+absl::Status Applier::MemberLots(const Id& account, std::vector<LotEntry>* lots) {
+  if (!lots_cursor_ || lots_cursor_generation_ != view_.state_generation()) {
+    lots_cursor_.reset();
+    PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, dbs_.lots));
+    lots_cursor_.emplace(std::move(cursor));
+    lots_cursor_generation_ = view_.state_generation();
+  }
+  return LoadLots(*lots_cursor_, account, lots);
 }
 
 int64_t Applier::DefaultExpiry(const Ctx& c) const {
@@ -713,11 +727,11 @@ absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
   // which audit verify explains, rather than a crash at every start.
   if (points > lot.info.remaining) return absl::DataLossError("lots: a lot holds less than taken from it");
   if (points == lot.info.remaining) {
-    PL_ASSIGN_OR_RETURN(bool existed, view_.Del(dbs_.lots, lot.key));
+    PL_ASSIGN_OR_RETURN(bool existed, view_.Del(dbs_.lots, lot.key()));
     if (!existed) return absl::DataLossError("lots: a lot read is not there");
     if (lot.info.expires_at_ns != kNever) {
       PL_ASSIGN_OR_RETURN(existed,
-                          view_.Del(dbs_.expiry, ExpiryKey(lot.key, lot.info.expires_at_ns, &key2_buf_)));
+                          view_.Del(dbs_.expiry, ExpiryKey(lot.key(), lot.info.expires_at_ns, &key2_buf_)));
     }
     return absl::OkStatus();
   }
@@ -726,14 +740,14 @@ absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
   ByteWriter w(&value);
   w.U64(lot.info.remaining - points);
   w.I64(lot.info.locked_until_ns);
-  return view_.Put(dbs_.lots, lot.key, value);
+  return view_.Put(dbs_.lots, lot.key(), value);
 }
 
 absl::Status Applier::Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
                               std::string_view skip_key, std::vector<Piece>* pieces) {
   for (LotEntry& lot : lots) {
     if (points == 0) break;
-    if (lot.key == skip_key || !Usable(lot.info, ts) || lot.info.remaining == 0) continue;
+    if (lot.key() == skip_key || !Usable(lot.info, ts) || lot.info.remaining == 0) continue;
     const uint64_t take = std::min(points, lot.info.remaining);
     PL_RETURN_IF_ERROR(TakeFromLot(lot, take));
     lot.info.remaining -= take;
@@ -914,7 +928,7 @@ absl::StatusOr<Code> Applier::Redeem(Ctx& c) {
   Slot* member = nullptr;
   PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, /*open_if_needed=*/false, &member));
   if (code != Code::kOk) return code;
-  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(MemberLots(member->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
   if (Code o = Post(c, member, sink, t.points, PostingType::kPosted); o != Code::kOk) return o;
 
@@ -965,7 +979,7 @@ absl::StatusOr<Code> Applier::Transfer(Ctx& c) {
   if (code != Code::kOk) return code;
   PL_ASSIGN_OR_RETURN(code, Member(c, t.member2, true, &to));
   if (code != Code::kOk) return code;
-  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, from->id, &lots_a_));
+  PL_RETURN_IF_ERROR(MemberLots(from->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
   if (Code o = Post(c, from, to, t.points, PostingType::kPosted); o != Code::kOk) return o;
 
@@ -997,7 +1011,7 @@ absl::StatusOr<Code> Applier::Adjust(Ctx& c) {
     PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
     return Code::kOk;
   }
-  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(MemberLots(member->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < n) return Code::kInsufficientPoints;
   if (Code o = Post(c, member, adjustment, n, PostingType::kPosted); o != Code::kOk) return o;
   PL_RETURN_IF_ERROR(Flush(c));
@@ -1016,7 +1030,7 @@ absl::StatusOr<Code> Applier::Hold(Ctx& c) {
   Slot* member = nullptr;
   PL_ASSIGN_OR_RETURN(Code code, Member(c, t.member, false, &member));
   if (code != Code::kOk) return code;
-  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(MemberLots(member->id, &lots_a_));
   if (AvailableIn(lots_a_, c.ts, {}) < t.points) return Code::kInsufficientPoints;
   if (Code o = Post(c, member, holds, t.points, PostingType::kPending); o != Code::kOk) return o;
 
@@ -1110,12 +1124,15 @@ absl::StatusOr<Code> Applier::Expire(Ctx& c) {
   if (!member->exists || member->rec.kind != AccountKind::kMember) return Code::kAccountNotFound;
   PL_ASSIGN_OR_RETURN(Slot * breakage, Account(c, SystemAccountId(t.program, "breakage")));
   LotEntry lot;
-  lot.key = LotKey(member->id, t.time_ns, t.lot_seq, t.lot_index);
-  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.lots, lot.key));
+  key_buf_.clear();
+  AppendLotKey(member->id, t.time_ns, t.lot_seq, t.lot_index, &key_buf_);
+  PL_CHECK(key_buf_.size() == kLotKeyBytes);
+  std::copy(key_buf_.begin(), key_buf_.end(), lot.key_bytes.begin());
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.lots, lot.key()));
   if (!v && rules_ >= 6) {
     // The lot there under another expiry: this expire is not the sweep's
     // for it, and recorded would take the id the sweep needs (format 6).
-    PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
+    PL_RETURN_IF_ERROR(MemberLots(member->id, &lots_a_));
     for (const LotEntry& e : lots_a_) {
       if (e.info.source_seq == t.lot_seq && e.info.index == t.lot_index) {
         c.not_recorded = true;
@@ -1251,7 +1268,7 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
   member->rec.closed = true;
   member->dirty = true;
   PL_RETURN_IF_ERROR(Flush(c));
-  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, member->id, &lots_a_));
+  PL_RETURN_IF_ERROR(MemberLots(member->id, &lots_a_));
   for (const LotEntry& lot : lots_a_) PL_RETURN_IF_ERROR(TakeFromLot(lot, lot.info.remaining));
   for (auto& [hold_id, hold] : pending) {
     hold.state = HoldState::kReleased;
@@ -1413,10 +1430,10 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     }
     leg.own_key = LotKey(leg.member->id, created[i].expires_at_ns, original.seq,
                          static_cast<uint32_t>(i));
-    PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, leg.member->id, leg.lots));
+    PL_RETURN_IF_ERROR(MemberLots(leg.member->id, leg.lots));
     uint64_t own = 0;
     for (const LotEntry& lot : *leg.lots) {
-      if (lot.key == leg.own_key) own = lot.info.remaining;
+      if (lot.key() == leg.own_key) own = lot.info.remaining;
     }
     const uint64_t have = own + AvailableIn(*leg.lots, c.ts, leg.own_key);
     if (have < leg.want && !t.clawback_partial) return Code::kInsufficientPoints;
@@ -1434,7 +1451,7 @@ absl::StatusOr<Code> Applier::ReverseIntoSource(Ctx& c, const TxRecord& original
     Leg& leg = legs[i];
     uint64_t rest = leg.take;
     for (const LotEntry& lot : *leg.lots) {
-      if (lot.key != leg.own_key) continue;
+      if (lot.key() != leg.own_key) continue;
       const uint64_t from_own = std::min(rest, lot.info.remaining);
       PL_RETURN_IF_ERROR(TakeFromLot(lot, from_own));
       rest -= from_own;
@@ -1500,7 +1517,7 @@ absl::StatusOr<Code> Applier::ReverseTransfer(Ctx& c, const TxRecord& original, 
   PL_ASSIGN_OR_RETURN(Slot * to, Account(c, original.postings[0].credit));
   if (!from->exists || !to->exists) return absl::DataLossError("reverse: member missing");
   if (from->rec.closed || to->rec.closed) return Code::kAccountClosed;
-  PL_RETURN_IF_ERROR(LoadLots(view_, dbs_, to->id, &lots_a_));
+  PL_RETURN_IF_ERROR(MemberLots(to->id, &lots_a_));
   const uint64_t have = AvailableIn(lots_a_, c.ts, {});
   if (have < amount && !c.tx->clawback_partial) return Code::kInsufficientPoints;
   *taken = std::min(have, amount);

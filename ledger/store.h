@@ -51,14 +51,21 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
                                       std::string_view program, int64_t from_ns, int64_t to_ns,
                                       int64_t as_of_ns, uint64_t as_of_seq);
 
-// A lot as loaded for a transaction: its key and contents.
+// A lot as loaded for a transaction: its key and contents. The key is
+// fixed-size and held inline, so a vector of them that is cleared and
+// refilled for each redeem allocates nothing (SPEC §9).
 struct LotEntry {
-  std::string key;
+  std::array<char, kLotKeyBytes> key_bytes{};
   LotInfo info;
+  std::string_view key() const { return {key_bytes.data(), key_bytes.size()}; }
 };
 // A member's lots in consumption order.
 absl::Status LoadLots(const View& view, const Dbs& dbs, const Id& account,
                       std::vector<LotEntry>* lots);
+// The same through `cursor` (on the lots table, any prefix), which it
+// re-bounds to the member's lots: a caller that keeps one cursor loads
+// lots without opening an LMDB cursor each time.
+absl::Status LoadLots(ViewCursor& cursor, const Id& account, std::vector<LotEntry>* lots);
 
 // Applies batches inside a group commit. Owned by a Ledger::Writer.
 class Applier {
@@ -179,6 +186,9 @@ class Applier {
   absl::Status AddLot(const Id& account, int64_t expires_at_ns, uint64_t seq, uint32_t index,
                       uint64_t points, int64_t locked_until_ns);
   absl::Status TakeFromLot(const LotEntry& lot, uint64_t points);
+  // LoadLots through lots_cursor_, opened at the first call and again
+  // whenever the view's state layer has changed (a rebuild's spill).
+  absl::Status MemberLots(const Id& account, std::vector<LotEntry>* lots);
   // Consumes `points` from the available lots (FIFO), skipping `skip_key`.
   // Appends the consumed pieces. REQUIRES: enough available.
   absl::Status Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
@@ -209,6 +219,11 @@ class Applier {
   TxRecord& record_;
   std::vector<LotEntry>&lots_a_, &lots_b_;
   std::vector<Piece>& pieces_;
+  // For MemberLots: one cursor (and one LMDB cursor, whose opening
+  // mallocs) for every redeem of the group commit. Declared last, so it is
+  // closed before anything it reads through.
+  std::optional<ViewCursor> lots_cursor_;
+  uint64_t lots_cursor_generation_ = 0;  // the view's state_generation() at its opening
 };
 
 }  // namespace pointledger::ledger

@@ -555,12 +555,18 @@ absl::StatusOr<ViewCursor> ViewCursor::Open(const View& view, Table t, std::stri
     PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn, l.handles->dbi[t]));
     c.emplace(ViewCursor(&view, t, std::move(cursor)));
   }
-  c->prefix_ = std::string(prefix);
+  c->Bound(prefix);
   return std::move(*c);
 }
 
+void ViewCursor::Bound(std::string_view prefix) {
+  prefix_.assign(prefix);
+  lmdb_at_key_ = false;
+  position_count_ = 0;
+}
+
 absl::StatusOr<bool> ViewCursor::SeekAtLeast(std::string_view key) {
-  return Forward(std::string(key), /*strict=*/false, /*resume=*/false);
+  return Forward(key, /*strict=*/false, /*resume=*/false);
 }
 
 absl::StatusOr<bool> ViewCursor::Next() {
@@ -683,8 +689,10 @@ struct LogLayers {
 
 }  // namespace
 
-absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool resume) {
+absl::StatusOr<bool> ViewCursor::Forward(std::string_view target_in, bool strict, bool resume) {
   const char prefix = static_cast<char>(table_);
+  target_.assign(target_in);
+  const std::string& target = target_;
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);
   // Positions to walk on from; none after this call unless it succeeds
@@ -732,7 +740,12 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool r
         }
       }
     }
-    const std::string full = history ? std::string() : prefix + target;
+    full_.clear();
+    if (!history) {
+      full_.push_back(prefix);
+      full_.append(target);
+    }
+    const std::string& full = full_;
     const MemTable::OrderKey probe(full);
     for (size_t i = map_count; !history && i-- > 0;) {
       const MemTable::Map& map = *maps[i].map;
@@ -761,12 +774,12 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string target, bool strict, bool r
     // so it is also LMDB's first key >= best (what Next() resumes from).
     lmdb_found_ = found;
     if (best.found.state == MemTable::kDeleted) {
-      target = std::string(*best.key);
+      target_.assign(*best.key);  // a layer's key, never target_ or full_
       strict = true;
       lmdb_positioned = true;
       continue;
     }
-    key_ = std::string(*best.key);
+    key_.assign(*best.key);
     value_ = best.found.value;
     lmdb_at_key_ = true;
     position_count_ = resumable;

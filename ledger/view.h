@@ -379,8 +379,13 @@ class View {
   const Layers& layers() const { return l_; }
   // A rebuild moves its state to a scratch environment as it goes
   // (ledger.cc, StateRebuild). REQUIRES: no cursor of this View on a state
-  // table is open (log tables never read the state layer).
-  void set_state_txn(const lmdb::Txn* txn) { l_.state_txn = txn; }
+  // table is used after it (log tables never read the state layer); one
+  // kept open across calls is opened again when state_generation() moves.
+  void set_state_txn(const lmdb::Txn* txn) {
+    l_.state_txn = txn;
+    ++state_generation_;
+  }
+  uint64_t state_generation() const { return state_generation_; }
   // How many `effects` writes a replaying View has checked so far.
   uint64_t effects_checked() const { return effects_checked_; }
 
@@ -394,6 +399,7 @@ class View {
   Layers l_;
   mutable std::string key_scratch_;
   uint64_t effects_checked_ = 0;
+  uint64_t state_generation_ = 0;
 };
 
 // A cursor over one table of a View, merging its layers (newest first,
@@ -407,6 +413,11 @@ class ViewCursor {
   // other members' lots by the thousand.
   static absl::StatusOr<ViewCursor> Open(const View& view, Table t,
                                          std::string_view prefix = {});
+
+  // Moves forward end past the keys that start with `prefix` from now on
+  // (empty: no bound), as if opened with it; the position is lost. A caller
+  // that scans many ranges of a table keeps one cursor and its buffers.
+  void Bound(std::string_view prefix);
 
   absl::StatusOr<bool> SeekAtLeast(std::string_view key);
   absl::StatusOr<bool> First() { return SeekAtLeast(""); }
@@ -425,7 +436,8 @@ class ViewCursor {
   // `resume`: target is not below the previous Forward's target, so each
   // in-memory layer may walk on from where that one found its first
   // entry instead of descending its B-tree again.
-  absl::StatusOr<bool> Forward(std::string target, bool strict, bool resume);
+  // `target` may be key_ (Next); it is copied into target_ first.
+  absl::StatusOr<bool> Forward(std::string_view target, bool strict, bool resume);
   absl::StatusOr<bool> Backward(std::string target, bool to_end);
 
   const View* view_;
@@ -449,6 +461,10 @@ class ViewCursor {
   size_t position_count_ = 0;  // 0: none to resume from
   std::string key_;
   std::string_view value_;
+  // Forward's working keys, kept for their capacity: a scan's steps
+  // allocate nothing once they have grown (SPEC §9).
+  std::string target_;
+  std::string full_;
 };
 
 }  // namespace pointledger::ledger
