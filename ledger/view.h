@@ -16,9 +16,11 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -150,6 +152,35 @@ class Arena {
   size_t bytes_ = 0;
 };
 
+// A container's allocator in an Arena: what it frees stays allocated until
+// the arena goes. For indexes that only grow (a MemTable map's B-tree,
+// whose node splits were nearly all the allocations left on the writer's
+// path). The container must be destroyed before the arena.
+template <typename T>
+class ArenaAllocator {
+ public:
+  using value_type = T;
+  using propagate_on_container_copy_assignment = std::true_type;
+  using propagate_on_container_move_assignment = std::true_type;
+  using propagate_on_container_swap = std::true_type;
+  explicit ArenaAllocator(Arena* arena) : arena_(arena) {}
+  template <typename U>
+  ArenaAllocator(const ArenaAllocator<U>& other) : arena_(other.arena()) {}  // NOLINT: rebinding
+  T* allocate(size_t n) {
+    static_assert(alignof(T) <= 8, "the arena aligns to 8 bytes");
+    return reinterpret_cast<T*>(arena_->Allocate(n * sizeof(T)));
+  }
+  void deallocate(T*, size_t) {}
+  Arena* arena() const { return arena_; }
+  template <typename U>
+  bool operator==(const ArenaAllocator<U>& other) const {
+    return arena_ == other.arena();
+  }
+
+ private:
+  Arena* arena_;
+};
+
 // State written since the last checkpoint, as a sorted map from
 // (table byte ‖ key) to a slot. Each slot has a committed value, which
 // readers see, and a pending value, which only the writer sees until
@@ -215,13 +246,27 @@ class MemTable {
   // keys costs a dozen cache misses); range scans walk a sorted set of views
   // of the same keys. Keys and slots live in the arena, so the views and
   // undo entries may point into them.
+  using OrderSet = absl::btree_set<OrderKey, std::less<OrderKey>, ArenaAllocator<OrderKey>>;
   struct Map {
-    // First: the map's keys, slots and values outlive its indexes.
+    Map() = default;
+    Map(Map&&) noexcept = default;
+    // Destroys this map in its members' reverse order (the indexes, whose
+    // nodes and keys are in the arena, before the arena), then takes
+    // `other`'s: a member-wise assignment would free the arena first.
+    Map& operator=(Map&& other) noexcept {
+      if (this != &other) {
+        this->~Map();
+        new (this) Map(std::move(other));
+      }
+      return *this;
+    }
+    // First: the map's keys, slots, values and B-tree nodes outlive its
+    // indexes.
     std::unique_ptr<Arena> arena = std::make_unique<Arena>();
     // absl::string_view: Debian's abseil has its own, which its string hash
     // takes (one hash for every map, and lookups by std::string_view).
     absl::flat_hash_map<absl::string_view, Slot*> slots;
-    absl::btree_set<OrderKey> order;
+    OrderSet order{std::less<OrderKey>(), ArenaAllocator<OrderKey>(arena.get())};
     // The log entries committed into this map, one chunk per group commit.
     LogChunks log;
     // The history committed into this map: disjoint runs, oldest first,
@@ -455,7 +500,7 @@ class ViewCursor {
   struct MapPosition {
     const MemTable::Map* map = nullptr;
     uint64_t version = 0;
-    absl::btree_set<MemTable::OrderKey>::const_iterator it;
+    MemTable::OrderSet::const_iterator it;
   };
   MapPosition positions_[2];
   size_t position_count_ = 0;  // 0: none to resume from
