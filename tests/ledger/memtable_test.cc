@@ -303,12 +303,16 @@ TEST(MemTableArenaTest, AnOverrunPastAPieceIsReportedUnderAddressSanitizer) {
 #if __has_feature(address_sanitizer) || defined(__SANITIZE_ADDRESS__)
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   Arena arena;
-  char* a = arena.Allocate(20);
+  char* a = arena.Allocate(24);  // a whole number of 8-byte granules
   char* b = arena.Allocate(20);
-  a[19] = b[19] = 1;  // the pieces themselves are writable
-  EXPECT_DEATH(static_cast<volatile char*>(a)[20] = 1, "AddressSanitizer");
-  EXPECT_DEATH(static_cast<volatile char*>(a)[b - a - 1] = 1, "AddressSanitizer");
-  EXPECT_DEATH(static_cast<volatile char*>(b)[24] = 1, "AddressSanitizer");
+  char* c = arena.Allocate(8);
+  a[23] = b[19] = c[7] = 1;  // the pieces themselves are writable
+  // One past a: without the gap, that would be b's first byte.
+  EXPECT_DEATH(static_cast<volatile char*>(a)[24] = 1, "AddressSanitizer");
+  // Inside b's last granule, past its 20 bytes.
+  EXPECT_DEATH(static_cast<volatile char*>(b)[20] = 1, "AddressSanitizer");
+  // Past the last piece: the block's rest, not handed out yet.
+  EXPECT_DEATH(static_cast<volatile char*>(c)[8] = 1, "AddressSanitizer");
 #else
   GTEST_SKIP() << "checked in AddressSanitizer builds (make asan)";
 #endif
