@@ -1,6 +1,7 @@
 #include "ledger/view.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <iterator>
 #include <new>
@@ -174,15 +175,16 @@ std::optional<std::string_view> FindInLog(const LogChunks& chunks, Table t, uint
 
 MemTable::OrderKey::OrderKey(std::string_view k, const Slot* s) : key(k), slot(s) {
   // Zero-padded, so the packed order agrees with the bytes' order; ties
-  // (equal first 16 bytes) fall back to comparing the whole keys.
-  for (size_t i = 0; i < 16; ++i) {
-    const uint64_t byte = i < k.size() ? static_cast<uint8_t>(k[i]) : 0;
-    if (i < 8) {
-      hi = (hi << 8) | byte;
-    } else {
-      lo = (lo << 8) | byte;
-    }
-  }
+  // (equal first 16 bytes) fall back to comparing the whole keys. Two
+  // loads and byte swaps: a loop over the bytes was 5% of the samples of
+  // BM_LedgerApply/8190 (the checkpointer packs every key it sorts).
+  static_assert(std::endian::native == std::endian::little);
+  unsigned char bytes[16] = {};
+  if (!k.empty()) std::memcpy(bytes, k.data(), std::min<size_t>(k.size(), sizeof bytes));
+  std::memcpy(&hi, bytes, 8);
+  std::memcpy(&lo, bytes + 8, 8);
+  hi = __builtin_bswap64(hi);
+  lo = __builtin_bswap64(lo);
 }
 
 const MemTable::Slot* MemTable::Map::Find(std::string_view full_key) const {
