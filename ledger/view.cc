@@ -776,7 +776,7 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string_view target_in, bool strict
       }
       at = {&map, map.order_version, it};
       if (strict && it != map.order.end() && it->key == full) ++it;
-      for (; it != map.order.end() && it->key[0] == prefix; ++it) {
+      for (; it != map.order.end() && it->table() == prefix; ++it) {
         std::optional<Found> f = Effective(*it->slot, maps[i].writer);
         if (!f) continue;
         best.Offer(it->key.substr(1), *f, true);
@@ -848,7 +848,7 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
       auto it = order.lower_bound(MemTable::OrderKey(full));
       while (it != order.begin()) {
         --it;
-        if (it->key[0] != prefix) break;
+        if (it->table() != prefix) break;
         std::optional<Found> f = Effective(*it->slot, maps[i].writer);
         if (!f) continue;
         best.Offer(it->key.substr(1), *f, false);

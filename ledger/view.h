@@ -228,6 +228,10 @@ class MemTable {
     std::string_view key;
     // The key's slot (null in a probe): a scan needs no hash lookup.
     const Slot* slot = nullptr;
+    // The key's first byte, its table, from `hi`: a scan that asks it of
+    // every entry it steps over need not follow `key` (a cache miss each:
+    // a fifth of an audit's comparison).
+    char table() const { return static_cast<char>(hi >> 56); }
     bool operator<(const OrderKey& o) const {
       if (hi != o.hi) return hi < o.hi;
       if (lo != o.lo) return lo < o.lo;
