@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ledger/huge_pages.h"
+
 namespace pointledger::ledger {
 
 class IdFilter {
@@ -36,7 +38,7 @@ class IdFilter {
  private:
   using Block = std::array<uint32_t, 8>;
   struct Part {
-    std::vector<Block> blocks;
+    std::vector<Block, HugePageAllocator<Block>> blocks;
     uint64_t capacity = 0;
     uint64_t count = 0;
   };

@@ -230,7 +230,14 @@ bool MemTable::Ordered(Table t) {
 
 Arena::~Arena() {
   // Handed back to the allocator as it gave them.
-  for (const Block& b : blocks_) ASAN_UNPOISON_MEMORY_REGION(b.bytes.get(), b.size);
+  for (const Block& b : blocks_) {
+    ASAN_UNPOISON_MEMORY_REGION(b.bytes, b.size);
+    if (b.huge) {
+      FreeHuge(b.bytes, b.size);
+    } else {
+      delete[] b.bytes;
+    }
+  }
 }
 
 char* Arena::Allocate(size_t n) {
@@ -243,11 +250,15 @@ char* Arena::Allocate(size_t n) {
   const size_t take = ((n + 7) & ~size_t{7}) + kGap;
   if (take > left_) {
     // A value larger than a block gets a block of its own; the current
-    // block's rest is left unused.
-    const size_t size = std::max(take, kBlock);
+    // block's rest is left unused. Past kSmallBytes, blocks are huge pages
+    // (huge_pages.h): a big map's pieces are read at random.
+    const bool huge = bytes_ >= kSmallBytes;
+    const size_t size = std::max(take, huge ? kHugePage : kSmallBlock);
     // Not value-initialized: a block is written before it is read.
-    blocks_.push_back(Block{std::unique_ptr<char[]>(new char[size]), size});
-    next_ = blocks_.back().bytes.get();
+    char* bytes = huge ? static_cast<char*>(AllocateHuge(size)) : new char[size];
+    blocks_.push_back(Block{bytes, size, huge});
+    bytes_ += size;
+    next_ = bytes;
     left_ = size;
     ASAN_POISON_MEMORY_REGION(next_, size);
   }

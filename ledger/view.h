@@ -27,6 +27,7 @@
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "ledger/huge_pages.h"
 #include "ledger/id_filter.h"
 #include "ledger/lmdb.h"
 
@@ -150,11 +151,16 @@ class Arena {
   char* Allocate(size_t n);
 
  private:
-  static constexpr size_t kBlock = 1 << 20;
+  // Small maps (a read's private copy, a test's) stay small: blocks are
+  // malloc'd until the arena holds kSmallBytes, then whole huge pages.
+  static constexpr size_t kSmallBlock = 256 << 10;
+  static constexpr size_t kSmallBytes = 4 << 20;
   struct Block {
-    std::unique_ptr<char[]> bytes;
+    char* bytes;
     size_t size;
+    bool huge;
   };
+  size_t bytes_ = 0;  // in blocks_
   std::vector<Block> blocks_;
   char* next_ = nullptr;
   size_t left_ = 0;
@@ -277,7 +283,10 @@ class MemTable {
     std::unique_ptr<Arena> arena = std::make_unique<Arena>();
     // absl::string_view: Debian's abseil has its own, which its string hash
     // takes (one hash for every map, and lookups by std::string_view).
-    absl::flat_hash_map<absl::string_view, Slot*> slots;
+    absl::flat_hash_map<absl::string_view, Slot*, absl::Hash<absl::string_view>,
+                        std::equal_to<absl::string_view>,
+                        HugePageAllocator<std::pair<const absl::string_view, Slot*>>>
+        slots;
     OrderSet order{std::less<OrderKey>(), ArenaAllocator<OrderKey>(arena.get())};
     // The log entries committed into this map, one chunk per group commit.
     LogChunks log;

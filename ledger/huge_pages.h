@@ -1,0 +1,58 @@
+// Internal to ledger/: memory for the writer's big, randomly read tables in
+// transparent huge pages where the kernel gives them on request
+// (/sys/kernel/mm/transparent_hugepage/enabled: `madvise`, Debian's
+// default, or `always`).
+//
+// Why: the MemTable's hash index, its arena and the id filter are tens to
+// hundreds of megabytes read at random, one cache line here and there. With
+// 4 KiB pages nearly every such read also misses the TLB, and in a VM a
+// TLB miss walks two levels of page tables. A 2 MiB page covers 512 times
+// as much.
+#ifndef POINTLEDGER_LEDGER_HUGE_PAGES_H_
+#define POINTLEDGER_LEDGER_HUGE_PAGES_H_
+
+#include <cstddef>
+#include <memory>
+#include <new>
+
+namespace pointledger::ledger {
+
+inline constexpr size_t kHugePage = size_t{2} << 20;
+
+// `bytes` rounded up to whole huge pages, aligned to one, asked to be
+// backed by huge pages (a hint: without them it is ordinary memory).
+// Zeroed (fresh from the kernel). Throws std::bad_alloc. Release with
+// FreeHuge and the same `bytes`.
+void* AllocateHuge(size_t bytes);
+void FreeHuge(void* p, size_t bytes) noexcept;
+
+// An allocator that takes huge pages for allocations of a huge page or
+// more (a hash map's slot array) and std::allocator's below.
+template <typename T>
+class HugePageAllocator {
+ public:
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <typename U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}  // NOLINT: rebinding
+  T* allocate(size_t n) {
+    if (n * sizeof(T) < kHugePage) return std::allocator<T>().allocate(n);
+    static_assert(alignof(T) <= kHugePage);
+    return static_cast<T*>(AllocateHuge(n * sizeof(T)));
+  }
+  void deallocate(T* p, size_t n) {
+    if (n * sizeof(T) < kHugePage) {
+      std::allocator<T>().deallocate(p, n);
+    } else {
+      FreeHuge(p, n * sizeof(T));
+    }
+  }
+  template <typename U>
+  bool operator==(const HugePageAllocator<U>&) const {
+    return true;
+  }
+};
+
+}  // namespace pointledger::ledger
+
+#endif  // POINTLEDGER_LEDGER_HUGE_PAGES_H_
