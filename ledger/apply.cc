@@ -177,18 +177,19 @@ std::string_view ExpiryKey(std::string_view lot_key, int64_t expires_at_ns, std:
   return *key;
 }
 
-std::string TwoIdKey(const Id& a, const Id& b) {
-  std::string key(IdView(a));
-  key.append(IdView(b));
-  return key;
+// Into `key`, whose capacity is reused (as ExpiryKey).
+std::string_view TwoIdKey(const Id& a, const Id& b, std::string* key) {
+  key->assign(IdView(a));
+  key->append(IdView(b));
+  return *key;
 }
 
-std::string DeadlineKey(int64_t deadline_ns, const Id& hold) {
-  std::string key;
-  ByteWriter w(&key);
+std::string_view DeadlineKey(int64_t deadline_ns, const Id& hold, std::string* key) {
+  key->clear();
+  ByteWriter w(key);
   w.BeI64(deadline_ns);
   w.IdBytes(hold);
-  return key;
+  return *key;
 }
 
 }  // namespace
@@ -207,7 +208,8 @@ Applier::Applier(View& view, Clock* clock, const ChainHead& head, Buffers* buffe
       record_(buffers_.record),
       lots_a_(buffers_.lots_a),
       lots_b_(buffers_.lots_b),
-      pieces_(buffers_.pieces) {
+      pieces_(buffers_.pieces),
+      hold_(buffers_.hold) {
   ctx_.postings.reserve(4);
 }
 
@@ -686,14 +688,19 @@ absl::Status LoadLots(ViewCursor& cursor, const Id& account, std::vector<LotEntr
   return absl::OkStatus();
 }
 
-absl::Status Applier::MemberLots(const Id& account, std::vector<LotEntry>* lots) {
-  if (!lots_cursor_ || lots_cursor_generation_ != view_.state_generation()) {
-    lots_cursor_.reset();
-    PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, dbs_.lots));
-    lots_cursor_.emplace(std::move(cursor));
-    lots_cursor_generation_ = view_.state_generation();
+absl::StatusOr<ViewCursor*> Applier::Kept(KeptCursor& kept, Table t) {
+  if (!kept.cursor || kept.generation != view_.state_generation()) {
+    kept.cursor.reset();
+    PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, t));
+    kept.cursor.emplace(std::move(cursor));
+    kept.generation = view_.state_generation();
   }
-  return LoadLots(*lots_cursor_, account, lots);
+  return &*kept.cursor;
+}
+
+absl::Status Applier::MemberLots(const Id& account, std::vector<LotEntry>* lots) {
+  PL_ASSIGN_OR_RETURN(ViewCursor * cursor, Kept(lots_cursor_, dbs_.lots));
+  return LoadLots(*cursor, account, lots);
 }
 
 int64_t Applier::DefaultExpiry(const Ctx& c) const {
@@ -766,11 +773,14 @@ absl::Status Applier::PutEffects(uint64_t seq, const std::vector<Piece>& pieces)
 
 absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, int64_t points,
                               const TxRecord* reversed) {
-  std::string key(IdView(partner));
+  // Buffers reused (SPEC §9): the flow's key and value, and the probes.
+  std::string& key = buffers_.flow_key;
+  key.assign(IdView(partner));
   ByteWriter kw(&key);
   kw.BeI64(c.ts);
   kw.BeU64(c.seq);
-  std::string value;
+  std::string& value = value_buf_;
+  value.clear();
   ByteWriter vw(&value);
   vw.U8(static_cast<uint8_t>(kind));
   vw.I64(points);
@@ -778,7 +788,8 @@ absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, in
     // A reversal refunds what the original was priced at: priced at its
     // own time instead, a price change in between left money owed on
     // points that net to zero (found in review, session 16).
-    std::string original(IdView(partner));
+    std::string& original = key2_buf_;
+    original.assign(IdView(partner));
     ByteWriter ow(&original);
     ow.BeI64(reversed->timestamp_ns);
     ow.BeU64(reversed->seq);
@@ -794,8 +805,10 @@ absl::Status Applier::AddFlow(const Ctx& c, const Id& partner, FlowKind kind, in
   }
   // The price in effect at this flow's time: the last entry starting at or
   // before it. A partner always has one (partner_create writes it).
-  PL_ASSIGN_OR_RETURN(ViewCursor cursor, ViewCursor::Open(view_, dbs_.prices));
-  std::string seek(IdView(partner));
+  PL_ASSIGN_OR_RETURN(ViewCursor * prices, Kept(prices_cursor_, dbs_.prices));
+  ViewCursor& cursor = *prices;
+  std::string& seek = key2_buf_;
+  seek.assign(IdView(partner));
   ByteWriter(&seek).BeI64(c.ts);
   seek.push_back('\xff');  // just past (partner, ts)
   PL_ASSIGN_OR_RETURN(bool found, cursor.SeekAtLeast(seek));
@@ -1035,23 +1048,28 @@ absl::StatusOr<Code> Applier::Hold(Ctx& c) {
   if (Code o = Post(c, member, holds, t.points, PostingType::kPending); o != Code::kOk) return o;
 
   PL_RETURN_IF_ERROR(Flush(c));
-  HoldRec hold;
-  hold.program = t.program;
+  // Field by field: assigning a new HoldRec would drop the strings' and
+  // the pieces' capacity.
+  HoldRec& hold = hold_;
+  hold.program.assign(t.program);
   hold.member = member->id;
+  hold.state = HoldState::kPending;
   hold.amount = t.points;
   hold.deadline_ns = c.ts + int64_t{t.timeout_s} * kNanosPerSecond;
   hold.hold_seq = c.seq;
+  hold.pieces.clear();
+  hold.capture_seq = 0;
   PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, t.points, {}, &hold.pieces));
   PL_RETURN_IF_ERROR(PutHold(t.id, hold));
-  PL_RETURN_IF_ERROR(view_.Put(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.id), ""));
-  PL_RETURN_IF_ERROR(view_.Put(dbs_.member_holds, TwoIdKey(member->id, t.id), ""));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.id, &key2_buf_), ""));
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.member_holds, TwoIdKey(member->id, t.id, &key2_buf_), ""));
   return Code::kOk;
 }
 
 absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
   const Transaction& t = *c.tx;
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.holds, IdView(t.ref)));
-  HoldRec hold;
+  HoldRec& hold = hold_;  // DecodeHold sets every field
   if (v && !DecodeHold(*v, &hold)) return absl::DataLossError("holds: malformed entry");
   if (!v || hold.program != t.program) {
     // A timeout's id derives from its hold's: recorded before the hold
@@ -1102,8 +1120,8 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
                                           : HoldState::kTimedOut;
   if (t.kind == Kind::kCapture && rules_ >= 5) hold.capture_seq = c.seq;
   PL_RETURN_IF_ERROR(PutHold(t.ref, hold));
-  PL_RETURN_IF_ERROR(view_.Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.ref)).status());
-  PL_RETURN_IF_ERROR(view_.Del(dbs_.member_holds, TwoIdKey(hold.member, t.ref)).status());
+  PL_RETURN_IF_ERROR(view_.Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.ref, &key2_buf_)).status());
+  PL_RETURN_IF_ERROR(view_.Del(dbs_.member_holds, TwoIdKey(hold.member, t.ref, &key2_buf_)).status());
   c.result_points = captured;
   return Code::kOk;
 }
@@ -1273,8 +1291,8 @@ absl::StatusOr<Code> Applier::AccountClose(Ctx& c) {
   for (auto& [hold_id, hold] : pending) {
     hold.state = HoldState::kReleased;
     PL_RETURN_IF_ERROR(PutHold(hold_id, hold));
-    PL_RETURN_IF_ERROR(view_.Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, hold_id)).status());
-    PL_RETURN_IF_ERROR(view_.Del(dbs_.member_holds, TwoIdKey(member->id, hold_id)).status());
+    PL_RETURN_IF_ERROR(view_.Del(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, hold_id, &key2_buf_)).status());
+    PL_RETURN_IF_ERROR(view_.Del(dbs_.member_holds, TwoIdKey(member->id, hold_id, &key2_buf_)).status());
   }
   c.result_points = posted;
   return Code::kOk;

@@ -134,6 +134,8 @@ class Applier {
     TxRecord record;  // Record()'s: copies into its strings keep capacity
     std::vector<LotEntry> lots_a, lots_b;
     std::vector<Piece> pieces;
+    HoldRec hold;  // a hold's, decoded or built: its pieces keep capacity
+    std::string flow_key;  // AddFlow's, while it uses the others
   };
 
  private:
@@ -189,6 +191,13 @@ class Applier {
   // LoadLots through lots_cursor_, opened at the first call and again
   // whenever the view's state layer has changed (a rebuild's spill).
   absl::Status MemberLots(const Id& account, std::vector<LotEntry>* lots);
+  // A cursor on `t` kept for this Applier's lifetime in `kept`, opened
+  // at the first call and again whenever the view's state layer changed.
+  struct KeptCursor {
+    std::optional<ViewCursor> cursor;
+    uint64_t generation = 0;  // the view's state_generation() at its opening
+  };
+  absl::StatusOr<ViewCursor*> Kept(KeptCursor& kept, Table t);
   // Consumes `points` from the available lots (FIFO), skipping `skip_key`.
   // Appends the consumed pieces. REQUIRES: enough available.
   absl::Status Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
@@ -219,11 +228,11 @@ class Applier {
   TxRecord& record_;
   std::vector<LotEntry>&lots_a_, &lots_b_;
   std::vector<Piece>& pieces_;
+  HoldRec& hold_;
   // For MemberLots: one cursor (and one LMDB cursor, whose opening
   // mallocs) for every redeem of the group commit. Declared last, so it is
   // closed before anything it reads through.
-  std::optional<ViewCursor> lots_cursor_;
-  uint64_t lots_cursor_generation_ = 0;  // the view's state_generation() at its opening
+  KeptCursor lots_cursor_, prices_cursor_;
 };
 
 }  // namespace pointledger::ledger

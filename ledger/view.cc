@@ -813,9 +813,11 @@ absl::StatusOr<bool> ViewCursor::Forward(std::string_view target_in, bool strict
   }
 }
 
-absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
+absl::StatusOr<bool> ViewCursor::Backward(std::string_view target_in, bool to_end) {
   lmdb_at_key_ = false;
   position_count_ = 0;
+  target_.assign(target_in);
+  const std::string& target = target_;
   const char prefix = static_cast<char>(table_);
   MapLayer maps[2];
   const size_t map_count = MapLayers(*view_, table_, maps);
@@ -848,12 +850,10 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
         }
       }
     }
-    std::string full;
-    if (to_end) {
-      full.push_back(static_cast<char>(prefix + 1));
-    } else {
-      full = prefix + target;
-    }
+    std::string& full = full_;
+    full.clear();
+    full.push_back(static_cast<char>(to_end ? prefix + 1 : prefix));
+    if (!to_end) full.append(target);
     for (size_t i = map_count; !history && i-- > 0;) {
       const auto& order = maps[i].map->order;
       auto it = order.lower_bound(MemTable::OrderKey(full));
@@ -868,11 +868,11 @@ absl::StatusOr<bool> ViewCursor::Backward(std::string target, bool to_end) {
     }
     if (!best.key) return false;
     if (best.found.state == MemTable::kDeleted) {
-      target = std::string(*best.key);
+      target_.assign(*best.key);  // a layer's key, never target_ or full_
       to_end = false;
       continue;
     }
-    key_ = std::string(*best.key);
+    key_.assign(*best.key);
     value_ = best.found.value;
     return true;
   }

@@ -502,9 +502,9 @@ class ViewCursor {
   // `resume`: target is not below the previous Forward's target, so each
   // in-memory layer may walk on from where that one found its first
   // entry instead of descending its B-tree again.
-  // `target` may be key_ (Next); it is copied into target_ first.
+  // `target` may be key_ (Next, Prev); it is copied into target_ first.
   absl::StatusOr<bool> Forward(std::string_view target, bool strict, bool resume);
-  absl::StatusOr<bool> Backward(std::string target, bool to_end);
+  absl::StatusOr<bool> Backward(std::string_view target, bool to_end);
 
   const View* view_;
   Table table_;

@@ -114,6 +114,61 @@ TEST_F(AllocationTest, AGroupCommitAllocatesPerCommitNotPerTransaction) {
   EXPECT_LE(allocations, uint64_t{kBatch} / 20) << "allocations for " << kBatch << " transactions";
 }
 
+// The other kinds a till or a web shop posts: earns and redeems at a
+// partner (priced flows), holds captured or released, transfers and
+// adjustments.
+TEST_F(AllocationTest, TheOtherPointOfSaleKindsAllocatePerCommitToo) {
+  MustApply({ProgramCreate("acme"), PartnerCreate("acme", "hotelco", 2000, 1500)});
+  std::vector<Transaction> opening;
+  for (int m = 0; m < kMembers; ++m) {
+    opening.push_back(Earn("acme", "m" + std::to_string(m), 100000, "open-" + std::to_string(m)));
+  }
+  MustApply(opening);
+  auto batch = [&](int round) {
+    std::vector<Transaction> b;
+    for (int i = 0; i < kBatch; ++i) {
+      const std::string member = "m" + std::to_string((i * 7 + round) % kMembers);
+      const std::string other = "m" + std::to_string((i * 7 + round + 1) % kMembers);
+      const std::string key = "p" + std::to_string(round) + "-" + std::to_string(i);
+      switch (i % 8) {
+        case 0: {
+          Transaction t = Earn("acme", member, 20, key);
+          t.partner = "hotelco";
+          b.push_back(t);
+          break;
+        }
+        case 1: {
+          Transaction t = Redeem("acme", member, 5, key);
+          t.partner = "hotelco";
+          b.push_back(t);
+          break;
+        }
+        case 2:
+        case 4:
+          b.push_back(Hold("acme", member, 7, 3600, key));
+          break;
+        case 3:  // captures the hold of case 2
+          b.push_back(Capture("acme", "p" + std::to_string(round) + "-" + std::to_string(i - 1), 7, key));
+          break;
+        case 5:  // releases the hold of case 4
+          b.push_back(Release("acme", "p" + std::to_string(round) + "-" + std::to_string(i - 1), key));
+          break;
+        case 6:
+          b.push_back(Transfer("acme", member, other, 3, key));
+          break;
+        default:
+          b.push_back(Adjust("acme", member, 2, key));
+          break;
+      }
+    }
+    return b;
+  };
+  AllocationsToCommit(batch(1));
+  AllocationsToCommit(batch(2));
+  const uint64_t allocations = AllocationsToCommit(batch(3));
+  EXPECT_LE(allocations, uint64_t{kBatch} / 20) << "allocations for " << kBatch << " transactions";
+}
+
 }  // namespace
 }  // namespace pointledger::ledger::testing
 
