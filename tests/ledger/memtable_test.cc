@@ -409,13 +409,16 @@ class ViewCursorTest : public ::testing::Test {
   static std::string Full(std::string_view key) {
     return std::string(1, static_cast<char>(kLots)) + std::string(key);
   }
-  View Reader() {
+  View Reader(bool writer = false) {
     return View(View::Layers{.handles = &handles_,
                              .log_txn = &*log_txn_,
                              .state_txn = &*state_txn_,
                              .active = &active_,
-                             .frozen = frozen_});
+                             .frozen = frozen_,
+                             .writer = writer});
   }
+  // Sees (and makes) pending writes.
+  View Writer() { return Reader(/*writer=*/true); }
 
   static constexpr Table kLots = Dbs().lots;
   std::string dir_;
@@ -456,12 +459,7 @@ TEST_F(ViewCursorTest, ForwardScansMergeTheLayersAndSkipDeletedKeys) {
 // Bound() drops the position and the old bound, whatever was written
 // between the scans, and deletions in the maps still hide LMDB's keys.
 TEST_F(ViewCursorTest, OneCursorReboundScansEachRangeAsANewOneWould) {
-  View view(View::Layers{.handles = &handles_,
-                         .log_txn = &*log_txn_,
-                         .state_txn = &*state_txn_,
-                         .active = &active_,
-                         .frozen = frozen_,
-                         .writer = true});
+  View view = Writer();
   auto c = ViewCursor::Open(view, kLots);
   ASSERT_TRUE(c.ok());
   auto scan = [&](std::string_view prefix) {
@@ -484,12 +482,7 @@ TEST_F(ViewCursorTest, OneCursorReboundScansEachRangeAsANewOneWould) {
 // searching its B-tree again; keys the writer adds between steps (which may
 // split the B-tree's nodes) must still be seen, in order.
 TEST_F(ViewCursorTest, AScanSeesKeysWrittenBetweenItsSteps) {
-  View view(View::Layers{.handles = &handles_,
-                         .log_txn = &*log_txn_,
-                         .state_txn = &*state_txn_,
-                         .active = &active_,
-                         .frozen = frozen_,
-                         .writer = true});
+  View view = Writer();
   auto c = ViewCursor::Open(view, kLots);
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE(c->First().value_or(false));
