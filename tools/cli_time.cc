@@ -155,7 +155,7 @@ std::string FormatTime(int64_t ns) {
   const int64_t days = floor_div(seconds, 86400);
   const Civil c = CivilFromDays(days);
   const int64_t sod = seconds - days * 86400;
-  char buf[48];
+  char buf[64];  // 49 at most, for any year an int64 of nanoseconds reaches
   std::snprintf(buf, sizeof(buf), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%09lldZ",
                 static_cast<long long>(c.year), static_cast<long long>(c.month),
                 static_cast<long long>(c.day), static_cast<long long>(sod / 3600),
