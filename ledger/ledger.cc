@@ -16,6 +16,7 @@
 #include <thread>
 #include <tuple>
 
+#include "ledger/background_thread.h"
 #include "ledger/limits.h"
 #include "ledger/store.h"
 #include "ledger/wal.h"
@@ -894,7 +895,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     PL_ASSIGN_OR_RETURN(rep->id_filter, BuildIdFilter(state_txn, rep->handles, rep->active));
   }
   Rep* r = rep.get();
-  r->checkpointer = std::thread([r] { r->CheckpointLoop(); });
+  r->checkpointer = BackgroundThread("pl-checkpoint", [r] { r->CheckpointLoop(); });
   return std::unique_ptr<Ledger>(new Ledger(std::move(rep)));
 }
 

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "absl/container/inlined_vector.h"
+#include "ledger/background_thread.h"
 #include "ledger/codec.h"
 
 namespace pointledger::ledger {
@@ -521,7 +522,7 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
     wal->next_number_ = numbers.empty() ? 1 : numbers.back() + 1;
   }
   Wal* w = wal.get();
-  wal->preparer_ = std::thread([w] { w->PrepareLoop(); });
+  wal->preparer_ = BackgroundThread("pl-wal-prepare", [w] { w->PrepareLoop(); });
   return wal;
 }
 

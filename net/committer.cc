@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "ledger/background_thread.h"
 #include "ledger/limits.h"
 #include "ledger/status.h"
 #include "net/limits.h"
@@ -21,7 +22,7 @@ Committer::~Committer() { PL_CHECK(!thread_.joinable()); }
 
 void Committer::Start() {
   PL_CHECK(!thread_.joinable());
-  thread_ = std::thread([this] { Run(); });
+  thread_ = BackgroundThread("pl-committer", [this] { Run(); });
 }
 
 bool Committer::Submit(std::unique_ptr<CommitJob>* job) {
