@@ -254,6 +254,9 @@ char* Arena::Allocate(size_t n) {
     // (huge_pages.h): a big map's pieces are read at random.
     const bool huge = bytes_ >= kSmallBytes;
     const size_t size = std::max(take, huge ? kHugePage : kSmallBlock);
+    // Room for the block's entry first: a push_back that threw after the
+    // block was allocated would leak it.
+    if (blocks_.size() == blocks_.capacity()) blocks_.reserve(std::max<size_t>(16, 2 * blocks_.size()));
     // Not value-initialized: a block is written before it is read.
     char* bytes = huge ? static_cast<char*>(AllocateHuge(size)) : new char[size];
     blocks_.push_back(Block{bytes, size, huge});

@@ -951,7 +951,8 @@ void Cli::AddRebuildMemoryOption(CLI::App* command) {
       command
           ->add_option("--memory-rows", rebuild_memory_rows_,
                        "with --data: state rows a rebuild from seq 1 holds in memory before moving them "
-                       "to a scratch directory under $TMPDIR (default 8388608, ~2 GB)")
+                       "to a scratch directory under $TMPDIR (default: half the memory available, at ~300 "
+                       "bytes a row; at least 8388608, ~2.4 GB)")
           ->type_name("N")
           ->check(NonNegative())
           ->check(NotZero("leave it out for the default")));

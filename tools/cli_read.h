@@ -48,9 +48,20 @@ class Reader {
 };
 
 // Opens DIR read-only. FailedPrecondition with a clear message if DIR holds
-// no ledger. `rebuild_memory_rows` (0: the engine's default) bounds what a
-// rebuild from seq 1 holds in memory (ledger::Options::rebuild_memory_entries).
+// no ledger. `rebuild_memory_rows` bounds what a rebuild from seq 1 holds in
+// memory (ledger::Options::rebuild_memory_entries); 0 sizes it to this
+// machine: DefaultRebuildMemoryRows(AvailableMemoryBytes()).
 absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint64_t rebuild_memory_rows = 0);
+
+// What a rebuild in this process may hold in memory when --memory-rows is
+// not given: half of `available_bytes` at ~300 bytes a row, never below the
+// server's fixed default (8,388,608 rows). A rebuild that spills to its
+// scratch environment runs ~25% slower (BENCHMARKS.md, "Finance"), and a
+// one-off command on an operator's machine can use the memory a
+// long-running server must not; the server keeps its configured bound.
+uint64_t DefaultRebuildMemoryRows(uint64_t available_bytes);
+// MemAvailable from /proc/meminfo, in bytes; 0 when it cannot be read.
+uint64_t AvailableMemoryBytes();
 // Reads through an already open ledger (tests).
 std::unique_ptr<Reader> ReaderOverLedger(ledger::Ledger* ledger);
 

@@ -244,6 +244,23 @@ TEST(CliDataDir, MissingDirectoryIsAUsageError) {
   EXPECT_NE(r.status().message().find("no such directory"), std::string::npos);
 }
 
+TEST(CliDataDir, TheRebuildBoundIsHalfTheAvailableMemoryAndNeverBelowTheServers) {
+  constexpr uint64_t kGiB = uint64_t{1} << 30;
+  constexpr uint64_t kServers = uint64_t{1} << 23;
+  // Unknown (no /proc) or small: the server's fixed bound.
+  EXPECT_EQ(DefaultRebuildMemoryRows(0), kServers);
+  EXPECT_EQ(DefaultRebuildMemoryRows(2 * kGiB), kServers);
+  // Half of 24 GiB at 300 bytes a row: ~43M rows, room for a 10M ledger's
+  // whole rebuild (~24M rows), which the fixed bound spilled 5 times.
+  EXPECT_EQ(DefaultRebuildMemoryRows(24 * kGiB), 24 * kGiB / 2 / 300);
+  // A number of bytes no machine has stays within the config's cap.
+  EXPECT_EQ(DefaultRebuildMemoryRows(UINT64_MAX), uint64_t{1} << 40);
+  // This machine's figure is read (Linux always has MemAvailable).
+  const uint64_t available = AvailableMemoryBytes();
+  EXPECT_GT(available, uint64_t{0});
+  EXPECT_GE(DefaultRebuildMemoryRows(available), kServers);
+}
+
 TEST(CliFormat, ResultJsonIsExactlyTheSpecShape) {
   ledger::Result ok;
   ok.seq = 42;
