@@ -83,11 +83,19 @@ CLI::Validator NotZero(std::string instead) {
 }  // namespace
 
 absl::StatusOr<std::string> ResolveKey(const Globals& g) {
-  if (!g.key.empty() && !g.key_file.empty()) {
-    return absl::InvalidArgumentError("give --key or --key-file, not both");
+  // Given but empty (an unset shell variable, a failed lookup) is an error,
+  // never "no key": the search below would go on to ./var/admin.key, and a
+  // command meant for a point-of-sale key ran with the admin key (found in
+  // review, session 29).
+  if (g.key && g.key->empty()) return absl::InvalidArgumentError("--key is empty (an unset shell variable?)");
+  if (g.key_file && g.key_file->empty()) {
+    return absl::InvalidArgumentError("--key-file is empty (an unset shell variable?)");
   }
-  if (!g.key.empty()) return g.key;
-  if (!g.key_file.empty()) return ReadKeyFile(g.key_file, "--key-file");
+  if (g.key && g.key_file) return absl::InvalidArgumentError("give --key or --key-file, not both");
+  if (g.key) return *g.key;
+  if (g.key_file) return ReadKeyFile(*g.key_file, "--key-file");
+  // An empty variable counts as unset, as the shell's ${VAR:-default} does
+  // (docs/cli.md); a flag is typed, so an empty one is a mistake.
   if (const char* env = std::getenv("POINTLEDGER_KEY"); env != nullptr && *env != '\0') return std::string(env);
   if (const char* env = std::getenv("POINTLEDGER_KEY_FILE"); env != nullptr && *env != '\0') {
     return ReadKeyFile(env, "$POINTLEDGER_KEY_FILE");
@@ -688,6 +696,14 @@ std::optional<std::string> Cli::PlainParseError(const CLI::ParseError& e) const 
   }
   // "--limit: must be a non-negative integer" (NonNegative and the like).
   if (dynamic_cast<const CLI::ValidationError*>(&e) != nullptr) return std::string(e.what());
+  // An option given twice: "--points: At Most 1 required but received 2".
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr) {
+    const std::string what = e.what();
+    const std::string_view marker = ": At Most 1 required but received ";
+    if (const size_t at = what.find(marker); at != std::string::npos) {
+      return StrCat(what.substr(0, at), ": given ", what.substr(at + marker.size()), " times; give it once");
+    }
+  }
   // "Could not convert: --limit = abc" becomes "--limit: 'abc' is not a
   // number", in the shape of the transaction flags' errors (cli_fields.cc).
   if (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr) {
@@ -827,7 +843,8 @@ int Cli::RunPostFile() {
   if (post_file_ == "-" || !std::filesystem::is_regular_file(post_file_, ec)) {
     std::FILE* in = post_file_ == "-" ? stdin : std::fopen(post_file_.c_str(), "r");
     if (in == nullptr) {
-      return ReportError(Out(), absl::NotFoundError(StrCat("--file ", post_file_, ": ", std::strerror(errno))));
+      // A wrong --file is a usage error (with the help line), as a wrong --csv is.
+      return ReportError(Out(), absl::InvalidArgumentError(StrCat("--file ", post_file_, ": ", std::strerror(errno))));
     }
     char buf[1 << 16];
     size_t n = 0;

@@ -5,6 +5,7 @@
 #define POINTLEDGER_TOOLS_CLI_APP_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -14,8 +15,9 @@ namespace pointledger::tools {
 // Global options; they may stand before or after the command.
 struct Globals {
   std::string server = "127.0.0.1:7600";
-  std::string key;
-  std::string key_file;
+  // Unset when not given; given empty is an error (ResolveKey).
+  std::optional<std::string> key;
+  std::optional<std::string> key_file;
   std::string data;
   bool json = false;
 };
@@ -23,8 +25,9 @@ struct Globals {
 // The API key: --key, else --key-file, else $POINTLEDGER_KEY, else
 // $POINTLEDGER_KEY_FILE, else ./var/admin.key if it exists (the key
 // `make run` creates). A key file's trailing whitespace is dropped.
-// InvalidArgument if both --key and --key-file are given or a file cannot
-// be read; "" when there is no key at all (the server will then refuse).
+// InvalidArgument if both --key and --key-file are given, if either is
+// given empty (an empty variable counts as unset), or if a file cannot be
+// read; "" when there is no key at all (the server will then refuse).
 absl::StatusOr<std::string> ResolveKey(const Globals& g);
 
 // Parses argv and runs the command. Returns the process exit code (0, 1, 2);

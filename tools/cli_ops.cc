@@ -60,9 +60,16 @@ int RunBackup(const Output& o, const std::string& from, const std::string& to) {
   options.read_only = true;
   absl::StatusOr<std::unique_ptr<ledger::Ledger>> ledger = ledger::Ledger::Open(options);
   if (!ledger.ok()) {
-    return ReportError(o, absl::FailedPreconditionError(StrCat(
-                              "--data ", from, ": cannot open the ledger there: ",
-                              std::string(ledger.status().message()))));
+    const std::string message =
+        StrCat("--data ", from, ": cannot open the ledger there: ", std::string(ledger.status().message()));
+    // No ledger there: a wrong --data (usage, with the help line), as OpenDataDir says.
+    return ReportError(o, absl::IsNotFound(ledger.status()) ? absl::InvalidArgumentError(message)
+                                                           : absl::FailedPreconditionError(message));
+  }
+  // A --to that is taken is a wrong --to too (Backup refuses it as well).
+  if (fs::is_directory(to, ec) && !fs::is_empty(to, ec) && !fs::exists(fs::path(to) / ".partial", ec)) {
+    return ReportError(o, absl::InvalidArgumentError(
+                              StrCat("--to ", to, " exists and is not empty: a backup goes into a new directory")));
   }
   absl::StatusOr<ledger::ChainHead> head = (*ledger)->Backup(to);
   if (!head.ok()) return ReportError(o, head.status());

@@ -103,7 +103,8 @@ class LineSource {
     }
     source->file_ = std::fopen(path.c_str(), "r");
     if (source->file_ == nullptr) {
-      return absl::NotFoundError(StrCat("--file ", path, ": ", std::strerror(errno)));
+      // A wrong --file is a usage error (with the help line), as a wrong --csv is.
+      return absl::InvalidArgumentError(StrCat("--file ", path, ": ", std::strerror(errno)));
     }
     return source;
   }

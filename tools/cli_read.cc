@@ -128,7 +128,7 @@ uint64_t AvailableMemoryBytes() {
 absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint64_t rebuild_memory_rows) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
-    return absl::FailedPreconditionError(StrCat("--data ", dir, ": no such directory"));
+    return absl::InvalidArgumentError(StrCat("--data ", dir, ": no such directory"));
   }
   ledger::Options options;
   options.dir = dir;
@@ -137,8 +137,12 @@ absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint
       rebuild_memory_rows != 0 ? rebuild_memory_rows : DefaultRebuildMemoryRows(AvailableMemoryBytes());
   absl::StatusOr<std::unique_ptr<ledger::Ledger>> opened = ledger::Ledger::Open(options);
   if (!opened.ok()) {
-    return absl::FailedPreconditionError(StrCat("--data ", dir, ": cannot open the ledger there: ",
-                                                std::string(opened.status().message())));
+    // A directory that holds no ledger is a wrong --data (usage, with the
+    // help line); one that cannot be opened is trouble with the ledger.
+    const std::string message =
+        StrCat("--data ", dir, ": cannot open the ledger there: ", std::string(opened.status().message()));
+    return absl::IsNotFound(opened.status()) ? absl::InvalidArgumentError(message)
+                                             : absl::FailedPreconditionError(message);
   }
   ledger::Ledger* raw = opened->get();
   return std::unique_ptr<Reader>(new LedgerReader(std::move(*opened), raw));

@@ -115,6 +115,8 @@ TEST(BackupE2E, RefusesAnExistingDirectoryAndNeedsData) {
   RunResult again = Cli({"backup", "--data", data, "--to", full}, dir.path());
   EXPECT_EQ(again.exit_code, 2);
   EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
+  // A wrong --to is a usage error: it ends with the help line (session 29).
+  EXPECT_NE(again.err.find("Run `pointledger backup --help` for its options."), std::string::npos) << again.err;
   {
     std::ofstream(dir.path() + "/a-file") << "x";
   }

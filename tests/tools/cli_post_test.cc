@@ -247,7 +247,7 @@ TEST_F(CliPost, ValidationNamesTheLine) {
   EXPECT_FALSE(ValidatePostFile(WriteFile("\n \n"), nullptr).ok());
   absl::StatusOr<uint64_t> missing = ValidatePostFile(tmp_.path() + "/nope.jsonl", nullptr);
   ASSERT_FALSE(missing.ok());
-  EXPECT_TRUE(absl::IsNotFound(missing.status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(missing.status()));
   EXPECT_NE(missing.status().message().find("No such file"), std::string::npos);
   std::string chain;
   for (int i = 0; i < 4; ++i) chain += R"({"kind":"release","id":"x","program":"acme","hold":"h","linked":true})" "\n";
