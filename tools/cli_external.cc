@@ -284,6 +284,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
                               "--csv: the header row must name the columns order_ref, kind and points "
                               "(and optionally member, timestamp)"));
   }
+  const size_t header_columns = fields.size();
   ExternalSorter file_rows(tmp->get()->path(), "file", options.memory_rows);
   uint64_t file_count = 0;
   int64_t min_ts = std::numeric_limits<int64_t>::max(), max_ts = std::numeric_limits<int64_t>::min();
@@ -297,6 +298,14 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
       return ReportError(o, absl::InvalidArgumentError(StrCat("--csv line ", line, ": ", what)));
     };
     if (fields.size() < 3) return bad(StrCat("only ", fields.size(), " column(s); expected at least 3"));
+    // More fields than the header names: an unquoted comma in a field has
+    // shifted the row (RFC 4180 gives every record the header's count), and
+    // the columns read would not be the ones named (found in review,
+    // session 29: the extra fields were ignored).
+    if (fields.size() > header_columns) {
+      return bad(StrCat(fields.size(), " fields, but the header names ", header_columns,
+                        " columns (a comma that should be quoted?)"));
+    }
     auto field = [&](int col) -> const std::string& {
       static const std::string kEmpty;
       return col >= 0 && static_cast<size_t>(col) < fields.size() ? fields[col] : kEmpty;

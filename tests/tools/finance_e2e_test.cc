@@ -915,6 +915,10 @@ TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
       {"order_ref,kind,points\no-0,bogus,5\n", "line 2: unknown kind 'bogus'"},
       {"order_ref,kind,points\no-0,earn,5\no-1,earn,5\n\"o-2,earn,5\n", "--csv line 4: unterminated quoted field"},
       {"order_ref,kind,points,points\no-0,earn,5,6\n", "--csv: the header row names the column points twice"},
+      // An unquoted comma shifts the row: more fields than the header names
+      // (they were ignored until session 29).
+      {"order_ref,kind,points,member\no-0,earn,5,Smith, John\n",
+       "--csv line 2: 5 fields, but the header names 4 columns (a comma that should be quoted?)"},
       // A quoted line break counts: the bad row starts on line 4.
       {"order_ref,kind,points\n\"a\nb\",earn,5\no-3,earn,1.5\n", "line 4: points '1.5' is not an integer"},
       {"order_ref,kind,points,timestamp\no-0,earn,5,yesterday\n", "line 2: timestamp"},
