@@ -486,7 +486,7 @@ void Cli::AddFinanceCommands() {
                           true);
       });
   external->add_option("--program", read_.program, "program name")->required();
-  external->add_option("--csv", finance_.external.csv_path, "the export (RFC 4180, header row)")
+  external->add_option("--csv", finance_.external.csv_path, "the export (RFC 4180, header row); - reads standard input")
       ->required()
       ->type_name("FILE");
   external->add_option("--memory-rows", finance_.external.memory_rows,

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -249,11 +250,17 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
   if (std::filesystem::is_directory(options.csv_path, ec)) {
     return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, " is a directory, not a file")));
   }
-  std::ifstream in(options.csv_path, std::ios::binary);
-  if (!in) {
-    return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, ": cannot read it (",
-                                                            std::strerror(errno), ")")));
+  // "-" is standard input, as for post --file: the file is read once, in
+  // order, so a pipe from the exporter works as well as a file.
+  std::ifstream file;
+  if (options.csv_path != "-") {
+    file.open(options.csv_path, std::ios::binary);
+    if (!file) {
+      return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, ": cannot read it (",
+                                                              std::strerror(errno), ")")));
+    }
   }
+  std::istream& in = options.csv_path != "-" ? static_cast<std::istream&>(file) : std::cin;
   absl::StatusOr<std::unique_ptr<TempDir>> tmp = TempDir::Create();
   if (!tmp.ok()) return ReportError(o, tmp.status());
   ProgressBar bar(o.err);

@@ -690,6 +690,14 @@ TEST_F(ExternalE2E, AllMatchingIsExitZero) {
   const RunResult s = Both({"reconcile", "external", "--program", "shop", "--csv", short_csv, "--json"}, 1);
   Findings(s.out, &summary);
   EXPECT_EQ(summary["missing_in_file"], 1) << s.out;
+  // `--csv -` reads standard input (a pipe from the exporter), with the
+  // same findings as the file (since session 29; it was "cannot read -").
+  const RunResult piped =
+      RunProcess({BinPath("pointledger"), "reconcile", "external", "--program", "shop", "--csv", "-", "--json",
+                  "--data", data_},
+                 dir_.path(), {}, csv);
+  EXPECT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(piped.out, r.out);
 }
 
 // A referral's points are both legs'; a transaction the ledger recorded
