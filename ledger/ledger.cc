@@ -233,19 +233,30 @@ absl::Status WriteStateTables(lmdb::Txn& txn, const Handles& handles, const MemT
     keys.emplace_back(std::string_view(full_key.data(), full_key.size()), slot);
   }
   std::sort(keys.begin(), keys.end());
+  // One cursor per table, written in key order: a key on the page of the
+  // one before skips the search from the root.
+  std::optional<lmdb::Cursor> cursor;
+  int cursor_table = -1;
   for (const MemTable::OrderKey& order_key : keys) {
     const std::string_view full_key = order_key.key;
     const MemTable::Slot& slot = *order_key.slot;
     if (slot.committed == MemTable::kAbsent) continue;
     const Table t = static_cast<Table>(full_key[0]);
     PL_CHECK(!IsLogTable(t) && t < kTableCount);
+    if (static_cast<int>(t) != cursor_table) {
+      cursor.reset();
+      PL_ASSIGN_OR_RETURN(lmdb::Cursor c, lmdb::Cursor::Open(txn, handles.dbi[t]));
+      cursor.emplace(std::move(c));
+      cursor_table = static_cast<int>(t);
+    }
     const std::string_view key = std::string_view(full_key).substr(1);
     if (slot.committed == MemTable::kValue) {
-      PL_RETURN_IF_ERROR(txn.Put(handles.dbi[t], key, slot.committed_value));
+      PL_RETURN_IF_ERROR(cursor->Put(key, slot.committed_value));
     } else {
-      PL_RETURN_IF_ERROR(txn.Del(handles.dbi[t], key).status());
+      PL_RETURN_IF_ERROR(cursor->Del(key).status());
     }
   }
+  cursor.reset();
   // History: its runs are each sorted; merged into one key order.
   std::vector<const MemTable::HistoryRow*> rows;
   rows.reserve(map.history_rows);
@@ -253,8 +264,9 @@ absl::Status WriteStateTables(lmdb::Txn& txn, const Handles& handles, const MemT
     for (const MemTable::HistoryRow& r : *run) rows.push_back(&r);
   }
   std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  PL_ASSIGN_OR_RETURN(lmdb::Cursor history, lmdb::Cursor::Open(txn, handles.dbi[Dbs().history]));
   for (const MemTable::HistoryRow* r : rows) {
-    PL_RETURN_IF_ERROR(txn.Put(handles.dbi[Dbs().history], r->key_view(), r->value_view()));
+    PL_RETURN_IF_ERROR(history.Put(r->key_view(), r->value_view()));
   }
   return absl::OkStatus();
 }

@@ -135,6 +135,23 @@ absl::StatusOr<bool> Cursor::Move(MDB_cursor_op op, std::string_view seek) {
 }
 
 absl::StatusOr<bool> Cursor::SeekAtLeast(std::string_view key) { return Move(MDB_SET_RANGE, key); }
+
+absl::Status Cursor::Put(std::string_view key, std::string_view value) {
+  MDB_val k = ToVal(key);
+  MDB_val v = ToVal(value);
+  return FromMdb(mdb_cursor_put(cursor_, &k, &v, 0), "mdb_cursor_put");
+}
+
+absl::StatusOr<bool> Cursor::Del(std::string_view key) {
+  MDB_val k = ToVal(key);
+  MDB_val v{0, nullptr};
+  int rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET);
+  if (rc == MDB_NOTFOUND) return false;
+  PL_RETURN_IF_ERROR(FromMdb(rc, "mdb_cursor_get"));
+  rc = mdb_cursor_del(cursor_, 0);
+  PL_RETURN_IF_ERROR(FromMdb(rc, "mdb_cursor_del"));
+  return true;
+}
 absl::StatusOr<bool> Cursor::First() { return Move(MDB_FIRST, {}); }
 absl::StatusOr<bool> Cursor::Last() { return Move(MDB_LAST, {}); }
 absl::StatusOr<bool> Cursor::Next() { return Move(MDB_NEXT, {}); }

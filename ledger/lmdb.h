@@ -110,6 +110,13 @@ class Cursor {
   }
 
   absl::StatusOr<bool> SeekAtLeast(std::string_view key);  // MDB_SET_RANGE
+  // Writes through the cursor (a write transaction's). In key order, each
+  // key that lands on the leaf page of the one before skips LMDB's search
+  // from the root (mdb_cursor_set checks the current page first), which a
+  // Txn::Put, with a new cursor each call, never can.
+  absl::Status Put(std::string_view key, std::string_view value);
+  // False when the key is not there.
+  absl::StatusOr<bool> Del(std::string_view key);
   absl::StatusOr<bool> First();
   absl::StatusOr<bool> Last();
   absl::StatusOr<bool> Next();
