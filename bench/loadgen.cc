@@ -74,7 +74,6 @@ struct Shared {
 
 struct InFlight {
   std::vector<Transaction> txs;
-  std::vector<int64_t> earned_member;  // local member index of an earn, else -1
   SteadyClock::time_point t0;
 };
 
@@ -217,8 +216,12 @@ class Worker {
                 : r < o_.mix.earn + o_.mix.redeem                ? Kind::kRedeem
                 : r < o_.mix.earn + o_.mix.redeem + o_.mix.referral ? Kind::kReferral
                                                                  : Kind::kTransfer;
-    // Earn before redeem: until an earn of this connection was acknowledged,
-    // redeems and transfers have nobody to spend from.
+    // Earn before redeem: until this connection sent an earn, redeems and
+    // transfers have nobody to spend from. Sent, not acknowledged: the
+    // server applies a connection's batches in the order they were sent,
+    // and a choice that waited for answers made the transactions depend
+    // on their timing, so that with --rate the same seed did not send the
+    // same ones (found in review, session 29: a rerun got id_conflict).
     if ((kind == Kind::kRedeem || kind == Kind::kTransfer) && funded_.empty()) kind = Kind::kEarn;
     t->id = NextId();
     t->kind = kind;
@@ -274,8 +277,11 @@ class Worker {
       spare_.pop_back();
     }
     batch.txs.resize(n);
-    batch.earned_member.resize(n);
-    for (size_t i = 0; i < n; ++i) batch.earned_member[i] = NextTransaction(&batch.txs[i]);
+    for (size_t i = 0; i < n; ++i) {
+      if (const int64_t earned = NextTransaction(&batch.txs[i]); earned >= 0) {
+        AddFunded(static_cast<uint64_t>(earned));
+      }
+    }
     batch.t0 = due ? *due : SteadyClock::now();
     PL_RETURN_IF_ERROR(client_->Send(batch.txs).status());
     sent += n;
@@ -301,7 +307,6 @@ class Worker {
       if (r.code == Code::kOk) {
         ++ok;
         committed_by_kind[static_cast<size_t>(batch.txs[i].kind)]++;
-        if (batch.earned_member[i] >= 0) AddFunded(static_cast<uint64_t>(batch.earned_member[i]));
       }
       if (shared_->ack_log != nullptr && r.seq != 0) {
         ack_lines_ += StrCat(ledger::IdToHex(batch.txs[i].id), " ", r.seq, " ", ledger::CodeName(r.code), "\n");
@@ -320,9 +325,9 @@ class Worker {
     return absl::OkStatus();
   }
 
-  // A sample of the members funded so far that redeems and transfers pick
-  // from: every one until kFundedSampleMax (over all connections), then a
-  // random slot is replaced. A ring of the last 4,096 kept them on
+  // A sample of the members this connection has sent earns to, that
+  // redeems and transfers pick from: every one until kFundedSampleMax (over
+  // all connections), then a random slot is replaced. A ring of the last 4,096 kept them on
   // cache-hot members (found in review, session 21); the bound keeps a
   // long run's memory flat.
   void AddFunded(uint64_t local) {

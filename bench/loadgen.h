@@ -10,8 +10,9 @@
 //   fixed id (so a second run is a duplicate, not a conflict).
 // - Members are split between the connections (member m belongs to worker
 //   m mod N), so no two connections race on one member.
-// - A redeem or transfer only targets a member whose earn was acknowledged
-//   ok on that connection; until there is one, it is sent as an earn.
+// - A redeem or transfer only targets a member that connection sent an
+//   earn to before (the server applies a connection's batches in the order
+//   sent); until there is one, it is sent as an earn.
 //   Redeems may still be refused (insufficient_points) — rejections are
 //   counted by code, never hidden.
 // - Ids are 8 bytes of a run nonce, then the worker and a counter. The nonce
@@ -19,8 +20,8 @@
 //   per run; a given seed (with the same program, connections, batch,
 //   in_flight, mix, members and count) replays the same transactions in the
 //   same order, so a rerun after a crash gets its decided ids back as
-//   duplicates (each worker's choices depend only on the seed and on the
-//   results it got, and a duplicate's result is the original one).
+//   duplicates (each worker's choices depend only on the seed, never on
+//   answers or when they came, so --rate and --threads change nothing).
 #ifndef POINTLEDGER_BENCH_LOADGEN_H_
 #define POINTLEDGER_BENCH_LOADGEN_H_
 
