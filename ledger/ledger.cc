@@ -678,8 +678,7 @@ void Ledger::Rep::CheckpointLoop() {
     if (const absl::Status& s = written; !s.ok()) {
       // The log still holds everything; the map stays in memory and the
       // next attempt retries. Nothing acknowledged is at risk.
-      std::fprintf(stderr, "pointledger: checkpoint at seq %llu failed: %s; retrying\n",
-                   static_cast<unsigned long long>(seq), std::string(s.message()).c_str());
+      Log(options.log, StrCat("checkpoint at seq ", seq, " failed: ", std::string(s.message()), "; retrying"));
       absl::MutexLock lock(&cp_mu);
       cp_failed = true;
       if (cp_stop) return;
@@ -701,10 +700,9 @@ void Ledger::Rep::ClearStaleReaders() {
   for (const lmdb::Env* env : {&state_env, &log_env}) {
     absl::StatusOr<int> freed = env->ClearStaleReaders();
     if (!freed.ok()) {
-      std::fprintf(stderr, "pointledger: checking for dead readers: %s\n",
-                   std::string(freed.status().message()).c_str());
+      Log(options.log, StrCat("checking for dead readers: ", std::string(freed.status().message())));
     } else if (*freed > 0) {
-      std::fprintf(stderr, "pointledger: freed %d reader slot(s) left by dead processes\n", *freed);
+      Log(options.log, StrCat("freed ", *freed, " reader slot(s) left by dead processes"));
     }
   }
 }
@@ -892,6 +890,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     Wal::Options wal_options;
     wal_options.dir = rep->wal_dir;
     wal_options.segment_bytes_max = options.wal_segment_bytes;
+    wal_options.log = options.log;
     PL_ASSIGN_OR_RETURN(rep->wal, Wal::Open(wal_options, log_seq, &recovered));
     PL_RETURN_IF_ERROR(SyncDirectories(dir));
     rep->active.AddLog(recovered);

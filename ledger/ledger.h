@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ledger/log_sink.h"
 #include "ledger/status.h"
 
 namespace pointledger::ledger {
@@ -352,6 +353,8 @@ struct Options {
   // The write-ahead log's segment files (docs/storage.md) start at 256 KiB
   // and double up to this size.
   uint64_t wal_segment_bytes = uint64_t{16} << 20;
+  // The engine's operational messages (log_sink.h); null: stderr.
+  LogSink log = nullptr;
   // Tests: called on the checkpointer's thread before each checkpoint
   // attempt; a non-OK status fails the attempt as a full disk would.
   std::function<absl::Status(uint64_t)> before_checkpoint = nullptr;

@@ -744,14 +744,14 @@ void Wal::PrepareLoop() {
     // no reason to refuse commits.
     if (s.ok() || absl::IsAlreadyExists(s.status())) next_number_ = number + 1;
     if (absl::IsAlreadyExists(s.status())) {
-      std::fprintf(stderr, "pointledger: %s; using the next number\n", std::string(s.status().message()).c_str());
+      Log(options_.log, StrCat(std::string(s.status().message()), "; using the next number"));
       continue;
     }
     if (s.ok()) {
       spare_ = *s;
       prepare_error_ = absl::OkStatus();
       if (s->size == size) next_size_ = std::min(size * 2, options_.segment_bytes_max);
-      if (reported) std::fprintf(stderr, "pointledger: write-ahead log segments can be prepared again\n");
+      if (reported) Log(options_.log, "write-ahead log segments can be prepared again");
       reported = false;
       continue;
     }
@@ -759,8 +759,7 @@ void Wal::PrepareLoop() {
     // this retries every second until there is room.
     prepare_error_ = s.status();
     if (!reported) {
-      std::fprintf(stderr, "pointledger: %s; retrying every second\n",
-                   std::string(s.status().message()).c_str());
+      Log(options_.log, StrCat(std::string(s.status().message()), "; retrying every second"));
     }
     reported = true;
     wake_ = false;

@@ -46,6 +46,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "ledger/log_sink.h"
 #include "ledger/view.h"
 
 namespace pointledger::ledger {
@@ -100,6 +101,8 @@ class Wal {
     std::function<void()> after_roll_in_group;
     // Tests only: called with each segment Open syncs (below).
     std::function<void(uint64_t number)> on_open_sync;
+    // Where a segment that cannot be prepared is reported (log_sink.h).
+    LogSink log;
   };
 
   // Reads the directory and starts the thread that prepares segments.

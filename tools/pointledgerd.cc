@@ -102,7 +102,9 @@ absl::Status Serve(const Flags& flags) {
                                             .map_size_bytes = config.map_size_mb << 20,
                                             .checkpoint_interval_ms = static_cast<int64_t>(
                                                 config.checkpoint_interval_ms),
-                                            .rebuild_memory_entries = config.rebuild_memory_rows}));
+                                            .rebuild_memory_entries = config.rebuild_memory_rows,
+                                            // Stamped and named as the server's own lines.
+                                            .log = [](std::string_view line) { net::LogLine(line); }}));
   if (config.keys.empty()) {
     PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&config));
     // Made 0600; one loosened by hand (or copied without its mode) still

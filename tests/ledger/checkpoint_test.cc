@@ -11,8 +11,11 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -408,6 +411,15 @@ TEST_F(CheckpointTest, FailingCheckpointsRefuseBatchesPastTheMemoryBound) {
   options.before_checkpoint = [&fail](uint64_t) {
     return fail.load() ? absl::ResourceExhaustedError("test: disk full") : absl::OkStatus();
   };
+  // The failures are reported through Options::log (the server's own log,
+  // stamped and named; found in review, session 29: they went to stderr
+  // as "pointledger: ..." without a time).
+  std::mutex log_mu;
+  std::vector<std::string> logged;
+  options.log = [&](std::string_view line) {
+    std::lock_guard<std::mutex> lock(log_mu);
+    logged.emplace_back(line);
+  };
   absl::StatusOr<std::unique_ptr<Ledger>> opened = Ledger::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status();
   std::unique_ptr<Ledger>& ledger = *opened;
@@ -448,6 +460,10 @@ TEST_F(CheckpointTest, FailingCheckpointsRefuseBatchesPastTheMemoryBound) {
     EXPECT_EQ((*b)->posted, points) << member;
   }
   EXPECT_TRUE(ledger->TrialBalance()->empty());
+  std::lock_guard<std::mutex> lock(log_mu);
+  ASSERT_FALSE(logged.empty());
+  EXPECT_EQ(logged[0].rfind("checkpoint at seq ", 0), 0u) << logged[0];
+  EXPECT_NE(logged[0].find(" failed: test: disk full; retrying"), std::string::npos) << logged[0];
 }
 
 // A checkpoint that is slow (not failing) holds new group commits back at the
