@@ -30,6 +30,12 @@ class LedgerClient final : public net::Client {
       return absl::UnavailableError("connection reset by peer");
     }
     max_batch = std::max(max_batch, batch.size());
+    if (busy_at_send >= 0 && sends_++ == static_cast<uint64_t>(busy_at_send)) {
+      // Refused whole, as the server's full commit queue does; the
+      // connection stays open.
+      answers_.push_back(absl::UnavailableError("server_busy: the commit queue is full"));
+      return ++request_id_;
+    }
     absl::StatusOr<std::vector<ledger::Result>> r = Post(batch);
     if (!r.ok()) return r.status();
     answers_.push_back(BatchAnswer{++request_id_, std::move(*r)});
@@ -43,7 +49,7 @@ class LedgerClient final : public net::Client {
   }
   absl::StatusOr<BatchAnswer> Receive() override {
     if (answers_.empty()) return absl::FailedPreconditionError("nothing in flight");
-    BatchAnswer a = std::move(answers_.front());
+    absl::StatusOr<BatchAnswer> a = std::move(answers_.front());
     answers_.pop_front();
     return a;
   }
@@ -98,6 +104,7 @@ class LedgerClient final : public net::Client {
   size_t max_in_flight = 0;
   uint64_t posts = 0;
   int fail_after_posts = -1;  // >= 0: Send fails once this many were posted
+  int busy_at_send = -1;      // >= 0: that Send (0 first) is answered server_busy
   // What Send saw, kept where the test can read it after the client is
   // gone (the load generator destroys its clients before it returns).
   struct Usage {
@@ -110,7 +117,8 @@ class LedgerClient final : public net::Client {
  private:
   ledger::Ledger* ledger_;
   std::mutex* mu_;
-  std::deque<BatchAnswer> answers_;
+  std::deque<absl::StatusOr<BatchAnswer>> answers_;
+  uint64_t sends_ = 0;
   uint64_t request_id_ = 0;
   std::string principal_ = "test";
 };
