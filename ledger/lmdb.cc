@@ -16,7 +16,13 @@ MDB_val ToVal(std::string_view s) {
 
 absl::Status FromMdb(int rc, std::string_view what) {
   if (rc == MDB_SUCCESS) return absl::OkStatus();
-  const std::string message = StrCat(what, ": ", mdb_strerror(rc));
+  // LMDB turns a write cut short into EIO, and a full disk cuts writes
+  // short: the message says so, or it reads like a failing device (found
+  // by a crash soak on a full tmpfs, session 29).
+  const std::string message =
+      StrCat(what, ": ", mdb_strerror(rc),
+             rc == EIO ? " (LMDB reports a write cut short, as on a full disk, as an I/O error: check free space)"
+                       : "");
   switch (rc) {
     case MDB_NOTFOUND:
       return absl::NotFoundError(message);

@@ -1,10 +1,12 @@
 // The storage contract of Ledger::Writer (ledger/ledger.h): a batch that does
 // not fit in the map fails as a whole with ResourceExhausted, earlier batches
 // of the same group commit are kept, and the ledger stays consistent.
+#include <cerrno>
 #include <filesystem>
 #include <string>
 
 #include "ledger/codec.h"
+#include "ledger/lmdb.h"
 #include "tests/ledger/ledger_fixture.h"
 
 namespace pointledger::ledger::testing {
@@ -99,6 +101,19 @@ TEST_F(LedgerTest, ReadsOfKeysLmdbCannotStoreAreNotFoundNotErrors) {
 // the open recovered it from the write-ahead log alone. Found by mutation
 // testing (session 22): not counting the recovered tail passed, and the
 // batch it let in could never be checkpointed (the log map is full).
+// LMDB reports a write cut short (a full disk) as EIO: the message says
+// so, instead of reading like a failing device (session 29). Space errors
+// LMDB names are ResourceExhausted, which the server answers server_busy.
+TEST(LmdbErrorTest, AnIoErrorSaysAFullDiskLooksLikeOne) {
+  const absl::Status eio = lmdb::FromMdb(EIO, "commit");
+  EXPECT_NE(std::string(eio.message()).find("commit: Input/output error"), std::string::npos) << eio;
+  EXPECT_NE(std::string(eio.message()).find("as on a full disk"), std::string::npos) << eio;
+  const absl::Status enospc = lmdb::FromMdb(ENOSPC, "commit");
+  EXPECT_TRUE(absl::IsResourceExhausted(enospc)) << enospc;
+  EXPECT_EQ(std::string(enospc.message()).find("full disk"), std::string::npos) << enospc;
+  EXPECT_TRUE(absl::IsResourceExhausted(lmdb::FromMdb(MDB_MAP_FULL, "put")));
+}
+
 TEST(LogRoomTest, TheRecoveredTailCountsAfterARestart) {
   char pattern[] = "/tmp/pl_log_room_test.XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);
