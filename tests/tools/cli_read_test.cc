@@ -251,7 +251,7 @@ TEST(CliDataDir, TheRebuildBoundIsHalfTheAvailableMemoryAndNeverBelowTheServers)
   EXPECT_EQ(DefaultRebuildMemoryRows(0), kServers);
   EXPECT_EQ(DefaultRebuildMemoryRows(2 * kGiB), kServers);
   // Half of 24 GiB at 300 bytes a row: ~43M rows, room for a 10M ledger's
-  // whole rebuild (~24M rows), which the fixed bound spilled 5 times.
+  // whole rebuild (39M rows, BENCHMARKS.md), which the fixed bound spilled 5 times.
   EXPECT_EQ(DefaultRebuildMemoryRows(24 * kGiB), 24 * kGiB / 2 / 300);
   // A number of bytes no machine has stays within the config's cap.
   EXPECT_EQ(DefaultRebuildMemoryRows(UINT64_MAX), uint64_t{1} << 40);
