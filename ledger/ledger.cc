@@ -1463,8 +1463,10 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path to(to_dir);
+  // A `to_dir` that cannot take a backup is the caller's argument
+  // (InvalidArgument: the CLI's usage errors, with the help line).
   if (fs::exists(to, ec) && !fs::is_directory(to, ec)) {
-    return absl::FailedPreconditionError(
+    return absl::InvalidArgumentError(
         StrCat(to_dir, " exists and is not a directory: a backup goes into a new directory"));
   }
   // Inside the live data directory, a backup would sit among the files it
@@ -1475,18 +1477,24 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
     const fs::path target = fs::weakly_canonical(to, ec);
     const auto [end, _] = std::mismatch(data.begin(), data.end(), target.begin(), target.end());
     if (!data.empty() && end == data.end()) {
-      return absl::FailedPreconditionError(
+      return absl::InvalidArgumentError(
           StrCat(to_dir, " is inside the data directory ", rep_->options.dir, ": back up to another directory"));
     }
   }
   if (fs::exists(to / ".partial", ec)) {
-    return absl::FailedPreconditionError(
+    return absl::InvalidArgumentError(
         StrCat(to_dir, " holds a backup that was cut short (", (to / ".partial").string(),
                "): it is not a ledger; remove ", to_dir, " and back up again"));
   }
-  if (fs::exists(to, ec) && !fs::is_empty(to, ec)) {
-    return absl::FailedPreconditionError(
-        StrCat(to_dir, " exists and is not empty: a backup goes into a new directory"));
+  if (fs::exists(to, ec)) {
+    const bool empty = fs::is_empty(to, ec);
+    if (ec) {  // not "not empty": unreadable, say
+      return absl::FailedPreconditionError(StrCat(to_dir, ": cannot read it (", ec.message(), ")"));
+    }
+    if (!empty) {
+      return absl::InvalidArgumentError(
+          StrCat(to_dir, " exists and is not empty: a backup goes into a new directory"));
+    }
   }
   // The log not yet checkpointed, taken first: whatever the copies below
   // hold, they hold at least the log environment this tail continues.

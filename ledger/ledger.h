@@ -599,6 +599,8 @@ class Ledger {
   // be empty), compacted, safe beside a running writer: the state first,
   // then the log (which always reaches at least the state's checkpoint), so
   // opening the copy replays the log past it. Returns the copy's head.
+  // InvalidArgument for a `to_dir` that cannot take one (a file, inside
+  // the data directory, a cut-short backup, not empty).
   absl::StatusOr<ChainHead> Backup(const std::string& to_dir);
 
   // LMDB map usage (bytes in use, map size) of the log and state

@@ -20,7 +20,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -246,21 +245,20 @@ class Matcher {
 
 int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions& options) {
   // A directory opens as a stream and reads as an empty file: say what it is.
+  // "-" is standard input, as for post --file: the file is read once, in
+  // order, so a pipe from the exporter works as well as a file. Opened as
+  // /dev/stdin, not std::cin, which reads a character at a time through C
+  // stdio.
+  const std::string path = options.csv_path == "-" ? "/dev/stdin" : options.csv_path;
   std::error_code ec;
-  if (std::filesystem::is_directory(options.csv_path, ec)) {
+  if (options.csv_path != "-" && std::filesystem::is_directory(path, ec)) {
     return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, " is a directory, not a file")));
   }
-  // "-" is standard input, as for post --file: the file is read once, in
-  // order, so a pipe from the exporter works as well as a file.
-  std::ifstream file;
-  if (options.csv_path != "-") {
-    file.open(options.csv_path, std::ios::binary);
-    if (!file) {
-      return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, ": cannot read it (",
-                                                              std::strerror(errno), ")")));
-    }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return ReportError(o, absl::InvalidArgumentError(StrCat("--csv ", options.csv_path, ": cannot read it (",
+                                                            std::strerror(errno), ")")));
   }
-  std::istream& in = options.csv_path != "-" ? static_cast<std::istream&>(file) : std::cin;
   absl::StatusOr<std::unique_ptr<TempDir>> tmp = TempDir::Create();
   if (!tmp.ok()) return ReportError(o, tmp.status());
   ProgressBar bar(o.err);

@@ -66,11 +66,6 @@ int RunBackup(const Output& o, const std::string& from, const std::string& to) {
     return ReportError(o, absl::IsNotFound(ledger.status()) ? absl::InvalidArgumentError(message)
                                                            : absl::FailedPreconditionError(message));
   }
-  // A --to that is taken is a wrong --to too (Backup refuses it as well).
-  if (fs::is_directory(to, ec) && !fs::is_empty(to, ec) && !fs::exists(fs::path(to) / ".partial", ec)) {
-    return ReportError(o, absl::InvalidArgumentError(
-                              StrCat("--to ", to, " exists and is not empty: a backup goes into a new directory")));
-  }
   absl::StatusOr<ledger::ChainHead> head = (*ledger)->Backup(to);
   if (!head.ok()) return ReportError(o, head.status());
   // The key the server made at its first start, so that a server started

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
+#include <sstream>
 #include <system_error>
 
 #include "ledger/limits.h"
@@ -114,15 +117,77 @@ uint64_t DefaultRebuildMemoryRows(uint64_t available_bytes) {
   return std::clamp(available_bytes / 2 / kBytesPerRow, net::kRebuildMemoryRowsDefault, net::kRebuildMemoryRowsCap);
 }
 
+namespace {
+
+// The number in a cgroup file ("max", a missing file: nullopt).
+std::optional<uint64_t> ReadCgroupNumber(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  uint64_t value = 0;
+  if (!(in >> value)) return std::nullopt;
+  return value;
+}
+
+std::string ReadWhole(const char* path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+uint64_t CgroupRoomBytes(const std::string& proc_self_cgroup, const std::string& v2_root,
+                         const std::string& v1_root) {
+  namespace fs = std::filesystem;
+  uint64_t room = UINT64_MAX;
+  // From the cgroup up to the hierarchy's root: a limit set on a parent
+  // (a slice, a pod) binds too.
+  auto walk = [&room](std::string root, std::string relative, const char* limit_name, const char* usage_name) {
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (relative.empty() || relative.front() != '/') relative.insert(relative.begin(), '/');
+    std::string dir = root + relative;
+    while (dir.size() > root.size() && dir.back() == '/') dir.pop_back();
+    for (;;) {
+      if (const std::optional<uint64_t> limit = ReadCgroupNumber(fs::path(dir) / limit_name)) {
+        const uint64_t usage = ReadCgroupNumber(fs::path(dir) / usage_name).value_or(0);
+        room = std::min(room, *limit > usage ? *limit - usage : 0);
+      }
+      if (dir.size() <= root.size()) break;
+      dir.resize(dir.rfind('/'));
+    }
+  };
+  std::istringstream lines(proc_self_cgroup);
+  for (std::string line; std::getline(lines, line);) {
+    // "ID:CONTROLLERS:PATH"; v2 is "0::PATH".
+    const size_t first = line.find(':');
+    const size_t second = first == std::string::npos ? first : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    const std::string path = line.substr(second + 1);
+    if (line.substr(0, first) == "0" && controllers.empty()) {
+      walk(v2_root, path, "memory.max", "memory.current");
+    } else if (("," + controllers + ",").find(",memory,") != std::string::npos) {
+      walk(v1_root, path, "memory.limit_in_bytes", "memory.usage_in_bytes");
+    }
+  }
+  return room;
+}
+
 uint64_t AvailableMemoryBytes() {
   std::ifstream meminfo("/proc/meminfo");
   std::string name;
   uint64_t kib = 0;
   std::string unit;
+  uint64_t available = 0;
   while (meminfo >> name >> kib >> unit) {
-    if (name == "MemAvailable:") return kib * 1024;
+    if (name == "MemAvailable:") {
+      available = kib * 1024;
+      break;
+    }
   }
-  return 0;
+  if (available == 0) return 0;
+  // cgroup v2 is at /sys/fs/cgroup, or at .../unified beside v1's.
+  const std::string v2 =
+      std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers") ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
+  return std::min(available, CgroupRoomBytes(ReadWhole("/proc/self/cgroup"), v2, "/sys/fs/cgroup/memory"));
 }
 
 absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint64_t rebuild_memory_rows) {

@@ -47,8 +47,8 @@ class Reader {
   virtual absl::StatusOr<ledger::AuditReport> Audit(const ledger::Progress& progress) = 0;
 };
 
-// Opens DIR read-only. FailedPrecondition with a clear message if DIR holds
-// no ledger. `rebuild_memory_rows` bounds what a rebuild from seq 1 holds in
+// Opens DIR read-only. InvalidArgument (a usage error) if DIR is missing or
+// holds no ledger; FailedPrecondition if its ledger cannot be opened. `rebuild_memory_rows` bounds what a rebuild from seq 1 holds in
 // memory (ledger::Options::rebuild_memory_entries); 0 sizes it to this
 // machine: DefaultRebuildMemoryRows(AvailableMemoryBytes()).
 absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint64_t rebuild_memory_rows = 0);
@@ -60,8 +60,17 @@ absl::StatusOr<std::unique_ptr<Reader>> OpenDataDir(const std::string& dir, uint
 // one-off command on an operator's machine can use the memory a
 // long-running server must not; the server keeps its configured bound.
 uint64_t DefaultRebuildMemoryRows(uint64_t available_bytes);
-// MemAvailable from /proc/meminfo, in bytes; 0 when it cannot be read.
+// What this process may use: MemAvailable from /proc/meminfo, or less when
+// a memory cgroup (a container's limit, systemd's MemoryMax=) leaves less
+// room (CgroupRoomBytes). 0 when /proc/meminfo cannot be read.
 uint64_t AvailableMemoryBytes();
+// The room the memory cgroups of `proc_self_cgroup` (the text of
+// /proc/self/cgroup) leave: the smallest limit minus usage over the cgroup
+// and its ancestors, for cgroup v2 under `v2_root` (memory.max,
+// memory.current) and v1 under `v1_root` (memory.limit_in_bytes,
+// memory.usage_in_bytes). UINT64_MAX when nothing limits it.
+uint64_t CgroupRoomBytes(const std::string& proc_self_cgroup, const std::string& v2_root,
+                         const std::string& v1_root);
 // Reads through an already open ledger (tests).
 std::unique_ptr<Reader> ReaderOverLedger(ledger::Ledger* ledger);
 

@@ -96,11 +96,6 @@ TEST_F(LedgerTest, ReadsOfKeysLmdbCannotStoreAreNotFoundNotErrors) {
   EXPECT_TRUE(acme->has_value());
 }
 
-// The log environment's room (docs/storage.md, "Room"): what the
-// write-ahead log holds past it counts as taken, after a restart too, when
-// the open recovered it from the write-ahead log alone. Found by mutation
-// testing (session 22): not counting the recovered tail passed, and the
-// batch it let in could never be checkpointed (the log map is full).
 // LMDB reports a write cut short (a full disk) as EIO: the message says
 // so, instead of reading like a failing device (session 29). Space errors
 // LMDB names are ResourceExhausted, which the server answers server_busy.
@@ -114,6 +109,11 @@ TEST(LmdbErrorTest, AnIoErrorSaysAFullDiskLooksLikeOne) {
   EXPECT_TRUE(absl::IsResourceExhausted(lmdb::FromMdb(MDB_MAP_FULL, "put")));
 }
 
+// The log environment's room (docs/storage.md, "Room"): what the
+// write-ahead log holds past it counts as taken, after a restart too, when
+// the open recovered it from the write-ahead log alone. Found by mutation
+// testing (session 22): not counting the recovered tail passed, and the
+// batch it let in could never be checkpointed (the log map is full).
 TEST(LogRoomTest, TheRecoveredTailCountsAfterARestart) {
   char pattern[] = "/tmp/pl_log_room_test.XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);

@@ -1128,7 +1128,7 @@ TEST_F(WalTest, ABackupHoldsWhatOnlyTheWriteAheadLogHad) {
   ProgramCreate();
   EarnBatches(1, 4, 5);
   // Not inside the data directory: that is refused.
-  EXPECT_TRUE(absl::IsFailedPrecondition(ledger_->Backup(dir_ + "/backup").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(ledger_->Backup(dir_ + "/backup").status()));
   EXPECT_FALSE(fs::exists(dir_ + "/backup"));
   const std::string to = backups_ + "/backup";
   absl::StatusOr<ChainHead> backed = ledger_->Backup(to);
@@ -1194,7 +1194,7 @@ TEST_F(WalTest, ABackupIntoADirectoryThatHoldsAnythingIsRefused) {
   ASSERT_TRUE(fs::create_directories(to));
   std::ofstream(to + "/notes.txt") << "not a ledger\n";
   const absl::Status refused = ledger_->Backup(to).status();
-  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
   EXPECT_FALSE(fs::exists(fs::path(to) / "log"));
   EXPECT_FALSE(fs::exists(fs::path(to) / "state"));
   EXPECT_TRUE(fs::exists(fs::path(to) / "notes.txt"));

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -259,6 +260,45 @@ TEST(CliDataDir, TheRebuildBoundIsHalfTheAvailableMemoryAndNeverBelowTheServers)
   const uint64_t available = AvailableMemoryBytes();
   EXPECT_GT(available, uint64_t{0});
   EXPECT_GE(DefaultRebuildMemoryRows(available), kServers);
+}
+
+// A container's limit or systemd's MemoryMax= binds where MemAvailable
+// (the host's) does not: without this, a 10M audit in a 4 GB container on
+// a 32 GB host sized its rebuild at ~50M rows and was killed (found in
+// review, session 29). Limits on ancestors count; "max" is no limit.
+TEST(CliDataDir, CgroupLimitsBoundTheRoomAtEveryLevel) {
+  TempDir tmp;
+  const std::string v2 = tmp.path() + "/v2";
+  const std::string v1 = tmp.path() + "/v1";
+  auto write = [](const std::string& path, const std::string& text) {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << text << "\n";
+  };
+  constexpr uint64_t kGiB = uint64_t{1} << 30;
+  // No limit anywhere (v2 "max", v1's huge number is no tighter).
+  write(v2 + "/memory.max", "max");
+  write(v2 + "/pod/app/memory.max", "max");
+  write(v2 + "/pod/app/memory.current", std::to_string(kGiB));
+  EXPECT_EQ(CgroupRoomBytes("0::/pod/app\n", v2, v1), UINT64_MAX);
+  // A limit on the parent (the pod) binds the child.
+  write(v2 + "/pod/memory.max", std::to_string(4 * kGiB));
+  write(v2 + "/pod/memory.current", std::to_string(kGiB));
+  EXPECT_EQ(CgroupRoomBytes("0::/pod/app\n", v2, v1), 3 * kGiB);
+  // A tighter one on the cgroup itself wins; usage over the limit is 0.
+  write(v2 + "/pod/app/memory.max", std::to_string(2 * kGiB));
+  EXPECT_EQ(CgroupRoomBytes("0::/pod/app\n", v2, v1), kGiB);
+  write(v2 + "/pod/app/memory.current", std::to_string(3 * kGiB));
+  EXPECT_EQ(CgroupRoomBytes("0::/pod/app/\n", v2, v1), 0u);
+  // cgroup v1's memory controller, among others on its line.
+  write(v1 + "/svc/memory.limit_in_bytes", std::to_string(6 * kGiB));
+  write(v1 + "/svc/memory.usage_in_bytes", std::to_string(kGiB));
+  write(v1 + "/memory.limit_in_bytes", "9223372036854771712");
+  EXPECT_EQ(CgroupRoomBytes("4:memory:/svc\n0::/\n", v2, v1), 5 * kGiB);
+  EXPECT_EQ(CgroupRoomBytes("4:cpu,memory:/svc\n", v2, v1), 5 * kGiB);
+  EXPECT_EQ(CgroupRoomBytes("4:cpu:/svc\n", v2, v1), UINT64_MAX);
+  // Nothing readable: no limit.
+  EXPECT_EQ(CgroupRoomBytes("", v2, v1), UINT64_MAX);
+  EXPECT_EQ(CgroupRoomBytes("0::/nowhere\n", tmp.path() + "/none", v1), UINT64_MAX);
 }
 
 TEST(CliFormat, ResultJsonIsExactlyTheSpecShape) {

@@ -692,10 +692,11 @@ TEST_F(ExternalE2E, AllMatchingIsExitZero) {
   EXPECT_EQ(summary["missing_in_file"], 1) << s.out;
   // `--csv -` reads standard input (a pipe from the exporter), with the
   // same findings as the file (since session 29; it was "cannot read -").
-  const RunResult piped =
-      RunProcess({BinPath("pointledger"), "reconcile", "external", "--program", "shop", "--csv", "-", "--json",
-                  "--data", data_},
-                 dir_.path(), {}, csv);
+  const RunResult piped = RunProcess(
+      {"/bin/sh", "-c",
+       StrCat("cat ", csv, " | ", BinPath("pointledger"),
+              " reconcile external --program shop --csv - --json --data ", data_)},
+      dir_.path());
   EXPECT_EQ(piped.exit_code, 0) << piped.err;
   EXPECT_EQ(piped.out, r.out);
 }
