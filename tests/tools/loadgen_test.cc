@@ -20,6 +20,16 @@
 namespace pointledger::bench {
 namespace {
 
+// An --ack-log's lines, sorted: runs interleave their connections'
+// batches differently, so only the set of lines can be compared.
+std::vector<std::string> SortedLines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
 using tools::LedgerClient;
 
 TEST(LoadMix, Parses) {
@@ -145,16 +155,9 @@ TEST_F(LoadGen, ASeedReplaysTheSameIds) {
   EXPECT_EQ(second->committed, first->committed);
   EXPECT_EQ(second->rejected_by_code, first->rejected_by_code);
   // The same lines (each connection's batches interleave differently).
-  auto sorted_lines = [](const std::string& path) {
-    std::ifstream in(path);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    std::sort(lines.begin(), lines.end());
-    return lines;
-  };
-  const std::vector<std::string> first_lines = sorted_lines(tmp_.path() + "/first.log");
+  const std::vector<std::string> first_lines = SortedLines(tmp_.path() + "/first.log");
   EXPECT_EQ(first_lines.size(), 2000u);
-  EXPECT_EQ(sorted_lines(tmp_.path() + "/second.log"), first_lines);
+  EXPECT_EQ(SortedLines(tmp_.path() + "/second.log"), first_lines);
   absl::StatusOr<ledger::ChainHead> head = ledger_->GetHead();
   EXPECT_EQ(head->seq, 2001u);  // one program_create + 2000, once
 }
@@ -182,14 +185,7 @@ TEST_F(LoadGen, ASeedReplaysTheSameIdsWhateverTheRate) {
   EXPECT_EQ(paced->rejected_by_code.count("id_conflict"), 0u) << ReportText(*paced);
   EXPECT_EQ(paced->rejected_by_code, unpaced->rejected_by_code);
   EXPECT_EQ(paced->committed, unpaced->committed);
-  auto sorted_lines = [](const std::string& path) {
-    std::ifstream in(path);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    std::sort(lines.begin(), lines.end());
-    return lines;
-  };
-  EXPECT_EQ(sorted_lines(tmp_.path() + "/paced.log"), sorted_lines(tmp_.path() + "/unpaced.log"));
+  EXPECT_EQ(SortedLines(tmp_.path() + "/paced.log"), SortedLines(tmp_.path() + "/unpaced.log"));
   absl::StatusOr<ledger::ChainHead> head = ledger_->GetHead();
   EXPECT_EQ(head->seq, 2001u);  // one program_create + 2000, once
 }
@@ -336,10 +332,7 @@ TEST_F(LoadGen, ARefusedBatchStopsTheSendsAfterTheAnswersBeforeItAreRead) {
   EXPECT_EQ(r->committed + r->rejected, 80u);
   const uint64_t applied = ledger_->GetHead()->seq - 1;  // after the program_create
   EXPECT_EQ(applied, 80u);
-  std::ifstream acks(o.ack_log);
-  uint64_t lines = 0;
-  for (std::string line; std::getline(acks, line);) ++lines;
-  EXPECT_EQ(lines, applied) << "every applied transaction is in the ack log";
+  EXPECT_EQ(SortedLines(o.ack_log).size(), applied) << "every applied transaction is in the ack log";
 }
 
 // A send due after the end of a --duration run is not waited for: the run
