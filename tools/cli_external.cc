@@ -302,14 +302,17 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     auto bad = [&](std::string what) {
       return ReportError(o, absl::InvalidArgumentError(StrCat("--csv line ", line, ": ", what)));
     };
-    if (fields.size() < 3) return bad(StrCat("only ", fields.size(), " column(s); expected at least 3"));
-    // More fields than the header names: an unquoted comma in a field has
-    // shifted the row (RFC 4180 gives every record the header's count), and
-    // the columns read would not be the ones named (found in review,
-    // session 29: the extra fields were ignored).
-    if (fields.size() > header_columns) {
-      return bad(StrCat(fields.size(), " fields, but the header names ", header_columns,
-                        " columns (a comma that should be quoted?)"));
+    // RFC 4180 gives every record the header's count of fields. More: an
+    // unquoted comma in a field has shifted the row, and the columns read
+    // would not be the ones named (found in review, session 29: the extra
+    // fields were ignored). Fewer: a field is missing, and which one cannot
+    // be told; read as empty, a dropped member went unchecked and a dropped
+    // timestamp silently widened the period to the whole ledger.
+    if (fields.size() != header_columns) {
+      return bad(StrCat(fields.size(), fields.size() == 1 ? " field" : " fields",
+                        ", but the header names ", header_columns, " columns",
+                        fields.size() > header_columns ? " (a comma that should be quoted?)"
+                                                       : " (a field missing?)"));
     }
     auto field = [&](int col) -> const std::string& {
       static const std::string kEmpty;

@@ -928,6 +928,11 @@ TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
       // (they were ignored until session 29).
       {"order_ref,kind,points,member\no-0,earn,5,Smith, John\n",
        "--csv line 2: 5 fields, but the header names 4 columns (a comma that should be quoted?)"},
+      // Fewer: the dropped field cannot be told (read as empty until session
+      // 30, a dropped timestamp widened the period to the whole ledger).
+      {"order_ref,kind,points,member,timestamp\no-0,earn,5,m0,2026-01-01T00:00:00Z\no-1,earn,5,m0\n",
+       "--csv line 3: 4 fields, but the header names 5 columns (a field missing?)"},
+      {"order_ref,kind,points\no-0,earn\n", "--csv line 2: 2 fields, but the header names 3 columns"},
       // A quoted line break counts: the bad row starts on line 4.
       {"order_ref,kind,points\n\"a\nb\",earn,5\no-3,earn,1.5\n", "line 4: points '1.5' is not an integer"},
       {"order_ref,kind,points,timestamp\no-0,earn,5,yesterday\n", "line 2: timestamp"},
