@@ -141,23 +141,6 @@ int64_t LedgerPoints(const ledger::TxRecord& rec) {
   }
 }
 
-// A field as the text output shows it: control characters (a quoted CSV
-// field may hold a line break) escaped, so one finding stays one line;
-// UTF-8 is left as it is.
-std::string Shown(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (u < 0x20 || u == 0x7f) out += {'\\', 'x', "0123456789abcdef"[u >> 4], "0123456789abcdef"[u & 15]};
-    else out += c;
-  }
-  return out;
-}
-
 constexpr const char* kFindings[] = {"matched",         "missing_in_ledger", "missing_in_file",
                                      "amount_mismatch", "kind_mismatch",     "member_mismatch",
                                      "duplicate_in_file"};

@@ -19,6 +19,21 @@ using Json = nlohmann::ordered_json;
 // it rather than let nlohmann throw.
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
+std::string Shown(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (u < 0x20 || u == 0x7f) out += {'\\', 'x', "0123456789abcdef"[u >> 4], "0123456789abcdef"[u & 15]};
+    else out += c;
+  }
+  return out;
+}
+
 namespace {
 
 bool ReportsPoints(Kind kind) {
@@ -160,7 +175,7 @@ Json TransactionJson(const ledger::Transaction& t) {
 }
 
 std::string JsonScalarText(const Json& v) {
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return Shown(v.get<std::string>());
   return Dump(v);
 }
 
@@ -261,12 +276,12 @@ std::string ResultJson(std::string_view key, Kind kind, const ledger::Result& r)
 
 std::string ResultText(std::string_view key, Kind kind, const ledger::Result& r) {
   if (r.code == Code::kOk) {
-    std::string line = StrCat(key, "  ok", r.duplicate ? " (duplicate)" : "", "  seq ", r.seq, "  ",
+    std::string line = StrCat(Shown(key), "  ok", r.duplicate ? " (duplicate)" : "", "  seq ", r.seq, "  ",
                               FormatTime(r.timestamp_ns));
     if (ReportsPoints(kind)) line += StrCat("  points ", r.points);
     return line;
   }
-  std::string line = StrCat(key, "  rejected: ", ledger::CodeName(r.code));
+  std::string line = StrCat(Shown(key), "  rejected: ", ledger::CodeName(r.code));
   if (r.code == Code::kIdConflict) line += StrCat(" (field ", ConflictFieldName(kind, r.conflict_field), ")");
   if (r.seq != 0) line += StrCat(r.duplicate ? " (duplicate)" : "", "  seq ", r.seq);
   return StrCat(line, " - ", CodeHint(r.code));
@@ -298,7 +313,7 @@ std::string BalanceJson(std::string_view program, std::string_view member, const
 }
 
 std::string BalanceText(std::string_view program, std::string_view member, const ledger::Balance& b) {
-  std::string out = StrCat("program    ", program, "\nmember     ", member, b.closed ? "  (closed)" : "", "\n");
+  std::string out = StrCat("program    ", program, "\nmember     ", Shown(member), b.closed ? "  (closed)" : "", "\n");
   const std::pair<const char*, uint64_t> rows[] = {
       {"posted", b.posted}, {"pending", b.pending}, {"locked", b.locked},
       {"expired", b.expired}, {"available", b.available}};
@@ -400,7 +415,7 @@ std::string TxRecordText(std::string_view key, const ledger::TxRecord& rec) {
   }
   out += "postings\n";
   for (const auto& p : j["postings"]) {
-    out += StrCat("  ", p["debit"].get<std::string>(), " -> ", p["credit"].get<std::string>(), "  ",
+    out += StrCat("  ", Shown(p["debit"].get<std::string>()), " -> ", Shown(p["credit"].get<std::string>()), "  ",
                   Dump(p["points"]), p["type"] == "posted" ? "" : StrCat("  (", p["type"].get<std::string>(), ")"),
                   "\n");
   }

@@ -18,6 +18,14 @@ namespace pointledger::tools {
 // is replaced rather than thrown on.
 std::string Dump(const nlohmann::ordered_json& j);
 
+// A user's string (a key, a member, an order_ref, a reason) as the text
+// output shows it: a backslash, control characters (a quoted CSV field or a
+// JSON string may hold a line break; an escape sequence would drive the
+// terminal) and DEL escaped as \\, \n, \r, \t or \xNN, so one record stays
+// one line and prints what was stored; UTF-8 is left as it is. --json gives
+// the string itself.
+std::string Shown(std::string_view s);
+
 // Exit codes (SPEC §8).
 inline constexpr int kExitOk = 0;        // all committed (or duplicates), check passed
 inline constexpr int kExitRejected = 1;  // a transaction was rejected, or not found

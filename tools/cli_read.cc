@@ -222,9 +222,9 @@ int RunBalance(Reader& reader, const Output& o, const std::string& program, cons
   if (!b.ok()) return ReportError(o, b.status());
   if (!b->has_value()) {
     if (reader.ProgramExists(program) == std::optional<bool>(false)) {
-      return NotFound(o, StrCat("no program '", program, "'"));
+      return NotFound(o, StrCat("no program '", Shown(program), "'"));
     }
-    return NotFound(o, StrCat("no member '", member, "' in program '", program,
+    return NotFound(o, StrCat("no member '", Shown(member), "' in program '", program,
                               "' (it has never earned, or the program does not exist)"));
   }
   if (o.json) {
@@ -244,7 +244,7 @@ int RunHistory(Reader& reader, const Output& o, const std::string& program, cons
   absl::StatusOr<std::optional<ledger::Balance>> b = reader.GetBalance(program, member);
   if (!b.ok()) return ReportError(o, b.status());
   if (!b->has_value()) {
-    return NotFound(o, StrCat("no member '", member, "' in program '", program, "'"));
+    return NotFound(o, StrCat("no member '", Shown(member), "' in program '", program, "'"));
   }
   absl::StatusOr<std::vector<ledger::HistoryEntry>> h = reader.GetHistory(program, member, limit, before_seq);
   if (!h.ok()) return ReportError(o, h.status());
@@ -292,7 +292,7 @@ int RunSettleStatement(Reader& reader, const Output& o, const std::string& progr
       // (The engine read through --data adds ": NAME" after the code.)
       const std::string message(s.status().message());
       const std::string code = message.substr(0, message.find(':'));
-      if (code == "program_not_found") return NotFound(o, StrCat("no program '", program, "'"));
+      if (code == "program_not_found") return NotFound(o, StrCat("no program '", Shown(program), "'"));
       if (code == "partner_not_found") {
         return NotFound(o, StrCat("no partner '", partner, "' in program '", program, "'"));
       }

@@ -405,6 +405,34 @@ TEST(CliFormat, TxRecordJsonNamesTheFlagsAndTheResult) {
   EXPECT_FALSE(nlohmann::json::parse(TxRecordJson("cap-5", capture)).contains("result_points"));
 }
 
+// Users' strings in the text output: an escape sequence in a member key or
+// a line break in a reason would drive the reader's terminal or split a
+// record over two lines; they are printed escaped (tools/cli_format.h),
+// and --json keeps the string itself.
+TEST(CliFormat, TextShowsControlCharactersEscaped) {
+  EXPECT_EQ(Shown("caf\xc3\xa9 a\\b\x1b[2J\n\t\x7f"), "caf\xc3\xa9 a\\\\b\\x1b[2J\\n\\t\\x7f");
+  ledger::Balance b;
+  const std::string balance = BalanceText("acme", "eve\x1b]0;owned\x07", b);
+  EXPECT_NE(balance.find("member     eve\\x1b]0;owned\\x07\n"), std::string::npos) << balance;
+  EXPECT_EQ(balance.find('\x1b'), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(BalanceJson("acme", "eve\x1b", b))["member"], "eve\x1b");
+  ledger::Result ok;
+  ok.seq = 1;
+  EXPECT_EQ(ResultText("a\nb", Kind::kEarn, ok).substr(0, 8), "a\\nb  ok");
+  ledger::TxRecord rec;
+  rec.seq = 3;
+  rec.tx.kind = Kind::kAdjust;
+  rec.tx.program = "acme";
+  rec.tx.member = "m\r1";
+  rec.tx.reason = "line one\nline two";
+  rec.postings.push_back({ledger::MemberAccountId("acme", "m\r1"), ledger::SystemAccountId("acme", "adjustment"), 5});
+  const std::string text = TxRecordText("adj\x1b", rec);
+  EXPECT_NE(text.find("line one\\nline two\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("adj\\x1b\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  acme/member/m\\r1 -> acme/adjustment  5\n"), std::string::npos) << text;
+  for (char c : text) EXPECT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20) << text;
+}
+
 // A statement the program pays prints its net unsigned, with the payer;
 // an empty ledger's head has no time (docs/cli.md, `audit head`).
 TEST(CliFormat, StatementNetAndTheEmptyHead) {
