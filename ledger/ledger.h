@@ -440,6 +440,7 @@ struct Liability {
   uint64_t expiring_90d_points = 0;
   // Movements in [from_ns, to_ns).
   uint64_t issued_points = 0;        // earn, referral, adjust up
+  uint64_t adjusted_up_points = 0;   // adjust up (of issued_points)
   uint64_t redeemed_points = 0;      // redeem and capture, at partners too
   uint64_t reversed_points = 0;      // Σ points reversed (either way)
   uint64_t reversed_issued_points = 0;    // reversals that took points back

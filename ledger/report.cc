@@ -157,7 +157,7 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
     system.insert(id);
     PL_ASSIGN_OR_RETURN(found, partner_cursor.Next());
   }
-  Sum issued, redeemed, reversed, reversed_issued, reversed_redeemed, expired, forfeited, down;
+  Sum issued, redeemed, reversed, reversed_issued, reversed_redeemed, expired, forfeited, up, down;
   std::map<std::string, std::pair<Sum, Sum>, std::less<>> at_partner;
   // The last seq before from (from_ns - 1 would overflow at INT64_MIN).
   uint64_t seq = 0;
@@ -185,7 +185,10 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
           issued.Add(tx.points2);
           break;
         case Kind::kAdjust:
-          if (tx.delta > 0) issued.Add(static_cast<uint64_t>(tx.delta));
+          if (tx.delta > 0) {
+            issued.Add(static_cast<uint64_t>(tx.delta));
+            up.Add(static_cast<uint64_t>(tx.delta));
+          }
           if (tx.delta < 0) down.Add(0 - static_cast<uint64_t>(tx.delta));
           break;
         case Kind::kRedeem:
@@ -229,6 +232,7 @@ absl::StatusOr<Liability> LiabilityIn(const View& at, const View& log, const Dbs
       Narrow(reversed_redeemed, "reversed_redeemed_points", &out.reversed_redeemed_points));
   PL_RETURN_IF_ERROR(Narrow(expired, "expired_points", &out.expired_points));
   PL_RETURN_IF_ERROR(Narrow(forfeited, "forfeited_points", &out.forfeited_points));
+  PL_RETURN_IF_ERROR(Narrow(up, "adjusted_up_points", &out.adjusted_up_points));
   PL_RETURN_IF_ERROR(Narrow(down, "adjusted_down_points", &out.adjusted_down_points));
   for (auto& [name, sums] : at_partner) {
     PartnerMovement& m = partners[name];

@@ -389,6 +389,7 @@ flatbuffers::Offset<wire::Liability> LiabilityToWire(flatbuffers::FlatBufferBuil
   b.add_expired_points(l.expired_points);
   b.add_forfeited_points(l.forfeited_points);
   b.add_adjusted_down_points(l.adjusted_down_points);
+  b.add_adjusted_up_points(l.adjusted_up_points);
   b.add_breakage_rate(l.breakage_rate);
   b.add_partners(partners_vec);
   return b.Finish();
@@ -417,6 +418,7 @@ ledger::Liability LiabilityFromWire(const wire::Liability& in) {
   l.expired_points = in.expired_points();
   l.forfeited_points = in.forfeited_points();
   l.adjusted_down_points = in.adjusted_down_points();
+  l.adjusted_up_points = in.adjusted_up_points();
   l.breakage_rate = in.breakage_rate();
   if (in.partners() != nullptr) {
     for (const wire::PartnerMovement* m : *in.partners()) {

@@ -104,6 +104,7 @@ int RunLiability(Reader& reader, const Output& o, const std::string& program, in
   j["outstanding_value_micros"] = l->outstanding_value_micros;
   j["expired_unswept_points"] = l->expired_unswept_points;
   j["issued_points"] = l->issued_points;
+  j["adjusted_up_points"] = l->adjusted_up_points;
   j["redeemed_points"] = l->redeemed_points;
   j["reversed_points"] = l->reversed_points;
   j["reversed_issued_points"] = l->reversed_issued_points;
@@ -146,6 +147,7 @@ int RunLiability(Reader& reader, const Output& o, const std::string& program, in
   PrintLine(o, StrCat("movements from ", FormatTime(l->from_ns), " to ", FormatTime(l->to_ns),
                       " (end exclusive)"));
   row("issued", l->issued_points, "earn, referral, adjust up");
+  row("  of which adjusted up", l->adjusted_up_points);
   row("redeemed", l->redeemed_points, "redeem and capture, partners included");
   row("reversed", l->reversed_points);
   row("  of which taken back", l->reversed_issued_points);

@@ -421,6 +421,7 @@ TEST_F(LiabilityTest, KnownAnswerNow) {
   EXPECT_EQ(l.expired_points, 300u);
   EXPECT_EQ(l.forfeited_points, 75u);
   EXPECT_EQ(l.adjusted_down_points, 20u);
+  EXPECT_EQ(l.adjusted_up_points, 30u);  // day 2's adjust up, of the issued
   // expired / (expired + redeemed) = 300 / 660.
   EXPECT_DOUBLE_EQ(l.breakage_rate, 300.0 / 660.0);
   // By name; airco never moved but is listed. hotelco: bob's earn 400;
@@ -462,6 +463,7 @@ TEST_F(LiabilityTest, APeriodCountsOnlyItsOwnMovements) {
   EXPECT_EQ(mid.expired_points, 300u);
   EXPECT_EQ(mid.forfeited_points, 0u);
   EXPECT_EQ(mid.adjusted_down_points, 20u);
+  EXPECT_EQ(mid.adjusted_up_points, 30u);
   ASSERT_EQ(mid.partners.size(), 2u);
   EXPECT_EQ(mid.partners[0], (PartnerMovement{"airco", 0, 0}));
   EXPECT_EQ(mid.partners[1], (PartnerMovement{"hotelco", 0, 150}));  // bob's earn was day 0

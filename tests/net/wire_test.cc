@@ -225,7 +225,8 @@ TEST(Wire, BalanceAndLiabilityRoundTripEveryField) {
                       &l.expired_unswept_points, &l.expiring_30d_points, &l.expiring_60d_points,
                       &l.expiring_90d_points, &l.issued_points, &l.redeemed_points,
                       &l.reversed_points, &l.reversed_issued_points, &l.reversed_redeemed_points,
-                      &l.expired_points, &l.forfeited_points, &l.adjusted_down_points}) {
+                      &l.expired_points, &l.forfeited_points, &l.adjusted_down_points,
+                      &l.adjusted_up_points}) {
     *f = ++v;
   }
   l.from_ns = 101;

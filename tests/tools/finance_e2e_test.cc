@@ -231,6 +231,7 @@ TEST_F(FinanceE2E, ReportsAgreeBetweenServerAndDataDir) {
       {"outstanding_value_micros", 950 * 5000},
       {"expired_unswept_points", 0},
       {"issued_points", 1640},
+      {"adjusted_up_points", 0},
       {"redeemed_points", 260},
       {"reversed_points", 100},
       {"reversed_issued_points", 100},
@@ -1235,16 +1236,21 @@ TEST_F(FinanceE2E, LiabilityMovementsDoNotDependOnAsOf) {
         "1", "--id", "airco"});
   Post({"earn", "--program", "acme", "--member", "dave", "--points", "25", "--partner", "airco", "--id", "e9"});
   Post({"reverse", "--program", "acme", "--original", "e9", "--id", "rev9"});
+  Post({"adjust", "--program", "acme", "--member", "dave", "--delta", "7", "--reason", "goodwill", "--id", "adj-up"});
   const std::string to = FormatTime(WallNs());
   const json now = ParseJson(Both({"reconcile", "liability", "--program", "acme", "--to", to, "--json"}, 0).out);
   EXPECT_EQ(now["reversed_points"], 125);
   EXPECT_EQ(now["reversed_issued_points"], 125);
-  EXPECT_EQ(now["outstanding_points"], 950);
+  EXPECT_EQ(now["outstanding_points"], 957);
+  // The adjustment up is issued, and shown on its own (session 30).
+  EXPECT_EQ(now["adjusted_up_points"], 7);
+  EXPECT_EQ(now["issued_points"], 1640 + 25 + 7);
   const json early = ParseJson(Both({"reconcile", "liability", "--program", "acme", "--to", to, "--as-of",
                                      FormatTime(posted_["r1"].ts_ns), "--json"}, 0).out);
   EXPECT_EQ(early["outstanding_points"], 1350);
   for (const char* field : {"issued_points", "redeemed_points", "reversed_points", "reversed_issued_points",
-                            "reversed_redeemed_points", "expired_points", "adjusted_down_points", "partners"}) {
+                            "reversed_redeemed_points", "expired_points", "adjusted_down_points", "adjusted_up_points",
+                            "partners"}) {
     EXPECT_EQ(early[field], now[field]) << field;
   }
 }
