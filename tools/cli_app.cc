@@ -492,7 +492,8 @@ void Cli::AddFinanceCommands() {
   external->add_option("--memory-rows", finance_.external.memory_rows,
                        "rows per side held in memory before spilling to a temporary file")
       ->capture_default_str()
-      ->check(NonNegative());
+      ->check(NonNegative())
+      ->check(NotZero("1 spills every row; leave it out for the default"));
   external->add_flag("--mismatches-only", finance_.external.mismatches_only,
                      "--json: leave out the matched rows");
 

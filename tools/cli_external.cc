@@ -81,21 +81,38 @@ int64_t LastInstantOf(std::string_view text, int64_t ns) {
                                                                : ns + (span - 1);
 }
 
-bool ParseInt(std::string_view s, int64_t* out) {
-  if (s.empty()) return false;
-  bool negative = s[0] == '-';
-  if (negative || s[0] == '+') s.remove_prefix(1);
-  if (s.empty()) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    // Room for one more digit, so v * 10 + 9 cannot wrap around.
-    if (v > (std::numeric_limits<uint64_t>::max() - 9) / 10) return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
+// A `points` field: -2^63 to 2^64 - 1, what a JSON number of the output
+// holds either way (Points), and room for a referral's two legs together.
+absl::Status ParsePoints(std::string_view text, Points* out) {
+  std::string_view s = text;
+  const bool negative = !s.empty() && s[0] == '-';
+  if (!s.empty() && (negative || s[0] == '+')) s.remove_prefix(1);
+  if (s.empty() || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return absl::InvalidArgumentError(StrCat("points '", text, "' is not an integer"));
   }
-  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
-  *out = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
-  return true;
+  const uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  uint64_t v = 0;
+  bool overflow = false;
+  for (char c : s) {
+    const auto digit = static_cast<uint64_t>(c - '0');
+    if (v > (kMax - digit) / 10) {  // v * 10 + digit would pass 2^64 - 1
+      overflow = true;
+      break;
+    }
+    v = v * 10 + digit;
+  }
+  if (overflow || v > (negative ? uint64_t{1} << 63 : kMax)) {
+    return absl::InvalidArgumentError(StrCat("points '", text,
+                                             "' is out of range (-9223372036854775808 to 18446744073709551615)"));
+  }
+  *out = negative ? -static_cast<Points>(v) : static_cast<Points>(v);
+  return absl::OkStatus();
+}
+
+// Points as JSON: an int64 or, past it (a referral's legs of 2^62 each), a uint64.
+Json PointsJson(Points p) {
+  if (p > std::numeric_limits<int64_t>::max()) return Json(static_cast<uint64_t>(p));
+  return Json(static_cast<int64_t>(p));
 }
 
 // The kinds a POS or web shop posts with its own ids (an enrollment is an
@@ -120,10 +137,13 @@ bool IsClientKind(ledger::Kind k) {
 }
 
 // What the export's `points` column is compared with (docs/finance.md).
-int64_t LedgerPoints(const ledger::TxRecord& rec) {
+// Each amount is at most kPointsMax (2^62); a referral's two legs together
+// reach 2^63, one past int64 (found in review, session 30: it wrapped to
+// -2^63).
+Points LedgerPoints(const ledger::TxRecord& rec) {
   const ledger::Transaction& t = rec.tx;
   switch (t.kind) {
-    case ledger::Kind::kReferral: return static_cast<int64_t>(t.points + t.points2);
+    case ledger::Kind::kReferral: return static_cast<Points>(t.points) + t.points2;
     case ledger::Kind::kAdjust: return t.delta;
     case ledger::Kind::kReverse:
     case ledger::Kind::kCapture:
@@ -160,14 +180,14 @@ class Matcher {
       if (file != nullptr) {
         j["line"] = file->line;
         j["file_kind"] = file->kind;
-        j["file_points"] = file->points;
+        j["file_points"] = PointsJson(file->points);
         if (!file->member.empty()) j["file_member"] = file->member;
       }
       if (ledger != nullptr) {
         j["seq"] = ledger->line;
         j["id_hex"] = ledger::IdToHex(ledger->id);  // order_ref is its field, not what it matched by
         j["ledger_kind"] = ledger->kind;
-        j["ledger_points"] = ledger->points;
+        j["ledger_points"] = PointsJson(ledger->points);
         j["ledger_member"] = ledger->member;
         j["ledger_status"] = ledger->status;
         j["timestamp"] = FormatTime(ledger->timestamp_ns);
@@ -176,10 +196,10 @@ class Matcher {
       return;
     }
     std::string text = StrCat(finding, "  ", Shown(any.order_ref));
-    if (file != nullptr) text += StrCat("  line ", file->line, " ", file->kind, " ", file->points,
+    if (file != nullptr) text += StrCat("  line ", file->line, " ", file->kind, " ", PointsJson(file->points).dump(),
                                         file->member.empty() ? "" : " ", Shown(file->member));
     if (ledger != nullptr) {
-      text += StrCat("  ledger seq ", ledger->line, " ", ledger->kind, " ", ledger->points,
+      text += StrCat("  ledger seq ", ledger->line, " ", ledger->kind, " ", PointsJson(ledger->points).dump(),
                      ledger->member.empty() ? "" : " ", Shown(ledger->member), ledger->status == "ok" ? "" : " (", ledger->status == "ok" ? "" : ledger->status,
                      ledger->status == "ok" ? "" : ")");
     }
@@ -312,9 +332,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     // once: an unbounded member made "memory bounded" a matter of the file.
     if (row.member.size() > ledger::kMemberKeyBytesMax * 4) return bad("member is too long");
     if (!ledger::KindFromName(row.kind)) return bad(StrCat("unknown kind '", row.kind, "'"));
-    if (!ParseInt(field(col_points), &row.points)) {
-      return bad(StrCat("points '", field(col_points), "' is not an integer"));
-    }
+    if (absl::Status s = ParsePoints(field(col_points), &row.points); !s.ok()) return bad(std::string(s.message()));
     if (col_ts >= 0 && !field(col_ts).empty()) {
       absl::StatusOr<int64_t> ts = ParseTime(field(col_ts));
       if (!ts.ok()) return bad(StrCat("timestamp: ", std::string(ts.status().message())));

@@ -19,12 +19,16 @@
 
 namespace pointledger::tools {
 
+// A row's points: a file's field, or the ledger's figure for the
+// transaction (a referral's two legs together reach 2^63, past int64).
+using Points = __int128;
+
 // One side's view of one transaction.
 struct Row {
   ledger::Id id{};
   std::string order_ref;
   std::string kind;
-  int64_t points = 0;
+  Points points = 0;
   std::string member;
   uint64_t line = 0;       // file: its line number; ledger: its seq
   int64_t timestamp_ns = 0;  // 0: none given

@@ -912,6 +912,10 @@ TEST_F(ExternalE2E, SpillingToDiskGivesTheSameFindings) {
                  dir_.path());
   EXPECT_EQ(one_row_runs.exit_code, 1) << one_row_runs.err;
   EXPECT_EQ(one_row_runs.out, all.out);
+  // 0 is refused, as a rebuild's --memory-rows is (it ran as 1 until session 30).
+  const RunResult zero = Cli({"reconcile", "external", "--program", "bulk", "--csv", csv, "--memory-rows", "0"});
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_NE(zero.err.find("--memory-rows: must be at least 1"), std::string::npos) << zero.err;
 }
 
 TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
@@ -1366,6 +1370,39 @@ TEST_F(ExternalE2E, ANegativeAdjustMatchesItsDelta) {
     if (m["order_ref"] == "adj-neg") {
       EXPECT_EQ(m["file_points"], -3) << m.dump();
     }
+  }
+}
+
+// A referral's points are its two legs together, and two of the largest
+// amounts (2^62 each) make 2^63, one past int64: it matched nothing and
+// printed as -2^63 until session 30, and no row could name it.
+TEST_F(ExternalE2E, AReferralOfTheLargestLegsMatchesTheirSum) {
+  const std::string legs = StrCat(uint64_t{1} << 62);
+  Post({"program", "create", "big", "--currency", "USD", "--point-value-micros", "1", "--expiry-days", "0",
+        "--id", "big"});
+  Post({"referral", "--program", "big", "--referrer", "r1", "--referee", "r2", "--referrer-points", legs,
+        "--referee-points", legs, "--id", "bigref"});
+  const std::string csv =
+      WriteFile("big.csv", "order_ref,kind,points\nbigref,referral,9223372036854775808\n");
+  const RunResult r = Both({"reconcile", "external", "--program", "big", "--csv", csv, "--json"}, 0);
+  json summary;
+  std::map<std::string, std::vector<json>> f = Findings(r.out, &summary);
+  EXPECT_EQ(summary["matched"], 1) << r.out;
+  ASSERT_EQ(f["matched"].size(), 1u) << r.out;
+  EXPECT_EQ(f["matched"][0]["file_points"].get<uint64_t>(), uint64_t{1} << 63) << r.out;
+  EXPECT_EQ(f["matched"][0]["ledger_points"].get<uint64_t>(), uint64_t{1} << 63) << r.out;
+  const std::string off = WriteFile("off.csv", "order_ref,kind,points\nbigref,referral,9223372036854775807\n");
+  const RunResult text = Both({"reconcile", "external", "--program", "big", "--csv", off}, 1);
+  EXPECT_NE(text.out.find("amount_mismatch  bigref  line 2 referral 9223372036854775807  ledger seq"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find(" referral 9223372036854775808 r1"), std::string::npos) << text.out;
+  // Past what a row can hold: out of range, not "not an integer".
+  for (const char* points : {"18446744073709551616", "-9223372036854775809"}) {
+    const std::string bad = WriteFile("bad.csv", StrCat("order_ref,kind,points\nbigref,referral,", points, "\n"));
+    const RunResult e = Both({"reconcile", "external", "--program", "big", "--csv", bad}, 2);
+    EXPECT_NE(e.err.find(StrCat("--csv line 2: points '", points, "' is out of range")), std::string::npos)
+        << e.err;
   }
 }
 
