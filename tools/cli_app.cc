@@ -519,7 +519,8 @@ void Cli::AddFinanceCommands() {
   exp->add_option("--from-seq", finance_.from_seq, "first seq")->capture_default_str()->check(NonNegative());
   exp->add_option("--to-seq", finance_.to_seq, "last seq (default: the head when the export starts)")
       ->type_name("N")
-      ->check(NonNegative());
+      ->check(NonNegative())
+      ->check(NotZero("there is no seq 0; leave --to-seq out to export up to the head"));
   exp->add_option("--format", finance_.format, "jsonl or csv")->required()->check(CLI::IsMember({"jsonl", "csv"}));
 }
 

@@ -190,9 +190,6 @@ absl::StatusOr<ExpectedHead> ParseExpectedHead(std::string_view text) {
     head.hash_hex.push_back(lower);
   }
   if (head.hash_hex.size() != 64) return bad();
-  // `audit head` of an empty ledger prints 0 and the all-zero hash every
-  // chain starts from; seq 0 with any other hash names nothing.
-  if (head.seq == 0 && head.hash_hex != std::string(64, '0')) return bad();
   return head;
 }
 
@@ -209,6 +206,14 @@ int RunAuditVerify(Reader& reader, const Output& o, const std::optional<Expected
     ++report->discrepancy_count;
     report->discrepancies.push_back(std::move(d));
   };
+  // `audit head` of an empty ledger prints 0 and the all-zero hash every
+  // chain starts from; seq 0 with another hash is well formed but can match
+  // no chain: a mismatch, as a wrong hash at any other seq is (it was a
+  // usage error until session 30).
+  if (expect && expect->seq == 0 && expect->hash_hex != std::string(64, '0')) {
+    add({"head", "seq 0", StrCat("hash ", expect->hash_hex),
+         StrCat("hash ", std::string(64, '0'), " (seq 0 is where every chain starts)"), 0});
+  }
   if (expect && expect->seq > 0) {
     // The head recorded outside the ledger must still be in the chain: a
     // ledger rewritten from some seq on (hashes recomputed) or cut short

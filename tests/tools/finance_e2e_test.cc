@@ -318,8 +318,16 @@ TEST_F(FinanceE2E, AuditVerifyExpectHead) {
   // The empty ledger's head, as `audit head` prints it: every chain starts
   // there (found in a docs test drive: it was refused as malformed).
   EXPECT_EQ(Both({"audit", "verify", "--expect-head", StrCat("0:", std::string(64, '0'))}, 0).exit_code, 0);
+  // Seq 0 with another hash is a head no chain has: a mismatch (exit 1), as
+  // at any other seq, not a malformed option (session 30).
+  const RunResult zero = Both({"audit", "verify", "--expect-head", StrCat("0:", hash), "--json"}, 1);
+  const std::vector<json> zero_lines = JsonLines(zero.out);
+  ASSERT_EQ(zero_lines.size(), 2u) << zero.out;
+  EXPECT_EQ(zero_lines[0]["what"], "head");
+  EXPECT_EQ(zero_lines[0]["where"], "seq 0");
+  EXPECT_EQ(zero_lines[1]["ok"], false);
   // Malformed: a usage error, nothing verified.
-  for (const std::string& bad : {std::string("13"), StrCat("13:", hash.substr(1)), StrCat("0:", hash),
+  for (const std::string& bad : {std::string("13"), StrCat("13:", hash.substr(1)),
                                  StrCat("x:", hash), StrCat("13:", hash.substr(0, 63), "g"),
                                  StrCat(":", hash)}) {
     RunResult r = Cli({"audit", "verify", "--expect-head", bad});
@@ -1420,6 +1428,12 @@ TEST_F(FinanceE2E, AuditExportOfOneSeq) {
   EXPECT_EQ(one[0]["points"], 3);
   EXPECT_EQ(SplitLines(Both({"audit", "export", "--from-seq", seq, "--to-seq", seq, "--format", "csv"}, 0).out).size(),
             2u);
+  // There is no seq 0: --to-seq 0 is refused (until session 30 it read as
+  // "not given" and exported the whole ledger, where any other --to-seq
+  // before --from-seq is refused).
+  const RunResult zero = Both({"audit", "export", "--from-seq", "1", "--to-seq", "0", "--format", "csv"}, 2);
+  EXPECT_EQ(zero.out, "");
+  EXPECT_NE(zero.err.find("--to-seq: must be at least 1"), std::string::npos) << zero.err;
 }
 
 // A head recorded at seq 1 (the first transaction) is checked like any other.
