@@ -152,6 +152,10 @@ int RunLiability(Reader& reader, const Output& o, const std::string& program, in
   row("reversed", l->reversed_points);
   row("  of which taken back", l->reversed_issued_points);
   row("  of which given back", l->reversed_redeemed_points);
+  // A reversed transfer moves points between members: in neither part, so
+  // the three lines add up to the total (the JSON has the two parts).
+  row("  of which between members",
+      l->reversed_points - l->reversed_issued_points - l->reversed_redeemed_points, "reversed transfers");
   row("expired", l->expired_points);
   row("forfeited", l->forfeited_points, "account_close");
   row("adjusted down", l->adjusted_down_points);

@@ -1267,6 +1267,32 @@ TEST_F(FinanceE2E, LiabilityMovementsDoNotDependOnAsOf) {
   }
 }
 
+// The readable liability: the reversals' three parts add up to the total.
+// A reversed transfer moved points between members, so it is in neither of
+// the JSON's two parts; the text shows it as the third (session 30: the
+// "of which" lines did not add up).
+TEST_F(FinanceE2E, LiabilityTextSplitsEveryReversedPoint) {
+  BuildAcme();
+  Post({"transfer", "--program", "acme", "--from", "alice", "--to", "bob", "--points", "10", "--id", "t1"});
+  Post({"reverse", "--program", "acme", "--original", "t1", "--id", "rev-t1"});
+  const std::string as_of = FormatTime(WallNs());  // the same period both ways
+  const json j = ParseJson(Both({"reconcile", "liability", "--program", "acme", "--as-of", as_of, "--json"}, 0).out);
+  EXPECT_EQ(j["reversed_points"], 110) << j.dump();
+  EXPECT_EQ(j["reversed_issued_points"], 100);
+  EXPECT_EQ(j["reversed_redeemed_points"], 0);
+  const std::string text = Both({"reconcile", "liability", "--program", "acme", "--as-of", as_of}, 0).out;
+  auto figure = [&](const std::string& name) -> int64_t {
+    const size_t at = text.find(StrCat("  ", name, " "));
+    if (at == std::string::npos) return -1;
+    return std::stoll(text.substr(at + name.size() + 2));
+  };
+  EXPECT_EQ(figure("reversed"), 110) << text;
+  EXPECT_EQ(figure("  of which taken back"), 100) << text;
+  EXPECT_EQ(figure("  of which given back"), 0) << text;
+  EXPECT_EQ(figure("  of which between members"), 10) << text;
+  EXPECT_NE(text.find(" 10  reversed transfers\n"), std::string::npos) << text;
+}
+
 // 7. A settlement statement across a price change, and a closed period's
 // statement that never changes.
 TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
