@@ -293,7 +293,7 @@ class ConnectionImpl final : public Connection,
     if (reading_ || turn_posted_) return;
     if (state_ == State::kLingering) {
       in_begin_ = in_end_ = 0;  // discarding
-    } else if (state_ != State::kOpen || !CanTakeRequest()) {
+    } else if (state_ != State::kOpen || !CanTakeRequest() || input_ended_) {
       return;  // backpressure: the socket is read again when answers go out
     }
     if (in_end_ == in_.size()) Compact();
@@ -320,10 +320,13 @@ class ConnectionImpl final : public Connection,
         Close(StrCat("read error: ", ec.message()));
         return;
       }
-      // The client finished sending; answer what it sent, then close.
-      ProcessInput(/*may_yield=*/false);
-      if (state_ == State::kOpen) Drain("closed by client");
-      Flush();
+      // The client finished sending; answer every request it sent, then
+      // close. Frames past inflight_requests_max wait in the buffer for
+      // slots, as they would with the socket open (until session 30 they
+      // were dropped unanswered: a client that pipelined and half-closed
+      // lost all but the first 64).
+      input_ended_ = true;
+      Pump();
       MaybeFinishDrain();
       return;
     }
@@ -336,8 +339,20 @@ class ConnectionImpl final : public Connection,
 
   void Pump() {
     ProcessInput();
+    if (input_ended_ && state_ == State::kOpen && !FrameBuffered()) {
+      Drain(in_end_ == in_begin_ ? std::string("closed by client")
+                                 : StrCat("closed by client in the middle of a frame (",
+                                          in_end_ - in_begin_, " bytes of it)"));
+    }
     Flush();
     ReadMore();
+  }
+
+  // A whole frame waits in the buffer (ProcessInput stopped at a limit).
+  bool FrameBuffered() const {
+    const size_t available = in_end_ - in_begin_;
+    return available >= kFrameHeaderBytes &&
+           available >= kFrameHeaderBytes + DecodeFrameLength(in_.data() + in_begin_);
   }
 
   // Takes every complete frame in the buffer, as far as the limits allow,
@@ -663,16 +678,19 @@ class ConnectionImpl final : public Connection,
     slot.bytes = std::move(answer);
     MarkReady(slot);
   }
+  // Past output_bytes_max, reading stops (CanTakeRequest), but the answers
+  // of requests already taken still arrive, and each is kept: the client
+  // asked for them, and may well be reading (until session 30, an answer
+  // that found others unsent past the cap closed the connection, which cut
+  // off clients that pipelined big reads or batches while reading them). A
+  // client that does not read is closed by the idle timeout ("answers not
+  // read"). What stays bounded: the cap, plus the one read answer taken
+  // below it (reads are answered at once), plus batches' answers (bounded
+  // for all connections together by the committer's queue) and reports'
+  // (kReportsPendingMax).
   void MarkReady(Slot& slot) {
     slot.ready = true;
     queued_bytes_ += slot.bytes.size();
-    // Reading stopped at the cap (CanTakeRequest), but answers to requests
-    // already taken still arrive. Past the cap with other answers unsent,
-    // the client is not reading: Flush closes the connection. One answer
-    // alone may exceed the cap; it is written whole.
-    if (queued_bytes_ > limits_.output_bytes_max && queued_bytes_ > slot.bytes.size()) {
-      output_over_cap_ = true;
-    }
   }
 
   // Refuses the connection: answers `error` after everything before it,
@@ -697,11 +715,6 @@ class ConnectionImpl final : public Connection,
 
   void Flush() {
     if (state_ == State::kClosed) return;
-    if (output_over_cap_) {
-      Close(StrCat("output_bytes_max (", limits_.output_bytes_max, ") exceeded: ", queued_bytes_,
-                   " bytes of answers not read"));
-      return;
-    }
     if (writing_ || state_ == State::kLingering) return;
     out_.clear();
     while (slot_count_ > 0 && slots_[slot_head_].ready && out_.size() < kWriteCoalesceBytesMax) {
@@ -771,12 +784,12 @@ class ConnectionImpl final : public Connection,
   size_t in_end_ = 0;
   bool reading_ = false;
   bool turn_posted_ = false;  // see YieldTurn
+  bool input_ended_ = false;  // the client half-closed: what is buffered is all
 
   std::vector<Slot> slots_;  // a ring of inflight_requests_max (1 if refused)
   size_t slot_head_ = 0;
   size_t slot_count_ = 0;
   uint64_t queued_bytes_ = 0;  // answers ready or being written
-  bool output_over_cap_ = false;  // see SetReady
   std::vector<uint8_t> out_;
   bool writing_ = false;
   bool close_after_write_ = false;

@@ -466,6 +466,104 @@ TEST_F(Hostile, AFrameAtAnOddOffsetIsServed) {
   ExpectServerUnharmed();
 }
 
+// A client that pipelines many requests and then half-closes (shutdown of
+// its sending side, as `nc -N` or a script's `sendall; shutdown` does) is
+// answered every one, in order, before the server closes: past
+// inflight_requests_max (64) the frames wait in the buffer for slots. Until
+// session 30 the server took the EOF as the end and dropped what it had
+// not yet taken: 76 of 300 batches applied and answered, 224 silently not.
+TEST_F(Hostile, AHalfCloseAfterPipeliningIsAnsweredWhole) {
+  auto s = Authenticated();
+  constexpr uint64_t kBatches = 300, kHeads = 300;
+  std::vector<uint8_t> bytes;
+  auto add = [&](const flatbuffers::FlatBufferBuilder& fbb) {
+    bytes.insert(bytes.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  };
+  for (uint64_t rid = 1; rid <= kBatches + kHeads; ++rid) {
+    flatbuffers::FlatBufferBuilder fbb;
+    if (rid <= kBatches) {
+      std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
+          TransactionToWire(fbb, testing::Earn("acme", "half", 1, StrCat("half-", rid)))};
+      FinishRequest(fbb, rid, wire::RequestBody::Batch, wire::CreateBatch(fbb, fbb.CreateVector(txs)).Union());
+    } else {
+      FinishRequest(fbb, rid, wire::RequestBody::HeadQuery, wire::CreateHeadQuery(fbb).Union());
+    }
+    add(fbb);
+  }
+  // And half a frame: the client stopped in the middle of it.
+  const uint8_t partial[6] = {64, 0, 0, 0, 1, 2};
+  bytes.insert(bytes.end(), partial, partial + sizeof(partial));
+  ASSERT_TRUE(s->Send(bytes));
+  s->ShutdownWrite();
+  for (uint64_t rid = 1; rid <= kBatches + kHeads; ++rid) {
+    auto answer = s->ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << "answer " << rid << " of " << kBatches + kHeads << " missing\n"
+                                    << server_->log();
+    EXPECT_EQ(answer->response->request_id(), rid);
+    EXPECT_EQ(answer->response->error(), wire::ConnError::none);
+    if (rid <= kBatches) {
+      ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::BatchResult);
+      EXPECT_EQ(answer->response->body_as_BatchResult()->results()->Get(0)->code(), wire::Code::ok);
+    } else {
+      ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::Head);
+      EXPECT_EQ(answer->response->body_as_Head()->seq(), head_seq_ + kBatches);  // reads see the writes
+    }
+  }
+  EXPECT_TRUE(s->WaitForClose());
+  EXPECT_EQ(Head(), head_seq_ + kBatches);
+  EXPECT_TRUE(server_->WaitForLog("closed by client in the middle of a frame (6 bytes of it)",
+                                  std::chrono::seconds(5)))
+      << server_->log();
+  head_seq_ = Head();
+  ExpectServerUnharmed();
+}
+
+// A client that pipelines reads whose answers pass output_bytes_max, and
+// reads them, gets every one: the cap stops the server reading the socket
+// until answers go out; it does not close a client that reads (until
+// session 30, an answer that found others still unsent past the cap closed
+// the connection: a Head answer and a 15 KB history page behind it, with a
+// cap of 4 KB, got neither).
+class OutputCap : public Hostile {
+ protected:
+  void SetUp() override {
+    testing::WriteFile(dir_.Sub("config.toml"), "[limits]\noutput_bytes_max = 4096\n");
+    StartServer({"--config", dir_.Sub("config.toml")});
+  }
+};
+
+TEST_F(OutputCap, AnswersPastItAreAllDeliveredToAReader) {
+  std::vector<ledger::Transaction> earns;
+  for (int i = 0; i < 300; ++i) earns.push_back(testing::Earn("acme", "big", 1, StrCat("big-", i)));
+  ASSERT_TRUE(good_->Post(earns).ok());
+  auto s = Authenticated();
+  std::vector<uint8_t> bytes;
+  constexpr uint64_t kRequests = 40;
+  for (uint64_t rid = 1; rid <= kRequests; ++rid) {
+    flatbuffers::FlatBufferBuilder fbb;
+    if (rid % 2 == 1) {
+      FinishRequest(fbb, rid, wire::RequestBody::HeadQuery, wire::CreateHeadQuery(fbb).Union());
+    } else {
+      FinishRequest(fbb, rid, wire::RequestBody::HistoryQuery,
+                    wire::CreateHistoryQueryDirect(fbb, "acme", "big", 1000, 0).Union());
+    }
+    bytes.insert(bytes.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  }
+  ASSERT_TRUE(s->Send(bytes));
+  for (uint64_t rid = 1; rid <= kRequests; ++rid) {
+    auto answer = s->ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << "answer " << rid << " missing\n" << server_->log();
+    EXPECT_EQ(answer->response->request_id(), rid);
+    ASSERT_EQ(answer->response->error(), wire::ConnError::none);
+    if (rid % 2 == 0) {
+      ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::History);
+      EXPECT_EQ(answer->response->body_as_History()->entries()->size(), 300u);
+      EXPECT_GT(answer->storage.size() * 8, 4096u);  // each page alone passes the cap
+    }
+  }
+  EXPECT_FALSE(server_->WaitForLog("output_bytes_max", std::chrono::milliseconds(100))) << server_->log();
+}
+
 // SPEC §6: the [limits] of the config file are what the server enforces,
 // not only the defaults.
 class ConfiguredLimits : public Hostile {
