@@ -52,6 +52,7 @@ class ConnectionImpl final : public Connection,
   }
 
   void Start() override {
+    served_ = true;  // before the post: the connection's thread sees it
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->DoStart(); });
   }
 
@@ -237,8 +238,10 @@ class ConnectionImpl final : public Connection,
     timer_.cancel();
     ErrorCode ec;
     stream_.lowest_layer().close(ec);
-    LogLine(StrCat("connection ", id_, " closed: ", reason, " (", requests_, " requests)"));
+    // The counts first: once the line is out, its slot is free.
     env_.counters->open.fetch_sub(1, std::memory_order_relaxed);
+    if (served_) env_.counters->served.fetch_sub(1, std::memory_order_relaxed);
+    LogLine(StrCat("connection ", id_, " closed: ", reason, " (", requests_, " requests)"));
     env_.registry->Remove(id_);
   }
 
@@ -794,6 +797,7 @@ class ConnectionImpl final : public Connection,
   bool writing_ = false;
   bool close_after_write_ = false;
   bool refusing_ = false;  // a TLS connection refused: its handshake is bounded (StartRefused)
+  bool served_ = false;    // Start, not StartRefused: counted in counters->served
 
   size_t jobs_pending_ = 0;  // batches at the committer
   size_t deferred_reads_ = 0;  // reads waiting behind them

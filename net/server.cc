@@ -276,7 +276,8 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     ErrorCode ignored;
     socket.set_option(tcp::no_delay(true), ignored);  // answers are small and latency-bound
     const uint64_t id = ++next_connection_id_;
-    const uint64_t open = counters_.open.fetch_add(1, std::memory_order_relaxed) + 1;
+    counters_.open.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t served = counters_.served.fetch_add(1, std::memory_order_relaxed) + 1;
     counters_.accepted.fetch_add(1, std::memory_order_relaxed);
     std::shared_ptr<Connection> connection =
         tls_ ? NewTlsConnection(std::move(socket), tls_.get(), id, &env_)
@@ -285,7 +286,8 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       std::lock_guard<std::mutex> lock(mu_);
       connections_.emplace(id, connection);
     }
-    if (open > config_->limits.connections_max) {
+    if (served > config_->limits.connections_max) {
+      counters_.served.fetch_sub(1, std::memory_order_relaxed);
       counters_.refused.fetch_add(1, std::memory_order_relaxed);
       connection->StartRefused(
           StrCat("connections_max (", config_->limits.connections_max, ") reached"));

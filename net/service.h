@@ -21,6 +21,11 @@ namespace pointledger::net {
 // Connection counters, shared by the server and every connection.
 struct ConnectionCounters {
   std::atomic<uint64_t> open{0};
+  // Served (started, not refused at accept) and not yet closed: what
+  // connections_max bounds. Refused ones linger up to kLingerMs and are
+  // bounded apart (kRefusedConnectionsMax); counting them here kept slots
+  // freed by served clients unusable while refusals lingered (session 30).
+  std::atomic<uint64_t> served{0};
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> refused{0};  // over connections_max
   std::atomic<uint64_t> reports_running{0};  // on the report thread, or queued for it

@@ -62,6 +62,20 @@ absl::StatusOr<const wire::Request*> VerifyRequestFrame(std::span<const uint8_t>
   PL_CHECK(Aligned(frame.data()));
   flatbuffers::Verifier verifier(frame.data(), frame.size(), VerifierOptions());
   if (!wire::VerifySizePrefixedRequestBuffer(verifier)) {
+    // The commonest mistake of a hand-made client (found in review, session
+    // 30): a buffer finished without its size prefix, the length prepended
+    // after. Its 8-byte fields are then 4 bytes off their alignment counted
+    // from the prefix, and only frames that hold one (a request_id but 0)
+    // fail. Say so, rather than leave the peer a bare "malformed".
+    flatbuffers::Verifier::Options unaligned = VerifierOptions();
+    unaligned.check_alignment = false;
+    flatbuffers::Verifier second(frame.data(), frame.size(), unaligned);
+    if (wire::VerifySizePrefixedRequestBuffer(second)) {
+      return Malformed(
+          "a Request whose 8-byte fields are not 8-byte aligned counted from the frame's length prefix: "
+          "finish the buffer with FinishSizePrefixedRequestBuffer, not Finish with the length prepended "
+          "(docs/protocol.md)");
+    }
     return Malformed("not a Request that passes the FlatBuffers verifier");
   }
   const wire::Request* request = wire::GetSizePrefixedRequest(frame.data());

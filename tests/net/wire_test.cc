@@ -164,6 +164,33 @@ TEST(Wire, VerifierRefusesTruncatedAndForeignFrames) {
   EXPECT_FALSE(VerifyRequestFrame(Bytes(corrupt, fbb.GetSize())).ok());
 }
 
+// A hand-made client's commonest mistake: Finish, then the length prepended.
+// A request with an 8-byte field (any request_id but 0) is then misaligned
+// counted from the prefix; the refusal says how to build it (session 30).
+TEST(Wire, AFrameFinishedWithoutItsSizePrefixIsRefusedSayingHowToBuildIt) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto q = wire::CreateHeadQuery(fbb);
+  wire::RequestBuilder b(fbb);
+  b.add_version(1);
+  b.add_request_id(7);
+  b.add_body_type(wire::RequestBody::HeadQuery);
+  b.add_body(q.Union());
+  fbb.Finish(b.Finish(), wire::RequestIdentifier());  // no size prefix
+  std::vector<uint8_t> frame(4);
+  const uint32_t n = fbb.GetSize();
+  std::memcpy(frame.data(), &n, 4);  // little-endian here
+  frame.insert(frame.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + n);
+  std::vector<uint64_t> storage((frame.size() + 7) / 8);
+  std::memcpy(storage.data(), frame.data(), frame.size());
+  const absl::StatusOr<const wire::Request*> r = VerifyRequestFrame(Bytes(storage, frame.size()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("FinishSizePrefixedRequestBuffer"), std::string::npos) << r.status();
+  // Built as the protocol says, the same request passes.
+  flatbuffers::FlatBufferBuilder good;
+  FinishRequest(good, 7, wire::RequestBody::HeadQuery, wire::CreateHeadQuery(good).Union());
+  EXPECT_TRUE(VerifyRequestFrame(Bytes(Aligned(good), good.GetSize())).ok());
+}
+
 // Every kind the ledger knows, the last one (account_open) included, is
 // taken from the wire; 0 and kKindMax + 1 are not (RejectsUnknownKinds...).
 TEST(Wire, EveryKnownKindIsAccepted) {
