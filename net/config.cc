@@ -435,7 +435,7 @@ absl::StatusOr<ListenAddress> ParseListen(std::string_view text) {
   const size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) {
     return absl::InvalidArgumentError(
-        StrCat("listen \"", text, "\": expected HOST:PORT, e.g. 127.0.0.1:7600"));
+        StrCat("\"", text, "\": expected HOST:PORT, e.g. 127.0.0.1:7600"));
   }
   std::string_view host = text.substr(0, colon);
   const std::string_view port_text = text.substr(colon + 1);
@@ -444,7 +444,7 @@ absl::StatusOr<ListenAddress> ParseListen(std::string_view text) {
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535 ||
       port_text.empty()) {
-    return absl::InvalidArgumentError(StrCat("listen \"", text, "\": bad port"));
+    return absl::InvalidArgumentError(StrCat("\"", text, "\": bad port"));
   }
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -455,13 +455,15 @@ absl::StatusOr<ListenAddress> ParseListen(std::string_view text) {
       boost::asio::ip::make_address(std::string(host), error);
   if (error) {
     return absl::InvalidArgumentError(
-        StrCat("listen \"", text, "\": the host must be an IP address or localhost"));
+        StrCat("\"", text, "\": the host must be an IP address or localhost"));
   }
   return ListenAddress{address.to_string(), static_cast<uint16_t>(port), address.is_loopback()};
 }
 
 absl::Status CheckStartPolicy(const ServerConfig& config) {
-  PL_ASSIGN_OR_RETURN(const ListenAddress listen, ParseListen(config.listen));
+  absl::StatusOr<ListenAddress> parsed = ParseListen(config.listen);
+  if (!parsed.ok()) return absl::InvalidArgumentError(StrCat("listen ", std::string(parsed.status().message())));
+  const ListenAddress& listen = *parsed;
   if (!listen.loopback && config.keys.empty()) {
     return absl::FailedPreconditionError(
         StrCat("refusing to listen on ", config.listen,

@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "bench/loadgen.h"
 #include "ledger/limits.h"
@@ -776,12 +777,27 @@ int Cli::ConnectFailed(const absl::Status& s) {
                        "certificate), that --server names a host the certificate is for, and that the "
                        "certificate has not expired; a server without TLS fails this way too.");
   }
+  // Full is not down (found in review, session 30: it said "Is it running?").
+  if (absl::IsUnavailable(s) && absl::StrContains(s.message(), "server_busy")) {
+    return ReportError(Out(), s,
+                       StrCat("pointledgerd at ", g_.server,
+                              " is running but refused the connection: it serves connections_max "
+                              "connections already. Try again shortly; its operator can raise "
+                              "connections_max (docs/operations.md)."));
+  }
   if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+    // A TLS server closes a plain client's connection: the client reads
+    // an end of file. Say so when --tls was not given.
+    const bool maybe_tls = !tls_ && tls_ca_.empty() && (absl::StrContains(s.message(), "End of file") ||
+                                       absl::StrContains(s.message(), "reset by peer"));
     return ReportError(Out(), s,
                        StrCat("Cannot reach pointledgerd at ", g_.server,
                               ". Is it running (`pointledgerd --data DIR`, or `make run`)? Pass --server "
                               "HOST:PORT for another address",
-                              read_only_command_ ? ", or --data DIR to read a data directory." : "."));
+                              read_only_command_ ? ", or --data DIR to read a data directory." : ".",
+                              maybe_tls ? " The server closed the connection unasked: if it serves TLS, "
+                                          "pass --tls (and --tls-ca)."
+                                        : ""));
   }
   return ReportError(Out(), s);
 }

@@ -45,6 +45,13 @@ absl::Status ChainBatcher::Add(PostLine line, std::vector<std::vector<PostLine>>
                " is longer than a batch (", batch_max_, " transactions); a chain must fit in one request"));
   }
   if (chain_bytes_ > room) {
+    // One line alone is not a chain (found in review, session 30: an
+    // unlinked line was called "a linked chain starting at line 1").
+    if (chain_.size() == 1) {
+      return absl::InvalidArgumentError(
+          StrCat("line ", line_number, ": the transaction is larger than a request can be (up to ", chain_bytes_,
+                 " bytes; the server's frame_bytes_max is ", bytes_max_, ")"));
+    }
     return absl::InvalidArgumentError(
         StrCat("line ", line_number, ": a linked chain starting at line ", chain_.front().line_number,
                " is larger than a request can be (up to ", chain_bytes_, " bytes; the server takes ",

@@ -85,9 +85,9 @@ TEST(Config, ErrorsNameTheKey) {
       {"[limits]\nbatch_transactions_max = 8191", "limits.batch_transactions_max: must be between"},
       {"[limits]\ninflight_requests_max = \"many\"", "limits.inflight_requests_max: must be an integer"},
       // The file and the key, not only the value (found in review, session 20).
-      {"listen = \"somewhere:7600\"", "bad.toml: listen: listen \"somewhere:7600\": the host must be an IP address or localhost"},
-      {"listen = \"127.0.0.1\"", "bad.toml: listen: listen \"127.0.0.1\": expected HOST:PORT"},
-      {"metrics_listen = \"127.0.0.1\"", "bad.toml: metrics_listen: listen \"127.0.0.1\": expected HOST:PORT"},
+      {"listen = \"somewhere:7600\"", "bad.toml: listen: \"somewhere:7600\": the host must be an IP address or localhost"},
+      {"listen = \"127.0.0.1\"", "bad.toml: listen: \"127.0.0.1\": expected HOST:PORT"},
+      {"metrics_listen = \"127.0.0.1\"", "bad.toml: metrics_listen: \"127.0.0.1\": expected HOST:PORT"},
       {"tls_cert = \"a.pem\"", "bad.toml: tls_cert: needs tls_key too"},
       {"tls_key = \"a.key\"", "bad.toml: tls_key: needs tls_cert too"},
       // Empty paths are a mistake, not "no TLS" (they served plaintext).
@@ -206,7 +206,7 @@ TEST(Config, KeysMustBeCompleteAndDistinct) {
       {StrCat("[[key]]\nprincipal = \"a\"\nsha256 = \"", DigestToHex(Sha256("k1")),
               "0\"\nprograms = \"*\"\nscopes = [\"post\"]"),
        "key[0].sha256: must be 64 hex digits"},
-      {"listen = \"127.0.0.1:65536\"", "bad.toml: listen: listen \"127.0.0.1:65536\": bad port"},
+      {"listen = \"127.0.0.1:65536\"", "bad.toml: listen: \"127.0.0.1:65536\": bad port"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<ServerConfig> config = ParseConfig(c.text, "bad.toml");

@@ -1231,6 +1231,12 @@ TEST(Server, Tls) {
   EXPECT_NE(testing::ReadFile(dir.Sub("ping.out")).find("--tls-ca " + dir.Sub("nope.pem") + ": cannot read it"),
             std::string::npos)
       << testing::ReadFile(dir.Sub("ping.out"));
+  // Without --tls the server closes the plain connection: the hint names
+  // --tls (session 30: it only asked whether the server was running).
+  const int plain_cli = std::system(cli.c_str());
+  EXPECT_TRUE(WIFEXITED(plain_cli) && WEXITSTATUS(plain_cli) == 2);
+  EXPECT_NE(testing::ReadFile(dir.Sub("ping.out")).find("if it serves TLS, pass --tls"), std::string::npos)
+      << testing::ReadFile(dir.Sub("ping.out"));
 }
 
 // A client pointed at something else (a web server here) says so, instead

@@ -100,6 +100,13 @@ TEST(ChainBatcher, CutsBatchesToTheFrameLimit) {
   EXPECT_EQ(s.message().rfind("line 3: a linked chain starting at line 1 is larger than a request can be", 0),
             0u)
       << s.message();
+  // One unlinked line too big alone is not called a chain (session 30).
+  ChainBatcher tiny(8190, kBatchFrameOverheadBytes + one / 2);
+  line.line_number = 4;
+  const absl::Status alone = tiny.Add(line, &ready);
+  ASSERT_FALSE(alone.ok());
+  EXPECT_EQ(alone.message().rfind("line 4: the transaction is larger than a request can be", 0), 0u)
+      << alone.message();
 }
 
 // WireBytesBound is an upper bound of what the request frame really takes,

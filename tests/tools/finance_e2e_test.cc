@@ -1128,6 +1128,17 @@ TEST_F(FinanceE2E, WholeLedgerReportsNeedEveryProgram) {
   }
   // One program's reports need that program only.
   EXPECT_EQ(Cli({"reconcile", "liability", "--program", "acme"}, "acme-reader").exit_code, 0);
+  // A POS's post-only key pings healthy: the server answered and took the
+  // key; the head is not its to read (session 30: exit 2, permission_denied).
+  const RunResult ping = Cli({"ping", "--json"}, "pos");
+  EXPECT_EQ(ping.exit_code, 0) << ping.err;
+  const json pj = ParseJson(ping.out);
+  EXPECT_EQ(pj["ok"], true);
+  EXPECT_EQ(pj["principal"], "pos");
+  EXPECT_TRUE(pj["seq"].is_null()) << ping.out;
+  EXPECT_EQ(ParseJson(Cli({"ping", "--json"}, "finance").out)["seq"], 2);
+  const RunResult ping_text = Cli({"ping"}, "pos");
+  EXPECT_NE(ping_text.out.find("this key has no read scope"), std::string::npos) << ping_text.out;
   EXPECT_EQ(Cli({"reconcile", "external", "--program", "acme", "--csv", csv}, "acme-reader").exit_code, 0);
   RunResult pos = Cli({"reconcile", "liability", "--program", "acme"}, "pos");
   EXPECT_EQ(pos.exit_code, 2);

@@ -257,6 +257,12 @@ TEST_F(OpsE2E, MetricsEndpointServesTheSameFiguresAsStats) {
                                dir_.path());
   EXPECT_EQ(taken.exit_code, 1);
   EXPECT_NE(taken.err.find("metrics_listen"), std::string::npos) << taken.err;
+  // A malformed one is named as the metrics address, not "listen" (session 30).
+  RunResult bad = RunProcess({BinPath("pointledgerd"), "--data", dir_.path() + "/other", "--listen", "127.0.0.1:0",
+                              "--metrics-listen", "127.0.0.1:-1"},
+                             dir_.path());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("metrics_listen \"127.0.0.1:-1\": bad port"), std::string::npos) << bad.err;
 }
 
 TEST_F(OpsE2E, PingIsHealthyOnlyWhenTheServerAnswersTheKey) {
@@ -281,6 +287,32 @@ TEST_F(OpsE2E, PingIsHealthyOnlyWhenTheServerAnswersTheKey) {
                               dir_.path());
   EXPECT_EQ(down.exit_code, 2) << down.out;
   EXPECT_FALSE(down.err.empty());
+}
+
+// A server at connections_max is running, and full: the command says so
+// instead of asking whether it runs (session 30).
+TEST_F(OpsE2E, AFullServerIsNotCalledUnreachable) {
+  server_->Stop();
+  const std::string config = dir_.path() + "/full.toml";
+  std::ofstream(config) << "[limits]\nconnections_max = 1\n";
+  server_ = std::make_unique<ServerProcess>(dir_.path() + "/full", std::vector<std::string>{"--config", config});
+  ASSERT_TRUE(server_->ready()) << server_->log();
+  // A connection that has not said Hello yet already holds the one slot.
+  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(held, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(held, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  for (int i = 0; i < 500 && server_->log().find("connection 1 from") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const RunResult busy = Cli({"ping"});
+  ::close(held);
+  EXPECT_EQ(busy.exit_code, 2) << busy.out;
+  EXPECT_NE(busy.err.find("is running but refused the connection"), std::string::npos) << busy.err;
+  EXPECT_EQ(busy.err.find("Is it running"), std::string::npos) << busy.err;
 }
 
 // pointledgerd's own usage errors exit 2, like pointledger's (and it never
