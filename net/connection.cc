@@ -93,7 +93,12 @@ class ConnectionImpl final : public Connection,
 
   void Shutdown() override {
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
-      if (self->state_ == State::kHandshake || self->state_ == State::kOpen) {
+      if (self->state_ == State::kHandshake) {
+        // Nothing in flight yet, and a drain would linger: a read on the TLS
+        // stream while its handshake is under way, which Asio does not
+        // allow (found in review, session 30).
+        self->Close("server shutting down (during the TLS handshake)");
+      } else if (self->state_ == State::kOpen) {
         self->Drain("server shutting down");
       }
     });
@@ -410,7 +415,10 @@ class ConnectionImpl final : public Connection,
   void HandleFrame(std::span<const uint8_t> frame) {
     absl::StatusOr<const wire::Request*> verified = VerifyRequestFrame(frame);
     if (!verified.ok()) {
-      Refuse(0, wire::ConnError::malformed_request, std::string(verified.status().message()));
+      // The status names the SPEC word already; Refuse adds it (the log
+      // read "malformed_request: malformed_request: ..." until session 30).
+      Refuse(0, wire::ConnError::malformed_request,
+             std::string(absl::StripPrefix(verified.status().message(), "malformed_request: ")));
       return;
     }
     const wire::Request& request = **verified;
@@ -511,9 +519,23 @@ class ConnectionImpl final : public Connection,
   }
 
   // Answers the deferred reads that no longer have a batch of this
-  // connection at the committer before them.
+  // connection at the committer before them, while its unsent answers stay
+  // under output_bytes_max and this turn's under kAnswerBytesPerTurn; the
+  // rest wait for answers to go out (OnWrite calls again). Found in review,
+  // session 30: all 63 reads taken behind a batch were answered at once, so
+  // a client that never read held ~40 MB a connection past a 16 MiB cap
+  // (the reads were taken while nothing was queued), and one turn built
+  // them all while the thread's other connections waited.
   void RunDeferredReads() {
+    // The read at the head of the ring is always answered: the answers
+    // counted may all be behind it (batches after it, committed in the same
+    // group), and nothing could be written until it is.
+    const uint64_t queued_at_start = queued_bytes_;
     for (size_t k = 0; k < slot_count_ && deferred_reads_ > 0; ++k) {
+      if (k > 0 && (queued_bytes_ >= limits_.output_bytes_max ||
+                    queued_bytes_ >= queued_at_start + kAnswerBytesPerTurn)) {
+        break;
+      }
       Slot& slot = slots_[(slot_head_ + k) % slots_.size()];
       if (!slot.deferred_request.empty()) {
         // Verified when it arrived; the copy is 8-aligned (operator new).
@@ -687,10 +709,11 @@ class ConnectionImpl final : public Connection,
   // that found others unsent past the cap closed the connection, which cut
   // off clients that pipelined big reads or batches while reading them). A
   // client that does not read is closed by the idle timeout ("answers not
-  // read"). What stays bounded: the cap, plus the one read answer taken
-  // below it (reads are answered at once), plus batches' answers (bounded
-  // for all connections together by the committer's queue) and reports'
-  // (kReportsPendingMax).
+  // read"). What a connection's unsent answers can reach: the cap, plus one
+  // read's answer (a read is answered at once, or, behind a batch, by
+  // RunDeferredReads, which also stops at the cap), plus the answers of the
+  // batches and reports (kReportsPendingMax) it took below the cap: at most
+  // inflight_requests_max batch answers, ~20 bytes a transaction each.
   void MarkReady(Slot& slot) {
     slot.ready = true;
     queued_bytes_ += slot.bytes.size();
@@ -758,6 +781,7 @@ class ConnectionImpl final : public Connection,
       Linger();
       return;
     }
+    if (deferred_reads_ > 0) RunDeferredReads();  // those held back by the cap or the turn
     if (state_ == State::kOpen) {
       Pump();
     } else {

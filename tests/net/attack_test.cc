@@ -836,6 +836,42 @@ TEST_F(Attack, NonReaderOfBigAnswersIsThrottledAtTheOutputCapThenTimedOut) {
   Finish(StrCat("non-reader x", attackers, ", big answers"));
 }
 
+// The same with its reads behind a batch of its own (read your writes: each
+// waits for the batch's commit): they were taken while nothing was queued,
+// and until session 30 were all answered at once when the batch committed,
+// past the cap: 63 pages of 1,000 records (~600 KB each) held ~40 MB a
+// connection until the idle timeout. They are answered as the cap allows.
+TEST_F(Attack, NonReaderOfReadsBehindABatchIsHeldAtTheOutputCap) {
+  const int attackers = ReportMode() ? 4 : 1;
+  std::vector<ledger::Transaction> records;
+  for (int i = 0; i < 1000; ++i) {
+    ledger::Transaction t = testing::Earn("acme", "big", 1, StrCat("rec-", i));
+    t.metadata = std::string(256, 'm');
+    t.order_ref = std::string(64, 'o');
+    records.push_back(std::move(t));
+  }
+  Start(StrCat("output_bytes_max = ", 1 << 20, "\nidle_timeout_s = ", ReportMode() ? kReportHoldSeconds + 5 : 8,
+               "\n"),
+        records);
+  // The batch need not commit anything: an earn of 0 points is refused
+  // (invalid_amount, not recorded), and still goes to the committer.
+  std::vector<uint8_t> request;
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::Transaction>> txs = {
+        TransactionToWire(fbb, testing::Earn("acme", "mallory", 0, "behind"))};
+    FinishRequest(fbb, 1, wire::RequestBody::Batch, wire::CreateBatch(fbb, fbb.CreateVector(txs)).Union());
+    request.assign(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  }
+  for (uint64_t rid = 2; rid <= kInflightRequestsMaxDefault; ++rid) {
+    flatbuffers::FlatBufferBuilder fbb;
+    FinishRequest(fbb, rid, wire::RequestBody::RecordsQuery, wire::CreateRecordsQueryDirect(fbb, 1, 1000).Union());
+    request.insert(request.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  }
+  ExpectNonReadersThrottledThenTimedOut(attackers, request, seconds(2));
+  Finish(StrCat("non-reader x", attackers, ", reads behind a batch"));
+}
+
 // A client that sends small requests (whose answers never reach the output
 // cap) and never reads: at inflight_requests_max the server stops reading
 // it, so the client's sends block; the idle timeout then closes it.

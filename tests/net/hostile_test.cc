@@ -564,6 +564,47 @@ TEST_F(OutputCap, AnswersPastItAreAllDeliveredToAReader) {
   EXPECT_FALSE(server_->WaitForLog("output_bytes_max", std::chrono::milliseconds(100))) << server_->log();
 }
 
+// Reads behind a batch of the same connection wait for its commit, then are
+// answered as the cap allows, the rest as answers go out (session 30):
+// a reader still gets every one, in order, even when the batches after
+// them were answered first and alone fill the cap.
+TEST_F(OutputCap, ReadsBehindABatchAreAllAnsweredInOrder) {
+  std::vector<ledger::Transaction> earns;
+  for (int i = 0; i < 300; ++i) earns.push_back(testing::Earn("acme", "big", 1, StrCat("big-", i)));
+  ASSERT_TRUE(good_->Post(earns).ok());
+  auto s = Authenticated();
+  std::vector<uint8_t> bytes;
+  constexpr uint64_t kRequests = 60;
+  for (uint64_t rid = 1; rid <= kRequests; ++rid) {
+    flatbuffers::FlatBufferBuilder fbb;
+    if (rid % 3 == 1) {  // a batch, then two history pages behind it
+      std::vector<flatbuffers::Offset<wire::Transaction>> txs;
+      for (int i = 0; i < 200; ++i) {
+        txs.push_back(TransactionToWire(fbb, testing::Earn("acme", "m", 1, StrCat("cap-", rid, "-", i))));
+      }
+      FinishRequest(fbb, rid, wire::RequestBody::Batch, wire::CreateBatch(fbb, fbb.CreateVector(txs)).Union());
+    } else {
+      FinishRequest(fbb, rid, wire::RequestBody::HistoryQuery,
+                    wire::CreateHistoryQueryDirect(fbb, "acme", "big", 1000, 0).Union());
+    }
+    bytes.insert(bytes.end(), fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  }
+  ASSERT_TRUE(s->Send(bytes));
+  for (uint64_t rid = 1; rid <= kRequests; ++rid) {
+    auto answer = s->ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << "answer " << rid << " missing\n" << server_->log();
+    EXPECT_EQ(answer->response->request_id(), rid);
+    ASSERT_EQ(answer->response->error(), wire::ConnError::none);
+    if (rid % 3 == 1) {
+      ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::BatchResult);
+      EXPECT_EQ(answer->response->body_as_BatchResult()->results()->size(), 200u);
+    } else {
+      ASSERT_EQ(answer->response->body_type(), wire::ResponseBody::History);
+      EXPECT_EQ(answer->response->body_as_History()->entries()->size(), 300u);
+    }
+  }
+}
+
 // connections_max bounds the connections served; refused ones linger for
 // up to 2 s (so that they read their server_busy) and are bounded apart.
 // Until session 30 they counted against connections_max while they
