@@ -295,19 +295,25 @@ class Worker {
   }
 
   absl::Status ReceiveBatch() {
-    absl::StatusOr<net::Client::BatchAnswer> received = client_->Receive();
-    if (!received.ok() && absl::StartsWith(received.status().message(), "server_busy")) {
+    PL_ASSIGN_OR_RETURN(net::Client::BatchAnswer answer, client_->Receive());
+    if (absl::StartsWith(answer.status.message(), "server_busy")) {
       // That batch was refused whole, and the connection stays open: the
       // ones sent after it are still answered, some committed, so they are
       // read (and go to --ack-log) before the run stops; leaving them
       // unread lost acknowledged ids from the log (found by a crash soak,
       // session 29). Nothing more is sent.
-      if (busy_.ok()) busy_ = received.status();
+      if (busy_.ok()) busy_ = answer.status;
       spare_.push_back(std::move(window_.front()));
       window_.pop_front();
       return absl::OkStatus();
     }
-    PL_ASSIGN_OR_RETURN(net::Client::BatchAnswer answer, std::move(received));
+    if (!answer.status.ok()) {
+      // Refused otherwise (malformed_request ...): the run cannot go on;
+      // the batch is done, so the window moves on with it.
+      spare_.push_back(std::move(window_.front()));
+      window_.pop_front();
+      return answer.status;
+    }
     InFlight& batch = window_.front();
     const auto latency = SteadyClock::now() - batch.t0;
     histogram.Record(static_cast<uint64_t>(std::max<int64_t>(

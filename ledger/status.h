@@ -56,6 +56,10 @@ namespace strcat_internal {
 inline void Append(std::string& out, std::string_view s) { out.append(s); }
 inline void Append(std::string& out, const char* s) { out.append(s); }
 inline void Append(std::string& out, const std::string& s) { out.append(s); }
+#if !defined(ABSL_USES_STD_STRING_VIEW)
+// absl::Status::message() and the like return abseil's own string_view here.
+inline void Append(std::string& out, absl::string_view s) { out.append(s.data(), s.size()); }
+#endif
 template <typename T>
   requires(std::is_integral_v<T> && !std::is_same_v<T, char>)
 void Append(std::string& out, T v) {

@@ -57,7 +57,15 @@ struct ClientOptions {
 //   duplicate answers with the original result).
 // - Receive keeps the request it waited for in flight: the next call
 //   reconnects, resends it with the other unanswered batches, and a
-//   Receive then returns its answer.
+//   Receive then returns its answer. A batch the server *answered* with a
+//   refusal (server_busy, malformed_request ...) is not an error of
+//   Receive: it is that batch's BatchAnswer, with `status` set; its request
+//   is done. (Until session 30 both came back as errors, and a caller could
+//   not tell whether the request was still in flight: `post --file`
+//   printed the next batch's results under a refused batch's lines.)
+// - Answers already read when the connection is lost are kept, not resent
+//   for: a resent batch would answer `duplicate` for this client's own
+//   first attempt.
 class Client {
  public:
   // Connects and says Hello. Unauthenticated if the key is refused.
@@ -73,6 +81,10 @@ class Client {
   virtual absl::StatusOr<uint64_t> Send(std::span<const ledger::Transaction> batch) = 0;
   struct BatchAnswer {
     uint64_t request_id = 0;
+    // Not OK: the server refused the batch whole (nothing of it applied;
+    // server_busy: retry later with the same ids), or answered it with the
+    // wrong number of results (DataLoss); `results` is then empty.
+    absl::Status status;
     std::vector<ledger::Result> results;
   };
   virtual absl::StatusOr<BatchAnswer> Receive() = 0;

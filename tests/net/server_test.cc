@@ -1807,6 +1807,84 @@ TEST(Client, AnAnswerToAnotherRequestIsRefused) {
   EXPECT_EQ(head.status().code(), absl::StatusCode::kDataLoss) << head.status();
 }
 
+// Answers already read when the connection is lost are kept: one read took
+// three answers, the connection was reset, and the next Send reconnected.
+// Only the unanswered batch is resent, and the two answers read before are
+// what Receive returns (found in review, session 30: they were thrown away,
+// their batches resent, and their transactions answered `duplicate` for
+// this client's own first attempt).
+TEST(Client, AnswersReadBeforeAResetAreNotResentFor) {
+  std::mutex mu;
+  std::vector<uint64_t> resent;  // request ids seen on the second connection
+  auto read_request_id = [](int fd, uint64_t* id) {
+    uint8_t header[4];
+    if (::recv(fd, header, 4, MSG_WAITALL) != 4) return false;
+    const uint32_t n = DecodeFrameLength(header);
+    std::vector<uint64_t> storage((n + 4 + 7) / 8);
+    auto* bytes = reinterpret_cast<uint8_t*>(storage.data());
+    std::memcpy(bytes, header, 4);
+    if (::recv(fd, bytes + 4, n, MSG_WAITALL) != static_cast<ssize_t>(n)) return false;
+    *id = wire::GetSizePrefixedRequest(bytes)->request_id();
+    return true;
+  };
+  auto answer = [](uint64_t id) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::Result>> results = {ResultToWire(fbb, ledger::Result{})};
+    FinishResponse(fbb, id, wire::ConnError::none, "", wire::ResponseBody::BatchResult,
+                   wire::CreateBatchResult(fbb, fbb.CreateVector(results)).Union());
+    return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  };
+  std::atomic<int> connection{0};
+  FakeServer fake([&](int fd) {
+    if (!FakeServer::Greet(fd)) return;
+    uint64_t id = 0;
+    if (connection.fetch_add(1) == 0) {
+      std::vector<uint8_t> three;
+      for (int i = 0; i < 3; ++i) {
+        if (!read_request_id(fd, &id)) return;
+        const std::vector<uint8_t> a = answer(id);
+        three.insert(three.end(), a.begin(), a.end());
+      }
+      (void)!::write(fd, three.data(), three.size());  // one write: one read takes all three
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      const linger reset{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));  // close with a reset
+      return;
+    }
+    while (read_request_id(fd, &id)) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        resent.push_back(id);
+      }
+      const std::vector<uint8_t> a = answer(id);
+      (void)!::write(fd, a.data(), a.size());
+    }
+  });
+  ClientOptions o = fake.Options(/*reconnect_attempts=*/2, /*timeout_ms=*/3000);
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  for (int i = 1; i <= 3; ++i) {
+    const ledger::Transaction t = Earn("acme", "alice", 1, StrCat("kept-", i));
+    ASSERT_TRUE((*c)->Send({&t, 1}).ok());
+  }
+  absl::StatusOr<Client::BatchAnswer> first = (*c)->Receive();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->request_id, 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the reset has arrived
+  const ledger::Transaction fourth = Earn("acme", "alice", 1, "kept-4");
+  absl::StatusOr<uint64_t> sent = (*c)->Send({&fourth, 1});
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  for (uint64_t want = 2; want <= 4; ++want) {
+    absl::StatusOr<Client::BatchAnswer> a = (*c)->Receive();
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(a->request_id, want);
+    EXPECT_TRUE(a->status.ok()) << a->status;
+    ASSERT_EQ(a->results.size(), 1u);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(resent, std::vector<uint64_t>{4}) << "answered requests were sent again";
+}
+
 // A batch the server refuses as batch_too_large (its limit lowered since
 // the HelloOk the client sized its batches by) is OutOfRange, as
 // request_too_large is: the caller must split it, not send it again as it is.

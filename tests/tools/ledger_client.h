@@ -18,10 +18,14 @@ class LedgerClient final : public net::Client {
   LedgerClient(ledger::Ledger* ledger, std::mutex* mu) : ledger_(ledger), mu_(mu) {}
 
   absl::StatusOr<std::vector<ledger::Result>> Post(std::span<const ledger::Transaction> batch) override {
+    const bool resend = resent_post >= 0 && posts == static_cast<uint64_t>(resent_post);
     ++posts;
     std::vector<ledger::Result> results;
     std::lock_guard<std::mutex> lock(*mu_);
     absl::Status s = ledger_->ApplyBatch(batch, ledger::Auth::Admin(), &results);
+    // As the library does when the answer is lost: the same batch again,
+    // whose answers are the duplicates of the first attempt.
+    if (s.ok() && resend) s = ledger_->ApplyBatch(batch, ledger::Auth::Admin(), &results);
     if (!s.ok()) return s;
     return results;
   }
@@ -33,12 +37,14 @@ class LedgerClient final : public net::Client {
     if (busy_at_send >= 0 && sends_++ == static_cast<uint64_t>(busy_at_send)) {
       // Refused whole, as the server's full commit queue does; the
       // connection stays open.
-      answers_.push_back(absl::UnavailableError("server_busy: the commit queue is full"));
-      return ++request_id_;
+      answers_.push_back(BatchAnswer{.request_id = ++request_id_,
+                                     .status = absl::UnavailableError("server_busy: the commit queue is full"),
+                                     .results = {}});
+      return request_id_;
     }
     absl::StatusOr<std::vector<ledger::Result>> r = Post(batch);
     if (!r.ok()) return r.status();
-    answers_.push_back(BatchAnswer{++request_id_, std::move(*r)});
+    answers_.push_back(BatchAnswer{.request_id = ++request_id_, .status = absl::OkStatus(), .results = std::move(*r)});
     max_in_flight = std::max(max_in_flight, answers_.size());
     if (usage != nullptr) {
       usage->posts = posts;
@@ -49,7 +55,7 @@ class LedgerClient final : public net::Client {
   }
   absl::StatusOr<BatchAnswer> Receive() override {
     if (answers_.empty()) return absl::FailedPreconditionError("nothing in flight");
-    absl::StatusOr<BatchAnswer> a = std::move(answers_.front());
+    BatchAnswer a = std::move(answers_.front());
     answers_.pop_front();
     return a;
   }
@@ -105,6 +111,7 @@ class LedgerClient final : public net::Client {
   uint64_t posts = 0;
   int fail_after_posts = -1;  // >= 0: Send fails once this many were posted
   int busy_at_send = -1;      // >= 0: that Send (0 first) is answered server_busy
+  int resent_post = -1;       // >= 0: that Post (0 first) loses its answer and is sent again
   // What Send saw, kept where the test can read it after the client is
   // gone (the load generator destroys its clients before it returns).
   struct Usage {
@@ -117,7 +124,7 @@ class LedgerClient final : public net::Client {
  private:
   ledger::Ledger* ledger_;
   std::mutex* mu_;
-  std::deque<absl::StatusOr<BatchAnswer>> answers_;
+  std::deque<BatchAnswer> answers_;
   uint64_t sends_ = 0;
   uint64_t request_id_ = 0;
   std::string principal_ = "test";
