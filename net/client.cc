@@ -457,6 +457,7 @@ class ClientImpl final : public Client {
       }
       const Pending& front = pending_.front();
       if ((*r)->request_id() != front.request_id) {
+        DropInput();  // nothing more from this stream is believed
         CloseTransport();
         return absl::DataLossError(StrCat("the server answered request ", (*r)->request_id(),
                                           " where ", front.request_id, " was next"));
@@ -616,6 +617,10 @@ class ClientImpl final : public Client {
     in_begin_ = in_end_ = 0;
   }
 
+  // After a frame the client cannot believe (another request's answer, a
+  // bad frame): what follows it in in_ is not kept either.
+  void DropInput() { in_begin_ = in_end_ = 0; }
+
   // Answers to pending batches that were already read into in_ (one read
   // takes what has arrived, several answers at once): a closing transport
   // would throw them away and their batches would be resent, to answer
@@ -733,6 +738,7 @@ class ClientImpl final : public Client {
       if (available >= kFrameHeaderBytes) {
         const uint32_t length = DecodeFrameLength(in_.data() + in_begin_);
         if (length > kResponseBytesMax) {
+          DropInput();
           CloseTransport();
           return absl::DataLossError(StrCat("the server sent a frame of ", length, " bytes (more than ",
                                             kResponseBytesMax, "): is ", options_.host, ":",
@@ -748,6 +754,7 @@ class ClientImpl final : public Client {
           in_begin_ += frame_bytes;
           absl::StatusOr<const wire::Response*> r = VerifyResponseFrame(frame);
           if (!r.ok()) {
+            DropInput();
             CloseTransport();
             return absl::DataLossError(StrCat("bad answer from the server: ",
                                               std::string(r.status().message()), " (is ", options_.host,

@@ -147,6 +147,9 @@ inline constexpr uint64_t kAnswerBytesPerTurn = 64 * 1024;
 // Answers are coalesced into one write of at most about this many bytes
 // (fewer syscalls for pipelined small answers, bounded copies for big ones).
 inline constexpr size_t kWriteCoalesceBytesMax = 1 << 20;
+// An answer slot keeps a buffer up to this size for the next answer; a
+// bigger one is freed once written (net/connection.cc, Flush).
+inline constexpr size_t kSlotBytesKeptMax = 16 * 1024;
 
 // After the answer to a refused request (malformed, too large ...) the
 // server half-closes and reads and discards what the client still sends for

@@ -206,7 +206,11 @@ int RunAuditVerify(Reader& reader, const Output& o, const std::optional<Expected
   bar.Clear();
   if (!report.ok()) return ReadFailed(o, report.status(), "audit");
   auto add = [&](ledger::Discrepancy d) {
-    if (report->first_bad_seq == 0 || d.seq < report->first_bad_seq) report->first_bad_seq = d.seq;
+    // Seq 0 (an expected head of 0 with another hash) blames no transaction,
+    // and 0 is "none" here: it must not hide a real first bad seq.
+    if (d.seq != 0 && (report->first_bad_seq == 0 || d.seq < report->first_bad_seq)) {
+      report->first_bad_seq = d.seq;
+    }
     ++report->discrepancy_count;
     report->discrepancies.push_back(std::move(d));
   };

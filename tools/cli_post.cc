@@ -200,6 +200,14 @@ absl::Status ReceiveOne(net::Client& client, std::deque<SentBatch>* window, Resu
   }
   const SentBatch sent = std::move(window->front());
   window->pop_front();
+  if (absl::IsDataLoss(answer->status)) {
+    // An answer that does not read right: the batch may well be committed,
+    // and the stream is not to be believed further.
+    *lost = true;
+    return absl::Status(answer->status.code(),
+                        StrCat(answer->status.message(), " (the batch of input lines ", sent.first_line, "-",
+                               sent.last_line, ": it may or may not be committed)"));
+  }
   if (!answer->status.ok()) {
     return absl::Status(answer->status.code(),
                         StrCat(answer->status.message(), " (the batch of input lines ", sent.first_line, "-",

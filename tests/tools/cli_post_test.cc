@@ -208,6 +208,31 @@ TEST_F(CliPost, ARefusedBatchPrintsNothingAndTheOnesAfterItKeepTheirOwnLines) {
   }
 }
 
+// An answer that does not read right (DataLoss) is not a refusal: the batch
+// may well be committed, and the error says so, not "not applied"; nothing
+// more is read from that stream (found in review, session 30).
+TEST_F(CliPost, AGarbledAnswerIsNotCalledARefusal) {
+  {
+    Captured setup;
+    ASSERT_EQ(RunPostFile(*client_, setup.output(true), WriteFile(std::string(kProgram) + "\n"), nullptr), kExitOk)
+        << setup.err();
+  }
+  LedgerClient client(ledger_.get(), &mu_);
+  client.garbled_at_send = 0;
+  const std::string text = R"({"kind":"earn","id":"g1","program":"acme","member":"alice","points":1})" "\n"
+                           R"({"kind":"earn","id":"g2","program":"acme","member":"alice","points":1})" "\n";
+  Captured c;
+  PostFileOptions options;
+  options.batch_max = 1;
+  EXPECT_EQ(RunPostFile(client, c.output(true), WriteFile(text), nullptr, options), kExitUsage) << c.err();
+  EXPECT_NE(c.err().find("(the batch of input lines 1-1: it may or may not be committed)"), std::string::npos)
+      << c.err();
+  EXPECT_EQ(c.err().find("not applied"), std::string::npos) << c.err();
+  absl::StatusOr<std::optional<ledger::TxRecord>> g1 = ledger_->GetTransaction(ledger::TxIdFromKey("acme", "g1"));
+  ASSERT_TRUE(g1.ok());
+  EXPECT_TRUE(g1->has_value()) << "the garbled batch was committed";
+}
+
 TEST_F(CliPost, PostsAFileInBatchesAndPrintsResultsInOrder) {
   std::string text = std::string(kProgram) + "\n\n";  // a blank line is skipped
   for (int i = 0; i < 20; ++i) {

@@ -421,6 +421,13 @@ TEST_F(FinanceE2E, TamperingIsDetected) {
   RunResult chain_text = Data({"audit", "verify"});
   EXPECT_EQ(chain_text.exit_code, 1);
   EXPECT_NE(chain_text.out.find(StrCat("first bad seq ", seq)), std::string::npos) << chain_text.out;
+  // An expected head of seq 0 that no chain has is a discrepancy of its own
+  // and blames no transaction: the first bad seq is still e1's (session 30:
+  // its seq 0 won, and read as "none").
+  RunResult zero_head = Data({"audit", "verify", "--json", "--expect-head", StrCat("0:", std::string(64, '1'))});
+  EXPECT_EQ(zero_head.exit_code, 1);
+  ASSERT_FALSE(JsonLines(zero_head.out).empty()) << zero_head.out;
+  EXPECT_EQ(JsonLines(zero_head.out).back()["first_bad_seq"], seq) << zero_head.out;
 
   // The server (restarted on the tampered directory) says the same.
   StartServer();

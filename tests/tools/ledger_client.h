@@ -34,7 +34,8 @@ class LedgerClient final : public net::Client {
       return absl::UnavailableError("connection reset by peer");
     }
     max_batch = std::max(max_batch, batch.size());
-    if (busy_at_send >= 0 && sends_++ == static_cast<uint64_t>(busy_at_send)) {
+    const uint64_t send_index = sends_++;
+    if (busy_at_send >= 0 && send_index == static_cast<uint64_t>(busy_at_send)) {
       // Refused whole, as the server's full commit queue does; the
       // connection stays open.
       answers_.push_back(BatchAnswer{.request_id = ++request_id_,
@@ -44,6 +45,14 @@ class LedgerClient final : public net::Client {
     }
     absl::StatusOr<std::vector<ledger::Result>> r = Post(batch);
     if (!r.ok()) return r.status();
+    if (garbled_at_send >= 0 && send_index == static_cast<uint64_t>(garbled_at_send)) {
+      // Applied, and answered with something that does not read right.
+      answers_.push_back(BatchAnswer{.request_id = ++request_id_,
+                                     .status = absl::DataLossError("the server answered a batch with the wrong "
+                                                                   "number of results"),
+                                     .results = {}});
+      return request_id_;
+    }
     answers_.push_back(BatchAnswer{.request_id = ++request_id_, .status = absl::OkStatus(), .results = std::move(*r)});
     max_in_flight = std::max(max_in_flight, answers_.size());
     if (usage != nullptr) {
@@ -112,6 +121,7 @@ class LedgerClient final : public net::Client {
   int fail_after_posts = -1;  // >= 0: Send fails once this many were posted
   int busy_at_send = -1;      // >= 0: that Send (0 first) is answered server_busy
   int resent_post = -1;       // >= 0: that Post (0 first) loses its answer and is sent again
+  int garbled_at_send = -1;   // >= 0: that Send is applied, and its answer does not read right
   // What Send saw, kept where the test can read it after the client is
   // gone (the load generator destroys its clients before it returns).
   struct Usage {
