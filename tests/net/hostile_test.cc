@@ -614,6 +614,37 @@ TEST_F(OutputCap, ReadsBehindABatchAreAllAnsweredInOrder) {
       });
 }
 
+// connections_max bounds the connections served; refused ones linger for
+// up to 2 s (so that they read their server_busy) and are bounded apart.
+// Until session 30 they counted against connections_max while they
+// lingered: a slot a served client freed stayed unusable.
+class ConnectionsMax : public Hostile {
+ protected:
+  void SetUp() override {
+    testing::WriteFile(dir_.Sub("config.toml"), "[limits]\nconnections_max = 2\n");
+    StartServer({"--config", dir_.Sub("config.toml")});  // good_ is the first
+  }
+};
+
+TEST_F(ConnectionsMax, AFreedSlotIsServedWhileRefusalsLinger) {
+  auto a = Authenticated();  // the second: the limit
+  std::vector<std::unique_ptr<RawSocket>> refused;
+  for (int i = 0; i < 3; ++i) {
+    refused.push_back(std::make_unique<RawSocket>(server_->port()));
+    auto answer = refused.back()->ReadResponse();
+    ASSERT_TRUE(answer.has_value()) << server_->log();
+    EXPECT_EQ(answer->response->error(), wire::ConnError::server_busy);
+  }
+  // The refused sockets stay open: their connections linger. A leaves.
+  a.reset();
+  ASSERT_TRUE(server_->WaitForLog("closed: closed by client", std::chrono::seconds(5))) << server_->log();
+  auto d = Authenticated();  // expects a good Hello, not server_busy
+  EXPECT_EQ(server_->log().find("connections_max (2) reached", server_->log().rfind("closed: closed by client")),
+            std::string::npos)
+      << server_->log();
+  ExpectServerUnharmed();
+}
+
 // SPEC §6: the [limits] of the config file are what the server enforces,
 // not only the defaults.
 class ConfiguredLimits : public Hostile {
