@@ -28,7 +28,9 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -610,6 +612,37 @@ TEST_F(Attack, None) {
 }
 
 
+// The most connections the server served at once, replayed from its log:
+// "connection N from" opens one, "connection N closed" ends it, and one
+// with "connection N: server_busy: connections_max" was refused, never
+// served. The count drops before the close's line is written and rises
+// before the accept's, so two threads' lines may come in the other order:
+// kLogOrderSlack allows for that.
+constexpr uint64_t kLogOrderSlack = 4;
+uint64_t MaxServedAtOnce(const std::string& log) {
+  auto id_after = [](const std::string& line, size_t at) { return std::strtoull(line.c_str() + at, nullptr, 10); };
+  std::set<uint64_t> refused;
+  std::vector<std::pair<uint64_t, int>> events;  // (id, +1 open / -1 close), in log order
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    const size_t at = line.find("pointledgerd: connection ");
+    if (at == std::string::npos) continue;
+    const size_t id_at = at + std::strlen("pointledgerd: connection ");
+    const uint64_t id = id_after(line, id_at);
+    const std::string rest = line.substr(line.find_first_not_of("0123456789", id_at));
+    if (rest.rfind(" from ", 0) == 0) events.push_back({id, +1});
+    if (rest.rfind(" closed: ", 0) == 0) events.push_back({id, -1});
+    if (rest.rfind(": server_busy: connections_max", 0) == 0) refused.insert(id);
+  }
+  int64_t now = 0, most = 0;
+  for (const auto& [id, delta] : events) {
+    if (refused.contains(id)) continue;
+    now += delta;
+    most = std::max(most, now);
+  }
+  return static_cast<uint64_t>(most);
+}
+
 // 2,000 idle connections (half of them after a good Hello) against
 // connections_max = 500: the ones over the limit get server_busy, at most
 // kRefusedConnectionsMax of them at once (the rest wait in the kernel's
@@ -662,12 +695,17 @@ TEST_F(Attack, TwoThousandIdleConnections) {
       ++kept;
     }
   }
-  // Never more than connections_max served at once (the well-behaved
-  // clients hold kWellBehavedClients of the slots all along), nor more than
-  // kRefusedConnectionsMax being refused.
-  EXPECT_LE(kept, kConnectionsMax - kWellBehavedClients);
+  // Never more than connections_max served at once, counted from the
+  // server's log (the well-behaved clients among them), nor more than
+  // kRefusedConnectionsMax being refused. Not "kept <= connections_max":
+  // since session 30 a slot freed by a closed connection is served again at
+  // once, and where the 2,000 connects outlast the Hello timeout (under
+  // TSan) early ones close and later ones take their slots.
+  const uint64_t served_at_once = MaxServedAtOnce(server_->log());
+  EXPECT_LE(served_at_once, kConnectionsMax + kLogOrderSlack);
+  EXPECT_GE(served_at_once, kConnectionsMax / 2) << "the log replay counted nothing";
   EXPECT_GE(kept, kConnectionsMax / 2) << "too few held to test anything";
-  EXPECT_GE(busy, kIdle - (kConnectionsMax - kWellBehavedClients));
+  EXPECT_GE(busy, kIdle / 2) << "too few refused to test anything";
   EXPECT_LE(fds_max.load(), fds_before_ + kConnectionsMax + kRefusedConnectionsMax);
   EXPECT_GE(held_open, kept / 2) << "the idle connections were not held during the attack";
   // Those after a Hello by the idle timeout, the others by the Hello
