@@ -462,7 +462,7 @@ absl::StatusOr<ListenAddress> ParseListen(std::string_view text) {
 
 absl::Status CheckStartPolicy(const ServerConfig& config) {
   absl::StatusOr<ListenAddress> parsed = ParseListen(config.listen);
-  if (!parsed.ok()) return absl::InvalidArgumentError(StrCat("listen ", std::string(parsed.status().message())));
+  if (!parsed.ok()) return absl::InvalidArgumentError(StrCat("listen ", parsed.status().message()));
   const ListenAddress& listen = *parsed;
   if (!listen.loopback && config.keys.empty()) {
     return absl::FailedPreconditionError(

@@ -14,7 +14,7 @@ absl::Status BindAcceptor(tcp::acceptor& acceptor, std::string_view listen,
   // --metrics-listen was reported as "listen").
   absl::StatusOr<ListenAddress> parsed = ParseListen(listen);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(StrCat(what.empty() ? "listen" : what, " ", std::string(parsed.status().message())));
+    return absl::InvalidArgumentError(StrCat(what.empty() ? "listen" : what, " ", parsed.status().message()));
   }
   const ListenAddress& address = *parsed;
   boost::system::error_code ec;
