@@ -620,8 +620,11 @@ int Cli::Run(int argc, char** argv) {
     // Every usage error in one shape (CLI11's own, "--points is required /
     // Run with --help for more information.", was a second one), with the
     // help that has the command's options.
+    // The message quotes what was typed: shown escaped, so a control
+    // character in an argument cannot drive the terminal.
     const std::optional<std::string> message = PlainParseError(e);
-    std::fprintf(stderr, "error: %s\n%s\n", message ? message->c_str() : e.what(), UsageHint().c_str());
+    std::fprintf(stderr, "error: %s\n%s\n", Shown(message ? *message : std::string(e.what())).c_str(),
+                 UsageHint().c_str());
     return kExitUsage;
   }
   for (auto& [app, run] : commands_) {

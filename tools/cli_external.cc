@@ -363,7 +363,7 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
         reader.GetRecords(next, ledger::kRecordsPageMax, options.program);
     if (!page.ok()) {
       if (absl::IsNotFound(page.status()) || absl::IsFailedPrecondition(page.status())) {
-        std::fprintf(o.err, "no program '%s'\n", options.program.c_str());
+        std::fprintf(o.err, "no program '%s'\n", Shown(options.program).c_str());
         return kExitRejected;
       }
       return ReportError(o, page.status());

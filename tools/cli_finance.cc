@@ -87,7 +87,7 @@ int RunLiability(Reader& reader, const Output& o, const std::string& program, in
   absl::StatusOr<ledger::Liability> l = reader.LiabilityReport(program, from_ns, to_ns, as_of_ns);
   if (!l.ok()) {
     if (absl::IsNotFound(l.status())) {
-      std::fprintf(o.err, "no program '%s'\n", program.c_str());
+      std::fprintf(o.err, "no program '%s'\n", Shown(program).c_str());
       return kExitRejected;
     }
     return ReadFailed(o, l.status(), "liability");

@@ -98,7 +98,8 @@ void PrintLine(const Output& o, const std::string& text) {
 }
 
 int ReportError(const Output& o, const absl::Status& status, std::string_view hint) {
-  std::fprintf(o.err, "error: %s\n", std::string(status.message()).c_str());
+  // Messages quote names and keys as typed: escaped, like every line of text.
+  std::fprintf(o.err, "error: %s\n", Shown(std::string(status.message())).c_str());
   // The server's refusal of the key (net/client.cc), not a file the
   // operating system would not let --data read.
   if (hint.empty() && absl::IsPermissionDenied(status) && status.message() == "permission_denied") {
@@ -224,7 +225,7 @@ int RunBalance(Reader& reader, const Output& o, const std::string& program, cons
     if (reader.ProgramExists(program) == std::optional<bool>(false)) {
       return NotFound(o, StrCat("no program '", Shown(program), "'"));
     }
-    return NotFound(o, StrCat("no member '", Shown(member), "' in program '", program,
+    return NotFound(o, StrCat("no member '", Shown(member), "' in program '", Shown(program),
                               "' (it has never earned, or the program does not exist)"));
   }
   if (o.json) {
@@ -244,7 +245,7 @@ int RunHistory(Reader& reader, const Output& o, const std::string& program, cons
   absl::StatusOr<std::optional<ledger::Balance>> b = reader.GetBalance(program, member);
   if (!b.ok()) return ReportError(o, b.status());
   if (!b->has_value()) {
-    return NotFound(o, StrCat("no member '", Shown(member), "' in program '", program, "'"));
+    return NotFound(o, StrCat("no member '", Shown(member), "' in program '", Shown(program), "'"));
   }
   absl::StatusOr<std::vector<ledger::HistoryEntry>> h = reader.GetHistory(program, member, limit, before_seq);
   if (!h.ok()) return ReportError(o, h.status());
@@ -261,7 +262,7 @@ int RunTxGet(Reader& reader, const Output& o, const std::string& program, const 
   absl::StatusOr<std::optional<ledger::TxRecord>> rec = reader.GetTransaction(program, id);
   if (!rec.ok()) return ReportError(o, rec.status());
   if (!rec->has_value()) {
-    return NotFound(o, StrCat("no transaction '", key, "' in program '", program, "' (id ",
+    return NotFound(o, StrCat("no transaction '", Shown(key), "' in program '", Shown(program), "' (id ",
                               ledger::IdToHex(id), ")"));
   }
   if (o.json) {
@@ -294,7 +295,7 @@ int RunSettleStatement(Reader& reader, const Output& o, const std::string& progr
       const std::string code = message.substr(0, message.find(':'));
       if (code == "program_not_found") return NotFound(o, StrCat("no program '", Shown(program), "'"));
       if (code == "partner_not_found") {
-        return NotFound(o, StrCat("no partner '", partner, "' in program '", program, "'"));
+        return NotFound(o, StrCat("no partner '", Shown(partner), "' in program '", Shown(program), "'"));
       }
       return NotFound(o, message);
     }

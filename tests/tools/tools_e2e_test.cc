@@ -504,6 +504,11 @@ TEST_F(CliE2E, UsageErrorsSayWhatIsWrong) {
   expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--poinst", "1", "--id", "k"}), 2,
                "error: unknown option '--poinst'");
   expect_error(Bare({"--bogus", "balance"}), 2, "error: unknown option '--bogus'");
+  // What was typed is quoted escaped: an escape sequence in an argument
+  // cannot drive the terminal (session 31: CLI11's messages were raw).
+  RunResult control = Cli({"audit", "export", "--format", "j\x1b[2J"});
+  expect_error(control, 2, "error: --format: j\\x1b[2J not in {jsonl,csv}");
+  EXPECT_EQ(control.err.find('\x1b'), std::string::npos) << control.err;
   expect_error(Cli({"earn", "--program", "acme", "--member", "a", "--points", "18446744073709551616", "--id", "k"}),
                2, "'18446744073709551616' is not an integer from 0 to 18446744073709551615");
   expect_error(Bare({"audit", "head", "--server", "127.0.0.1:1", "--key-file", dir_->path()}), 2,
@@ -536,6 +541,13 @@ TEST_F(CliE2E, SettleStatementNamesWhatIsNotThere) {
                            dir_->path() + "/data"});
   EXPECT_EQ(direct.exit_code, 1);
   EXPECT_NE(direct.err.find("no partner 'nobody' in program 'stmt'"), std::string::npos) << direct.err;
+  // Names that cannot exist are still shown escaped (session 31).
+  RunResult control = Cli({"settle", "statement", "--program", "stmt", "--partner", "n\x1b[2J"});
+  EXPECT_EQ(control.exit_code, 1);
+  EXPECT_NE(control.err.find("no partner 'n\\x1b[2J' in program 'stmt'"), std::string::npos) << control.err;
+  RunResult liability = Cli({"reconcile", "liability", "--program", "n\x07"});
+  EXPECT_EQ(liability.exit_code, 1);
+  EXPECT_NE(liability.err.find("no program 'n\\x07'"), std::string::npos) << liability.err;
 }
 
 TEST_F(CliE2E, HelpOnEveryCommandHasAnExample) {
@@ -563,6 +575,12 @@ TEST_F(CliE2E, UnknownMemberOrTransactionIsExitOne) {
   RunResult tx = Cli({"tx", "get", "--program", "acme", "--id", "never-posted"});
   EXPECT_EQ(tx.exit_code, 1);
   EXPECT_NE(tx.err.find("no transaction 'never-posted'"), std::string::npos) << tx.err;
+  // The key and the program as typed, escaped (session 31: only the
+  // member's name was).
+  RunResult control = Cli({"tx", "get", "--program", "acme\x07", "--id", "k\x1b[2J"});
+  EXPECT_EQ(control.exit_code, 1);
+  EXPECT_NE(control.err.find("no transaction 'k\\x1b[2J' in program 'acme\\x07'"), std::string::npos)
+      << control.err;
 }
 
 TEST_F(CliE2E, PostFileOfHundredThousandLines) {
