@@ -166,14 +166,21 @@ class ConnectionImpl final : public Connection,
 
   uint32_t HelloTimeoutSeconds() const { return std::min(limits_.idle_timeout_s, kHelloTimeoutSeconds); }
 
+  // Re-arming cancels the wait before, but a wait that has already expired
+  // has its handler queued, and it then runs with success, not
+  // operation_aborted: a stale idle timeout would end a linger armed just
+  // after it at once. The generation tells the handler it is stale.
   void ArmTimer(SteadyClock::time_point at) {
     timer_.expires_at(at);
-    timer_.async_wait(
-        [self = this->shared_from_this()](const ErrorCode& ec) { self->OnTimer(ec); });
+    timer_.async_wait([self = this->shared_from_this(), generation = ++timer_generation_](
+                          const ErrorCode& ec) { self->OnTimer(ec, generation); });
   }
 
-  void OnTimer(const ErrorCode& ec) {
-    if (ec == asio::error::operation_aborted || state_ == State::kClosed) return;
+  void OnTimer(const ErrorCode& ec, uint64_t generation) {
+    if (ec == asio::error::operation_aborted || generation != timer_generation_ ||
+        state_ == State::kClosed) {
+      return;
+    }
     const SteadyClock::time_point now = SteadyClock::now();
     if (state_ == State::kLingering) {
       Close(close_reason_);
@@ -803,6 +810,7 @@ class ConnectionImpl final : public Connection,
   const ConnectionEnv& env_;
   const Limits& limits_;
   asio::steady_timer timer_;
+  uint64_t timer_generation_ = 0;  // of the last ArmTimer: see there
   std::string peer_;
   State state_ = State::kHandshake;
   std::string close_reason_;
