@@ -118,8 +118,10 @@ Code CheckAmounts(const Transaction& t) {
 // Nor may one differ from what CollectDue makes in any other field (a
 // `reason`, a `time_ns` on a timeout): stored under the reserved id, it
 // left the sweep's own item an id_conflict (found in review, session 21).
+bool IsSweepKind(Kind kind) { return kind == Kind::kExpire || kind == Kind::kHoldTimeout; }
+
 Code CheckSweepId(const Transaction& t) {
-  if (t.kind != Kind::kExpire && t.kind != Kind::kHoldTimeout) return Code::kOk;
+  if (!IsSweepKind(t.kind)) return Code::kOk;
   Transaction want;  // as Ledger::CollectDue makes it
   want.kind = t.kind;
   want.program = t.program;
@@ -413,6 +415,11 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
   c.not_recorded = false;
   PL_ASSIGN_OR_RETURN(const Code code, ApplyKind(c));
   if (c.not_recorded) return refuse(code);
+  // Under an id another transaction holds, only a booking is recorded: a
+  // rejection (the hold no longer pending) or an expire of a lot consumed
+  // meanwhile, recorded, would be recorded again at every retry, since
+  // the id cannot answer it as a duplicate.
+  if (sweep_id_held_ && (code != Code::kOk || c.postings.empty())) return refuse(code);
   return Record(tx, code, ts);
 }
 
@@ -422,6 +429,7 @@ absl::StatusOr<std::optional<Result>> Applier::Precheck(const Transaction& tx, c
     result.code = code;
     return std::optional<Result>(result);
   };
+  sweep_id_held_ = false;
   if (IsZero(tx.id)) return refuse(Code::kIdZero);
   if (const Code c = CheckFields(tx); c != Code::kOk) return refuse(c);
   if ((auth.scopes & ScopeOf(tx.kind)) == 0 || !auth.AllowsProgram(tx.program)) {
@@ -444,14 +452,23 @@ absl::StatusOr<std::optional<Result>> Applier::Precheck(const Transaction& tx, c
     // field. Within one program the order is the declaration's.
     const std::string_view diff =
         original->tx.program != tx.program ? "program" : FirstDifference(original->tx, tx);
-    if (!diff.empty()) {
+    if (diff.empty()) {
+      result = original->result;
+      result.duplicate = true;
+      return std::optional<Result>(result);
+    }
+    // A sweep's id is derived from its lot or hold, so a client can take
+    // it first with another transaction (a redeem of nobody, recorded as
+    // account_not_found), and then the lot never expired and the hold
+    // never timed out: the sweep's item was id_conflict forever (found in
+    // review, session 31). Since format 7 it is decided all the same, if
+    // it is exactly what the sweep makes (a hand-made one stays a conflict).
+    if (!(rules_ >= 7 && IsSweepKind(tx.kind) && CheckSweepId(tx) == Code::kOk)) {
       result.code = Code::kIdConflict;
       result.conflict_field = std::string(diff);
       return std::optional<Result>(result);
     }
-    result = original->result;
-    result.duplicate = true;
-    return std::optional<Result>(result);
+    sweep_id_held_ = true;
   }
   // After the replay check: a decided id sent again with other content is
   // id_conflict, as for every kind.
@@ -498,9 +515,18 @@ absl::StatusOr<Result> Applier::Record(const Transaction& tx, Code code, int64_t
   std::memcpy(scratch_.data(), hash.data(), hash.size());
 
   PL_RETURN_IF_ERROR(view_.Put(dbs_.log, BeU64Key(rec.seq), scratch_));
-  std::string seq_value;
-  ByteWriter(&seq_value).U64(rec.seq);
-  PL_RETURN_IF_ERROR(view_.Put(dbs_.ids, IdView(tx.id), seq_value));
+  // A sweep's transaction leaves an id another holds to it (format 7, see
+  // Precheck); asked here, not told, so that a replay decides the same.
+  bool take_id = true;
+  if (rules_ >= 7 && IsSweepKind(tx.kind)) {
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> held, view_.Get(dbs_.ids, IdView(tx.id)));
+    take_id = !held.has_value();
+  }
+  if (take_id) {
+    std::string seq_value;
+    ByteWriter(&seq_value).U64(rec.seq);
+    PL_RETURN_IF_ERROR(view_.Put(dbs_.ids, IdView(tx.id), seq_value));
+  }
 
   // History: one entry per member whose balance moved.
   if (ok) {

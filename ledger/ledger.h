@@ -250,8 +250,15 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      a settle's end must be after the epoch. Each is invalid_amount and
 //      not recorded: recorded, a hand-made one took the id the sweep books
 //      a real lot or hold under, and it never expired or timed out.
+//   7  session 31, the same layout; an expire or hold_timeout whose derived
+//      id another transaction already holds (any client can compute it and
+//      post, say, a redeem under it) is decided all the same, by its lot's
+//      or hold's state, and leaves the id to that transaction: it was
+//      id_conflict, and the lot never expired or the hold never timed out.
+//      Decided so, a rejection or an expire that books nothing is not
+//      recorded (the state alone keeps it from being booked twice).
 inline constexpr uint8_t kRecordFormatMin = 1;
-inline constexpr uint8_t kRecordFormat = 6;
+inline constexpr uint8_t kRecordFormat = 7;
 
 struct TxRecord {
   uint8_t format = kRecordFormat;

@@ -219,6 +219,8 @@ class Applier {
   // The rules (record format, ledger.h) of the transaction being decided:
   // the newest, or the stored record's own while it is replayed.
   uint8_t rules_ = kRecordFormat;
+  // Set by Precheck: a sweep's transaction whose id another holds (format 7).
+  bool sweep_id_held_ = false;
   std::unique_ptr<Buffers> own_buffers_;  // when none was lent
   Buffers& buffers_;
   // Names for buffers_' members.

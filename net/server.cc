@@ -97,10 +97,10 @@ class SweepSink : public JobSink {
       if (expired + released > 0) {
         LogLine(StrCat("sweep: ", expired, " lots expired, ", released, " holds timed out"));
       }
-      // A refused item stays due and is refused again every second; it can
-      // only be an id a hand-made transaction took before record format 6
-      // (docs/semantics.md). Said, but not every second (found in review,
-      // session 21: it was silent).
+      // A refused item stays due and is refused again every second. Since
+      // record format 7 no id taken before it refuses it (docs/semantics.md,
+      // step 5), so this is for what nobody foresaw: said, but not every
+      // second (found in review, session 21: it was silent).
       const auto now = std::chrono::steady_clock::now();
       if (refused > 0 && (!refusal_logged_ || now - *refusal_logged_ >= std::chrono::minutes(1))) {
         refusal_logged_ = now;

@@ -360,6 +360,45 @@ TEST_F(ExpireTest, AnExpireWithTheSweepsIdButAnotherExpiryTakesNoId) {
   EXPECT_EQ(Posted("acme", "alice"), 0u);
 }
 
+// A lot's expire id is derived from the member and the lot, so any client
+// can take it first with a transaction of another kind; the sweep's expire
+// was then id_conflict every second and the lot never expired (found in
+// review, session 31). Since record format 7 the expire is decided by the
+// lot's state and leaves the id to its holder.
+TEST_F(ExpireTest, AnotherKindUnderALotsExpireIdDoesNotKeepItFromExpiring) {
+  const int64_t soon = clock_.NowNs() + kDayNs;
+  const Result earned = Apply1(EarnExpiring("acme", "alice", 100, soon, "e1"));
+  ASSERT_EQ(earned.code, Code::kOk);
+  const Id expire_id = ExpireId("acme", MemberAccountId("acme", "alice"), earned.seq, 0);
+  Transaction squat = Redeem("acme", "nobody", 1, "unused");
+  squat.id = expire_id;
+  ASSERT_EQ(Apply1(squat).code, Code::kAccountNotFound);  // recorded: the id is taken
+  clock_.Set(soon + 1);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_EQ(due[0].id, expire_id);
+  const Result swept = Apply1(due[0]);
+  EXPECT_EQ(swept.code, Code::kOk);
+  EXPECT_FALSE(swept.duplicate);
+  EXPECT_NE(swept.seq, 0u);
+  EXPECT_EQ(swept.points, 100u);
+  EXPECT_EQ(Posted("acme", "alice"), 0u);
+  EXPECT_TRUE(MustCollectDue(clock_.NowNs()).empty());
+  // Sent again: the lot is gone, so nothing is booked and nothing recorded.
+  const uint64_t head = MustHead().seq;
+  const Result again = Apply1(due[0]);
+  EXPECT_EQ(again.code, Code::kOk);
+  EXPECT_EQ(again.points, 0u);
+  EXPECT_EQ(again.seq, 0u);
+  EXPECT_EQ(MustHead().seq, head);
+  absl::StatusOr<std::optional<TxRecord>> holder = ledger_->GetTransaction(expire_id);
+  ASSERT_TRUE(holder.ok() && holder->has_value());
+  EXPECT_EQ((*holder)->tx.kind, Kind::kRedeem);
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u) << Describe(audit->discrepancies);
+}
+
 // An expire must carry the id derived from the lot it names; any other id
 // (another lot's, a client's own) is invalid_amount and not recorded
 // (format 6). So are expiry times at or before the epoch, which no lot has.

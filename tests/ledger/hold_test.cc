@@ -308,5 +308,65 @@ TEST_F(HoldTest, ATimeoutWithFieldsTheSweepsHasNotTakesNoId) {
   EXPECT_EQ(timed_out.code, Code::kOk);
   EXPECT_FALSE(timed_out.duplicate);
 }
+
+// A hold's timeout id is derived from the hold's id, so any client can
+// compute it and take it first with a transaction of another kind (a
+// redeem of nobody, recorded as account_not_found). The sweep's timeout
+// was then id_conflict every second, and the hold stayed pending for good
+// (found in review, session 31). Since record format 7 the timeout is
+// decided by the hold's state and leaves the id to its holder.
+Transaction RedeemUnderId(const Id& id) {
+  Transaction t = Redeem("acme", "nobody", 1, "unused");
+  t.id = id;
+  return t;
+}
+
+TEST_F(HoldTest, AnotherKindUnderAHoldsTimeoutIdDoesNotKeepItPending) {
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 30, 60, "hold-a")).code, Code::kOk);
+  const Id timeout_id = HoldTimeoutId("acme", TxIdFromKey("acme", "hold-a"));
+  const Result squat = Apply1(RedeemUnderId(timeout_id));
+  ASSERT_EQ(squat.code, Code::kAccountNotFound);
+  ASSERT_NE(squat.seq, 0u);  // recorded: the id is taken
+  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_EQ(due[0].id, timeout_id);
+  const Result timed_out = Apply1(due[0]);
+  EXPECT_EQ(timed_out.code, Code::kOk);
+  EXPECT_FALSE(timed_out.duplicate);
+  EXPECT_GT(timed_out.seq, squat.seq);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+  EXPECT_EQ(MustBalance("acme", "alice").available, 100u);
+  EXPECT_TRUE(MustCollectDue(clock_.NowNs()).empty());
+  // Sent again (a sweep's retry): the hold's state answers, nothing is
+  // recorded, and the id still names the redeem.
+  const uint64_t head = MustHead().seq;
+  const Result again = Apply1(due[0]);
+  EXPECT_EQ(again.code, Code::kHoldNotPending);
+  EXPECT_EQ(again.seq, 0u);
+  EXPECT_EQ(MustHead().seq, head);
+  absl::StatusOr<std::optional<TxRecord>> holder = ledger_->GetTransaction(timeout_id);
+  ASSERT_TRUE(holder.ok() && holder->has_value());
+  EXPECT_EQ((*holder)->tx.kind, Kind::kRedeem);
+  // The rebuild from seq 1 decides the same: the id stays the redeem's.
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u) << Describe(audit->discrepancies);
+}
+
+// Format 6 keeps its rule: a ledger written by an older binary replays as
+// it was decided (docs/storage.md, "Compatibility").
+TEST_F(HoldTest, AFormatSixTimeoutUnderATakenIdStaysAConflict) {
+  record_format_ = 6;
+  Reopen();
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 30, 60, "hold-a")).code, Code::kOk);
+  const Id timeout_id = HoldTimeoutId("acme", TxIdFromKey("acme", "hold-a"));
+  ASSERT_EQ(Apply1(RedeemUnderId(timeout_id)).code, Code::kAccountNotFound);
+  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(Apply1(due[0]).code, Code::kIdConflict);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 30u);
+}
 }  // namespace
 }  // namespace pointledger::ledger::testing

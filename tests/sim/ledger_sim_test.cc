@@ -404,7 +404,7 @@ class Model {
   void ApplyChain(std::span<const Transaction> chain, const Auth& auth, int64_t clock_ns,
                   std::span<Result> results);
   Result ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns);
-  Result Record(const Transaction& t, Code code, int64_t ts, Step* s);
+  Result Record(const Transaction& t, Code code, int64_t ts, Step* s, bool take_id = true);
   Code ApplyKind(Step& s);
   // Resolves a member: kOk and its text, or account_not_found/closed.
   Code Resolve(const Step& s, const std::string& key, bool open_if_needed, std::string* text) const;
@@ -630,19 +630,25 @@ Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns)
   if (!FieldsOk(t)) return refuse(Code::kFieldTooLong);
   if (!Permitted(t, auth)) return refuse(Code::kPermissionDenied);
   if (!AmountsOk(t)) return refuse(Code::kInvalidAmount);
+  bool id_held = false;  // by another transaction: a sweep's item decides all the same
   if (auto it = decided_.find(t.id); it != decided_.end()) {
     // Another program's transaction: only "program" is named (SPEC §6
     // keys are per program; docs/semantics.md).
     const std::string diff =
         it->second.tx.program != t.program ? "program" : FirstDiff(it->second.tx, t);
-    if (!diff.empty()) {
+    if (diff.empty()) {
+      Result r = it->second.result;
+      r.duplicate = true;
+      return r;
+    }
+    // Format 7: the sweep's own item (its derived id, its content only) is
+    // decided by its lot's or hold's state and leaves the id to its holder.
+    if (!((t.kind == Kind::kExpire || t.kind == Kind::kHoldTimeout) && SweepIdOk(t))) {
       Result r = CodeOnly(Code::kIdConflict);
       r.conflict_field = diff;
       return r;
     }
-    Result r = it->second.result;
-    r.duplicate = true;
-    return r;
+    id_held = true;
   }
   if (!SweepIdOk(t)) return refuse(Code::kInvalidAmount);
   Step s;
@@ -652,10 +658,11 @@ Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns)
   if (const Code c = TimeRules(t, s.ts); c != Code::kOk) return refuse(c);
   const Code code = ApplyKind(s);
   if (s.not_recorded) return refuse(code);
-  return Record(t, code, s.ts, &s);
+  if (id_held && (code != Code::kOk || s.postings.empty())) return refuse(code);
+  return Record(t, code, s.ts, &s, /*take_id=*/!id_held);
 }
 
-Result Model::Record(const Transaction& t, Code code, int64_t ts, Step* s) {
+Result Model::Record(const Transaction& t, Code code, int64_t ts, Step* s, bool take_id) {
   const bool ok = code == Code::kOk;
   undo_.push_back([this, seq = last_seq_, last = last_ts_] {
     last_seq_ = seq;
@@ -667,6 +674,7 @@ Result Model::Record(const Transaction& t, Code code, int64_t ts, Step* s) {
   r.seq = last_seq_;
   r.timestamp_ns = ts;
   if (ok) r.points = s->points;
+  if (!take_id) return r;
   Save(decided_, t.id);
   Decided& d = decided_[t.id];
   d.tx = t;
@@ -2272,16 +2280,29 @@ void Sim::Sweep() {
   // Hand-made imitations first, sometimes: the id of a due item with other
   // content, or another item's id (format 6: refused, not recorded, so the
   // real item is still booked below, unless a forgery happens to equal
-  // it: then it is that item, booked once).
+  // it: then it is that item, booked once); or a transaction of another
+  // kind that takes the item's id (format 7: the item is booked all the same).
   if (R(3) == 0) {
     Transaction forged = (*due)[R(due->size())];
     const Transaction& other = (*due)[R(due->size())];
-    switch (R(5)) {
+    switch (R(6)) {
       case 0: forged.time_ns += R(2) == 0 ? 1 : -1; break;
       case 1: forged.id = other.id; break;
       case 2: forged.time_ns = -static_cast<int64_t>(R(3)); break;
       case 3: forged.reason = "by hand"; break;
-      default: forged.ref = other.kind == Kind::kHoldTimeout ? other.ref : other.id; break;
+      case 4: forged.ref = other.kind == Kind::kHoldTimeout ? other.ref : other.id; break;
+      default: {
+        // Another kind under the item's id, as any client can compute it
+        // (format 7: recorded, and the item is still booked below).
+        const Transaction item = forged;
+        forged = Transaction{};
+        forged.kind = Kind::kRedeem;
+        forged.program = item.program;
+        forged.member = StrCat("squatter", R(3));
+        forged.points = 1;
+        forged.id = item.id;
+        break;
+      }
     }
     ASSERT_NO_FATAL_FAILURE(ApplyAndCompare(nullptr, {forged}, Auth::Admin(), false));
     model_.Forget();
