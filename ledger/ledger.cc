@@ -859,6 +859,22 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
   PL_ASSIGN_OR_RETURN(rep->state_env, lmdb::Env::Open({.dir = (dir / "state").string(),
                                                        .map_size_bytes = options.map_size_bytes,
                                                        .read_only = options.read_only}));
+  if (!options.read_only && options.map_size_bytes != 0) {
+    // LMDB takes a map smaller than its file as the file's size, so the
+    // server started, looked healthy, and refused every batch with "the
+    // log environment is full" (found by an operator review, session 31).
+    for (const auto& [env, name] : {std::pair{&rep->log_env, "log"}, std::pair{&rep->state_env, "state"}}) {
+      PL_ASSIGN_OR_RETURN(const auto usage, env->MapUsage());
+      // Strictly smaller: a map that filled up opens as it is (reads go on,
+      // batches get server_busy, SPEC §6).
+      if (usage.first > options.map_size_bytes) {
+        return absl::FailedPreconditionError(StrCat(
+            "the map size (", options.map_size_bytes >> 20, " MiB) is smaller than the data already in ",
+            (dir / name).string(), " (", (usage.first + (1 << 20) - 1) >> 20,
+            " MiB): raise map_size_mb in the config"));
+      }
+    }
+  }
   {
     auto begin = [&](const lmdb::Env& env) {
       return options.read_only ? lmdb::Txn::BeginRead(env) : lmdb::Txn::BeginWrite(env, nullptr);

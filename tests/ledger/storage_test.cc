@@ -164,6 +164,51 @@ TEST(LogRoomTest, TheRecoveredTailCountsAfterARestart) {
   std::filesystem::remove_all(dir, ec);
 }
 
+// A map smaller than the data already there: LMDB takes the file's size
+// instead, so the server started, looked healthy and refused every batch
+// as "the log environment is full". The open refuses it, saying what to
+// raise (found by an operator review, session 31).
+TEST(MapSizeTest, AMapSmallerThanTheDataAlreadyThereIsRefusedAtTheOpen) {
+  char pattern[] = "/tmp/pl_map_size_test.XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  FakeClock clock;
+  Options options;
+  options.dir = dir;
+  options.map_size_bytes = uint64_t{64} << 20;
+  options.clock = &clock;
+  {
+    absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(options);
+    ASSERT_TRUE(ledger.ok()) << ledger.status();
+    std::vector<Transaction> batch{ProgramCreate("acme")};
+    for (int i = 0; i < 4000; ++i) {
+      Transaction t = Earn("acme", "m" + std::to_string(i), 1, "e" + std::to_string(i));
+      t.metadata = std::string(kMetadataBytesMax, 'm');
+      batch.push_back(std::move(t));
+    }
+    std::vector<Result> results;
+    ASSERT_TRUE((*ledger)->ApplyBatch(batch, Auth::Admin(), &results).ok());
+  }  // closed with a checkpoint: the records are in log/data.mdb
+  options.map_size_bytes = uint64_t{1} << 20;
+  absl::StatusOr<std::unique_ptr<Ledger>> small = Ledger::Open(options);
+  ASSERT_FALSE(small.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(small.status())) << small.status();
+  EXPECT_NE(small.status().message().find("the map size (1 MiB) is smaller than the data already in " + dir +
+                                          "/log"),
+            std::string::npos)
+      << small.status();
+  EXPECT_NE(small.status().message().find("raise map_size_mb"), std::string::npos) << small.status();
+  options.map_size_bytes = uint64_t{64} << 20;
+  absl::StatusOr<std::unique_ptr<Ledger>> again = Ledger::Open(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  absl::StatusOr<ChainHead> head = (*again)->GetHead();
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->seq, 4001u);
+  again->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 }  // namespace
 }  // namespace pointledger::ledger::testing
 
