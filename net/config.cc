@@ -423,11 +423,15 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
   if (std::error_code ec; path.empty() || std::filesystem::is_directory(path, ec)) {
     return absl::NotFoundError(StrCat("cannot read config \"", path, "\": not a file"));
   }
+  // With the reason (errno, which the open or the read set): a missing
+  // file and one the server's user may not read looked alike (found by an
+  // operator review, session 31).
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(StrCat("cannot read config ", path));
+  if (!in) return absl::NotFoundError(StrCat("cannot read config ", path, ": ", std::strerror(errno)));
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad()) return absl::NotFoundError(StrCat("cannot read config ", path));
+  if (in.bad()) return absl::NotFoundError(StrCat("cannot read config ", path, ": ", std::strerror(errno)));
   return ParseConfig(text.str(), path);
 }
 
@@ -481,9 +485,10 @@ absl::Status CheckStartPolicy(const ServerConfig& config) {
 namespace {
 
 absl::StatusOr<std::string> ReadKeyFile(const std::string& path) {
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
   std::string key;
-  if (!in) return absl::NotFoundError(StrCat("cannot read ", path));
+  if (!in) return absl::NotFoundError(StrCat("cannot read ", path, ": ", std::strerror(errno)));
   if (!std::getline(in, key) || key.find_first_not_of(" \t\r\v\f") == std::string::npos) {
     return absl::DataLossError(StrCat(path, " is empty (delete it to make a new one)"));
   }

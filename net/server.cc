@@ -3,7 +3,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -11,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
@@ -46,13 +50,24 @@ absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerC
                    ec);
   // OpenSSL says only "asio.ssl error" for a file it cannot read: say
   // which, and whether it is there at all.
+  // A file there but not readable by the server's user (a root-owned
+  // 0600 key under the unit's User=) read as "not a PEM private key" (found
+  // by an operator review, session 31): say why it cannot be read.
   auto file_error = [](std::string_view key, const std::string& path, std::string_view want,
                        const ErrorCode& e) {
     std::error_code exists_ec;
-    const bool there = std::filesystem::exists(path, exists_ec);
-    return absl::InvalidArgumentError(
-        there ? StrCat(key, " ", path, ": not ", want, " OpenSSL can read (", e.message(), ")")
-              : StrCat(key, " ", path, ": no such file"));
+    if (!std::filesystem::exists(path, exists_ec)) {
+      return absl::InvalidArgumentError(StrCat(key, " ", path, ": no such file"));
+    }
+    if (std::FILE* f = std::fopen(path.c_str(), "r"); f == nullptr) {
+      return absl::InvalidArgumentError(StrCat(key, " ", path, ": cannot read it: ", std::strerror(errno)));
+    } else {
+      std::fclose(f);
+    }
+    if (absl::StrContains(e.message(), "key values mismatch")) {
+      return absl::InvalidArgumentError(StrCat(key, " ", path, ": does not match the certificate in tls_cert"));
+    }
+    return absl::InvalidArgumentError(StrCat(key, " ", path, ": not ", want, " OpenSSL can read (", e.message(), ")"));
   };
   // An encrypted key would make OpenSSL ask for a pass phrase on the
   // terminal and wait: refuse it at once instead.

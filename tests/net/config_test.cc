@@ -234,6 +234,14 @@ std::string ReadSourceFile(const std::string& relative) {
   return text.str();
 }
 
+// A config that cannot be read says why (found by an operator review,
+// session 31: a missing and an unreadable file looked alike).
+TEST(Config, AFileThatCannotBeReadSaysWhy) {
+  absl::StatusOr<ServerConfig> missing = LoadConfigFile("/nonexistent/pointledgerd.toml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(), "cannot read config /nonexistent/pointledgerd.toml: No such file or directory");
+}
+
 // The example a service install starts from loads as it is, passes the
 // start policy, and the unit's LimitNOFILE covers its connections_max
 // (served, refused, and the server's own descriptors).

@@ -1194,6 +1194,22 @@ std::string TlsConfig(const TempDir& dir) {
   return StrCat("tls_cert = \"", dir.Sub("cert.pem"), "\"\ntls_key = \"", dir.Sub("key.pem"), "\"\n");
 }
 
+// A key that is not the certificate's says so, not "not a PEM private
+// key" (found by an operator review, session 31).
+TEST(Server, ATlsKeyOfAnotherCertificateIsNamedSo) {
+  TempDir a, b;
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl";
+  ASSERT_TRUE(MakeLocalhostCert(a));
+  ASSERT_TRUE(MakeLocalhostCert(b));
+  testing::WriteFile(a.Sub("tls.toml"), StrCat("tls_cert = \"", a.Sub("cert.pem"), "\"\ntls_key = \"",
+                                               b.Sub("key.pem"), "\"\n"));
+  std::string log;
+  EXPECT_NE(ServerProcess::RunToExit({"--data", a.Sub("data"), "--config", a.Sub("tls.toml")}, &log), 0);
+  EXPECT_NE(log.find(StrCat("tls_key ", b.Sub("key.pem"), ": does not match the certificate in tls_cert")),
+            std::string::npos)
+      << log;
+}
+
 TEST(Server, Tls) {
   TempDir dir;
   if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl";
