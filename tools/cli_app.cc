@@ -770,7 +770,8 @@ int Cli::ConnectFailed(const absl::Status& s) {
   if (absl::IsUnauthenticated(s)) {
     return ReportError(Out(), s,
                        "The server refused the API key. Pass it with --key KEY, --key-file FILE (the server "
-                       "creates DATA/admin.key at its first start) or $POINTLEDGER_KEY.");
+                       "creates DATA/admin.key at its first start, and uses it only while its config has no "
+                       "[[key]] tables) or $POINTLEDGER_KEY.");
   }
   // A certificate refused is the server answering, not the server missing
   // (found in review, session 20: it got the "Is it running?" hint).

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -105,6 +106,17 @@ absl::Status Serve(const Flags& flags) {
                                             .rebuild_memory_entries = config.rebuild_memory_rows,
                                             // Stamped and named as the server's own lines.
                                             .log = [](std::string_view line) { net::LogLine(line); }}));
+  if (!config.keys.empty()) {
+    // The first start's key stops working once the config names keys;
+    // without a word, its owner was only told "unknown API key" (found by
+    // an operator review, session 31).
+    const std::filesystem::path old_key = std::filesystem::path(config.data_dir) / "admin.key";
+    if (std::error_code ec; std::filesystem::exists(old_key, ec)) {
+      net::LogLine(StrCat("note: ", old_key.string(),
+                          " is not a key of this server: the config's [[key]] tables are its keys "
+                          "(docs/operations.md, \"API keys\")"));
+    }
+  }
   if (config.keys.empty()) {
     PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&config));
     // Made 0600; one loosened by hand (or copied without its mode) still
