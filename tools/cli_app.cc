@@ -782,7 +782,10 @@ int Cli::ConnectFailed(const absl::Status& s) {
                        "certificate has not expired; a server without TLS fails this way too.");
   }
   // Full is not down (found in review, session 30: it said "Is it running?").
-  if (absl::IsUnavailable(s) && absl::StrContains(s.message(), "server_busy")) {
+  // Only a refused connection: a full map is server_busy too, and was
+  // blamed on connections_max (found by an operator review, session 31).
+  if (absl::IsUnavailable(s) && absl::StrContains(s.message(), "server_busy") &&
+      absl::StrContains(s.message(), "connections_max")) {
     return ReportError(Out(), s,
                        StrCat("pointledgerd at ", g_.server,
                               " is running but refused the connection: it serves connections_max "

@@ -315,6 +315,20 @@ TEST_F(OpsE2E, AFullServerIsNotCalledUnreachable) {
   EXPECT_EQ(busy.err.find("Is it running"), std::string::npos) << busy.err;
 }
 
+// A full map is server_busy too, but not connections_max: the hint for a
+// refused connection is not given (found by an operator review, session 31).
+TEST_F(OpsE2E, AFullMapIsNotBlamedOnConnectionsMax) {
+  server_->Stop();
+  const std::string config = dir_.path() + "/small.toml";
+  std::ofstream(config) << "map_size_mb = 1\n";
+  server_ = std::make_unique<ServerProcess>(dir_.path() + "/small", std::vector<std::string>{"--config", config});
+  ASSERT_TRUE(server_->ready()) << server_->log();
+  const RunResult full = Cli({"load", "--connections", "1", "--count", "20000", "--batch", "100"});
+  EXPECT_EQ(full.exit_code, 2) << full.out;
+  EXPECT_NE(full.err.find("the log environment is full"), std::string::npos) << full.err;
+  EXPECT_EQ(full.err.find("connections_max"), std::string::npos) << full.err;
+}
+
 // pointledgerd's own usage errors exit 2, like pointledger's (and it never
 // starts on a default directory: --data or --config is required). Run under
 // timeout(1) in an empty directory, so a server that did start cannot hang
