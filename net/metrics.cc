@@ -176,7 +176,7 @@ std::string FormatMetrics(const ServerSnapshot& s) {
   Value(&out, "pointledger_reports_running", "", s.reports_running);
 
   const CommitterStats& c = s.committer;
-  Metric(&out, "pointledger_commits_total", "counter", "Group commits (durable LMDB write transactions).");
+  Metric(&out, "pointledger_commits_total", "counter", "Group commits (one write-ahead log append and fdatasync each).");
   Value(&out, "pointledger_commits_total", "", c.commits);
   Metric(&out, "pointledger_batches_total", "counter", "Batches committed.");
   Value(&out, "pointledger_batches_total", "", c.batches);
@@ -186,7 +186,7 @@ std::string FormatMetrics(const ServerSnapshot& s) {
          "Batches answered server_busy (queue full, or storage such as a full map).");
   Value(&out, "pointledger_busy_batches_total", "", c.busy_batches);
   Metric(&out, "pointledger_results_total", "counter",
-         "First-time results by code: ok is committed, every other code is a recorded rejection.");
+         "First-time results by code: ok is committed; the others are rejections, recorded unless they depend on the request alone (permission_denied, invalid_amount ...).");
   for (size_t code = 0; code < c.results_by_code.size(); ++code) {
     Value(&out, "pointledger_results_total",
           StrCat("code=\"", ledger::CodeName(static_cast<ledger::Code>(code)), "\""), c.results_by_code[code]);
