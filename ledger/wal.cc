@@ -473,6 +473,20 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   PL_ASSIGN_OR_RETURN(const std::vector<uint64_t> numbers, ListSegments(options.dir));
+  // A directory or segment this process may not write (another user's, a
+  // read-only mount) fails the open: found later, by the thread that
+  // readies segments, it read as a full disk, retried every second, and
+  // the server started and answered every batch server_busy (found by an
+  // operator review, session 31).
+  if (::access(options.dir.c_str(), W_OK) != 0) {
+    return Errno(errno, StrCat("cannot write in ", options.dir));
+  }
+  for (const uint64_t number : numbers) {
+    const std::string path = wal->PathOf(number);
+    if (::access(path.c_str(), W_OK) != 0 && errno != ENOENT) {
+      return Errno(errno, StrCat("cannot write ", path));
+    }
+  }
   // What is read back must be on the disk before anything builds on it
   // (wal.h), so every segment is synced first (a failed sync leaves it
   // unknown: refuse to open), then dropped from the page cache so that

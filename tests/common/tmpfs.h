@@ -38,6 +38,8 @@ class Tmpfs {
     const std::string options = StrCat("size=", size_mb, "m");
     return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, options.c_str()) == 0;
   }
+  // The same contents, read-only (EROFS for every write).
+  bool RemountReadOnly() { return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, nullptr) == 0; }
 
  private:
   std::string dir_;
