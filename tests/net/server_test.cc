@@ -688,6 +688,30 @@ TEST(Server, AnAdminKeyFileTheConfigReplacesIsNamedAtStart) {
   EXPECT_EQ(server->Stop(), 0);
 }
 
+// Keys beyond loopback without TLS are allowed, and warned of (found by
+// an operator review, session 31: the docs say not to, the start said
+// nothing).
+TEST(Server, PlainTextBeyondLoopbackIsWarnedOf) {
+  TempDir dir;
+  // A port in use stops each start after its warnings.
+  auto taken = ServerProcess::Start(dir.Sub("taken"));
+  ASSERT_NE(taken, nullptr);
+  const std::string in_use = StrCat("127.0.0.1:", taken->port());
+  testing::WriteFile(dir.Sub("config.toml"), StrCat("listen = \"0.0.0.0:0\"\n", ThreeKeyConfig()));
+  std::string log;
+  EXPECT_NE(ServerProcess::RunToExit(
+                {"--config", dir.Sub("config.toml"), "--data", dir.Sub("data"), "--metrics-listen", in_use}, &log),
+            0);
+  EXPECT_NE(log.find("warning: listening on 0.0.0.0:0 beyond loopback without TLS"), std::string::npos) << log;
+  testing::WriteFile(dir.Sub("loopback.toml"), ThreeKeyConfig());
+  EXPECT_NE(ServerProcess::RunToExit(
+                {"--config", dir.Sub("loopback.toml"), "--data", dir.Sub("data"), "--metrics-listen", in_use}, &log),
+            0);
+  EXPECT_NE(log.find(StrCat("cannot listen on ", in_use)), std::string::npos) << log;
+  EXPECT_EQ(log.find("without TLS"), std::string::npos) << log;
+  EXPECT_EQ(taken->Stop(), 0);
+}
+
 TEST(Server, PermissionDeniedByProgramAndByScope) {
   TempDir dir;
   auto server = StartWithConfig(dir, ThreeKeyConfig());
