@@ -1528,7 +1528,16 @@ absl::StatusOr<ChainHead> Ledger::Backup(const std::string& to_dir) {
   // The copies are made under TO/.partial and moved into place only when
   // whole: a copy cut short (killed, a full disk) has a meta page pointing
   // past its end, and reading it through the map would crash every tool.
+  // A directory made here is its owner's alone (0700): the copies hold
+  // every member's data, and under a shell's umask 022 they were readable
+  // by every local user (found by an operator review, session 31). One
+  // given empty keeps the mode its owner chose.
+  const bool made = !fs::exists(to, ec);
   PL_RETURN_IF_ERROR(CreateDirectory(to));
+  if (made) {
+    fs::permissions(to, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec) return absl::InternalError(StrCat("making ", to_dir, " its owner's alone: ", ec.message()));
+  }
   const fs::path partial = to / ".partial";
   PL_RETURN_IF_ERROR(CreateDirectory(partial));
   auto stop_at = [&](std::string_view step) {

@@ -1138,6 +1138,8 @@ TEST_F(WalTest, ABackupHoldsWhatOnlyTheWriteAheadLogHad) {
   // Copied under .partial and moved into place whole (session 18).
   EXPECT_FALSE(fs::exists(fs::path(to) / ".partial"));
   EXPECT_TRUE(fs::exists(fs::path(to) / "state" / "data.mdb"));
+  // Every member's data: the directory it made is its owner's alone (session 31).
+  EXPECT_EQ(fs::status(to).permissions() & fs::perms::all, fs::perms::owner_all);
   Options options;
   options.dir = to;
   options.clock = &clock_;
