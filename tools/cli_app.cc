@@ -28,6 +28,7 @@
 #include "ledger/limits.h"
 #include "ledger/status.h"
 #include "net/client.h"
+#include "net/limits.h"
 #include "tools/cli_fields.h"
 #include "tools/cli_finance.h"
 #include "tools/cli_ops.h"
@@ -273,6 +274,10 @@ Cli::Cli()
     : app_("pointledger: post to and query a PointLedger loyalty-points ledger (pointledgerd).", "pointledger") {
   app_.fallthrough();  // inherited by every subcommand: global options may follow the command
   app_.require_subcommand(1);
+  // What an upgrade changes (docs/operations.md, "Upgrades").
+  app_.set_version_flag("--version", StrCat("pointledger (PointLedger): reads record formats ",
+                                            ledger::kRecordFormatMin, "-", ledger::kRecordFormat,
+                                            "; protocol version ", net::kProtocolVersion));
   AddGlobals();
   for (const KindSpec& spec : PostableKinds()) AddKindCommand(spec);
   AddPostCommands();

@@ -180,6 +180,12 @@ int main(int argc, char** argv) {
                  "Serve Prometheus metrics on HOST:PORT at /metrics (overrides metrics_listen)");
   CLI::Option* config = app.add_option("--config", flags.config,
                                        "TOML config file: keys, limits, TLS (docs/operations.md)");
+  // What an upgrade changes (docs/operations.md, "Upgrades").
+  app.set_version_flag("--version", pointledger::StrCat("pointledgerd (PointLedger): writes record format ",
+                                                        pointledger::ledger::kRecordFormat, ", reads ",
+                                                        pointledger::ledger::kRecordFormatMin, "-",
+                                                        pointledger::ledger::kRecordFormat, "; protocol version ",
+                                                        pointledger::net::kProtocolVersion));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

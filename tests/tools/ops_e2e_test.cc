@@ -349,6 +349,15 @@ TEST(PointledgerdUsage, MissingDataOrABadOptionIsExitTwo) {
   for (const RunResult* r : {&no_data, &bogus}) EXPECT_EQ(r->err.rfind("pointledgerd: ", 0), 0u) << r->err;
   const RunResult help = RunProcess({"/usr/bin/timeout", "10", BinPath("pointledgerd"), "--help"}, dir.path());
   EXPECT_EQ(help.exit_code, 0) << help.err;
+  // What an upgrade changes, for its procedure (session 31).
+  const RunResult version = RunProcess({"/usr/bin/timeout", "10", BinPath("pointledgerd"), "--version"}, dir.path());
+  EXPECT_EQ(version.exit_code, 0) << version.err;
+  EXPECT_EQ(version.out, StrCat("pointledgerd (PointLedger): writes record format ", ledger::kRecordFormat,
+                                ", reads 1-", ledger::kRecordFormat, "; protocol version 1\n"));
+  const RunResult cli = RunProcess({"/usr/bin/timeout", "10", BinPath("pointledger"), "--version"}, dir.path());
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(cli.out, StrCat("pointledger (PointLedger): reads record formats 1-", ledger::kRecordFormat,
+                            "; protocol version 1\n"));
 }
 
 }  // namespace
