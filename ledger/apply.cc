@@ -420,6 +420,13 @@ absl::StatusOr<Result> Applier::ApplyOne(const Transaction& tx, const Auth& auth
   // meanwhile, recorded, would be recorded again at every retry, since
   // the id cannot answer it as a duplicate.
   if (sweep_id_held_ && (code != Code::kOk || c.postings.empty())) return refuse(code);
+  // Nor does a sweep's item take its id with a rejection (format 7): the
+  // lot's or hold's state already keeps it from being booked twice, and a
+  // recorded rejection was the item's answer for good. A linked chain
+  // [release H, hold_timeout H] did that before H's deadline: the chain
+  // failed, H was pending again, and its timeout was hold_not_pending
+  // forever (found in review, session 31).
+  if (rules_ >= 7 && IsSweepKind(tx.kind) && code != Code::kOk) return refuse(code);
   return Record(tx, code, ts);
 }
 
@@ -452,7 +459,12 @@ absl::StatusOr<std::optional<Result>> Applier::Precheck(const Transaction& tx, c
     // field. Within one program the order is the declaration's.
     const std::string_view diff =
         original->tx.program != tx.program ? "program" : FirstDifference(original->tx, tx);
-    if (diff.empty()) {
+    // A sweep's item that an older format recorded as a rejection is
+    // decided again by its state since format 7 (see ApplyOne: the
+    // rejection may have been taken while its hold was pending).
+    const bool decide_again = rules_ >= 7 && IsSweepKind(tx.kind) && CheckSweepId(tx) == Code::kOk &&
+                              original->result.code != Code::kOk;
+    if (diff.empty() && !decide_again) {
       result = original->result;
       result.duplicate = true;
       return std::optional<Result>(result);

@@ -256,7 +256,10 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      or hold's state, and leaves the id to that transaction: it was
 //      id_conflict, and the lot never expired or the hold never timed out.
 //      Decided so, a rejection or an expire that books nothing is not
-//      recorded (the state alone keeps it from being booked twice).
+//      recorded (the state alone keeps it from being booked twice). Nor
+//      is any rejection of a sweep's item (a linked chain made one take
+//      the id while its hold stayed pending), and one an older format
+//      recorded is decided again.
 inline constexpr uint8_t kRecordFormatMin = 1;
 inline constexpr uint8_t kRecordFormat = 7;
 

@@ -478,12 +478,13 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const Options& options, uint64_t 
   // readies segments, it read as a full disk, retried every second, and
   // the server started and answered every batch server_busy (found by an
   // operator review, session 31).
-  if (::access(options.dir.c_str(), W_OK) != 0) {
+  // AT_EACCESS: the effective ids (and capabilities), as the writes use.
+  if (::faccessat(AT_FDCWD, options.dir.c_str(), W_OK, AT_EACCESS) != 0) {
     return Errno(errno, StrCat("cannot write in ", options.dir));
   }
   for (const uint64_t number : numbers) {
     const std::string path = wal->PathOf(number);
-    if (::access(path.c_str(), W_OK) != 0 && errno != ENOENT) {
+    if (::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0 && errno != ENOENT) {
       return Errno(errno, StrCat("cannot write ", path));
     }
   }

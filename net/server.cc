@@ -102,7 +102,9 @@ class SweepSink : public JobSink {
           if (refused++ == 0) first_refused = i;
           continue;
         }
-        if (r.duplicate) continue;
+        // Booked now: not a duplicate, nor an expire of a lot consumed
+        // meanwhile decided under an id another holds (not recorded, seq 0).
+        if (r.duplicate || r.seq == 0) continue;
         if (job->transactions[i].kind == ledger::Kind::kExpire) {
           ++expired;
         } else {
@@ -113,9 +115,10 @@ class SweepSink : public JobSink {
         LogLine(StrCat("sweep: ", expired, " lots expired, ", released, " holds timed out"));
       }
       // A refused item stays due and is refused again every second. Since
-      // record format 7 no id taken before it refuses it (docs/semantics.md,
-      // step 5), so this is for what nobody foresaw: said, but not every
-      // second (found in review, session 21: it was silent).
+      // record format 7 no id taken before it, nor a rejection recorded for
+      // it by an older format, refuses it (docs/semantics.md, step 5), so
+      // this is for what nobody foresaw: said, but not every second (found
+      // in review, session 21: it was silent).
       const auto now = std::chrono::steady_clock::now();
       if (refused > 0 && (!refusal_logged_ || now - *refusal_logged_ >= std::chrono::minutes(1))) {
         refusal_logged_ = now;

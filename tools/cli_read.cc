@@ -297,7 +297,7 @@ int RunSettleStatement(Reader& reader, const Output& o, const std::string& progr
       if (code == "partner_not_found") {
         return NotFound(o, StrCat("no partner '", Shown(partner), "' in program '", Shown(program), "'"));
       }
-      return NotFound(o, message);
+      return NotFound(o, Shown(message));
     }
     return ReportError(o, s.status());
   }

@@ -354,6 +354,76 @@ TEST_F(HoldTest, AnotherKindUnderAHoldsTimeoutIdDoesNotKeepItPending) {
   EXPECT_EQ(audit->discrepancy_count, 0u) << Describe(audit->discrepancies);
 }
 
+// The hold's own timeout, as the sweep makes it, posted before its time.
+Transaction TimeoutOf(const std::string& hold_key) {
+  Transaction t;
+  t.kind = Kind::kHoldTimeout;
+  t.program = "acme";
+  t.ref = TxIdFromKey("acme", hold_key);
+  t.id = HoldTimeoutId("acme", t.ref);
+  return t;
+}
+
+// A linked chain [release H, H's timeout] before H's deadline: the release
+// succeeds in the chain, the timeout is hold_not_pending, the chain rolls
+// back and H is pending again. Until format 7 that rejection was recorded
+// again outside the chain, under the one id H's timeout has, and H's
+// points stayed reserved for good (found in review, session 31). Since,
+// a sweep's item never takes its id with a rejection.
+TEST_F(HoldTest, AChainThatFailsOnAHoldsTimeoutLeavesTheIdToTheSweep) {
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 30, 60, "hold-a")).code, Code::kOk);
+  const uint64_t head = MustHead().seq;
+  const std::vector<Result> chain = Apply({Linked(Release("acme", "hold-a", "rel-a")), TimeoutOf("hold-a")});
+  EXPECT_EQ(chain[0].code, Code::kLinkedEventFailed);
+  EXPECT_EQ(chain[1].code, Code::kHoldNotPending);
+  EXPECT_EQ(chain[1].seq, 0u);  // not recorded
+  EXPECT_EQ(MustHead().seq, head);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 30u);
+  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  const Result timed_out = Apply1(due[0]);
+  EXPECT_EQ(timed_out.code, Code::kOk);
+  EXPECT_FALSE(timed_out.duplicate);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+}
+
+// A ledger where format 6 recorded that rejection heals under format 7:
+// the sweep's item, answered by a recorded rejection, is decided again by
+// the hold's state.
+TEST_F(HoldTest, ATimeoutRecordedAsARejectionByFormatSixIsDecidedAgain) {
+  record_format_ = 6;
+  Reopen();
+  ASSERT_EQ(Apply1(Hold("acme", "alice", 30, 60, "hold-a")).code, Code::kOk);
+  const std::vector<Result> chain = Apply({Linked(Release("acme", "hold-a", "rel-a")), TimeoutOf("hold-a")});
+  ASSERT_EQ(chain[1].code, Code::kHoldNotPending);
+  ASSERT_NE(chain[1].seq, 0u);  // format 6: recorded, the id taken
+  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+  std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  const Result stuck = Apply1(due[0]);
+  EXPECT_EQ(stuck.code, Code::kHoldNotPending);
+  EXPECT_TRUE(stuck.duplicate);
+  record_format_ = kRecordFormat;
+  Reopen();
+  due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  const Result timed_out = Apply1(due[0]);
+  EXPECT_EQ(timed_out.code, Code::kOk);
+  EXPECT_FALSE(timed_out.duplicate);
+  EXPECT_NE(timed_out.seq, 0u);
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+  // The id keeps its first record; the reopened ledger and the rebuild agree.
+  absl::StatusOr<std::optional<TxRecord>> holder = ledger_->GetTransaction(due[0].id);
+  ASSERT_TRUE(holder.ok() && holder->has_value());
+  EXPECT_EQ((*holder)->seq, chain[1].seq);
+  Reopen();
+  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+  absl::StatusOr<AuditReport> audit = ledger_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->discrepancy_count, 0u) << Describe(audit->discrepancies);
+}
+
 // Format 6 keeps its rule: a ledger written by an older binary replays as
 // it was decided (docs/storage.md, "Compatibility").
 TEST_F(HoldTest, AFormatSixTimeoutUnderATakenIdStaysAConflict) {

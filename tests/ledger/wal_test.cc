@@ -4,6 +4,7 @@
 // changed under acknowledged ones is DataLoss, never skipped; segments are
 // reused, so the directory stays small; read-only readers and backups see
 // the commits that are only in the write-ahead log.
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1131,7 +1132,9 @@ TEST_F(WalTest, ABackupHoldsWhatOnlyTheWriteAheadLogHad) {
   EXPECT_TRUE(absl::IsInvalidArgument(ledger_->Backup(dir_ + "/backup").status()));
   EXPECT_FALSE(fs::exists(dir_ + "/backup"));
   const std::string to = backups_ + "/backup";
+  const mode_t umask_was = ::umask(022);  // a shell's: the mode below must not come from it
   absl::StatusOr<ChainHead> backed = ledger_->Backup(to);
+  ::umask(umask_was);
   ASSERT_TRUE(backed.ok()) << backed.status();
   EXPECT_EQ(backed->seq, 21u);
   EXPECT_FALSE(fs::exists(fs::path(to) / "wal"));

@@ -636,14 +636,17 @@ Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns)
     // keys are per program; docs/semantics.md).
     const std::string diff =
         it->second.tx.program != t.program ? "program" : FirstDiff(it->second.tx, t);
-    if (diff.empty()) {
+    const bool sweep_item = (t.kind == Kind::kExpire || t.kind == Kind::kHoldTimeout) && SweepIdOk(t);
+    // Format 7: a sweep's item recorded as a rejection (by an older
+    // format) is decided again by its state.
+    if (diff.empty() && !(sweep_item && it->second.result.code != Code::kOk)) {
       Result r = it->second.result;
       r.duplicate = true;
       return r;
     }
     // Format 7: the sweep's own item (its derived id, its content only) is
     // decided by its lot's or hold's state and leaves the id to its holder.
-    if (!((t.kind == Kind::kExpire || t.kind == Kind::kHoldTimeout) && SweepIdOk(t))) {
+    if (!sweep_item) {
       Result r = CodeOnly(Code::kIdConflict);
       r.conflict_field = diff;
       return r;
@@ -659,6 +662,8 @@ Result Model::ApplyOne(const Transaction& t, const Auth& auth, int64_t clock_ns)
   const Code code = ApplyKind(s);
   if (s.not_recorded) return refuse(code);
   if (id_held && (code != Code::kOk || s.postings.empty())) return refuse(code);
+  // Format 7: a sweep's item never takes its id with a rejection.
+  if ((t.kind == Kind::kExpire || t.kind == Kind::kHoldTimeout) && code != Code::kOk) return refuse(code);
   return Record(t, code, s.ts, &s, /*take_id=*/!id_held);
 }
 
