@@ -13,6 +13,17 @@ class HoldTest : public AcmeTest {
     if (HasFatalFailure()) return;
     ASSERT_EQ(Apply1(Earn("acme", "alice", 100, "e1")).code, Code::kOk);
   }
+
+  // 61 s on: the sweep's one due item, a timeout, releases alice's held points.
+  void ExpectTheSweepTimesItOut() {
+    clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
+    const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+    ASSERT_EQ(due.size(), 1u);
+    const Result timed_out = Apply1(due[0]);
+    EXPECT_EQ(timed_out.code, Code::kOk);
+    EXPECT_FALSE(timed_out.duplicate);
+    EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+  }
 };
 
 TEST_F(HoldTest, HoldReservesPointsAsPending) {
@@ -278,13 +289,7 @@ TEST_F(HoldTest, ATimeoutWithAnotherHoldsIdTakesNoId) {
   const Result r = Apply1(forged);
   EXPECT_EQ(r.code, Code::kInvalidAmount);
   EXPECT_EQ(r.seq, 0u);  // not recorded
-  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
-  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
-  ASSERT_EQ(due.size(), 1u);
-  const Result timed_out = Apply1(due[0]);
-  EXPECT_EQ(timed_out.code, Code::kOk);
-  EXPECT_FALSE(timed_out.duplicate);
-  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+  ExpectTheSweepTimesItOut();
 }
 
 // Nor may a timeout carry anything the sweep's would not (a time, a
@@ -349,9 +354,7 @@ TEST_F(HoldTest, AnotherKindUnderAHoldsTimeoutIdDoesNotKeepItPending) {
   ASSERT_TRUE(holder.ok() && holder->has_value());
   EXPECT_EQ((*holder)->tx.kind, Kind::kRedeem);
   // The rebuild from seq 1 decides the same: the id stays the redeem's.
-  absl::StatusOr<AuditReport> audit = ledger_->Audit();
-  ASSERT_TRUE(audit.ok()) << audit.status();
-  EXPECT_EQ(audit->discrepancy_count, 0u) << Describe(audit->discrepancies);
+  ExpectAuditClean();
 }
 
 // The hold's own timeout, as the sweep makes it, posted before its time.
@@ -379,13 +382,7 @@ TEST_F(HoldTest, AChainThatFailsOnAHoldsTimeoutLeavesTheIdToTheSweep) {
   EXPECT_EQ(chain[1].seq, 0u);  // not recorded
   EXPECT_EQ(MustHead().seq, head);
   EXPECT_EQ(MustBalance("acme", "alice").pending, 30u);
-  clock_.Set(clock_.NowNs() + 61 * kNanosPerSecond);
-  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
-  ASSERT_EQ(due.size(), 1u);
-  const Result timed_out = Apply1(due[0]);
-  EXPECT_EQ(timed_out.code, Code::kOk);
-  EXPECT_FALSE(timed_out.duplicate);
-  EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
+  ExpectTheSweepTimesItOut();
 }
 
 // A ledger where format 6 recorded that rejection heals under format 7:
@@ -419,9 +416,7 @@ TEST_F(HoldTest, ATimeoutRecordedAsARejectionByFormatSixIsDecidedAgain) {
   EXPECT_EQ((*holder)->seq, chain[1].seq);
   Reopen();
   EXPECT_EQ(MustBalance("acme", "alice").pending, 0u);
-  absl::StatusOr<AuditReport> audit = ledger_->Audit();
-  ASSERT_TRUE(audit.ok()) << audit.status();
-  EXPECT_EQ(audit->discrepancy_count, 0u) << Describe(audit->discrepancies);
+  ExpectAuditClean();
 }
 
 // Format 6 keeps its rule: a ledger written by an older binary replays as

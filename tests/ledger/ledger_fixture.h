@@ -338,6 +338,13 @@ class LedgerTest : public ::testing::Test {
     return rec.ok() ? *rec : std::nullopt;
   }
 
+  // The rebuild from seq 1 agrees with the stored state.
+  void ExpectAuditClean() {
+    absl::StatusOr<AuditReport> audit = ledger_->Audit();
+    ASSERT_TRUE(audit.ok()) << audit.status();
+    EXPECT_EQ(audit->discrepancy_count, 0u) << Describe(audit->discrepancies);
+  }
+
   std::vector<Transaction> MustCollectDue(int64_t as_of_ns) {
     absl::StatusOr<std::vector<Transaction>> due = ledger_->CollectDue(as_of_ns, 1000);
     EXPECT_TRUE(due.ok()) << due.status();

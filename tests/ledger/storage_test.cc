@@ -110,20 +110,31 @@ TEST(LmdbErrorTest, AnIoErrorSaysAFullDiskLooksLikeOne) {
   EXPECT_TRUE(absl::IsResourceExhausted(lmdb::FromMdb(MDB_MAP_FULL, "put")));
 }
 
+// For the tests below, which open their own ledger more than once: a fresh
+// directory, and the options of a ledger in it on a fake clock.
+std::string FreshDir(const std::string& name) {
+  std::string pattern = "/tmp/" + name + ".XXXXXX";
+  PL_CHECK(mkdtemp(pattern.data()) != nullptr);
+  return pattern;
+}
+
+Options LedgerIn(const std::string& dir, uint64_t map_size_bytes, FakeClock* clock) {
+  Options options;
+  options.dir = dir;
+  options.map_size_bytes = map_size_bytes;
+  options.clock = clock;
+  return options;
+}
+
 // The log environment's room (docs/storage.md, "Room"): what the
 // write-ahead log holds past it counts as taken, after a restart too, when
 // the open recovered it from the write-ahead log alone. Found by mutation
 // testing (session 22): not counting the recovered tail passed, and the
 // batch it let in could never be checkpointed (the log map is full).
 TEST(LogRoomTest, TheRecoveredTailCountsAfterARestart) {
-  char pattern[] = "/tmp/pl_log_room_test.XXXXXX";
-  ASSERT_NE(mkdtemp(pattern), nullptr);
-  const std::string dir = pattern;
+  const std::string dir = FreshDir("pl_log_room_test");
   FakeClock clock;
-  Options options;
-  options.dir = dir;
-  options.map_size_bytes = uint64_t{1} << 20;
-  options.clock = &clock;
+  Options options = LedgerIn(dir, uint64_t{1} << 20, &clock);
   options.checkpoint_on_close = false;  // everything stays in the write-ahead log
   options.checkpoint_entries = uint64_t{1} << 40;
   options.checkpoint_interval_ms = int64_t{1} << 40;
@@ -170,14 +181,9 @@ TEST(LogRoomTest, TheRecoveredTailCountsAfterARestart) {
 // as "the log environment is full". The open refuses it, saying what to
 // raise (found by an operator review, session 31).
 TEST(MapSizeTest, AMapSmallerThanTheDataAlreadyThereIsRefusedAtTheOpen) {
-  char pattern[] = "/tmp/pl_map_size_test.XXXXXX";
-  ASSERT_NE(mkdtemp(pattern), nullptr);
-  const std::string dir = pattern;
+  const std::string dir = FreshDir("pl_map_size_test");
   FakeClock clock;
-  Options options;
-  options.dir = dir;
-  options.map_size_bytes = uint64_t{64} << 20;
-  options.clock = &clock;
+  Options options = LedgerIn(dir, uint64_t{64} << 20, &clock);
   {
     absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(options);
     ASSERT_TRUE(ledger.ok()) << ledger.status();
@@ -216,17 +222,12 @@ TEST(MapSizeTest, AMapSmallerThanTheDataAlreadyThereIsRefusedAtTheOpen) {
 // the server started and answered every batch server_busy (found by an
 // operator review, session 31). Needs root to mount; skipped without.
 TEST(WalDirTest, AWalDirectoryThatCannotBeWrittenFailsTheOpen) {
-  char pattern[] = "/tmp/pl_wal_dir_test.XXXXXX";
-  ASSERT_NE(mkdtemp(pattern), nullptr);
-  const std::string dir = pattern;
+  const std::string dir = FreshDir("pl_wal_dir_test");
   {
     test::Tmpfs wal(dir + "/wal", 8);
     if (!wal.ok()) GTEST_SKIP() << wal.why();
     FakeClock clock;
-    Options options;
-    options.dir = dir;
-    options.map_size_bytes = uint64_t{64} << 20;
-    options.clock = &clock;
+    const Options options = LedgerIn(dir, uint64_t{64} << 20, &clock);
     {
       absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(options);
       ASSERT_TRUE(ledger.ok()) << ledger.status();
