@@ -462,9 +462,8 @@ absl::StatusOr<std::optional<Result>> Applier::Precheck(const Transaction& tx, c
     // A sweep's item that an older format recorded as a rejection is
     // decided again by its state since format 7 (see ApplyOne: the
     // rejection may have been taken while its hold was pending).
-    const bool decide_again = rules_ >= 7 && IsSweepKind(tx.kind) && CheckSweepId(tx) == Code::kOk &&
-                              original->result.code != Code::kOk;
-    if (diff.empty() && !decide_again) {
+    const bool sweep_item = rules_ >= 7 && IsSweepKind(tx.kind) && CheckSweepId(tx) == Code::kOk;
+    if (diff.empty() && !(sweep_item && original->result.code != Code::kOk)) {
       result = original->result;
       result.duplicate = true;
       return std::optional<Result>(result);
@@ -475,7 +474,7 @@ absl::StatusOr<std::optional<Result>> Applier::Precheck(const Transaction& tx, c
     // never timed out: the sweep's item was id_conflict forever (found in
     // review, session 31). Since format 7 it is decided all the same, if
     // it is exactly what the sweep makes (a hand-made one stays a conflict).
-    if (!(rules_ >= 7 && IsSweepKind(tx.kind) && CheckSweepId(tx) == Code::kOk)) {
+    if (!sweep_item) {
       result.code = Code::kIdConflict;
       result.conflict_field = std::string(diff);
       return std::optional<Result>(result);

@@ -1,9 +1,9 @@
 #include "net/server.h"
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -49,21 +49,20 @@ absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerC
                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
                    ec);
   // OpenSSL says only "asio.ssl error" for a file it cannot read: say
-  // which, and whether it is there at all.
-  // A file there but not readable by the server's user (a root-owned
-  // 0600 key under the unit's User=) read as "not a PEM private key" (found
-  // by an operator review, session 31): say why it cannot be read.
+  // which, whether it is there at all, and why the server's user cannot
+  // read it (a root-owned 0600 key under the unit's User= read as "not a
+  // PEM private key": found by an operator review, session 31).
   auto file_error = [](std::string_view key, const std::string& path, std::string_view want,
                        const ErrorCode& e) {
     std::error_code exists_ec;
     if (!std::filesystem::exists(path, exists_ec)) {
       return absl::InvalidArgumentError(StrCat(key, " ", path, ": no such file"));
     }
-    if (std::FILE* f = std::fopen(path.c_str(), "r"); f == nullptr) {
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (f == nullptr) {
       return absl::InvalidArgumentError(StrCat(key, " ", path, ": cannot read it: ", std::strerror(errno)));
-    } else {
-      std::fclose(f);
     }
+    std::fclose(f);
     if (absl::StrContains(e.message(), "key values mismatch")) {
       return absl::InvalidArgumentError(StrCat(key, " ", path, ": does not match the certificate in tls_cert"));
     }
