@@ -3,6 +3,10 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <iterator>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 namespace pointledger::ledger {
 
@@ -28,5 +32,58 @@ void* AllocateHuge(size_t bytes) {
 }
 
 void FreeHuge(void* p, size_t bytes) noexcept { ::munmap(p, Rounded(bytes)); }
+
+namespace {
+
+// Taken by the writer, given back by whoever frees a map (the
+// checkpointer, mostly): a lock per block of 2 MiB or more is nothing.
+struct Kept {
+  static constexpr size_t kBlocksMax = kHugeBytesKept / kHugePage;
+  std::mutex mu;
+  std::vector<std::pair<void*, size_t>> blocks;  // capacity kBlocksMax: push_back never allocates
+  size_t bytes = 0;
+  Kept() { blocks.reserve(kBlocksMax); }
+};
+
+Kept& TheKept() {
+  static Kept* kept = new Kept();  // never destroyed: a map may be freed after main returns
+  return *kept;
+}
+
+}  // namespace
+
+void* TakeHuge(size_t bytes) {
+  const size_t size = Rounded(bytes);
+  {
+    Kept& k = TheKept();
+    std::lock_guard<std::mutex> lock(k.mu);
+    // From the back: the most recently freed, the likeliest still backed.
+    for (auto it = k.blocks.rbegin(); it != k.blocks.rend(); ++it) {
+      if (it->second != size) continue;
+      void* p = it->first;
+      k.blocks.erase(std::next(it).base());
+      k.bytes -= size;
+      return p;
+    }
+  }
+  return AllocateHuge(bytes);
+}
+
+void RecycleHuge(void* p, size_t bytes) noexcept {
+  const size_t size = Rounded(bytes);
+  // Lazily freed, not unmapped: until the kernel needs the memory, the
+  // pages stay backed and their next write costs no fault.
+  (void)::madvise(p, size, MADV_FREE);
+  Kept& k = TheKept();
+  {
+    std::lock_guard<std::mutex> lock(k.mu);
+    if (k.bytes + size <= kHugeBytesKept) {
+      k.blocks.emplace_back(p, size);
+      k.bytes += size;
+      return;
+    }
+  }
+  FreeHuge(p, size);
+}
 
 }  // namespace pointledger::ledger

@@ -26,8 +26,29 @@ inline constexpr size_t kHugePage = size_t{2} << 20;
 void* AllocateHuge(size_t bytes);
 void FreeHuge(void* p, size_t bytes) noexcept;
 
+// Like AllocateHuge, but NOT zeroed: a block of the same rounded size
+// given back by RecycleHuge if one is kept, else AllocateHuge(bytes).
+//
+// Why: a MemTable's map (its arena's pages, its hash index's slot array)
+// is freed whole once its checkpoint is written, while the next map grows
+// by as much. The kernel zeroes every fresh page at its first touch: that
+// was 7–16% of the writer's time at batch 8190 (BENCHMARKS.md, "Session
+// 32"). A block kept here is already backed, so the writer skips the
+// fault and the zeroing.
+void* TakeHuge(size_t bytes);
+// Keeps `p` (from TakeHuge or AllocateHuge, of `bytes`) for a later
+// TakeHuge while the kept blocks total at most kHugeBytesKept; past that,
+// unmaps it. A kept block is marked MADV_FREE: under memory pressure the
+// kernel may reclaim its pages (they then read as zeroes), so what is kept
+// never holds memory the machine needs.
+void RecycleHuge(void* p, size_t bytes) noexcept;
+// About one checkpoint's map at the default checkpoint_entries (2M
+// entries: ~300 MB of arena and ~100 MB of hash index).
+inline constexpr size_t kHugeBytesKept = size_t{1} << 30;
+
 // An allocator that takes huge pages for allocations of a huge page or
-// more (a hash map's slot array) and std::allocator's below.
+// more (a hash map's slot array; recycled: TakeHuge) and std::allocator's
+// below. Its memory is not zeroed, as std::allocator's is not.
 template <typename T>
 class HugePageAllocator {
  public:
@@ -38,13 +59,13 @@ class HugePageAllocator {
   T* allocate(size_t n) {
     if (n * sizeof(T) < kHugePage) return std::allocator<T>().allocate(n);
     static_assert(alignof(T) <= kHugePage);
-    return static_cast<T*>(AllocateHuge(n * sizeof(T)));
+    return static_cast<T*>(TakeHuge(n * sizeof(T)));
   }
   void deallocate(T* p, size_t n) {
     if (n * sizeof(T) < kHugePage) {
       std::allocator<T>().deallocate(p, n);
     } else {
-      FreeHuge(p, n * sizeof(T));
+      RecycleHuge(p, n * sizeof(T));
     }
   }
   template <typename U>

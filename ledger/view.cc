@@ -233,7 +233,7 @@ Arena::~Arena() {
   for (const Block& b : blocks_) {
     ASAN_UNPOISON_MEMORY_REGION(b.bytes, b.size);
     if (b.huge) {
-      FreeHuge(b.bytes, b.size);
+      RecycleHuge(b.bytes, b.size);
     } else {
       delete[] b.bytes;
     }
@@ -258,7 +258,7 @@ char* Arena::Allocate(size_t n) {
     // block was allocated would leak it.
     if (blocks_.size() == blocks_.capacity()) blocks_.reserve(std::max<size_t>(16, 2 * blocks_.size()));
     // Not value-initialized: a block is written before it is read.
-    char* bytes = huge ? static_cast<char*>(AllocateHuge(size)) : new char[size];
+    char* bytes = huge ? static_cast<char*>(TakeHuge(size)) : new char[size];
     blocks_.push_back(Block{bytes, size, huge});
     bytes_ += size;
     next_ = bytes;
