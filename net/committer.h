@@ -32,7 +32,9 @@ class JobSink;
 struct CommitJob {
   // Filled by the sender.
   std::vector<ledger::Transaction> transactions;
-  const ledger::Auth* auth = nullptr;  // outlives the job (the server's key table)
+  // The sender's key's: held, since the server's keys may be replaced
+  // (SIGHUP) while the job waits.
+  std::shared_ptr<const ledger::Auth> auth;
   std::shared_ptr<JobSink> sink;       // keeps the sender alive until it is answered
   uint64_t tag = 0;                    // the sender's own bookkeeping (request slot)
   // Filled by the committer: OK and one result per transaction, or the

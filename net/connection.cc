@@ -438,6 +438,12 @@ class ConnectionImpl final : public Connection,
       HandleHello(request);
       return;
     }
+    if (!KeyStillValid()) {
+      Refuse(request.request_id(), wire::ConnError::unauthorized,
+             StrCat("the API key of '", key_->principal,
+                    "' was revoked (the server reloaded its keys)"));
+      return;
+    }
     switch (request.body_type()) {
       case wire::RequestBody::Hello:
         Refuse(request.request_id(), wire::ConnError::malformed_request, "a second Hello");
@@ -495,14 +501,16 @@ class ConnectionImpl final : public Connection,
     }
     ++reports_pending_;
     env_.counters->reports_running.fetch_add(1, std::memory_order_relaxed);
-    asio::post(*env_.reports, [self = this->shared_from_this(), slot,
+    // The key by value: this connection may look its key up again (a
+    // reload) while the report runs on the report thread.
+    asio::post(*env_.reports, [self = this->shared_from_this(), slot, key = key_,
                                request = std::vector<uint8_t>(frame.begin(), frame.end())] {
       // A connection closed meanwhile gets no answer: not run for nobody
       // (the server's stop would wait for it).
       std::vector<uint8_t> answer;
       if (!self->closed_.load(std::memory_order_acquire)) {
         flatbuffers::FlatBufferBuilder fbb;
-        self->env_.service->Read(*wire::GetSizePrefixedRequest(request.data()), *self->key_, &fbb);
+        self->env_.service->Read(*wire::GetSizePrefixedRequest(request.data()), *key, &fbb);
         answer.assign(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
       }
       self->env_.counters->reports_running.fetch_sub(1, std::memory_order_relaxed);
@@ -568,6 +576,7 @@ class ConnectionImpl final : public Connection,
     const wire::Hello& hello = *request.body_as_Hello();
     fbb_.Clear();
     std::string why;
+    key_generation_ = env_.service->keys_generation();
     key_ = env_.service->Hello(hello, request.request_id(), &fbb_, &why);
     const size_t slot = AddSlot(request.request_id());
     SetReady(slot);
@@ -587,6 +596,20 @@ class ConnectionImpl final : public Connection,
     }
     LogLine(StrCat("connection ", id_, ": hello from \"", client,
                    "\" as ", key_->principal));
+  }
+
+  // After the server's keys were replaced (SIGHUP), this connection's key
+  // is looked up again by its hash: its new scopes and programs apply from
+  // this request on; false if it is gone. key_ stays as it was then, for
+  // the requests accepted before (answered as they were accepted).
+  bool KeyStillValid() {
+    const uint64_t generation = env_.service->keys_generation();
+    if (generation == key_generation_) return true;
+    std::shared_ptr<const ApiKey> current = env_.service->CurrentKey(key_->sha256);
+    if (current == nullptr) return false;
+    key_generation_ = generation;
+    key_ = std::move(current);
+    return true;
   }
 
   void HandleBatch(const wire::Request& request) {
@@ -616,7 +639,7 @@ class ConnectionImpl final : public Connection,
       }
     }
     const size_t slot = AddSlot(request.request_id());
-    job->auth = &key_->auth;
+    job->auth = std::shared_ptr<const ledger::Auth>(key_, &key_->auth);
     job->sink = this->shared_from_this();
     job->tag = slot;
     if (!env_.committer->Submit(&job)) {
@@ -645,6 +668,7 @@ class ConnectionImpl final : public Connection,
   // flight kept ~150 MB per idle connection after a burst of 64 full
   // batches (found by a hostile-client review, session 19).
   void ReturnJob(std::unique_ptr<CommitJob> job) {
+    job->auth.reset();  // a pooled job must not keep a replaced key table alive
     if (job_pool_.size() < kJobPoolMax) job_pool_.push_back(std::move(job));
   }
 
@@ -817,7 +841,8 @@ class ConnectionImpl final : public Connection,
   SteadyClock::time_point last_progress_;
   uint64_t requests_ = 0;
 
-  const ApiKey* key_ = nullptr;  // set by a good Hello
+  std::shared_ptr<const ApiKey> key_;  // set by a good Hello
+  uint64_t key_generation_ = 0;       // Service::keys_generation when key_ was looked up
   std::atomic<bool> closed_{false};  // state_ == kClosed, for the report thread
   SteadyClock::time_point hello_deadline_;
 

@@ -139,9 +139,10 @@ class SweepSink : public JobSink {
 
 class ServerImpl final : public Server, private ConnectionRegistry {
  public:
-  ServerImpl(ledger::Ledger* ledger, const ServerConfig* config)
+  ServerImpl(ledger::Ledger* ledger, const ServerConfig* config, KeyLoader load_keys)
       : ledger_(ledger),
         config_(config),
+        load_keys_(std::move(load_keys)),
         committer_(ledger),
         service_(ledger, config, &committer_, &counters_) {
     for (uint32_t i = 0; i < config->io_threads; ++i) {
@@ -176,11 +177,14 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     }
     if (handle_signals) {
       signals_.emplace(io, SIGINT, SIGTERM);
-      // SIGHUP too: a server started from a terminal that goes away stops
-      // cleanly instead of dying at once (there is no reload). Unless it is
-      // ignored already (nohup, a supervisor): then it stays ignored.
+      // SIGHUP reloads the keys (since session 32; it stopped the server
+      // before, and there was no way to change a key without a restart).
+      // Unless it is ignored already (nohup): then it stays ignored.
       struct sigaction hup {};
-      if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) signals_->add(SIGHUP);
+      if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) {
+        hup_signal_.emplace(io, SIGHUP);
+        WaitForHangup();
+      }
       signals_->async_wait([this](const ErrorCode& ec, int signal) {
         if (ec) return;
         LogLine(StrCat("signal ", signal,
@@ -249,6 +253,38 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     });
   }
 
+  void WaitForHangup() {
+    hup_signal_->async_wait([this](const ErrorCode& ec, int) {
+      if (ec) return;
+      ReloadKeys();
+      WaitForHangup();
+    });
+  }
+
+  // On contexts_[0]: a short file read, once per SIGHUP.
+  void ReloadKeys() {
+    if (!load_keys_) {
+      LogLine("SIGHUP: this server has no key source to reload; the keys stay as they are");
+      return;
+    }
+    absl::StatusOr<std::vector<ApiKey>> keys = load_keys_();
+    if (!keys.ok()) {
+      LogLine(StrCat("SIGHUP: keys not reloaded, the old ones stay: ", keys.status().message()));
+      return;
+    }
+    std::string principals;
+    for (const ApiKey& k : *keys) principals += StrCat(principals.empty() ? "" : ", ", k.principal);
+    const size_t n = keys->size();
+    ReplaceKeys(*std::move(keys));
+    LogLine(StrCat("SIGHUP: reloaded ", n, n == 1 ? " key (" : " keys (", principals,
+                   "); connections whose key is gone close at their next request; other settings "
+                   "take a restart"));
+  }
+
+ public:
+  void ReplaceKeys(std::vector<ApiKey> keys) override { service_.ReplaceKeys(std::move(keys)); }
+
+ private:
   // ---- Accepting (on contexts_[0]).
 
   void Accept() {
@@ -351,7 +387,8 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     std::unique_ptr<CommitJob> job =
         sweep_sink_->spare ? std::move(sweep_sink_->spare) : std::make_unique<CommitJob>();
     job->transactions = *std::move(due);
-    job->auth = &admin_auth_;
+    // Aliasing, owning nothing: admin_auth_ lives as long as the server.
+    job->auth = std::shared_ptr<const ledger::Auth>(std::shared_ptr<const ledger::Auth>(), &admin_auth_);
     job->sink = sweep_sink_;
     if (committer_.Submit(&job)) {
       sweep_sink_->in_flight = true;
@@ -369,6 +406,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       ErrorCode ignored;
       acceptor_->close(ignored);
       sweep_timer_->cancel();
+      if (hup_signal_) hup_signal_->cancel(ignored);
       if (metrics_) metrics_->Close();
     });
     LogLine("stopped accepting; answering requests in flight");
@@ -422,6 +460,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
 
   ledger::Ledger* const ledger_;
   const ServerConfig* const config_;
+  const KeyLoader load_keys_;
   const ledger::Auth admin_auth_ = ledger::Auth::Admin();
   ConnectionCounters counters_;
   Committer committer_;
@@ -441,6 +480,7 @@ class ServerImpl final : public Server, private ConnectionRegistry {
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::steady_timer> sweep_timer_;
   std::optional<asio::signal_set> signals_;
+  std::optional<asio::signal_set> hup_signal_;
   std::chrono::steady_clock::time_point first_signal_;  // on contexts_[0]
   std::shared_ptr<SweepSink> sweep_sink_;
   std::unique_ptr<MetricsEndpoint> metrics_;  // with metrics_listen
@@ -478,8 +518,8 @@ absl::Status Server::ProbeListen(const ServerConfig& config) {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ledger::Ledger* ledger,
                                                       const ServerConfig* config,
-                                                      bool handle_signals) {
-  auto server = std::make_unique<ServerImpl>(ledger, config);
+                                                      bool handle_signals, KeyLoader load_keys) {
+  auto server = std::make_unique<ServerImpl>(ledger, config, std::move(load_keys));
   PL_RETURN_IF_ERROR(server->Init(handle_signals));
   return std::unique_ptr<Server>(std::move(server));
 }

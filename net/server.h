@@ -7,8 +7,10 @@
 #define POINTLEDGER_NET_SERVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "ledger/ledger.h"
@@ -18,15 +20,22 @@ namespace pointledger::net {
 
 class Server {
  public:
+  // Where SIGHUP takes the keys from (pointledgerd: the config file again,
+  // or DIR/admin.key); an error leaves the keys as they are.
+  using KeyLoader = std::function<absl::StatusOr<std::vector<ApiKey>>()>;
+
   // Binds config.listen (port 0 picks a free port) and starts the I/O
   // threads, the committer and the sweep; connections are accepted from
   // the moment this returns. `ledger` and `config` must outlive the
-  // Server. With handle_signals, SIGINT and SIGTERM call RequestStop().
+  // Server. With handle_signals, SIGINT and SIGTERM call RequestStop(),
+  // and SIGHUP replaces the keys with load_keys()'s (unless SIGHUP was
+  // ignored when Start was called, as under nohup: it stays ignored).
   // Errors: InvalidArgument (listen address, TLS files), Unavailable (the
   // address cannot be bound).
   static absl::StatusOr<std::unique_ptr<Server>> Start(ledger::Ledger* ledger,
                                                        const ServerConfig* config,
-                                                       bool handle_signals);
+                                                       bool handle_signals,
+                                                       KeyLoader load_keys = nullptr);
   virtual ~Server() = default;
 
   // Whether config.listen can be bound now and the TLS files (if any)
@@ -48,6 +57,9 @@ class Server {
   virtual void Run() = 0;
   // Thread-safe; returns at once.
   virtual void RequestStop() = 0;
+  // The API keys from now on, in place of config.keys (Service::ReplaceKeys:
+  // each connection's next request sees them). Thread-safe.
+  virtual void ReplaceKeys(std::vector<ApiKey> keys) = 0;
 };
 
 }  // namespace pointledger::net

@@ -32,10 +32,36 @@ Service::Service(ledger::Ledger* ledger, const ServerConfig* config, const Commi
     : ledger_(ledger), config_(config), committer_(committer), counters_(counters) {
   PL_CHECK(ledger_ != nullptr && config_ != nullptr && committer_ != nullptr &&
            counters_ != nullptr);
+  keys_ = std::make_shared<const std::vector<ApiKey>>(config_->keys);
 }
 
-const ApiKey* Service::Hello(const wire::Hello& hello, uint64_t request_id,
-                             flatbuffers::FlatBufferBuilder* fbb, std::string* why) const {
+std::shared_ptr<const std::vector<ApiKey>> Service::Keys() const {
+  absl::MutexLock lock(&keys_mu_);
+  return keys_;
+}
+
+void Service::ReplaceKeys(std::vector<ApiKey> keys) {
+  auto replaced = std::make_shared<const std::vector<ApiKey>>(std::move(keys));
+  {
+    absl::MutexLock lock(&keys_mu_);
+    keys_.swap(replaced);
+  }
+  // After the swap: a connection that sees the new generation finds the
+  // new table. The old one is freed here, or by its last holder.
+  keys_generation_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+std::shared_ptr<const ApiKey> Service::CurrentKey(const Sha256Digest& sha256) const {
+  std::shared_ptr<const std::vector<ApiKey>> keys = Keys();
+  for (const ApiKey& k : *keys) {
+    if (k.sha256 == sha256) return std::shared_ptr<const ApiKey>(keys, &k);
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const ApiKey> Service::Hello(const wire::Hello& hello, uint64_t request_id,
+                                            flatbuffers::FlatBufferBuilder* fbb,
+                                            std::string* why) const {
   if (hello.protocol_version() != kProtocolVersion) {
     *why = StrCat("protocol version ", hello.protocol_version(), " (this server speaks ",
                   kProtocolVersion, ")");
@@ -44,14 +70,16 @@ const ApiKey* Service::Hello(const wire::Hello& hello, uint64_t request_id,
     return nullptr;
   }
   const std::string_view given = View(hello.api_key());
-  const ApiKey* key =
-      given.empty() || given.size() > kApiKeyBytesMax ? nullptr : FindKey(config_->keys, given);
-  if (key == nullptr) {
+  const std::shared_ptr<const std::vector<ApiKey>> keys = Keys();
+  const ApiKey* found =
+      given.empty() || given.size() > kApiKeyBytesMax ? nullptr : FindKey(*keys, given);
+  if (found == nullptr) {
     *why = "unknown API key";
     FinishResponse(*fbb, request_id, wire::ConnError::unauthorized, *why,
                    wire::ResponseBody::NONE, 0);
     return nullptr;
   }
+  std::shared_ptr<const ApiKey> key(keys, found);
   const auto principal = fbb->CreateString(key->principal);
   const auto server_name = fbb->CreateString("pointledgerd");
   const auto ok = wire::CreateHelloOk(*fbb, kProtocolVersion, principal, server_name,

@@ -8,7 +8,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 #include "flatbuffers/flatbuffers.h"
 #include "ledger/ledger.h"
@@ -60,9 +65,21 @@ class Service {
 
   // Checks a Hello. On success returns the key and builds HelloOk into fbb;
   // otherwise returns nullptr and builds the refusal (unauthorized or
-  // unsupported_version); *why says why for the log.
-  const ApiKey* Hello(const wire::Hello& hello, uint64_t request_id,
-                      flatbuffers::FlatBufferBuilder* fbb, std::string* why) const;
+  // unsupported_version); *why says why for the log. The key stays valid
+  // as long as the pointer is held, whatever ReplaceKeys does meanwhile.
+  std::shared_ptr<const ApiKey> Hello(const wire::Hello& hello, uint64_t request_id,
+                                      flatbuffers::FlatBufferBuilder* fbb, std::string* why) const;
+
+  // The keys from now on (SIGHUP: docs/operations.md, "API keys"). A
+  // connection notices at its next request (keys_generation changed) and
+  // looks its key up again with CurrentKey: its new scopes and programs
+  // apply from then on; a key no longer there closes the connection.
+  // Requests accepted before keep the key they were accepted with.
+  void ReplaceKeys(std::vector<ApiKey> keys);
+  // Changes at each ReplaceKeys: one load per request to notice.
+  uint64_t keys_generation() const { return keys_generation_.load(std::memory_order_acquire); }
+  // The current key with this hash, or nullptr if there is none now.
+  std::shared_ptr<const ApiKey> CurrentKey(const Sha256Digest& sha256) const;
 
   // Answers a read request (anything but Hello and Batch) into fbb.
   // Permission problems are a `permission_denied` code in the answer; a
@@ -105,6 +122,14 @@ class Service {
   const Committer* const committer_;
   const ConnectionCounters* const counters_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+ private:
+  std::shared_ptr<const std::vector<ApiKey>> Keys() const;
+
+  mutable absl::Mutex keys_mu_;
+  // Replaced whole, never changed: a key handed out aliases its table.
+  std::shared_ptr<const std::vector<ApiKey>> keys_ ABSL_GUARDED_BY(keys_mu_);
+  std::atomic<uint64_t> keys_generation_{0};
 };
 
 }  // namespace pointledger::net

@@ -5,7 +5,7 @@
 // Prints one ready line on stderr once it accepts connections:
 //   2026-12-06T23:03:51.640Z pointledgerd: listening on 127.0.0.1:7600, data ./var, admin key in ./var/admin.key
 // (tests and scripts wait for "listening on"; with --listen HOST:0 it names
-// the port actually bound). SIGINT/SIGTERM stop it gracefully.
+// the port actually bound). SIGINT/SIGTERM stop it gracefully; SIGHUP reloads the keys.
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -140,8 +140,19 @@ absl::Status Serve(const Flags& flags) {
                           absl::StrFormat("%04o", st.st_mode & 07777), "): chmod 600 it"));
     }
   }
+  // SIGHUP: the keys as a start would take them now (the config file read
+  // again, or DIR/admin.key, made anew if it was deleted).
+  auto load_keys = [&flags]() -> absl::StatusOr<std::vector<net::ApiKey>> {
+    PL_ASSIGN_OR_RETURN(net::ServerConfig again, BuildConfig(flags));
+    if (again.keys.empty()) {
+      PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&again));
+    } else {
+      WarnOfPlaceholderKeys(again);
+    }
+    return std::move(again.keys);
+  };
   PL_ASSIGN_OR_RETURN(std::unique_ptr<net::Server> server,
-                      net::Server::Start(ledger.get(), &config, /*handle_signals=*/true));
+                      net::Server::Start(ledger.get(), &config, /*handle_signals=*/true, load_keys));
   std::string ready = StrCat("listening on ", server->bound_address(), ", data ", config.data_dir);
   if (!config.admin_key_file.empty()) ready += StrCat(", admin key in ", config.admin_key_file);
   if (!config.tls_cert.empty()) ready += ", TLS";
@@ -180,6 +191,9 @@ int main(int argc, char** argv) {
                  "Serve Prometheus metrics on HOST:PORT at /metrics (overrides metrics_listen)");
   CLI::Option* config = app.add_option("--config", flags.config,
                                        "TOML config file: keys, limits, TLS (docs/operations.md)");
+  app.footer(
+      "Signals: SIGINT or SIGTERM stop it gracefully (exit 0); SIGHUP reads the keys again (the\n"
+      "config's [[key]] tables, or DIR/admin.key) and leaves every other setting as it is.");
   // What an upgrade changes (docs/operations.md, "Upgrades").
   app.set_version_flag("--version", pointledger::StrCat("pointledgerd (PointLedger): writes record format ",
                                                         pointledger::ledger::kRecordFormat, ", reads ",
