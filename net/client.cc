@@ -260,6 +260,9 @@ class ClientImpl final : public Client {
     out.state_map_size_bytes = s->state_map_size_bytes();
     out.duplicates = s->duplicates();
     out.reports_running = s->reports_running();
+    out.connections_refused = s->connections_refused();
+    out.head_seq = s->head_seq();
+    out.checkpoint_seq = s->checkpoint_seq();
     return out;
   }
 

@@ -121,6 +121,9 @@ class Client {
     std::vector<uint64_t> results_by_code;  // index: ledger::Code; first-time results
     uint64_t duplicates = 0;                // replays answered from the record
     uint64_t reports_running = 0;           // reports being computed now
+    uint64_t connections_refused = 0;       // over connections_max, since start
+    uint64_t head_seq = 0;                  // the last transaction's seq
+    uint64_t checkpoint_seq = 0;            // how far state/ holds the state
     uint64_t commit_p50_us = 0, commit_p99_us = 0, commit_max_us = 0;
     uint64_t group_p50 = 0, group_p99 = 0, group_max = 0;
     uint64_t log_map_used_bytes = 0, log_map_size_bytes = 0;

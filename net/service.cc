@@ -314,6 +314,9 @@ absl::StatusOr<Service::Offset> Service::Stats(const ApiKey& key,
   b.add_busy_batches(s.busy_batches);
   b.add_connections_open(snap.connections_open);
   b.add_connections_accepted(snap.connections_accepted);
+  b.add_connections_refused(snap.connections_refused);
+  b.add_head_seq(snap.head_seq);
+  b.add_checkpoint_seq(snap.checkpoint_seq);
   return b.Finish().Union();
 }
 

@@ -104,6 +104,9 @@ int RunStats(net::Client& client, const Output& o) {
   j["uptime_s"] = s->uptime_s;
   j["connections_open"] = s->connections_open;
   j["connections_accepted"] = s->connections_accepted;
+  j["connections_refused"] = s->connections_refused;
+  j["head_seq"] = s->head_seq;
+  j["checkpoint_seq"] = s->checkpoint_seq;
   j["commits"] = s->commits;
   j["batches"] = s->batches;
   j["transactions"] = s->transactions;

@@ -220,6 +220,16 @@ TEST_F(OpsE2E, MetricsEndpointServesTheSameFiguresAsStats) {
   EXPECT_EQ(m.at("pointledger_transactions_total"), s["transactions"].get<uint64_t>());
   EXPECT_EQ(m.at("pointledger_commits_total"), s["commits"].get<uint64_t>());
   EXPECT_EQ(m.at("pointledger_map_size_bytes{env=\"log\"}"), s["log_map_size_bytes"].get<uint64_t>());
+  // Since session 32 stats has what only the metrics had.
+  const RunResult head = Cli({"audit", "head", "--json"});
+  ASSERT_EQ(head.exit_code, 0) << head.err;
+  const uint64_t head_seq = json::parse(head.out)["seq"].get<uint64_t>();
+  EXPECT_EQ(head_seq, 3u);  // the program, the earn, the recorded rejection
+  EXPECT_EQ(s["head_seq"].get<uint64_t>(), head_seq) << s.dump();
+  EXPECT_EQ(m.at("pointledger_head_seq"), head_seq);
+  EXPECT_EQ(m.at("pointledger_checkpoint_seq"), s["checkpoint_seq"].get<uint64_t>());
+  EXPECT_LE(s["checkpoint_seq"].get<uint64_t>(), head_seq);
+  EXPECT_EQ(s["connections_refused"], 0) << s.dump();
   EXPECT_GT(m.at("pointledger_map_used_bytes{env=\"state\"}"), 0u);
   EXPECT_GT(m.at("pointledger_commit_latency_microseconds{quantile=\"0.99\"}"), 0u);
   EXPECT_GE(m.at("pointledger_connections_accepted_total"), 3u);  // the three posts
