@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cctype>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -194,7 +195,8 @@ struct LoadFlags {
 
 constexpr char kGlobalsFooter[] =
     "Global options, before or after the command: --server HOST:PORT, --key KEY,\n"
-    "--key-file FILE, --json, --data DIR (read-only commands), --tls, --tls-ca FILE.";
+    "--key-file FILE, --json, --data DIR (read-only commands), --tls, --tls-ca FILE,\n"
+    "--timeout SECONDS.";
 
 constexpr char kReadOnlyCommands[] =
     "balance, history, tx get, settle statement, reconcile, audit, backup";
@@ -252,6 +254,7 @@ class Cli {
   Globals g_;
   bool tls_ = false;
   std::string tls_ca_;
+  std::optional<double> timeout_s_;  // --timeout; unset: the command's default
   std::map<std::string, CLI::App*> groups_;
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands_;
   std::deque<KindCommand> kind_commands_;
@@ -307,6 +310,11 @@ void Cli::AddGlobals() {
       ->type_name("DIR");
   app_.add_flag("--tls", tls_, "connect with TLS");
   app_.add_option("--tls-ca", tls_ca_, "CA certificate file for TLS (implies --tls; default: system roots)")->type_name("FILE");
+  app_.add_option("--timeout", timeout_s_,
+                  "seconds to wait for the connection and for each answer (default 30; 3600 for the "
+                  "whole-ledger reports: audit verify, reconcile, settle statement)")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->type_name("SECONDS");
 }
 
 CLI::App* Cli::Group(const std::string& name, const std::string& description) {
@@ -675,7 +683,7 @@ std::optional<std::string> Cli::PlainParseError(const CLI::ParseError& e) const 
   // value names the command (or its group, then the next word does).
   if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
     static const std::set<std::string_view> kValued = {"--server", "--key", "--key-file", "--data",
-                                                       "--tls-ca"};
+                                                       "--tls-ca", "--timeout"};
     std::vector<std::string_view> words;
     for (size_t i = 0; i < args_.size(); ++i) {
       const std::string_view a = args_[i];
@@ -754,6 +762,8 @@ absl::StatusOr<net::ClientOptions> Cli::ClientOptions() {
     }
   }
   if (long_running_) options.timeout_ms = 3'600'000;  // a whole-ledger scan on the server
+  // A health check (`ping --timeout 2`) or a script's own bound.
+  if (timeout_s_) options.timeout_ms = static_cast<int>(std::ceil(*timeout_s_ * 1000));
   return options;
 }
 
@@ -797,7 +807,13 @@ int Cli::ConnectFailed(const absl::Status& s) {
                               "connections already. Try again shortly; its operator can raise "
                               "connections_max (docs/operations.md)."));
   }
-  if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+  if (absl::IsDeadlineExceeded(s)) {
+    return ReportError(Out(), s,
+                       StrCat("pointledgerd at ", g_.server,
+                              " did not answer in time: a server stuck or overloaded, or a host that drops "
+                              "packets. --timeout SECONDS sets the wait (default 30)."));
+  }
+  if (absl::IsUnavailable(s)) {
     // A TLS server closes a plain client's connection: the client reads
     // an end of file. Say so when --tls was not given.
     const bool maybe_tls = !tls_ && tls_ca_.empty() && (absl::StrContains(s.message(), "End of file") ||

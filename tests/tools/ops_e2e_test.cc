@@ -299,6 +299,36 @@ TEST_F(OpsE2E, PingIsHealthyOnlyWhenTheServerAnswersTheKey) {
   EXPECT_FALSE(down.err.empty());
 }
 
+// A health check must not hang for the default 30 s on a server that
+// accepts and never answers (a stuck process, a wrong port): --timeout
+// bounds it (since session 32), and the hint says what happened.
+TEST_F(OpsE2E, PingGivesUpAfterItsTimeout) {
+  const int mute = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(mute, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(mute, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(mute, 4), 0);  // the kernel completes the connect; nobody answers
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(mute, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string address = StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult r = RunProcess({BinPath("pointledger"), "ping", "--server", address, "--key", "k", "--timeout",
+                                  "0.5"},
+                                 dir_.path());
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(mute);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_LT(took, std::chrono::seconds(10));  // not the default 30 s
+  EXPECT_NE(r.err.find("no answer within 500 ms"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(StrCat("pointledgerd at ", address, " did not answer in time")), std::string::npos) << r.err;
+  // Out of range is a usage error, before any connection.
+  const RunResult zero = RunProcess({BinPath("pointledger"), "ping", "--timeout", "0"}, dir_.path());
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_NE(zero.err.find("--timeout"), std::string::npos) << zero.err;
+}
+
 // A server at connections_max is running, and full: the command says so
 // instead of asking whether it runs (session 30).
 TEST_F(OpsE2E, AFullServerIsNotCalledUnreachable) {
