@@ -312,7 +312,7 @@ void Cli::AddGlobals() {
   app_.add_option("--tls-ca", tls_ca_, "CA certificate file for TLS (implies --tls; default: system roots)")->type_name("FILE");
   app_.add_option("--timeout", timeout_s_,
                   "seconds to wait for the connection and for each answer (default 30; 3600 for the "
-                  "whole-ledger reports: audit verify, reconcile, settle statement)")
+                  "whole-ledger reports: audit verify and export, reconcile trial-balance and liability)")
       ->check(CLI::Range(0.001, 86400.0))
       ->type_name("SECONDS");
 }
