@@ -86,13 +86,20 @@ absl::Status KeyError(std::string_view source, std::string_view key, std::string
   return absl::InvalidArgumentError(StrCat(source, ": ", key, ": ", what));
 }
 
+// "FILE:LINE", where the node was read from (an operator with a long
+// config finds the line, not just `key[3].scopes`; since session 32).
+std::string At(std::string_view source, const toml::node& node) {
+  const toml::source_position begin = node.source().begin;
+  return begin.line > 0 ? StrCat(source, ":", begin.line) : std::string(source);
+}
+
 // An integer value in [min, max].
 absl::StatusOr<uint64_t> ReadUint(const toml::node& node, std::string_view source,
                                   std::string_view key, uint64_t min, uint64_t max) {
   const std::optional<int64_t> v = node.value_exact<int64_t>();
-  if (!v) return KeyError(source, key, "must be an integer");
+  if (!v) return KeyError(At(source, node), key, "must be an integer");
   if (*v < 0 || static_cast<uint64_t>(*v) < min || static_cast<uint64_t>(*v) > max) {
-    return KeyError(source, key, StrCat("must be between ", min, " and ", max));
+    return KeyError(At(source, node), key, StrCat("must be between ", min, " and ", max));
   }
   return static_cast<uint64_t>(*v);
 }
@@ -100,7 +107,7 @@ absl::StatusOr<uint64_t> ReadUint(const toml::node& node, std::string_view sourc
 absl::StatusOr<std::string> ReadString(const toml::node& node, std::string_view source,
                                        std::string_view key) {
   const toml::value<std::string>* s = node.as_string();
-  if (s == nullptr) return KeyError(source, key, "must be a string");
+  if (s == nullptr) return KeyError(At(source, node), key, "must be a string");
   return s->get();
 }
 
@@ -114,10 +121,10 @@ absl::StatusOr<std::vector<std::string>> ReadStringList(const toml::node& node,
     return out;
   }
   const toml::array* array = node.as_array();
-  if (array == nullptr) return KeyError(source, key, "must be a list of strings");
+  if (array == nullptr) return KeyError(At(source, node), key, "must be a list of strings");
   for (const toml::node& element : *array) {
     const toml::value<std::string>* s = element.as_string();
-    if (s == nullptr) return KeyError(source, key, "must be a list of strings");
+    if (s == nullptr) return KeyError(At(source, element), key, "must be a list of strings");
     out.push_back(s->get());
   }
   return out;
@@ -151,7 +158,7 @@ absl::Status ParseLimits(const toml::table& table, std::string_view source, Limi
     } else if (n == "output_bytes_max") {
       s = SetUint(node, source, key, 4096, kOutputBytesMaxCap, &limits->output_bytes_max);
     } else {
-      s = KeyError(source, key, "unknown key");
+      s = KeyError(At(source, node), key, "unknown key");
     }
     PL_RETURN_IF_ERROR(s);
   }
@@ -178,38 +185,39 @@ absl::Status ParseScopes(const std::vector<std::string>& names, std::string_view
 
 absl::Status ParseKeyField(std::string_view n, const toml::node& node, std::string_view source,
                            std::string_view key, ApiKey* k, bool* has_hash) {
+  const std::string here = At(source, node);
   if (n == "principal") {
     PL_ASSIGN_OR_RETURN(k->principal, ReadString(node, source, key));
-    if (k->principal.empty()) return KeyError(source, key, "must not be empty");
+    if (k->principal.empty()) return KeyError(here, key, "must not be empty");
   } else if (n == "sha256") {
     PL_ASSIGN_OR_RETURN(const std::string hex, ReadString(node, source, key));
     if (!DigestFromHex(hex, &k->sha256)) {
-      return KeyError(source, key,
+      return KeyError(here, key,
                       "must be 64 hex digits (printf %s KEY | sha256sum)");
     }
     // A hash made from an unset variable would let a Hello with no key
     // in (found by a hostile-client review, session 19).
     if (k->sha256 == Sha256("")) {
-      return KeyError(source, key, "is the SHA-256 of an empty key; a key must not be empty");
+      return KeyError(here, key, "is the SHA-256 of an empty key; a key must not be empty");
     }
     *has_hash = true;
   } else if (n == "programs") {
     PL_ASSIGN_OR_RETURN(std::vector<std::string> programs, ReadStringList(node, source, key));
-    if (programs.empty()) return KeyError(source, key, "must name a program or \"*\"");
+    if (programs.empty()) return KeyError(here, key, "must name a program or \"*\"");
     // A name no program can have makes a key that can do nothing: a typo
     // (found in review, session 20: "ACME Corp!" was taken).
     for (const std::string& p : programs) {
       if (p != "*" && !ledger::IsValidName(p)) {
-        return KeyError(source, key, StrCat("\"", p, "\" is not a program name ([a-z0-9_-], 1 to 32 bytes)"));
+        return KeyError(here, key, StrCat("\"", p, "\" is not a program name ([a-z0-9_-], 1 to 32 bytes)"));
       }
     }
     const bool all = std::find(programs.begin(), programs.end(), "*") != programs.end();
     k->auth.programs = all ? std::vector<std::string>() : std::move(programs);
   } else if (n == "scopes") {
     PL_ASSIGN_OR_RETURN(const std::vector<std::string> scopes, ReadStringList(node, source, key));
-    PL_RETURN_IF_ERROR(ParseScopes(scopes, source, key, &k->auth.scopes));
+    PL_RETURN_IF_ERROR(ParseScopes(scopes, here, key, &k->auth.scopes));
   } else {
-    return KeyError(source, key, "unknown key");
+    return KeyError(here, key, "unknown key");
   }
   return absl::OkStatus();
 }
@@ -217,11 +225,12 @@ absl::Status ParseKeyField(std::string_view n, const toml::node& node, std::stri
 absl::Status ParseKeys(const toml::node& node, std::string_view source,
                        std::vector<ApiKey>* keys) {
   const toml::array* array = node.as_array();
-  if (array == nullptr) return KeyError(source, "key", "must be [[key]] tables");
+  if (array == nullptr) return KeyError(At(source, node), "key", "must be [[key]] tables");
   for (size_t i = 0; i < array->size(); ++i) {
     const toml::table* table = (*array)[i].as_table();
     const std::string where = StrCat("key[", i, "]");
-    if (table == nullptr) return KeyError(source, where, "must be a table");
+    if (table == nullptr) return KeyError(At(source, (*array)[i]), where, "must be a table");
+    const std::string here = At(source, *table);
     ApiKey k;
     bool has_hash = false, has_programs = false, has_scopes = false;
     for (const auto& [name, value] : *table) {
@@ -231,13 +240,13 @@ absl::Status ParseKeys(const toml::node& node, std::string_view source,
       has_programs |= n == "programs";
       has_scopes |= n == "scopes";
     }
-    if (k.principal.empty()) return KeyError(source, where, "needs a principal");
-    if (!has_hash) return KeyError(source, where, "needs sha256");
-    if (!has_programs) return KeyError(source, where, "needs programs (names or \"*\")");
-    if (!has_scopes) return KeyError(source, where, "needs scopes");
+    if (k.principal.empty()) return KeyError(here, where, "needs a principal");
+    if (!has_hash) return KeyError(here, where, "needs sha256");
+    if (!has_programs) return KeyError(here, where, "needs programs (names or \"*\")");
+    if (!has_scopes) return KeyError(here, where, "needs scopes");
     for (const ApiKey& other : *keys) {
       if (other.sha256 == k.sha256) {
-        return KeyError(source, where, StrCat("same key as principal ", other.principal));
+        return KeyError(here, where, StrCat("same key as principal ", other.principal));
       }
     }
     keys->push_back(std::move(k));
@@ -247,9 +256,10 @@ absl::Status ParseKeys(const toml::node& node, std::string_view source,
 
 absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::string_view source,
                            ServerConfig* config) {
+  const std::string here = At(source, node);
   if (n == "listen") {
     PL_ASSIGN_OR_RETURN(config->listen, ReadString(node, source, n));
-    if (absl::Status s = ParseListen(config->listen).status(); !s.ok()) return KeyError(source, n, std::string(s.message()));
+    if (absl::Status s = ParseListen(config->listen).status(); !s.ok()) return KeyError(here, n, std::string(s.message()));
   } else if (n == "data") {
     PL_ASSIGN_OR_RETURN(config->data_dir, ReadString(node, source, n));
   } else if (n == "map_size_mb") {
@@ -262,7 +272,7 @@ absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::stri
   } else if (n == "metrics_listen") {
     PL_ASSIGN_OR_RETURN(config->metrics_listen, ReadString(node, source, n));
     if (absl::Status s = ParseListen(config->metrics_listen).status(); !s.ok()) {
-      return KeyError(source, n, std::string(s.message()));
+      return KeyError(here, n, std::string(s.message()));
     }
   } else if (n == "io_threads") {
     PL_RETURN_IF_ERROR(SetUint(node, source, n, 1, kIoThreadsCap, &config->io_threads));
@@ -271,16 +281,16 @@ absl::Status ParseTopLevel(std::string_view n, const toml::node& node, std::stri
     // leave the key out for that (found in review, session 20: two empty
     // paths served plaintext).
     PL_ASSIGN_OR_RETURN(std::string path, ReadString(node, source, n));
-    if (path.empty()) return KeyError(source, n, "must not be empty (leave both TLS keys out for plain TCP)");
+    if (path.empty()) return KeyError(here, n, "must not be empty (leave both TLS keys out for plain TCP)");
     (n == "tls_cert" ? config->tls_cert : config->tls_key) = std::move(path);
   } else if (n == "limits") {
     const toml::table* table = node.as_table();
-    if (table == nullptr) return KeyError(source, n, "must be a [limits] table");
+    if (table == nullptr) return KeyError(here, n, "must be a [limits] table");
     PL_RETURN_IF_ERROR(ParseLimits(*table, source, &config->limits));
   } else if (n == "key") {
     PL_RETURN_IF_ERROR(ParseKeys(node, source, &config->keys));
   } else {
-    return KeyError(source, n, "unknown key");
+    return KeyError(here, n, "unknown key");
   }
   return absl::OkStatus();
 }
