@@ -442,7 +442,15 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return absl::NotFoundError(StrCat("cannot read config ", path, ": ", std::strerror(errno)));
-  return ParseConfig(text.str(), path);
+  PL_ASSIGN_OR_RETURN(ServerConfig config, ParseConfig(text.str(), path));
+  // Relative paths in the file are the file's directory's, whatever the
+  // server's working directory (systemd's is /): a config and the
+  // certificates beside it keep working wherever they are started from.
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  for (std::string* p : {&config.data_dir, &config.tls_cert, &config.tls_key}) {
+    if (!p->empty() && std::filesystem::path(*p).is_relative()) *p = (dir / *p).lexically_normal().string();
+  }
+  return config;
 }
 
 absl::StatusOr<ListenAddress> ParseListen(std::string_view text) {

@@ -58,7 +58,9 @@ struct ServerConfig {
 // InvalidArgument naming the key for an unknown key, a value of the wrong
 // type or out of range, a bad scope, a bad hash, or a TOML syntax error.
 absl::StatusOr<ServerConfig> ParseConfig(std::string_view text, std::string_view source);
-// Reads and parses a file; NotFound if it cannot be read.
+// Reads and parses a file; NotFound if it cannot be read. Relative paths
+// in it (data, tls_cert, tls_key) are made relative to the file's
+// directory (since session 32; they were the working directory's).
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
 
 // A listen address, "HOST:PORT" with HOST an IP literal ("[::1]" for IPv6)

@@ -1,6 +1,7 @@
 // The config file, keys and listen policy (no server needed), and the
 // shipped example config and systemd unit (tools/pointledgerd.*).
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -241,6 +242,30 @@ TEST(Config, AFileThatCannotBeReadSaysWhy) {
   absl::StatusOr<ServerConfig> missing = LoadConfigFile("/nonexistent/pointledgerd.toml");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(), "cannot read config /nonexistent/pointledgerd.toml: No such file or directory");
+}
+
+// Relative paths in a config file are its directory's, not the working
+// directory's (systemd starts the server in /): since session 32.
+// Absolute ones, and a config given as a bare file name, stay as written.
+TEST(Config, RelativePathsAreTheConfigFilesDirectorys) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.Sub("etc/pl"));
+  std::ofstream(dir.Sub("etc/pl/server.toml")) << "data = \"../../var/ledger\"\n"
+                                                  "tls_cert = \"cert.pem\"\n"
+                                                  "tls_key = \"/abs/key.pem\"\n";
+  absl::StatusOr<ServerConfig> c = LoadConfigFile(dir.Sub("etc/pl/server.toml"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_dir, dir.Sub("var/ledger"));
+  EXPECT_EQ(c->tls_cert, dir.Sub("etc/pl/cert.pem"));
+  EXPECT_EQ(c->tls_key, "/abs/key.pem");
+  // From the working directory, a bare name: the paths stay relative to it.
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.Sub("etc/pl"));
+  absl::StatusOr<ServerConfig> here = LoadConfigFile("server.toml");
+  std::filesystem::current_path(cwd);
+  ASSERT_TRUE(here.ok()) << here.status();
+  EXPECT_EQ(here->data_dir, "../../var/ledger");
+  EXPECT_EQ(here->tls_cert, "cert.pem");
 }
 
 // The example a service install starts from loads as it is, passes the
