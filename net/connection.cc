@@ -129,6 +129,7 @@ class ConnectionImpl final : public Connection,
     bool at_committer = false;
     std::vector<uint8_t> bytes;
     std::vector<uint8_t> deferred_request;  // a read waiting for earlier batches
+    std::shared_ptr<const ApiKey> deferred_key;  // the key it was accepted with
   };
 
   // ---- Start, timers, close.
@@ -463,30 +464,32 @@ class ConnectionImpl final : public Connection,
           // Read your writes: a read after a batch on this connection is
           // answered once that batch is committed (RunDeferredReads).
           slots_[slot].deferred_request.assign(frame.begin(), frame.end());
+          slots_[slot].deferred_key = key_;
           ++deferred_reads_;
           return;
         }
-        AnswerRead(slot, frame);
+        AnswerRead(slot, frame, key_);
       }
     }
   }
 
-  // `frame`: a verified request frame, length prefix included.
-  void AnswerRead(size_t slot, std::span<const uint8_t> frame) {
+  // `frame`: a verified request frame, length prefix included; `key`: the
+  // key it was accepted with (a reload since may have changed key_).
+  void AnswerRead(size_t slot, std::span<const uint8_t> frame, const std::shared_ptr<const ApiKey>& key) {
     const wire::Request& request = *wire::GetSizePrefixedRequest(frame.data());
     if (env_.reports != nullptr && Service::IsReport(request.body_type())) {
-      RunReport(slot, frame);
+      RunReport(slot, frame, key);
       return;
     }
     fbb_.Clear();
-    env_.service->Read(request, *key_, &fbb_);
+    env_.service->Read(request, *key, &fbb_);
     SetReady(slot);
   }
 
   // A report runs on the report thread with its own copy of the request
   // (8-aligned: operator new) and builder; its answer comes back to this
   // thread and takes its slot, so answers stay in request order.
-  void RunReport(size_t slot, std::span<const uint8_t> frame) {
+  void RunReport(size_t slot, std::span<const uint8_t> frame, const std::shared_ptr<const ApiKey>& key) {
     if (reports_pending_ >= kReportsPendingMax) {
       // One report thread serves every connection: a queue of audits from
       // one client would hold up everyone's (found by a hostile-client
@@ -503,7 +506,7 @@ class ConnectionImpl final : public Connection,
     env_.counters->reports_running.fetch_add(1, std::memory_order_relaxed);
     // The key by value: this connection may look its key up again (a
     // reload) while the report runs on the report thread.
-    asio::post(*env_.reports, [self = this->shared_from_this(), slot, key = key_,
+    asio::post(*env_.reports, [self = this->shared_from_this(), slot, key,
                                request = std::vector<uint8_t>(frame.begin(), frame.end())] {
       // A connection closed meanwhile gets no answer: not run for nobody
       // (the server's stop would wait for it).
@@ -556,7 +559,9 @@ class ConnectionImpl final : public Connection,
         // Verified when it arrived; the copy is 8-aligned (operator new).
         const std::vector<uint8_t> frame = std::move(slot.deferred_request);
         slot.deferred_request.clear();
-        AnswerRead((slot_head_ + k) % slots_.size(), frame);
+        const std::shared_ptr<const ApiKey> key = std::move(slot.deferred_key);
+        slot.deferred_key.reset();
+        AnswerRead((slot_head_ + k) % slots_.size(), frame, key);
         --deferred_reads_;
         continue;
       }

@@ -179,9 +179,8 @@ class ServerImpl final : public Server, private ConnectionRegistry {
       signals_.emplace(io, SIGINT, SIGTERM);
       // SIGHUP reloads the keys (since session 32; it stopped the server
       // before, and there was no way to change a key without a restart).
-      // Unless it is ignored already (nohup): then it stays ignored.
-      struct sigaction hup {};
-      if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) {
+      // Without a loader (pointledgerd under nohup) it is left alone.
+      if (load_keys_) {
         hup_signal_.emplace(io, SIGHUP);
         WaitForHangup();
       }
@@ -263,10 +262,6 @@ class ServerImpl final : public Server, private ConnectionRegistry {
 
   // On contexts_[0]: a short file read, once per SIGHUP.
   void ReloadKeys() {
-    if (!load_keys_) {
-      LogLine("SIGHUP: this server has no key source to reload; the keys stay as they are");
-      return;
-    }
     absl::StatusOr<std::vector<ApiKey>> keys = load_keys_();
     if (!keys.ok()) {
       LogLine(StrCat("SIGHUP: keys not reloaded, the old ones stay: ", keys.status().message()));

@@ -28,8 +28,8 @@ class Server {
   // threads, the committer and the sweep; connections are accepted from
   // the moment this returns. `ledger` and `config` must outlive the
   // Server. With handle_signals, SIGINT and SIGTERM call RequestStop(),
-  // and SIGHUP replaces the keys with load_keys()'s (unless SIGHUP was
-  // ignored when Start was called, as under nohup: it stays ignored).
+  // and, given load_keys, SIGHUP replaces the keys with load_keys()'s
+  // (the caller decides what SIGHUP does outside the Server's lifetime).
   // Errors: InvalidArgument (listen address, TLS files), Unavailable (the
   // address cannot be bound).
   static absl::StatusOr<std::unique_ptr<Server>> Start(ledger::Ledger* ledger,

@@ -35,6 +35,9 @@ struct Flags {
   std::string config;
   bool config_given = false;  // --config "" is an error, not "no config"
   std::string metrics_listen;
+  // SIGHUP was ignored when the process started (nohup): it stays ignored,
+  // and the keys are not reloaded.
+  bool sighup_ignored = false;
 };
 
 // The config file (if any), with the command line on top.
@@ -104,6 +107,41 @@ void WarnOfPlainTextBeyondLoopback(const net::ServerConfig& config) {
                       "the clear (docs/operations.md, \"TLS\")"));
 }
 
+// Made 0600; one loosened by hand (or copied without its mode) still
+// works, but anyone who can read it can do anything (found in review,
+// session 20: accepted without a word).
+void WarnOfLooseAdminKey(const net::ServerConfig& config) {
+  struct stat st {};
+  if (::stat(config.admin_key_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    net::LogLine(StrCat("warning: ", config.admin_key_file, " is readable by others (mode ",
+                        absl::StrFormat("%04o", st.st_mode & 07777), "): chmod 600 it"));
+  }
+}
+
+// SIGHUP: the keys as a start would take them now, and nothing else. The
+// rest stays as the server runs (found in review, session 32: the data
+// directory and listen address were read again too, so an edited `data`
+// moved the admin key to another directory's, and a config without keys
+// was taken on an address beyond loopback, which a start refuses).
+absl::StatusOr<std::vector<net::ApiKey>> KeysNow(const Flags& flags, const net::ServerConfig& running) {
+  net::ServerConfig again = running;
+  again.keys.clear();
+  again.admin_key_file.clear();
+  if (flags.config_given) {
+    PL_ASSIGN_OR_RETURN(net::ServerConfig file, net::LoadConfigFile(flags.config));
+    again.keys = std::move(file.keys);
+  }
+  PL_RETURN_IF_ERROR(net::CheckStartPolicy(again));
+  if (again.keys.empty()) {
+    // DIR/admin.key, made anew if it was deleted.
+    PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&again));
+    WarnOfLooseAdminKey(again);
+  } else {
+    WarnOfPlaceholderKeys(again);
+  }
+  return std::move(again.keys);
+}
+
 absl::Status Serve(const Flags& flags) {
   PL_ASSIGN_OR_RETURN(net::ServerConfig config, BuildConfig(flags));
   RaiseOpenFileLimit(config);
@@ -131,26 +169,12 @@ absl::Status Serve(const Flags& flags) {
   }
   if (config.keys.empty()) {
     PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&config));
-    // Made 0600; one loosened by hand (or copied without its mode) still
-    // works, but anyone who can read it can do anything (found in review,
-    // session 20: accepted without a word).
-    struct stat st {};
-    if (::stat(config.admin_key_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-      net::LogLine(StrCat("warning: ", config.admin_key_file, " is readable by others (mode ",
-                          absl::StrFormat("%04o", st.st_mode & 07777), "): chmod 600 it"));
-    }
+    WarnOfLooseAdminKey(config);
   }
-  // SIGHUP: the keys as a start would take them now (the config file read
-  // again, or DIR/admin.key, made anew if it was deleted).
-  auto load_keys = [&flags]() -> absl::StatusOr<std::vector<net::ApiKey>> {
-    PL_ASSIGN_OR_RETURN(net::ServerConfig again, BuildConfig(flags));
-    if (again.keys.empty()) {
-      PL_RETURN_IF_ERROR(net::UseAdminKeyFile(&again));
-    } else {
-      WarnOfPlaceholderKeys(again);
-    }
-    return std::move(again.keys);
-  };
+  // The server reads `config` only; this runs on its first I/O thread while
+  // this thread waits in Run().
+  net::Server::KeyLoader load_keys;
+  if (!flags.sighup_ignored) load_keys = [&flags, &config] { return KeysNow(flags, config); };
   PL_ASSIGN_OR_RETURN(std::unique_ptr<net::Server> server,
                       net::Server::Start(ledger.get(), &config, /*handle_signals=*/true, load_keys));
   std::string ready = StrCat("listening on ", server->bound_address(), ", data ", config.data_dir);
@@ -162,6 +186,9 @@ absl::Status Serve(const Flags& flags) {
   net::LogLine(ready);
   server->Run();
   server.reset();
+  // Its signal set gave SIGHUP its default action back, which would kill
+  // the process during the final checkpoint below.
+  std::signal(SIGHUP, SIG_IGN);
   ledger.reset();  // closes the environment
   net::LogLine("closed the ledger cleanly");
   return absl::OkStatus();
@@ -179,6 +206,14 @@ int main(int argc, char** argv) {
   // (SIGPIPE; found in review, session 20). Sockets send with MSG_NOSIGNAL.
   std::signal(SIGPIPE, SIG_IGN);
   pointledger::Flags flags;
+  // SIGHUP reloads the keys once the server serves; before that (the
+  // ledger's open replays the log: seconds) and after (the final
+  // checkpoint), its default action would kill the process, and `systemctl
+  // reload` at such a moment stopped the service for good (found in
+  // review, session 32). Ignored outside those times; under nohup, always.
+  struct sigaction hup {};
+  flags.sighup_ignored = ::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler == SIG_IGN;
+  std::signal(SIGHUP, SIG_IGN);
   CLI::App app{
       "pointledgerd: the PointLedger server.\n"
       "Example: pointledgerd --data ./var --listen 127.0.0.1:7600"};

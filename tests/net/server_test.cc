@@ -1175,6 +1175,61 @@ TEST(Server, ReloadsUnderLoadLoseNoRequest) {
   EXPECT_EQ(server->Stop(), 0);
 }
 
+// SIGHUP reloads only the keys: a config whose `data` now names another
+// directory does not move the admin key there (found in review, session
+// 32: the reload read `data` again, made DIR2/admin.key, and refused the
+// running server's own key).
+TEST(Server, SighupReadsOnlyTheKeysOfAnEditedConfig) {
+  TempDir dir;
+  testing::WriteFile(dir.Sub("config.toml"), StrCat("data = \"", dir.Sub("first"), "\"\n"));
+  std::vector<std::string> args = {"--config", dir.Sub("config.toml")};
+  auto server = ServerProcess::Start(dir.Sub("first"), args);
+  ASSERT_NE(server, nullptr);
+  const std::string key = server->admin_key();
+  testing::WriteFile(dir.Sub("config.toml"), StrCat("data = \"", dir.Sub("second"), "\"\n"));
+  server->Signal(SIGHUP);
+  ASSERT_TRUE(server->WaitForLog("SIGHUP: reloaded 1 key (admin)", std::chrono::seconds(10))) << server->log();
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("second/admin.key")));
+  auto client = server->Connect(key);
+  ASSERT_TRUE(client.ok()) << client.status();
+  MustPost(**client, {ProgramCreate("acme")});
+  EXPECT_EQ(server->Stop(), 0);
+}
+
+// SIGHUP while the server opens its ledger (replaying the log: seconds on
+// a big one) and while it closes it (the final checkpoint) is ignored,
+// not fatal: its default action killed the process there, and `systemctl
+// reload` at such a moment stopped the service for good (found in review,
+// session 32). A shell sends SIGHUP every few milliseconds from the moment
+// pointledgerd's main has set it ignored (SigIgn bit 0 in /proc/PID/status;
+// before that, in the dynamic loader, no program can help it) until the
+// process is gone: through the log's replay, the serving, and the close.
+TEST(Server, SighupsAroundTheServersLifetimeDoNotKillIt) {
+  TempDir dir;
+  {
+    auto first = ServerProcess::Start(dir.Sub("data"));
+    ASSERT_NE(first, nullptr);
+    auto admin = first->AdminClient();
+    MustPost(*admin, {ProgramCreate("acme")});
+    for (int i = 0; i < 4; ++i) ASSERT_NO_FATAL_FAILURE(PostEarns(*admin, 8190, 4000));
+    first->Stop(SIGKILL);  // no final checkpoint: the next open replays the log
+  }
+  auto server = ServerProcess::StartUnder(
+      {"/bin/sh", "-c",
+       "trap : HUP; ("
+       " until [ \"$(readlink /proc/$$/exe)\" = \"$0\" ] &&"
+       "   [ $(( 0x$(awk '/^SigIgn/ {print $2}' /proc/$$/status) & 1 )) -eq 1 ]; do sleep 0.001; done;"
+       " while kill -HUP $$ 2>/dev/null; do sleep 0.003; done"
+       ") & exec \"$0\" \"$@\""},
+      dir.Sub("data"));
+  ASSERT_NE(server, nullptr);
+  MustPost(*server->AdminClient(), {ProgramCreate("beta")});
+  // The storm reached the serving server, so it ran through the open too.
+  EXPECT_TRUE(server->WaitForLog("SIGHUP: reloaded 1 key (admin)", std::chrono::seconds(10))) << server->log();
+  EXPECT_EQ(server->Stop(SIGTERM), 0) << server->log();
+  EXPECT_NE(server->log().find("closed the ledger cleanly"), std::string::npos) << server->log();
+}
+
 // Without a config, the keys are DIR/admin.key's: deleting it and sending
 // SIGHUP makes a new one, and the old one stops working (key rotation
 // without a restart).
