@@ -1,5 +1,6 @@
 #include "ledger/huge_pages.h"
 
+#include <sanitizer/asan_interface.h>
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -63,6 +64,7 @@ void* TakeHuge(size_t bytes) {
       void* p = it->first;
       k.blocks.erase(std::next(it).base());
       k.bytes -= size;
+      ASAN_UNPOISON_MEMORY_REGION(p, size);
       return p;
     }
   }
@@ -71,19 +73,39 @@ void* TakeHuge(size_t bytes) {
 
 void RecycleHuge(void* p, size_t bytes) noexcept {
   const size_t size = Rounded(bytes);
-  // Lazily freed, not unmapped: until the kernel needs the memory, the
-  // pages stay backed and their next write costs no fault.
-  (void)::madvise(p, size, MADV_FREE);
-  Kept& k = TheKept();
-  {
-    std::lock_guard<std::mutex> lock(k.mu);
-    if (k.bytes + size <= kHugeBytesKept) {
-      k.blocks.emplace_back(p, size);
-      k.bytes += size;
-      return;
-    }
+  if (size > kHugeBytesKept) {
+    FreeHuge(p, size);
+    return;
   }
-  FreeHuge(p, size);
+  // Lazily freed, not unmapped: until the kernel needs the memory, the
+  // pages stay backed and their next write costs no fault. Before it is
+  // listed: once listed, another thread may take it and write to it.
+  (void)::madvise(p, size, MADV_FREE);
+  // A use after free in a kept block is reported, as in an unmapped one
+  // it was a crash.
+  ASAN_POISON_MEMORY_REGION(p, size);
+  // The oldest make room: blocks of a size no longer asked for (a bigger
+  // map's index, once) must not hold the bound for good. Unmapped under
+  // the lock: rare (a full list), and off the writer's path (maps are
+  // freed by the checkpointer); no allocation, so nothing here throws.
+  Kept& k = TheKept();
+  std::lock_guard<std::mutex> lock(k.mu);
+  size_t drop = 0;
+  for (; k.bytes + size > kHugeBytesKept; ++drop) {
+    auto [q, n] = k.blocks[drop];
+    k.bytes -= n;
+    ASAN_UNPOISON_MEMORY_REGION(q, n);
+    FreeHuge(q, n);
+  }
+  k.blocks.erase(k.blocks.begin(), k.blocks.begin() + static_cast<std::ptrdiff_t>(drop));
+  k.blocks.emplace_back(p, size);  // within the reserved capacity: kept bytes <= the bound
+  k.bytes += size;
+}
+
+size_t HugeBytesKept() {
+  Kept& k = TheKept();
+  std::lock_guard<std::mutex> lock(k.mu);
+  return k.bytes;
 }
 
 }  // namespace pointledger::ledger

@@ -37,14 +37,18 @@ void FreeHuge(void* p, size_t bytes) noexcept;
 // fault and the zeroing.
 void* TakeHuge(size_t bytes);
 // Keeps `p` (from TakeHuge or AllocateHuge, of `bytes`) for a later
-// TakeHuge while the kept blocks total at most kHugeBytesKept; past that,
-// unmaps it. A kept block is marked MADV_FREE: under memory pressure the
-// kernel may reclaim its pages (they then read as zeroes), so what is kept
-// never holds memory the machine needs.
+// TakeHuge, unmapping the oldest kept blocks as needed to keep them all
+// within kHugeBytesKept (a block bigger than that is unmapped at once). A
+// kept block is marked MADV_FREE: under memory pressure the kernel may
+// reclaim its pages (they then read as zeroes), so what is kept never
+// holds memory the machine needs. Under AddressSanitizer it is poisoned
+// until taken again.
 void RecycleHuge(void* p, size_t bytes) noexcept;
-// About one checkpoint's map at the default checkpoint_entries (2M
-// entries: ~300 MB of arena and ~100 MB of hash index).
+// About two and a half checkpoints' maps at the default checkpoint_entries
+// (2M entries: ~300 MB of arena and ~100 MB of hash index each).
 inline constexpr size_t kHugeBytesKept = size_t{1} << 30;
+// What is kept now, in bytes (for tests and the curious).
+size_t HugeBytesKept();
 
 // An allocator that takes huge pages for allocations of a huge page or
 // more (a hash map's slot array; recycled: TakeHuge) and std::allocator's

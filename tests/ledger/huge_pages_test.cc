@@ -48,48 +48,61 @@ TEST(HugePagesTest, AContainerKeepsItsElementsAcrossTheThreshold) {
 }
 
 TEST(HugePagesTest, ABlockGivenBackIsTakenAgainForItsSizeOnly) {
-  // A freed map's memory serves the next map: the same block comes back
-  // for a request of its rounded size, still writable to its end; a
-  // request of another size gets a block of its own.
-  auto* p = static_cast<unsigned char*>(TakeHuge(kHugePage + 1));
+  // A freed map's memory serves the next map: the block given back is
+  // kept (counted), and comes back for a request of its rounded size,
+  // still writable to its end; a request of another size is not served
+  // from it. Sizes no other test gives back (7 and 11 pages), so that what
+  // earlier tests left kept does not answer these requests.
+  constexpr size_t kSeven = 7 * kHugePage;
+  constexpr size_t kEleven = 11 * kHugePage;
+  auto* p = static_cast<unsigned char*>(TakeHuge(kSeven - 1));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kHugePage, 0u);
-  std::memset(p, 0xcd, 2 * kHugePage);
-  RecycleHuge(p, kHugePage + 1);
-  void* other = TakeHuge(kHugePage);
+  std::memset(p, 0xcd, kSeven);
+  const size_t before = HugeBytesKept();
+  RecycleHuge(p, kSeven - 1);
+  EXPECT_EQ(HugeBytesKept(), before + kSeven);
+  void* other = TakeHuge(kEleven);
   EXPECT_NE(other, p);
-  auto* q = static_cast<unsigned char*>(TakeHuge(2 * kHugePage));
+  EXPECT_EQ(HugeBytesKept(), before + kSeven);  // not served from the 7 pages
+  auto* q = static_cast<unsigned char*>(TakeHuge(kSeven));
   EXPECT_EQ(q, p);
-  // MADV_FREE: the block holds its old bytes or, where the kernel took a
-  // page meanwhile, zeroes; either way it is ours to write.
-  EXPECT_TRUE(q[2 * kHugePage - 1] == 0xcd || q[2 * kHugePage - 1] == 0);
-  std::memset(q, 0x11, 2 * kHugePage);
-  EXPECT_EQ(q[2 * kHugePage - 1], 0x11);
-  RecycleHuge(q, 2 * kHugePage);
-  RecycleHuge(other, kHugePage);
+  EXPECT_EQ(HugeBytesKept(), before);
+  std::memset(q, 0x11, kSeven);
+  EXPECT_EQ(q[kSeven - 1], 0x11);
+  RecycleHuge(q, kSeven);
+  RecycleHuge(other, kEleven);
+  EXPECT_EQ(HugeBytesKept(), before + kSeven + kEleven);
+  // Left as found: unmapped, not kept.
+  FreeHuge(TakeHuge(kSeven), kSeven);
+  FreeHuge(TakeHuge(kEleven), kEleven);
+  EXPECT_EQ(HugeBytesKept(), before);
 }
 
-TEST(HugePagesTest, BlocksPastTheKeptBoundAreUnmapped) {
+TEST(HugePagesTest, TheOldestBlocksMakeRoomWithinTheBound) {
   // Whatever was kept before, giving back kHugeBytesKept and 4 pages more
-  // in single pages fills what is kept and unmaps at least 4: the memory a
-  // burst leaves behind is bounded.
+  // keeps exactly the bound: the 4 oldest are unmapped, the newest kept.
+  // The pages are never touched: this maps address space, not memory.
   const size_t n = kHugeBytesKept / kHugePage + 4;
   std::vector<void*> pages;
   for (size_t i = 0; i < n; ++i) pages.push_back(TakeHuge(kHugePage));
   for (void* p : pages) RecycleHuge(p, kHugePage);
+  EXPECT_EQ(HugeBytesKept(), kHugeBytesKept);
   // mincore fails with ENOMEM on a range that is not mapped.
   std::vector<unsigned char> resident(kHugePage / static_cast<size_t>(::sysconf(_SC_PAGESIZE)));
-  size_t unmapped = 0;
-  for (void* p : pages) unmapped += ::mincore(p, kHugePage, resident.data()) != 0 && errno == ENOMEM;
-  EXPECT_GE(unmapped, 4u);
-  // Taken again, every kept one is usable (and none is handed out twice).
-  std::vector<void*> again;
-  for (size_t i = 0; i < n - unmapped; ++i) again.push_back(TakeHuge(kHugePage));
-  std::sort(again.begin(), again.end());
-  EXPECT_EQ(std::adjacent_find(again.begin(), again.end()), again.end());
-  for (void* p : again) {
-    static_cast<unsigned char*>(p)[kHugePage - 1] = 1;
-    RecycleHuge(p, kHugePage);
+  auto unmapped = [&](void* p) { return ::mincore(p, kHugePage, resident.data()) != 0 && errno == ENOMEM; };
+  for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(unmapped(pages[i])) << i;
+  for (size_t i = 4; i < n; ++i) EXPECT_FALSE(unmapped(pages[i])) << i;
+  // A block bigger than the bound is never kept.
+  RecycleHuge(TakeHuge(kHugeBytesKept + kHugePage), kHugeBytesKept + kHugePage);
+  EXPECT_EQ(HugeBytesKept(), kHugeBytesKept);
+  // Every kept one is a page of these, taken back newest first; the list
+  // is left empty for the other tests.
+  for (size_t i = n; i-- > 4;) {
+    void* p = TakeHuge(kHugePage);
+    EXPECT_EQ(p, pages[i]);
+    FreeHuge(p, kHugePage);
   }
+  EXPECT_EQ(HugeBytesKept(), 0u);
 }
 
 }  // namespace
