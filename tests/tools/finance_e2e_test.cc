@@ -767,6 +767,10 @@ TEST_F(ExternalE2E, ThePeriodStartsAtTheFirstStampAndAnUnstampedRowOpensIt) {
   f = Findings(r.out, &summary);
   EXPECT_EQ(f["missing_in_file"].size(), 5u) << r.out;  // o-0, o,1, o-2, say "hi", o-late
   EXPECT_EQ(summary["matched"], 2) << r.out;
+  // And it says why, once (found by a finance review, session 32).
+  EXPECT_NE(r.err.find("note: --csv line 3 has no timestamp: the period is the whole ledger"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("has no timestamp", r.err.find("has no timestamp") + 1), std::string::npos) << r.err;
 }
 
 // A quoted CSV field may hold a line break; the text output escapes it, so
