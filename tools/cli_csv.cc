@@ -50,7 +50,10 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields, uint64_t*
       if (c != ',') return true;
       continue;
     }
-    if (c == '\r' && Peek() == '\n') continue;
+    // CRLF ends a record, and so does a CR that ends the file (a file
+    // whose last CRLF lost its LF: found by a finance review, session 32,
+    // "points '100\r' is not an integer"). A CR elsewhere is data.
+    if (c == '\r' && (Peek() == '\n' || Peek() == EOF)) continue;
     if (was_quoted) {
       return absl::InvalidArgumentError(StrCat("--csv line ", line_, ": text after a closing quote"));
     }

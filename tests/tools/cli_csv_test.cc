@@ -41,6 +41,18 @@ TEST(CsvReader, ReadsQuotedFieldsAndSkipsAByteOrderMark) {
   EXPECT_THAT((*r)[2], ElementsAre(""));
 }
 
+// A CR that ends the file ends the last record, as CRLF does; a CR
+// elsewhere outside quotes is kept (found by a finance review, session 32:
+// "100\r" was read as the points).
+TEST(CsvReader, ACarriageReturnAtTheEndOfTheFileEndsTheRecord) {
+  absl::StatusOr<std::vector<std::vector<std::string>>> r = ReadAll("a,b\r\nc,100\r");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(*r, ElementsAre(ElementsAre("a", "b"), ElementsAre("c", "100")));
+  r = ReadAll("a\rb,c\n");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(*r, ElementsAre(ElementsAre("a\rb", "c")));
+}
+
 // Found by the csv fuzz target (session 24): bytes that began as a BOM
 // does and then did not ("\xEF", "\xEF\xBB" and another byte: a UTF-8
 // character from U+FEC0 on) were dropped from the first field.
