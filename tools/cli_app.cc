@@ -963,7 +963,11 @@ int Cli::RunStatementCommand() {
     *out = *t;
   }
   if (!read_.from.empty() && from_ns > to_ns) {
-    return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));
+    // Named as given: with --to left out, the end is now (a finance review,
+    // session 32, was told "after --to" of a --to it never gave).
+    return ReportError(Out(), absl::InvalidArgumentError(
+                                  read_.to.empty() ? "--from is in the future (--to defaults to now)"
+                                                   : "--from is after --to"));
   }
   return WithReader([&](Reader& r) {
     return RunSettleStatement(r, Out(), read_.program, read_.partner, from_ns, to_ns);
@@ -990,7 +994,11 @@ int Cli::RunLiabilityCommand() {
   const int64_t as_of_ns = as_of.value_or(std::max<int64_t>(to_ns - 1, 0));
   const int64_t from_ns = from.value_or(0);
   if (from_ns > to_ns) {
-    return ReportError(Out(), absl::InvalidArgumentError("--from is after --to"));
+    // Named as given: --to defaults to just after --as-of, or to now.
+    return ReportError(Out(), absl::InvalidArgumentError(
+                                  to       ? "--from is after --to"
+                                  : as_of  ? "--from is after --as-of (the period ends at --as-of when --to is left out)"
+                                           : "--from is in the future (--to defaults to now)"));
   }
   if (RefusedRebuildBound()) return kExitUsage;
   return WithReader([&](Reader& r) {

@@ -1255,10 +1255,20 @@ TEST_F(FinanceE2E, LiabilityAsOfAndPeriod) {
   EXPECT_EQ(backwards.exit_code, 2);
   EXPECT_NE(backwards.err.find("--from is after --to"), std::string::npos) << backwards.err;
   // --as-of T ends the period just after T: T before --from is backwards.
-  EXPECT_EQ(Data({"reconcile", "liability", "--program", "acme", "--from", FormatTime(r1), "--as-of",
-                  FormatTime(r1 - 2)})
-                .exit_code,
-            2);
+  const RunResult before_as_of = Data({"reconcile", "liability", "--program", "acme", "--from", FormatTime(r1),
+                                       "--as-of", FormatTime(r1 - 2)});
+  EXPECT_EQ(before_as_of.exit_code, 2);
+  // Each named as given (session 32: both said "after --to", of a --to
+  // never given).
+  EXPECT_NE(before_as_of.err.find("--from is after --as-of"), std::string::npos) << before_as_of.err;
+  const RunResult future = Data({"reconcile", "liability", "--program", "acme", "--from", "2200-01-01T00:00:00Z"});
+  EXPECT_EQ(future.exit_code, 2);
+  EXPECT_NE(future.err.find("--from is in the future (--to defaults to now)"), std::string::npos) << future.err;
+  const RunResult statement = Cli({"settle", "statement", "--program", "acme", "--partner", "p", "--from",
+                                   "2200-01-01T00:00:00Z"});
+  EXPECT_EQ(statement.exit_code, 2);
+  EXPECT_NE(statement.err.find("--from is in the future (--to defaults to now)"), std::string::npos)
+      << statement.err;
   EXPECT_EQ(Cli({"reconcile", "liability", "--program", "acme", "--as-of", "yesterday"}).exit_code, 2);
 }
 
