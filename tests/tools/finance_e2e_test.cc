@@ -314,6 +314,7 @@ TEST_F(FinanceE2E, AuditVerifyExpectHead) {
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines[0]["what"], "head");
   EXPECT_NE(lines[0]["found"].get<std::string>().find("ends at seq 13"), std::string::npos) << beyond.out;
+  EXPECT_EQ(lines.back()["first_bad_seq"], 14) << beyond.out;  // the first seq missing
   EXPECT_EQ(Data({"audit", "verify", "--expect-head", StrCat("14:", hash)}).exit_code, 1);
   // The empty ledger's head, as `audit head` prints it: every chain starts
   // there (found in a docs test drive: it was refused as malformed).
