@@ -444,6 +444,19 @@ std::string StatementText(const ledger::Statement& s) {
   return out + StrCat("net                   ", MicrosToDecimal(net), "  paid by the ", s.payer, "\n");
 }
 
+std::string SettledJson(std::string_view key, const ledger::Result& r, const ledger::Statement& s) {
+  Json j = Json::parse(ResultJson(key, Kind::kSettle, r));
+  j["statement"] = StatementFields(s);
+  return Dump(j);
+}
+
+std::string SettledText(std::string_view key, const ledger::Result& r, const ledger::Statement& s) {
+  std::string out = ResultText(key, Kind::kSettle, r);
+  std::string statement = StatementText(s);
+  while (!statement.empty() && statement.back() == '\n') statement.pop_back();
+  return StrCat(out, "\n", statement);
+}
+
 std::string HeadJson(const ledger::ChainHead& head) {
   Json j;
   j["seq"] = head.seq;

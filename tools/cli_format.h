@@ -42,6 +42,11 @@ inline bool Committed(const ledger::Result& r) { return r.code == ledger::Code::
 // its command-line name: "to", "expires_at" ...) for id_conflict. `key` is
 // the --id KEY as given (or the hex id).
 std::string ResultJson(std::string_view key, ledger::Kind kind, const ledger::Result& r);
+// A settle close's result with the statement it recorded: the JSON above
+// with "statement" (as `settle statement --json` has it), and the text
+// line followed by the statement's lines.
+std::string SettledJson(std::string_view key, const ledger::Result& r, const ledger::Statement& s);
+std::string SettledText(std::string_view key, const ledger::Result& r, const ledger::Statement& s);
 // "order-1001  ok  seq 42  2026-11-22T10:00:00.123456789Z"
 // "reward-77  rejected: insufficient_points (the member has fewer available points than asked)"
 std::string ResultText(std::string_view key, ledger::Kind kind, const ledger::Result& r);

@@ -336,7 +336,21 @@ int RunPostOne(net::Client& client, const Output& o, std::string_view key, const
                                                      " results for one transaction")));
   }
   const ledger::Result& r = results->front();
-  const std::string line = o.json ? ResultJson(key, tx.kind, r) : ResultText(key, tx.kind, r);
+  std::string line = o.json ? ResultJson(key, tx.kind, r) : ResultText(key, tx.kind, r);
+  if (tx.kind == ledger::Kind::kSettle && r.code == Code::kOk) {
+    // What was settled, read back from the record: "ok seq 38" alone sent a
+    // finance user to `tx get` for the amount and who pays (found by a
+    // finance review, session 32). A key without the read scope cannot
+    // read it back; the close stands all the same.
+    absl::StatusOr<std::optional<ledger::TxRecord>> rec = client.GetTransaction(tx.program, tx.id);
+    if (rec.ok() && rec->has_value() && (*rec)->statement) {
+      line = o.json ? SettledJson(key, r, *(*rec)->statement) : SettledText(key, r, *(*rec)->statement);
+    } else {
+      std::fprintf(o.err, "note: the statement could not be read back (%s); `pointledger tx get --program %s --id "
+                          "KEY` shows it\n",
+                   rec.ok() ? "not in the record" : Shown(std::string(rec.status().message())).c_str(), Shown(tx.program).c_str());
+    }
+  }
   std::fprintf(o.out, "%s\n", line.c_str());
   return r.code == Code::kOk ? kExitOk : kExitRejected;
 }

@@ -1367,7 +1367,21 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
   EXPECT_NE(before_text.out.find("net                   0.975000  paid by the partner"), std::string::npos)
       << before_text.out;
 
-  Post({"settle", "close", "--program", "travel", "--partner", "air", "--to", to, "--id", "close-1"});
+  // The close prints what it settled (since session 32: it printed only
+  // "ok seq N"), read back from its record; again on a retry.
+  const RunResult close_json =
+      Cli({"settle", "close", "--program", "travel", "--partner", "air", "--to", to, "--id", "close-1", "--json"});
+  ASSERT_EQ(close_json.exit_code, 0) << close_json.err;
+  const json settled = ParseJson(close_json.out);
+  EXPECT_EQ(settled["status"], "ok") << close_json.out;
+  EXPECT_EQ(settled["statement"]["net_micros"], 975'000) << close_json.out;
+  EXPECT_EQ(settled["statement"]["payer"], "partner") << close_json.out;
+  EXPECT_EQ(settled["statement"]["to"], to) << close_json.out;
+  const RunResult close_text =
+      Cli({"settle", "close", "--program", "travel", "--partner", "air", "--to", to, "--id", "close-1"});
+  EXPECT_NE(close_text.out.find("close-1  ok (duplicate)"), std::string::npos) << close_text.out;
+  EXPECT_NE(close_text.out.find("net                   0.975000  paid by the partner"), std::string::npos)
+      << close_text.out;
   // Right after the close, without --from: the empty period [to, to) is a
   // statement of zeros, exit 0, and t5 (1 ns before `to`) is settled, not
   // in it (found by mutation testing, session 21: an empty period refused,
