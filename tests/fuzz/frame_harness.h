@@ -344,7 +344,7 @@ class FrameHarness {
   uint64_t runs_ = 0;
   bool needs_reset_ = false;
   const bool trace_ = std::getenv("PL_FUZZ_TRACE") != nullptr;
-  const net::ApiKey* key_ = nullptr;
+  std::shared_ptr<const net::ApiKey> key_;
   std::vector<uint64_t> aligned_;
   std::vector<uint64_t> response_;
   std::vector<ledger::Transaction> batch_;
