@@ -334,6 +334,14 @@ int RunAuditExport(Reader& reader, const Output& o, uint64_t from_seq, uint64_t 
     // The header only once the first read succeeded: a refused export
     // (permission_denied) must not leave what looks like an empty one.
     if (first && format == "csv") PrintLine(o, kExportCsvHeader);
+    // A range past the head exports what there is, and says where it
+    // ended (found by a finance review, session 32: an empty export and
+    // exit 0, no word that the ledger ends before --from-seq).
+    if (first && std::max(from_seq, to_seq) > page->head_seq) {
+      std::fprintf(o.err, "note: the ledger's head is seq %llu: the export %s\n",
+                   static_cast<unsigned long long>(page->head_seq),
+                   from_seq > page->head_seq ? "is empty" : "ends there");
+    }
     if (end == 0) end = page->head_seq;
     for (const ledger::TxRecord& rec : page->records) {
       if (rec.seq > end) break;

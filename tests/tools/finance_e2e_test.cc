@@ -1048,8 +1048,15 @@ TEST_F(FinanceE2E, AuditExport) {
   EXPECT_EQ(mid[2]["seq"], 5);
   EXPECT_EQ(mid[1], records[3]);
   EXPECT_EQ(SplitLines(Both({"audit", "export", "--from-seq", "12", "--format", "csv"}, 0).out).size(), 3u);
-  EXPECT_EQ(JsonLines(Both({"audit", "export", "--to-seq", "100", "--format", "jsonl"}, 0).out).size(), 13u);
-  EXPECT_EQ(Both({"audit", "export", "--from-seq", "14", "--format", "jsonl"}, 0).out, "");
+  const RunResult past = Both({"audit", "export", "--to-seq", "100", "--format", "jsonl"}, 0);
+  EXPECT_EQ(JsonLines(past.out).size(), 13u);
+  // Past the head: said on stderr (since session 32), the output unchanged.
+  EXPECT_NE(past.err.find("note: the ledger's head is seq 13: the export ends there"), std::string::npos) << past.err;
+  const RunResult beyond = Both({"audit", "export", "--from-seq", "14", "--format", "jsonl"}, 0);
+  EXPECT_EQ(beyond.out, "");
+  EXPECT_NE(beyond.err.find("note: the ledger's head is seq 13: the export is empty"), std::string::npos)
+      << beyond.err;
+  EXPECT_EQ(Both({"audit", "export", "--to-seq", "13", "--format", "jsonl"}, 0).err.find("note:"), std::string::npos);
   // Usage errors.
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"audit", "export", "--format", "xml"}, {"audit", "export"},
