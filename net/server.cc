@@ -231,6 +231,8 @@ class ServerImpl final : public Server, private ConnectionRegistry {
     Stop();
   }
 
+  void ReplaceKeys(std::vector<ApiKey> keys) override { service_.ReplaceKeys(std::move(keys)); }
+
  private:
   absl::Status Bind() {
     return BindAcceptor(*acceptor_, config_->listen, "", &endpoint_);
@@ -276,10 +278,6 @@ class ServerImpl final : public Server, private ConnectionRegistry {
                    "take a restart"));
   }
 
- public:
-  void ReplaceKeys(std::vector<ApiKey> keys) override { service_.ReplaceKeys(std::move(keys)); }
-
- private:
   // ---- Accepting (on contexts_[0]).
 
   void Accept() {

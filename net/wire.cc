@@ -73,9 +73,10 @@ absl::StatusOr<const wire::Request*> VerifyRequestFrame(std::span<const uint8_t>
     // check, as until session 32, the verifier read misaligned fields:
     // undefined behaviour, found by the frame fuzz target.) Malformed
     // frames close the connection, so the copy is paid once per one.
-    const size_t body = frame.size() >= sizeof(flatbuffers::uoffset_t) ? frame.size() - sizeof(flatbuffers::uoffset_t) : 0;
+    constexpr size_t kPrefix = sizeof(flatbuffers::uoffset_t);
+    const size_t body = frame.size() > kPrefix ? frame.size() - kPrefix : 0;
     std::vector<uint64_t> copy((body + 7) / 8);
-    if (body > 0) std::memcpy(copy.data(), frame.data() + sizeof(flatbuffers::uoffset_t), body);
+    if (body > 0) std::memcpy(copy.data(), frame.data() + kPrefix, body);
     flatbuffers::Verifier second(reinterpret_cast<const uint8_t*>(copy.data()), body, VerifierOptions());
     if (body > 0 && wire::VerifyRequestBuffer(second)) {
       return Malformed(

@@ -346,9 +346,10 @@ int RunPostOne(net::Client& client, const Output& o, std::string_view key, const
     if (rec.ok() && rec->has_value() && (*rec)->statement) {
       line = o.json ? SettledJson(key, r, *(*rec)->statement) : SettledText(key, r, *(*rec)->statement);
     } else {
+      const std::string why = rec.ok() ? "not in the record" : Shown(std::string(rec.status().message()));
       std::fprintf(o.err, "note: the statement could not be read back (%s); `pointledger tx get --program %s --id "
                           "KEY` shows it\n",
-                   rec.ok() ? "not in the record" : Shown(std::string(rec.status().message())).c_str(), Shown(tx.program).c_str());
+                   why.c_str(), Shown(tx.program).c_str());
     }
   }
   std::fprintf(o.out, "%s\n", line.c_str());
