@@ -394,8 +394,10 @@ class RebuildScratch {
 // needs does not grow with the ledger's length.
 class StateRebuild {
  public:
+  // `expected_slots`: about how many keys (history aside) the state will
+  // have, room made for them at once (the stored state's count serves).
   StateRebuild(const Handles& handles, const lmdb::Txn& log_txn, const LogChunks* tail,
-               const Options& options, uint64_t map_size_bytes)
+               const Options& options, uint64_t map_size_bytes, uint64_t expected_slots)
       : scratch_(options.scratch_dir, map_size_bytes, handles),
         memory_entries_(options.rebuild_memory_entries),
         view_(View::Layers{.handles = scratch_.handles(),
@@ -406,7 +408,9 @@ class StateRebuild {
                            .log_tail = tail,
                            .writer = true,
                            .id_filter = &ids_,
-                           .replaying = true}) {}
+                           .replaying = true}) {
+    mem_.Reserve(std::min(expected_slots, memory_entries_));
+  }
 
   // Replays seqs 1..to_seq; then every table of view() can be scanned.
   absl::StatusOr<ChainHead> Run(Clock* clock, uint64_t to_seq, const Progress& progress,
@@ -433,6 +437,20 @@ class StateRebuild {
   IdFilter ids_;  // every id written, so a fresh one is looked up nowhere
   View view_;
 };
+
+// How many keys the state environment holds, history aside (its rows skip
+// the MemTable's hash index): what a rebuild of the state will hold.
+absl::StatusOr<uint64_t> StateSlots(const lmdb::Txn& state_txn, const Handles& handles) {
+  uint64_t n = 0;
+  for (Table t = 0; t < kTableCount; ++t) {
+    if (IsLogTable(t) || t == Dbs().history) continue;
+    MDB_stat stat;
+    PL_RETURN_IF_ERROR(lmdb::FromMdb(mdb_stat(state_txn.get(), handles.dbi[t], &stat),
+                                     "reading a table's size"));
+    n += stat.ms_entries;
+  }
+  return n;
+}
 
 // The last seq in the log environment (0: none).
 absl::StatusOr<uint64_t> LastLogSeq(const lmdb::Txn& log_txn, const Handles& handles) {
@@ -1411,7 +1429,9 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
 
   // 3. The state rebuilt from seq 1, compared with the stored one.
   PL_ASSIGN_OR_RETURN(const auto state_usage, rep_->state_env.MapUsage());
-  StateRebuild rebuild(rep_->handles, log_txn, snap.tail.get(), rep_->options, state_usage.second);
+  PL_ASSIGN_OR_RETURN(const uint64_t slots, StateSlots(state_txn, rep_->handles));
+  StateRebuild rebuild(rep_->handles, log_txn, snap.tail.get(), rep_->options, state_usage.second,
+                       slots + stored_mem.map().slots.size());
   if (absl::StatusOr<ChainHead> h = rebuild.Run(rep_->clock, report.head.seq, progress, &failed);
       !h.ok()) {
     if (!absl::IsDataLoss(h.status())) return h.status();
@@ -1438,8 +1458,12 @@ absl::StatusOr<Liability> Ledger::LiabilityReport(std::string_view program, int6
   }
   // The state at as_of is not stored anywhere: rebuild it from the log.
   PL_ASSIGN_OR_RETURN(const auto state_usage, rep_->state_env.MapUsage());
+  // The state grows about as the log does: room for as_of's share of it.
+  PL_ASSIGN_OR_RETURN(const uint64_t slots, StateSlots(*snap->state_txn, rep_->handles));
   StateRebuild rebuild(rep_->handles, *snap->log_txn, snap->tail.get(), rep_->options,
-                       state_usage.second);
+                       state_usage.second,
+                       static_cast<uint64_t>(static_cast<double>(slots) * as_of_seq /
+                                             std::max<uint64_t>(head.seq, 1)));
   PL_RETURN_IF_ERROR(rebuild.Run(rep_->clock, as_of_seq, nullptr, nullptr).status());
   return LiabilityIn(rebuild.view(), current, Dbs(), program, from_ns, to_ns, as_of_ns, as_of_seq);
 }

@@ -305,6 +305,11 @@ MemTable::Bytes MemTable::ValueFor(const Slot& s, std::string_view value) {
   return b;
 }
 
+void MemTable::Reserve(size_t slots) {
+  absl::MutexLock lock(&mu_);
+  map_.slots.reserve(slots);
+}
+
 void MemTable::OrderAll() {
   PL_CHECK(!pending());
   if (order_all_) return;

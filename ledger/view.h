@@ -326,6 +326,11 @@ class MemTable {
   // the unordered tables (random ids: a cache miss per level). Writer
   // side; nothing pending.
   void OrderAll();
+  // Makes room in the hash index for `slots` keys at once: a private
+  // MemTable that knows roughly how many it will hold (an audit's rebuild)
+  // skips the index's doublings, each a rehash of every key into memory
+  // the kernel zeroes first. Writer side.
+  void Reserve(size_t slots);
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 
