@@ -284,35 +284,6 @@ int RunAuditVerify(Reader& reader, const Output& o, const std::optional<Expected
   return ok ? kExitOk : kExitRejected;
 }
 
-namespace {
-
-// RFC 4180: quoted when it holds a comma, a quote or a line break.
-std::string CsvField(std::string_view s) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
-constexpr char kExportCsvHeader[] =
-    "seq,timestamp,id,kind,program,status,member,member2,partner,points,points2,delta,"
-    "result_points,order_ref,reason,hash";
-
-std::string RecordCsv(const ledger::TxRecord& rec) {
-  const ledger::Transaction& t = rec.tx;
-  return StrCat(rec.seq, ",", FormatTime(rec.timestamp_ns), ",", ledger::IdToHex(t.id), ",",
-                ledger::KindName(t.kind), ",", CsvField(t.program), ",",
-                ledger::CodeName(rec.result.code), ",", CsvField(t.member), ",", CsvField(t.member2),
-                ",", CsvField(t.partner), ",", t.points, ",", t.points2, ",", t.delta, ",",
-                rec.result.points, ",", CsvField(t.order_ref), ",", CsvField(t.reason), ",",
-                HexBytes(rec.hash));
-}
-
-}  // namespace
 
 int RunAuditExport(Reader& reader, const Output& o, uint64_t from_seq, uint64_t to_seq,
                    const std::string& format) {
@@ -333,7 +304,7 @@ int RunAuditExport(Reader& reader, const Output& o, uint64_t from_seq, uint64_t 
     if (!page.ok()) return ReadFailed(o, page.status(), "export");
     // The header only once the first read succeeded: a refused export
     // (permission_denied) must not leave what looks like an empty one.
-    if (first && format == "csv") PrintLine(o, kExportCsvHeader);
+    if (first && format == "csv") PrintLine(o, TxRecordCsvHeader());
     // A range past the head exports what there is, and says where it
     // ended (found by a finance review, session 32: an empty export and
     // exit 0, no word that the ledger ends before --from-seq).
@@ -345,7 +316,7 @@ int RunAuditExport(Reader& reader, const Output& o, uint64_t from_seq, uint64_t 
     if (end == 0) end = page->head_seq;
     for (const ledger::TxRecord& rec : page->records) {
       if (rec.seq > end) break;
-      PrintLine(o, format == "csv" ? RecordCsv(rec) : [&] {
+      PrintLine(o, format == "csv" ? TxRecordCsv(rec) : [&] {
         return TxRecordJson(ledger::IdToHex(rec.tx.id), rec);
       }());
     }

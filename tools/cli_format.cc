@@ -400,6 +400,73 @@ std::string TxRecordJson(std::string_view key, const ledger::TxRecord& rec) {
   return Dump(j);
 }
 
+namespace {
+
+// The columns after `hash`: each a field of TransactionJson (a kind that
+// has none of them leaves the cell empty), then the statement's.
+constexpr std::string_view kCsvFieldColumns[] = {
+    "original_id",  "hold_id",     "expires_at",        "lock_days",          "timeout",
+    "clawback_partial", "lot_expires_at", "lot_seq",     "lot_index",          "currency",
+    "point_value_micros", "expiry_days", "auto_open",   "earn_price_micros",  "redeem_price_micros",
+    "effective_from", "settle_to", "metadata"};
+constexpr std::string_view kCsvStatementColumns[] = {
+    "from", "to", "earned_points", "redeemed_points", "partner_owes_micros",
+    "program_owes_micros", "net_micros", "payer"};
+
+std::string CsvCell(const Json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return CsvField(v.get_ref<const std::string&>());
+  return Dump(v);
+}
+
+}  // namespace
+
+std::string CsvField(std::string_view s) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+const std::string& TxRecordCsvHeader() {
+  static const std::string header = [] {
+    std::string h =
+        "seq,timestamp,id,kind,program,status,member,member2,partner,points,points2,delta,"
+        "result_points,order_ref,reason,hash";
+    for (std::string_view c : kCsvFieldColumns) h += StrCat(",", c);
+    for (std::string_view c : kCsvStatementColumns) h += StrCat(",statement_", c);
+    return h;
+  }();
+  return header;
+}
+
+std::string TxRecordCsv(const ledger::TxRecord& rec) {
+  const ledger::Transaction& t = rec.tx;
+  std::string row = StrCat(rec.seq, ",", FormatTime(rec.timestamp_ns), ",", ledger::IdToHex(t.id), ",",
+                           ledger::KindName(t.kind), ",", CsvField(t.program), ",",
+                           ledger::CodeName(rec.result.code), ",", CsvField(t.member), ",",
+                           CsvField(t.member2), ",", CsvField(t.partner), ",", t.points, ",", t.points2,
+                           ",", t.delta, ",", rec.result.points, ",", CsvField(t.order_ref), ",",
+                           CsvField(t.reason), ",", HexBytes(rec.hash));
+  const Json fields = TransactionJson(t);
+  for (std::string_view c : kCsvFieldColumns) {
+    // A settle's `to` (its JSON name; a transfer's `to` is member2).
+    if (c == "settle_to") c = t.kind == Kind::kSettle ? "to" : "";
+    auto it = fields.find(std::string(c));
+    row += StrCat(",", it == fields.end() ? std::string() : CsvCell(*it));
+  }
+  const Json statement = rec.statement ? StatementFields(*rec.statement) : Json::object();
+  for (std::string_view c : kCsvStatementColumns) {
+    auto it = statement.find(std::string(c));
+    row += StrCat(",", it == statement.end() ? std::string() : CsvCell(*it));
+  }
+  return row;
+}
+
 std::string TxRecordText(std::string_view key, const ledger::TxRecord& rec) {
   Json j = nlohmann::ordered_json::parse(TxRecordJson(key, rec), nullptr, false);
   std::string out;

@@ -70,6 +70,15 @@ std::string HistoryText(std::span<const ledger::HistoryEntry> entries);
 // "acme/member/alice".
 std::string TxRecordJson(std::string_view key, const ledger::TxRecord& rec);
 std::string TxRecordText(std::string_view key, const ledger::TxRecord& rec);
+// The same as one CSV row (`audit export --format csv`): the columns of
+// TxRecordCsvHeader(), the first sixteen every kind has, then (since
+// session 33) those only some kinds have, named as in the JSON and empty
+// where the kind has none, and a settle's statement. No postings: the
+// JSON lines export has them.
+const std::string& TxRecordCsvHeader();
+std::string TxRecordCsv(const ledger::TxRecord& rec);
+// RFC 4180: quoted when it holds a comma, a quote or a line break.
+std::string CsvField(std::string_view s);
 
 std::string StatementJson(const ledger::Statement& s);
 std::string StatementText(const ledger::Statement& s);

@@ -1028,17 +1028,51 @@ TEST_F(FinanceE2E, AuditExport) {
   const RunResult csv = Both({"audit", "export", "--format", "csv"}, 0);
   const std::vector<std::string> rows = SplitLines(csv.out);
   ASSERT_EQ(rows.size(), 14u) << csv.out;
+  // The sixteen columns every kind has, in their places since the first
+  // export; then (since session 33) the fields only some kinds have, and a
+  // settle's statement (SettlementE2E below).
   EXPECT_EQ(rows[0],
             "seq,timestamp,id,kind,program,status,member,member2,partner,points,points2,delta,"
-            "result_points,order_ref,reason,hash");
-  for (size_t i = 1; i < rows.size(); ++i) {
-    EXPECT_EQ(rows[i].rfind(StrCat(i, ","), 0), 0u) << rows[i];
-    const std::string hash = records[i - 1]["hash"];
-    EXPECT_EQ(rows[i].substr(rows[i].size() - hash.size() - 1), "," + hash) << rows[i];
+            "result_points,order_ref,reason,hash,original_id,hold_id,expires_at,lock_days,timeout,"
+            "clawback_partial,lot_expires_at,lot_seq,lot_index,currency,point_value_micros,expiry_days,"
+            "auto_open,earn_price_micros,redeem_price_micros,effective_from,settle_to,metadata,"
+            "statement_from,statement_to,statement_earned_points,statement_redeemed_points,"
+            "statement_partner_owes_micros,statement_program_owes_micros,statement_net_micros,"
+            "statement_payer");
+  const std::vector<std::map<std::string, std::string>> cells = CsvRows(csv.out);
+  ASSERT_EQ(cells.size(), records.size());
+  for (size_t i = 0; i < cells.size(); ++i) {
+    EXPECT_EQ(cells[i].at("seq"), std::to_string(i + 1));
+    EXPECT_EQ(cells[i].at("hash"), records[i]["hash"]) << rows[i + 1];
+    EXPECT_EQ(cells[i].at("kind"), records[i]["kind"]) << rows[i + 1];
+    // Each kind's own fields, as the JSON lines export names them; the
+    // others empty.
+    for (const char* field : {"original_id", "hold_id", "expires_at", "lock_days", "timeout",
+                              "clawback_partial", "lot_expires_at", "lot_seq", "lot_index", "currency",
+                              "point_value_micros", "expiry_days", "auto_open", "earn_price_micros",
+                              "redeem_price_micros", "effective_from", "metadata"}) {
+      const json& v = records[i].contains(field) ? records[i][field] : json();
+      EXPECT_EQ(cells[i].at(field), v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump())
+          << field << " of " << rows[i + 1];
+    }
+    EXPECT_EQ(cells[i].at("statement_net_micros"), "") << rows[i + 1];
   }
+  const std::map<std::string, std::string>& rev = cells[posted_["rev1"].seq - 1];
+  EXPECT_EQ(rev.at("original_id"), records[posted_["e1"].seq - 1]["id_hex"]);
+  EXPECT_EQ(rev.at("hold_id"), "");
+  EXPECT_EQ(cells[posted_["c1"].seq - 1].at("hold_id"), records[posted_["h1"].seq - 1]["id_hex"]);
+  EXPECT_EQ(cells[posted_["h1"].seq - 1].at("timeout"), "300");
+  EXPECT_EQ(cells[0].at("currency"), "USD");
+  EXPECT_EQ(cells[0].at("point_value_micros"), "5000");
+  EXPECT_EQ(cells[1].at("earn_price_micros"), "9000");
+  EXPECT_FALSE(cells[posted_["e3"].seq - 1].at("expires_at").empty());
+  EXPECT_EQ(cells[12].at("kind"), "expire");
+  EXPECT_EQ(cells[12].at("lot_seq"), std::to_string(posted_["e3"].seq));
+  EXPECT_EQ(cells[12].at("lot_expires_at"), cells[posted_["e3"].seq - 1].at("expires_at"));
   // RFC 4180 quoting of the adjust's reason.
   EXPECT_NE(rows[posted_["adj1"].seq].find(",\"goodwill, \"\"oops\"\"\","), std::string::npos)
       << rows[posted_["adj1"].seq];
+  EXPECT_EQ(cells[posted_["adj1"].seq - 1].at("reason"), "goodwill, \"oops\"");
 
   // Bounds.
   const std::vector<json> mid = JsonLines(Both({"audit", "export", "--from-seq", "3", "--to-seq", "5",
@@ -1407,6 +1441,24 @@ TEST_F(FinanceE2E, SettlementAcrossAPriceChange) {
   }
   EXPECT_NE(Both({"tx", "get", "--program", "travel", "--id", "close-1"}, 0).out.find("statement\n  from"),
             std::string::npos);
+  // So does its row of the CSV export (since session 33).
+  const std::vector<std::map<std::string, std::string>> exported =
+      CsvRows(Both({"audit", "export", "--format", "csv"}, 0).out);
+  ASSERT_GE(exported.size(), closed["seq"].get<size_t>());
+  {
+    const std::map<std::string, std::string>& row = exported[closed["seq"].get<size_t>() - 1];
+    ASSERT_EQ(row.at("seq"), std::to_string(closed["seq"].get<uint64_t>()));
+    EXPECT_EQ(row.at("kind"), "settle");
+    EXPECT_EQ(row.at("settle_to"), to);
+    EXPECT_EQ(row.at("statement_to"), to);
+    EXPECT_EQ(row.at("statement_from"), closed["statement"]["from"]);
+    EXPECT_EQ(row.at("statement_earned_points"), "150");
+    EXPECT_EQ(row.at("statement_redeemed_points"), "60");
+    EXPECT_EQ(row.at("statement_partner_owes_micros"), "1375000");
+    EXPECT_EQ(row.at("statement_program_owes_micros"), "400000");
+    EXPECT_EQ(row.at("statement_net_micros"), "975000");
+    EXPECT_EQ(row.at("statement_payer"), "partner");
+  }
   // Later: more flows, another price, another close.
   Post({"partner", "price", "air", "--program", "travel", "--earn-price-micros", "1", "--redeem-price-micros", "1",
         "--id", "air-3"});

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +93,41 @@ inline std::vector<std::string> SplitLines(const std::string& text) {
     pos = nl + 1;
   }
   return lines;
+}
+
+// One CSV record's cells (RFC 4180 quoting; the record on one line).
+inline std::vector<std::string> CsvCells(const std::string& line) {
+  std::vector<std::string> cells(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      cells.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      cells.emplace_back();
+    } else {
+      cells.back() += c;
+    }
+  }
+  return cells;
+}
+
+// A CSV export's rows as maps from its header's names to cells.
+inline std::vector<std::map<std::string, std::string>> CsvRows(const std::string& text) {
+  const std::vector<std::string> lines = SplitLines(text);
+  std::vector<std::map<std::string, std::string>> rows;
+  if (lines.empty()) return rows;
+  const std::vector<std::string> header = CsvCells(lines[0]);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::vector<std::string> cells = CsvCells(lines[i]);
+    EXPECT_EQ(cells.size(), header.size()) << lines[i];
+    std::map<std::string, std::string>& row = rows.emplace_back();
+    for (size_t c = 0; c < header.size() && c < cells.size(); ++c) row[header[c]] = cells[c];
+  }
+  return rows;
 }
 
 }  // namespace pointledger::tools
