@@ -308,8 +308,11 @@ class RebuildScratch {
     PL_RETURN_IF_ERROR(Named(Write(mem.map())));
     std::shared_ptr<const MemTable::Map> spilled;
     {
+      // The next map fills as far: room for it at once, in the index's
+      // own recycled pages (huge_pages.h).
+      MemTable::Map next = mem.EmptyMapLike();
       absl::MutexLock lock(&mem.mutex());
-      spilled = mem.Freeze(MemTable::Map());
+      spilled = mem.Freeze(std::move(next));
     }
     spilled.reset();  // the memory this was for
     PL_ASSIGN_OR_RETURN(read_, Named(lmdb::Txn::BeginRead(*env_)));
@@ -409,6 +412,7 @@ class StateRebuild {
                            .writer = true,
                            .id_filter = &ids_,
                            .replaying = true}) {
+    mem_.set_private();
     mem_.Reserve(std::min(expected_slots, memory_entries_));
   }
 
@@ -1405,6 +1409,7 @@ absl::StatusOr<AuditReport> Ledger::Audit(const Progress& progress) {
          std::string(s.message()), seq});
   };
   MemTable stored_mem(/*order_all=*/true);
+  stored_mem.set_private();
   View stored(View::Layers{.handles = &rep_->handles,
                            .log_txn = &log_txn,
                            .state_txn = &state_txn,

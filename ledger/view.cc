@@ -280,8 +280,10 @@ MemTable::Slot& MemTable::SlotFor(std::string_view full_key) {
   std::memcpy(key, full_key.data(), full_key.size());
   Slot* slot = new (map_.arena->Allocate(sizeof(Slot))) Slot();
   const std::string_view stored(key, full_key.size());
-  // Inserting may rehash and rebalance: readers must not be inside the map.
-  absl::MutexLock lock(&mu_);
+  // Inserting may rehash and rebalance: readers must not be inside the map
+  // (a private one has none).
+  std::optional<absl::MutexLock> lock;
+  if (!private_) lock.emplace(&mu_);
   const bool inserted = map_.slots.try_emplace(absl::string_view(key, full_key.size()), slot).second;
   PL_CHECK(inserted);
   if (ordered(static_cast<Table>(full_key[0]))) {

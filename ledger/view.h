@@ -318,6 +318,10 @@ class MemTable {
   // B-tree insert per key. History is scanned too, from its sorted runs. A
   // private MemTable, built to scan anything, passes order_all.
   explicit MemTable(bool order_all = false) : order_all_(order_all) {}
+  // A MemTable that only its writer's thread ever reads (an audit's
+  // rebuild, its replay of the stored state): inserts skip the lock that
+  // keeps other readers out of a rehash (~4% of an audit). Before any write.
+  void set_private() { private_ = true; }
   static bool Ordered(Table t);
   bool ordered(Table t) const { return order_all_ || Ordered(t); }
   // Orders every table from now on, indexing the keys of those it did not
@@ -399,6 +403,7 @@ class MemTable {
   void ReserveLog();
 
   bool order_all_;
+  bool private_ = false;
   Map map_;
   std::vector<Undo> undo_;
   LogChunk pending_log_;
