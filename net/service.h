@@ -116,6 +116,8 @@ class Service {
   // ok, permission_denied or program_not_found for a read of `program`.
   absl::StatusOr<wire::Code> CheckProgramRead(const ApiKey& key,
                                               const flatbuffers::String* program) const;
+  // Whether the key may read `program`, whether it exists or not.
+  bool MayRead(const ApiKey& key, const flatbuffers::String* program) const;
 
   ledger::Ledger* const ledger_;
   const ServerConfig* const config_;

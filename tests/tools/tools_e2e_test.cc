@@ -705,11 +705,18 @@ TEST_F(CliE2E, DataDirReadsMatchTheServer) {
                   .exit_code,
               0);
   }
+  RunResult nope = Cli({"earn", "--program", "nope", "--member", "zed", "--points", "1", "--id", "mirror-nope",
+                        "--json"});
+  ASSERT_EQ(nope.exit_code, 1) << nope.err;
+  ASSERT_EQ(ParseJson(nope.out)["status"], "program_not_found") << nope.out;
   const std::string data = dir_->path() + "/data";
   const std::vector<std::vector<std::string>> reads = {
       {"balance", "--program", "mirror", "--member", "zed"},
       {"history", "--program", "mirror", "--member", "zed"},
       {"tx", "get", "--program", "mirror", "--id", "mirror-3"},
+      // A recorded rejection of a program that does not exist (since
+      // session 33: the server said "no transaction").
+      {"tx", "get", "--program", "nope", "--id", "mirror-nope"},
       {"audit", "head"},
       {"settle", "statement", "--program", "mirror", "--partner", "p", "--to", "2100-01-01T00:00:00Z"}};
   for (const std::vector<std::string>& read : reads) {
