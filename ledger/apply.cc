@@ -766,6 +766,29 @@ absl::Status Applier::AddLot(const Id& account, int64_t expires_at_ns, uint64_t 
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> Applier::RefillLot(const Id& account, int64_t expires_at_ns, uint64_t seq,
+                                        uint32_t index, uint64_t points) {
+  std::string& key = key_buf_;
+  key.clear();
+  AppendLotKey(account, expires_at_ns, seq, index, &key);
+  PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.lots, key));
+  if (!v) return false;
+  ByteReader r(*v);
+  const uint64_t remaining = r.U64();
+  const int64_t locked_until_ns = r.I64();
+  if (!r.done()) return absl::DataLossError("lots: malformed entry");
+  if (points > std::numeric_limits<uint64_t>::max() - remaining) {
+    return absl::DataLossError("lots: a lot past 2^64 - 1 points");
+  }
+  std::string& value = value_buf_;
+  value.clear();
+  ByteWriter w(&value);
+  w.U64(remaining + points);
+  w.I64(locked_until_ns);
+  PL_RETURN_IF_ERROR(view_.Put(dbs_.lots, key, value));
+  return true;
+}
+
 absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
   // The checks below fail only on stored state changed on disk: DataLoss,
   // which audit verify explains, rather than a crash at every start.
@@ -788,7 +811,8 @@ absl::Status Applier::TakeFromLot(const LotEntry& lot, uint64_t points) {
 }
 
 absl::Status Applier::Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
-                              std::string_view skip_key, std::vector<Piece>* pieces) {
+                              std::string_view skip_key, std::vector<Piece>* pieces,
+                              std::vector<HoldRec::Source>* sources) {
   for (LotEntry& lot : lots) {
     if (points == 0) break;
     if (lot.key() == skip_key || !Usable(lot.info, ts) || lot.info.remaining == 0) continue;
@@ -797,6 +821,7 @@ absl::Status Applier::Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t 
     lot.info.remaining -= take;
     points -= take;
     pieces->push_back(Piece{lot.info.expires_at_ns, take});
+    if (sources != nullptr) sources->push_back({lot.info.source_seq, lot.info.index});
   }
   if (points != 0) return absl::DataLossError("lots: a member's lots hold less than their balance");
   return absl::OkStatus();
@@ -1096,7 +1121,9 @@ absl::StatusOr<Code> Applier::Hold(Ctx& c) {
   hold.hold_seq = c.seq;
   hold.pieces.clear();
   hold.capture_seq = 0;
-  PL_RETURN_IF_ERROR(Consume(lots_a_, c.ts, t.points, {}, &hold.pieces));
+  hold.sources.clear();
+  PL_RETURN_IF_ERROR(
+      Consume(lots_a_, c.ts, t.points, {}, &hold.pieces, rules_ >= 8 ? &hold.sources : nullptr));
   PL_RETURN_IF_ERROR(PutHold(t.id, hold));
   PL_RETURN_IF_ERROR(view_.Put(dbs_.hold_deadlines, DeadlineKey(hold.deadline_ns, t.id, &key2_buf_), ""));
   PL_RETURN_IF_ERROR(view_.Put(dbs_.member_holds, TwoIdKey(member->id, t.id, &key2_buf_), ""));
@@ -1140,16 +1167,28 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
 
   PL_RETURN_IF_ERROR(Flush(c));
   // The hold's pieces pay for the capture first (oldest expiry first); what
-  // is left goes back to the member as lots with the pieces' expiry.
+  // is left goes back to the member: into the lot it came from while that
+  // lot is there (format 8: an earn's own lot stays its own for a
+  // reversal), else as a new lot with the piece's expiry. A lot that is
+  // gone was emptied, by the hold itself or by the sweep: refilled, a lot
+  // the sweep already booked would keep its points past the next sweep,
+  // whose id for it is taken.
   pieces_.clear();
   uint64_t to_capture = captured;
-  uint32_t index = 0;
-  for (const Piece& piece : hold.pieces) {
+  for (uint32_t index = 0; index < hold.pieces.size(); ++index) {
+    const Piece& piece = hold.pieces[index];
     const uint64_t take = std::min(to_capture, piece.points);
     if (take > 0) pieces_.push_back(Piece{piece.expires_at_ns, take});
     to_capture -= take;
-    PL_RETURN_IF_ERROR(
-        AddLot(member->id, piece.expires_at_ns, c.seq, index++, piece.points - take, 0));
+    const uint64_t rest = piece.points - take;
+    if (rest == 0) continue;
+    if (index < hold.sources.size()) {
+      const HoldRec::Source& from = hold.sources[index];
+      PL_ASSIGN_OR_RETURN(bool refilled,
+                          RefillLot(member->id, piece.expires_at_ns, from.seq, from.index, rest));
+      if (refilled) continue;
+    }
+    PL_RETURN_IF_ERROR(AddLot(member->id, piece.expires_at_ns, c.seq, index, rest, 0));
   }
   if (t.kind == Kind::kCapture) PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
   hold.state = t.kind == Kind::kCapture   ? HoldState::kCaptured

@@ -275,7 +275,14 @@ void EncodeHold(const HoldRec& h, std::string* out) {
   w.I64(h.deadline_ns);
   w.U64(h.hold_seq);
   EncodePieces(h.pieces, out);
-  if (h.capture_seq != 0) w.U64(h.capture_seq);  // absent before format 5
+  // Both absent when 0 and empty (a hold of format 4 and before, or of
+  // format 5 to 7 not captured, reads as it was written); the sources
+  // (format 8) come after a capture_seq, 0 or not.
+  if (h.capture_seq != 0 || !h.sources.empty()) w.U64(h.capture_seq);
+  for (const HoldRec::Source& s : h.sources) {
+    w.U64(s.seq);
+    w.U32(s.index);
+  }
 }
 
 bool DecodeHold(std::string_view bytes, HoldRec* h) {
@@ -290,6 +297,14 @@ bool DecodeHold(std::string_view bytes, HoldRec* h) {
   h->hold_seq = r.U64();
   if (!ReadPieces(r, &h->pieces)) return false;
   h->capture_seq = r.done() ? 0 : r.U64();
+  h->sources.clear();
+  if (!r.done()) {
+    h->sources.resize(h->pieces.size());
+    for (HoldRec::Source& s : h->sources) {
+      s.seq = r.U64();
+      s.index = r.U32();
+    }
+  }
   return r.done() && (h->capture_seq == 0 || h->state == HoldState::kCaptured);
 }
 

@@ -215,6 +215,16 @@ struct HoldRec {
   // The seq of the capture that ended it (record format 5; 0 before, and
   // for a hold not captured): a captured hold is reversed by its own id.
   uint64_t capture_seq = 0;
+  // The lot each piece came from, by its key's (seq, index), one per piece
+  // (record format 8; empty before): what the hold does not capture goes
+  // back into that lot while it is there, so an earn's points held and
+  // released are still its own lot's (SPEC §2 reverse).
+  struct Source {
+    uint64_t seq = 0;
+    uint32_t index = 0;
+    bool operator==(const Source&) const = default;
+  };
+  std::vector<Source> sources;
 };
 void EncodeHold(const HoldRec& h, std::string* out);
 bool DecodeHold(std::string_view bytes, HoldRec* h);

@@ -260,8 +260,14 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      is any rejection of a sweep's item (a linked chain made one take
 //      the id while its hold stayed pending), and one an older format
 //      recorded is decided again.
+//   8  session 33, the same layout; what a hold gives back (a release, a
+//      timeout, a capture's unused rest) goes into the lot it was taken
+//      from while that lot is there, so an earn's points held and given
+//      back are still its own lot's for its reversal (SPEC §2); before, they
+//      came back as a new lot of the ending transaction's. A hold records
+//      its pieces' lots for it (docs/storage.md, `holds`).
 inline constexpr uint8_t kRecordFormatMin = 1;
-inline constexpr uint8_t kRecordFormat = 7;
+inline constexpr uint8_t kRecordFormat = 8;
 
 struct TxRecord {
   uint8_t format = kRecordFormat;

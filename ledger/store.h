@@ -199,9 +199,15 @@ class Applier {
   };
   absl::StatusOr<ViewCursor*> Kept(KeptCursor& kept, Table t);
   // Consumes `points` from the available lots (FIFO), skipping `skip_key`.
-  // Appends the consumed pieces. REQUIRES: enough available.
+  // Appends the consumed pieces, and (if `sources`) the lot each came from.
+  // REQUIRES: enough available.
   absl::Status Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
-                       std::string_view skip_key, std::vector<Piece>* pieces);
+                       std::string_view skip_key, std::vector<Piece>* pieces,
+                       std::vector<HoldRec::Source>* sources = nullptr);
+  // Gives `points` back to the lot of `account` keyed (expiry, seq, index)
+  // if it is there; false (nothing done) if it is not.
+  absl::StatusOr<bool> RefillLot(const Id& account, int64_t expires_at_ns, uint64_t seq,
+                                 uint32_t index, uint64_t points);
   absl::Status PutEffects(uint64_t seq, const std::vector<Piece>& pieces);
   // A flow at the price in effect at c.ts, or, for the reversal of a flow
   // (`reversed`: the original transaction; record format 2 on), at the

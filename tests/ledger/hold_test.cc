@@ -385,6 +385,36 @@ TEST_F(HoldTest, AChainThatFailsOnAHoldsTimeoutLeavesTheIdToTheSweep) {
   ExpectTheSweepTimesItOut();
 }
 
+// A hold's points go back into their lot only while it is there (format 8):
+// once the sweep booked the lot (here with an --as-of past its expiry,
+// while the hold was pending), they come back as a new lot, which the
+// next sweep books under its own id. Refilled, the booked lot's id would
+// be taken and those points would never expire.
+TEST_F(HoldTest, PointsGivenBackAfterTheSweepBookedTheirLotExpireAtTheNextSweep) {
+  ASSERT_EQ(Apply1(EarnExpiring("acme", "bob", 100, kStartNs + kDayNs, "e")).code, Code::kOk);
+  ASSERT_EQ(Apply1(Hold("acme", "bob", 60, 3 * 86400, "hold-b")).code, Code::kOk);
+  const int64_t as_of = kStartNs + 2 * kDayNs;
+  std::vector<Transaction> due = MustCollectDue(as_of);
+  ASSERT_EQ(due.size(), 1u);
+  Result swept = Apply1(due[0]);
+  ASSERT_EQ(swept.code, Code::kOk);
+  EXPECT_EQ(swept.points, 40u);
+  ASSERT_EQ(Apply1(Release("acme", "hold-b", "rel-b")).code, Code::kOk);
+  const std::vector<LotInfo> lots = MustLots("acme", "bob");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].source_seq, FindTx("acme", "rel-b")->seq);
+  EXPECT_EQ(lots[0].remaining, 60u);
+  due = MustCollectDue(as_of);
+  ASSERT_EQ(due.size(), 1u);
+  swept = Apply1(due[0]);
+  ASSERT_EQ(swept.code, Code::kOk);
+  EXPECT_FALSE(swept.duplicate);
+  EXPECT_EQ(swept.points, 60u);
+  EXPECT_TRUE(MustLots("acme", "bob").empty());
+  EXPECT_EQ(MustSystemAccount("acme", "breakage").credits_posted, 100u);
+  ExpectAuditClean();
+}
+
 // A ledger where format 6 recorded that rejection heals under format 7:
 // the sweep's item, answered by a recorded rejection, is decided again by
 // the hold's state.

@@ -284,6 +284,90 @@ TEST_F(ReverseTest, AFormatFourHoldKeepsItsRule) {
   EXPECT_EQ(Apply1(Reverse("acme", "cap-5", 0, "uncap")).code, Code::kOk);
 }
 
+// SPEC §2: an earn's reversal takes "that earn's own lot first". Points a
+// hold took from that lot and gave back are in it again (record format 8;
+// found by a conformance test, session 33: they came back as a new lot of
+// the release's, and the reversal took a sooner-expiring earn's instead).
+TEST_F(ReverseTest, AnEarnsPointsHeldAndGivenBackAreStillItsOwnLot) {
+  MustApply({EarnExpiring("acme", "alice", 100, kStartNs + 90 * kDayNs, "b"),  // seq 2
+             Hold("acme", "alice", 60, 300, "h"),                             // 60 of b
+             EarnExpiring("acme", "alice", 100, kStartNs + 60 * kDayNs, "d"),  // seq 4, sooner
+             Release("acme", "h", "rel")});
+  std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 2u);  // by expiry: d, then b whole again
+  EXPECT_EQ(lots[1].source_seq, 2u);
+  EXPECT_EQ(lots[1].remaining, 100u);
+  const Result r = Apply1(Reverse("acme", "b", 0, "refund-b"));
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.points, 100u);
+  lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].source_seq, 4u);  // d untouched
+  EXPECT_EQ(lots[0].remaining, 100u);
+
+  // A capture's unused rest goes back alike, and so does a timeout.
+  MustApply({EarnExpiring("acme", "bob", 100, kStartNs + 90 * kDayNs, "e"),
+             Hold("acme", "bob", 60, 300, "h2"), Capture("acme", "h2", 20, "cap"),
+             Hold("acme", "bob", 30, 60, "h3")});
+  const uint64_t e_seq = FindTx("acme", "e")->seq;
+  clock_.Advance(61 * kNanosPerSecond);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 1u);
+  ASSERT_EQ(Apply1(due[0]).code, Code::kOk);
+  lots = MustLots("acme", "bob");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].source_seq, e_seq);
+  EXPECT_EQ(lots[0].remaining, 80u);
+  ExpectAuditClean();
+  Reopen();
+  EXPECT_EQ(MustLots("acme", "bob")[0].remaining, 80u);
+}
+
+// What format 8 does not change: a hold that emptied its lot gives back a
+// new lot (the lot is gone; refilled, a lot the sweep already booked would
+// keep its points past the next sweep), which a reversal of the earn takes
+// from only as one of the member's other lots (docs/semantics.md).
+TEST_F(ReverseTest, AHoldThatEmptiedALotGivesBackANewLot) {
+  MustApply({EarnExpiring("acme", "alice", 100, kStartNs + 90 * kDayNs, "b"),
+             Hold("acme", "alice", 100, 300, "h"),
+             EarnExpiring("acme", "alice", 100, kStartNs + 60 * kDayNs, "d"),
+             Release("acme", "h", "rel")});
+  const uint64_t rel_seq = FindTx("acme", "rel")->seq;
+  std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 2u);
+  EXPECT_EQ(lots[1].source_seq, rel_seq);
+  EXPECT_EQ(lots[1].remaining, 100u);
+  ASSERT_EQ(Apply1(Reverse("acme", "b", 0, "refund-b")).code, Code::kOk);
+  lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].source_seq, rel_seq);  // FIFO: d (sooner) went first
+  ExpectAuditClean();
+}
+
+// Format 7 keeps its rule: a hold it recorded gives back a new lot, also
+// when a format 8 binary releases it (the hold has no sources), and the
+// rebuild agrees.
+TEST_F(ReverseTest, AFormatSevenHoldGivesBackANewLot) {
+  record_format_ = 7;
+  Reopen();
+  MustApply({EarnExpiring("acme", "alice", 100, kStartNs + 90 * kDayNs, "b"),
+             Hold("acme", "alice", 60, 300, "h"),
+             Hold("acme", "alice", 10, 300, "h-later"),
+             EarnExpiring("acme", "alice", 100, kStartNs + 60 * kDayNs, "d"),
+             Release("acme", "h", "rel")});
+  const uint64_t rel_seq = FindTx("acme", "rel")->seq;
+  ASSERT_EQ(MustLots("acme", "alice").size(), 3u);
+  record_format_ = kRecordFormat;
+  Reopen();
+  ASSERT_EQ(Apply1(Release("acme", "h-later", "rel-later")).code, Code::kOk);
+  const uint64_t later_seq = FindTx("acme", "rel-later")->seq;
+  const std::vector<LotInfo> lots = MustLots("acme", "alice");
+  ASSERT_EQ(lots.size(), 4u);  // d, b's 30, rel's 60, rel-later's 10
+  EXPECT_EQ(lots[2].source_seq, rel_seq);
+  EXPECT_EQ(lots[3].source_seq, later_seq);
+  ExpectAuditClean();
+}
+
 // SPEC §2: reverse "whole or for points of it", a referral too (record
 // format 3; found in review, session 17): the referrer's points go back
 // first, then the referee's, and never more than the referral gave.

@@ -211,6 +211,9 @@ struct Lot {
 struct Piece {
   int64_t expires_at_ns = kNever;
   uint64_t points = 0;
+  // The lot it was taken from (a hold's pieces go back into it, format 8).
+  uint64_t lot_seq = 0;
+  uint32_t lot_index = 0;
 };
 
 struct MemberState {
@@ -312,7 +315,7 @@ std::vector<Piece> Consume(MemberState& m, int64_t ts, uint64_t n, const LotId* 
     const uint64_t take = std::min(n, lot.remaining);
     lot.remaining -= take;
     n -= take;
-    pieces.push_back(Piece{lot.expires_at_ns, take});
+    pieces.push_back(Piece{lot.expires_at_ns, take, lot.seq, lot.index});
   }
   EXPECT_EQ(n, 0u) << "model: Consume without enough available";
   std::erase_if(m.lots, [](const Lot& l) { return l.remaining == 0; });
@@ -951,7 +954,8 @@ Code Model::EndHold(Step& s) {
                 {h.member, SystemText(t.program, "redemption"), captured}})) {
     return Code::kOverflow;
   }
-  // The pieces pay for the capture first; the rest goes back as lots.
+  // The pieces pay for the capture first; the rest goes back into the lot
+  // it came from while that lot has points (format 8), else as a new lot.
   MemberState& m = MutMember(h.member);
   uint64_t to_capture = captured;
   uint32_t index = 0;
@@ -959,7 +963,15 @@ Code Model::EndHold(Step& s) {
     const uint64_t take = std::min(to_capture, piece.points);
     if (take > 0) s.pieces.push_back(Piece{piece.expires_at_ns, take});
     to_capture -= take;
-    InsertLot(m, Lot{piece.expires_at_ns, s.seq, index++, piece.points - take, 0});
+    const auto from = std::tuple(piece.expires_at_ns, piece.lot_seq, piece.lot_index);
+    auto lot = std::find_if(m.lots.begin(), m.lots.end(),
+                            [&](const Lot& l) { return l.Key() == from && l.remaining > 0; });
+    if (lot != m.lots.end() && piece.points > take) {
+      lot->remaining += piece.points - take;
+      ++index;
+    } else {
+      InsertLot(m, Lot{piece.expires_at_ns, s.seq, index++, piece.points - take, 0});
+    }
   }
   if (t.kind != Kind::kCapture) s.pieces.clear();
   Save(holds_, t.ref);
