@@ -757,8 +757,9 @@ absl::Status Applier::AddLot(const Id& account, int64_t expires_at_ns, uint64_t 
   w.U64(points);
   w.I64(locked_until_ns);
   // No MDB_NOOVERWRITE check: the key holds this transaction's own seq, so
-  // it is new by construction, and the check cost a lookup through every
-  // layer down to LMDB on every earn.
+  // it is new by construction (or, for a hold's points going back, an
+  // older lot's key that RefillLot found gone), and the check cost a
+  // lookup through every layer down to LMDB on every earn.
   PL_RETURN_IF_ERROR(view_.Put(dbs_.lots, key, value));
   if (expires_at_ns != kNever) {
     PL_RETURN_IF_ERROR(view_.Put(dbs_.expiry, ExpiryKey(key, expires_at_ns, &key2_buf_), ""));
@@ -1167,12 +1168,12 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
 
   PL_RETURN_IF_ERROR(Flush(c));
   // The hold's pieces pay for the capture first (oldest expiry first); what
-  // is left goes back to the member: into the lot it came from while that
-  // lot is there (format 8: an earn's own lot stays its own for a
-  // reversal), else as a new lot with the piece's expiry. A lot that is
-  // gone was emptied, by the hold itself or by the sweep: refilled, a lot
-  // the sweep already booked would keep its points past the next sweep,
-  // whose id for it is taken.
+  // is left goes back to the member into the lot it came from (format 8:
+  // an earn's own lot stays its own for a reversal), made again under its
+  // own key if it is gone (emptied, by the hold itself or since); before,
+  // and for a lot the sweep has booked, as a new lot with the piece's
+  // expiry. A booked lot made again would keep its points past the next
+  // sweep, whose id for it is taken; its id is what tells.
   pieces_.clear();
   uint64_t to_capture = captured;
   for (uint32_t index = 0; index < hold.pieces.size(); ++index) {
@@ -1182,11 +1183,18 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
     to_capture -= take;
     const uint64_t rest = piece.points - take;
     if (rest == 0) continue;
-    if (index < hold.sources.size()) {
+    if (rules_ >= 8 && index < hold.sources.size()) {
       const HoldRec::Source& from = hold.sources[index];
       PL_ASSIGN_OR_RETURN(bool refilled,
                           RefillLot(member->id, piece.expires_at_ns, from.seq, from.index, rest));
       if (refilled) continue;
+      const Id booked = ExpireId(t.program, member->id, from.seq, from.index);
+      PL_ASSIGN_OR_RETURN(std::optional<std::string_view> taken, view_.Get(dbs_.ids, IdView(booked)));
+      if (!taken) {
+        // Unlocked: the hold took from it, so its lock had passed.
+        PL_RETURN_IF_ERROR(AddLot(member->id, piece.expires_at_ns, from.seq, from.index, rest, 0));
+        continue;
+      }
     }
     PL_RETURN_IF_ERROR(AddLot(member->id, piece.expires_at_ns, c.seq, index, rest, 0));
   }

@@ -303,6 +303,8 @@ bool DecodeHold(std::string_view bytes, HoldRec* h) {
     for (HoldRec::Source& s : h->sources) {
       s.seq = r.U64();
       s.index = r.U32();
+      // A lot the hold took from was made before it.
+      if (s.seq == 0 || s.seq >= h->hold_seq) return false;
     }
   }
   return r.done() && (h->capture_seq == 0 || h->state == HoldState::kCaptured);

@@ -217,8 +217,9 @@ struct HoldRec {
   uint64_t capture_seq = 0;
   // The lot each piece came from, by its key's (seq, index), one per piece
   // (record format 8; empty before): what the hold does not capture goes
-  // back into that lot while it is there, so an earn's points held and
-  // released are still its own lot's (SPEC §2 reverse).
+  // back into that lot (made again if gone and not booked by the sweep),
+  // so an earn's points held and released are still its own lot's (SPEC
+  // §2 reverse).
   struct Source {
     uint64_t seq = 0;
     uint32_t index = 0;

@@ -262,10 +262,11 @@ inline constexpr int64_t kSinceLastSettlement = std::numeric_limits<int64_t>::mi
 //      recorded is decided again.
 //   8  session 33, the same layout; what a hold gives back (a release, a
 //      timeout, a capture's unused rest) goes into the lot it was taken
-//      from while that lot is there, so an earn's points held and given
-//      back are still its own lot's for its reversal (SPEC §2); before, they
-//      came back as a new lot of the ending transaction's. A hold records
-//      its pieces' lots for it (docs/storage.md, `holds`).
+//      from, made again if it is gone, unless the sweep's id for that lot
+//      is taken, so an earn's points held and given back are still its own
+//      lot's for its reversal (SPEC §2); before, they came back as a new
+//      lot of the ending transaction's. A hold records its pieces' lots for
+//      it (docs/storage.md, `holds`).
 inline constexpr uint8_t kRecordFormatMin = 1;
 inline constexpr uint8_t kRecordFormat = 8;
 

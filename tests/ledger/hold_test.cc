@@ -415,6 +415,40 @@ TEST_F(HoldTest, PointsGivenBackAfterTheSweepBookedTheirLotExpireAtTheNextSweep)
   ExpectAuditClean();
 }
 
+// Points given back to a lot past its expiry, not swept yet (the lot
+// there, or made again), expire with it at the next sweep, once.
+TEST_F(HoldTest, PointsGivenBackToALotPastItsExpiryAreSweptWithIt) {
+  ASSERT_EQ(Apply1(EarnExpiring("acme", "bob", 100, kStartNs + 30 * kNanosPerSecond, "e")).code,
+            Code::kOk);
+  ASSERT_EQ(Apply1(EarnExpiring("acme", "carol", 50, kStartNs + 30 * kNanosPerSecond, "f")).code,
+            Code::kOk);
+  ASSERT_EQ(Apply1(Hold("acme", "bob", 60, 600, "hold-b")).code, Code::kOk);    // e keeps 40
+  ASSERT_EQ(Apply1(Hold("acme", "carol", 50, 600, "hold-c")).code, Code::kOk);  // f emptied
+  clock_.Set(kStartNs + 60 * kNanosPerSecond);  // both lots past expiry, not swept
+  ASSERT_EQ(Apply1(Release("acme", "hold-b", "rel-b")).code, Code::kOk);
+  ASSERT_EQ(Apply1(Release("acme", "hold-c", "rel-c")).code, Code::kOk);
+  std::vector<LotInfo> lots = MustLots("acme", "bob");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].remaining, 100u);
+  EXPECT_EQ(lots[0].source_seq, FindTx("acme", "e")->seq);
+  lots = MustLots("acme", "carol");
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0].remaining, 50u);
+  EXPECT_EQ(lots[0].source_seq, FindTx("acme", "f")->seq);
+  const std::vector<Transaction> due = MustCollectDue(clock_.NowNs());
+  ASSERT_EQ(due.size(), 2u);
+  uint64_t expired = 0;
+  for (const Transaction& t : due) {
+    const Result r = Apply1(t);
+    ASSERT_EQ(r.code, Code::kOk);
+    expired += r.points;
+  }
+  EXPECT_EQ(expired, 150u);
+  EXPECT_TRUE(MustCollectDue(clock_.NowNs()).empty());
+  EXPECT_EQ(MustSystemAccount("acme", "breakage").credits_posted, 150u);
+  ExpectAuditClean();
+}
+
 // A ledger where format 6 recorded that rejection heals under format 7:
 // the sweep's item, answered by a recorded rejection, is decided again by
 // the hold's state.

@@ -383,6 +383,55 @@ TEST(StateCodecTest, MalformedStateValuesAreRefused) {
   std::string bad_state;
   EncodeHold(unknown_state, &bad_state);
   EXPECT_FALSE(DecodeHold(bad_state, &h_out));
+
+  // Format 8: one source lot per piece, after a capture seq written even
+  // when 0; a hold of format 7 and before, captured or not, decodes with
+  // none, and re-encodes to the same bytes.
+  HoldRec sourced = hold;
+  sourced.state = HoldState::kPending;
+  sourced.capture_seq = 0;
+  sourced.hold_seq = 20;
+  sourced.pieces = {Piece{kStartNs, 2}, Piece{kNeverNs, 1}};
+  sourced.sources = {{4, 0}, {7, 1}};
+  for (uint64_t capture_seq : {uint64_t{0}, uint64_t{21}}) {
+    sourced.capture_seq = capture_seq;
+    sourced.state = capture_seq == 0 ? HoldState::kPending : HoldState::kCaptured;
+    std::string bytes;
+    EncodeHold(sourced, &bytes);
+    ASSERT_TRUE(DecodeHold(bytes, &h_out)) << capture_seq;
+    EXPECT_EQ(h_out.sources, sourced.sources);
+    EXPECT_EQ(h_out.capture_seq, capture_seq);
+    std::string again;
+    EncodeHold(h_out, &again);
+    EXPECT_EQ(again, bytes);
+    for (size_t cut = 1; cut <= 12; ++cut) {
+      EXPECT_FALSE(DecodeHold(bytes.substr(0, bytes.size() - cut), &h_out)) << "cut " << cut;
+    }
+    EXPECT_FALSE(DecodeHold(bytes + std::string(12, '\0'), &h_out)) << "a source too many";
+  }
+  for (const std::string& old_bytes : {h, std::string()}) {
+    std::string bytes = old_bytes;
+    if (bytes.empty()) {
+      HoldRec old_pending = hold;
+      old_pending.state = HoldState::kPending;
+      old_pending.capture_seq = 0;
+      EncodeHold(old_pending, &bytes);
+    }
+    ASSERT_TRUE(DecodeHold(bytes, &h_out));
+    EXPECT_TRUE(h_out.sources.empty());
+    std::string again;
+    EncodeHold(h_out, &again);
+    EXPECT_EQ(again, bytes);
+  }
+  // A source lot is made before its hold: seq 0, or at or past the hold's
+  // seq, is damage.
+  for (uint64_t bad_seq : {uint64_t{0}, uint64_t{20}, uint64_t{25}}) {
+    HoldRec bad = sourced;
+    bad.sources[1].seq = bad_seq;
+    std::string bytes;
+    EncodeHold(bad, &bytes);
+    EXPECT_FALSE(DecodeHold(bytes, &h_out)) << bad_seq;
+  }
 }
 
 }  // namespace

@@ -955,7 +955,8 @@ Code Model::EndHold(Step& s) {
     return Code::kOverflow;
   }
   // The pieces pay for the capture first; the rest goes back into the lot
-  // it came from while that lot has points (format 8), else as a new lot.
+  // it came from (format 8), made again if it is gone, unless the sweep's
+  // id for that lot is taken: then as a new lot.
   MemberState& m = MutMember(h.member);
   uint64_t to_capture = captured;
   uint32_t index = 0;
@@ -966,8 +967,13 @@ Code Model::EndHold(Step& s) {
     const auto from = std::tuple(piece.expires_at_ns, piece.lot_seq, piece.lot_index);
     auto lot = std::find_if(m.lots.begin(), m.lots.end(),
                             [&](const Lot& l) { return l.Key() == from && l.remaining > 0; });
+    const Id booked = DeriveId(StrCat(t.program, "/expire/", IdToHex(DeriveId(h.member)), "/",
+                                      piece.lot_seq, "/", piece.lot_index));
     if (lot != m.lots.end() && piece.points > take) {
       lot->remaining += piece.points - take;
+      ++index;
+    } else if (!decided_.contains(booked)) {
+      InsertLot(m, Lot{piece.expires_at_ns, piece.lot_seq, piece.lot_index, piece.points - take, 0});
       ++index;
     } else {
       InsertLot(m, Lot{piece.expires_at_ns, s.seq, index++, piece.points - take, 0});
