@@ -573,6 +573,25 @@ absl::StatusOr<PostLine> ParseObject(std::string_view line) {
   }
   TxDraft draft;
   std::vector<std::string> given;
+  // "name" is the program's or partner's own field under another name:
+  // both given must agree (found by a conformance test, session 33: the
+  // later one silently won, and a program_create could make a program its
+  // line's "program" did not name).
+  const char* named_too = kind->kind == Kind::kProgramCreate ? "program"
+                          : kind->kind == Kind::kPartnerCreate || kind->kind == Kind::kPartnerPrice
+                              ? "partner"
+                              : nullptr;
+  const JsonScalar* name_value = nullptr;
+  const JsonScalar* other_value = nullptr;
+  for (const auto& [name, value] : sax.fields) {
+    if (name == "name") name_value = &value;
+    if (named_too != nullptr && name == named_too) other_value = &value;
+  }
+  if (name_value != nullptr && other_value != nullptr &&
+      (name_value->type != other_value->type || name_value->s != other_value->s)) {
+    return absl::InvalidArgumentError(StrCat("fields \"name\" and \"", named_too, "\" name different ",
+                                             named_too, "s for kind ", kind_value->s, "; give one"));
+  }
   for (const auto& [name, value] : sax.fields) {
     if (name == "kind") continue;
     if (name == "linked") {

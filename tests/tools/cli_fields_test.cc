@@ -206,6 +206,28 @@ TEST(PostLine, MissingFields) {
             "line 12: missing field \"program\" for kind program_create");
 }
 
+// "name" and the field it stands for must agree when both are given
+// (session 33: the later one silently won).
+TEST(PostLine, NameAndTheFieldItStandsForMustAgree) {
+  EXPECT_EQ(ErrorOf(R"({"kind":"program_create","program":"gamma","name":"gamma2","currency":"EUR",)"
+                    R"("point_value_micros":1,"expiry_days":0,"id":"g"})"),
+            "line 12: fields \"name\" and \"program\" name different programs for kind program_create; give one");
+  EXPECT_EQ(ErrorOf(R"({"kind":"partner_create","program":"acme","partner":"px","name":"py",)"
+                    R"("earn_price_micros":1,"redeem_price_micros":1,"id":"x"})"),
+            "line 12: fields \"name\" and \"partner\" name different partners for kind partner_create; give one");
+  EXPECT_EQ(ErrorOf(R"({"kind":"partner_price","program":"acme","partner":"px","name":"py",)"
+                    R"("earn_price_micros":1,"redeem_price_micros":1,"id":"x"})"),
+            "line 12: fields \"name\" and \"partner\" name different partners for kind partner_price; give one");
+  // The same name twice is no conflict.
+  PostLine p = MustParse(R"({"kind":"program_create","program":"gamma","name":"gamma","currency":"EUR",)"
+                         R"("point_value_micros":1,"expiry_days":0,"id":"g"})");
+  EXPECT_EQ(p.tx.program, "gamma");
+  p = MustParse(R"({"kind":"partner_create","program":"acme","partner":"px","name":"px",)"
+                R"("earn_price_micros":1,"redeem_price_micros":1,"id":"x"})");
+  EXPECT_EQ(p.tx.partner, "px");
+  EXPECT_EQ(p.tx.program, "acme");
+}
+
 TEST(PostLine, FieldTooLong) {
   const std::string long_member(65, 'm');
   EXPECT_EQ(ErrorOf(R"({"kind":"earn","id":"x","program":"acme","member":")" + long_member +

@@ -110,28 +110,56 @@ TEST(ChainBatcher, CutsBatchesToTheFrameLimit) {
 }
 
 // WireBytesBound is an upper bound of what the request frame really takes,
-// with every string at its longest.
+// with every string at its longest and with the smallest transactions; and
+// a close one (since session 33: it was three times a small earn's size).
 TEST(ChainBatcher, TheBoundCoversTheRealFrame) {
-  ledger::Transaction tx;
-  tx.id[0] = 1;
-  tx.kind = Kind::kTransfer;
-  tx.program = std::string(ledger::kNameBytesMax, 'p');
-  tx.member = std::string(ledger::kMemberKeyBytesMax, 'm');
-  tx.member2 = std::string(ledger::kMemberKeyBytesMax, 'n');
-  tx.partner = std::string(ledger::kNameBytesMax, 'q');
-  tx.currency = "USD";
-  tx.order_ref = std::string(ledger::kOrderRefBytesMax, 'o');
-  tx.reason = std::string(ledger::kReasonBytesMax, 'r');
-  tx.metadata = std::string(ledger::kMetadataBytesMax, 'x');
-  tx.points = tx.points2 = tx.point_value_micros = tx.lot_seq = ~uint64_t{0} >> 2;
-  for (size_t n : {size_t{1}, size_t{100}, size_t{8190}}) {
-    flatbuffers::FlatBufferBuilder fbb;
-    std::vector<flatbuffers::Offset<wire::Transaction>> offsets;
-    for (size_t i = 0; i < n; ++i) offsets.push_back(net::TransactionToWire(fbb, tx));
-    const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(offsets));
-    net::FinishRequest(fbb, ~uint64_t{0}, wire::RequestBody::Batch, batch.Union());
-    EXPECT_LE(fbb.GetSize(), kBatchFrameOverheadBytes + n * WireBytesBound(tx)) << n;
+  ledger::Transaction big;
+  big.id[0] = 1;
+  big.kind = Kind::kTransfer;
+  big.program = std::string(ledger::kNameBytesMax, 'p');
+  big.member = std::string(ledger::kMemberKeyBytesMax, 'm');
+  big.member2 = std::string(ledger::kMemberKeyBytesMax, 'n');
+  big.partner = std::string(ledger::kNameBytesMax, 'q');
+  big.currency = "USD";
+  big.order_ref = std::string(ledger::kOrderRefBytesMax, 'o');
+  big.reason = std::string(ledger::kReasonBytesMax, 'r');
+  big.metadata = std::string(ledger::kMetadataBytesMax, 'x');
+  big.points = big.points2 = big.point_value_micros = big.lot_seq = ~uint64_t{0} >> 2;
+  ledger::Transaction small;
+  small.id[0] = 2;
+  small.kind = Kind::kEarn;
+  small.program = "a";
+  small.member = "m";
+  small.points = 1;
+  ledger::Transaction odd = small;  // strings of odd lengths: padding
+  odd.program = "abc";
+  odd.member = "mmmmm";
+  odd.order_ref = "o";
+  for (const ledger::Transaction& tx : {big, small, odd}) {
+    for (size_t n : {size_t{1}, size_t{2}, size_t{100}, size_t{8190}}) {
+      flatbuffers::FlatBufferBuilder fbb;
+      std::vector<flatbuffers::Offset<wire::Transaction>> offsets;
+      for (size_t i = 0; i < n; ++i) offsets.push_back(net::TransactionToWire(fbb, tx));
+      const auto batch = wire::CreateBatch(fbb, fbb.CreateVector(offsets));
+      net::FinishRequest(fbb, ~uint64_t{0}, wire::RequestBody::Batch, batch.Union());
+      EXPECT_LE(fbb.GetSize(), kBatchFrameOverheadBytes + n * WireBytesBound(tx)) << n << " " << tx.program;
+      // Close: within its vtable (which a batch shares) and padding.
+      if (n == 100) {
+        EXPECT_GE(fbb.GetSize() + 100 * 80, 100 * WireBytesBound(tx)) << "a loose bound: " << tx.program;
+      }
+    }
   }
+  // The case found: a linked redeem and earn fit a 1 KiB frame.
+  ChainBatcher batcher(8190, 1024);
+  std::vector<std::vector<PostLine>> ready;
+  PostLine first = Line(1, true);
+  first.tx = small;
+  first.tx.linked = true;
+  PostLine second = Line(2, false);
+  second.tx = small;
+  ASSERT_TRUE(batcher.Add(first, &ready).ok());
+  const absl::Status s = batcher.Add(second, &ready);
+  EXPECT_TRUE(s.ok()) << s;
 }
 
 class CliPost : public ::testing::Test {
