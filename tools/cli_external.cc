@@ -288,9 +288,22 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     }
   }
   if (col_ref < 0 || col_kind < 0 || col_points < 0) {
+    // What it does name: a header in other words or case, or a whole file
+    // read as one line (CR-only line ends), shows as what it is (found by
+    // a conformance test, session 33).
+    std::string named;
+    for (const std::string& f : fields) {
+      if (named.size() > 200) {
+        named += ", ...";
+        break;
+      }
+      // Raw: ReportError escapes what the terminal should not see.
+      named += StrCat(named.empty() ? "" : ", ", "'", f.substr(0, 64), f.size() > 64 ? "...'" : "'");
+    }
     return ReportError(o, absl::InvalidArgumentError(
-                              "--csv: the header row must name the columns order_ref, kind and points "
-                              "(and optionally member, timestamp)"));
+                              StrCat("--csv: the header row must name the columns order_ref, kind and points "
+                                     "(and optionally member, timestamp), lower case as here; it names ",
+                                     named.empty() ? "nothing" : named)));
   }
   const size_t header_columns = fields.size();
   ExternalSorter file_rows(tmp->get()->path(), "file", options.memory_rows);
@@ -331,7 +344,10 @@ int RunReconcileExternal(Reader& reader, const Output& o, const ExternalOptions&
     // No member of the ledger is longer, and memory_rows rows are held at
     // once: an unbounded member made "memory bounded" a matter of the file.
     if (row.member.size() > ledger::kMemberKeyBytesMax * 4) return bad("member is too long");
-    if (!ledger::KindFromName(row.kind)) return bad(StrCat("unknown kind '", row.kind, "'"));
+    if (!ledger::KindFromName(row.kind)) {
+      return bad(StrCat("unknown kind '", row.kind,
+                        "' (a kind as SPEC §2 spells it, lower case: earn, redeem, referral, transfer, ...)"));
+    }
     if (absl::Status s = ParsePoints(field(col_points), &row.points); !s.ok()) return bad(std::string(s.message()));
     if (col_ts >= 0 && !field(col_ts).empty()) {
       absl::StatusOr<int64_t> ts = ParseTime(field(col_ts));

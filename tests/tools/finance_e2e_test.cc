@@ -945,6 +945,11 @@ TEST_F(ExternalE2E, MalformedFileIsExitTwoNamingTheLine) {
   };
   const std::vector<Case> cases = {
       {"order_ref,kind,member\no-0,earn,m0\n", "order_ref, kind and points"},
+      // The header's own names are quoted back (session 33): another case,
+      // or a file of CR-only line ends read as one line.
+      {"Order_Ref,Kind,Points\no-0,earn,5\n", "lower case as here; it names 'Order_Ref', 'Kind', 'Points'"},
+      {"order_ref,kind,points\ro-0,earn,5\r", "it names 'order_ref', 'kind', 'points\\ro-0', 'earn', '5'"},
+      {"order_ref,kind,points\no-0,Earn,5\n", "line 2: unknown kind 'Earn' (a kind as SPEC §2 spells it, lower case"},
       {"order_ref,kind,points\no-0,earn,5\no-1,earn,abc\n", "line 3: points 'abc' is not an integer"},
       {"order_ref,kind,points\no-0,bogus,5\n", "line 2: unknown kind 'bogus'"},
       {"order_ref,kind,points\no-0,earn,5\no-1,earn,5\n\"o-2,earn,5\n", "--csv line 4: unterminated quoted field"},
