@@ -222,11 +222,13 @@ int RunBalance(Reader& reader, const Output& o, const std::string& program, cons
   absl::StatusOr<std::optional<ledger::Balance>> b = reader.GetBalance(program, member);
   if (!b.ok()) return ReportError(o, b.status());
   if (!b->has_value()) {
-    if (reader.ProgramExists(program) == std::optional<bool>(false)) {
+    const std::optional<bool> program_exists = reader.ProgramExists(program);
+    if (program_exists == std::optional<bool>(false)) {
       return NotFound(o, StrCat("no program '", Shown(program), "'"));
     }
     return NotFound(o, StrCat("no member '", Shown(member), "' in program '", Shown(program),
-                              "' (it has never earned, or the program does not exist)"));
+                              program_exists ? "' (it has never earned)"
+                                             : "' (it has never earned, or the program does not exist)"));
   }
   if (o.json) {
     PrintLine(o, BalanceJson(program, member, **b));

@@ -568,10 +568,24 @@ TEST_F(CliE2E, HelpOnEveryCommandHasAnExample) {
 }
 
 TEST_F(CliE2E, UnknownMemberOrTransactionIsExitOne) {
-  RunResult r = Cli({"balance", "--program", "acme", "--member", "nobody-at-all", "--json"});
+  // The program exists (its own: the suite's server is shared), the member
+  // does not.
+  ASSERT_EQ(Cli({"program", "create", "lookup", "--currency", "USD", "--point-value-micros", "1",
+                 "--expiry-days", "0", "--id", "lookup-v1"})
+                .exit_code,
+            0);
+  RunResult r = Cli({"balance", "--program", "lookup", "--member", "nobody-at-all", "--json"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
-  EXPECT_NE(r.err.find("no member 'nobody-at-all'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no member 'nobody-at-all' in program 'lookup' (it has never earned)\n"),
+            std::string::npos)
+      << r.err;
+  // A program that does not exist says so, through the server as with
+  // --data (session 33: the server's answer read as "no member").
+  RunResult program = Cli({"balance", "--program", "nope-program", "--member", "alice", "--json"});
+  EXPECT_EQ(program.exit_code, 1);
+  EXPECT_EQ(program.out, "");
+  EXPECT_NE(program.err.find("no program 'nope-program'"), std::string::npos) << program.err;
   RunResult tx = Cli({"tx", "get", "--program", "acme", "--id", "never-posted"});
   EXPECT_EQ(tx.exit_code, 1);
   EXPECT_NE(tx.err.find("no transaction 'never-posted'"), std::string::npos) << tx.err;
