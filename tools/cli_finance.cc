@@ -109,6 +109,9 @@ int RunLiability(Reader& reader, const Output& o, const std::string& program, in
   j["reversed_points"] = l->reversed_points;
   j["reversed_issued_points"] = l->reversed_issued_points;
   j["reversed_redeemed_points"] = l->reversed_redeemed_points;
+  // The text's third part (since session 33: a script had to derive it).
+  j["reversed_between_members_points"] =
+      l->reversed_points - l->reversed_issued_points - l->reversed_redeemed_points;
   j["expired_points"] = l->expired_points;
   j["forfeited_points"] = l->forfeited_points;
   j["adjusted_down_points"] = l->adjusted_down_points;
@@ -153,7 +156,7 @@ int RunLiability(Reader& reader, const Output& o, const std::string& program, in
   row("  of which taken back", l->reversed_issued_points);
   row("  of which given back", l->reversed_redeemed_points);
   // A reversed transfer moves points between members: in neither part, so
-  // the three lines add up to the total (the JSON has the two parts).
+  // the three lines add up to the total (as the JSON's three fields do).
   row("  of which between members",
       l->reversed_points - l->reversed_issued_points - l->reversed_redeemed_points, "reversed transfers");
   row("expired", l->expired_points);

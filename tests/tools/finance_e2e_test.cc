@@ -236,6 +236,7 @@ TEST_F(FinanceE2E, ReportsAgreeBetweenServerAndDataDir) {
       {"reversed_points", 100},
       {"reversed_issued_points", 100},
       {"reversed_redeemed_points", 0},
+      {"reversed_between_members_points", 0},
       {"expired_points", 300},
       {"forfeited_points", 0},
       {"adjusted_down_points", 30},
@@ -1359,6 +1360,7 @@ TEST_F(FinanceE2E, LiabilityTextSplitsEveryReversedPoint) {
   EXPECT_EQ(j["reversed_points"], 110) << j.dump();
   EXPECT_EQ(j["reversed_issued_points"], 100);
   EXPECT_EQ(j["reversed_redeemed_points"], 0);
+  EXPECT_EQ(j["reversed_between_members_points"], 10);  // since session 33
   const std::string text = Both({"reconcile", "liability", "--program", "acme", "--as-of", as_of}, 0).out;
   auto figure = [&](const std::string& name) -> int64_t {
     const size_t at = text.find(StrCat("  ", name, " "));
