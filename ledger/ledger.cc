@@ -2,6 +2,7 @@
 #include "ledger/ledger.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -456,6 +457,38 @@ absl::StatusOr<uint64_t> StateSlots(const lmdb::Txn& state_txn, const Handles& h
   return n;
 }
 
+// An exclusive flock on a data directory, held while the object lives
+// (the kernel drops it with the descriptor, however the process ends).
+class DirLock {
+ public:
+  // FailedPrecondition ("in use") if another process holds it.
+  static absl::StatusOr<DirLock> Take(const std::filesystem::path& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      return absl::InternalError(StrCat("opening ", dir.string(), ": ", std::strerror(errno)));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        return absl::FailedPreconditionError(
+            StrCat(dir.string(), " is in use: another process has this ledger open for writing"));
+      }
+      return absl::InternalError(StrCat("locking ", dir.string(), ": ", std::strerror(err)));
+    }
+    return DirLock(fd);
+  }
+  DirLock(DirLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  DirLock& operator=(DirLock&&) = delete;
+  ~DirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit DirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 // The last seq in the log environment (0: none).
 absl::StatusOr<uint64_t> LastLogSeq(const lmdb::Txn& log_txn, const Handles& handles) {
   PL_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(log_txn, handles.dbi[Dbs().log]));
@@ -490,6 +523,8 @@ uint64_t LmdbBytes(const LogChunks& chunks) {
 }  // namespace
 
 struct Ledger::Rep {
+  // First, so released last: a writer's lock on its data directory.
+  std::optional<DirLock> dir_lock;
   Options options;
   lmdb::Env log_env;
   lmdb::Env state_env;
@@ -865,7 +900,16 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
         StrCat(options.dir, " holds a backup that was cut short (", (dir / ".partial").string(),
                "): it is not a ledger; restore from a complete backup"));
   }
+  // One writer, decided before anything is opened: a second server on a
+  // live directory opened both LMDB environments for writing before the
+  // write-ahead log's lock (Wal::Open, which stays) refused it, and failed
+  // with what they said instead, e.g. "the map size is smaller than the
+  // data" for another map_size_mb (found by a durability test, session 33).
+  std::optional<DirLock> dir_lock;
   if (!options.read_only) {
+    PL_RETURN_IF_ERROR(CreateDirectory(dir));
+    PL_ASSIGN_OR_RETURN(DirLock lock, DirLock::Take(dir));
+    dir_lock.emplace(std::move(lock));
     PL_RETURN_IF_ERROR(CreateDirectory(dir / "log"));
     PL_RETURN_IF_ERROR(CreateDirectory(dir / "state"));
   } else if (!std::filesystem::exists(dir / "log" / "data.mdb") ||
@@ -873,6 +917,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const Options& options) {
     return absl::NotFoundError(StrCat("no ledger in ", options.dir));
   }
   auto rep = std::make_unique<Rep>();
+  if (dir_lock) rep->dir_lock.emplace(std::move(*dir_lock));
   rep->options = options;
   rep->clock = options.clock != nullptr ? options.clock : SystemClock();
   PL_ASSIGN_OR_RETURN(rep->log_env, lmdb::Env::Open({.dir = (dir / "log").string(),

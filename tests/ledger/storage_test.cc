@@ -216,6 +216,42 @@ TEST(MapSizeTest, AMapSmallerThanTheDataAlreadyThereIsRefusedAtTheOpen) {
   std::filesystem::remove_all(dir, ec);
 }
 
+// A second writer of a live directory is refused as "in use" before it
+// opens anything: it opened both LMDB environments for writing first, and
+// with another map_size_mb said the map was smaller than the data (found
+// by a durability test, session 33). The first goes on. The lock is a
+// flock, one per open file, so a second open in this process meets it as
+// another process's would, and never reaches LMDB.
+TEST(WriterLockTest, ASecondWriterIsRefusedAsInUseBeforeItOpensAnything) {
+  const std::string dir = FreshDir("pl_writer_lock_test");
+  FakeClock clock;
+  Options options = LedgerIn(dir, uint64_t{64} << 20, &clock);
+  absl::StatusOr<std::unique_ptr<Ledger>> first = Ledger::Open(options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  std::vector<Result> results;
+  const std::vector<Transaction> create{ProgramCreate("acme")};
+  ASSERT_TRUE((*first)->ApplyBatch(create, Auth::Admin(), &results).ok());
+  for (const uint64_t map_size : {uint64_t{64} << 20, uint64_t{1} << 20}) {
+    Options second_options = options;
+    second_options.map_size_bytes = map_size;
+    absl::StatusOr<std::unique_ptr<Ledger>> second = Ledger::Open(second_options);
+    ASSERT_FALSE(second.ok());
+    EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+    EXPECT_EQ(second.status().message(),
+              dir + " is in use: another process has this ledger open for writing");
+  }
+  const std::vector<Transaction> earn{Earn("acme", "m", 5, "e1")};
+  ASSERT_TRUE((*first)->ApplyBatch(earn, Auth::Admin(), &results).ok());
+  EXPECT_EQ(results[0].code, Code::kOk);
+  // Closed, the lock goes with it.
+  first->reset();
+  absl::StatusOr<std::unique_ptr<Ledger>> again = Ledger::Open(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  again->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 // A write-ahead log directory this process may not write (another user's,
 // a read-only mount) fails the open, naming it: found later by the thread
 // that readies segments, it read as a full disk, retried every second, and
