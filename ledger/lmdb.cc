@@ -1,5 +1,7 @@
 #include "ledger/lmdb.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -60,8 +62,18 @@ absl::StatusOr<Env> Env::Open(const Options& options) {
   unsigned flags = MDB_NOTLS;
   if (options.read_only) flags |= MDB_RDONLY;
   if (options.scratch) flags |= MDB_NOSYNC | MDB_NOMETASYNC;
-  PL_RETURN_IF_ERROR(FromMdb(mdb_env_open(raw, options.dir.c_str(), flags, 0644),
-                             StrCat("open ", options.dir)));
+  const int rc = mdb_env_open(raw, options.dir.c_str(), flags, 0644);
+  const std::string lock_file = options.dir + "/lock.mdb";
+  if (rc == EACCES && options.read_only && ::access(lock_file.c_str(), R_OK) == 0 &&
+      ::access(lock_file.c_str(), W_OK) != 0) {
+    // A reader writes LMDB's reader table in lock.mdb, beside the data:
+    // "Permission denied" alone sent operators looking at the data file
+    // (found by a durability test, session 33).
+    return absl::PermissionDeniedError(
+        StrCat("open ", options.dir, ": permission denied (a reader needs write access to ", options.dir,
+               "/lock.mdb, LMDB's table of readers: run as the server's user, or read a copy)"));
+  }
+  PL_RETURN_IF_ERROR(FromMdb(rc, StrCat("open ", options.dir)));
   return env;
 }
 

@@ -1,6 +1,9 @@
 // The storage contract of Ledger::Writer (ledger/ledger.h): a batch that does
 // not fit in the map fails as a whole with ResourceExhausted, earlier batches
 // of the same group commit are kept, and the ledger stays consistent.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <filesystem>
 #include <string>
@@ -248,6 +251,55 @@ TEST(WriterLockTest, ASecondWriterIsRefusedAsInUseBeforeItOpensAnything) {
   absl::StatusOr<std::unique_ptr<Ledger>> again = Ledger::Open(options);
   ASSERT_TRUE(again.ok()) << again.status();
   again->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+// A reader that may read a ledger but not write LMDB's lock file (another
+// user's directory) is told what it lacks: "Permission denied" alone sent
+// operators to look at the data (found by a durability test, session 33).
+// Reads as another user, so needs root; skipped without.
+TEST(ReaderPermissionTest, AReaderThatCannotWriteTheLockFileIsToldSo) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, to read as another user";
+  const std::string dir = FreshDir("pl_reader_permission_test");
+  FakeClock clock;
+  {
+    absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(LedgerIn(dir, uint64_t{64} << 20, &clock));
+    ASSERT_TRUE(ledger.ok()) << ledger.status();
+    std::vector<Result> results;
+    const std::vector<Transaction> create{ProgramCreate("acme")};
+    ASSERT_TRUE((*ledger)->ApplyBatch(create, Auth::Admin(), &results).ok());
+  }
+  // Readable by all, writable by root only.
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    std::filesystem::permissions(entry.path(),
+                                 entry.is_directory() ? std::filesystem::perms(0755) : std::filesystem::perms(0644));
+  }
+  std::filesystem::permissions(dir, std::filesystem::perms(0755));
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) ::_exit(3);
+    Options options = LedgerIn(dir, uint64_t{64} << 20, nullptr);
+    options.read_only = true;
+    absl::StatusOr<std::unique_ptr<Ledger>> reader = Ledger::Open(options);
+    const std::string message = reader.ok() ? "opened" : std::string(reader.status().message());
+    const bool written = ::write(fds[1], message.data(), message.size()) == static_cast<ssize_t>(message.size());
+    ::_exit(written ? 0 : 4);
+  }
+  ::close(fds[1]);
+  std::string message;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof(buf))) > 0;) message.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_NE(message.find("a reader needs write access to " + dir + "/log/lock.mdb"), std::string::npos)
+      << message;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
