@@ -1131,6 +1131,26 @@ absl::StatusOr<Code> Applier::Hold(Ctx& c) {
   return Code::kOk;
 }
 
+absl::Status Applier::GiveBack(const Ctx& c, const Id& member, int64_t expires_at_ns, uint64_t points,
+                               const HoldRec::Source* from, uint32_t index) {
+  if (points == 0) return absl::OkStatus();
+  // Into the lot the points came from (format 8: an earn's own lot stays
+  // its own for a reversal), made again under its own key if it is gone
+  // (emptied, by the hold itself or since); before, and for a lot the
+  // sweep has booked, as a new lot with the piece's expiry. A booked lot
+  // made again would keep its points past the next sweep, whose id for it
+  // is taken; its id is what tells.
+  if (from != nullptr) {
+    PL_ASSIGN_OR_RETURN(bool refilled, RefillLot(member, expires_at_ns, from->seq, from->index, points));
+    if (refilled) return absl::OkStatus();
+    const Id booked = ExpireId(c.tx->program, member, from->seq, from->index);
+    PL_ASSIGN_OR_RETURN(std::optional<std::string_view> taken, view_.Get(dbs_.ids, IdView(booked)));
+    // Unlocked: the hold took from it, so its lock had passed.
+    if (!taken) return AddLot(member, expires_at_ns, from->seq, from->index, points, 0);
+  }
+  return AddLot(member, expires_at_ns, c.seq, index, points, 0);
+}
+
 absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
   const Transaction& t = *c.tx;
   PL_ASSIGN_OR_RETURN(std::optional<std::string_view> v, view_.Get(dbs_.holds, IdView(t.ref)));
@@ -1168,12 +1188,7 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
 
   PL_RETURN_IF_ERROR(Flush(c));
   // The hold's pieces pay for the capture first (oldest expiry first); what
-  // is left goes back to the member into the lot it came from (format 8:
-  // an earn's own lot stays its own for a reversal), made again under its
-  // own key if it is gone (emptied, by the hold itself or since); before,
-  // and for a lot the sweep has booked, as a new lot with the piece's
-  // expiry. A booked lot made again would keep its points past the next
-  // sweep, whose id for it is taken; its id is what tells.
+  // is left goes back to the member (GiveBack).
   pieces_.clear();
   uint64_t to_capture = captured;
   for (uint32_t index = 0; index < hold.pieces.size(); ++index) {
@@ -1181,22 +1196,9 @@ absl::StatusOr<Code> Applier::EndHold(Ctx& c) {
     const uint64_t take = std::min(to_capture, piece.points);
     if (take > 0) pieces_.push_back(Piece{piece.expires_at_ns, take});
     to_capture -= take;
-    const uint64_t rest = piece.points - take;
-    if (rest == 0) continue;
-    if (rules_ >= 8 && index < hold.sources.size()) {
-      const HoldRec::Source& from = hold.sources[index];
-      PL_ASSIGN_OR_RETURN(bool refilled,
-                          RefillLot(member->id, piece.expires_at_ns, from.seq, from.index, rest));
-      if (refilled) continue;
-      const Id booked = ExpireId(t.program, member->id, from.seq, from.index);
-      PL_ASSIGN_OR_RETURN(std::optional<std::string_view> taken, view_.Get(dbs_.ids, IdView(booked)));
-      if (!taken) {
-        // Unlocked: the hold took from it, so its lock had passed.
-        PL_RETURN_IF_ERROR(AddLot(member->id, piece.expires_at_ns, from.seq, from.index, rest, 0));
-        continue;
-      }
-    }
-    PL_RETURN_IF_ERROR(AddLot(member->id, piece.expires_at_ns, c.seq, index, rest, 0));
+    const HoldRec::Source* from =
+        rules_ >= 8 && index < hold.sources.size() ? &hold.sources[index] : nullptr;
+    PL_RETURN_IF_ERROR(GiveBack(c, member->id, piece.expires_at_ns, piece.points - take, from, index));
   }
   if (t.kind == Kind::kCapture) PL_RETURN_IF_ERROR(PutEffects(c.seq, pieces_));
   hold.state = t.kind == Kind::kCapture   ? HoldState::kCaptured

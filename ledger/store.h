@@ -204,6 +204,11 @@ class Applier {
   absl::Status Consume(std::vector<LotEntry>& lots, int64_t ts, uint64_t points,
                        std::string_view skip_key, std::vector<Piece>* pieces,
                        std::vector<HoldRec::Source>* sources = nullptr);
+  // What a hold did not capture of one piece, back to `member`: into its
+  // source lot `from` (null: none, before format 8), else a new lot keyed
+  // (c.seq, index).
+  absl::Status GiveBack(const Ctx& c, const Id& member, int64_t expires_at_ns, uint64_t points,
+                        const HoldRec::Source* from, uint32_t index);
   // Gives `points` back to the lot of `account` keyed (expiry, seq, index)
   // if it is there; false (nothing done) if it is not.
   absl::StatusOr<bool> RefillLot(const Id& account, int64_t expires_at_ns, uint64_t seq,

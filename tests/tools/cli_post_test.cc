@@ -149,7 +149,8 @@ TEST(ChainBatcher, TheBoundCoversTheRealFrame) {
       }
     }
   }
-  // The case found: a linked redeem and earn fit a 1 KiB frame.
+  // The case found (a linked redeem and earn): two small linked
+  // transactions fit a 1 KiB frame.
   ChainBatcher batcher(8190, 1024);
   std::vector<std::vector<PostLine>> ready;
   PostLine first = Line(1, true);
