@@ -27,6 +27,7 @@
 #include "net/config.h"
 #include "net/limits.h"
 #include "net/wire.h"
+#include "tests/common/loopback.h"
 #include "tests/net/server_process.h"
 #include "tests/net/test_tx.h"
 
@@ -1493,15 +1494,9 @@ TEST(Server, Tls) {
 // A client pointed at something else (a web server here) says so, instead
 // of only "the server sent a frame of 1347703880 bytes".
 TEST(Client, SomethingThatIsNotPointledgerdIsNamed) {
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+  const int listener = test::ListenOnLoopback(1, &port);
   ASSERT_GE(listener, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   std::thread web([listener] {
     const int c = ::accept(listener, nullptr, nullptr);
     if (c < 0) return;
@@ -1513,7 +1508,7 @@ TEST(Client, SomethingThatIsNotPointledgerdIsNamed) {
   });
   ClientOptions o;
   o.host = "127.0.0.1";
-  o.port = ntohs(addr.sin_port);
+  o.port = port;
   o.api_key = "x";
   o.reconnect_attempts = 0;
   o.timeout_ms = 5000;

@@ -18,6 +18,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/loopback.h"
 #include "tests/tools/subprocess.h"
 #include "tests/tools/test_util.h"
 
@@ -303,16 +304,10 @@ TEST_F(OpsE2E, PingIsHealthyOnlyWhenTheServerAnswersTheKey) {
 // accepts and never answers (a stuck process, a wrong port): --timeout
 // bounds it (since session 32), and the hint says what happened.
 TEST_F(OpsE2E, PingGivesUpAfterItsTimeout) {
-  const int mute = ::socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+  const int mute = test::ListenOnLoopback(4, &port);  // the kernel completes the connect; nobody answers
   ASSERT_GE(mute, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(mute, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(mute, 4), 0);  // the kernel completes the connect; nobody answers
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::getsockname(mute, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const std::string address = StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  const std::string address = StrCat("127.0.0.1:", port);
   const auto start = std::chrono::steady_clock::now();
   const RunResult r = RunProcess({BinPath("pointledger"), "ping", "--server", address, "--key", "k", "--timeout",
                                   "0.5"},
